@@ -1,0 +1,74 @@
+# zkgate — the two commands a newcomer needs are `make demo` and `make test`.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/zkgate/zkgate/internal/version.Version=$(VERSION)
+BIN      := bin
+PKGS     := ./...
+
+.PHONY: all build test test-unit lint fmt vet fuzz demo demo-smoke bench bench-go compose-check clean deps-test
+
+all: build
+
+## build: compile zkgate and the echo backend into ./bin
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+## deps-test: install what the tests need (ZooKeeper, Chromium, docker-compose) when missing
+deps-test:
+	./scripts/ensure-deps.sh zookeeper chromium docker-compose
+
+## test: every test — lint, unit, integration against a real ZooKeeper, fuzz smoke, demo smoke
+test: deps-test lint build
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory compose-check
+	$(MAKE) --no-print-directory demo-smoke
+
+## test-unit: the tests without installing anything (ZooKeeper tests skip when it is missing)
+test-unit:
+	$(GO) test -count=1 $(PKGS)
+
+## lint: gofmt check and go vet
+lint: fmt vet
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+## fuzz: a short run of every fuzz target
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./discovery/ | grep '^Fuzz'); do \
+		echo "fuzz $$t (discovery, 5s)"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 5s ./discovery/ || exit 1; \
+	done
+	@for t in $$($(GO) test -list '^Fuzz' ./proxy/ | grep '^Fuzz'); do \
+		echo "fuzz $$t (proxy, 5s)"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 5s ./proxy/ || exit 1; \
+	done
+
+## compose-check: validate docker-compose.yml (installs Debian's docker-compose when missing)
+compose-check:
+	@./scripts/ensure-deps.sh docker-compose
+	docker-compose -f docker-compose.yml config -q
+
+## demo: ZooKeeper + gateway + three backends as local processes (no Docker needed)
+demo: build
+	./scripts/demo.sh
+
+## demo-smoke: the whole demo story, non-interactively; fails on any lost request
+demo-smoke: build
+	./scripts/demo.sh --smoke
+
+## bench: Go micro-benchmarks, then zkgate against direct, nginx, HAProxy and Caddy with wrk
+bench: build bench-go
+	./scripts/bench.sh
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./balancer/ ./proxy/ ./healthcheck/
+
+clean:
+	rm -rf $(BIN) .demo .bench

@@ -1,0 +1,480 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/sirupsen/logrus"
+)
+
+// Defaults of ClientConfig.
+const (
+	DefaultSessionTimeout = 10 * time.Second
+	DefaultResyncInterval = 30 * time.Second
+)
+
+// closeTimeout bounds Client.Close: go-zookeeper's Close can block while its
+// send queue is full (up to a few seconds).
+const closeTimeout = 5 * time.Second
+
+// Auth is an authentication added to the session, as zkCli's addauth.
+type Auth struct {
+	// Scheme is the ZooKeeper auth scheme, usually "digest". Empty means
+	// no authentication.
+	Scheme string
+	// Credentials are the scheme's credentials: "user:password" for digest.
+	Credentials string
+}
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// Servers are the ZooKeeper servers, "host:port" (port 2181 when
+	// omitted). Required.
+	Servers []string
+	// SessionTimeout is the session timeout requested from ZooKeeper
+	// (which bounds it between 2 and 20 ticks). Default 10s.
+	SessionTimeout time.Duration
+	// Auth, when Scheme is set, is added to the session before Dial
+	// returns, and again after every reconnect.
+	Auth Auth
+	// ResyncInterval is how often each LoadBalanceZkConf verifies its
+	// membership with a read without watches, repairing watches that
+	// were lost silently. Default 30s; negative disables it.
+	ResyncInterval time.Duration
+}
+
+// Validate reports the configuration's problems, each naming its field.
+func (cfg ClientConfig) Validate() error {
+	var errs []error
+	if len(cfg.Servers) == 0 {
+		errs = append(errs, errors.New("discovery: zookeeper servers: none given"))
+	}
+	for i, s := range cfg.Servers {
+		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " ,/") {
+			errs = append(errs, fmt.Errorf("discovery: zookeeper servers[%d]: %q is not host[:port]", i, s))
+		}
+	}
+	if cfg.SessionTimeout < 0 {
+		errs = append(errs, fmt.Errorf("discovery: zookeeper session_timeout: %v is negative", cfg.SessionTimeout))
+	}
+	if cfg.Auth.Scheme == "" && cfg.Auth.Credentials != "" {
+		errs = append(errs, errors.New("discovery: zookeeper auth: credentials given without a scheme"))
+	}
+	return errors.Join(errs...)
+}
+
+// Status is a snapshot of the session state, for metrics and status pages.
+type Status struct {
+	// State is go-zookeeper's name of the last session state
+	// ("StateHasSession", "StateDisconnected", ...).
+	State string
+	// HasSession reports whether the client holds a usable session.
+	HasSession bool
+	// SessionID is the current (or last) session id; 0 before the first.
+	SessionID int64
+	// Server is the server of the last connection.
+	Server string
+	// Established counts sessions established, reconnections included.
+	Established uint64
+	// Expirations counts sessions expired by the server.
+	Expirations uint64
+	// Disconnects counts losses of an established session's connection.
+	Disconnects uint64
+	// WatchResetFailures counts reconnects on which go-zookeeper failed to
+	// re-register the session's watches (each triggers a full re-arm).
+	WatchResetFailures uint64
+	// Since is when the client entered its current session state.
+	Since time.Time
+}
+
+// subscriber is told about what happens on the client. Both methods are
+// called from the client's goroutines and must not block.
+type subscriber interface {
+	// nodeEvent reports a watch event on the subscribed path (child
+	// false) or on one of its children (child true).
+	nodeEvent(ev zk.Event, child bool)
+	// sessionEvent reports a change of session state; the subscriber
+	// reads the new state with Client.session.
+	sessionEvent()
+}
+
+// session is the client's session as the subscribers see it.
+type session struct {
+	ok    bool   // a usable session is held
+	id    int64  // its id
+	gen   uint64 // incremented on each StateHasSession
+	rearm uint64 // incremented when watches must all be set again
+}
+
+// Client is the process's ZooKeeper session, shared by every
+// LoadBalanceZkConf and Registrar. Its methods are safe for concurrent use.
+type Client struct {
+	conn *zk.Conn
+	cfg  ClientConfig
+	log  logrus.FieldLogger
+
+	// Session events arrive through go-zookeeper's event callback, which
+	// sees every event (its channel holds 6 and drops the rest, and a
+	// session expiry floods it with one EventNotWatching per watch). The
+	// callback queues them; run handles them.
+	evMu     sync.Mutex
+	evQueue  []zk.State
+	evSignal chan struct{}
+
+	mu           sync.Mutex // guards the fields below
+	sess         session
+	state        zk.State
+	since        time.Time
+	established  uint64
+	expirations  uint64
+	disconnects  uint64
+	resetFailure uint64
+	first        chan struct{} // closed on the first session
+
+	subMu  sync.RWMutex
+	byPath map[string]map[subscriber]struct{}
+	all    map[subscriber]struct{}
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Dial connects to ZooKeeper and returns once a session is established and
+// authenticated, or with an error when ctx ends first. The Client then keeps
+// the session alive, reconnecting and re-establishing it as needed, until
+// Close.
+func Dial(ctx context.Context, cfg ClientConfig, log logrus.FieldLogger) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = DefaultSessionTimeout
+	}
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = DefaultResyncInterval
+	}
+	log = log.WithField("component", "zookeeper")
+	c := &Client{
+		cfg:      cfg,
+		log:      log,
+		evSignal: make(chan struct{}, 1),
+		state:    zk.StateDisconnected,
+		since:    time.Now(),
+		first:    make(chan struct{}),
+		byPath:   make(map[string]map[subscriber]struct{}),
+		all:      make(map[subscriber]struct{}),
+		stop:     make(chan struct{}),
+	}
+	conn, events, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
+		zk.WithLogger(zkLogger{log: log, onWatchResetFailure: c.watchResetFailed}),
+		zk.WithEventCallback(c.onEvent))
+	if err != nil {
+		return nil, fmt.Errorf("discovery: connect to zookeeper %v: %w", cfg.Servers, err)
+	}
+	c.conn = conn
+	c.wg.Go(func() { c.drain(events) })
+	c.wg.Go(c.run)
+
+	if err := c.awaitFirst(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if cfg.Auth.Scheme != "" {
+		if err := c.addAuth(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Client) awaitFirst(ctx context.Context) error {
+	select {
+	case <-c.first:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("discovery: no zookeeper session with %v: %w", c.cfg.Servers, ctx.Err())
+	}
+}
+
+func (c *Client) addAuth(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- c.conn.AddAuth(c.cfg.Auth.Scheme, []byte(c.cfg.Auth.Credentials)) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("discovery: zookeeper auth (scheme %s): %w", c.cfg.Auth.Scheme, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("discovery: zookeeper auth (scheme %s): %w", c.cfg.Auth.Scheme, ctx.Err())
+	}
+}
+
+// Close ends the session (its ephemeral nodes vanish at once) and stops the
+// client's goroutines. It returns within a bounded time even when the
+// connection is stuck. Close the confs and registrars first.
+func (c *Client) Close() {
+	c.closeOnce.Do(func() {
+		done := make(chan struct{})
+		go func() {
+			c.conn.Close()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(closeTimeout):
+			c.log.Warnf("zookeeper close did not finish within %v; abandoning it", closeTimeout)
+		}
+		close(c.stop)
+		c.wg.Wait()
+	})
+}
+
+// Status returns the session state and counters.
+func (c *Client) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Status{
+		State:              c.state.String(),
+		HasSession:         c.sess.ok,
+		SessionID:          c.sess.id,
+		Server:             c.conn.Server(),
+		Established:        c.established,
+		Expirations:        c.expirations,
+		Disconnects:        c.disconnects,
+		WatchResetFailures: c.resetFailure,
+		Since:              c.since,
+	}
+}
+
+// HasSession reports whether the client holds a usable session.
+func (c *Client) HasSession() bool { return c.session().ok }
+
+// ResyncInterval returns the configured verification period (negative when
+// disabled).
+func (c *Client) ResyncInterval() time.Duration { return c.cfg.ResyncInterval }
+
+func (c *Client) session() session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
+// onEvent is go-zookeeper's event callback. It runs on the library's
+// goroutines and must not block.
+func (c *Client) onEvent(ev zk.Event) {
+	switch ev.Type {
+	case zk.EventSession:
+		c.evMu.Lock()
+		c.evQueue = append(c.evQueue, ev.State)
+		c.evMu.Unlock()
+		select {
+		case c.evSignal <- struct{}{}:
+		default:
+		}
+	case zk.EventNotWatching:
+		// Sent per watch when a session expires; the expiry itself
+		// arrives as a session event.
+	default:
+		c.route(ev)
+	}
+}
+
+// route delivers a watch event to the subscribers of its path and of its
+// parent.
+func (c *Client) route(ev zk.Event) {
+	c.subMu.RLock()
+	defer c.subMu.RUnlock()
+	for s := range c.byPath[ev.Path] {
+		s.nodeEvent(ev, false)
+	}
+	if parent := parentPath(ev.Path); parent != "" {
+		for s := range c.byPath[parent] {
+			s.nodeEvent(ev, true)
+		}
+	}
+}
+
+// subscribe registers s for session events and, when path is not empty, for
+// watch events on path and its children.
+func (c *Client) subscribe(path string, s subscriber) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	c.all[s] = struct{}{}
+	if path == "" {
+		return
+	}
+	if c.byPath[path] == nil {
+		c.byPath[path] = make(map[subscriber]struct{})
+	}
+	c.byPath[path][s] = struct{}{}
+}
+
+func (c *Client) unsubscribe(path string, s subscriber) {
+	c.subMu.Lock()
+	defer c.subMu.Unlock()
+	delete(c.all, s)
+	if m := c.byPath[path]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(c.byPath, path)
+		}
+	}
+}
+
+// drain empties go-zookeeper's event channel until it is closed: the
+// callback already saw every event.
+func (c *Client) drain(events <-chan zk.Event) {
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+// run handles session events in order, on a goroutine of its own.
+func (c *Client) run() {
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.evSignal:
+		}
+		c.evMu.Lock()
+		states := c.evQueue
+		c.evQueue = nil
+		c.evMu.Unlock()
+		for _, st := range states {
+			c.handle(st)
+		}
+	}
+}
+
+func (c *Client) handle(st zk.State) {
+	c.mu.Lock()
+	prev := c.sess
+	if st != c.state {
+		c.state, c.since = st, time.Now()
+	}
+	notify := false
+	switch st {
+	case zk.StateHasSession:
+		c.established++
+		c.sess = session{ok: true, id: c.conn.SessionID(), gen: prev.gen + 1, rearm: prev.rearm}
+		notify = true
+	case zk.StateExpired:
+		c.expirations++
+		c.sess.ok = false
+		notify = true
+	case zk.StateDisconnected, zk.StateAuthFailed:
+		if prev.ok {
+			c.disconnects++
+		}
+		c.sess.ok = false
+		notify = prev.ok
+	}
+	cur := c.sess
+	c.mu.Unlock()
+
+	log := c.log.WithField("session", fmt.Sprintf("0x%x", cur.id))
+	switch {
+	case st == zk.StateHasSession && prev.gen == 0:
+		log.WithField("server", c.conn.Server()).Info("zookeeper session established")
+		close(c.first)
+	case st == zk.StateHasSession && prev.id == cur.id:
+		log.WithField("server", c.conn.Server()).Info("zookeeper reconnected; session kept")
+	case st == zk.StateHasSession:
+		log.WithField("server", c.conn.Server()).Info("zookeeper new session; re-reading every watched service")
+	case st == zk.StateExpired:
+		log.Warn("zookeeper session expired; serving the last known membership until a new session")
+	case st == zk.StateAuthFailed:
+		log.Error("zookeeper authentication failed")
+	case st == zk.StateDisconnected && prev.ok:
+		log.Warn("zookeeper disconnected; serving the last known membership")
+	default:
+		log.Debugf("zookeeper state %v", st)
+	}
+	if notify {
+		c.notifyAll()
+	}
+}
+
+func (c *Client) notifyAll() {
+	c.subMu.RLock()
+	defer c.subMu.RUnlock()
+	for s := range c.all {
+		s.sessionEvent()
+	}
+}
+
+// watchResetFailed is called when go-zookeeper reports that it could not set
+// the session's watches again after a reconnect: every subscriber must then
+// set its watches itself.
+func (c *Client) watchResetFailed() {
+	c.mu.Lock()
+	c.resetFailure++
+	c.sess.rearm++
+	c.mu.Unlock()
+	c.notifyAll()
+}
+
+// zkLogger routes go-zookeeper's log into logrus at debug level. It also
+// spots the one message that says watches were lost on a reconnect
+// (go-zookeeper v1.0.4 reports it only in its log).
+type zkLogger struct {
+	log                 logrus.FieldLogger
+	onWatchResetFailure func()
+}
+
+func (l zkLogger) Printf(format string, args ...any) {
+	if strings.HasPrefix(format, "Failed to set previous watches") {
+		l.log.Warnf("zookeeper: "+format+"; setting every watch again", args...)
+		l.onWatchResetFailure()
+		return
+	}
+	l.log.Debugf("zookeeper: "+format, args...)
+}
+
+// parentPath returns the parent of a znode path ("" for the root or a path
+// that is not absolute).
+func parentPath(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	switch {
+	case i < 0 || p == "/":
+		return ""
+	case i == 0:
+		return "/"
+	}
+	return p[:i]
+}
+
+// validatePath checks an absolute znode path.
+func validatePath(what, p string) error {
+	if p == "" || p[0] != '/' {
+		return fmt.Errorf("discovery: %s %q: must be an absolute znode path", what, p)
+	}
+	if p == "/" {
+		return nil
+	}
+	if strings.HasSuffix(p, "/") {
+		return fmt.Errorf("discovery: %s %q: must not end with /", what, p)
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." || strings.ContainsRune(seg, 0) {
+			return fmt.Errorf("discovery: %s %q: empty, \".\" or \"..\" path element", what, p)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,330 @@
+package discovery
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/zkgate/zkgate/balancer"
+)
+
+// Format names how the instances of a service describe themselves in their
+// znodes.
+type Format string
+
+// The node formats. FormatAuto detects the format of each node by content.
+const (
+	FormatAuto      Format = "auto"
+	FormatPlain     Format = "plain"
+	FormatCurator   Format = "curator"
+	FormatServerSet Format = "serverset"
+)
+
+// ParseFormat returns the Format named s; the empty string means FormatAuto.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(strings.ToLower(strings.TrimSpace(s))); f {
+	case "":
+		return FormatAuto, nil
+	case FormatAuto, FormatPlain, FormatCurator, FormatServerSet:
+		return f, nil
+	}
+	return "", fmt.Errorf("discovery: unknown node format %q (want auto, plain, curator or serverset)", s)
+}
+
+// Limits applied to node data.
+const (
+	// MaxNodeData is the largest node data a codec accepts, in bytes.
+	MaxNodeData = 64 << 10
+	// MaxWeight is the largest weight a node may declare. Weights are
+	// relative shares; the cap keeps weighted balancers' tables bounded.
+	MaxWeight = 1000
+
+	maxMetaEntries = 32  // payload/metadata entries copied into Meta
+	maxMetaKey     = 64  // longer keys are not copied
+	maxMetaValue   = 256 // longer values are not copied
+)
+
+// Errors a codec returns, wrapped with the znode path and the reason.
+var (
+	// ErrMalformed marks node data that cannot be understood. Such a node
+	// is skipped with a warning; the other nodes are served.
+	ErrMalformed = errors.New("malformed node")
+	// ErrNotServing marks a well-formed node whose instance declares itself
+	// out of service (ServerSet status other than ALIVE, Curator
+	// "enabled": false, Spring instance_status other than UP). Such a node
+	// is skipped silently.
+	ErrNotServing = errors.New("instance not serving")
+)
+
+// Codec decodes the znodes of one service into endpoints.
+//
+// Weight rule, for every format: a node without a weight has weight 1; a
+// weight must be an integer from 1 to MaxWeight, given as a JSON number or a
+// numeric string; zero, negative, fractional or larger weights make the node
+// malformed (rather than silently served at some other weight).
+type Codec struct {
+	// Format is the node format; "" means FormatAuto.
+	Format Format
+	// EndpointName, for ServerSet nodes, selects the named entry of
+	// additionalEndpoints instead of serviceEndpoint. A member without
+	// that entry is malformed.
+	EndpointName string
+	// SSL, for Curator nodes, selects sslPort instead of port. A node
+	// without an sslPort is then malformed.
+	SSL bool
+}
+
+// Decode decodes the znode at znodePath holding data. The endpoint's ID is
+// znodePath and Meta["format"] the format the node was read as. The error
+// wraps ErrMalformed or ErrNotServing and names the path.
+func (c Codec) Decode(znodePath string, data []byte) (balancer.Endpoint, error) {
+	f := c.Format
+	var (
+		ep  balancer.Endpoint
+		err error
+	)
+	if len(data) > MaxNodeData {
+		err = malformed("data is %d bytes, over the %d-byte limit", len(data), MaxNodeData)
+	} else if f == "" || f == FormatAuto {
+		f, err = detect(data)
+	}
+	switch {
+	case err != nil:
+	case f == FormatPlain:
+		ep, err = decodePlain(path.Base(znodePath), data)
+	case f == FormatCurator:
+		ep, err = decodeCurator(data, c.SSL)
+	case f == FormatServerSet:
+		ep, err = decodeServerSet(data, c.EndpointName)
+	default:
+		err = fmt.Errorf("unknown node format %q", f)
+	}
+	if err != nil {
+		if f == "" {
+			f = FormatAuto
+		}
+		return balancer.Endpoint{}, fmt.Errorf("discovery: node %s (%s): %w", znodePath, f, err)
+	}
+	ep.ID = znodePath
+	if ep.Meta == nil {
+		ep.Meta = make(map[string]string, 1)
+	}
+	ep.Meta["format"] = string(f)
+	return ep, nil
+}
+
+// detect returns the format of data by content: JSON objects are Curator or
+// ServerSet (by their keys), anything else is plain.
+func detect(data []byte) (Format, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return FormatPlain, nil
+	}
+	var keys struct {
+		ServiceEndpoint json.RawMessage `json:"serviceEndpoint"`
+		Address         json.RawMessage `json:"address"`
+		Port            json.RawMessage `json:"port"`
+	}
+	if err := json.Unmarshal(trimmed, &keys); err != nil {
+		return "", malformed("invalid JSON: %v", err)
+	}
+	switch {
+	case keys.ServiceEndpoint != nil:
+		return FormatServerSet, nil
+	case keys.Address != nil || keys.Port != nil:
+		return FormatCurator, nil
+	}
+	return "", malformed("JSON is neither a Curator instance (address, port) nor a ServerSet member (serviceEndpoint)")
+}
+
+// decodePlain decodes the seed's format: the node name is "host:port", and
+// data, when present, is "host:port[,weight]" and wins over the name.
+func decodePlain(name string, data []byte) (balancer.Endpoint, error) {
+	spec := strings.TrimSpace(string(data))
+	from := "data"
+	if spec == "" {
+		spec, from = name, "node name"
+	}
+	if strings.HasPrefix(spec, "{") {
+		return balancer.Endpoint{}, malformed("%s is JSON, not host:port[,weight]", from)
+	}
+	hostPort, weightText, hasWeight := strings.Cut(spec, ",")
+	host, portText, err := net.SplitHostPort(strings.TrimSpace(hostPort))
+	if err != nil {
+		return balancer.Endpoint{}, malformed("%s %q is not host:port[,weight]", from, truncate(spec))
+	}
+	port, err := parsePort(portText)
+	if err != nil {
+		return balancer.Endpoint{}, err
+	}
+	addr, err := joinAddr(host, port)
+	if err != nil {
+		return balancer.Endpoint{}, err
+	}
+	weight := 1
+	if hasWeight {
+		if weight, err = parseWeightText(weightText); err != nil {
+			return balancer.Endpoint{}, err
+		}
+	}
+	return balancer.Endpoint{Addr: addr, Weight: weight}, nil
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// joinAddr validates host and returns "host:port" (IPv6 in brackets).
+func joinAddr(host string, port int) (string, error) {
+	if host == "" {
+		return "", malformed("empty host")
+	}
+	if _, err := netip.ParseAddr(host); err != nil && !validHostname(host) {
+		return "", malformed("host %q is neither an IP address nor a host name", truncate(host))
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// validHostname accepts DNS-like names: letters, digits, '-', '_' and '.'.
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		b := h[i]
+		ok := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func parsePort(s string) (int, error) {
+	p, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, malformed("port %q is not a number", truncate(s))
+	}
+	if p < 1 || p > 65535 {
+		return 0, malformed("port %d is out of range 1-65535", p)
+	}
+	return p, nil
+}
+
+func parseWeightText(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, malformed("weight %q is not a number", truncate(s))
+	}
+	return checkWeight(f)
+}
+
+func checkWeight(f float64) (int, error) {
+	switch {
+	case f != math.Trunc(f):
+		return 0, malformed("weight %v is not an integer", f)
+	case f < 1:
+		return 0, malformed("weight %v must be at least 1", f)
+	case f > MaxWeight:
+		return 0, malformed("weight %v is over the maximum %d", f, MaxWeight)
+	}
+	return int(f), nil
+}
+
+// jsonNumber reads raw as a JSON number or a numeric string. present is false for a missing or null value.
+func jsonNumber(raw json.RawMessage) (f float64, present bool, err error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, false, nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, true, err
+		}
+		raw = []byte(strings.TrimSpace(s))
+	}
+	f, err = strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, true, fmt.Errorf("%q is not a number", truncate(string(raw)))
+	}
+	return f, true, nil
+}
+
+// jsonPort reads a port given as a JSON number or numeric string.
+func jsonPort(name string, raw json.RawMessage) (port int, present bool, err error) {
+	f, present, err := jsonNumber(raw)
+	switch {
+	case !present:
+		return 0, false, nil
+	case err != nil:
+		return 0, true, malformed("%s: %v", name, err)
+	case f != math.Trunc(f) || f < 1 || f > 65535:
+		return 0, true, malformed("%s %v is out of range 1-65535", name, f)
+	}
+	return int(f), true, nil
+}
+
+// jsonWeight reads an optional weight; a missing one is 1.
+func jsonWeight(raw json.RawMessage) (int, error) {
+	f, present, err := jsonNumber(raw)
+	switch {
+	case !present:
+		return 1, nil
+	case err != nil:
+		return 0, malformed("weight: %v", err)
+	}
+	return checkWeight(f)
+}
+
+// addMeta copies the scalar values of m into meta under prefix, within the
+// package's size limits.
+func addMeta(meta map[string]string, prefix string, m map[string]json.RawMessage) {
+	for k, raw := range m {
+		if len(meta) >= maxMetaEntries {
+			return
+		}
+		if k == "" || k[0] == '@' || len(k) > maxMetaKey {
+			continue
+		}
+		if v, ok := scalar(raw); ok && len(v) <= maxMetaValue {
+			meta[prefix+k] = v
+		}
+	}
+}
+
+// scalar returns the text of a JSON string, number or boolean.
+func scalar(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "", false
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return "", false
+		}
+		return s, true
+	case '{', '[', 'n':
+		return "", false
+	}
+	return string(raw), true
+}
+
+// truncate shortens s for error messages.
+func truncate(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}

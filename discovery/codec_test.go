@@ -1,0 +1,247 @@
+package discovery
+
+import (
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zkgate/zkgate/balancer"
+)
+
+func golden(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDecodeGolden(t *testing.T) {
+	tests := []struct {
+		file  string
+		codec Codec
+		want  balancer.Endpoint
+	}{
+		{
+			file:  "curator_spring.json",
+			codec: Codec{Format: FormatAuto},
+			want: balancer.Endpoint{Addr: "10.0.3.17:8005", Weight: 1, Meta: map[string]string{
+				"format":                   "curator",
+				"curator.id":               "6d4e5121-6c17-4023-8f7b-8922f8b70cae",
+				"curator.name":             "cloud-provider-payment",
+				"curator.service_type":     "DYNAMIC",
+				"payload.id":               "application-1",
+				"payload.name":             "cloud-provider-payment",
+				"metadata.instance_status": "UP",
+				"metadata.zone":            "eu-west-1a",
+			}},
+		},
+		{
+			file:  "curator_hashmap_weight.json",
+			codec: Codec{Format: FormatCurator},
+			want: balancer.Endpoint{Addr: "backend-7.internal:9090", Weight: 5, Meta: map[string]string{
+				"format":               "curator",
+				"curator.id":           "c2f4b0a8-9f51-4a8e-8f7e-53b1d2c4e9aa",
+				"curator.name":         "echo",
+				"curator.service_type": "DYNAMIC",
+				"payload.weight":       "5",
+				"payload.version":      "2.4.1",
+			}},
+		},
+		{
+			file:  "curator_hashmap_weight.json",
+			codec: Codec{SSL: true},
+			want: balancer.Endpoint{Addr: "backend-7.internal:9443", Weight: 5, Meta: map[string]string{
+				"format":               "curator",
+				"curator.id":           "c2f4b0a8-9f51-4a8e-8f7e-53b1d2c4e9aa",
+				"curator.name":         "echo",
+				"curator.service_type": "DYNAMIC",
+				"payload.weight":       "5",
+				"payload.version":      "2.4.1",
+			}},
+		},
+		{
+			file:  "serverset_aurora.json",
+			codec: Codec{},
+			want: balancer.Endpoint{Addr: "10.1.2.3:31181", Weight: 1, Meta: map[string]string{
+				"format":          "serverset",
+				"serverset.shard": "3",
+			}},
+		},
+		{
+			file:  "serverset_aurora.json",
+			codec: Codec{Format: FormatServerSet, EndpointName: "http"},
+			want: balancer.Endpoint{Addr: "10.1.2.3:31180", Weight: 1, Meta: map[string]string{
+				"format":             "serverset",
+				"serverset.shard":    "3",
+				"serverset.endpoint": "http",
+			}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			const p = "/services/svc/node"
+			got, err := tt.codec.Decode(p, golden(t, tt.file))
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			tt.want.ID = p
+			if got.ID != tt.want.ID || got.Addr != tt.want.Addr || got.Weight != tt.want.Weight || !maps.Equal(got.Meta, tt.want.Meta) {
+				t.Errorf("Decode =\n %+v\nwant\n %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeNotServing(t *testing.T) {
+	for _, file := range []string{"curator_disabled.json", "curator_spring_out_of_service.json", "serverset_stopping.json"} {
+		_, err := Codec{}.Decode("/s/x", golden(t, file))
+		if !errors.Is(err, ErrNotServing) || errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrNotServing", file, err)
+		}
+	}
+}
+
+func TestDecodePlain(t *testing.T) {
+	tests := []struct {
+		name, data string
+		format     Format
+		addr       string
+		weight     int
+	}{
+		{name: "10.0.0.1:8080", addr: "10.0.0.1:8080", weight: 1},
+		{name: "host-a:80", data: "", addr: "host-a:80", weight: 1},
+		{name: "10.0.0.1:8080", data: "10.0.0.2:9090", addr: "10.0.0.2:9090", weight: 1},
+		{name: "anything", data: "10.0.0.2:9090,7", addr: "10.0.0.2:9090", weight: 7},
+		{name: "anything", data: " 10.0.0.2:9090 , 3 \n", addr: "10.0.0.2:9090", weight: 3},
+		{name: "[::1]:8080", addr: "[::1]:8080", weight: 1},
+		{name: "x", data: "[fe80::1]:443,2", format: FormatPlain, addr: "[fe80::1]:443", weight: 2},
+		{name: "x", data: "10.0.0.2:9090,1000", addr: "10.0.0.2:9090", weight: MaxWeight},
+	}
+	for _, tt := range tests {
+		p := "/services/echo/" + tt.name
+		got, err := Codec{Format: tt.format}.Decode(p, []byte(tt.data))
+		if err != nil {
+			t.Errorf("Decode(%q, %q): %v", tt.name, tt.data, err)
+			continue
+		}
+		if got.Addr != tt.addr || got.Weight != tt.weight || got.ID != p || got.Meta["format"] != "plain" {
+			t.Errorf("Decode(%q, %q) = %+v, want addr %s weight %d", tt.name, tt.data, got, tt.addr, tt.weight)
+		}
+	}
+}
+
+func TestDecodeMalformed(t *testing.T) {
+	tests := []struct {
+		desc   string
+		codec  Codec
+		name   string
+		data   string
+		reason string
+	}{
+		{"plain name not host:port", Codec{}, "c2f4b0a8", "", `node name "c2f4b0a8" is not host:port`},
+		{"plain missing port", Codec{}, "x", "10.0.0.1", "is not host:port"},
+		{"plain port zero", Codec{}, "x", "10.0.0.1:0", "port 0 is out of range"},
+		{"plain port too big", Codec{}, "x", "10.0.0.1:70000", "port 70000 is out of range"},
+		{"plain port not a number", Codec{}, "x", "10.0.0.1:http", `port "http" is not a number`},
+		{"plain empty host", Codec{}, "x", ":8080", "empty host"},
+		{"plain bad host", Codec{}, "x", "a b:8080", "neither an IP address nor a host name"},
+		{"plain weight zero", Codec{}, "x", "10.0.0.1:80,0", "weight 0 must be at least 1"},
+		{"plain weight negative", Codec{}, "x", "10.0.0.1:80,-2", "weight -2 must be at least 1"},
+		{"plain weight text", Codec{}, "x", "10.0.0.1:80,heavy", `weight "heavy" is not a number`},
+		{"plain weight fraction", Codec{}, "x", "10.0.0.1:80,1.5", "weight 1.5 is not an integer"},
+		{"plain weight too big", Codec{}, "x", "10.0.0.1:80,1001", "over the maximum 1000"},
+		{"plain JSON given", Codec{Format: FormatPlain}, "x", `{"address":"a","port":1}`, "data is JSON, not host:port"},
+		{"bad JSON", Codec{}, "x", `{"address":`, "invalid JSON"},
+		{"unknown JSON", Codec{}, "x", `{"host":"a"}`, "neither a Curator instance"},
+		{"curator bad JSON", Codec{Format: FormatCurator}, "x", `{"address":1}`, "invalid Curator JSON"},
+		{"curator missing port", Codec{}, "x", `{"address":"10.0.0.1","sslPort":443}`, "port missing"},
+		{"curator null port", Codec{}, "x", `{"address":"10.0.0.1","port":null}`, "port missing"},
+		{"curator port out of range", Codec{}, "x", `{"address":"10.0.0.1","port":65536}`, "port 65536 is out of range"},
+		{"curator port fraction", Codec{}, "x", `{"address":"10.0.0.1","port":80.5}`, "port 80.5 is out of range"},
+		{"curator empty address", Codec{}, "x", `{"address":"","port":80}`, "empty host"},
+		{"curator no ssl port", Codec{SSL: true}, "x", `{"address":"10.0.0.1","port":80,"sslPort":null}`, "sslPort missing"},
+		{"curator weight zero", Codec{}, "x", `{"address":"h","port":80,"payload":{"weight":0}}`, "weight 0 must be at least 1"},
+		{"curator weight text", Codec{}, "x", `{"address":"h","port":80,"payload":{"weight":"five"}}`, "weight: \"five\" is not a number"},
+		{"curator weight object", Codec{}, "x", `{"address":"h","port":80,"payload":{"weight":{}}}`, "is not a number"},
+		{"curator metadata weight negative", Codec{}, "x", `{"address":"h","port":80,"payload":{"metadata":{"weight":"-1"}}}`, "weight -1 must be at least 1"},
+		{"serverset missing status", Codec{}, "x", `{"serviceEndpoint":{"host":"h","port":1}}`, "status missing"},
+		{"serverset null endpoint", Codec{}, "x", `{"serviceEndpoint":null,"status":"ALIVE"}`, "serviceEndpoint missing"},
+		{"serverset missing port", Codec{}, "x", `{"serviceEndpoint":{"host":"h"},"status":"ALIVE"}`, "serviceEndpoint.port missing"},
+		{"serverset missing named endpoint", Codec{EndpointName: "http"}, "x", `{"serviceEndpoint":{"host":"h","port":1},"status":"ALIVE"}`, "additionalEndpoints.http missing"},
+		{"serverset empty host", Codec{}, "x", `{"serviceEndpoint":{"host":"","port":1},"status":"ALIVE"}`, "empty host"},
+		{"oversized", Codec{}, "x", `{"address":"h","port":80,"payload":{"pad":"` + strings.Repeat("x", MaxNodeData) + `"}}`, "over the 65536-byte limit"},
+		{"unknown format", Codec{Format: "yaml"}, "x", "h:1", `unknown node format "yaml"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			p := "/services/echo/" + tt.name
+			ep, err := tt.codec.Decode(p, []byte(tt.data))
+			if err == nil {
+				t.Fatalf("Decode(%q) = %+v, want an error", tt.data, ep)
+			}
+			if tt.codec.Format != "yaml" && !errors.Is(err, ErrMalformed) {
+				t.Errorf("err = %v, want it to wrap ErrMalformed", err)
+			}
+			if !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("err = %q, want it to name %s and say %q", err, p, tt.reason)
+			}
+		})
+	}
+}
+
+func TestDecodeMetaBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"address":"h","port":80,"payload":{"@class":"java.util.HashMap"`)
+	for i := range 100 {
+		b.WriteString(`,"k` + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + `":"v"`)
+	}
+	b.WriteString(`,"long":"` + strings.Repeat("v", maxMetaValue+1) + `"}}`)
+	ep, err := Codec{}.Decode("/s/x", []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ep.Meta) > maxMetaEntries+1 {
+		t.Errorf("Meta has %d entries, want at most %d", len(ep.Meta), maxMetaEntries+1)
+	}
+	if _, ok := ep.Meta["payload.long"]; ok {
+		t.Error("an over-long payload value was copied into Meta")
+	}
+	if _, ok := ep.Meta["payload.@class"]; ok {
+		t.Error("@class was copied into Meta")
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	for in, want := range map[string]Format{"": FormatAuto, "auto": FormatAuto, "Curator": FormatCurator, " plain ": FormatPlain, "serverset": FormatServerSet} {
+		if got, err := ParseFormat(in); err != nil || got != want {
+			t.Errorf("ParseFormat(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseFormat("json"); err == nil || !strings.Contains(err.Error(), `"json"`) {
+		t.Errorf("ParseFormat(json) err = %v, want it to name the value", err)
+	}
+}
+
+func TestEncodeCuratorRoundTrip(t *testing.T) {
+	data, err := encodeCurator("echo", "id-1", "10.0.0.5", 8080, 4, map[string]string{"zone": "a"}, fixedTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"sslPort":null`, `"@class":"java.util.HashMap"`, `"weight":"4"`, `"serviceType":"DYNAMIC"`, `"registrationTimeUTC":1700000000000`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("encoded %s lacks %s", data, want)
+		}
+	}
+	ep, err := Codec{}.Decode("/services/echo/id-1", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.Addr != "10.0.0.5:8080" || ep.Weight != 4 || ep.Meta["format"] != "curator" || ep.Meta["payload.zone"] != "a" || ep.Meta["curator.id"] != "id-1" {
+		t.Errorf("round trip = %+v", ep)
+	}
+}

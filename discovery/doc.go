@@ -1,0 +1,28 @@
+// Package discovery turns ZooKeeper membership into balancer endpoint lists
+// and registers Go backends in ZooKeeper.
+//
+// A process holds one Client: one ZooKeeper session, shared by every watcher
+// and registrar. A LoadBalanceZkConf watches one service path (the children
+// of one znode, each an instance) and publishes the full endpoint list to its
+// observers whenever it changes; it is the subject of the observer pattern
+// described in package balancer. A Registrar keeps one ephemeral znode alive
+// for a Go backend, re-creating it after a session expiry, and deletes it at
+// once on Deregister.
+//
+// Instance znodes are read by a Codec: plain ("host:port[,weight]"), Apache
+// Curator x-discovery JSON (as written by Spring Cloud Zookeeper), or
+// Finagle/Aurora ServerSet JSON, or auto-detected by content.
+//
+// # ZooKeeper semantics
+//
+// Only zk.StateHasSession means the client is usable. While the session is
+// lost a conf keeps serving its last known list and reports it as stale
+// (static stability); an empty list is published only when it was read from
+// a healthy session. After every new session each conf re-lists its service
+// and re-arms every watch; a reconnect that kept the session is verified by a
+// read without watches, and so is every conf every ResyncInterval, because the
+// client's silent re-registration of watches after a reconnect may fail.
+//
+// This package knows nothing of HTTP; it imports only balancer, go-zookeeper
+// and logrus besides the standard library.
+package discovery

@@ -1,0 +1,273 @@
+package healthcheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/zkgate/zkgate/balancer"
+)
+
+// ErrUnknownEndpoint is returned (wrapped) by Drain and Undrain for an
+// address that is not a member of the service.
+var ErrUnknownEndpoint = errors.New("unknown endpoint")
+
+// LoadBalanceCheckConf observes an upstream LoadBalanceConf (the membership
+// of one service) and is itself a LoadBalanceConf publishing the members that
+// work: those that pass active probes, are not ejected by passive checks and
+// are not drained — or every non-drained member while the panic threshold is
+// crossed. It publishes only when that set changes. Make it with New and stop
+// it with Close.
+type LoadBalanceCheckConf struct {
+	// subject publishes the healthy set. It is a named field rather than
+	// embedded so that its Publish method is not part of this type's API:
+	// only the checker decides what it publishes.
+	subject  balancer.Subject
+	upstream balancer.LoadBalanceConf
+	watch    *membership
+	cfg      Config
+	log      logrus.FieldLogger
+	clock    Clock
+	probe    prober // nil without active probing
+	client   *http.Client
+	sem      chan struct{} // bounds concurrent probes
+	wake     chan struct{} // tells the expiry loop an ejection happened
+
+	// Hot path (Report): immutable map of the current members.
+	snap         atomic.Pointer[map[string]*member]
+	maxFailures  int64
+	serverErrors bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	loops  atomic.Int64 // probe loops running, for tests and Status
+
+	probes        atomic.Uint64
+	probeFailures atomic.Uint64
+
+	mu               sync.Mutex // guards what follows and every member's guarded fields
+	closed           bool
+	members          map[string]*member
+	order            []*member // members sorted by address
+	panicking        bool
+	panicActivations uint64
+	ejections        uint64
+}
+
+// member is the health state of one address. It is keyed by address, so it
+// survives weight and metadata changes of the endpoint.
+type member struct {
+	addr string
+
+	// Lock-free, for Report. ejected is written under the checker's lock.
+	fails   atomic.Int64 // consecutive failed requests reported
+	ejected atomic.Bool
+
+	// Guarded by the checker's mu.
+	ep           balancer.Endpoint
+	cancel       context.CancelFunc // stops the probe loop
+	gone         bool               // left the upstream membership
+	active       riseFall
+	draining     bool
+	lastProbe    time.Time
+	lastResult   string
+	ejectedUntil time.Time
+	ejections    int
+	level        int       // exponent of the next ejection time
+	restoredAt   time.Time // end of the last ejection
+}
+
+var _ balancer.LoadBalanceConf = (*LoadBalanceCheckConf)(nil)
+
+// New returns a checker over upstream's membership and attaches it to
+// upstream. Members are routed as soon as upstream lists them (backends
+// register when ready) and probed at once. log receives state changes only;
+// nil discards them. Close stops the checker.
+func New(upstream balancer.LoadBalanceConf, cfg Config, log logrus.FieldLogger, opts ...Option) (*LoadBalanceCheckConf, error) {
+	if upstream == nil {
+		return nil, errors.New("healthcheck: new: upstream conf is nil")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("healthcheck: invalid config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	o := options{clock: realClock{}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = l
+	}
+	c := &LoadBalanceCheckConf{
+		upstream:     upstream,
+		cfg:          cfg,
+		log:          log.WithField("component", "healthcheck"),
+		clock:        o.clock,
+		sem:          make(chan struct{}, cfg.Active.MaxConcurrent),
+		wake:         make(chan struct{}, 1),
+		maxFailures:  int64(cfg.Passive.MaxFailures),
+		serverErrors: cfg.Passive.ServerErrors,
+		members:      map[string]*member{},
+	}
+	c.watch = &membership{c}
+	empty := map[string]*member{}
+	c.snap.Store(&empty)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	switch cfg.Active.Type {
+	case ProbeTCP:
+		c.probe = tcpProbe(cfg.Active)
+	case ProbeHTTP:
+		c.client = newProbeClient(cfg.Active)
+		c.probe = httpProbe(c.client, cfg.Active)
+	}
+	if c.maxFailures > 0 {
+		c.wg.Add(1)
+		go c.expiryLoop()
+	}
+	upstream.Attach(c.watch)
+	return c, nil
+}
+
+// Attach implements balancer.LoadBalanceConf. The checker publishes while
+// holding its own lock, so an observer's Update must not call back into the
+// checker (Status, Drain, ...).
+func (c *LoadBalanceCheckConf) Attach(o balancer.Observer) { c.subject.Attach(o) }
+
+// Detach implements balancer.LoadBalanceConf.
+func (c *LoadBalanceCheckConf) Detach(o balancer.Observer) { c.subject.Detach(o) }
+
+// Endpoints implements balancer.LoadBalanceConf: the published set.
+func (c *LoadBalanceCheckConf) Endpoints() []balancer.Endpoint { return c.subject.Endpoints() }
+
+// Close detaches the checker from upstream, stops every probe and timer and
+// waits for them. Observers keep the last published set. Close is
+// idempotent.
+func (c *LoadBalanceCheckConf) Close() error {
+	c.upstream.Detach(c.watch)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.cancel()
+	c.mu.Unlock()
+	c.wg.Wait()
+	if c.client != nil {
+		c.client.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Panicking reports whether the panic threshold is crossed, so that every
+// member is published.
+func (c *LoadBalanceCheckConf) Panicking() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.panicking
+}
+
+// membership is the checker's observer of upstream. It is a separate type so
+// that Update is not part of the checker's API.
+type membership struct{ c *LoadBalanceCheckConf }
+
+// Update receives upstream's membership: new addresses get a fresh, healthy
+// state and a probe loop; departed ones lose their loop; remaining ones keep
+// their state and take the new ID, weight and metadata.
+func (w *membership) Update(endpoints []balancer.Endpoint) {
+	c := w.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	next := make(map[string]*member, len(endpoints))
+	order := make([]*member, 0, len(endpoints))
+	for _, ep := range balancer.Normalize(endpoints) {
+		m := c.members[ep.Addr]
+		if m == nil {
+			m = &member{addr: ep.Addr}
+			c.log.WithField("addr", ep.Addr).Debug("endpoint joined")
+			c.startProbe(m)
+		}
+		m.ep = ep
+		next[ep.Addr] = m
+		order = append(order, m)
+	}
+	for addr, m := range c.members {
+		if next[addr] == nil {
+			m.gone = true
+			if m.cancel != nil {
+				m.cancel()
+			}
+			c.log.WithField("addr", addr).Debug("endpoint left")
+		}
+	}
+	// next is never modified after this point: Report reads it lock-free.
+	c.members = next
+	c.order = order
+	c.snap.Store(&next)
+	c.republishLocked()
+}
+
+// republishLocked publishes the set the current states call for and logs
+// panic transitions. c.mu must be held; holding it while publishing keeps
+// publications in the order of the state changes.
+func (c *LoadBalanceCheckConf) republishLocked() {
+	all := make([]balancer.Endpoint, 0, len(c.order))
+	healthy := make([]balancer.Endpoint, 0, len(c.order))
+	for _, m := range c.order {
+		if m.draining {
+			continue
+		}
+		all = append(all, m.ep)
+		if m.healthy() {
+			healthy = append(healthy, m.ep)
+		}
+	}
+	panicking := len(all) > 0 &&
+		(len(healthy) == 0 || float64(len(healthy)) < c.cfg.PanicThreshold*float64(len(all)))
+	if panicking != c.panicking {
+		c.panicking = panicking
+		f := c.log.WithFields(logrus.Fields{"healthy": len(healthy), "members": len(all), "panic_threshold": c.cfg.PanicThreshold})
+		if panicking {
+			c.panicActivations++
+			f.Warn("panic threshold crossed: routing to every member, healthy or not")
+		} else {
+			f.Info("panic mode left: routing to healthy members only")
+		}
+	}
+	if panicking {
+		c.subject.Publish(all)
+	} else {
+		c.subject.Publish(healthy)
+	}
+}
+
+// healthy reports whether m passes every check. The checker's mu must be
+// held.
+func (m *member) healthy() bool { return !m.draining && !m.active.down && !m.ejected.Load() }
+
+// state names m's state for Status. The checker's mu must be held.
+func (m *member) state() string {
+	switch {
+	case m.draining:
+		return StateDraining
+	case m.ejected.Load():
+		return StateEjected
+	case m.active.down:
+		return StateUnhealthy
+	default:
+		return StateHealthy
+	}
+}

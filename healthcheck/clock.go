@@ -1,0 +1,49 @@
+package healthcheck
+
+import "time"
+
+// Clock is the time source of a checker: it schedules probes and ejection
+// expiries and stamps the times shown by Status. Tests inject a fake clock to
+// expire ejections without sleeping. The timeouts of the probes themselves
+// always run on real time.
+type Clock interface {
+	Now() time.Time
+	// NewTimer returns a timer that sends on its channel once d has passed.
+	NewTimer(d time.Duration) Timer
+}
+
+// Timer is a one-shot timer made by a Clock.
+type Timer interface {
+	// C returns the channel the timer sends on when it fires.
+	C() <-chan time.Time
+	// Stop prevents the timer from firing; it reports whether it did so.
+	Stop() bool
+}
+
+// realClock is the Clock of the time package.
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+
+type realTimer struct{ t *time.Timer }
+
+func (t realTimer) C() <-chan time.Time { return t.t.C }
+func (t realTimer) Stop() bool          { return t.t.Stop() }
+
+// Option adjusts a checker made by New.
+type Option func(*options)
+
+type options struct {
+	clock Clock
+}
+
+// WithClock makes the checker use clock instead of the system clock.
+func WithClock(clock Clock) Option {
+	return func(o *options) {
+		if clock != nil {
+			o.clock = clock
+		}
+	}
+}

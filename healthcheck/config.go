@@ -1,0 +1,265 @@
+package healthcheck
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Active probe types.
+const (
+	// ProbeNone disables active probing; "" means the same.
+	ProbeNone = "none"
+	// ProbeTCP opens a TCP connection and closes it.
+	ProbeTCP = "tcp"
+	// ProbeHTTP sends GET Path and expects a status in ExpectStatus.
+	ProbeHTTP = "http"
+)
+
+// Config is the health-check configuration of one service. Its zero value
+// checks nothing (no active probes, passive checks off) but still applies the
+// panic threshold; Defaults returns the recommended configuration. A zero
+// field whose zero value is not meaningful (Interval, Timeout, thresholds,
+// ...) takes its default in New; fields where zero means "off" (Active.Type,
+// Active.Jitter, Passive.MaxFailures, PanicThreshold) are used as given, so a
+// configuration loader should start from Defaults and overlay the user's
+// settings.
+type Config struct {
+	// Active configures the probes the checker sends itself.
+	Active ActiveConfig `mapstructure:"active"`
+	// Passive configures outlier ejection from request outcomes reported by
+	// the proxy.
+	Passive PassiveConfig `mapstructure:"passive"`
+	// PanicThreshold is the share (0..1) of healthy members below which the
+	// checker stops filtering and publishes every member: sending traffic to
+	// possibly broken backends beats sending it nowhere, and a checker that
+	// sees most of a service down is more likely wrong than the service. 0,
+	// the default, panics only when no member is healthy; 0.5 panics when
+	// fewer than half are. Drained members are neither counted nor
+	// published.
+	PanicThreshold float64 `mapstructure:"panic_threshold"`
+}
+
+// ActiveConfig configures active probing.
+type ActiveConfig struct {
+	// Type is "tcp" (connect), "http" (GET Path), or "" / "none" for no
+	// active probing. Default (in Defaults): "tcp". A zero Config probes
+	// nothing.
+	Type string `mapstructure:"type"`
+	// Path is the request path (with an optional query) of an http probe.
+	// Default "/".
+	Path string `mapstructure:"path"`
+	// Host, when set, is sent as the Host header of an http probe instead of
+	// the endpoint's address. Default: none.
+	Host string `mapstructure:"host"`
+	// ExpectStatus is the range of HTTP statuses that count as healthy.
+	// Default 200-399. Redirects are not followed.
+	ExpectStatus StatusRange `mapstructure:"expect_status"`
+	// Interval is the time between the starts of two probes of one endpoint.
+	// Default 2s.
+	Interval time.Duration `mapstructure:"interval"`
+	// Timeout bounds one probe: connect, and for http the whole exchange.
+	// Default 1s.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// HealthyThreshold is the number of consecutive successful probes that
+	// bring an unhealthy endpoint back. Default 2.
+	HealthyThreshold int `mapstructure:"healthy_threshold"`
+	// UnhealthyThreshold is the number of consecutive failed probes that take
+	// a healthy endpoint out. Default 2.
+	UnhealthyThreshold int `mapstructure:"unhealthy_threshold"`
+	// Jitter spreads probes over time: each wait is Interval multiplied by a
+	// random factor in [1-Jitter, 1+Jitter]. A fraction in [0, 1); 0 means
+	// none. Default (in Defaults) 0.1.
+	Jitter float64 `mapstructure:"jitter"`
+	// MaxConcurrent bounds the probes in flight at once for this checker; the
+	// others wait their turn. Default 64.
+	MaxConcurrent int `mapstructure:"max_concurrent"`
+}
+
+// PassiveConfig configures outlier ejection fed by Report.
+type PassiveConfig struct {
+	// MaxFailures is the number of consecutive failed requests (see Outcome)
+	// that eject an endpoint. 0 turns passive checks off. Default (in
+	// Defaults) 3.
+	MaxFailures int `mapstructure:"max_failures"`
+	// Ejection is how long the first ejection of an endpoint lasts; each
+	// further ejection doubles it, up to MaxEjection. Once an endpoint has
+	// stayed in service for MaxEjection, its next ejection lasts Ejection
+	// again. Default 10s.
+	Ejection time.Duration `mapstructure:"ejection"`
+	// MaxEjection caps the ejection time. Default 5m, and never below
+	// Ejection.
+	MaxEjection time.Duration `mapstructure:"max_ejection"`
+	// MaxEjectionPercent is the largest share of the service's members, in
+	// percent (1..100, rounded down to whole members), that passive checks
+	// may hold ejected at once; further ejections are refused. With the
+	// default 50, a lone member is never ejected. Default 50.
+	MaxEjectionPercent int `mapstructure:"max_ejection_percent"`
+	// ServerErrors makes a ServerError outcome (a 5xx answer) count as a
+	// failure. Default false: only connect failures and timeouts count.
+	ServerErrors bool `mapstructure:"server_errors"`
+}
+
+// StatusRange is an inclusive range of HTTP status codes. Its text form is
+// "200-399" or a single code "200".
+type StatusRange struct {
+	Min int `mapstructure:"min"`
+	Max int `mapstructure:"max"`
+}
+
+// Contains reports whether code lies in r.
+func (r StatusRange) Contains(code int) bool { return code >= r.Min && code <= r.Max }
+
+// String returns r in its text form.
+func (r StatusRange) String() string {
+	if r.Min == r.Max {
+		return strconv.Itoa(r.Min)
+	}
+	return strconv.Itoa(r.Min) + "-" + strconv.Itoa(r.Max)
+}
+
+// ParseStatusRange parses "200-399" or "200". It checks the syntax only;
+// Config.Validate checks the bounds.
+func ParseStatusRange(s string) (StatusRange, error) {
+	lo, hi, isRange := strings.Cut(strings.TrimSpace(s), "-")
+	if !isRange {
+		hi = lo
+	}
+	min, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	max, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil {
+		return StatusRange{}, fmt.Errorf("status range %q: want \"MIN-MAX\" or \"CODE\", e.g. \"200-399\"", s)
+	}
+	return StatusRange{Min: min, Max: max}, nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler, so that configuration
+// decoders accept the text form.
+func (r *StatusRange) UnmarshalText(b []byte) error {
+	v, err := ParseStatusRange(string(b))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (r StatusRange) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// Defaults returns the recommended configuration: TCP probes every 2s with a
+// 1s timeout and rise/fall thresholds of 2, 10% jitter, and passive ejection
+// after 3 consecutive failures.
+func Defaults() Config {
+	c := Config{
+		Active:  ActiveConfig{Type: ProbeTCP, Jitter: 0.1},
+		Passive: PassiveConfig{MaxFailures: 3},
+	}
+	return c.withDefaults()
+}
+
+// withDefaults returns c with every zero field whose zero value means nothing
+// replaced by its default. Fields where zero means "off" are left alone.
+func (c Config) withDefaults() Config {
+	a := &c.Active
+	if a.Type == ProbeNone {
+		a.Type = ""
+	}
+	if a.Path == "" {
+		a.Path = "/"
+	}
+	if a.ExpectStatus == (StatusRange{}) {
+		a.ExpectStatus = StatusRange{Min: 200, Max: 399}
+	}
+	setDuration(&a.Interval, 2*time.Second)
+	setDuration(&a.Timeout, time.Second)
+	setInt(&a.HealthyThreshold, 2)
+	setInt(&a.UnhealthyThreshold, 2)
+	setInt(&a.MaxConcurrent, 64)
+
+	p := &c.Passive
+	setDuration(&p.Ejection, 10*time.Second)
+	setDuration(&p.MaxEjection, 5*time.Minute)
+	if p.MaxEjection < p.Ejection && p.Ejection > 0 {
+		p.MaxEjection = p.Ejection
+	}
+	setInt(&p.MaxEjectionPercent, 50)
+	return c
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+func setInt(n *int, def int) {
+	if *n == 0 {
+		*n = def
+	}
+}
+
+// Validate reports every problem of c, each naming its key path (for
+// example "active.interval"). Zero fields that take a default are valid.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, args...)...))
+	}
+	a := c.Active
+	switch a.Type {
+	case "", ProbeTCP, ProbeHTTP:
+	default:
+		bad("active.type", "unknown probe type %q (want tcp, http or none)", a.Type)
+	}
+	if _, err := url.ParseRequestURI(a.Path); err != nil || !strings.HasPrefix(a.Path, "/") {
+		bad("active.path", "%q is not an absolute request path like /healthz", a.Path)
+	}
+	if strings.ContainsAny(a.Host, " \t\r\n/") {
+		bad("active.host", "%q is not a host name", a.Host)
+	}
+	if r := a.ExpectStatus; r.Min < 100 || r.Max > 599 || r.Min > r.Max {
+		bad("active.expect_status", "%s is not a range of HTTP statuses within 100-599", r)
+	}
+	if a.Interval < 0 {
+		bad("active.interval", "%s is negative", a.Interval)
+	}
+	if a.Timeout < 0 {
+		bad("active.timeout", "%s is negative", a.Timeout)
+	}
+	if a.HealthyThreshold < 1 {
+		bad("active.healthy_threshold", "%d is below 1", a.HealthyThreshold)
+	}
+	if a.UnhealthyThreshold < 1 {
+		bad("active.unhealthy_threshold", "%d is below 1", a.UnhealthyThreshold)
+	}
+	if !(a.Jitter >= 0 && a.Jitter < 1) {
+		bad("active.jitter", "%v is not a fraction in [0, 1)", a.Jitter)
+	}
+	if a.MaxConcurrent < 1 {
+		bad("active.max_concurrent", "%d is below 1", a.MaxConcurrent)
+	}
+
+	p := c.Passive
+	if p.MaxFailures < 0 {
+		bad("passive.max_failures", "%d is negative (0 turns passive checks off)", p.MaxFailures)
+	}
+	if p.Ejection < 0 {
+		bad("passive.ejection", "%s is negative", p.Ejection)
+	}
+	if p.MaxEjection < 0 {
+		bad("passive.max_ejection", "%s is negative", p.MaxEjection)
+	}
+	if p.MaxEjectionPercent < 1 || p.MaxEjectionPercent > 100 {
+		bad("passive.max_ejection_percent", "%d is not a percentage in 1..100", p.MaxEjectionPercent)
+	}
+	if math.IsNaN(c.PanicThreshold) || c.PanicThreshold < 0 || c.PanicThreshold > 1 {
+		bad("panic_threshold", "%v is not a share in [0, 1]", c.PanicThreshold)
+	}
+	return errors.Join(errs...)
+}

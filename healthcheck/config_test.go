@@ -1,0 +1,145 @@
+package healthcheck
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	d := Defaults()
+	if err := d.Validate(); err != nil {
+		t.Fatalf("Defaults().Validate() = %v", err)
+	}
+	want := Config{
+		Active: ActiveConfig{
+			Type: "tcp", Path: "/", ExpectStatus: StatusRange{200, 399},
+			Interval: 2 * time.Second, Timeout: time.Second,
+			HealthyThreshold: 2, UnhealthyThreshold: 2, Jitter: 0.1, MaxConcurrent: 64,
+		},
+		Passive: PassiveConfig{
+			MaxFailures: 3, Ejection: 10 * time.Second, MaxEjection: 5 * time.Minute, MaxEjectionPercent: 50,
+		},
+	}
+	if d != want {
+		t.Fatalf("Defaults() =\n%+v\nwant\n%+v", d, want)
+	}
+}
+
+func TestZeroConfigChecksNothing(t *testing.T) {
+	c := Config{}.withDefaults()
+	if c.Active.Type != "" || c.Passive.MaxFailures != 0 || c.Active.Jitter != 0 || c.PanicThreshold != 0 {
+		t.Fatalf("zero config turned a check on: %+v", c)
+	}
+	if c.Active.Interval != 2*time.Second || c.Passive.MaxEjectionPercent != 50 {
+		t.Fatalf("zero config lacks defaults: %+v", c)
+	}
+	none := Config{Active: ActiveConfig{Type: "none"}}.withDefaults()
+	if none.Active.Type != "" {
+		t.Fatalf(`type "none" became %q, want ""`, none.Active.Type)
+	}
+}
+
+func TestMaxEjectionNeverBelowEjection(t *testing.T) {
+	c := Config{Passive: PassiveConfig{Ejection: 10 * time.Minute}}.withDefaults()
+	if c.Passive.MaxEjection != 10*time.Minute {
+		t.Fatalf("max_ejection = %s, want 10m", c.Passive.MaxEjection)
+	}
+}
+
+func TestValidateNamesFieldPaths(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want []string // substrings of the error, in any order
+	}{
+		{"type", Config{Active: ActiveConfig{Type: "icmp"}}, []string{`active.type: unknown probe type "icmp"`}},
+		{"path", Config{Active: ActiveConfig{Type: "http", Path: "healthz"}}, []string{"active.path:"}},
+		{"host", Config{Active: ActiveConfig{Host: "a b"}}, []string{"active.host:"}},
+		{"status", Config{Active: ActiveConfig{ExpectStatus: StatusRange{300, 200}}}, []string{"active.expect_status: 300-200"}},
+		{"status bounds", Config{Active: ActiveConfig{ExpectStatus: StatusRange{99, 700}}}, []string{"active.expect_status:"}},
+		{"durations", Config{Active: ActiveConfig{Interval: -1, Timeout: -time.Second}}, []string{"active.interval:", "active.timeout:"}},
+		{"thresholds", Config{Active: ActiveConfig{HealthyThreshold: -1, UnhealthyThreshold: -2}}, []string{"active.healthy_threshold:", "active.unhealthy_threshold:"}},
+		{"jitter", Config{Active: ActiveConfig{Jitter: 1}}, []string{"active.jitter:"}},
+		{"jitter NaN", Config{Active: ActiveConfig{Jitter: math.NaN()}}, []string{"active.jitter:"}},
+		{"concurrency", Config{Active: ActiveConfig{MaxConcurrent: -1}}, []string{"active.max_concurrent:"}},
+		{"passive", Config{Passive: PassiveConfig{MaxFailures: -1, Ejection: -1, MaxEjection: -1, MaxEjectionPercent: 101}},
+			[]string{"passive.max_failures:", "passive.ejection:", "passive.max_ejection:", "passive.max_ejection_percent:"}},
+		{"panic", Config{PanicThreshold: 1.5}, []string{"panic_threshold:"}},
+		{"panic NaN", Config{PanicThreshold: math.NaN()}, []string{"panic_threshold:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if err == nil {
+				t.Fatal("Validate() = nil, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q, want it to contain %q", err, w)
+				}
+			}
+			if got, want := strings.Count(err.Error(), "\n")+1, len(tt.want); got != want {
+				t.Errorf("Validate() reported %d problems, want %d: %q", got, want, err)
+			}
+		})
+	}
+}
+
+func TestValidateAcceptsGoodConfigs(t *testing.T) {
+	for _, c := range []Config{
+		{},
+		Defaults(),
+		{Active: ActiveConfig{Type: "http", Path: "/healthz?full=1", Host: "echo.internal", ExpectStatus: StatusRange{204, 204}}},
+		{PanicThreshold: 1, Passive: PassiveConfig{MaxEjectionPercent: 100}},
+	} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v", c, err)
+		}
+	}
+}
+
+func TestNewRejectsBadInput(t *testing.T) {
+	if _, err := New(nil, Config{}, nil); err == nil || !strings.Contains(err.Error(), "upstream") {
+		t.Fatalf("New(nil upstream) = %v, want an error naming upstream", err)
+	}
+	_, err := New(staticOf(), Config{Active: ActiveConfig{Interval: -1}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "active.interval") {
+		t.Fatalf("New(bad config) = %v, want an error naming active.interval", err)
+	}
+}
+
+func TestStatusRangeText(t *testing.T) {
+	for in, want := range map[string]StatusRange{
+		"200-399":     {200, 399},
+		" 204 ":       {204, 204},
+		"200 - 299":   {200, 299},
+		"500-599":     {500, 599},
+		"100-100":     {100, 100},
+		"299-200":     {299, 200}, // syntax only; Validate rejects it
+		"2xx":         {},
+		"":            {},
+		"200-":        {},
+		"abc-def":     {},
+		"200-300-400": {},
+	} {
+		var r StatusRange
+		err := r.UnmarshalText([]byte(in))
+		if want == (StatusRange{}) {
+			if err == nil {
+				t.Errorf("UnmarshalText(%q) = %v, want an error", in, r)
+			}
+			continue
+		}
+		if err != nil || r != want {
+			t.Errorf("UnmarshalText(%q) = %v, %v; want %v", in, r, err, want)
+		}
+	}
+	if b, _ := (StatusRange{200, 399}).MarshalText(); string(b) != "200-399" {
+		t.Errorf("MarshalText = %q", b)
+	}
+	if s := (StatusRange{204, 204}).String(); s != "204" {
+		t.Errorf("String = %q", s)
+	}
+}

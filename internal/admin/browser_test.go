@@ -1,0 +1,147 @@
+package admin
+
+import (
+	"context"
+	"flag"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zkgate/zkgate/internal/admin/browsertest"
+)
+
+var update = flag.Bool("update", false, "also write the status page screenshot to docs/status-page.png")
+
+// screenshotPath is where -update writes the screenshot the README shows.
+const screenshotPath = "../../docs/status-page.png"
+
+// row is the selector of an endpoint's row on the status page.
+func row(service, addr string) string {
+	sel := `tr[data-service="` + service + `"][data-endpoint="` + addr + `"]`
+	return `document.querySelector(` + browsertest.JSString(sel) + `)`
+}
+
+// TestStatusPageInBrowser loads the status page in headless Chromium against
+// fake sources; its subtests share one browser.
+func TestStatusPageInBrowser(t *testing.T) {
+	browser := browsertest.New(t)
+	t.Run("live", func(t *testing.T) { testStatusPageLive(t, browsertest.NewTab(t, browser)) })
+	t.Run("asks for token", func(t *testing.T) { testStatusPageAsksForToken(t, browsertest.NewTab(t, browser)) })
+}
+
+// testStatusPageLive checks what an operator sees: every endpoint with its
+// state and colour, live updates without a reload, rates, the drain button,
+// and a lost ZooKeeper session.
+func testStatusPageLive(t *testing.T, b context.Context) {
+	src := newFakeSource()
+	src.rebase(time.Now())
+	s := newTestServer(t, src, Options{Token: testToken})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+
+	// Traffic to the healthy endpoints, so that the page shows rates.
+	ctx, stopTraffic := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				src.addTraffic(3)
+			}
+		}
+	})
+	defer wg.Wait()
+	defer stopTraffic()
+
+	// The token comes in the query; the page must move it to sessionStorage
+	// and send it as a bearer token, else every poll fails with 401.
+	browsertest.Open(t, b, ts.URL+"/?refresh=200&token="+testToken)
+	if loc := browsertest.Eval[string](t, b, `location.search`); loc != "?refresh=200" {
+		t.Errorf("the page kept the token in its address: search = %q", loc)
+	}
+
+	for _, svc := range src.Services() {
+		for _, ep := range svc.Endpoints {
+			browsertest.WaitFor(t, b, row(svc.Name, ep.Addr)+`?.dataset.state === `+browsertest.JSString(ep.State), 5*time.Second)
+		}
+	}
+	// Each state has its colour.
+	for state, rgb := range map[string]string{
+		StateHealthy: "rgb(22, 163, 74)", StateUnhealthy: "rgb(220, 38, 38)",
+		StateEjected: "rgb(234, 88, 12)", StateDraining: "rgb(107, 114, 128)",
+	} {
+		got := browsertest.Eval[string](t, b, `getComputedStyle(document.querySelector('tr[data-state=`+browsertest.JSString(state)+`] .pill')).color`)
+		if got != rgb {
+			t.Errorf("a %s endpoint's state is shown in %s, want %s", state, got, rgb)
+		}
+	}
+	browsertest.WaitFor(t, b, `document.getElementById('zk-state').dataset.state === 'has_session'`, 5*time.Second)
+	browsertest.WaitFor(t, b, `document.querySelector('[data-service="users"] [data-flag="flag-stale"]') !== null`, 5*time.Second)
+	browsertest.WaitFor(t, b, `document.querySelectorAll('#routes tr[data-route]').length === 2`, 5*time.Second)
+	// A healthy endpoint receiving traffic shows a positive rate.
+	browsertest.WaitFor(t, b, `parseFloat(`+row("echo", "127.0.0.1:9002")+`.querySelector('.ep-rate').textContent) > 0`, 5*time.Second)
+
+	// The screenshot shows every state; sparklines need a few samples.
+	browsertest.WaitFor(t, b, `Number(document.getElementById('app').dataset.polls) >= 12`, 10*time.Second)
+	shot := filepath.Join(t.TempDir(), "status-page.png")
+	browsertest.Screenshot(t, b, shot)
+	t.Logf("screenshot: %s", shot)
+	if *update {
+		browsertest.Screenshot(t, b, screenshotPath)
+		t.Logf("screenshot: %s", screenshotPath)
+	}
+
+	// An endpoint leaving ZooKeeper disappears without a page reload.
+	browsertest.Eval[bool](t, b, `window.__sameDocument = true`)
+	src.removeEndpoint("echo", "127.0.0.1:9004")
+	browsertest.WaitFor(t, b, row("echo", "127.0.0.1:9004")+` === null`, 5*time.Second)
+	if !browsertest.Eval[bool](t, b, `window.__sameDocument === true`) {
+		t.Fatal("the page reloaded to show the change")
+	}
+	if n := browsertest.Eval[int](t, b, `document.querySelectorAll('tr[data-service="echo"][data-endpoint]').length`); n != 4 {
+		t.Errorf("echo shows %d endpoints after the removal, want 4", n)
+	}
+
+	// The drain button drains through the API, with the token.
+	browsertest.Eval[bool](t, b, row("echo", "127.0.0.1:9005")+`.querySelector('button[data-action="undrain"]').click() === undefined`)
+	browsertest.WaitFor(t, b, row("echo", "127.0.0.1:9005")+`?.dataset.state === 'healthy'`, 5*time.Second)
+	src.mu.Lock()
+	actions := slices.Clone(src.actions)
+	src.mu.Unlock()
+	if !slices.Contains(actions, "undrain echo 127.0.0.1:9005") {
+		t.Errorf("source actions = %q, want the undrain of 127.0.0.1:9005", actions)
+	}
+
+	// Losing the ZooKeeper session shows in the header and a banner.
+	src.update(func(f *fakeSource) {
+		f.zk.State, f.zk.Connected, f.zk.SessionID = "disconnected", false, ""
+		f.ready, f.reason = false, "draining"
+	})
+	browsertest.WaitFor(t, b, `document.getElementById('zk-state').dataset.state === 'disconnected' && `+
+		`document.getElementById('zk-state').classList.contains('bad') && !document.getElementById('zk-banner').hidden && `+
+		`document.getElementById('ready').dataset.ready === 'false'`, 5*time.Second)
+}
+
+// testStatusPageAsksForToken checks that a page opened without the token
+// says so instead of showing nothing, and works once given the token.
+func testStatusPageAsksForToken(t *testing.T, b context.Context) {
+	s := newTestServer(t, newFakeSource(), Options{Token: testToken})
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+
+	if err := browsertest.Navigate(b, ts.URL+"/?refresh=200"); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, b, `!document.getElementById('token-form').hidden && document.getElementById('live').dataset.live === 'error'`, 5*time.Second)
+
+	browsertest.Eval[bool](t, b, `(() => { document.getElementById('token-input').value = `+browsertest.JSString(testToken)+
+		`; document.querySelector('#token-form button').click(); return true; })()`)
+	browsertest.WaitFor(t, b, `document.getElementById('app').dataset.loaded === 'true' && document.getElementById('token-form').hidden`, 5*time.Second)
+}

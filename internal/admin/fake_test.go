@@ -1,0 +1,207 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// fakeSource is a Source over plain data that tests change while the server
+// runs. Drain and Undrain flip the endpoint's state, as the real one does.
+type fakeSource struct {
+	mu        sync.Mutex
+	routes    []RouteInfo
+	services  map[string]ServiceInfo
+	zk        ZooKeeperInfo
+	ready     bool
+	reason    string
+	reloadErr error
+	reloads   int
+	actions   []string // "drain svc addr", "undrain svc addr"
+}
+
+var _ Source = (*fakeSource)(nil)
+
+func newFakeSource() *fakeSource {
+	t0 := time.Date(2025, 5, 1, 12, 0, 0, 0, time.UTC)
+	return &fakeSource{
+		ready: true,
+		routes: []RouteInfo{
+			{Name: "echo", Priority: 10, PathPrefix: "/echo", Service: "echo", Balancer: "weighted_round_robin", StripPrefix: true},
+			{Name: "users", Priority: 5, Hosts: []string{"api.example.com"}, PathPrefix: "/users", Methods: []string{"GET", "POST"},
+				Service: "users", Balancer: "consistent_hash", HashOn: "header:X-User-ID"},
+		},
+		services: map[string]ServiceInfo{
+			"echo": {
+				Name:      "echo",
+				Discovery: DiscoveryInfo{Kind: "zookeeper", Path: "/services/echo", Format: "auto"},
+				Synced:    true,
+				LastSync:  t0,
+				Endpoints: []EndpointInfo{
+					{Addr: "127.0.0.1:9001", ID: "echo-1", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9001", State: StateHealthy, LastProbe: t0, LastProbeResult: "ok", Requests: 1200},
+					{Addr: "127.0.0.1:9002", ID: "echo-2", Weight: 3, Format: "plain", ZNode: "/services/echo/127.0.0.1:9002", State: StateHealthy, LastProbe: t0, LastProbeResult: "ok", Requests: 3400, InFlight: 2},
+					{Addr: "127.0.0.1:9003", ID: "echo-3", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9003", State: StateUnhealthy, LastProbe: t0, LastProbeResult: "GET /healthz: status 500", ConsecutiveFailures: 4, Requests: 90},
+					{Addr: "127.0.0.1:9004", ID: "echo-4", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9004", State: StateEjected, LastProbe: t0, LastProbeResult: "ok", Requests: 410},
+					{Addr: "127.0.0.1:9005", ID: "echo-5", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9005", State: StateDraining, LastProbe: t0, LastProbeResult: "ok", Requests: 75},
+				},
+			},
+			"users": {
+				Name:      "users",
+				Discovery: DiscoveryInfo{Kind: "zookeeper", Path: "/services/users", Format: "curator"},
+				Synced:    true,
+				Stale:     true,
+				LastSync:  t0.Add(-30 * time.Second),
+				Endpoints: []EndpointInfo{
+					{Addr: "127.0.0.1:9101", ID: "3f1c9a2e-users-1", Weight: 5, Format: "curator", ZNode: "/services/users/3f1c9a2e-users-1", State: StateHealthy, Requests: 800},
+				},
+			},
+		},
+		zk: ZooKeeperInfo{
+			Servers:   []string{"127.0.0.1:2181"},
+			State:     "has_session",
+			Since:     t0.Add(-time.Hour),
+			SessionID: "0x1000a2b3c4d0000",
+			Connected: true,
+		},
+	}
+}
+
+func (f *fakeSource) Routes() []RouteInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.routes)
+}
+
+func (f *fakeSource) Services() []ServiceInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names := make([]string, 0, len(f.services))
+	for n := range f.services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]ServiceInfo, 0, len(names))
+	for _, n := range names {
+		out = append(out, f.copyService(n))
+	}
+	return out
+}
+
+func (f *fakeSource) Service(name string) (ServiceInfo, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.services[name]; !ok {
+		return ServiceInfo{}, false
+	}
+	return f.copyService(name), true
+}
+
+func (f *fakeSource) copyService(name string) ServiceInfo {
+	s := f.services[name]
+	s.Endpoints = slices.Clone(s.Endpoints)
+	return s
+}
+
+func (f *fakeSource) Drain(service, addr string) error {
+	return f.setState(service, addr, "drain", StateDraining)
+}
+
+func (f *fakeSource) Undrain(service, addr string) error {
+	return f.setState(service, addr, "undrain", StateHealthy)
+}
+
+func (f *fakeSource) setState(service, addr, action, state string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.services[service]
+	if !ok {
+		return fmt.Errorf("service %q: %w", service, ErrNotFound)
+	}
+	i := slices.IndexFunc(s.Endpoints, func(e EndpointInfo) bool { return e.Addr == addr })
+	if i < 0 {
+		return fmt.Errorf("endpoint %s of service %q: %w", addr, service, ErrNotFound)
+	}
+	s.Endpoints = slices.Clone(s.Endpoints)
+	s.Endpoints[i].State = state
+	f.services[service] = s
+	f.actions = append(f.actions, action+" "+service+" "+addr)
+	return nil
+}
+
+func (f *fakeSource) Reload() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reloads++
+	return f.reloadErr
+}
+
+func (f *fakeSource) ZooKeeper() ZooKeeperInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	zk := f.zk
+	zk.Servers = slices.Clone(zk.Servers)
+	return zk
+}
+
+func (f *fakeSource) Ready() (bool, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ready, f.reason
+}
+
+// update runs fn under the source's lock.
+func (f *fakeSource) update(fn func(f *fakeSource)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+// removeEndpoint deletes addr from service.
+func (f *fakeSource) removeEndpoint(service, addr string) {
+	f.update(func(f *fakeSource) {
+		s := f.services[service]
+		s.Endpoints = slices.DeleteFunc(slices.Clone(s.Endpoints), func(e EndpointInfo) bool { return e.Addr == addr })
+		f.services[service] = s
+	})
+}
+
+// addTraffic adds n requests per unit of weight to every healthy endpoint,
+// as a balancer would spread them.
+func (f *fakeSource) addTraffic(n uint64) {
+	f.update(func(f *fakeSource) {
+		for name, s := range f.services {
+			s.Endpoints = slices.Clone(s.Endpoints)
+			for i := range s.Endpoints {
+				if s.Endpoints[i].State == StateHealthy {
+					s.Endpoints[i].Requests += n * uint64(s.Endpoints[i].Weight)
+				}
+			}
+			f.services[name] = s
+		}
+	})
+}
+
+// rebase moves every timestamp so that the newest is now.
+func (f *fakeSource) rebase(now time.Time) {
+	f.update(func(f *fakeSource) {
+		shift := now.Sub(f.services["echo"].LastSync)
+		for name, s := range f.services {
+			s.Endpoints = slices.Clone(s.Endpoints)
+			if !s.LastSync.IsZero() {
+				s.LastSync = s.LastSync.Add(shift)
+			}
+			for i := range s.Endpoints {
+				if !s.Endpoints[i].LastProbe.IsZero() {
+					s.Endpoints[i].LastProbe = s.Endpoints[i].LastProbe.Add(shift)
+				}
+			}
+			f.services[name] = s
+		}
+		f.zk.Since = f.zk.Since.Add(shift)
+	})
+}
+
+var errBadConfig = errors.New(`config gateway.yaml: routes[1].service: unknown service "nope"`)

@@ -1,0 +1,182 @@
+package admin
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrNotFound is wrapped (with %w) by a Source's Drain or Undrain error when
+// the named service or endpoint does not exist; the server answers 404 with
+// the error text. Any other Drain or Undrain error is answered 500.
+var ErrNotFound = errors.New("not found")
+
+// Endpoint states as the admin API reports them. A Source may report other
+// strings; the status page shows them in a neutral colour.
+const (
+	StateHealthy   = "healthy"   // in the balancer's list
+	StateUnhealthy = "unhealthy" // failed active health checks
+	StateEjected   = "ejected"   // ejected by passive health checks for a while
+	StateDraining  = "draining"  // taken out by an operator (drain)
+	StateUnknown   = "unknown"   // not probed yet
+)
+
+// Source is what the admin server shows and acts on. The composition root
+// implements it over the router, the discovery confs and the health checkers;
+// every method must be safe for concurrent use and quick (it is called on
+// every poll of the status page). Returned slices belong to the caller.
+type Source interface {
+	// Routes returns the routes of the running configuration, in matching
+	// order.
+	Routes() []RouteInfo
+	// Services returns every configured service, sorted by name.
+	Services() []ServiceInfo
+	// Service returns one service, false when it is not configured.
+	Service(name string) (ServiceInfo, bool)
+	// Drain takes the endpoint at addr of service out of its balancers
+	// until Undrain; an error wrapping ErrNotFound names what is unknown.
+	Drain(service, addr string) error
+	// Undrain returns a drained endpoint to service.
+	Undrain(service, addr string) error
+	// Reload re-reads the configuration file and applies its routes and
+	// services, or keeps the running ones and returns an error whose text
+	// says what is wrong with the file (the server answers 422 with it).
+	Reload() error
+	// ZooKeeper returns the state of the ZooKeeper session.
+	ZooKeeper() ZooKeeperInfo
+	// Ready reports whether the gateway should receive traffic: false until
+	// every service had its first ZooKeeper sync, and while shutting down.
+	// reason says why not (it is shown by /readyz).
+	Ready() (ready bool, reason string)
+}
+
+// RouteInfo describes one route.
+type RouteInfo struct {
+	Name        string   `json:"name"`
+	Priority    int      `json:"priority"`
+	Hosts       []string `json:"hosts"`
+	PathPrefix  string   `json:"path_prefix"`
+	Methods     []string `json:"methods"`
+	Service     string   `json:"service"`
+	Balancer    string   `json:"balancer"`
+	HashOn      string   `json:"hash_on,omitempty"`
+	StripPrefix bool     `json:"strip_prefix"`
+}
+
+// DiscoveryInfo says where a service's membership comes from.
+type DiscoveryInfo struct {
+	// Kind is "zookeeper" or "static".
+	Kind string `json:"kind"`
+	// Path is the watched znode path (zookeeper only).
+	Path string `json:"path,omitempty"`
+	// Format is the configured node format (plain, curator, serverset, auto).
+	Format string `json:"format,omitempty"`
+}
+
+// ServiceInfo describes one service and its endpoints.
+type ServiceInfo struct {
+	Name      string        `json:"name"`
+	Discovery DiscoveryInfo `json:"discovery"`
+	// Synced is true once the first membership was read from ZooKeeper.
+	Synced bool `json:"synced"`
+	// Stale is true while the membership cannot be refreshed (no session):
+	// the gateway serves the last known list.
+	Stale bool `json:"stale"`
+	// LastSync is when the membership was last read successfully.
+	LastSync time.Time `json:"last_sync,omitzero"`
+	// Panicking is true while the health checker's panic threshold is
+	// crossed and traffic goes to every member, healthy or not.
+	Panicking bool `json:"panicking"`
+	// Counts is filled in by the server from Endpoints; a Source leaves it
+	// zero.
+	Counts EndpointCounts `json:"counts"`
+	// Endpoints are the members, sorted by address.
+	Endpoints []EndpointInfo `json:"endpoints"`
+}
+
+// EndpointCounts counts a service's endpoints by state.
+type EndpointCounts struct {
+	Total     int `json:"total"`
+	Healthy   int `json:"healthy"`
+	Unhealthy int `json:"unhealthy"`
+	Ejected   int `json:"ejected"`
+	Draining  int `json:"draining"`
+	Other     int `json:"other"`
+}
+
+// EndpointInfo describes one member of a service.
+type EndpointInfo struct {
+	Addr   string `json:"addr"`
+	ID     string `json:"id,omitempty"`
+	Weight int    `json:"weight"`
+	// Format is the node format the member was decoded from.
+	Format string `json:"format,omitempty"`
+	// ZNode is the member's znode path.
+	ZNode string `json:"znode,omitempty"`
+	// State is one of the State* constants.
+	State string `json:"state"`
+	// LastProbe is when the last active probe finished (zero: none yet).
+	LastProbe time.Time `json:"last_probe,omitzero"`
+	// LastProbeResult is "ok" or the probe's error text.
+	LastProbeResult     string `json:"last_probe_result,omitempty"`
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+	// InFlight is the number of requests being proxied to the endpoint.
+	InFlight int64 `json:"in_flight"`
+	// Requests is the number of requests proxied to the endpoint since it
+	// appeared; the status page derives request rates from it.
+	Requests uint64            `json:"requests"`
+	Meta     map[string]string `json:"meta,omitempty"`
+}
+
+// ZooKeeperInfo describes the gateway's ZooKeeper session.
+type ZooKeeperInfo struct {
+	Servers []string `json:"servers"`
+	// State is the session state as go-zookeeper names it, lower case with
+	// underscores: "has_session", "connecting", "disconnected", "expired",...
+	State string `json:"state"`
+	// Since is when State was entered.
+	Since time.Time `json:"since,omitzero"`
+	// SessionID is the session id in hexadecimal, as ZooKeeper logs it
+	// ("0x1000a2b3c4d0000"); empty without a session.
+	SessionID string `json:"session_id,omitempty"`
+	// Connected is true while the session is usable (StateHasSession).
+	Connected   bool   `json:"connected"`
+	Reconnects  uint64 `json:"reconnects"`
+	Expirations uint64 `json:"expirations"`
+}
+
+// State is the whole picture the status page and /api/events show.
+type State struct {
+	// Time is when the state was taken; the status page computes request
+	// rates against it.
+	Time      time.Time     `json:"time"`
+	Ready     bool          `json:"ready"`
+	Reason    string        `json:"reason,omitempty"`
+	ZooKeeper ZooKeeperInfo `json:"zookeeper"`
+	Routes    []RouteInfo   `json:"routes"`
+	Services  []ServiceInfo `json:"services"`
+}
+
+// countEndpoints returns s with Counts computed from its endpoints and nil
+// slices replaced by empty ones, so that JSON shows [] rather than null.
+func countEndpoints(s ServiceInfo) ServiceInfo {
+	c := EndpointCounts{Total: len(s.Endpoints)}
+	for _, e := range s.Endpoints {
+		switch e.State {
+		case StateHealthy:
+			c.Healthy++
+		case StateUnhealthy:
+			c.Unhealthy++
+		case StateEjected:
+			c.Ejected++
+		case StateDraining:
+			c.Draining++
+		default:
+			c.Other++
+		}
+	}
+	s.Counts = c
+	if s.Endpoints == nil {
+		s.Endpoints = []EndpointInfo{}
+	}
+	return s
+}

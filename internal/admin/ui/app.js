@@ -1,0 +1,506 @@
+// zkgate status page: polls api/state every second and updates the page in
+// place. Rates are computed here from successive request counters.
+(() => {
+  'use strict';
+
+  const TOKEN_KEY = 'zkgate.admin.token';
+  // ?refresh=MS changes the poll period (tests use it; 100ms at least).
+  const POLL_MS = Math.max(100, Number(new URLSearchParams(location.search).get('refresh')) || 1000);
+  const TIMEOUT_MS = 5000;
+  const HISTORY = 60; // rate samples kept per endpoint for the sparkline
+  const SVG = 'http://www.w3.org/2000/svg';
+
+  const byId = (id) => document.getElementById(id);
+  const app = byId('app');
+
+  // ---- token -------------------------------------------------------------
+  // A ?token= query parameter is moved to sessionStorage and removed from
+  // the address bar, so that it does not stay in the history.
+  (() => {
+    const url = new URL(location.href);
+    const t = url.searchParams.get('token');
+    if (t !== null) {
+      sessionStorage.setItem(TOKEN_KEY, t);
+      url.searchParams.delete('token');
+      // Keep the other parameters (refresh) as they are.
+      history.replaceState(null, '', url.pathname + url.search + url.hash);
+    }
+  })();
+
+  function headers() {
+    const t = sessionStorage.getItem(TOKEN_KEY);
+    return t ? { Authorization: 'Bearer ' + t } : {};
+  }
+
+  async function api(method, path) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
+    try {
+      const res = await fetch(path, { method, headers: headers(), signal: ctl.signal, cache: 'no-store' });
+      const type = res.headers.get('content-type') || '';
+      const body = type.includes('json') ? await res.json() : await res.text();
+      if (!res.ok) {
+        const msg = (body && body.error) || (typeof body === 'string' && body.trim()) || res.statusText;
+        const err = new Error(msg);
+        err.status = res.status;
+        throw err;
+      }
+      return body;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // ---- small DOM helpers ---------------------------------------------------
+  function h(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') e.className = v;
+      else if (k === 'text') e.textContent = v;
+      else e.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) e.append(c);
+    return e;
+  }
+  function setText(e, text) {
+    if (e.textContent !== text) e.textContent = text;
+  }
+  function setAttr(e, name, value) {
+    if (e.getAttribute(name) !== value) e.setAttribute(name, value);
+  }
+
+  const fmtInt = new Intl.NumberFormat('en-US');
+  function fmtRate(r) {
+    if (r === null || r === undefined || !isFinite(r)) return '–';
+    if (r === 0) return '0';
+    if (r < 10) return r.toFixed(1);
+    return fmtInt.format(Math.round(r));
+  }
+  // ago formats the time between ts and now (both from the server).
+  function ago(ts, now) {
+    if (!ts) return 'never';
+    const s = Math.max(0, (now - Date.parse(ts)) / 1000);
+    if (s < 1) return 'just now';
+    if (s < 60) return Math.floor(s) + 's ago';
+    if (s < 3600) return Math.floor(s / 60) + 'm ago';
+    if (s < 86400) return Math.floor(s / 3600) + 'h ago';
+    return Math.floor(s / 86400) + 'd ago';
+  }
+
+  // ---- rates -------------------------------------------------------------
+  // samples: "service\0addr" -> {requests, t, rate, history[]}
+  const samples = new Map();
+
+  function updateRates(state) {
+    const now = Date.parse(state.time);
+    const seen = new Set();
+    for (const svc of state.services) {
+      for (const ep of svc.endpoints) {
+        const key = svc.name + '\u0000' + ep.addr;
+        seen.add(key);
+        const prev = samples.get(key);
+        if (!prev) {
+          samples.set(key, { requests: ep.requests, t: now, rate: null, history: [] });
+          continue;
+        }
+        const dt = (now - prev.t) / 1000;
+        if (dt <= 0) continue;
+        const rate = ep.requests >= prev.requests ? (ep.requests - prev.requests) / dt : null;
+        prev.requests = ep.requests;
+        prev.t = now;
+        prev.rate = rate;
+        prev.history.push(rate || 0);
+        if (prev.history.length > HISTORY) prev.history.shift();
+      }
+    }
+    for (const key of samples.keys()) if (!seen.has(key)) samples.delete(key);
+  }
+
+  function sample(svc, addr) {
+    return samples.get(svc + '\u0000' + addr);
+  }
+
+  // ---- header and summary --------------------------------------------------
+  function zkClass(zk) {
+    if (zk.connected) return 'ok';
+    if (zk.state === 'expired' || zk.state === 'disconnected' || zk.state === 'auth_failed') return 'bad';
+    return 'warn';
+  }
+  function zkLabel(zk) {
+    if (zk.connected) return 'connected';
+    return (zk.state || 'unknown').replace(/_/g, ' ');
+  }
+
+  function renderHeader(state) {
+    const ready = byId('ready');
+    setAttr(ready, 'data-ready', String(state.ready));
+    ready.className = 'badge ' + (state.ready ? 'ok' : 'bad');
+    setText(ready, state.ready ? 'Ready' : 'Not ready' + (state.reason ? ' · ' + state.reason : ''));
+    ready.title = state.ready ? 'Receiving traffic' : (state.reason || 'not ready');
+
+    const zk = state.zookeeper;
+    const badge = byId('zk-state');
+    setAttr(badge, 'data-state', zk.state || '');
+    setAttr(badge, 'data-connected', String(!!zk.connected));
+    badge.className = 'badge ' + zkClass(zk);
+    setText(badge, 'ZooKeeper ' + zkLabel(zk));
+    const zkBanner = byId('zk-banner');
+    zkBanner.hidden = !!zk.connected;
+    if (!zk.connected) {
+      setText(zkBanner, 'ZooKeeper is ' + zkLabel(zk) + ' — serving the last known membership; services marked stale are not being refreshed.');
+    }
+
+    let endpoints = 0, healthy = 0, rate = 0;
+    for (const svc of state.services) {
+      endpoints += svc.counts.total;
+      healthy += svc.counts.healthy;
+      for (const ep of svc.endpoints) rate += (sample(svc.name, ep.addr) || {}).rate || 0;
+    }
+    setText(byId('sum-services'), fmtInt.format(state.services.length));
+    setText(byId('sum-endpoints'), healthy + ' / ' + endpoints);
+    setText(byId('sum-rate'), fmtRate(rate));
+    setText(byId('sum-routes'), fmtInt.format(state.routes.length));
+    setText(byId('sum-session'), zk.session_id || 'none');
+
+    setText(byId('zk-detail-state'), zkLabel(zk));
+    setText(byId('zk-detail-session'), zk.session_id || 'none');
+    setText(byId('zk-detail-since'), zk.since ? ago(zk.since, Date.parse(state.time)) : '–');
+    setText(byId('zk-detail-servers'), zk.servers.join(', ') || '–');
+    setText(byId('zk-detail-reconnects'), fmtInt.format(zk.reconnects));
+    setText(byId('zk-detail-expirations'), fmtInt.format(zk.expirations));
+  }
+
+  // ---- services ------------------------------------------------------------
+  const cards = new Map(); // service name -> {root, parts, rows: Map(addr -> row)}
+
+  function newCard(name) {
+    const parts = {
+      sub: h('div', { class: 'service-sub muted mono' }),
+      flags: h('div', { class: 'flags' }),
+      bar: h('div', { class: 'statebar' }),
+      counts: h('span', { class: 'muted' }),
+      rate: h('span', { class: 'service-rate' }),
+      sync: h('span', { class: 'muted' }),
+      tbody: h('tbody'),
+      empty: h('p', { class: 'empty', text: 'No endpoints registered.' }),
+    };
+    const table = h('table', { class: 'table endpoints' },
+      h('thead', null, h('tr', null,
+        h('th', { class: 'c-state', text: 'State' }), h('th', { class: 'c-endpoint', text: 'Endpoint' }),
+        h('th', { class: 'num c-weight', text: 'Weight' }), h('th', { class: 'num c-requests', text: 'Requests' }),
+        h('th', { class: 'num c-rate', text: 'Req/s' }), h('th', { class: 'c-spark', text: 'Trend' }),
+        h('th', { class: 'num c-inflight', text: 'In flight' }), h('th', { class: 'c-probe', text: 'Last probe' }),
+        h('th', { class: 'num c-failures', text: 'Failures' }), h('th', { class: 'c-action' }))),
+      parts.tbody);
+    parts.table = table;
+    const root = h('article', { class: 'card service', 'data-service': name },
+      h('div', { class: 'service-head' },
+        h('div', null, h('h3', { text: name }), parts.sub),
+        parts.flags),
+      h('div', { class: 'service-stats' }, parts.bar, parts.counts, parts.rate, parts.sync),
+      table, parts.empty);
+    return { root, parts, rows: new Map() };
+  }
+
+  function renderFlags(box, svc) {
+    const flags = [];
+    if (!svc.synced) flags.push(['warn', 'waiting for first sync', 'flag-unsynced']);
+    if (svc.stale) flags.push(['warn', 'stale membership', 'flag-stale']);
+    if (svc.panicking) flags.push(['bad', 'panic mode', 'flag-panic']);
+    if (svc.synced && !svc.stale) flags.push(['ok', 'in sync', 'flag-synced']);
+    const key = flags.map((f) => f[2]).join(' ');
+    if (box.dataset.flags === key) return;
+    box.dataset.flags = key;
+    box.replaceChildren(...flags.map(([cls, text, id]) => h('span', { class: 'flag ' + cls, 'data-flag': id, text })));
+  }
+
+  function renderBar(bar, counts) {
+    const segs = [['healthy', counts.healthy], ['unhealthy', counts.unhealthy], ['ejected', counts.ejected],
+      ['draining', counts.draining], ['other', counts.other]];
+    const key = segs.map((s) => s[1]).join(',');
+    if (bar.dataset.key === key) return;
+    bar.dataset.key = key;
+    bar.replaceChildren(...segs.filter((s) => s[1] > 0).map(([state, n]) => {
+      const seg = h('span', { 'data-state': state, title: n + ' ' + state });
+      seg.style.flexGrow = String(n);
+      return seg;
+    }));
+  }
+
+  function newRow(svc, addr) {
+    const c = {
+      pill: h('span', { class: 'pill' }),
+      addr: h('div', { class: 'ep-addr', text: addr }),
+      id: h('div', { class: 'ep-id' }),
+      weight: h('td', { class: 'num ep-weight' }),
+      requests: h('td', { class: 'num ep-requests' }),
+      rate: h('td', { class: 'num ep-rate' }),
+      spark: sparkline(),
+      inflight: h('td', { class: 'num ep-inflight' }),
+      probe: h('span', { class: 'ep-probe-when' }),
+      probeResult: h('span', { class: 'ep-probe-result' }),
+      failures: h('td', { class: 'num ep-failures' }),
+      button: h('button', { class: 'btn btn-small', type: 'button' }),
+    };
+    c.button.addEventListener('click', () => toggleDrain(svc, addr, c.button));
+    const row = h('tr', { class: 'ep', 'data-endpoint': addr, 'data-service': svc },
+      h('td', null, c.pill),
+      h('td', null, c.addr, c.id),
+      c.weight, c.requests, c.rate,
+      h('td', null, c.spark.svg),
+      c.inflight,
+      h('td', { class: 'ep-probe' }, c.probe, c.probeResult),
+      c.failures,
+      h('td', { class: 'num' }, c.button));
+    return { row, c };
+  }
+
+  function renderRow(r, svc, ep, now) {
+    const { row, c } = r;
+    setAttr(row, 'data-state', ep.state);
+    setAttr(c.pill, 'data-state', ep.state);
+    setText(c.pill, ep.state);
+    setText(c.id, ep.znode || ep.id || '');
+    c.id.title = [ep.id, ep.znode, ep.format && 'format ' + ep.format].filter(Boolean).join(' · ');
+    setText(c.weight, String(ep.weight));
+    setText(c.requests, fmtInt.format(ep.requests));
+    const s = sample(svc.name, ep.addr);
+    setText(c.rate, fmtRate(s && s.rate));
+    c.spark.draw(s ? s.history : []);
+    setText(c.inflight, fmtInt.format(ep.in_flight));
+    setText(c.probe, ep.last_probe ? ago(ep.last_probe, now) : 'not probed');
+    setText(c.probeResult, ep.last_probe_result || '');
+    c.probeResult.title = ep.last_probe_result || '';
+    setText(c.failures, String(ep.consecutive_failures));
+    const draining = ep.state === 'draining';
+    setText(c.button, draining ? 'Undrain' : 'Drain');
+    setAttr(c.button, 'data-action', draining ? 'undrain' : 'drain');
+    c.button.title = (draining ? 'Put ' : 'Take ') + ep.addr + (draining ? ' back into rotation' : ' out of rotation');
+  }
+
+  function renderServices(state) {
+    const box = byId('services');
+    const now = Date.parse(state.time);
+    const names = new Set();
+    let prev = null;
+    for (const svc of state.services) {
+      names.add(svc.name);
+      let card = cards.get(svc.name);
+      if (!card) {
+        card = newCard(svc.name);
+        cards.set(svc.name, card);
+      }
+      // Keep the cards in the order the server gives.
+      const want = prev ? prev.nextSibling : box.firstChild;
+      if (want !== card.root) box.insertBefore(card.root, want);
+      prev = card.root;
+
+      const p = card.parts;
+      const d = svc.discovery || {};
+      setText(p.sub, [d.kind, d.path, d.format && 'format ' + d.format].filter(Boolean).join(' · '));
+      renderFlags(p.flags, svc);
+      renderBar(p.bar, svc.counts);
+      const k = svc.counts;
+      setText(p.counts, k.healthy + ' of ' + k.total + ' healthy' +
+        (k.unhealthy ? ' · ' + k.unhealthy + ' unhealthy' : '') +
+        (k.ejected ? ' · ' + k.ejected + ' ejected' : '') +
+        (k.draining ? ' · ' + k.draining + ' draining' : ''));
+      let rate = 0;
+      for (const ep of svc.endpoints) rate += (sample(svc.name, ep.addr) || {}).rate || 0;
+      setText(p.rate, fmtRate(rate) + ' req/s');
+      setText(p.sync, svc.last_sync ? 'synced ' + ago(svc.last_sync, now) : 'never synced');
+
+      const addrs = new Set();
+      let prevRow = null;
+      for (const ep of svc.endpoints) {
+        addrs.add(ep.addr);
+        let r = card.rows.get(ep.addr);
+        if (!r) {
+          r = newRow(svc.name, ep.addr);
+          card.rows.set(ep.addr, r);
+        }
+        const want = prevRow ? prevRow.nextSibling : p.tbody.firstChild;
+        if (want !== r.row) p.tbody.insertBefore(r.row, want);
+        prevRow = r.row;
+        renderRow(r, svc, ep, now);
+      }
+      for (const [addr, r] of card.rows) {
+        if (!addrs.has(addr)) {
+          r.row.remove();
+          card.rows.delete(addr);
+        }
+      }
+      p.table.hidden = svc.endpoints.length === 0;
+      p.empty.hidden = svc.endpoints.length !== 0;
+    }
+    for (const [name, card] of cards) {
+      if (!names.has(name)) {
+        card.root.remove();
+        cards.delete(name);
+      }
+    }
+    byId('no-services').hidden = state.services.length !== 0;
+  }
+
+  // ---- sparkline -------------------------------------------------------------
+  function sparkline() {
+    const svg = document.createElementNS(SVG, 'svg');
+    svg.setAttribute('class', 'spark');
+    svg.setAttribute('viewBox', '0 0 ' + (HISTORY - 1) + ' 24');
+    svg.setAttribute('preserveAspectRatio', 'none');
+    const area = document.createElementNS(SVG, 'polygon');
+    const line = document.createElementNS(SVG, 'polyline');
+    svg.append(area, line);
+    return {
+      svg,
+      draw(values) {
+        if (values.length < 2) {
+          line.setAttribute('points', '');
+          area.setAttribute('points', '');
+          return;
+        }
+        // The line spans the width whatever the number of samples.
+        const max = Math.max(1, ...values);
+        const step = (HISTORY - 1) / (values.length - 1);
+        const pts = values.map((v, i) => (i * step).toFixed(2) + ',' + (23 - (v / max) * 21).toFixed(2));
+        line.setAttribute('points', pts.join(' '));
+        area.setAttribute('points', '0,24 ' + pts.join(' ') + ' ' + (HISTORY - 1) + ',24');
+      },
+    };
+  }
+
+  // ---- routes ----------------------------------------------------------------
+  function chips(list, empty) {
+    if (!list || list.length === 0) return h('span', { class: 'muted', text: empty });
+    const span = h('span');
+    for (const x of list) span.append(h('span', { class: 'chip', text: x }));
+    return span;
+  }
+
+  function renderRoutes(routes) {
+    const key = JSON.stringify(routes);
+    const table = byId('routes');
+    if (table.dataset.key === key) return;
+    table.dataset.key = key;
+    table.tBodies[0].replaceChildren(...routes.map((r) => h('tr', { 'data-route': r.name },
+      h('td', null, h('strong', { text: r.name })),
+      h('td', { class: 'num', text: String(r.priority) }),
+      h('td', null, chips(r.hosts, 'any')),
+      h('td', { class: 'mono', text: r.path_prefix || '/' }),
+      h('td', null, chips(r.methods, 'any')),
+      h('td', null, h('a', { href: '#', 'data-goto': r.service, text: r.service })),
+      h('td', null, h('span', { text: r.balancer }),
+        r.hash_on ? h('span', { class: 'muted mono', text: ' on ' + r.hash_on }) : null),
+      h('td', { text: r.strip_prefix ? 'yes' : 'no' }))));
+    table.hidden = routes.length === 0;
+    byId('no-routes').hidden = routes.length !== 0;
+  }
+
+  byId('routes').addEventListener('click', (ev) => {
+    const a = ev.target.closest('a[data-goto]');
+    if (!a) return;
+    ev.preventDefault();
+    const card = cards.get(a.dataset.goto);
+    if (card) card.root.scrollIntoView({ behavior: 'smooth', block: 'start' });
+  });
+
+  // ---- actions ---------------------------------------------------------------
+  let toastTimer = null;
+  function toast(msg, isError) {
+    const t = byId('toast');
+    t.textContent = msg;
+    t.className = 'toast' + (isError ? ' error' : '');
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, isError ? 8000 : 3000);
+  }
+
+  async function toggleDrain(svc, addr, button) {
+    const action = button.dataset.action;
+    button.disabled = true;
+    try {
+      await api('POST', 'api/services/' + encodeURIComponent(svc) + '/endpoints/' + encodeURIComponent(addr) + '/' + action);
+      toast((action === 'drain' ? 'Draining ' : 'Undrained ') + addr + ' (' + svc + ')');
+    } catch (err) {
+      handleAuth(err);
+      toast(action + ' ' + addr + ' failed: ' + err.message, true);
+    } finally {
+      button.disabled = false;
+      poll();
+    }
+  }
+
+  byId('reload-config').addEventListener('click', async (ev) => {
+    const button = ev.currentTarget;
+    button.disabled = true;
+    try {
+      await api('POST', 'api/reload');
+      toast('Configuration reloaded');
+    } catch (err) {
+      handleAuth(err);
+      toast('Reload rejected, the running configuration is kept:\n' + err.message, true);
+    } finally {
+      button.disabled = false;
+      poll();
+    }
+  });
+
+  function handleAuth(err) {
+    if (err.status === 401) byId('token-form').hidden = false;
+  }
+
+  byId('token-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, byId('token-input').value.trim());
+    byId('token-input').value = '';
+    byId('token-form').hidden = true;
+    poll();
+  });
+
+  // ---- polling ---------------------------------------------------------------
+  byId('refresh-period').textContent = POLL_MS % 1000 === 0 ? (POLL_MS === 1000 ? 'every second' : 'every ' + POLL_MS / 1000 + 's') : 'every ' + POLL_MS + 'ms';
+
+  let polls = 0;
+  let timer = null;
+  let inFlight = false;
+
+  function setLive(mode, text) {
+    setAttr(byId('live'), 'data-live', mode);
+    setText(byId('last-update'), text);
+  }
+
+  async function poll() {
+    if (inFlight) return;
+    inFlight = true;
+    clearTimeout(timer);
+    try {
+      const state = await api('GET', 'api/state');
+      updateRates(state);
+      renderHeader(state);
+      renderServices(state);
+      renderRoutes(state.routes);
+      polls++;
+      app.dataset.polls = String(polls);
+      app.dataset.loaded = 'true';
+      app.classList.remove('is-stale');
+      byId('banner').hidden = true;
+      byId('token-form').hidden = true;
+      setLive('true', 'Live · ' + new Date(state.time).toLocaleTimeString('en-GB'));
+    } catch (err) {
+      app.classList.add('is-stale');
+      setLive('error', 'Disconnected · retrying');
+      const banner = byId('banner');
+      banner.textContent = err.status === 401
+        ? 'Unauthorized: enter the admin token below, or open this page with ?token=…'
+        : 'Cannot reach the gateway admin API (' + err.message + '). The data shown is from the last successful poll.';
+      banner.hidden = false;
+      handleAuth(err);
+    } finally {
+      inFlight = false;
+      timer = setTimeout(poll, POLL_MS);
+    }
+  }
+
+  poll();
+})();

@@ -1,0 +1,149 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/zkgate/zkgate/internal/config"
+	"github.com/zkgate/zkgate/internal/version"
+)
+
+// Exit codes of the zkgate command.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2 // bad flags or an invalid configuration
+)
+
+const usage = `usage: zkgate <command> [flags]
+
+commands:
+  serve        run the gateway                      (--config FILE)
+  validate     check a configuration file, print ok (--config FILE)
+  healthcheck  exit 0 when the gateway is ready     (--url URL)
+  version      print the version
+
+The configuration file is --config, else $ZKGATE_CONFIG, else ./configs/gateway.yaml.
+`
+
+// Main runs the zkgate command line and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(rest, stderr)
+	case "validate":
+		return cmdValidate(rest, stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(rest, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, version.String())
+		return exitOK
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "zkgate: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet("zkgate "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (default $ZKGATE_CONFIG, else ./configs/gateway.yaml)")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "zkgate %s: unexpected argument %q\n", name, fs.Arg(0))
+		return "", false
+	}
+	return *path, true
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("validate", args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	if _, err := config.Load(path); err != nil {
+		printErrors(stderr, err)
+		return exitUsage
+	}
+	fmt.Fprintln(stdout, "ok")
+	return exitOK
+}
+
+// printErrors prints each joined error on a line of its own.
+func printErrors(w io.Writer, err error) {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			printErrors(w, e)
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+func cmdServe(args []string, stderr io.Writer) int {
+	path, ok := configFlag("serve", args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err := Serve(ctx, path, stderr)
+	var cfgErr *ConfigError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &cfgErr):
+		printErrors(stderr, cfgErr.Err)
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "zkgate:", err)
+		return exitFailure
+	}
+}
+
+func cmdHealthcheck(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("zkgate healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:9901/readyz", "readiness URL of the admin listener")
+	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for an answer")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	client := &http.Client{Timeout: *timeout}
+	resp, err := client.Get(*url)
+	if err != nil {
+		fmt.Fprintln(stderr, "zkgate healthcheck:", err)
+		return exitFailure
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "zkgate healthcheck: %s answered %s\n", *url, resp.Status)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// ConfigError marks an error in the configuration given at start-up.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return "configuration: " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+

@@ -1,0 +1,339 @@
+// Package app is zkgate's composition root: it turns a configuration into
+// running services (ZooKeeper membership, health checking, connection pools),
+// routes and listeners, reloads routes and services live, serves the admin
+// API, and shuts everything down in order.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/discovery"
+	"github.com/zkgate/zkgate/internal/admin"
+	"github.com/zkgate/zkgate/internal/config"
+	"github.com/zkgate/zkgate/internal/logging"
+	"github.com/zkgate/zkgate/internal/metrics"
+	"github.com/zkgate/zkgate/internal/version"
+	"github.com/zkgate/zkgate/proxy"
+)
+
+// Gateway is a running zkgate.
+type Gateway struct {
+	path    string
+	log     *logrus.Logger
+	zk      *discovery.Client
+	metrics *metrics.Metrics
+	access  *proxy.AccessLog
+	handler *proxy.Handler
+
+	draining atomic.Bool
+	cfg      atomic.Pointer[config.Config]
+
+	mu       sync.Mutex // serializes reloads; guards services and routes
+	services map[string]*service
+	routes   []*route
+}
+
+// route is one configured route with the balancer it owns.
+type route struct {
+	cfg      config.Route
+	balancer balancer.Balancer
+	svc      *service
+}
+
+// Serve runs the gateway with the configuration at path until ctx ends, then
+// shuts down gracefully. Errors in the configuration are *ConfigError.
+func Serve(ctx context.Context, path string, stderr io.Writer) error {
+	path, _ = config.ResolvePath(path)
+	cfg, err := config.Load(path)
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
+	log, err := logging.New(cfg.Log.Level, cfg.Log.Format, stderr)
+	if err != nil {
+		return &ConfigError{Err: err}
+	}
+	g := &Gateway{path: path, log: log, services: map[string]*service{}}
+	g.cfg.Store(cfg)
+	log.WithFields(logrus.Fields{"version": version.Version, "config": path}).Info("zkgate starting")
+	return g.run(ctx, cfg)
+}
+
+func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
+	g.metrics = metrics.New(metrics.Options{State: metrics.StateSourceFunc(g.metricsState), Version: version.Version})
+
+	// The admin listener comes first, so that /livez answers and /readyz
+	// says why the gateway is not ready while ZooKeeper is awaited.
+	var adm *admin.Server
+	if cfg.Admin.Address != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Address)
+		if err != nil {
+			return fmt.Errorf("admin.address: listen on %s: %w", cfg.Admin.Address, err)
+		}
+		adm = admin.New(admin.Options{Address: cfg.Admin.Address, Token: cfg.Admin.Token, Source: g, Gatherer: g.metrics.Registry(), Log: g.log})
+		go func() {
+			if err := adm.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.WithError(err).Error("admin listener failed")
+			}
+		}()
+		g.log.WithField("address", ln.Addr().String()).Info("admin listening")
+	}
+
+	// Bind every proxy listener before anything slow, so that a busy port
+	// fails the start at once.
+	listeners := map[string]net.Listener{}
+	for _, name := range slices.Sorted(maps.Keys(cfg.EntryPoints)) {
+		ep := cfg.EntryPoints[name]
+		ln, err := net.Listen("tcp", ep.Address)
+		if err != nil {
+			for _, l := range listeners {
+				_ = l.Close()
+			}
+			g.shutdownAdmin(adm)
+			return fmt.Errorf("entry_points.%s.address: listen on %s: %w", name, ep.Address, err)
+		}
+		listeners[name] = ln
+	}
+
+	if len(cfg.ZooKeeper.Servers) > 0 {
+		g.log.WithField("servers", cfg.ZooKeeper.Servers).Info("connecting to zookeeper")
+		zk, err := discovery.Dial(ctx, discovery.ClientConfig{
+			Servers:        cfg.ZooKeeper.Servers,
+			SessionTimeout: cfg.ZooKeeper.SessionTimeout,
+			Auth:           discovery.Auth{Scheme: cfg.ZooKeeper.Auth.Scheme, Credentials: cfg.ZooKeeper.Auth.Credentials},
+			ResyncInterval: cfg.ZooKeeper.ResyncInterval,
+		}, g.log)
+		if err != nil {
+			for _, l := range listeners {
+				_ = l.Close()
+			}
+			g.shutdownAdmin(adm)
+			if ctx.Err() != nil {
+				return nil // stopped while waiting for ZooKeeper
+			}
+			return err
+		}
+		g.zk = zk
+	}
+
+	if cfg.Log.AccessLog.Enabled {
+		g.access = proxy.NewAccessLog(os.Stdout, proxy.AccessLogOptions{Logger: g.log})
+	}
+	g.handler = proxy.NewHandler(nil, proxy.Options{
+		TrustedProxies: cfg.TrustedProxyPrefixes(),
+		AccessLog:      g.access,
+		Metrics:        g.metrics,
+		Logger:         g.log,
+	})
+	if err := g.apply(cfg); err != nil {
+		g.closeAll()
+		g.shutdownAdmin(adm)
+		return &ConfigError{Err: err}
+	}
+	g.metrics.ConfigLoaded()
+
+	// Upgraded connections (WebSockets) are not tracked by Shutdown; they
+	// end when their request context does, which is this one.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	var servers []*http.Server
+	serveErr := make(chan error, len(listeners))
+	for name, ln := range listeners {
+		ep := cfg.EntryPoints[name]
+		srv := &http.Server{
+			Handler:           g.handler,
+			ReadHeaderTimeout: ep.ReadHeaderTimeout,
+			ReadTimeout:       ep.ReadTimeout,
+			WriteTimeout:      ep.WriteTimeout,
+			IdleTimeout:       ep.IdleTimeout,
+			MaxHeaderBytes:    ep.MaxHeaderBytes,
+			BaseContext:       func(net.Listener) context.Context { return baseCtx },
+			ErrorLog:          nil,
+		}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("entry_points.%s: %w", name, err)
+			}
+		}()
+		g.log.WithFields(logrus.Fields{"entry_point": name, "address": ln.Addr().String()}).Info("proxy listening")
+	}
+
+	if err := watchReloads(ctx, g.path, g.log, func(reason string) { _ = g.reload(reason) }); err != nil {
+		g.log.WithError(err).Warn("config file is not watched; reload with SIGHUP or POST /api/reload")
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+	}
+
+	// Graceful shutdown: readiness goes 503 so load balancers in front stop
+	// sending, then new connections stop and requests in flight finish.
+	g.draining.Store(true)
+	drain := cfg.Shutdown.DrainDelay
+	g.log.WithField("drain_delay", drain).Info("shutting down: draining")
+	if runErr == nil && drain > 0 {
+		time.Sleep(drain) // a configured delay for upstream load balancers, not synchronisation
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.GraceTimeout)
+	var wg sync.WaitGroup
+	for _, srv := range servers {
+		wg.Go(func() {
+			if err := srv.Shutdown(sctx); err != nil {
+				g.log.WithError(err).Warn("grace timeout: closing remaining connections")
+				_ = srv.Close()
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	cancelBase()
+	g.closeAll()
+	g.shutdownAdmin(adm)
+	g.log.Info("zkgate stopped")
+	return runErr
+}
+
+func (g *Gateway) shutdownAdmin(adm *admin.Server) {
+	if adm == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = adm.Shutdown(ctx)
+}
+
+// closeAll stops every service, the access log and the ZooKeeper client.
+func (g *Gateway) closeAll() {
+	g.mu.Lock()
+	for _, r := range g.routes {
+		r.svc.health.Detach(r.balancer)
+	}
+	g.routes = nil
+	for name, s := range g.services {
+		s.close()
+		delete(g.services, name)
+	}
+	g.mu.Unlock()
+	if g.access != nil {
+		_ = g.access.Close()
+	}
+	if g.zk != nil {
+		g.zk.Close()
+	}
+}
+
+// apply makes cfg's routes and services the running ones: services whose
+// configuration is unchanged are kept, new ones started, removed ones stopped
+// once no route uses them. Routes are rebuilt and swapped in atomically.
+func (g *Gateway) apply(cfg *config.Config) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+
+	next := make(map[string]*service, len(cfg.Services))
+	var started []*service
+	fail := func(err error) error {
+		for _, s := range started {
+			s.close()
+		}
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
+		sc := cfg.Services[name]
+		if old, ok := g.services[name]; ok && old.sameConfig(sc) {
+			next[name] = old
+			continue
+		}
+		s, err := newService(name, sc, g.zk, g.log)
+		if err != nil {
+			return fail(err)
+		}
+		started = append(started, s)
+		next[name] = s
+	}
+
+	routes := make([]*route, 0, len(cfg.Routes))
+	prs := make([]*proxy.Route, 0, len(cfg.Routes))
+	for i, rc := range cfg.Routes {
+		svc := next[rc.Service]
+		b, err := balancer.New(rc.Balancer)
+		if err != nil {
+			return fail(fmt.Errorf("routes[%d].balancer: %w", i, err))
+		}
+		routes = append(routes, &route{cfg: rc, balancer: b, svc: svc})
+		prs = append(prs, &proxy.Route{
+			Name:          rc.Name,
+			Priority:      rc.Priority,
+			Hosts:         rc.Match.Hosts,
+			PathPrefix:    rc.Match.PathPrefix,
+			Methods:       rc.Match.Methods,
+			Headers:       rc.Match.Headers,
+			StripPrefix:   rc.StripPrefix,
+			HashOn:        rc.HashOn,
+			SetHeaders:    rc.RequestHeaders.Set,
+			RemoveHeaders: rc.RequestHeaders.Remove,
+			Timeout:       rc.Timeout,
+			Service:       rc.Service,
+			Balancer:      b,
+			Upstream:      svc.upstream,
+		})
+	}
+	rt, err := proxy.NewRouter(prs)
+	if err != nil {
+		return fail(fmt.Errorf("routes: %w", err))
+	}
+	// Fill the new balancers before they serve a request.
+	for _, r := range routes {
+		r.svc.health.Attach(r.balancer)
+	}
+	g.metrics.SetRouter(rt)
+	g.handler.SetRouter(rt)
+
+	for _, r := range g.routes {
+		r.svc.health.Detach(r.balancer)
+	}
+	for name, s := range g.services {
+		if next[name] != s {
+			s.close()
+		}
+	}
+	g.routes, g.services = routes, next
+	return nil
+}
+
+// reload re-reads the configuration file and applies its routes and
+// services. A file that does not load or validate leaves the running
+// configuration in place.
+func (g *Gateway) reload(reason string) error {
+	log := g.log.WithField("reason", reason)
+	cfg, err := config.Load(g.path)
+	if err == nil {
+		if serr := config.Reloadable(g.cfg.Load(), cfg); serr != nil {
+			log.WithError(serr).Warn("config reload: static settings changed; they apply after a restart")
+		}
+		err = g.apply(cfg)
+	}
+	g.metrics.ConfigReloaded(err)
+	if err != nil {
+		log.WithError(err).Error("config reload failed; keeping the running configuration")
+		return err
+	}
+	g.cfg.Store(cfg)
+	log.WithFields(logrus.Fields{"routes": len(cfg.Routes), "services": len(cfg.Services)}).Info("config reloaded")
+	return nil
+}

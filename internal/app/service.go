@@ -1,0 +1,196 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"reflect"
+	"sync/atomic"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/discovery"
+	"github.com/zkgate/zkgate/healthcheck"
+	"github.com/zkgate/zkgate/internal/config"
+	"github.com/zkgate/zkgate/proxy"
+)
+
+// service is the running form of one configured service: its membership
+// source, its health checker, and the proxy Upstream every route to it
+// shares. A service whose configuration did not change survives a reload
+// untouched, health state and connection pool included.
+type service struct {
+	name string
+	cfg  config.Service
+
+	zkconf     *discovery.LoadBalanceZkConf // nil for a static service
+	static     *balancer.Static             // nil for a ZooKeeper service
+	membership balancer.LoadBalanceConf
+	health     *healthcheck.LoadBalanceCheckConf
+	transport  *http.Transport
+	upstream   *proxy.Upstream
+	stats      *endpointStats
+}
+
+// newService starts the membership source and health checker of one
+// service. zk may be nil when no ZooKeeper is configured.
+func newService(name string, cfg config.Service, zk *discovery.Client, log logrus.FieldLogger) (*service, error) {
+	s := &service{name: name, cfg: cfg, stats: newEndpointStats()}
+	log = log.WithField("service", name)
+	switch {
+	case cfg.Discovery.Static != nil:
+		eps, err := cfg.Discovery.Static.StaticEndpoints()
+		if err != nil {
+			return nil, fmt.Errorf("services.%s.discovery.static.%w", name, err)
+		}
+		s.static = balancer.NewStatic(eps...)
+		s.membership = s.static
+	case cfg.Discovery.ZooKeeper != nil:
+		if zk == nil {
+			return nil, fmt.Errorf("services.%s.discovery.zookeeper: no zookeeper client", name)
+		}
+		d := cfg.Discovery.ZooKeeper
+		format, err := discovery.ParseFormat(d.Format)
+		if err != nil {
+			return nil, fmt.Errorf("services.%s.discovery.zookeeper.format: %w", name, err)
+		}
+		s.zkconf, err = discovery.NewLoadBalanceZkConf(zk, d.Path,
+			discovery.ZkConfOptions{Format: format, EndpointName: d.EndpointName}, log)
+		if err != nil {
+			return nil, fmt.Errorf("services.%s.discovery.zookeeper: %w", name, err)
+		}
+		s.membership = s.zkconf
+	default:
+		return nil, fmt.Errorf("services.%s.discovery: neither zookeeper nor static", name)
+	}
+	s.membership.Attach(s.stats)
+
+	var err error
+	s.health, err = healthcheck.New(s.membership, healthConfig(cfg.HealthCheck), log)
+	if err != nil {
+		s.closeMembership()
+		return nil, fmt.Errorf("services.%s.health_check: %w", name, err)
+	}
+	s.transport = proxy.NewTransport(proxy.TransportConfig{
+		DialTimeout:           cfg.Timeouts.Dial,
+		ResponseHeaderTimeout: cfg.Timeouts.ResponseHeader,
+		IdleConnTimeout:       cfg.Timeouts.IdleConn,
+		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
+	})
+	retry := proxy.RetryPolicy{Attempts: cfg.Retries.Attempts, BufferBodyBytes: cfg.Retries.BufferBodyBytes}
+	for _, on := range cfg.Retries.On {
+		switch on {
+		case config.RetryTimeout:
+			retry.OnTimeout = true
+		case config.RetryServerError:
+			retry.OnServerError = true
+		}
+	}
+	s.upstream = &proxy.Upstream{
+		Name:           name,
+		Transport:      s.transport,
+		PassHostHeader: cfg.PassHostHeader,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		Retry:          retry,
+		Reporter:       &countingReporter{next: s.health, stats: s.stats},
+	}
+	return s, nil
+}
+
+// sameConfig reports whether s runs exactly cfg, so a reload can keep it.
+func (s *service) sameConfig(cfg config.Service) bool { return reflect.DeepEqual(s.cfg, cfg) }
+
+// synced reports whether the service has its first membership.
+func (s *service) synced() bool { return s.zkconf == nil || s.zkconf.Synced() }
+
+func (s *service) closeMembership() {
+	if s.zkconf != nil {
+		s.zkconf.Close()
+	}
+	s.membership.Detach(s.stats)
+}
+
+// close stops the service's checker and watcher and its idle connections.
+func (s *service) close() {
+	_ = s.health.Close()
+	s.closeMembership()
+	s.transport.CloseIdleConnections()
+}
+
+// healthConfig maps the configuration file's health_check section onto the
+// checker's own configuration.
+func healthConfig(c config.HealthCheck) healthcheck.Config {
+	h := healthcheck.Defaults()
+	h.Active.Type = c.Active.Type
+	if h.Active.Type == config.CheckNone {
+		h.Active.Type = ""
+	}
+	h.Active.Path = c.Active.Path
+	h.Active.Host = c.Active.Host
+	if rs, err := config.ParseStatusRanges(c.Active.ExpectStatus); err == nil && len(rs) > 0 {
+		h.Active.ExpectStatus = healthcheck.StatusRange{Min: rs[0].Min, Max: rs[0].Max}
+	}
+	h.Active.Interval = c.Active.Interval
+	h.Active.Timeout = c.Active.Timeout
+	h.Active.HealthyThreshold = c.Active.HealthyThreshold
+	h.Active.UnhealthyThreshold = c.Active.UnhealthyThreshold
+	h.Passive.MaxFailures = c.Passive.MaxFailures
+	h.Passive.Ejection = c.Passive.Ejection
+	if h.Passive.MaxEjection < h.Passive.Ejection {
+		h.Passive.MaxEjection = h.Passive.Ejection
+	}
+	h.Passive.MaxEjectionPercent = c.Passive.MaxEjectionPercent
+	h.Passive.ServerErrors = c.Passive.ServerErrors
+	h.PanicThreshold = float64(c.PanicThreshold) / 100
+	return h
+}
+
+// endpointStats counts the attempts sent to each member of a service, for
+// the admin API. It observes the service's membership so that the counter
+// map is rebuilt only when members change; the request path only reads it.
+type endpointStats struct {
+	counters atomic.Pointer[map[string]*atomic.Uint64]
+}
+
+func newEndpointStats() *endpointStats {
+	s := &endpointStats{}
+	m := map[string]*atomic.Uint64{}
+	s.counters.Store(&m)
+	return s
+}
+
+// Update implements balancer.Observer: keep the counters of members that
+// stay, add fresh ones for new members.
+func (s *endpointStats) Update(eps []balancer.Endpoint) {
+	old := *s.counters.Load()
+	next := make(map[string]*atomic.Uint64, len(eps))
+	for _, e := range eps {
+		if c, ok := old[e.Addr]; ok {
+			next[e.Addr] = c
+		} else {
+			next[e.Addr] = new(atomic.Uint64)
+		}
+	}
+	s.counters.Store(&next)
+}
+
+func (s *endpointStats) requests(addr string) uint64 {
+	if c, ok := (*s.counters.Load())[addr]; ok {
+		return c.Load()
+	}
+	return 0
+}
+
+// countingReporter counts each attempt per endpoint and passes its outcome
+// on to the passive health checker.
+type countingReporter struct {
+	next  proxy.Reporter
+	stats *endpointStats
+}
+
+func (r *countingReporter) Report(addr string, o healthcheck.Outcome) {
+	if c, ok := (*r.stats.counters.Load())[addr]; ok {
+		c.Add(1)
+	}
+	r.next.Report(addr, o)
+}

@@ -1,0 +1,241 @@
+package app
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/zkgate/zkgate/healthcheck"
+	"github.com/zkgate/zkgate/internal/admin"
+	"github.com/zkgate/zkgate/internal/metrics"
+)
+
+// The Gateway is the admin API's view of the running state.
+var _ admin.Source = (*Gateway)(nil)
+
+// Routes implements admin.Source.
+func (g *Gateway) Routes() []admin.RouteInfo {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]admin.RouteInfo, 0, len(g.routes))
+	for _, r := range g.routes {
+		out = append(out, admin.RouteInfo{
+			Name:        r.cfg.Name,
+			Priority:    r.cfg.Priority,
+			Hosts:       r.cfg.Match.Hosts,
+			PathPrefix:  r.cfg.Match.PathPrefix,
+			Methods:     r.cfg.Match.Methods,
+			Service:     r.cfg.Service,
+			Balancer:    r.cfg.Balancer,
+			HashOn:      r.cfg.HashOn,
+			StripPrefix: r.cfg.StripPrefix,
+		})
+	}
+	return out
+}
+
+// Services implements admin.Source.
+func (g *Gateway) Services() []admin.ServiceInfo {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]admin.ServiceInfo, 0, len(g.services))
+	for _, name := range slices.Sorted(maps.Keys(g.services)) {
+		out = append(out, g.services[name].info())
+	}
+	return out
+}
+
+// Service implements admin.Source.
+func (g *Gateway) Service(name string) (admin.ServiceInfo, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s, ok := g.services[strings.ToLower(name)]
+	if !ok {
+		return admin.ServiceInfo{}, false
+	}
+	return s.info(), true
+}
+
+func (s *service) info() admin.ServiceInfo {
+	si := admin.ServiceInfo{Name: s.name, Synced: s.synced()}
+	if s.zkconf != nil {
+		si.Discovery = admin.DiscoveryInfo{Kind: "zookeeper", Path: s.zkconf.Path(), Format: s.cfg.Discovery.ZooKeeper.Format}
+		si.Stale = s.zkconf.Stale()
+		si.LastSync = s.zkconf.LastSync()
+	} else {
+		si.Discovery = admin.DiscoveryInfo{Kind: "static"}
+	}
+	h := s.health.Status()
+	si.Panicking = h.Panicking
+	for _, e := range h.Endpoints {
+		ei := admin.EndpointInfo{
+			Addr:                e.Addr,
+			ID:                  e.ID,
+			Weight:              e.Weight,
+			State:               e.State,
+			LastProbe:           e.LastProbe,
+			LastProbeResult:     e.LastProbeResult,
+			ConsecutiveFailures: e.ConsecutiveFailures,
+			Requests:            s.stats.requests(e.Addr),
+			Meta:                e.Meta,
+		}
+		if e.Meta != nil {
+			ei.Format = e.Meta["format"]
+		}
+		if s.zkconf != nil {
+			ei.ZNode = e.ID
+		}
+		si.Endpoints = append(si.Endpoints, ei)
+	}
+	si.Counts = countStates(si.Endpoints)
+	return si
+}
+
+func countStates(eps []admin.EndpointInfo) admin.EndpointCounts {
+	c := admin.EndpointCounts{Total: len(eps)}
+	for _, e := range eps {
+		switch e.State {
+		case admin.StateHealthy:
+			c.Healthy++
+		case admin.StateUnhealthy:
+			c.Unhealthy++
+		case admin.StateEjected:
+			c.Ejected++
+		case admin.StateDraining:
+			c.Draining++
+		default:
+			c.Other++
+		}
+	}
+	return c
+}
+
+// Drain implements admin.Source.
+func (g *Gateway) Drain(service, addr string) error {
+	return g.withHealth(service, addr, (*healthcheck.LoadBalanceCheckConf).Drain)
+}
+
+// Undrain implements admin.Source.
+func (g *Gateway) Undrain(service, addr string) error {
+	return g.withHealth(service, addr, (*healthcheck.LoadBalanceCheckConf).Undrain)
+}
+
+func (g *Gateway) withHealth(service, addr string, f func(*healthcheck.LoadBalanceCheckConf, string) error) error {
+	g.mu.Lock()
+	s, ok := g.services[strings.ToLower(service)]
+	g.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("service %q: %w", service, admin.ErrNotFound)
+	}
+	if err := f(s.health, addr); err != nil {
+		return fmt.Errorf("service %q endpoint %q: %w", service, addr, admin.ErrNotFound)
+	}
+	return nil
+}
+
+// Reload implements admin.Source.
+func (g *Gateway) Reload() error { return g.reload("admin API") }
+
+// ZooKeeper implements admin.Source.
+func (g *Gateway) ZooKeeper() admin.ZooKeeperInfo {
+	cfg := g.cfg.Load()
+	zi := admin.ZooKeeperInfo{Servers: cfg.ZooKeeper.Servers, State: "disconnected"}
+	if g.zk == nil {
+		return zi
+	}
+	st := g.zk.Status()
+	zi.State = stateName(st.State)
+	zi.Since = st.Since
+	zi.Connected = st.HasSession
+	if st.SessionID != 0 {
+		zi.SessionID = "0x" + strconv.FormatInt(st.SessionID, 16)
+	}
+	if st.Established > 0 {
+		zi.Reconnects = st.Established - 1
+	}
+	zi.Expirations = st.Expirations
+	return zi
+}
+
+// stateName turns the client's "StateHasSession" into "has_session".
+func stateName(s string) string {
+	s = strings.TrimPrefix(s, "State")
+	var b strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	if b.Len() == 0 {
+		return "unknown"
+	}
+	return b.String()
+}
+
+// Ready implements admin.Source: ready once every service has its first
+// membership, and not while draining.
+func (g *Gateway) Ready() (bool, string) {
+	if g.draining.Load() {
+		return false, "draining"
+	}
+	if g.handler == nil {
+		return false, "waiting for zookeeper"
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, name := range slices.Sorted(maps.Keys(g.services)) {
+		if !g.services[name].synced() {
+			return false, "service " + name + ": first zookeeper sync pending"
+		}
+	}
+	return true, ""
+}
+
+// metricsState gives the scrape-time gauges their values.
+func (g *Gateway) metricsState() metrics.State {
+	var st metrics.State
+	if g.zk != nil {
+		zs := g.zk.Status()
+		st.ZooKeeper = metrics.ZooKeeperState{State: stateName(zs.State), Expirations: zs.Expirations}
+		if zs.Established > 0 {
+			st.ZooKeeper.Reconnects = zs.Established - 1
+		}
+	} else {
+		st.ZooKeeper.State = "disconnected"
+	}
+	if g.access != nil {
+		st.HasAccessLog = true
+		st.AccessLogDropped = g.access.Dropped()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, name := range slices.Sorted(maps.Keys(g.services)) {
+		s := g.services[name]
+		h := s.health.Status()
+		ss := metrics.ServiceState{
+			Name:             name,
+			Endpoints:        map[string]int{},
+			Panicking:        h.Panicking,
+			PanicActivations: h.PanicActivations,
+			Ejections:        h.Ejections,
+			Probes:           h.Probes,
+			ProbeFailures:    h.ProbeFailures,
+		}
+		for _, e := range h.Endpoints {
+			ss.Endpoints[e.State]++
+		}
+		if s.zkconf != nil {
+			cs := s.zkconf.Stats()
+			ss.Stale, ss.LastSync = cs.Stale, cs.LastSync
+			ss.WatchEvents, ss.MalformedNodes = cs.WatchEvents, cs.MalformedTotal
+		}
+		st.Services = append(st.Services, ss)
+	}
+	return st
+}

@@ -1,0 +1,177 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config is the whole zkgate configuration. The zero value is not useful:
+// obtain one from Load, Parse or Default.
+//
+// The fields tagged `static:"true"` are read once at start-up; a change to
+// them in the file takes effect after a restart (see Reloadable). Routes and
+// Services are applied by reloads (see Dynamic).
+type Config struct {
+	// EntryPoints are the listeners that serve proxied traffic, by name.
+	// Every entry point serves every route. Default: one entry point "web"
+	// on ":8080". Static.
+	EntryPoints map[string]EntryPoint `mapstructure:"entry_points" static:"true"`
+	// Admin is the admin listener (probes, metrics, JSON API, status page).
+	// Static.
+	Admin Admin `mapstructure:"admin" static:"true"`
+	// Log configures the process log and the access log. Static.
+	Log Log `mapstructure:"log" static:"true"`
+	// TrustedProxies lists the CIDRs (or single IP addresses) of proxies in
+	// front of zkgate whose X-Forwarded-For, X-Forwarded-Proto and
+	// X-Forwarded-Host headers are kept and extended. From any other peer
+	// those headers are replaced. Default: empty (trust no one). Static.
+	TrustedProxies []string `mapstructure:"trusted_proxies" static:"true"`
+	// Shutdown configures graceful shutdown. Static.
+	Shutdown Shutdown `mapstructure:"shutdown" static:"true"`
+	// ZooKeeper is the ZooKeeper ensemble and session. Static.
+	ZooKeeper ZooKeeper `mapstructure:"zookeeper" static:"true"`
+	// Routes map requests to services. Order matters only between routes
+	// of equal priority and equal specificity. Default: none. Reloadable.
+	Routes []Route `mapstructure:"routes"`
+	// Services are the backends, by name. Names are case-insensitive and
+	// stored in lower case (viper lower-cases map keys). Default: none.
+	// Reloadable.
+	Services map[string]Service `mapstructure:"services"`
+
+	// Source names where the configuration was read from (a file path), for
+	// error messages. It is not a configuration key.
+	Source string `mapstructure:"-"`
+
+	// fromEnv maps the key paths whose value came from an environment
+	// variable to that variable, so that problems can name it.
+	fromEnv map[string]string
+}
+
+// EntryPoint is one listener for proxied traffic. Its timeouts become the
+// fields of the same names of http.Server.
+type EntryPoint struct {
+	// Address is the "host:port" to listen on; an empty host listens on
+	// every interface. Default ":8080".
+	Address string `mapstructure:"address"`
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s;
+	// 0 means no limit.
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included. Default 0
+	// (no limit: bodies may be streamed).
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// WriteTimeout bounds writing a response. Default 0 (no limit: long
+	// responses and WebSockets stream); route timeouts bound upstream time.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// IdleTimeout is how long an idle keep-alive client connection is kept.
+	// Default 90s; 0 means read_timeout, as in net/http.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxHeaderBytes limits the size of request headers, in bytes.
+	// Default 1048576 (1 MiB).
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+}
+
+// Admin is the admin listener.
+type Admin struct {
+	// Address is the "host:port" of the admin listener (/livez, /readyz,
+	// /metrics, /api/..., status page). Default "127.0.0.1:9901". An empty
+	// address disables the admin listener.
+	Address string `mapstructure:"address"`
+	// Token is the bearer token ("Authorization: Bearer <token>") every
+	// admin request needs, except /livez, /readyz and the status page's
+	// static files, when not empty. Set it whenever the address is not a
+	// loopback address. Default "" (no token).
+	Token string `mapstructure:"token" secret:"true"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is the least severe level logged: trace, debug, info, warn,
+	// error, fatal or panic. Default "info".
+	Level string `mapstructure:"level"`
+	// Format is "text", "json" or "auto" (text when standard error is a
+	// terminal, JSON otherwise). Default "auto".
+	Format string `mapstructure:"format"`
+	// AccessLog configures the access log.
+	AccessLog AccessLog `mapstructure:"access_log"`
+}
+
+// AccessLog configures the per-request access log (JSON lines on standard
+// output).
+type AccessLog struct {
+	// Enabled turns the access log on. Default true.
+	Enabled bool `mapstructure:"enabled"`
+}
+
+// Shutdown configures graceful shutdown on SIGTERM or SIGINT.
+type Shutdown struct {
+	// DrainDelay is how long /readyz answers 503 while requests are still
+	// served, so that load balancers in front stop sending traffic before
+	// the listeners close. Default 5s; 0 skips the delay.
+	DrainDelay time.Duration `mapstructure:"drain_delay"`
+	// GraceTimeout bounds how long requests in flight may take to finish
+	// after the listeners close (http.Server.Shutdown). Default 30s.
+	GraceTimeout time.Duration `mapstructure:"grace_timeout"`
+}
+
+// ZooKeeper is the ZooKeeper connection.
+type ZooKeeper struct {
+	// Servers are the ensemble members as "host:port" (the port defaults
+	// to 2181 when omitted, and is added on load). From the environment: a
+	// comma-separated list.
+	// Default ["127.0.0.1:2181"]; must not be empty.
+	Servers []string `mapstructure:"servers"`
+	// SessionTimeout is the requested session timeout; the server clamps
+	// it to between 2 and 20 ticks. Default 10s.
+	SessionTimeout time.Duration `mapstructure:"session_timeout"`
+	// BasePath is the znode under which services live by default: a
+	// service without a discovery path is watched at base_path/<name>.
+	// Default "/services".
+	BasePath string `mapstructure:"base_path"`
+	// Auth is the authentication added to the session.
+	Auth ZooKeeperAuth `mapstructure:"auth"`
+	// ResyncInterval is how often every service is re-listed even without
+	// a watch event, since re-setting watches can fail silently. Default
+	// 30s; 0 disables the periodic resync.
+	ResyncInterval time.Duration `mapstructure:"resync_interval"`
+}
+
+// ZooKeeperAuth is the authentication sent with zk.Conn.AddAuth.
+type ZooKeeperAuth struct {
+	// Scheme is the authentication scheme. Only "digest" is supported.
+	// Default "digest".
+	Scheme string `mapstructure:"scheme"`
+	// Credentials are "user:password" for the digest scheme. Default ""
+	// (no authentication).
+	Credentials string `mapstructure:"credentials" secret:"true"`
+}
+
+// TrustedProxyPrefixes returns TrustedProxies parsed; single addresses
+// become one-address prefixes. Entries that do not parse are skipped
+// (Validate reports them).
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, s := range c.TrustedProxies {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parsePrefix parses a CIDR or a single IP address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}

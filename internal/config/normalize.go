@@ -1,0 +1,96 @@
+package config
+
+import (
+	"net"
+	"net/netip"
+	"net/textproto"
+	"strings"
+)
+
+// normalize puts names into the forms the rest of zkgate compares them in
+// and derives the defaults that depend on other keys. Values it cannot make
+// sense of are left for Validate to report.
+func (c *Config) normalize() {
+	for i, s := range c.ZooKeeper.Servers {
+		c.ZooKeeper.Servers[i] = withZooKeeperPort(strings.TrimSpace(s))
+	}
+	for i := range c.TrustedProxies {
+		c.TrustedProxies[i] = strings.TrimSpace(c.TrustedProxies[i])
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		// Service names are map keys, which viper lower-cases.
+		r.Service = strings.ToLower(strings.TrimSpace(r.Service))
+		for j, h := range r.Match.Hosts {
+			r.Match.Hosts[j] = strings.ToLower(strings.TrimSpace(h))
+		}
+		for j, m := range r.Match.Methods {
+			r.Match.Methods[j] = strings.ToUpper(strings.TrimSpace(m))
+		}
+		r.Match.Headers = canonicalKeys(r.Match.Headers)
+		r.RequestHeaders.Set = canonicalKeys(r.RequestHeaders.Set)
+		for j, h := range r.RequestHeaders.Remove {
+			r.RequestHeaders.Remove[j] = canonicalHeader(strings.TrimSpace(h))
+		}
+	}
+	for name, s := range c.Services {
+		if zk := s.Discovery.ZooKeeper; zk != nil && zk.Path == "" && strings.HasPrefix(c.ZooKeeper.BasePath, "/") {
+			zk.Path = defaultServicePath(c.ZooKeeper.BasePath, name)
+		}
+		c.Services[name] = s
+	}
+}
+
+// withZooKeeperPort adds ZooKeeper's default port 2181 to a server address
+// without one ("zk1", "::1", "[::1]").
+func withZooKeeperPort(s string) string {
+	if _, _, err := net.SplitHostPort(s); err == nil || s == "" || strings.Contains(s, "/") {
+		return s
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		return s + ":2181"
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Is6() {
+		return "[" + s + "]:2181"
+	}
+	if !strings.Contains(s, ":") {
+		return s + ":2181"
+	}
+	return s
+}
+
+// canonicalKeys returns m with canonical header names as keys.
+func canonicalKeys(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[canonicalHeader(k)] = v
+	}
+	return out
+}
+
+// canonicalHeader returns the canonical form of a header name; names that are
+// not valid tokens are returned unchanged.
+func canonicalHeader(name string) string {
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+// isToken reports whether s is a non-empty RFC 9110 token (header names,
+// methods, cookie names).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

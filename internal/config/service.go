@@ -1,0 +1,276 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zkgate/zkgate/balancer"
+)
+
+// Service is one backend service: where its endpoints come from and how they
+// are reached and checked.
+type Service struct {
+	// Discovery says where the endpoints come from: exactly one of
+	// ZooKeeper and Static. Default: ZooKeeper at zookeeper.base_path/<name>.
+	Discovery Discovery `mapstructure:"discovery"`
+	// PassHostHeader sends the client's Host header upstream; when false
+	// the endpoint's "host:port" is sent. Default true.
+	PassHostHeader bool `mapstructure:"pass_host_header"`
+	// HealthCheck configures active and passive health checking.
+	HealthCheck HealthCheck `mapstructure:"health_check"`
+	// Timeouts are the upstream connection timeouts.
+	Timeouts Timeouts `mapstructure:"timeouts"`
+	// MaxIdleConnsPerHost is the keep-alive pool size per endpoint.
+	// Default 256.
+	MaxIdleConnsPerHost int `mapstructure:"max_idle_conns_per_host"`
+	// MaxBodyBytes limits request bodies, in bytes; a larger body is
+	// answered 413. Default 0 (unlimited).
+	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+	// Retries configures retrying a failed attempt on another endpoint.
+	Retries Retries `mapstructure:"retries"`
+}
+
+// Discovery is the endpoint source of a service. Exactly one field is set.
+type Discovery struct {
+	// ZooKeeper watches a znode's children.
+	ZooKeeper *ZooKeeperDiscovery `mapstructure:"zookeeper"`
+	// Static is a fixed endpoint list.
+	Static *StaticDiscovery `mapstructure:"static"`
+}
+
+// Node formats of ZooKeeperDiscovery.Format.
+const (
+	FormatAuto      = "auto"
+	FormatPlain     = "plain"
+	FormatCurator   = "curator"
+	FormatServerSet = "serverset"
+)
+
+// ZooKeeperDiscovery watches the children of one znode.
+type ZooKeeperDiscovery struct {
+	// Path is the znode whose children are the endpoints. Default
+	// zookeeper.base_path + "/" + the service name.
+	Path string `mapstructure:"path"`
+	// Format is the node format: auto (detect per node), plain
+	// ("host:port" names, optional "host:port[,weight]" data), curator
+	// (Curator x-discovery JSON) or serverset (Finagle ServerSet JSON).
+	// Default "auto".
+	Format string `mapstructure:"format"`
+	// EndpointName selects a named entry of a ServerSet member's
+	// additionalEndpoints instead of its serviceEndpoint; serverset and
+	// auto formats only. Default "" (serviceEndpoint).
+	EndpointName string `mapstructure:"endpoint_name"`
+}
+
+// StaticDiscovery is a fixed endpoint list.
+type StaticDiscovery struct {
+	// Endpoints are "host:port" or "host:port,weight" (weight ≥ 1, default
+	// 1). At least one is required.
+	Endpoints []string `mapstructure:"endpoints"`
+}
+
+// HealthCheck configures health checking. An endpoint is routed to when it
+// passes the active check (if any) and is not ejected by the passive one.
+type HealthCheck struct {
+	// Active probes every endpoint periodically.
+	Active ActiveHealthCheck `mapstructure:"active"`
+	// Passive ejects endpoints that fail real requests.
+	Passive PassiveHealthCheck `mapstructure:"passive"`
+	// PanicThreshold is a percentage: when fewer than this share of the
+	// members are healthy, health is ignored and every member is routed to
+	// (better some errors than a total outage). Default 0 (never).
+	PanicThreshold int `mapstructure:"panic_threshold"`
+}
+
+// Active health check types.
+const (
+	CheckNone = "none"
+	CheckTCP  = "tcp"
+	CheckHTTP = "http"
+)
+
+// ActiveHealthCheck probes endpoints.
+type ActiveHealthCheck struct {
+	// Type is "none" (no probes: every member counts as healthy), "tcp"
+	// (connect) or "http" (GET path). Default "none".
+	Type string `mapstructure:"type"`
+	// Path is the request path of an http probe. Default "/".
+	Path string `mapstructure:"path"`
+	// Host is the Host header of an http probe. Default "" (the endpoint's
+	// "host:port").
+	Host string `mapstructure:"host"`
+	// ExpectStatus lists the status codes of a passing http probe: codes
+	// and ranges separated by commas, e.g. "200-399" or "200,204". Default
+	// "200-399".
+	ExpectStatus string `mapstructure:"expect_status"`
+	// Interval is the time between two probes of one endpoint. Default 2s.
+	Interval time.Duration `mapstructure:"interval"`
+	// Timeout bounds one probe; at most interval. Default 1s.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// HealthyThreshold is how many consecutive passing probes make an
+	// unhealthy endpoint healthy. Default 2.
+	HealthyThreshold int `mapstructure:"healthy_threshold"`
+	// UnhealthyThreshold is how many consecutive failing probes make a
+	// healthy endpoint unhealthy. Default 2.
+	UnhealthyThreshold int `mapstructure:"unhealthy_threshold"`
+}
+
+// PassiveHealthCheck is outlier ejection driven by proxied requests.
+type PassiveHealthCheck struct {
+	// MaxFailures is how many consecutive failed requests eject an
+	// endpoint. Default 3; 0 disables passive checking.
+	MaxFailures int `mapstructure:"max_failures"`
+	// Ejection is how long an ejected endpoint stays out. Default 10s.
+	Ejection time.Duration `mapstructure:"ejection"`
+	// MaxEjectionPercent caps the share of members ejected at once, in
+	// percent (0-100). Default 50.
+	MaxEjectionPercent int `mapstructure:"max_ejection_percent"`
+	// ServerErrors counts 5xx responses as failures; otherwise only
+	// connection failures and timeouts count. Default false.
+	ServerErrors bool `mapstructure:"server_errors"`
+}
+
+// Timeouts are the upstream transport timeouts.
+type Timeouts struct {
+	// Dial bounds establishing a TCP connection to an endpoint. Default 2s.
+	Dial time.Duration `mapstructure:"dial"`
+	// ResponseHeader bounds waiting for the response headers after the
+	// request was written. Default 15s; 0 means no limit.
+	ResponseHeader time.Duration `mapstructure:"response_header"`
+	// IdleConn is how long an idle upstream keep-alive connection is kept.
+	// Default 90s; 0 means no limit.
+	IdleConn time.Duration `mapstructure:"idle_conn"`
+}
+
+// Retry conditions of Retries.On.
+const (
+	RetryConnectFailure = "connect_failure"
+	RetryTimeout        = "timeout"
+	RetryServerError    = "server_error"
+)
+
+// Retries configures retries.
+type Retries struct {
+	// Attempts is the maximum number of attempts per request, the first
+	// included, each on a different endpoint when possible; 1 disables
+	// retries. Default 2.
+	Attempts int `mapstructure:"attempts"`
+	// On lists the failures retried: connect_failure (nothing was sent; any
+	// method), timeout and server_error (5xx); the last two only for
+	// idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE). Default
+	// [connect_failure].
+	On []string `mapstructure:"on"`
+	// BufferBodyBytes is the largest request body buffered so that it can
+	// be re-sent; a request with a larger body is not retried once sent.
+	// Default 65536.
+	BufferBodyBytes int64 `mapstructure:"buffer_body_bytes"`
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+type StatusRange struct{ Min, Max int }
+
+// StatusRanges is a parsed ActiveHealthCheck.ExpectStatus.
+type StatusRanges []StatusRange
+
+// ParseStatusRanges parses an expect_status value: status codes and
+// "MIN-MAX" ranges separated by commas.
+func ParseStatusRanges(s string) (StatusRanges, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("empty (e.g. \"200-399\" or \"200,204\")")
+	}
+	var out StatusRanges
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		if !isRange {
+			hi = lo
+		}
+		min, err1 := strconv.Atoi(strings.TrimSpace(lo))
+		max, err2 := strconv.Atoi(strings.TrimSpace(hi))
+		if err1 != nil || err2 != nil || min < 100 || max > 599 || min > max {
+			return nil, fmt.Errorf("%q is not a status code or range within 100-599", part)
+		}
+		out = append(out, StatusRange{Min: min, Max: max})
+	}
+	return out, nil
+}
+
+// Contains reports whether code is in one of the ranges.
+func (rs StatusRanges) Contains(code int) bool {
+	for _, r := range rs {
+		if code >= r.Min && code <= r.Max {
+			return true
+		}
+	}
+	return false
+}
+
+// StaticEndpoints parses the static endpoint list into balancer endpoints,
+// with ID "static:<host:port>" and Meta {"source": "static"}.
+func (d *StaticDiscovery) StaticEndpoints() ([]balancer.Endpoint, error) {
+	out := make([]balancer.Endpoint, 0, len(d.Endpoints))
+	for i, s := range d.Endpoints {
+		ep, err := parseStaticEndpoint(s)
+		if err != nil {
+			return nil, fmt.Errorf("endpoints[%d]: %w", i, err)
+		}
+		out = append(out, ep)
+	}
+	return out, nil
+}
+
+// parseStaticEndpoint parses "host:port" or "host:port,weight".
+func parseStaticEndpoint(s string) (balancer.Endpoint, error) {
+	addr, w, hasWeight := strings.Cut(strings.TrimSpace(s), ",")
+	addr = strings.TrimSpace(addr)
+	if err := checkHostPort(addr, true); err != nil {
+		return balancer.Endpoint{}, fmt.Errorf("%q: %w", s, err)
+	}
+	weight := 1
+	if hasWeight {
+		n, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil || n < 1 {
+			return balancer.Endpoint{}, fmt.Errorf("%q: weight %q is not an integer ≥ 1", s, w)
+		}
+		weight = n
+	}
+	return balancer.Endpoint{
+		ID:     "static:" + addr,
+		Addr:   addr,
+		Weight: weight,
+		Meta:   map[string]string{"source": "static"},
+	}, nil
+}
+
+// checkHostPort checks a "host:port" address. With needHost, the host must
+// not be empty (a dial target); without, an empty host is fine (a listen
+// address). Port 0 is accepted only for listen addresses.
+func checkHostPort(addr string, needHost bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("not a host:port address: %w", stripAddrErr(err))
+	}
+	if needHost && host == "" {
+		return fmt.Errorf("missing host")
+	}
+	if strings.ContainsAny(host, " /\t") {
+		return fmt.Errorf("invalid host %q", host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (needHost && n == 0) {
+		return fmt.Errorf("invalid port %q", port)
+	}
+	return nil
+}
+
+// stripAddrErr returns the reason of a net.AddrError without the address
+// (the caller quotes it already).
+func stripAddrErr(err error) error {
+	if ae, ok := err.(*net.AddrError); ok {
+		return fmt.Errorf("%s", ae.Err)
+	}
+	return err
+}

@@ -1,0 +1,217 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/zkgate/zkgate/balancer"
+)
+
+// BalancerConsistentHash is the balancer that needs Route.HashOn.
+const BalancerConsistentHash = "consistent_hash"
+
+func (c *Config) validateRoutes(p *problems) {
+	seen := map[string]int{}
+	for i, r := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		switch {
+		case r.Name == "":
+			p.addf(key+".name", "required")
+		case !nameRe.MatchString(r.Name):
+			p.addf(key+".name", "invalid route name %q (letters, digits, '.', '_', '-')", r.Name)
+		default:
+			if j, dup := seen[r.Name]; dup {
+				p.addf(key+".name", "duplicate route name %q (also routes[%d])", r.Name, j)
+			} else {
+				seen[r.Name] = i
+			}
+		}
+		validateMatch(p, key+".match", &r.Match)
+		switch _, ok := c.Services[r.Service]; {
+		case r.Service == "":
+			p.addf(key+".service", "required")
+		case !ok:
+			p.addf(key+".service", "unknown service %q (defined: %s)", r.Service, listOrNone(sortedNames(c.Services)))
+		}
+		if names := balancer.Names(); !slices.Contains(names, r.Balancer) {
+			p.addf(key+".balancer", "unknown balancer %q (valid: %s)", r.Balancer, strings.Join(names, ", "))
+		}
+		switch {
+		case r.Balancer == BalancerConsistentHash && r.HashOn == "":
+			p.addf(key+".hash_on", "required by balancer consistent_hash (client_ip, header:NAME, cookie:NAME or path)")
+		case r.Balancer == BalancerConsistentHash:
+			if _, err := ParseHashOn(r.HashOn); err != nil {
+				p.add(key+".hash_on", err)
+			}
+		case r.HashOn != "":
+			p.addf(key+".hash_on", "only used by balancer consistent_hash, not %q: remove it", r.Balancer)
+		}
+		validateHeaderMap(p, key+".request_headers.set", r.RequestHeaders.Set)
+		for j, h := range r.RequestHeaders.Remove {
+			if !isToken(h) {
+				p.addf(fmt.Sprintf("%s.request_headers.remove[%d]", key, j), "invalid header name %q", h)
+			}
+		}
+		p.nonNegative(key+".timeout", int64(r.Timeout))
+	}
+}
+
+func validateMatch(p *problems, key string, m *Match) {
+	for j, h := range m.Hosts {
+		if err := checkHost(h); err != nil {
+			p.add(fmt.Sprintf("%s.hosts[%d]", key, j), err)
+		}
+	}
+	if pp := m.PathPrefix; pp != "" {
+		switch {
+		case !strings.HasPrefix(pp, "/"):
+			p.addf(key+".path_prefix", "%q must start with \"/\"", pp)
+		case strings.ContainsAny(pp, "?# \t\r\n"):
+			p.addf(key+".path_prefix", "%q must be a plain path (no query, fragment or spaces)", pp)
+		}
+	}
+	for j, meth := range m.Methods {
+		if !isToken(meth) {
+			p.addf(fmt.Sprintf("%s.methods[%d]", key, j), "invalid method %q", meth)
+		}
+	}
+	validateHeaderMap(p, key+".headers", m.Headers)
+}
+
+// validateHeaderMap checks header names and values.
+func validateHeaderMap(p *problems, key string, m map[string]string) {
+	for _, name := range sortedNames(m) {
+		if !isToken(name) {
+			p.addf(key, "invalid header name %q", name)
+		}
+		if strings.ContainsAny(m[name], "\r\n\x00") {
+			p.addf(key+"."+name, "header value contains a line break or NUL")
+		}
+	}
+}
+
+func (c *Config) validateServices(p *problems) {
+	for _, name := range sortedNames(c.Services) {
+		s := c.Services[name]
+		key := "services." + name
+		if !nameRe.MatchString(name) {
+			p.addf(key, "invalid service name %q (letters, digits, '.', '_', '-')", name)
+		}
+		validateDiscovery(p, key+".discovery", &s.Discovery)
+		validateHealthCheck(p, key+".health_check", &s.HealthCheck)
+		p.nonNegative(key+".timeouts.dial", int64(s.Timeouts.Dial))
+		p.nonNegative(key+".timeouts.response_header", int64(s.Timeouts.ResponseHeader))
+		p.nonNegative(key+".timeouts.idle_conn", int64(s.Timeouts.IdleConn))
+		p.nonNegative(key+".max_idle_conns_per_host", int64(s.MaxIdleConnsPerHost))
+		p.nonNegative(key+".max_body_bytes", s.MaxBodyBytes)
+		validateRetries(p, key+".retries", &s.Retries)
+	}
+}
+
+func validateDiscovery(p *problems, key string, d *Discovery) {
+	switch {
+	case d.ZooKeeper != nil && d.Static != nil:
+		p.addf(key, "set exactly one of zookeeper and static, not both")
+	case d.ZooKeeper == nil && d.Static == nil:
+		p.addf(key, "set one of zookeeper and static")
+	case d.ZooKeeper != nil:
+		zk := d.ZooKeeper
+		if err := checkZnodePath(zk.Path); err != nil {
+			p.add(key+".zookeeper.path", err)
+		}
+		switch zk.Format {
+		case FormatAuto, FormatPlain, FormatCurator, FormatServerSet:
+		default:
+			p.addf(key+".zookeeper.format", "unknown format %q (valid: auto, plain, curator, serverset)", zk.Format)
+		}
+		if zk.EndpointName != "" && zk.Format != FormatServerSet && zk.Format != FormatAuto {
+			p.addf(key+".zookeeper.endpoint_name", "only used by formats serverset and auto, not %q", zk.Format)
+		}
+	default:
+		if len(d.Static.Endpoints) == 0 {
+			p.addf(key+".static.endpoints", "at least one endpoint is required")
+		}
+		for i, e := range d.Static.Endpoints {
+			if _, err := parseStaticEndpoint(e); err != nil {
+				p.add(fmt.Sprintf("%s.static.endpoints[%d]", key, i), err)
+			}
+		}
+	}
+}
+
+func validateHealthCheck(p *problems, key string, hc *HealthCheck) {
+	a := &hc.Active
+	ak := key + ".active"
+	switch a.Type {
+	case CheckNone, CheckTCP, CheckHTTP:
+	default:
+		p.addf(ak+".type", "unknown type %q (valid: none, tcp, http)", a.Type)
+	}
+	if !strings.HasPrefix(a.Path, "/") {
+		p.addf(ak+".path", "%q must start with \"/\"", a.Path)
+	}
+	if a.Host != "" {
+		if err := checkHost(strings.ToLower(a.Host)); err != nil && checkHostPort(a.Host, true) != nil {
+			p.add(ak+".host", err)
+		}
+	}
+	if _, err := ParseStatusRanges(a.ExpectStatus); err != nil {
+		p.add(ak+".expect_status", err)
+	}
+	if a.Interval <= 0 {
+		p.addf(ak+".interval", "must be positive, got %s", a.Interval)
+	}
+	if a.Timeout <= 0 {
+		p.addf(ak+".timeout", "must be positive, got %s", a.Timeout)
+	} else if a.Interval > 0 && a.Timeout > a.Interval {
+		p.addf(ak+".timeout", "%s is longer than the interval %s", a.Timeout, a.Interval)
+	}
+	if a.HealthyThreshold < 1 {
+		p.addf(ak+".healthy_threshold", "must be at least 1, got %d", a.HealthyThreshold)
+	}
+	if a.UnhealthyThreshold < 1 {
+		p.addf(ak+".unhealthy_threshold", "must be at least 1, got %d", a.UnhealthyThreshold)
+	}
+
+	ps := &hc.Passive
+	pk := key + ".passive"
+	p.nonNegative(pk+".max_failures", int64(ps.MaxFailures))
+	if ps.Ejection < 0 {
+		p.addf(pk+".ejection", "must not be negative")
+	} else if ps.MaxFailures > 0 && ps.Ejection == 0 {
+		p.addf(pk+".ejection", "must be positive when max_failures is set")
+	}
+	checkPercent(p, pk+".max_ejection_percent", ps.MaxEjectionPercent)
+	checkPercent(p, key+".panic_threshold", hc.PanicThreshold)
+}
+
+func validateRetries(p *problems, key string, r *Retries) {
+	if r.Attempts < 1 {
+		p.addf(key+".attempts", "must be at least 1 (1 = no retries), got %d", r.Attempts)
+	}
+	for i, on := range r.On {
+		switch on {
+		case RetryConnectFailure, RetryTimeout, RetryServerError:
+			if slices.Index(r.On, on) < i {
+				p.addf(fmt.Sprintf("%s.on[%d]", key, i), "%q is listed twice", on)
+			}
+		default:
+			p.addf(fmt.Sprintf("%s.on[%d]", key, i), "unknown condition %q (valid: connect_failure, timeout, server_error)", on)
+		}
+	}
+	p.nonNegative(key+".buffer_body_bytes", r.BufferBodyBytes)
+}
+
+func checkPercent(p *problems, key string, v int) {
+	if v < 0 || v > 100 {
+		p.addf(key, "must be a percentage between 0 and 100, got %d", v)
+	}
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,181 @@
+package metrics
+
+import (
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// StateSource gives the gateway's state at scrape time. The composition
+// root implements it over discovery, health checking and the proxy.
+// MetricsState is called once per scrape, from the scraping goroutine; it
+// must be safe for concurrent use and quick.
+type StateSource interface {
+	MetricsState() State
+}
+
+// StateSourceFunc adapts a function to StateSource, for wiring where the
+// parts exist only after the metrics.
+type StateSourceFunc func() State
+
+// MetricsState implements StateSource.
+func (f StateSourceFunc) MetricsState() State { return f() }
+
+// State is the gateway's state as the scrape-time metrics show it.
+type State struct {
+	ZooKeeper ZooKeeperState
+	Services  []ServiceState
+	// AccessLogDropped counts access log lines dropped because the writer
+	// fell behind; shown only when HasAccessLog is true.
+	AccessLogDropped uint64
+	HasAccessLog     bool
+}
+
+// ZooKeeperState is the ZooKeeper session's state.
+type ZooKeeperState struct {
+	// State is the session state, lower case with underscores as the admin
+	// API shows it: "has_session", "connecting", "connected",
+	// "disconnected", "expired", "auth_failed" or "unknown".
+	State string
+	// Reconnects counts new connections after a disconnection.
+	Reconnects uint64
+	// Expirations counts session expirations.
+	Expirations uint64
+}
+
+// ServiceState is one service's discovery and health state.
+type ServiceState struct {
+	Name string
+	// Endpoints counts members by state ("healthy", "unhealthy", "ejected",
+	// "draining", ...).
+	Endpoints map[string]int
+	// Stale is true while the membership cannot be refreshed.
+	Stale bool
+	// LastSync is when the membership was last read (zero: never).
+	LastSync time.Time
+	// WatchEvents counts ZooKeeper watch events received for the service.
+	WatchEvents uint64
+	// MalformedNodes counts nodes skipped because their data did not decode.
+	MalformedNodes uint64
+	// Panicking is true while the panic threshold is crossed.
+	Panicking bool
+	// PanicActivations counts the times the service entered panic mode.
+	PanicActivations uint64
+	// Ejections counts passive (outlier) ejections.
+	Ejections uint64
+	// Probes and ProbeFailures count active health probes and the failed
+	// ones.
+	Probes, ProbeFailures uint64
+}
+
+// endpointStates are always exported, at zero when no endpoint is in them,
+// so that alerts on them see a series.
+var endpointStates = []string{"healthy", "unhealthy", "ejected", "draining"}
+
+// sessionStates are the ZooKeeper states always exported: 1 for the current
+// one, 0 for the others.
+var sessionStates = []string{"disconnected", "connecting", "connected", "has_session", "expired", "auth_failed", "unknown"}
+
+// stateCollector exports a StateSource's State at scrape time.
+type stateCollector struct {
+	src StateSource
+
+	endpoints, sessionState, reconnects, expirations           *prometheus.Desc
+	watchEvents, stale, lastSync, malformed, panicMode, panics *prometheus.Desc
+	ejections, probes, probeFailures, accessLogDropped         *prometheus.Desc
+}
+
+func newStateCollector(src StateSource) *stateCollector {
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+	}
+	return &stateCollector{
+		src:              src,
+		endpoints:        desc("endpoints", "Endpoints of a service by state (healthy, unhealthy, ejected, draining).", "service", "state"),
+		sessionState:     desc("zookeeper_session_state", "1 for the ZooKeeper session's current state, 0 for the others; has_session is the only usable one.", "state"),
+		reconnects:       desc("zookeeper_reconnects_total", "New ZooKeeper connections after a disconnection."),
+		expirations:      desc("zookeeper_session_expirations_total", "ZooKeeper session expirations."),
+		watchEvents:      desc("zookeeper_watch_events_total", "ZooKeeper watch events received, by service.", "service"),
+		stale:            desc("membership_stale", "1 while a service's membership cannot be refreshed from ZooKeeper and the last known list is served.", "service"),
+		lastSync:         desc("membership_last_sync_timestamp_seconds", "Unix time a service's membership was last read from ZooKeeper.", "service"),
+		malformed:        desc("discovery_malformed_nodes_total", "ZooKeeper nodes skipped because their data did not decode, by service.", "service"),
+		panicMode:        desc("panic_mode", "1 while a service is in panic mode: too few healthy endpoints, so traffic goes to all of them.", "service"),
+		panics:           desc("panic_activations_total", "Times a service entered panic mode.", "service"),
+		ejections:        desc("passive_ejections_total", "Endpoints ejected by passive health checks (outlier detection), by service.", "service"),
+		probes:           desc("health_probes_total", "Active health probes completed, by service.", "service"),
+		probeFailures:    desc("health_probe_failures_total", "Active health probes that failed, by service.", "service"),
+		accessLogDropped: desc("access_log_dropped_total", "Access log lines dropped because the log writer fell behind."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.endpoints, c.sessionState, c.reconnects, c.expirations, c.watchEvents, c.stale, c.lastSync,
+		c.malformed, c.panicMode, c.panics, c.ejections, c.probes, c.probeFailures, c.accessLogDropped,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.src.MetricsState()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+
+	zkState := st.ZooKeeper.State
+	if zkState == "" {
+		zkState = "unknown"
+	}
+	for _, s := range sessionStates {
+		gauge(c.sessionState, boolValue(s == zkState), s)
+	}
+	if !slices.Contains(sessionStates, zkState) {
+		gauge(c.sessionState, 1, zkState)
+	}
+	counter(c.reconnects, st.ZooKeeper.Reconnects)
+	counter(c.expirations, st.ZooKeeper.Expirations)
+
+	seen := make(map[string]bool, len(st.Services))
+	for _, s := range st.Services {
+		if seen[s.Name] { // a duplicate would make the whole scrape fail
+			continue
+		}
+		seen[s.Name] = true
+		for _, state := range endpointStates {
+			gauge(c.endpoints, float64(s.Endpoints[state]), s.Name, state)
+		}
+		for state, n := range s.Endpoints {
+			if !slices.Contains(endpointStates, state) {
+				gauge(c.endpoints, float64(n), s.Name, state)
+			}
+		}
+		counter(c.watchEvents, s.WatchEvents, s.Name)
+		gauge(c.stale, boolValue(s.Stale), s.Name)
+		if !s.LastSync.IsZero() {
+			gauge(c.lastSync, unixSeconds(s.LastSync), s.Name)
+		}
+		counter(c.malformed, s.MalformedNodes, s.Name)
+		gauge(c.panicMode, boolValue(s.Panicking), s.Name)
+		counter(c.panics, s.PanicActivations, s.Name)
+		counter(c.ejections, s.Ejections, s.Name)
+		counter(c.probes, s.Probes, s.Name)
+		counter(c.probeFailures, s.ProbeFailures, s.Name)
+	}
+	if st.HasAccessLog {
+		counter(c.accessLogDropped, st.AccessLogDropped)
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,165 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+type fakeState struct{ state State }
+
+func (f fakeState) MetricsState() State { return f.state }
+
+func sampleState() State {
+	return State{
+		ZooKeeper: ZooKeeperState{State: "has_session", Reconnects: 2, Expirations: 1},
+		Services: []ServiceState{
+			{
+				Name:        "echo",
+				Endpoints:   map[string]int{"healthy": 3, "unhealthy": 1, "ejected": 1},
+				LastSync:    time.Unix(1700000000, 250_000_000),
+				WatchEvents: 12, MalformedNodes: 1, PanicActivations: 2,
+				Ejections: 4, Probes: 100, ProbeFailures: 7,
+			},
+			{
+				Name:      "users",
+				Endpoints: map[string]int{"healthy": 0, "draining": 2, "starting": 1},
+				Stale:     true,
+				Panicking: true,
+			},
+		},
+		HasAccessLog:     true,
+		AccessLogDropped: 5,
+	}
+}
+
+func TestStateCollector(t *testing.T) {
+	m := New(Options{State: fakeState{state: sampleState()}})
+	want := `
+# HELP zkgate_endpoints Endpoints of a service by state (healthy, unhealthy, ejected, draining).
+# TYPE zkgate_endpoints gauge
+zkgate_endpoints{service="echo",state="draining"} 0
+zkgate_endpoints{service="echo",state="ejected"} 1
+zkgate_endpoints{service="echo",state="healthy"} 3
+zkgate_endpoints{service="echo",state="unhealthy"} 1
+zkgate_endpoints{service="users",state="draining"} 2
+zkgate_endpoints{service="users",state="ejected"} 0
+zkgate_endpoints{service="users",state="healthy"} 0
+zkgate_endpoints{service="users",state="starting"} 1
+zkgate_endpoints{service="users",state="unhealthy"} 0
+# HELP zkgate_zookeeper_session_state 1 for the ZooKeeper session's current state, 0 for the others; has_session is the only usable one.
+# TYPE zkgate_zookeeper_session_state gauge
+zkgate_zookeeper_session_state{state="auth_failed"} 0
+zkgate_zookeeper_session_state{state="connected"} 0
+zkgate_zookeeper_session_state{state="connecting"} 0
+zkgate_zookeeper_session_state{state="disconnected"} 0
+zkgate_zookeeper_session_state{state="expired"} 0
+zkgate_zookeeper_session_state{state="has_session"} 1
+zkgate_zookeeper_session_state{state="unknown"} 0
+# HELP zkgate_zookeeper_reconnects_total New ZooKeeper connections after a disconnection.
+# TYPE zkgate_zookeeper_reconnects_total counter
+zkgate_zookeeper_reconnects_total 2
+# HELP zkgate_zookeeper_session_expirations_total ZooKeeper session expirations.
+# TYPE zkgate_zookeeper_session_expirations_total counter
+zkgate_zookeeper_session_expirations_total 1
+# HELP zkgate_zookeeper_watch_events_total ZooKeeper watch events received, by service.
+# TYPE zkgate_zookeeper_watch_events_total counter
+zkgate_zookeeper_watch_events_total{service="echo"} 12
+zkgate_zookeeper_watch_events_total{service="users"} 0
+# HELP zkgate_membership_stale 1 while a service's membership cannot be refreshed from ZooKeeper and the last known list is served.
+# TYPE zkgate_membership_stale gauge
+zkgate_membership_stale{service="echo"} 0
+zkgate_membership_stale{service="users"} 1
+# HELP zkgate_membership_last_sync_timestamp_seconds Unix time a service's membership was last read from ZooKeeper.
+# TYPE zkgate_membership_last_sync_timestamp_seconds gauge
+zkgate_membership_last_sync_timestamp_seconds{service="echo"} 1.70000000025e+09
+# HELP zkgate_discovery_malformed_nodes_total ZooKeeper nodes skipped because their data did not decode, by service.
+# TYPE zkgate_discovery_malformed_nodes_total counter
+zkgate_discovery_malformed_nodes_total{service="echo"} 1
+zkgate_discovery_malformed_nodes_total{service="users"} 0
+# HELP zkgate_panic_mode 1 while a service is in panic mode: too few healthy endpoints, so traffic goes to all of them.
+# TYPE zkgate_panic_mode gauge
+zkgate_panic_mode{service="echo"} 0
+zkgate_panic_mode{service="users"} 1
+# HELP zkgate_panic_activations_total Times a service entered panic mode.
+# TYPE zkgate_panic_activations_total counter
+zkgate_panic_activations_total{service="echo"} 2
+zkgate_panic_activations_total{service="users"} 0
+# HELP zkgate_passive_ejections_total Endpoints ejected by passive health checks (outlier detection), by service.
+# TYPE zkgate_passive_ejections_total counter
+zkgate_passive_ejections_total{service="echo"} 4
+zkgate_passive_ejections_total{service="users"} 0
+# HELP zkgate_health_probes_total Active health probes completed, by service.
+# TYPE zkgate_health_probes_total counter
+zkgate_health_probes_total{service="echo"} 100
+zkgate_health_probes_total{service="users"} 0
+# HELP zkgate_health_probe_failures_total Active health probes that failed, by service.
+# TYPE zkgate_health_probe_failures_total counter
+zkgate_health_probe_failures_total{service="echo"} 7
+zkgate_health_probe_failures_total{service="users"} 0
+# HELP zkgate_access_log_dropped_total Access log lines dropped because the log writer fell behind.
+# TYPE zkgate_access_log_dropped_total counter
+zkgate_access_log_dropped_total 5
+`
+	names := []string{
+		"zkgate_endpoints", "zkgate_zookeeper_session_state", "zkgate_zookeeper_reconnects_total",
+		"zkgate_zookeeper_session_expirations_total", "zkgate_zookeeper_watch_events_total",
+		"zkgate_membership_stale", "zkgate_membership_last_sync_timestamp_seconds",
+		"zkgate_discovery_malformed_nodes_total", "zkgate_panic_mode", "zkgate_panic_activations_total",
+		"zkgate_passive_ejections_total", "zkgate_health_probes_total", "zkgate_health_probe_failures_total",
+		"zkgate_access_log_dropped_total",
+	}
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestStateCollectorIsConsistent gathers through a pedantic registry, which
+// checks every collected metric against the collector's descriptions.
+func TestStateCollectorIsConsistent(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(newStateCollector(fakeState{state: sampleState()}))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("pedantic gather: %v", err)
+	}
+	if len(families) != 14 {
+		t.Errorf("gathered %d metric families, want 14", len(families))
+	}
+}
+
+func TestStateCollectorEdgeCases(t *testing.T) {
+	st := State{
+		ZooKeeper: ZooKeeperState{State: "read_only"}, // a state the list does not know
+		Services: []ServiceState{
+			{Name: "echo", Endpoints: map[string]int{"healthy": 1}},
+			{Name: "echo", Endpoints: map[string]int{"healthy": 9}}, // duplicate: would fail the scrape
+		},
+	}
+	m := New(Options{State: StateSourceFunc(func() State { return st })})
+	text := exposition(t, m) // fails on a duplicate series
+	for _, want := range []string{
+		`zkgate_zookeeper_session_state{state="read_only"} 1`,
+		`zkgate_zookeeper_session_state{state="has_session"} 0`,
+		`zkgate_endpoints{service="echo",state="healthy"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("exposition lacks %s", want)
+		}
+	}
+	if strings.Contains(text, "zkgate_access_log_dropped_total") {
+		t.Errorf("access_log_dropped_total shown without an access log")
+	}
+
+	st = State{}
+	text = exposition(t, m)
+	if !strings.Contains(text, `zkgate_zookeeper_session_state{state="unknown"} 1`) {
+		t.Errorf("an empty session state is not shown as unknown")
+	}
+	if strings.Contains(text, "zkgate_endpoints{") {
+		t.Errorf("endpoints shown without services")
+	}
+}

@@ -1,0 +1,93 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/sirupsen/logrus"
+	"github.com/zkgate/zkgate/balancer"
+)
+
+// StatusClientClosedRequest is the status recorded (in the access log and
+// metrics, never sent) for a request whose client went away before the
+// answer, as nginx and Traefik record it.
+const StatusClientClosedRequest = 499
+
+// errRouteTimeout is the cancellation cause of a request whose
+// Route.Timeout expired.
+var errRouteTimeout = errors.New("proxy: route timeout")
+
+var (
+	jsonContentType = []string{"application/json"}
+	nosniff         = []string{"nosniff"}
+	retryAfter      = []string{"1"}
+)
+
+// handleError is every route's ReverseProxy.ErrorHandler: the one place
+// where a failed proxied request gets its status. The client receives a
+// small JSON body naming the route and service, never the internal error
+// text, which is logged at debug level.
+func handleError(w http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeFrom(r.Context())
+	if ex == nil || ex.e == nil {
+		writeError(w, http.StatusBadGateway, "bad gateway", "", "")
+		return
+	}
+	kind := ex.fail
+	if kind == failNone && errors.Is(err, balancer.ErrNoEndpoint) {
+		kind = failNoEndpoint
+	}
+	if debugEnabled(ex.h.log) {
+		ex.h.log.WithFields(logrus.Fields{
+			"route": ex.e.route.Name, "service": ex.e.service, "endpoint": ex.addr, "attempts": ex.attempts,
+		}).WithError(err).Debug("proxied request failed")
+	}
+	route, service := ex.e.route.Name, ex.e.service
+	switch kind {
+	case failClientGone:
+		// Nobody is listening; record the status without sending it.
+		ex.sw.status = StatusClientClosedRequest
+	case failNoEndpoint:
+		w.Header()["Retry-After"] = retryAfter
+		writeError(w, http.StatusServiceUnavailable, "no healthy endpoint", route, service)
+	case failTimeout, failRouteTimeout:
+		writeError(w, http.StatusGatewayTimeout, "gateway timeout", route, service)
+	case failBodyTooLarge:
+		writeError(w, http.StatusRequestEntityTooLarge, "request body too large", route, service)
+	case failBadBody:
+		writeError(w, http.StatusBadRequest, "bad request body", route, service)
+	default:
+		writeError(w, http.StatusBadGateway, "bad gateway", route, service)
+	}
+}
+
+// writeError sends status with the body {"error":msg,"route":...,"service":...}.
+func writeError(w http.ResponseWriter, status int, msg, route, service string) {
+	b := make([]byte, 0, 64+len(msg)+len(route)+len(service))
+	b = append(b, `{"error":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, `,"route":`...)
+	b = appendJSONString(b, route)
+	b = append(b, `,"service":`...)
+	b = appendJSONString(b, service)
+	b = append(b, "}\n"...)
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["X-Content-Type-Options"] = nosniff
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// debugEnabled reports whether log writes debug entries, so that the error
+// path builds no fields for a logger that would drop them.
+func debugEnabled(log logrus.FieldLogger) bool {
+	switch l := log.(type) {
+	case *logrus.Logger:
+		return l.IsLevelEnabled(logrus.DebugLevel)
+	case *logrus.Entry:
+		return l.Logger.IsLevelEnabled(logrus.DebugLevel)
+	}
+	return true
+}

@@ -1,0 +1,206 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// RequestObserver receives one call per request the Handler served, for
+// metrics. route is nil when no route matched; status is the status sent to
+// the client (499 when the client went away first); attempts is the number
+// of endpoints tried (0 when none was). It is called on the request path and
+// must not block.
+type RequestObserver interface {
+	ObserveRequest(route *Route, method string, status int, d time.Duration, attempts int)
+}
+
+// Options configures a Handler.
+type Options struct {
+	// TrustedProxies are the peers whose X-Forwarded-For, X-Forwarded-Host
+	// and X-Forwarded-Proto headers are believed (and X-Forwarded-For
+	// appended to). From any other peer they are replaced, so that a client
+	// cannot choose the address a backend or consistent hashing sees. Empty
+	// trusts no one.
+	TrustedProxies []netip.Prefix
+	// AccessLog receives one line per request. Nil logs nothing.
+	AccessLog *AccessLog
+	// Metrics observes every request. Nil observes nothing.
+	Metrics RequestObserver
+	// Logger receives debug entries about failed requests. Nil discards.
+	Logger logrus.FieldLogger
+}
+
+// Handler is the http.Handler of the proxy listener: it serves routes and
+// nothing else.
+type Handler struct {
+	router  atomic.Pointer[Router]
+	trusted []netip.Prefix
+	access  *AccessLog
+	metrics RequestObserver
+	log     logrus.FieldLogger
+}
+
+// NewHandler returns a Handler serving rt's routes. A nil rt serves 404 to
+// every request until SetRouter is called.
+func NewHandler(rt *Router, opts Options) *Handler {
+	log := opts.Logger
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = l
+	}
+	h := &Handler{
+		trusted: append([]netip.Prefix(nil), opts.TrustedProxies...),
+		access:  opts.AccessLog,
+		metrics: opts.Metrics,
+		log:     log.WithField("component", "proxy"),
+	}
+	h.SetRouter(rt)
+	return h
+}
+
+// SetRouter atomically replaces the routes (a configuration reload).
+// Requests in flight finish on the routes they matched. A nil rt serves 404.
+func (h *Handler) SetRouter(rt *Router) {
+	if rt == nil {
+		rt = &Router{}
+	}
+	h.router.Store(rt)
+}
+
+// Router returns the routes being served.
+func (h *Handler) Router() *Router { return h.router.Load() }
+
+// exchangeKey is the context key of a request's *exchange.
+type exchangeKey struct{}
+
+// exchange is the state of one proxied request, shared by the Handler, the
+// route's Rewrite, RoundTrip and ErrorHandler through the request context.
+// Everything but body is used by the request's goroutine only.
+type exchange struct {
+	h        *Handler
+	e        *entry
+	start    time.Time
+	sw       statusWriter
+	body     requestBody
+	clientIP string
+	trusted  bool // the direct peer is a trusted proxy
+	hashKey  string
+	attempts int
+	addr     string // the last endpoint tried
+	tried    []string
+	triedBuf [4]string
+	fail     failKind
+	timer    *time.Timer
+	cancel   context.CancelCauseFunc
+}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+func (ex *exchange) triedAddr(addr string) bool {
+	for _, a := range ex.tried {
+		if a == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// expire is the Route.Timeout timer's function.
+func (ex *exchange) expire() { ex.cancel(errRouteTimeout) }
+
+// stopTimer stops the Route.Timeout timer as the answer arrived and reports
+// whether it had not fired (true when there is none).
+func (ex *exchange) stopTimer() bool {
+	return ex.timer == nil || ex.timer.Stop()
+}
+
+// ServeHTTP proxies r to the route it matches.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := &exchange{h: h, start: time.Now()}
+	ex.sw.w = w
+	ex.tried = ex.triedBuf[:0]
+	defer h.finish(ex, r)
+	ex.clientIP, ex.trusted = clientIP(r, h.trusted)
+
+	if r.Method == http.MethodConnect {
+		// A CONNECT tunnel would reach any host the client names.
+		writeError(&ex.sw, http.StatusMethodNotAllowed, "method not allowed", "", "")
+		return
+	}
+	path, rawPath, ok := normalizePath(r.URL.Path, r.URL.RawPath)
+	if !ok {
+		writeError(&ex.sw, http.StatusBadRequest, "bad request", "", "")
+		return
+	}
+	e := h.router.Load().match(r, path)
+	if e == nil {
+		writeError(&ex.sw, http.StatusNotFound, "no route", "", "")
+		return
+	}
+	ex.e = e
+	up := e.route.Upstream
+	if up.MaxBodyBytes > 0 && r.ContentLength > up.MaxBodyBytes {
+		writeError(&ex.sw, http.StatusRequestEntityTooLarge, "request body too large", e.route.Name, e.service)
+		return
+	}
+	ex.hashKey = e.hash.key(r, path, ex.clientIP)
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		var src io.Reader = r.Body
+		if up.MaxBodyBytes > 0 {
+			src = http.MaxBytesReader(w, r.Body, up.MaxBodyBytes)
+		}
+		var keep int64
+		if e.record && isIdempotent(r.Method) {
+			keep = up.Retry.BufferBodyBytes
+		}
+		ex.body.init(src, keep)
+	}
+
+	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
+	if t := e.route.Timeout; t > 0 {
+		ctx, ex.cancel = context.WithCancelCause(ctx)
+		ex.timer = time.AfterFunc(t, ex.expire)
+	}
+	out := r.WithContext(ctx)
+	if path != r.URL.Path || rawPath != r.URL.RawPath {
+		u := *r.URL
+		u.Path, u.RawPath = path, rawPath
+		out.URL = &u
+	}
+	e.proxy.ServeHTTP(&ex.sw, out)
+}
+
+// finish ends a request: it stops its timer, then reports it to metrics and
+// the access log. It runs deferred, so also when ReverseProxy aborts the
+// response with a panic.
+func (h *Handler) finish(ex *exchange, r *http.Request) {
+	if ex.timer != nil {
+		ex.timer.Stop()
+		ex.cancel(nil)
+	}
+	d := time.Since(ex.start)
+	status := ex.sw.status
+	if status == 0 {
+		status = http.StatusOK // the server sends 200 for a handler that wrote nothing
+	}
+	if h.metrics != nil {
+		var route *Route
+		if ex.e != nil {
+			route = ex.e.route
+		}
+		h.metrics.ObserveRequest(route, r.Method, status, d, ex.attempts)
+	}
+	if h.access != nil {
+		h.access.record(ex, r, status, d)
+	}
+}

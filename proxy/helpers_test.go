@@ -1,0 +1,228 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/healthcheck"
+)
+
+// echoReply is what echoBackend answers: the request as it arrived.
+type echoReply struct {
+	Backend string              `json:"backend"`
+	Method  string              `json:"method"`
+	Host    string              `json:"host"`
+	Path    string              `json:"path"`
+	RawPath string              `json:"raw_path"`
+	URI     string              `json:"uri"`
+	Query   string              `json:"query"`
+	Header  map[string][]string `json:"header"`
+	Body    string              `json:"body"`
+}
+
+// backend is a test endpoint counting the requests it received.
+type backend struct {
+	*httptest.Server
+	name string
+	hits atomic.Int64
+}
+
+func (b *backend) addr() string { return strings.TrimPrefix(b.URL, "http://") }
+
+// newBackend starts an endpoint serving h, or echoing requests when h is nil.
+func newBackend(t *testing.T, name string, h http.HandlerFunc) *backend {
+	t.Helper()
+	b := &backend{name: name}
+	if h == nil {
+		h = func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(echoReply{
+				Backend: name, Method: r.Method, Host: r.Host, Path: r.URL.Path,
+				RawPath: r.URL.RawPath, URI: r.RequestURI, Query: r.URL.RawQuery,
+				Header: r.Header, Body: string(body),
+			})
+		}
+	}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.hits.Add(1)
+		h(w, r)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+// deadAddr returns a loopback address that refuses connections.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// recorder is a Reporter remembering every report.
+type recorder struct {
+	mu      sync.Mutex
+	reports []string // "addr outcome"
+}
+
+func (r *recorder) Report(addr string, o healthcheck.Outcome) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reports = append(r.reports, addr+" "+o.String())
+}
+
+func (r *recorder) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.reports...)
+}
+
+// testUpstream returns an upstream with its own transport.
+func testUpstream(t *testing.T, name string) *Upstream {
+	t.Helper()
+	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second})
+	t.Cleanup(tr.CloseIdleConnections)
+	return &Upstream{Name: name, Transport: tr, PassHostHeader: true}
+}
+
+// testRoute returns a route named name over addrs with the named balancer.
+func testRoute(t *testing.T, name, algo string, up *Upstream, addrs ...string) *Route {
+	t.Helper()
+	b, err := balancer.New(algo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps := make([]balancer.Endpoint, len(addrs))
+	for i, a := range addrs {
+		eps[i] = balancer.Endpoint{ID: a, Addr: a, Weight: 1}
+	}
+	balancer.NewStatic(eps...).Attach(b)
+	return &Route{Name: name, Balancer: b, Upstream: up}
+}
+
+// newFrontend starts the proxy serving routes.
+func newFrontend(t *testing.T, opts Options, routes ...*Route) (*httptest.Server, *Handler) {
+	t.Helper()
+	rt, err := NewRouter(routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandler(rt, opts)
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s, h
+}
+
+func newTestServer(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// do sends req with a fresh client and returns the response and its body.
+func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, body
+}
+
+func get(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, req)
+}
+
+func decodeEcho(t *testing.T, body []byte) echoReply {
+	t.Helper()
+	var e echoReply
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("backend reply %q: %v", body, err)
+	}
+	return e
+}
+
+// rawRequest writes a raw HTTP/1.1 request to addr and returns the parsed
+// response and its body. It lets tests send what http.Client would refuse
+// or rewrite (absolute-form targets, dot segments, CONNECT).
+func rawRequest(t *testing.T, addr, request string) (*http.Response, []byte) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, body
+}
+
+// errorBody is the JSON body of an error response.
+type errorBody struct {
+	Error   string `json:"error"`
+	Route   string `json:"route"`
+	Service string `json:"service"`
+}
+
+func decodeError(t *testing.T, res *http.Response, body []byte) errorBody {
+	t.Helper()
+	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("error Content-Type = %q, want application/json", ct)
+	}
+	var e errorBody
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("error body %q: %v", body, err)
+	}
+	return e
+}
+
+// waitFor polls cond until it holds or a deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,204 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+
+	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/healthcheck"
+)
+
+// maxRepicks bounds the picks made to find an endpoint not tried yet for a
+// request: balancers cannot exclude endpoints, so a retry picks again and
+// skips tried addresses.
+const maxRepicks = 8
+
+var errNoExchange = errors.New("proxy: route transport used outside the proxy Handler")
+
+// failKind classifies why an exchange failed; it picks the error status and
+// whether another attempt may follow.
+type failKind uint8
+
+const (
+	failNone         failKind = iota
+	failNoEndpoint            // the balancer had no endpoint: 503
+	failConnect               // nothing was sent (dial failed): 502, retry any method
+	failTimeout               // the endpoint did not answer in time: 504
+	failRouteTimeout          // Route.Timeout expired: 504, no retry
+	failBackend               // the connection broke after sending: 502
+	failServerError           // a 5xx answer (passed on unless retried)
+	failClientGone            // the client went away: no response, no report
+	failBodyTooLarge          // the request body passed MaxBodyBytes: 413
+	failBadBody               // reading the client's body failed: 400
+)
+
+// RoundTrip makes the attempts of one proxied request: it picks an endpoint
+// from the route's balancer, sends the request to it through the upstream's
+// transport, reports the outcome, and tries another endpoint when the
+// RetryPolicy allows. It is the route's ReverseProxy.Transport.
+func (e *entry) RoundTrip(req *http.Request) (*http.Response, error) {
+	ex := exchangeFrom(req.Context())
+	if ex == nil {
+		return nil, errNoExchange
+	}
+	up := e.route.Upstream
+	ep, err := e.route.Balancer.Pick(ex.hashKey)
+	if err != nil {
+		ex.fail = failNoEndpoint
+		return nil, err
+	}
+	hasBody := req.Body != nil && ex.body.src != nil
+	if hasBody {
+		req.GetBody = ex.body.getBody
+	}
+	for attempt := 1; ; attempt++ {
+		r := req
+		if attempt > 1 {
+			r = req.WithContext(req.Context()) // a shallow copy: the last attempt may still hold req
+			u := *req.URL
+			r.URL = &u
+		}
+		r.URL.Scheme = "http"
+		r.URL.Host = ep.Addr
+		if hasBody {
+			r.Body = ex.body.view()
+		}
+		ex.attempts = attempt
+		ex.addr = ep.Addr
+		ex.tried = append(ex.tried, ep.Addr)
+
+		res, err := up.Transport.RoundTrip(r)
+		kind := e.classify(ex, r, res, err)
+		if up.Reporter != nil {
+			if o, ok := outcome(kind); ok {
+				up.Reporter.Report(ep.Addr, o)
+			}
+		}
+		if next, ok := e.retry(ex, r.Method, kind, attempt); ok {
+			if res != nil {
+				res.Body.Close() // the connection is not reused: the body may be slow
+			}
+			e.done(ep)
+			ep = next
+			continue
+		}
+		if err != nil {
+			e.done(ep)
+			ex.fail = kind
+			return nil, err
+		}
+		if !ex.stopTimer() {
+			// Route.Timeout fired as the answer arrived: the request's
+			// context is cancelled, so the body could not be copied.
+			res.Body.Close()
+			e.done(ep)
+			ex.fail = failRouteTimeout
+			return nil, context.DeadlineExceeded
+		}
+		if e.track != nil {
+			res.Body = trackBody(res.Body, e.track, ep)
+		}
+		return res, nil
+	}
+}
+
+// classify returns what the attempt's result means.
+func (e *entry) classify(ex *exchange, r *http.Request, res *http.Response, err error) failKind {
+	if err == nil {
+		if res.StatusCode >= 500 {
+			return failServerError
+		}
+		return failNone
+	}
+	ctx := r.Context()
+	var maxErr *http.MaxBytesError
+	var opErr *net.OpError
+	var netErr net.Error
+	bodyErr := ex.body.readErr()
+	switch {
+	case errors.As(bodyErr, &maxErr):
+		return failBodyTooLarge
+	case bodyErr != nil:
+		return failBadBody
+	case errors.Is(context.Cause(ctx), errRouteTimeout):
+		return failRouteTimeout
+	case ctx.Err() != nil:
+		return failClientGone
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return failConnect
+	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return failTimeout
+	}
+	return failBackend
+}
+
+// outcome maps an attempt's result to its passive health report; failures
+// that are not the endpoint's (the client's, or no endpoint) report nothing.
+func outcome(k failKind) (healthcheck.Outcome, bool) {
+	switch k {
+	case failNone:
+		return healthcheck.Success, true
+	case failConnect:
+		return healthcheck.ConnectFailure, true
+	case failTimeout, failRouteTimeout:
+		return healthcheck.Timeout, true
+	case failBackend, failServerError:
+		return healthcheck.ServerError, true
+	}
+	return 0, false
+}
+
+// retry decides whether a failed attempt is tried again, and on which
+// endpoint: one not tried yet for this request.
+func (e *entry) retry(ex *exchange, method string, k failKind, attempt int) (balancer.Endpoint, bool) {
+	pol := e.route.Upstream.Retry
+	if attempt >= pol.Attempts {
+		return balancer.Endpoint{}, false
+	}
+	switch k {
+	case failConnect:
+	case failTimeout:
+		if !pol.OnTimeout || !isIdempotent(method) {
+			return balancer.Endpoint{}, false
+		}
+	case failBackend, failServerError:
+		if !pol.OnServerError || !isIdempotent(method) {
+			return balancer.Endpoint{}, false
+		}
+	default:
+		return balancer.Endpoint{}, false
+	}
+	if ex.body.src != nil && !ex.body.replayable() {
+		return balancer.Endpoint{}, false
+	}
+	return e.pickUntried(ex)
+}
+
+// pickUntried picks an endpoint whose address is not in ex.tried. The key
+// is varied after the first pick so that consistent hashing can move on; a
+// retry is rare enough for the allocation.
+func (e *entry) pickUntried(ex *exchange) (balancer.Endpoint, bool) {
+	key := ex.hashKey
+	for i := 0; i < maxRepicks; i++ {
+		if i > 0 {
+			key = ex.hashKey + "\x00" + string(rune('0'+i))
+		}
+		ep, err := e.route.Balancer.Pick(key)
+		if err != nil {
+			return balancer.Endpoint{}, false
+		}
+		if !ex.triedAddr(ep.Addr) {
+			return ep, true
+		}
+	}
+	return balancer.Endpoint{}, false
+}
+
+// done tells a tracking balancer that the attempt to ep has finished.
+func (e *entry) done(ep balancer.Endpoint) {
+	if e.track != nil {
+		e.track.Done(ep)
+	}
+}

@@ -1,0 +1,228 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// observer is a RequestObserver remembering every call.
+type observer struct {
+	mu    sync.Mutex
+	calls []observation
+}
+
+type observation struct {
+	route    string
+	method   string
+	status   int
+	attempts int
+}
+
+func (o *observer) ObserveRequest(route *Route, method string, status int, _ time.Duration, attempts int) {
+	name := ""
+	if route != nil {
+		name = route.Name
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls = append(o.calls, observation{name, method, status, attempts})
+}
+
+func (o *observer) last() observation {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.calls) == 0 {
+		return observation{}
+	}
+	return o.calls[len(o.calls)-1]
+}
+
+func countReports(reports []string, suffix string) int {
+	n := 0
+	for _, r := range reports {
+		if strings.HasSuffix(r, suffix) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestRetryConnectFailureLandsOnAnotherEndpoint(t *testing.T) {
+	live := newBackend(t, "live", nil)
+	dead := deadAddr(t)
+	rep := &recorder{}
+	up := testUpstream(t, "svc")
+	up.Retry = RetryPolicy{Attempts: 2} // no body buffering: an unread body needs none
+	up.Reporter = rep
+	obs := &observer{}
+	fe, _ := newFrontend(t, Options{Metrics: obs}, testRoute(t, "r", "round_robin", up, dead, live.addr()))
+
+	retried := 0
+	for i := range 10 {
+		for _, method := range []string{"GET", "POST"} {
+			payload := "payload-" + strconv.Itoa(i)
+			req, _ := http.NewRequest(method, fe.URL+"/x", strings.NewReader(payload))
+			res, body := do(t, req)
+			if res.StatusCode != 200 {
+				t.Fatalf("%s: status %d: %s", method, res.StatusCode, body)
+			}
+			if e := decodeEcho(t, body); e.Body != payload {
+				t.Errorf("%s: backend received body %q, want %q", method, e.Body, payload)
+			}
+			if obs.last().attempts == 2 {
+				retried++
+			}
+		}
+	}
+	if retried == 0 {
+		t.Error("no request was retried: the dead endpoint was never picked")
+	}
+	reports := rep.list()
+	if n := countReports(reports, dead+" connect_failure"); n != retried {
+		t.Errorf("%d connect failures reported for %s, want %d (%v)", n, dead, retried, reports)
+	}
+	if n := countReports(reports, live.addr()+" success"); n != 20 {
+		t.Errorf("%d successes reported for the live endpoint, want 20", n)
+	}
+}
+
+func TestRetryBoundedByAttempts(t *testing.T) {
+	rep := &recorder{}
+	up := testUpstream(t, "svc")
+	up.Retry = RetryPolicy{Attempts: 2}
+	up.Reporter = rep
+	obs := &observer{}
+	fe, _ := newFrontend(t, Options{Metrics: obs}, testRoute(t, "r", "random", up, deadAddr(t), deadAddr(t), deadAddr(t)))
+	res, body := get(t, fe.URL+"/")
+	if res.StatusCode != http.StatusBadGateway {
+		t.Fatalf("status %d: %s", res.StatusCode, body)
+	}
+	reports := rep.list()
+	if len(reports) != 2 || countReports(reports, "connect_failure") != 2 {
+		t.Errorf("reports %v, want 2 connect failures", reports)
+	}
+	if reports[0] == reports[1] {
+		t.Errorf("both attempts went to the same endpoint: %v", reports)
+	}
+	if got := obs.last(); got.attempts != 2 || got.status != 502 {
+		t.Errorf("observed %+v, want 2 attempts and 502", got)
+	}
+}
+
+// failing returns a backend answering status after reading the body.
+func failing(t *testing.T, name string, status int) *backend {
+	return newBackend(t, name, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(status)
+	})
+}
+
+func TestNoRetryOfPostOnServerError(t *testing.T) {
+	a, b := failing(t, "a", 500), failing(t, "b", 500)
+	up := testUpstream(t, "svc")
+	up.Retry = RetryPolicy{Attempts: 2, OnServerError: true, BufferBodyBytes: 1 << 20}
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, a.addr(), b.addr()))
+
+	req, _ := http.NewRequest("POST", fe.URL+"/", strings.NewReader("order"))
+	if res, _ := do(t, req); res.StatusCode != 500 {
+		t.Errorf("POST status %d, want the backend's 500", res.StatusCode)
+	}
+	if n := a.hits.Load() + b.hits.Load(); n != 1 {
+		t.Errorf("POST answered 500 was sent %d times, want 1", n)
+	}
+	if res, _ := get(t, fe.URL+"/"); res.StatusCode != 500 {
+		t.Errorf("GET status %d, want 500", res.StatusCode)
+	}
+	if ha, hb := a.hits.Load(), b.hits.Load(); ha+hb != 3 || ha == 0 || hb == 0 {
+		t.Errorf("GET was not retried on the other endpoint: hits a=%d b=%d", a.hits.Load(), b.hits.Load())
+	}
+}
+
+func TestRetryOfGetOnServerErrorReachesHealthyEndpoint(t *testing.T) {
+	bad, good := failing(t, "bad", 503), newBackend(t, "good", nil)
+	rep := &recorder{}
+	up := testUpstream(t, "svc")
+	up.Retry = RetryPolicy{Attempts: 2, OnServerError: true}
+	up.Reporter = rep
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, bad.addr(), good.addr()))
+	for range 6 {
+		if res, body := get(t, fe.URL+"/"); res.StatusCode != 200 {
+			t.Fatalf("status %d: %s", res.StatusCode, body)
+		}
+	}
+	if n := countReports(rep.list(), bad.addr()+" server_error"); n != int(bad.hits.Load()) || n == 0 {
+		t.Errorf("%d server errors reported, backend answered %d", n, bad.hits.Load())
+	}
+}
+
+func TestNoRetryOfPostOnTimeout(t *testing.T) {
+	slow := func(name string) *backend {
+		return newBackend(t, name, func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done() // answers only when the proxy gives up
+		})
+	}
+	a, b := slow("a"), slow("b")
+	up := &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{ResponseHeaderTimeout: 100 * time.Millisecond})}
+	up.Retry = RetryPolicy{Attempts: 2, OnTimeout: true, BufferBodyBytes: 1 << 20}
+	rep := &recorder{}
+	up.Reporter = rep
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, a.addr(), b.addr()))
+
+	req, _ := http.NewRequest("POST", fe.URL+"/", strings.NewReader("order"))
+	res, body := do(t, req)
+	if res.StatusCode != http.StatusGatewayTimeout || decodeError(t, res, body).Error != "gateway timeout" {
+		t.Errorf("POST status %d body %s, want 504", res.StatusCode, body)
+	}
+	waitFor(t, "the POST to arrive", func() bool { return a.hits.Load()+b.hits.Load() == 1 })
+	if res, _ := get(t, fe.URL+"/"); res.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("GET status %d, want 504", res.StatusCode)
+	}
+	waitFor(t, "the GET's two attempts", func() bool { return a.hits.Load()+b.hits.Load() == 3 })
+	if n := countReports(rep.list(), "timeout"); n != 3 {
+		t.Errorf("%d timeouts reported, want 3: %v", n, rep.list())
+	}
+}
+
+func TestRetryReplaysBufferedBody(t *testing.T) {
+	bad, good := failing(t, "bad", 503), newBackend(t, "good", nil)
+	up := testUpstream(t, "svc")
+	up.Retry = RetryPolicy{Attempts: 2, OnServerError: true, BufferBodyBytes: 1 << 20}
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, bad.addr(), good.addr()))
+	payload := strings.Repeat("0123456789", 10_000) // larger than a copy buffer
+	for i := range 4 {
+		req, _ := http.NewRequest("PUT", fe.URL+"/", strings.NewReader(payload))
+		if i%2 == 1 {
+			req.ContentLength = -1 // chunked
+			req.Body = io.NopCloser(strings.NewReader(payload))
+		}
+		res, body := do(t, req)
+		if res.StatusCode != 200 {
+			t.Fatalf("PUT %d: status %d", i, res.StatusCode)
+		}
+		if e := decodeEcho(t, body); e.Body != payload {
+			t.Fatalf("PUT %d: replayed body of %d bytes, want %d", i, len(e.Body), len(payload))
+		}
+	}
+	if bad.hits.Load() == 0 {
+		t.Error("the failing endpoint was never tried")
+	}
+}
+
+func TestNoRetryWhenBodyExceedsReplayBuffer(t *testing.T) {
+	a, b := failing(t, "a", 503), failing(t, "b", 503)
+	up := testUpstream(t, "svc")
+	up.Retry = RetryPolicy{Attempts: 2, OnServerError: true, BufferBodyBytes: 4}
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, a.addr(), b.addr()))
+	req, _ := http.NewRequest("PUT", fe.URL+"/", strings.NewReader("more than four bytes"))
+	if res, _ := do(t, req); res.StatusCode != 503 {
+		t.Errorf("status %d, want the backend's 503", res.StatusCode)
+	}
+	if n := a.hits.Load() + b.hits.Load(); n != 1 {
+		t.Errorf("sent %d times, want 1: the body could not be replayed", n)
+	}
+}

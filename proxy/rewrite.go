@@ -1,0 +1,156 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+)
+
+// Shared header values. They are never modified: a Header.Add on them
+// appends to a copy, as their capacity is 1.
+var (
+	protoHTTP  = []string{"http"}
+	protoHTTPS = []string{"https"}
+)
+
+// rewrite is the route's ReverseProxy.Rewrite: it shapes the outbound
+// request. ReverseProxy has already removed hop-by-hop headers (including
+// those named by Connection) and every inbound Forwarded and X-Forwarded-*
+// header from pr.Out. The outbound URL's scheme and host are set per attempt
+// by RoundTrip from the picked endpoint; until then the host is empty, so a
+// request can never go to a host taken from the request.
+func (e *entry) rewrite(pr *httputil.ProxyRequest) {
+	ex := exchangeFrom(pr.In.Context())
+	out := pr.Out
+	out.URL.Scheme = "http"
+	out.URL.Host = ""
+	if pr.In.Trailer != nil {
+		// The server fills the inbound trailer map in place when the body
+		// is read to its end, which the transport does before it writes
+		// trailers; the clone ReverseProxy made holds only the keys.
+		out.Trailer = pr.In.Trailer
+	}
+	if e.route.StripPrefix {
+		out.URL.Path, out.URL.RawPath = stripPrefix(out.URL.Path, out.URL.RawPath, e.prefix)
+	}
+	if ex != nil {
+		setForwarded(out.Header, pr.In, ex)
+	}
+	for _, name := range e.remove {
+		delete(out.Header, name)
+	}
+	for _, s := range e.set {
+		out.Header[s.name] = s.value
+	}
+	if e.route.Upstream.PassHostHeader {
+		out.Host = pr.In.Host
+	} else {
+		out.Host = "" // the transport sends the URL's host: the endpoint
+	}
+}
+
+// setForwarded sets X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and
+// X-Real-IP on the outbound header h. The inbound values are kept (and
+// X-Forwarded-For appended to) only when the direct peer is a trusted proxy;
+// otherwise a client could claim any address.
+func setForwarded(h http.Header, in *http.Request, ex *exchange) {
+	peer := peerHost(in.RemoteAddr)
+	// One backing array for the four values: one allocation, and each
+	// value's capacity is 1 so that an append cannot overwrite the next.
+	vals := make([]string, 4)
+	xff := peer
+	host := in.Host
+	proto := protoHTTP
+	if in.TLS != nil {
+		proto = protoHTTPS
+	}
+	if ex.trusted {
+		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+			xff = strings.Join(prior, ", ") + ", " + peer
+		}
+		if v := in.Header["X-Forwarded-Host"]; len(v) > 0 && v[0] != "" {
+			host = v[0]
+		}
+		if v := in.Header["X-Forwarded-Proto"]; len(v) > 0 && v[0] != "" {
+			proto = v[:1:1]
+		}
+	}
+	if peer != "" {
+		vals[0] = xff
+		h["X-Forwarded-For"] = vals[0:1:1]
+	}
+	if host != "" {
+		vals[1] = host
+		h["X-Forwarded-Host"] = vals[1:2:2]
+	}
+	h["X-Forwarded-Proto"] = proto
+	if ex.clientIP != "" {
+		vals[2] = ex.clientIP
+		h["X-Real-Ip"] = vals[2:3:3]
+	} else {
+		delete(h, "X-Real-Ip")
+	}
+}
+
+// peerHost returns the IP of a "ip:port" RemoteAddr, or "" if it has none.
+func peerHost(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// clientIP returns the address of the client that sent r, and whether r's
+// direct peer is a trusted proxy. When it is, the client is the rightmost
+// X-Forwarded-For entry that is not itself a trusted proxy (each trusted
+// proxy appended the address it received the request from); an entry that
+// is not an IP address ends the walk. Otherwise the client is the peer.
+// It allocates nothing.
+func clientIP(r *http.Request, trusted []netip.Prefix) (string, bool) {
+	peer := peerHost(r.RemoteAddr)
+	if len(trusted) == 0 || !isTrusted(peer, trusted) {
+		return peer, false
+	}
+	client := peer
+	vals := r.Header["X-Forwarded-For"]
+	for i := len(vals) - 1; i >= 0; i-- {
+		v := vals[i]
+		for v != "" {
+			item := v
+			if j := strings.LastIndexByte(v, ','); j >= 0 {
+				item, v = v[j+1:], v[:j]
+			} else {
+				v = ""
+			}
+			item = strings.TrimSpace(item)
+			if item == "" {
+				continue
+			}
+			if _, err := netip.ParseAddr(item); err != nil {
+				return client, true
+			}
+			client = item
+			if !isTrusted(item, trusted) {
+				return client, true
+			}
+		}
+	}
+	return client, true
+}
+
+func isTrusted(ip string, trusted []netip.Prefix) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// TransportConfig tunes the transport of one service. Zero fields take the
+// defaults given.
+type TransportConfig struct {
+	// DialTimeout bounds connecting to an endpoint. Default 5s.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the response headers
+	// after the request was written. Default 0: no limit (Route.Timeout
+	// may bound it).
+	ResponseHeaderTimeout time.Duration
+	// IdleConnTimeout closes keep-alive connections idle this long.
+	// Default 90s.
+	IdleConnTimeout time.Duration
+	// MaxIdleConnsPerHost is the number of idle keep-alive connections
+	// kept per endpoint; it should cover the concurrency a gateway sends
+	// to one endpoint, or connections are closed and re-dialled under
+	// load. Default 256.
+	MaxIdleConnsPerHost int
+	// ExpectContinueTimeout is how long a request with "Expect:
+	// 100-continue" waits for the endpoint's 100 Continue before sending
+	// its body anyway. Default 1s.
+	ExpectContinueTimeout time.Duration
+}
+
+// Transport defaults.
+const (
+	DefaultDialTimeout           = 5 * time.Second
+	DefaultIdleConnTimeout       = 90 * time.Second
+	DefaultMaxIdleConnsPerHost   = 256
+	DefaultExpectContinueTimeout = time.Second
+)
+
+// NewTransport returns the HTTP/1.1 transport of one service. Share it
+// between every route to the service and across reloads: it holds the
+// keep-alive connection pool. It never uses proxies from the environment and
+// never compresses or decompresses: bodies pass through as they are.
+func NewTransport(cfg TransportConfig) *http.Transport {
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.IdleConnTimeout <= 0 {
+		cfg.IdleConnTimeout = DefaultIdleConnTimeout
+	}
+	if cfg.MaxIdleConnsPerHost <= 0 {
+		cfg.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	if cfg.ExpectContinueTimeout <= 0 {
+		cfg.ExpectContinueTimeout = DefaultExpectContinueTimeout
+	}
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
+		IdleConnTimeout:       cfg.IdleConnTimeout,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout: cfg.ExpectContinueTimeout,
+		// A proxy must not add Accept-Encoding and transparently
+		// decompress: the client asked for what it can read.
+		DisableCompression:  true,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+}
+
+// copyBufferSize is the size of the buffers ReverseProxy copies bodies with.
+const copyBufferSize = 32 << 10
+
+// sharedBufferPool is every route's ReverseProxy.BufferPool.
+var sharedBufferPool = &bufferPool{}
+
+// bufferPool is an httputil.BufferPool of 32 KiB buffers. sync.Pool holds
+// pointers (*[]byte) so that Put does not allocate a slice header; emptied
+// holders are pooled too.
+type bufferPool struct {
+	bufs, holders sync.Pool
+}
+
+func (p *bufferPool) Get() []byte {
+	if h, ok := p.bufs.Get().(*[]byte); ok {
+		b := *h
+		*h = nil
+		p.holders.Put(h)
+		return b
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (p *bufferPool) Put(b []byte) {
+	if cap(b) < copyBufferSize {
+		return
+	}
+	h, _ := p.holders.Get().(*[]byte)
+	if h == nil {
+		h = new([]byte)
+	}
+	*h = b[:copyBufferSize]
+	p.bufs.Put(h)
+}

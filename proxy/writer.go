@@ -1,0 +1,58 @@
+package proxy
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+)
+
+// statusWriter records the status and body size a response writer sent, for
+// the access log and metrics. It passes flushes and hijacks (WebSocket
+// upgrades) through; http.ResponseController reaches everything else with
+// Unwrap.
+type statusWriter struct {
+	w      http.ResponseWriter
+	status int   // the final status; 0 until one is written
+	size   int64 // body bytes written
+}
+
+func (s *statusWriter) Header() http.Header { return s.w.Header() }
+
+func (s *statusWriter) WriteHeader(code int) {
+	// 1xx answers other than 101 are informational: the final status
+	// follows.
+	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		s.status = code
+	}
+	s.w.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.w.Write(p)
+	s.size += int64(n)
+	return n, err
+}
+
+// FlushError flushes the underlying writer (see http.ResponseController).
+func (s *statusWriter) FlushError() error {
+	return http.NewResponseController(s.w).Flush()
+}
+
+// Flush implements http.Flusher.
+func (s *statusWriter) Flush() { _ = s.FlushError() }
+
+// Hijack hands the connection over for a protocol switch; the status is
+// then 101, which ReverseProxy writes on the connection itself.
+func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(s.w).Hijack()
+	if err == nil && s.status == 0 {
+		s.status = http.StatusSwitchingProtocols
+	}
+	return c, rw, err
+}
+
+// Unwrap returns the underlying writer, for http.ResponseController.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.w }
