@@ -10,6 +10,13 @@
 // an immutable snapshot behind an atomic pointer, rebuilt on Update, so that
 // Pick takes no lock and allocates nothing.
 //
+// The algorithms are Random, RoundRobin, WeightRoundRobin (nginx's smooth
+// weighted round robin), ConsistentHash and LeastRequest (which implements
+// Tracker); New builds one from its configuration name, and Names lists
+// those names. Each documents how it uses weights. Their zero values are
+// ready to use, and an Update that changes nothing (see Equal) keeps their
+// state.
+//
 // This package knows nothing of ZooKeeper, HTTP or health checks and imports
 // only the standard library.
 package balancer

@@ -58,7 +58,7 @@ func Equal(a, b []Endpoint) bool {
 	})
 }
 
-// normalized returns in itself when it is already normalized (sorted by
+// normalized returns in as it is when it is already normalized (sorted by
 // strictly increasing address, every weight at least 1), as the lists a
 // Subject publishes always are, and Normalize(in) otherwise. Balancers call it
 // on Update so that a direct caller's unsorted list cannot break them; the

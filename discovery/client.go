@@ -234,6 +234,9 @@ func (c *Client) Close() {
 		}
 		close(c.stop)
 		c.wg.Wait()
+		c.mu.Lock()
+		c.sess.ok = false
+		c.mu.Unlock()
 	})
 }
 

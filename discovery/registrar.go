@@ -144,8 +144,9 @@ func NewRegistrar(c *Client, cfg RegistrarConfig, log logrus.FieldLogger) (*Regi
 // Node returns the instance's znode path.
 func (r *Registrar) Node() string { return r.node }
 
-// Registered reports whether the node was created (or found) in the current
-// session and not deregistered since.
+// Registered reports whether the node is known to exist in the current,
+// live session: false while the session is lost, until the node is checked
+// or created again in the next one, and after Deregister.
 func (r *Registrar) Registered() bool { return r.registered.Load() }
 
 // Recreations counts the times the node was created again after the first.

@@ -15,7 +15,7 @@ import (
 // Defaults of ZkConfOptions.
 const (
 	DefaultCoalesce    = 2 * time.Millisecond
-	DefaultConcurrency = 64
+	DefaultConcurrency = 32
 )
 
 // Retry backoff after a failed read.
@@ -38,7 +38,8 @@ type ZkConfOptions struct {
 	// few lists. Default 2ms; negative means no wait.
 	Coalesce time.Duration
 	// Concurrency bounds the reads in flight when many nodes are read at
-	// once (they are pipelined on the one connection). Default 64.
+	// once (they are pipelined on the one connection). Default 32; more
+	// does not help, the server serves one session's requests in order.
 	Concurrency int
 }
 

@@ -146,4 +146,3 @@ type ConfigError struct{ Err error }
 
 func (e *ConfigError) Error() string { return "configuration: " + e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
-

@@ -1,0 +1,46 @@
+// Tests of the deployment files at the repository root.
+package zkgate_test
+
+import (
+	"os"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// TestComposeBackendScales guards `docker compose up --scale backend=N`: a
+// service with a container_name or a fixed host port cannot run twice.
+func TestComposeBackendScales(t *testing.T) {
+	data, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Services map[string]map[string]any `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	for _, name := range []string{"zookeeper", "gateway", "backend"} {
+		if _, ok := f.Services[name]; !ok {
+			t.Errorf("docker-compose.yml: service %q missing", name)
+		}
+	}
+	backend := f.Services["backend"]
+	if _, ok := backend["container_name"]; ok {
+		t.Error("services.backend.container_name is set: the backend could not be scaled")
+	}
+	if _, ok := backend["ports"]; ok {
+		t.Error("services.backend.ports is set: replicas would fight over the host port")
+	}
+	gw := f.Services["gateway"]
+	ports, _ := gw["ports"].([]any)
+	for _, p := range ports {
+		if s, _ := p.(string); len(s) < 10 || s[:10] != "127.0.0.1:" {
+			t.Errorf("services.gateway.ports: %v is not published on the host's loopback only", p)
+		}
+	}
+	if _, ok := f.Services["zookeeper"]["healthcheck"]; !ok {
+		t.Error("services.zookeeper.healthcheck missing: the gateway could start before ZooKeeper serves")
+	}
+}

@@ -1,0 +1,69 @@
+package app
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestValidateCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join("..", "..", "configs", "gateway.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte(`zookeeper: { servers: [] }
+routes:
+  - { name: a, service: payments }
+  - { name: a, service: payments, balancer: fastest }
+services: {}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		code    int
+		stdout  string
+		stderrs []string
+	}{
+		{"example file", []string{"validate", "--config", good}, exitOK, "ok\n", nil},
+		{"missing file", []string{"validate", "--config", filepath.Join(dir, "none.yaml")}, exitUsage, "", []string{"none.yaml"}},
+		{"every error with its key", []string{"validate", "--config", bad}, exitUsage, "", []string{
+			`routes[0].service: unknown service "payments"`,
+			`routes[1].name: duplicate`,
+			`routes[1].balancer: unknown balancer "fastest"`,
+			`zookeeper.servers`,
+		}},
+		{"unknown command", []string{"frobnicate"}, exitUsage, "", []string{`unknown command "frobnicate"`}},
+		{"version", []string{"version"}, exitOK, "zkgate ", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Main(tt.args, &out, &errb)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, errb.String())
+			}
+			if !strings.HasPrefix(out.String(), tt.stdout) {
+				t.Errorf("stdout %q, want prefix %q", out.String(), tt.stdout)
+			}
+			for _, want := range tt.stderrs {
+				if !strings.Contains(errb.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, errb.String())
+				}
+			}
+		})
+	}
+}
+
+func TestStateName(t *testing.T) {
+	for in, want := range map[string]string{
+		"StateHasSession": "has_session", "StateDisconnected": "disconnected",
+		"StateExpired": "expired", "StateAuthFailed": "auth_failed", "": "unknown",
+	} {
+		if got := stateName(in); got != want {
+			t.Errorf("stateName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
