@@ -81,7 +81,8 @@ type HealthCheck struct {
 	Passive PassiveHealthCheck `mapstructure:"passive"`
 	// PanicThreshold is a percentage: when fewer than this share of the
 	// members are healthy, health is ignored and every member is routed to
-	// (better some errors than a total outage). Default 0 (never).
+	// (better some errors than a total outage). Default 0: only when no
+	// member is healthy at all.
 	PanicThreshold int `mapstructure:"panic_threshold"`
 }
 
@@ -102,9 +103,8 @@ type ActiveHealthCheck struct {
 	// Host is the Host header of an http probe. Default "" (the endpoint's
 	// "host:port").
 	Host string `mapstructure:"host"`
-	// ExpectStatus lists the status codes of a passing http probe: codes
-	// and ranges separated by commas, e.g. "200-399" or "200,204". Default
-	// "200-399".
+	// ExpectStatus is the status code or range of a passing http probe,
+	// e.g. "200-399" or "204". Default "200-399".
 	ExpectStatus string `mapstructure:"expect_status"`
 	// Interval is the time between two probes of one endpoint. Default 2s.
 	Interval time.Duration `mapstructure:"interval"`
