@@ -160,3 +160,44 @@ func TestConcurrentPickAndUpdate(t *testing.T) {
 		}
 	})
 }
+
+// snapshotOf returns b's current snapshot pointer.
+func snapshotOf(t *testing.T, b Balancer) any {
+	t.Helper()
+	switch b := b.(type) {
+	case *Random:
+		return b.snap.Load()
+	case *RoundRobin:
+		return b.snap.Load()
+	case *WeightRoundRobin:
+		return b.snap.Load()
+	case *ConsistentHash:
+		return b.snap.Load()
+	case *LeastRequest:
+		return b.snap.Load()
+	}
+	t.Fatalf("unknown balancer %T", b)
+	return nil
+}
+
+func TestSameMembershipUpdateKeepsSnapshot(t *testing.T) {
+	eachAlgorithm(t, func(t *testing.T, b Balancer) {
+		b.Update(listN(50, 3))
+		before := snapshotOf(t, b)
+		// A fresh list with the same membership, as a ZooKeeper event that
+		// changes nothing produces; also in another order.
+		b.Update(listN(50, 3))
+		shuffled := listN(50, 3)
+		slices.Reverse(shuffled)
+		b.Update(shuffled)
+		if snapshotOf(t, b) != before {
+			t.Error("an Update with the same membership replaced the snapshot")
+		}
+		changed := listN(50, 3)
+		changed[7].Weight++
+		b.Update(changed)
+		if snapshotOf(t, b) == before {
+			t.Error("an Update changing a weight kept the old snapshot")
+		}
+	})
+}

@@ -23,7 +23,8 @@ var benchSizes = []int{10, 1000, 10000}
 // have.
 func benchList(n int) []Endpoint { return listN(n, 5) }
 
-// benchKeys are the consistent-hash keys the pick benchmarks cycle through.
+// benchKeys are the consistent-hash keys the pick benchmarks cycle through:
+// enough distinct keys to reach every part of a large ring.
 var benchKeys = hashKeys(1 << 16)
 
 // BenchmarkPick measures one pick (and, for least_request, its Done) by one
@@ -113,5 +114,26 @@ func BenchmarkRingBuild(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buildRing(eps, nil, nil)
+	}
+}
+
+// BenchmarkLeastRequestPickOnly measures least_request's Pick without its
+// Done, for comparison with the other algorithms' Pick (BenchmarkPick
+// includes Done, the per-request cost). Counters grow without Done, which
+// changes nothing for the cost of a pick.
+func BenchmarkLeastRequestPickOnly(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run("n="+strconv.Itoa(n), func(b *testing.B) {
+			bal := NewLeastRequest()
+			bal.Update(benchList(n))
+			b.ReportAllocs()
+			cpu := processCPU()
+			for b.Loop() {
+				if _, err := bal.Pick(""); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, cpu)
+		})
 	}
 }

@@ -14,10 +14,10 @@ const (
 	// an endpoint. More points spread the keys more evenly (the share of an
 	// endpoint with p points deviates from its weight's by about 1/sqrt(p)).
 	vnodesPerWeight = 100
-	// maxRing bounds the ring (8 bytes a point: 4 MiB at most) unless the
+	// maxRing bounds the ring (8 bytes a point: 2 MiB at most) unless the
 	// list itself is longer. A larger ring spreads keys more evenly but
 	// makes every Pick's search miss the cache more.
-	maxRing = 1 << 19
+	maxRing = 1 << 18
 )
 
 // ConsistentHash maps each key to an endpoint through a hash ring, so that a

@@ -3,6 +3,7 @@ package balancer
 import (
 	"fmt"
 	"math/rand/v2"
+	"testing"
 )
 
 // list returns normalized endpoints with the given weights, named
@@ -40,10 +41,7 @@ func addrs(eps []Endpoint) []string {
 }
 
 // picks returns the addresses of n successive picks with key "".
-func picks(t interface {
-	Helper()
-	Fatalf(string, ...any)
-}, b Balancer, n int) []string {
+func picks(t testing.TB, b Balancer, n int) []string {
 	t.Helper()
 	out := make([]string, n)
 	for i := range out {

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"math/rand/v2"
 	"slices"
@@ -24,7 +25,7 @@ import (
 // its counter while requests to it are still in flight (until an Update
 // finds it idle), so that Done always decrements the right counter, even
 // when the endpoint comes back in between. A Done without a matching Pick
-// never takes a counter below zero.
+// does not leave a counter below zero.
 //
 // The zero value is ready to use and picks nothing until its first Update.
 type LeastRequest struct {
@@ -47,20 +48,19 @@ type lrNode struct {
 	load *inflight
 }
 
-// inflight is a request counter padded to a cache line, so that pickers
-// updating neighbouring counters do not contend.
+// inflight counts the requests in flight to addr. It fills a cache line, so
+// that pickers updating neighbouring counters do not contend, and holds its
+// address so that Done's lookup finds both on that line.
 type inflight struct {
-	n atomic.Int64
-	_ [56]byte
+	n    atomic.Int64
+	addr string
+	_    [40]byte
 }
 
-// done decrements the counter unless it is already zero.
+// done decrements the counter, undoing a decrement below zero at once.
 func (c *inflight) done() {
-	for {
-		v := c.n.Load()
-		if v <= 0 || c.n.CompareAndSwap(v, v-1) {
-			return
-		}
+	if c.n.Add(-1) < 0 {
+		c.n.Add(1)
 	}
 }
 
@@ -99,11 +99,11 @@ func (b *LeastRequest) Update(endpoints []Endpoint) {
 		}
 	}
 	block := make([]inflight, fresh)
-	var departed []counterSlot
+	var departed []*inflight
 	if old != nil {
-		for _, slot := range old.slots {
-			if slot.c != nil && slot.c.n.Load() > 0 && !containsAddr(endpoints, slot.addr) {
-				departed = append(departed, slot)
+		for _, c := range old.slots {
+			if c != nil && c.n.Load() > 0 && !containsAddr(endpoints, c.addr) {
+				departed = append(departed, c)
 			}
 		}
 	}
@@ -112,13 +112,14 @@ func (b *LeastRequest) Update(endpoints []Endpoint) {
 		c := old.get(e.Addr)
 		if c == nil {
 			c = &block[0]
+			c.addr = e.Addr
 			block = block[1:]
 		}
 		next.nodes[i] = lrNode{ep: e, load: c}
-		next.byAddr.put(e.Addr, c)
+		next.byAddr.put(c)
 	}
-	for _, slot := range departed {
-		next.byAddr.put(slot.addr, slot.c)
+	for _, c := range departed {
+		next.byAddr.put(c)
 	}
 	b.snap.Store(next)
 }
@@ -139,9 +140,12 @@ func (b *LeastRequest) Pick(string) (Endpoint, error) {
 	n := len(s.eps)
 	best := 0
 	if n > 1 {
-		// Two distinct candidates: j is drawn among the n-1 others.
-		i := uniform(rand.Uint64(), n)
-		j := uniform(rand.Uint64(), n-1)
+		// Two distinct candidates, one from each half of a 64-bit draw
+		// (the bias, below n/2^32, does not matter here): j is drawn among
+		// the n-1 others.
+		u := rand.Uint64()
+		i := int((u >> 32) * uint64(n) >> 32)
+		j := int((u & math.MaxUint32) * uint64(n-1) >> 32)
 		if j >= i {
 			j++
 		}
@@ -176,28 +180,24 @@ func (b *LeastRequest) InFlight(addr string) int64 {
 }
 
 // counterTable maps addresses to counters for Done: an open-addressing
-// table with linear probing, read-only once published. It costs Done about
-// one cache miss where a Go map costs several.
+// table with linear probing, read-only once published. A lookup reads one
+// slot and the counter, which Done needs anyway, where a Go map would read
+// several cache lines.
 type counterTable struct {
 	seed  maphash.Seed
-	slots []counterSlot // a power of two, at most half full
-}
-
-type counterSlot struct {
-	addr string
-	c    *inflight // nil: the slot is free
+	slots []*inflight // a power of two, at most half full; nil is free
 }
 
 func newCounterTable(n int) *counterTable {
 	size := 1 << bits.Len(uint(2*n))
-	return &counterTable{seed: maphash.MakeSeed(), slots: make([]counterSlot, size)}
+	return &counterTable{seed: maphash.MakeSeed(), slots: make([]*inflight, size)}
 }
 
-func (t *counterTable) put(addr string, c *inflight) {
+func (t *counterTable) put(c *inflight) {
 	mask := uint64(len(t.slots) - 1)
-	for i := maphash.String(t.seed, addr) & mask; ; i = (i + 1) & mask {
-		if t.slots[i].c == nil {
-			t.slots[i] = counterSlot{addr: addr, c: c}
+	for i := maphash.String(t.seed, c.addr) & mask; ; i = (i + 1) & mask {
+		if t.slots[i] == nil {
+			t.slots[i] = c
 			return
 		}
 	}
@@ -210,11 +210,8 @@ func (t *counterTable) get(addr string) *inflight {
 	}
 	mask := uint64(len(t.slots) - 1)
 	for i := maphash.String(t.seed, addr) & mask; ; i = (i + 1) & mask {
-		switch s := &t.slots[i]; {
-		case s.c == nil:
-			return nil
-		case s.addr == addr:
-			return s.c
+		if c := t.slots[i]; c == nil || c.addr == addr {
+			return c
 		}
 	}
 }

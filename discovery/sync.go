@@ -42,27 +42,32 @@ func (z *LoadBalanceZkConf) step(verify bool) (err error) {
 		// After a reconnect go-zookeeper set the watches again, telling
 		// the server the last zxid seen; check that nothing was missed.
 		if err = z.update(children, data); err == nil {
-			err = z.verify()
+			err = z.verify(true)
 		}
 	default:
 		err = z.update(children, data)
 	}
 	if err != nil {
 		z.requeue(children, data)
-		return err
+	} else {
+		// Recorded before publishing: an observer handed the list sees
+		// the conf synced.
+		z.synced = s
+		z.syncedGen.Store(s.gen)
+		z.existsNow.Store(z.exists)
+		if z.isSynced.CompareAndSwap(false, true) {
+			close(z.syncedOnce)
+		}
 	}
-	z.synced = s
-	z.syncedGen.Store(s.gen)
-	z.lastSync.Store(time.Now().UnixNano())
-	z.existsNow.Store(z.exists)
-	if z.isSynced.CompareAndSwap(false, true) {
-		close(z.syncedOnce)
+	if z.dirty {
+		z.dirty = false
+		z.publish()
 	}
-	return nil
+	return err
 }
 
 // fullSync lists the children with a watch, reads every child with a data
-// watch, and publishes the result.
+// watch, and replaces the nodes with the result.
 func (z *LoadBalanceZkConf) fullSync() error {
 	children, exists, err := z.listChildren(true)
 	if err != nil {
@@ -79,9 +84,9 @@ func (z *LoadBalanceZkConf) fullSync() error {
 			next[p] = z.decode(p, results[i], z.nodes[p])
 		}
 	}
-	z.nodes, z.exists = next, exists
+	z.nodes, z.exists, z.dirty = next, exists, true
 	z.fullSyncs.Add(1)
-	z.publish()
+	z.lastSync.Store(time.Now().UnixNano())
 	return nil
 }
 
@@ -137,15 +142,18 @@ func (z *LoadBalanceZkConf) update(children bool, data map[string]struct{}) erro
 			z.nodes[p] = z.decode(p, results[i], z.nodes[p])
 		}
 	}
-	z.exists = exists
-	z.publish()
+	z.exists, z.dirty = exists, true
+	z.lastSync.Store(time.Now().UnixNano())
 	return nil
 }
 
 // verify reads the service without setting watches and compares it with
-// what the conf knows. A difference means a watch was lost (or an event is
-// in flight): every watch is then set again by a full read.
-func (z *LoadBalanceZkConf) verify() error {
+// what the conf knows. A difference means a watch was lost, unless events
+// arrived meanwhile (after a reconnect, the server fires the re-set watches
+// of nodes changed while disconnected): those are applied and, when retry
+// is set, the service verified once more. A difference that remains has
+// every watch set again by a full read.
+func (z *LoadBalanceZkConf) verify(retry bool) error {
 	names, exists, err := z.listChildren(false)
 	if err != nil {
 		return err
@@ -164,14 +172,29 @@ func (z *LoadBalanceZkConf) verify() error {
 			return err
 		}
 		for i, p := range paths {
-			if results[i].gone || results[i].mzxid != z.nodes[p].mzxid {
-				drift = true
+			r, known := results[i], z.nodes[p]
+			if r.err != nil {
+				drift = known.mzxid != unreadable
+			} else {
+				drift = r.gone || r.mzxid != known.mzxid
+			}
+			if drift {
 				break
 			}
 		}
 	}
 	if !drift {
+		z.lastSync.Store(time.Now().UnixNano())
 		return nil
+	}
+	if retry {
+		if children, data := z.takePending(); children || len(data) > 0 {
+			if err := z.update(children, data); err != nil {
+				z.requeue(children, data)
+				return err
+			}
+			return z.verify(false)
+		}
 	}
 	z.repairs.Add(1)
 	z.log.Info("verification found a change that no watch reported; reading the service again and setting every watch")
@@ -221,6 +244,9 @@ func (z *LoadBalanceZkConf) childPaths(names []string) []string {
 	}
 	return paths
 }
+
+// unreadable is the zxid recorded for a node that could not be read.
+const unreadable = -1
 
 // readResult is the outcome of reading one child.
 type readResult struct {
@@ -287,7 +313,7 @@ func (z *LoadBalanceZkConf) fetch(paths []string, watch bool) ([]readResult, err
 // version of its data.
 func (z *LoadBalanceZkConf) decode(p string, r readResult, old *nodeState) *nodeState {
 	if r.err != nil {
-		st := &nodeState{mzxid: -1, err: fmt.Errorf("discovery: node %s: %w: unreadable: %w", p, ErrMalformed, r.err)}
+		st := &nodeState{mzxid: unreadable, err: fmt.Errorf("discovery: node %s: %w: unreadable: %w", p, ErrMalformed, r.err)}
 		if old == nil || old.err == nil || old.err.Error() != st.err.Error() {
 			z.malformedAll.Add(1)
 			z.log.WithField("znode", p).Warn(st.err.Error() + "; skipping it")
@@ -310,7 +336,8 @@ func (z *LoadBalanceZkConf) decode(p string, r readResult, old *nodeState) *node
 	return st
 }
 
-// publish hands the current list to the observers, when it changed.
+// publish hands the current list to the observers, when it changed. The
+// reads that changed the nodes set dirty; step calls publish.
 func (z *LoadBalanceZkConf) publish() {
 	paths := make([]string, 0, len(z.nodes))
 	for p := range z.nodes {

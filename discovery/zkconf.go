@@ -95,6 +95,7 @@ type LoadBalanceZkConf struct {
 	exists  bool    // the path existed at the last read (children watched)
 	synced  session // the session the watches were last set or verified in
 	failing bool    // the last step failed
+	dirty   bool    // nodes changed since the last publication
 
 	// Read by any goroutine.
 	syncedOnce   chan struct{}
@@ -258,11 +259,13 @@ func (z *LoadBalanceZkConf) wake() {
 func (z *LoadBalanceZkConf) takePending() (children bool, data map[string]struct{}) {
 	z.pmu.Lock()
 	defer z.pmu.Unlock()
-	children, data = z.pendChildren, z.pendData
+	children = z.pendChildren
 	z.pendChildren = false
-	if len(data) > 0 {
-		z.pendData = make(map[string]struct{})
+	if len(z.pendData) == 0 {
+		return children, nil // never hand out the map the callbacks write to
 	}
+	data = z.pendData
+	z.pendData = make(map[string]struct{})
 	return children, data
 }
 

@@ -26,6 +26,7 @@ var confCases = []zkCase{
 	{"ConfVerifyRepairsMissedChange", testConfVerifyRepairs},
 	{"ConfWatchResetFailureRearms", testConfWatchResetFailure},
 	{"ConfSharedPath", testConfSharedPath},
+	{"ConfUnreadableNode", testConfUnreadable},
 }
 
 func testConfAddRemoveWeight(t *testing.T, srv *zktest.Server) {
@@ -310,6 +311,7 @@ func testConfDisconnect(t *testing.T, srv *zktest.Server) {
 	if st := c.Status(); st.SessionID != session || st.Disconnects < 1 {
 		t.Errorf("status %+v: want the session 0x%x kept after a disconnect", st, session)
 	}
+	t.Logf("after the reconnect: %d repairs, %d full syncs", z.Stats().Repairs, z.Stats().FullSyncs)
 	remove(t, raw, p+"/127.0.0.1:8003")
 	r.awaitAddrs(t, "127.0.0.1:8002")
 }
@@ -407,5 +409,27 @@ func testConfSharedPath(t *testing.T, srv *zktest.Server) {
 	defer cancel()
 	if err := a.WaitSynced(ctx); err != nil {
 		t.Error(err)
+	}
+}
+
+func testConfUnreadable(t *testing.T, srv *zktest.Server) {
+	raw := zktest.Connect(t, srv.Addr())
+	p := testPath(t)
+	mkdirs(t, raw, p)
+	create(t, raw, p+"/127.0.0.1:8001", "", zk.FlagEphemeral)
+	if _, err := raw.Create(p+"/127.0.0.1:8002", nil, zk.FlagEphemeral, zk.DigestACL(zk.PermAll, "other", "secret")); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, ClientConfig{Servers: []string{srv.Addr()}, ResyncInterval: 50 * time.Millisecond})
+	z, r, sink := watch(t, c, p, ZkConfOptions{})
+	r.awaitAddrs(t, "127.0.0.1:8001")
+	for range 3 { // verifications do not take the unreadable node for a missed change
+		synced := z.LastSync()
+		waitFor(t, "a periodic verification", func() bool { return z.LastSync().After(synced) })
+	}
+	st := z.Stats()
+	if st.Malformed != 1 || st.MalformedTotal != 1 || st.Repairs != 0 || sink.count(p+"/127.0.0.1:8002") != 1 {
+		t.Errorf("stats %+v, %d warnings: want the unreadable node skipped, warned about once, and no repair",
+			st, sink.count(p+"/127.0.0.1:8002"))
 	}
 }

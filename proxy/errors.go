@@ -35,8 +35,14 @@ func handleError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	kind := ex.fail
-	if kind == failNone && errors.Is(err, balancer.ErrNoEndpoint) {
+	switch {
+	case kind != failNone:
+	case errors.Is(err, balancer.ErrNoEndpoint):
 		kind = failNoEndpoint
+	case ex.attempts == 0:
+		// ReverseProxy refused the request before any attempt: an
+		// upgrade to a non-printable protocol name.
+		kind = failBadRequest
 	}
 	if debugEnabled(ex.h.log) {
 		ex.h.log.WithFields(logrus.Fields{
@@ -57,6 +63,8 @@ func handleError(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, "request body too large", route, service)
 	case failBadBody:
 		writeError(w, http.StatusBadRequest, "bad request body", route, service)
+	case failBadRequest:
+		writeError(w, http.StatusBadRequest, "bad request", route, service)
 	default:
 		writeError(w, http.StatusBadGateway, "bad gateway", route, service)
 	}

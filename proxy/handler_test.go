@@ -60,9 +60,15 @@ func TestProxyStripPrefix(t *testing.T) {
 		}
 	}
 	// The escaped slash stays escaped on the wire.
-	_, body := get(t, fe.URL+"/api/a%2Fb")
-	if e := decodeEcho(t, body); e.URI != "/a%2Fb" {
+	req, _ := http.NewRequest("GET", fe.URL+"/api/a%2Fb", nil)
+	req.Header.Set("X-Forwarded-Prefix", "/spoofed")
+	_, body := do(t, req)
+	e := decodeEcho(t, body)
+	if e.URI != "/a%2Fb" {
 		t.Errorf("backend request URI %q, want /a%%2Fb", e.URI)
+	}
+	if got := e.Header["X-Forwarded-Prefix"]; len(got) != 1 || got[0] != "/api" {
+		t.Errorf("X-Forwarded-Prefix = %v, want [/api]", got)
 	}
 }
 

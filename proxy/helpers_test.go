@@ -101,7 +101,7 @@ func testUpstream(t *testing.T, name string) *Upstream {
 }
 
 // testRoute returns a route named name over addrs with the named balancer.
-func testRoute(t *testing.T, name, algo string, up *Upstream, addrs ...string) *Route {
+func testRoute(t testing.TB, name, algo string, up *Upstream, addrs ...string) *Route {
 	t.Helper()
 	b, err := balancer.New(algo)
 	if err != nil {

@@ -32,6 +32,7 @@ const (
 	failClientGone            // the client went away: no response, no report
 	failBodyTooLarge          // the request body passed MaxBodyBytes: 413
 	failBadBody               // reading the client's body failed: 400
+	failBadRequest            // ReverseProxy refused the request itself: 400
 )
 
 // RoundTrip makes the attempts of one proxied request: it picks an endpoint
@@ -144,7 +145,11 @@ func outcome(k failKind) (healthcheck.Outcome, bool) {
 		return healthcheck.ConnectFailure, true
 	case failTimeout, failRouteTimeout:
 		return healthcheck.Timeout, true
-	case failBackend, failServerError:
+	case failBackend:
+		// The connection broke before a response: the endpoint is gone or
+		// going (killed, crashed), not merely answering errors.
+		return healthcheck.ConnectFailure, true
+	case failServerError:
 		return healthcheck.ServerError, true
 	}
 	return 0, false
@@ -163,7 +168,11 @@ func (e *entry) retry(ex *exchange, method string, k failKind, attempt int) (bal
 		if !pol.OnTimeout || !isIdempotent(method) {
 			return balancer.Endpoint{}, false
 		}
-	case failBackend, failServerError:
+	case failBackend:
+		if !(pol.OnBrokenConnection || pol.OnServerError) || !isIdempotent(method) {
+			return balancer.Endpoint{}, false
+		}
+	case failServerError:
 		if !pol.OnServerError || !isIdempotent(method) {
 			return balancer.Endpoint{}, false
 		}

@@ -97,7 +97,7 @@ func TestRetryBoundedByAttempts(t *testing.T) {
 	up.Retry = RetryPolicy{Attempts: 2}
 	up.Reporter = rep
 	obs := &observer{}
-	fe, _ := newFrontend(t, Options{Metrics: obs}, testRoute(t, "r", "random", up, deadAddr(t), deadAddr(t), deadAddr(t)))
+	fe, _ := newFrontend(t, Options{Metrics: obs}, testRoute(t, "r", "round_robin", up, deadAddr(t), deadAddr(t), deadAddr(t)))
 	res, body := get(t, fe.URL+"/")
 	if res.StatusCode != http.StatusBadGateway {
 		t.Fatalf("status %d: %s", res.StatusCode, body)
@@ -112,6 +112,22 @@ func TestRetryBoundedByAttempts(t *testing.T) {
 	if got := obs.last(); got.attempts != 2 || got.status != 502 {
 		t.Errorf("observed %+v, want 2 attempts and 502", got)
 	}
+}
+
+// stalling returns a backend that reads the request and never answers.
+// (The server notices the proxy closing the connection only once the body
+// was read.)
+func stalling(t *testing.T, name string) *backend {
+	stop := make(chan struct{})
+	b := newBackend(t, name, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	})
+	t.Cleanup(func() { close(stop) }) // runs before the server's Close
+	return b
 }
 
 // failing returns a backend answering status after reading the body.
@@ -161,12 +177,7 @@ func TestRetryOfGetOnServerErrorReachesHealthyEndpoint(t *testing.T) {
 }
 
 func TestNoRetryOfPostOnTimeout(t *testing.T) {
-	slow := func(name string) *backend {
-		return newBackend(t, name, func(w http.ResponseWriter, r *http.Request) {
-			<-r.Context().Done() // answers only when the proxy gives up
-		})
-	}
-	a, b := slow("a"), slow("b")
+	a, b := stalling(t, "a"), stalling(t, "b")
 	up := &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{ResponseHeaderTimeout: 100 * time.Millisecond})}
 	up.Retry = RetryPolicy{Attempts: 2, OnTimeout: true, BufferBodyBytes: 1 << 20}
 	rep := &recorder{}
@@ -224,5 +235,53 @@ func TestNoRetryWhenBodyExceedsReplayBuffer(t *testing.T) {
 	}
 	if n := a.hits.Load() + b.hits.Load(); n != 1 {
 		t.Errorf("sent %d times, want 1: the body could not be replayed", n)
+	}
+}
+
+// dropping is a backend that reads each request and then closes the
+// connection without answering, as a backend killed mid-request does.
+func dropping(t *testing.T, name string) *backend {
+	t.Helper()
+	return newBackend(t, name, func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		conn.Close()
+	})
+}
+
+func TestRetryOfGetOnBrokenConnectionReachesAnotherEndpoint(t *testing.T) {
+	bad, good := dropping(t, "bad"), newBackend(t, "good", nil)
+	rep := &recorder{}
+	up := testUpstream(t, "svc")
+	up.Retry = RetryPolicy{Attempts: 2, OnBrokenConnection: true, BufferBodyBytes: 1 << 20}
+	up.Reporter = rep
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, bad.addr(), good.addr()))
+	for range 4 {
+		if res, body := get(t, fe.URL+"/"); res.StatusCode != 200 {
+			t.Fatalf("GET status %d: %s", res.StatusCode, body)
+		}
+	}
+	if bad.hits.Load() == 0 {
+		t.Fatal("the dropping backend was never tried: the test proves nothing")
+	}
+	if n := countReports(rep.list(), bad.addr()+" connect_failure"); n == 0 {
+		t.Errorf("broken connections not reported as connect failures: %v", rep.list())
+	}
+}
+
+func TestNoRetryOfPostOnBrokenConnection(t *testing.T) {
+	a, b := dropping(t, "a"), dropping(t, "b")
+	up := testUpstream(t, "svc")
+	up.Retry = RetryPolicy{Attempts: 2, OnBrokenConnection: true, BufferBodyBytes: 1 << 20}
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, a.addr(), b.addr()))
+	req, _ := http.NewRequest("POST", fe.URL+"/", strings.NewReader("order"))
+	if res, _ := do(t, req); res.StatusCode != http.StatusBadGateway {
+		t.Errorf("POST status %d, want 502", res.StatusCode)
+	}
+	if n := a.hits.Load() + b.hits.Load(); n != 1 {
+		t.Errorf("POST whose connection broke was sent %d times, want 1 (it may have been acted on)", n)
 	}
 }

@@ -26,17 +26,19 @@ func (e *entry) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	out.URL.Scheme = "http"
 	out.URL.Host = ""
+	out.URL.User = nil // userinfo of an absolute-form target is not forwarded
 	if pr.In.Trailer != nil {
 		// The server fills the inbound trailer map in place when the body
 		// is read to its end, which the transport does before it writes
 		// trailers; the clone ReverseProxy made holds only the keys.
 		out.Trailer = pr.In.Trailer
 	}
-	if e.route.StripPrefix {
-		out.URL.Path, out.URL.RawPath = stripPrefix(out.URL.Path, out.URL.RawPath, e.prefix)
-	}
 	if ex != nil {
 		setForwarded(out.Header, pr.In, ex)
+	}
+	if e.route.StripPrefix && e.prefix != "" {
+		out.URL.Path, out.URL.RawPath = stripPrefix(out.URL.Path, out.URL.RawPath, e.prefix)
+		out.Header["X-Forwarded-Prefix"] = e.prefixHeader
 	}
 	for _, name := range e.remove {
 		delete(out.Header, name)
@@ -54,7 +56,9 @@ func (e *entry) rewrite(pr *httputil.ProxyRequest) {
 // setForwarded sets X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and
 // X-Real-IP on the outbound header h. The inbound values are kept (and
 // X-Forwarded-For appended to) only when the direct peer is a trusted proxy;
-// otherwise a client could claim any address.
+// otherwise a client could claim any address. An untrusted
+// X-Forwarded-Prefix (which backends use to build links) is removed too; a
+// route that strips its prefix then sets its own.
 func setForwarded(h http.Header, in *http.Request, ex *exchange) {
 	peer := peerHost(in.RemoteAddr)
 	// One backing array for the four values: one allocation, and each
@@ -66,7 +70,9 @@ func setForwarded(h http.Header, in *http.Request, ex *exchange) {
 	if in.TLS != nil {
 		proto = protoHTTPS
 	}
-	if ex.trusted {
+	if !ex.trusted {
+		delete(h, "X-Forwarded-Prefix")
+	} else {
 		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
 			xff = strings.Join(prior, ", ") + ", " + peer
 		}

@@ -49,6 +49,11 @@ type RetryPolicy struct {
 	// OnTimeout retries idempotent requests whose endpoint did not answer
 	// in time (the transport's response header timeout).
 	OnTimeout bool
+	// OnBrokenConnection retries idempotent requests whose connection
+	// broke after the request was sent and before a response arrived (the
+	// endpoint was killed or crashed mid-request), like nginx's default
+	// "proxy_next_upstream error".
+	OnBrokenConnection bool
 	// OnServerError retries idempotent requests answered with a 5xx status
 	// or failed by a broken connection after the request was sent.
 	OnServerError bool

@@ -37,6 +37,10 @@ type entry struct {
 	methods  []string
 	headers  []headerMatch
 
+	// prefixHeader is the X-Forwarded-Prefix value of a stripping route,
+	// shared by every request: never modified.
+	prefixHeader []string
+
 	hash   hashSpec
 	remove []string        // canonical names
 	set    []headerSetting // canonical names
@@ -228,6 +232,7 @@ func compile(r *Route) (*entry, error) {
 		errs = append(errs, err)
 	}
 	e.prefix = prefix
+	e.prefixHeader = []string{prefix}
 	for _, m := range r.Methods {
 		if !isToken(m) {
 			errs = append(errs, fmt.Errorf("method %q is not a valid method", m))

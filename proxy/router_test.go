@@ -135,7 +135,7 @@ func TestRouterPriorityOrder(t *testing.T) {
 		{"/x", "h", "first-generic"}, // equal rank: declaration order
 		{"/a/x", "h", "short"},
 		{"/a/b/x", "other", "long"},
-		{"/a/b/x", "h", "hosted"},  // same prefix: a route with hosts first
+		{"/a/b/x", "h", "hosted"},   // same prefix: a route with hosts first
 		{"/a/b/c", "other", "long"}, // priority beats prefix length
 		{"/z", "h", "high"},
 	}

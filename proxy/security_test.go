@@ -16,7 +16,7 @@ func TestReverseProxyAbsoluteFormTargetNeverForwardedToItsHost(t *testing.T) {
 	decoy := newBackend(t, "decoy", nil)
 	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
 
-	req := "GET http://" + decoy.addr() + "/steal?x=1 HTTP/1.1\r\nHost: ignored.example\r\nConnection: close\r\n\r\n"
+	req := "GET http://user:pw@" + decoy.addr() + "/steal?x=1 HTTP/1.1\r\nHost: ignored.example\r\nConnection: close\r\n\r\n"
 	res, body := rawRequest(t, frontAddr(fe.URL), req)
 	if res.StatusCode != 200 {
 		t.Fatalf("status %d: %s", res.StatusCode, body)
@@ -27,6 +27,9 @@ func TestReverseProxyAbsoluteFormTargetNeverForwardedToItsHost(t *testing.T) {
 	}
 	if e.URI != "/steal?x=1" {
 		t.Errorf("backend received target %q, want origin-form /steal?x=1", e.URI)
+	}
+	if auth, ok := e.Header["Authorization"]; ok {
+		t.Errorf("the target's userinfo became Authorization %v", auth)
 	}
 	if n := decoy.hits.Load(); n != 0 {
 		t.Errorf("the host named in the request target received %d requests", n)
@@ -122,6 +125,7 @@ func TestXForwardedForReplacedFromUntrustedPeer(t *testing.T) {
 	req.Header.Set("X-Forwarded-Proto", "https")
 	req.Header.Set("X-Real-IP", "6.6.6.6")
 	req.Header.Set("Forwarded", "for=6.6.6.6")
+	req.Header.Set("X-Forwarded-Prefix", "/evil")
 	req.Host = "public.example"
 	_, body := do(t, req)
 	h := decodeEcho(t, body).Header
@@ -136,8 +140,10 @@ func TestXForwardedForReplacedFromUntrustedPeer(t *testing.T) {
 			t.Errorf("%s = %v, want [%s]", k, got, v)
 		}
 	}
-	if got, ok := h["Forwarded"]; ok {
-		t.Errorf("Forwarded = %v, want it removed", got)
+	for _, k := range []string{"Forwarded", "X-Forwarded-Prefix"} {
+		if got, ok := h[k]; ok {
+			t.Errorf("%s = %v, want it removed", k, got)
+		}
 	}
 }
 
@@ -226,5 +232,16 @@ func TestReverseProxyStripHeadersPresentInConnection(t *testing.T) {
 	}
 	if be.hits.Load() != 1 {
 		t.Errorf("backend hits %d, want 1", be.hits.Load())
+	}
+}
+
+func TestReverseProxyInvalidUpgradeRefused(t *testing.T) {
+	be := newBackend(t, "a", nil)
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
+	raw := "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: w\xc3\xa9bsocket\r\n\r\n"
+	res, body := rawRequest(t, frontAddr(fe.URL), raw)
+	checkError(t, res, body, http.StatusBadRequest, "bad request", "r", "svc")
+	if be.hits.Load() != 0 {
+		t.Error("the request reached the backend")
 	}
 }

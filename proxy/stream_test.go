@@ -35,7 +35,8 @@ func TestReverseProxyWebSocketEcho(t *testing.T) {
 	// least_request wraps the response body to track it: the 101 body must
 	// stay writable through the wrapper.
 	route := testRoute(t, "ws", "least_request", testUpstream(t, "svc"), be.addr())
-	fe, _ := newFrontend(t, Options{}, route)
+	obs := &observer{}
+	fe, _ := newFrontend(t, Options{Metrics: obs}, route)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -66,6 +67,10 @@ func TestReverseProxyWebSocketEcho(t *testing.T) {
 	}
 	c.Close(websocket.StatusNormalClosure, "")
 	waitFor(t, "the session's Done", func() bool { return lr.InFlight(be.addr()) == 0 })
+	waitFor(t, "the request's end", func() bool { return obs.last().status != 0 })
+	if got := obs.last(); got.status != http.StatusSwitchingProtocols || got.route != "ws" {
+		t.Errorf("observed %+v, want status 101 on route ws", got)
+	}
 }
 
 func TestReverseProxyServerSentEventsFlushedAtOnce(t *testing.T) {

@@ -80,6 +80,8 @@ func newService(name string, cfg config.Service, zk *discovery.Client, log logru
 	retry := proxy.RetryPolicy{Attempts: cfg.Retries.Attempts, BufferBodyBytes: cfg.Retries.BufferBodyBytes}
 	for _, on := range cfg.Retries.On {
 		switch on {
+		case config.RetryConnectFailure:
+			retry.OnBrokenConnection = true
 		case config.RetryTimeout:
 			retry.OnTimeout = true
 		case config.RetryServerError:

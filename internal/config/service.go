@@ -158,8 +158,10 @@ type Retries struct {
 	// included, each on a different endpoint when possible; 1 disables
 	// retries. Default 2.
 	Attempts int `mapstructure:"attempts"`
-	// On lists the failures retried: connect_failure (nothing was sent; any
-	// method), timeout and server_error (5xx); the last two only for
+	// On lists the failures retried: connect_failure (the endpoint could
+	// not be reached: any method, since nothing was sent; or its connection
+	// broke before a response, as when it is killed mid-request: idempotent
+	// methods only), timeout and server_error (5xx); the last two only for
 	// idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE). Default
 	// [connect_failure].
 	On []string `mapstructure:"on"`

@@ -1,0 +1,177 @@
+// Command zkbench is the harness of `make bench` (scripts/bench.sh runs it).
+//
+//	zkbench run [flags]       measure every target and write docs/bench/results.{md,svg}
+//	zkbench backend [flags]   one fast backend, registered in ZooKeeper (the harness starts these)
+//
+// Every flag of run defaults to an environment variable: BENCH_ROUNDS,
+// BENCH_DURATION, BENCH_LAT_DURATION, BENCH_WARMUP, BENCH_CONNS,
+// BENCH_BASE_PORT, BENCH_PROP_EVENTS, BENCH_PROP_QUIET, BENCH_TARGETS,
+// BENCH_STATE, BENCH_OUT.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/zkgate/zkgate/internal/benchkit"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := logrus.New()
+	log.SetLevel(logrus.WarnLevel)
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = run(ctx, os.Args[2:], log)
+	case "backend":
+		err = backend(ctx, os.Args[2:], log)
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "zkbench:", err)
+		if ctx.Err() != nil {
+			os.Exit(130)
+		}
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS]")
+	os.Exit(2)
+}
+
+// envFlags reads the environment variables behind the flags, reporting
+// malformed values by name.
+type envFlags struct{ errs []error }
+
+func (e *envFlags) str(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *envFlags) int(name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: not an integer", name, v))
+		return def
+	}
+	return n
+}
+
+func (e *envFlags) dur(name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: not a duration like 5s", name, v))
+		return def
+	}
+	return d
+}
+
+func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
+	var env envFlags
+	var o benchkit.Options
+	var only string
+	fs := flag.NewFlagSet("zkbench run", flag.ExitOnError)
+	fs.StringVar(&o.Root, "root", ".", "repository root (bin/zkgate is run from it)")
+	fs.StringVar(&o.State, "state", env.str("BENCH_STATE", ""), "state directory (default ROOT/.bench)")
+	fs.StringVar(&o.Out, "out", env.str("BENCH_OUT", ""), "results directory (default ROOT/docs/bench)")
+	fs.IntVar(&o.Rounds, "rounds", env.int("BENCH_ROUNDS", 3), "interleaved rounds")
+	fs.DurationVar(&o.Duration, "duration", env.dur("BENCH_DURATION", 5*time.Second), "each wrk run at -c CONNS")
+	fs.DurationVar(&o.LatencyDuration, "latency-duration", env.dur("BENCH_LAT_DURATION", 3*time.Second), "each wrk run at -c1")
+	fs.DurationVar(&o.Warmup, "warmup", env.dur("BENCH_WARMUP", time.Second), "unrecorded run per target and body first (0: none)")
+	fs.IntVar(&o.Conns, "conns", env.int("BENCH_CONNS", 64), "wrk connections of the main runs")
+	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+22)")
+	fs.IntVar(&o.PropEvents, "prop-events", env.int("BENCH_PROP_EVENTS", 100), "discovery propagation events (0: skip)")
+	fs.DurationVar(&o.PropQuiet, "prop-quiet", env.dur("BENCH_PROP_QUIET", 150*time.Millisecond), "silence that ends a deregistration event")
+	fs.StringVar(&only, "targets", env.str("BENCH_TARGETS", ""), "comma-separated targets to measure besides direct (default all)")
+	if len(env.errs) > 0 {
+		return errors.Join(env.errs...)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("run: unexpected arguments %q", fs.Args())
+	}
+	if only != "" {
+		o.Only = strings.Split(only, ",")
+	}
+	o.Command = commandLine(o)
+	o.Log = log
+	return benchkit.Run(ctx, o)
+}
+
+// commandLine is the command that reproduces the run, for the results.
+func commandLine(o benchkit.Options) string {
+	parts := []string{}
+	if o.Rounds != 3 {
+		parts = append(parts, fmt.Sprintf("BENCH_ROUNDS=%d", o.Rounds))
+	}
+	if o.Duration != 5*time.Second {
+		parts = append(parts, "BENCH_DURATION="+o.Duration.String())
+	}
+	if o.LatencyDuration != 3*time.Second {
+		parts = append(parts, "BENCH_LAT_DURATION="+o.LatencyDuration.String())
+	}
+	if o.Warmup != time.Second {
+		parts = append(parts, "BENCH_WARMUP="+o.Warmup.String())
+	}
+	if o.Conns != 64 {
+		parts = append(parts, fmt.Sprintf("BENCH_CONNS=%d", o.Conns))
+	}
+	if o.PropEvents != 100 {
+		parts = append(parts, fmt.Sprintf("BENCH_PROP_EVENTS=%d", o.PropEvents))
+	}
+	if len(o.Only) > 0 {
+		parts = append(parts, "BENCH_TARGETS="+strings.Join(o.Only, ","))
+	}
+	return strings.Join(append(parts, "make bench"), " ")
+}
+
+func backend(ctx context.Context, args []string, log logrus.FieldLogger) error {
+	var o benchkit.BackendOptions
+	var zks, paths string
+	fs := flag.NewFlagSet("zkbench backend", flag.ExitOnError)
+	fs.StringVar(&o.Listen, "listen", "", "loopback host:port to serve on")
+	fs.StringVar(&o.ID, "id", "", "name answered at "+benchkit.IDPath+" (default the listen address)")
+	fs.StringVar(&zks, "zookeeper", "", "ZooKeeper servers, comma-separated (empty: do not register)")
+	fs.StringVar(&paths, "path", "", "service paths to register under, comma-separated")
+	fs.DurationVar(&o.SessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if zks != "" {
+		o.ZooKeeper = strings.Split(zks, ",")
+	}
+	if paths != "" {
+		o.Paths = strings.Split(paths, ",")
+	}
+	return benchkit.RunBackend(ctx, o, log)
+}

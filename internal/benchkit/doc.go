@@ -1,0 +1,16 @@
+// Package benchkit is the harness behind `make bench`: it measures zkgate
+// against a direct connection, nginx, HAProxy and Caddy with wrk, and the
+// time ZooKeeper membership changes take to reach the gateway's routing.
+//
+// Everything runs as local processes on loopback: a ZooKeeper started from
+// Debian's package, fast Go backends (Backend, registered in ZooKeeper like
+// any Go service), each proxy in the foreground with a configuration written
+// to the harness's state directory. Run starts them, interleaves rounds of
+// wrk runs so that machine drift cancels, samples each proxy's CPU time and
+// resident memory from /proc, writes docs/bench/results.md and
+// docs/bench/results.svg, and stops every process it started, by PID, on
+// every path out (errors and signals included).
+//
+// The command is internal/benchkit/cmd/zkbench; scripts/bench.sh builds and
+// runs it.
+package benchkit

@@ -1,0 +1,104 @@
+package benchkit
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testTargets = []TargetInfo{{Name: Reference, Label: "direct"}, {Name: "px", Label: "proxy X"}, {Name: "idle", Label: "never ran"}}
+
+// run builds a sample of n requests over one second.
+func run(round int, target, body string, conns int, n int64, cpu time.Duration, rss int64) Sample {
+	return Sample{Round: round, Target: target, Body: body, Conns: conns, CPU: cpu, RSS: rss,
+		Wrk: WrkResult{Requests: n, Duration: time.Second, P50: time.Duration(n) * time.Microsecond, P99: 2 * time.Duration(n) * time.Microsecond}}
+}
+
+func TestSummarizeRatiosWithinRounds(t *testing.T) {
+	// The machine slows down each round; the proxy always does half of the
+	// direct rate of its own round. The median of the per-round ratios is
+	// exactly 0.5, while the ratio of the medians would not be.
+	samples := []Sample{
+		run(0, Reference, BodySmall, 64, 10000, time.Second, 100),
+		run(0, "px", BodySmall, 64, 5000, 500*time.Millisecond, 300),
+		run(1, Reference, BodySmall, 64, 6000, time.Second, 100),
+		run(1, "px", BodySmall, 64, 3000, 600*time.Millisecond, 500),
+		run(2, Reference, BodySmall, 64, 2000, time.Second, 100),
+		run(2, "px", BodySmall, 64, 1000, 100*time.Millisecond, 400),
+		run(0, "px", BodySmall, 1, 900, 0, 0),
+		run(1, "px", BodySmall, 1, 700, 0, 0),
+		run(0, "px", BodyLarge, 64, 800, 80*time.Millisecond, 200),
+	}
+	samples[1].Wrk.Status = 3
+	samples[6].Wrk.Read = 1
+	rows := Summarize(samples, testTargets, Reference, 64)
+	if len(rows) != 3 {
+		t.Fatalf("got %d rows, want direct and px for the small body and px for the large one: %+v", len(rows), rows)
+	}
+	direct, px, large := rows[0], rows[1], rows[2]
+	if direct.Name != Reference || px.Name != "px" || large.Name != "px" || large.Body != BodyLarge {
+		t.Fatalf("rows in the wrong order: %s/%s, %s/%s, %s/%s", direct.Name, direct.Body, px.Name, px.Body, large.Name, large.Body)
+	}
+	if !math.IsNaN(direct.Ratio) {
+		t.Errorf("direct's ratio = %v, want NaN (it is the reference)", direct.Ratio)
+	}
+	if px.Ratio != 0.5 {
+		t.Errorf("px ratio = %v, want 0.5 (same-round ratios)", px.Ratio)
+	}
+	if px.RPS != 3000 || px.RPSMin != 1000 || px.RPSMax != 5000 || px.Rounds != 3 {
+		t.Errorf("px req/s = %v (%v–%v) over %d rounds, want 3000 (1000–5000) over 3", px.RPS, px.RPSMin, px.RPSMax, px.Rounds)
+	}
+	// CPU per request: 100, 200 and 100 µs → median 100.
+	if px.CPUPerReq != 100 {
+		t.Errorf("px CPU µs/req = %v, want 100", px.CPUPerReq)
+	}
+	if px.RSS != 500 {
+		t.Errorf("px RSS = %d, want the largest, 500", px.RSS)
+	}
+	if px.P50 != 3000*time.Microsecond || px.P99 != 6000*time.Microsecond {
+		t.Errorf("px c=64 latency = %v / %v, want the medians 3ms / 6ms", px.P50, px.P99)
+	}
+	if px.P50One != 800*time.Microsecond || px.P99One != 1600*time.Microsecond {
+		t.Errorf("px c=1 latency = %v / %v, want the medians 800µs / 1.6ms", px.P50One, px.P99One)
+	}
+	if px.Errors != 4 {
+		t.Errorf("px errors = %d, want 4 (both concurrencies)", px.Errors)
+	}
+	if !math.IsNaN(large.Ratio) {
+		t.Errorf("large-body ratio without a direct sample = %v, want NaN", large.Ratio)
+	}
+}
+
+func TestTable(t *testing.T) {
+	rows := []Row{
+		{TargetInfo: TargetInfo{Name: Reference, Label: "direct"}, Body: BodySmall, RPS: 29854.4, RPSMin: 29000, RPSMax: 31000.6,
+			Ratio: math.NaN(), P50: 1550 * time.Microsecond, P99: 7020 * time.Microsecond, P50One: 75 * time.Microsecond, P99One: 2441 * time.Microsecond,
+			CPUPerReq: 24.14, RSS: 15 << 20},
+		{TargetInfo: TargetInfo{Name: "px", Label: "proxy X"}, Body: BodySmall, RPS: 1234567, RPSMin: 999, RPSMax: 1234567, Ratio: 0.4049,
+			P50: 4280 * time.Microsecond, P99: 47070 * time.Microsecond, CPUPerReq: 32.96, RSS: 13 << 20, Errors: 2},
+		{TargetInfo: TargetInfo{Name: "px", Label: "proxy X"}, Body: BodyLarge, RPS: 1},
+	}
+	got := Table(rows, BodySmall, 64, Reference)
+	want := "| target | req/s median (min–max) | × direct (same round) | p50 / p99 at c=64 (ms) | p50 / p99 at c=1 (µs) | CPU µs/req | RSS MiB | errors |\n" +
+		"|---|---:|---:|---:|---:|---:|---:|---:|\n" +
+		"| direct | 29,854 (29,000–31,001) | 1 (reference) | 1.55 / 7.02 | 75 / 2441 | 24.1 | 15.0 | 0 |\n" +
+		"| proxy X | 1,234,567 (999–1,234,567) | 0.40× | 4.28 / 47.07 | – | 33.0 | 13.0 | 2 |\n"
+	if got != want {
+		t.Errorf("Table =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestGroupDigits(t *testing.T) {
+	for _, tc := range []struct {
+		in   float64
+		want string
+	}{{0, "0"}, {999.4, "999"}, {999.5, "1,000"}, {-1234567, "-1,234,567"}, {math.NaN(), "–"}} {
+		if got := groupDigits(tc.in); got != tc.want {
+			t.Errorf("groupDigits(%v) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if !strings.Contains(BodyTitle(BodySmall), "13-byte") || BodyTitle(BodyLarge) != "16 KiB body" {
+		t.Errorf("body titles %q, %q", BodyTitle(BodySmall), BodyTitle(BodyLarge))
+	}
+}

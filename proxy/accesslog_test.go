@@ -1,0 +1,255 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// syncBuffer is an io.Writer safe to read while the log writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := strings.TrimSuffix(b.buf.String(), "\n")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+type accessLine struct {
+	Time                  string
+	ClientAddr            string
+	ClientHost            string
+	RequestMethod         string
+	RequestHost           string
+	RequestPath           string
+	RequestProtocol       string
+	DownstreamStatus      int
+	DownstreamContentSize int64
+	Duration              int64
+	RouterName            string
+	ServiceName           string
+	ServiceAddr           string
+	RetryAttempts         int
+}
+
+func parseLine(t *testing.T, line string) accessLine {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.DisallowUnknownFields()
+	var l accessLine
+	if err := dec.Decode(&l); err != nil {
+		t.Fatalf("access log line %q: %v", line, err)
+	}
+	return l
+}
+
+func TestAccessLogLine(t *testing.T) {
+	be := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("0123456789"))
+	})
+	dead := deadAddr(t)
+	up := testUpstream(t, "svc")
+	up.Retry = RetryPolicy{Attempts: 2}
+	route := testRoute(t, "api", "round_robin", up, dead, be.addr())
+	route.PathPrefix = "/api"
+	out := &syncBuffer{}
+	log := NewAccessLog(out, AccessLogOptions{FlushInterval: time.Hour})
+	fe, _ := newFrontend(t, Options{AccessLog: log}, route)
+
+	start := time.Now()
+	for range 2 { // round robin: at least one of the two tries the dead endpoint first
+		req, _ := http.NewRequest("GET", fe.URL+"/api/x?q=\"1\"", nil)
+		req.Host = "example.com"
+		if res, _ := do(t, req); res.StatusCode != 200 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+	}
+	get(t, fe.URL+"/nothing")
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := out.lines()
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3: %q", len(lines), lines)
+	}
+	retries := 0
+	for _, line := range lines[:2] {
+		l := parseLine(t, line)
+		ts, err := time.Parse(time.RFC3339Nano, l.Time)
+		if err != nil || ts.Before(start.Add(-time.Second)) || ts.After(time.Now()) {
+			t.Errorf("time %q (%v) not the request's arrival", l.Time, err)
+		}
+		if !strings.HasPrefix(l.ClientAddr, "127.0.0.1:") || l.ClientHost != "127.0.0.1" {
+			t.Errorf("client %q %q", l.ClientAddr, l.ClientHost)
+		}
+		want := accessLine{
+			Time: l.Time, ClientAddr: l.ClientAddr, ClientHost: "127.0.0.1",
+			RequestMethod: "GET", RequestHost: "example.com", RequestPath: `/api/x?q="1"`, RequestProtocol: "HTTP/1.1",
+			DownstreamStatus: 200, DownstreamContentSize: 10, Duration: l.Duration,
+			RouterName: "api", ServiceName: "svc", ServiceAddr: be.addr(), RetryAttempts: l.RetryAttempts,
+		}
+		if l != want {
+			t.Errorf("line\n %+v\nwant\n %+v", l, want)
+		}
+		if l.Duration <= 0 {
+			t.Errorf("duration %d", l.Duration)
+		}
+		retries += l.RetryAttempts
+	}
+	if retries < 1 || retries > 2 {
+		t.Errorf("RetryAttempts sum %d over two requests, want 1 or 2", retries)
+	}
+	l := parseLine(t, lines[2])
+	if l.DownstreamStatus != 404 || l.RouterName != "" || l.ServiceAddr != "" || l.RequestPath != "/nothing" {
+		t.Errorf("unmatched request line %+v", l)
+	}
+}
+
+func TestAccessLogClientGoneIs499(t *testing.T) {
+	be := stalling(t, "slow")
+	out := &syncBuffer{}
+	log := NewAccessLog(out, AccessLogOptions{FlushInterval: 10 * time.Millisecond})
+	defer log.Close()
+	fe, _ := newFrontend(t, Options{AccessLog: log}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", fe.URL+"/", nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		done <- err
+	}()
+	waitFor(t, "the request to reach the backend", func() bool { return be.hits.Load() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client error %v", err)
+	}
+	waitFor(t, "the access log line", func() bool { return len(out.lines()) == 1 })
+	if l := parseLine(t, out.lines()[0]); l.DownstreamStatus != StatusClientClosedRequest {
+		t.Errorf("status %d, want 499", l.DownstreamStatus)
+	}
+}
+
+// blockingWriter blocks every write until released.
+type blockingWriter struct {
+	release chan struct{}
+	out     syncBuffer
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	<-w.release
+	return w.out.Write(p)
+}
+
+func TestAccessLogDropsInsteadOfBlocking(t *testing.T) {
+	w := &blockingWriter{release: make(chan struct{})}
+	log := NewAccessLog(w, AccessLogOptions{QueueSize: 2, BufferSize: 16, FlushInterval: time.Hour})
+	ex := &exchange{start: time.Now()}
+	r, _ := http.NewRequest("GET", "/", nil)
+	for range 50 { // the writer is stuck: these must not block
+		log.record(ex, r, 200, time.Millisecond)
+	}
+	if log.Dropped() < 47 {
+		t.Errorf("dropped %d of 50 lines with a stuck writer and a queue of 2, want at least 47", log.Dropped())
+	}
+	close(w.release)
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	written := uint64(len(w.out.lines()))
+	if written+log.Dropped() != 50 {
+		t.Errorf("written %d + dropped %d != 50", written, log.Dropped())
+	}
+	log.record(ex, r, 200, time.Millisecond)
+	if log.Dropped()+written != 51 {
+		t.Error("a line logged after Close was not counted as dropped")
+	}
+}
+
+// failingWriter fails while fail is set.
+type failingWriter struct {
+	mu   sync.Mutex
+	fail bool
+	out  bytes.Buffer
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fail {
+		return 0, errors.New("disk full")
+	}
+	return w.out.Write(p)
+}
+
+func TestAccessLogRecoversAfterWriteError(t *testing.T) {
+	w := &failingWriter{fail: true}
+	log := NewAccessLog(w, AccessLogOptions{BufferSize: 16, FlushInterval: time.Hour})
+	ex := &exchange{start: time.Now()}
+	r, _ := http.NewRequest("GET", "/lost", nil)
+	log.record(ex, r, 200, 0) // longer than the buffer: written at once, fails
+	w.mu.Lock()
+	w.fail = false
+	w.mu.Unlock()
+	r2, _ := http.NewRequest("GET", "/kept", nil)
+	log.record(ex, r2, 200, 0)
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.out.String(); !strings.Contains(got, `"/kept"`) {
+		t.Errorf("after the failure nothing more was written: %q", got)
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\s`, "\x00\x01\x1f\t\n\r", "é€😀", "\xff\xfe bad", "\u2028\u2029", "<a&b>"} {
+		b := appendJSONString(nil, s)
+		if !json.Valid(b) {
+			t.Errorf("%q encoded as invalid JSON %s", s, b)
+			continue
+		}
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.ToValidUTF8(s, "\uFFFD"); got != want && utf8.ValidString(s) {
+			t.Errorf("%q round-tripped to %q", s, got)
+		}
+	}
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	f.Add("a\"b\\c\x00\xff\u2028")
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		if !json.Valid(b) {
+			t.Fatalf("%q encoded as invalid JSON %s", s, b)
+		}
+		if utf8.ValidString(s) {
+			var got string
+			if err := json.Unmarshal(b, &got); err != nil || got != s {
+				t.Fatalf("%q round-tripped to %q (%v)", s, got, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# bench.sh — zkgate against a direct connection, nginx, HAProxy and Caddy with
+# wrk, and ZooKeeper discovery propagation; writes docs/bench/results.md and
+# docs/bench/results.svg and prints the tables. `make bench` runs it after
+# `make build`.
+#
+# Installs wrk, nginx, haproxy, caddy and ZooKeeper from Debian when missing
+# (as root), but never enables or starts their system services: each runs as
+# a foreground process of the harness with its own configuration under .bench/,
+# on its own loopback port, and is stopped by its PID on every exit (errors
+# and Ctrl-C included).
+#
+# Tuning (environment):
+#   BENCH_ROUNDS=3          interleaved rounds
+#   BENCH_DURATION=5s       each wrk run at -c64 (throughput, CPU, latency under load)
+#   BENCH_LAT_DURATION=3s   each wrk run at -c1 (latency)
+#   BENCH_WARMUP=1s         one unrecorded run per target and body first (0 = none)
+#   BENCH_CONNS=64          wrk connections of the main runs
+#   BENCH_PROP_EVENTS=100   discovery propagation events (0 = skip)
+#   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,nginx,haproxy,caddy
+#   BENCH_BASE_PORT=19100   ports BASE..BASE+22 on 127.0.0.1 must be free
+#   BENCH_TIMEOUT=20m       hard bound on the whole run
+#
+# Iterating quickly: BENCH_ROUNDS=2 BENCH_DURATION=3s BENCH_PROP_EVENTS=20 scripts/bench.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${BENCH_STATE:-$ROOT/.bench}
+GO=${GO:-go}
+
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+[ -x "$ROOT/bin/zkgate" ] || die "$ROOT/bin/zkgate missing: run 'make build' (or 'make bench')"
+"$ROOT/scripts/ensure-deps.sh" wrk nginx haproxy caddy zookeeper
+# Debian's packages live in /usr/sbin, which a non-root PATH may lack.
+export PATH=$PATH:/usr/sbin:/sbin
+
+mkdir -p "$STATE"
+(cd "$ROOT" && CGO_ENABLED=0 "$GO" build -o "$STATE/zkbench" ./internal/benchkit/cmd/zkbench)
+
+# The harness stops everything it started on SIGINT/SIGTERM and on errors;
+# its children also die with it (PR_SET_PDEATHSIG) should it be killed.
+# timeout bounds the whole run and sends SIGTERM (then SIGKILL 30s later).
+harness=
+stop() { [ -n "$harness" ] && kill -TERM "$harness" 2>/dev/null; wait "$harness" 2>/dev/null; }
+trap 'stop; exit 130' INT TERM
+timeout --foreground -k 30s "${BENCH_TIMEOUT:-20m}" "$STATE/zkbench" run --root "$ROOT" --state "$STATE" "$@" &
+harness=$!
+set +e
+wait "$harness"; rc=$?
+set -e
+harness=
+[ "$rc" = 124 ] && die "timed out after ${BENCH_TIMEOUT:-20m} (BENCH_TIMEOUT)"
+exit "$rc"
