@@ -96,6 +96,7 @@ start_backend() {
     --zookeeper "127.0.0.1:$ZK_PORT" --path /services/echo --weight "$(backend_weight "$i")" \
     --session-timeout "$SESSION_TIMEOUT" --drain 1s >"$STATE/logs/backend-$i.log" 2>&1 &
   echo $! >"$(pidfile "backend-$i")"
+  disown $!  # its end (kill -9 included) is ours to report, not the shell's
   wait_for 20 "backend-$i to listen (log: $STATE/logs/backend-$i.log)" curl -sf "http://127.0.0.1:$port/healthz"
   ok "backend-$i on 127.0.0.1:$port (weight $(backend_weight "$i"))"
 }

@@ -44,10 +44,11 @@ func main() {
 		usage()
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "zkbench:", err)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil { // a signal: what failed is only its consequence
+			fmt.Fprintln(os.Stderr, "zkbench: interrupted; every process it started was stopped")
 			os.Exit(130)
 		}
+		fmt.Fprintln(os.Stderr, "zkbench:", err)
 		os.Exit(1)
 	}
 }
