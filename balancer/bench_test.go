@@ -27,8 +27,10 @@ func benchList(n int) []Endpoint { return listN(n, 5) }
 // enough distinct keys to reach every part of a large ring.
 var benchKeys = hashKeys(1 << 16)
 
-// BenchmarkPick measures one pick (and, for least_request, its Done) by one
-// goroutine.
+// BenchmarkPick measures one Pick by one goroutine. For least_request,
+// whose callers also call Done, see BenchmarkLeastRequestPickDone too;
+// without Done its counters only grow, which changes nothing for the cost
+// of a pick.
 func BenchmarkPick(b *testing.B) {
 	for _, name := range Names() {
 		for _, n := range benchSizes {
@@ -43,7 +45,7 @@ func BenchmarkPick(b *testing.B) {
 				cpu := processCPU()
 				for b.Loop() {
 					i++
-					if _, err := pickDone(bal, benchKeys[i&(len(benchKeys)-1)]); err != nil {
+					if _, err := bal.Pick(benchKeys[i&(len(benchKeys)-1)]); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -71,7 +73,7 @@ func BenchmarkPickParallel(b *testing.B) {
 					i := 0
 					for pb.Next() {
 						i++
-						if _, err := pickDone(bal, benchKeys[i&(len(benchKeys)-1)]); err != nil {
+						if _, err := bal.Pick(benchKeys[i&(len(benchKeys)-1)]); err != nil {
 							b.Error(err)
 							return
 						}
@@ -117,22 +119,38 @@ func BenchmarkRingBuild(b *testing.B) {
 	}
 }
 
-// BenchmarkLeastRequestPickOnly measures least_request's Pick without its
-// Done, for comparison with the other algorithms' Pick (BenchmarkPick
-// includes Done, the per-request cost). Counters grow without Done, which
-// changes nothing for the cost of a pick.
-func BenchmarkLeastRequestPickOnly(b *testing.B) {
+// BenchmarkLeastRequestPickDone measures least_request's cost per request:
+// a Pick and its Done, serially and from GOMAXPROCS goroutines.
+func BenchmarkLeastRequestPickDone(b *testing.B) {
 	for _, n := range benchSizes {
-		b.Run("n="+strconv.Itoa(n), func(b *testing.B) {
-			bal := NewLeastRequest()
-			bal.Update(benchList(n))
+		bal := NewLeastRequest()
+		bal.Update(benchList(n))
+		b.Run("serial/n="+strconv.Itoa(n), func(b *testing.B) {
 			b.ReportAllocs()
 			cpu := processCPU()
 			for b.Loop() {
-				if _, err := bal.Pick(""); err != nil {
+				e, err := bal.Pick("")
+				if err != nil {
 					b.Fatal(err)
 				}
+				bal.Done(e)
 			}
+			reportCPU(b, cpu)
+		})
+		b.Run("parallel/n="+strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			cpu := processCPU()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					e, err := bal.Pick("")
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					bal.Done(e)
+				}
+			})
 			reportCPU(b, cpu)
 		})
 	}

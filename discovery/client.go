@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -88,6 +89,9 @@ type Status struct {
 	// WatchResetFailures counts reconnects on which go-zookeeper failed to
 	// re-register the session's watches (each triggers a full re-arm).
 	WatchResetFailures uint64
+	// HandshakeTimeouts counts connections closed because the server
+	// accepted them but did not complete the session handshake in time.
+	HandshakeTimeouts uint64
 	// Since is when the client entered its current session state.
 	Since time.Time
 }
@@ -116,6 +120,12 @@ type Client struct {
 	disconnects  uint64
 	resetFailure uint64
 	first        chan struct{} // closed on the first session
+
+	// The handshake watchdog (see watchdog.go).
+	handshakeTimeout  time.Duration
+	lastConn          atomic.Pointer[dialedConn]
+	liveState         atomic.Int32 // the library's state, as its callback reports it
+	handshakeTimeouts atomic.Uint64
 
 	subMu  sync.RWMutex
 	byPath map[string]map[subscriber]struct{}
@@ -152,9 +162,11 @@ func Dial(ctx context.Context, cfg ClientConfig, log logrus.FieldLogger) (*Clien
 		all:      make(map[subscriber]struct{}),
 		stop:     make(chan struct{}),
 	}
+	c.handshakeTimeout = handshakeTimeout(cfg.SessionTimeout)
 	conn, events, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
 		zk.WithLogger(zkLogger{log: log, onWatchResetFailure: c.watchResetFailed}),
-		zk.WithEventCallback(c.onEvent))
+		zk.WithEventCallback(c.onEvent),
+		zk.WithDialer(c.dial))
 	if err != nil {
 		return nil, fmt.Errorf("discovery: connect to zookeeper %v: %w", cfg.Servers, err)
 	}
@@ -234,6 +246,7 @@ func (c *Client) Status() Status {
 		Expirations:        c.expirations,
 		Disconnects:        c.disconnects,
 		WatchResetFailures: c.resetFailure,
+		HandshakeTimeouts:  c.handshakeTimeouts.Load(),
 		Since:              c.since,
 	}
 }

@@ -16,6 +16,7 @@ import (
 var clientCases = []zkCase{
 	{"ClientStatus", testClientStatus},
 	{"ClientCloseWhileCutOff", testClientCloseWhileCut},
+	{"ClientHandshakeWatchdog", testClientHandshakeWatchdog},
 }
 
 func testClientStatus(t *testing.T, srv *zktest.Server) {

@@ -22,6 +22,9 @@
 // and re-arms every watch; a reconnect that kept the session is verified by a
 // read without watches, and so is every conf every ResyncInterval, because the
 // client's silent re-registration of watches after a reconnect may fail.
+// A server that accepts a connection but never completes the session
+// handshake is left after a third of the session timeout (go-zookeeper alone
+// would wait almost seven session timeouts).
 //
 // This package knows nothing of HTTP; it imports only balancer, go-zookeeper
 // and logrus besides the standard library.

@@ -37,6 +37,10 @@ type session struct {
 func (c *Client) onEvent(ev zk.Event) {
 	switch ev.Type {
 	case zk.EventSession:
+		c.liveState.Store(int32(ev.State))
+		if ev.State == zk.StateConnected {
+			c.watchHandshake()
+		}
 		c.evMu.Lock()
 		c.evQueue = append(c.evQueue, ev.State)
 		c.evMu.Unlock()

@@ -28,10 +28,16 @@ const (
 	backendDrain = time.Second
 	// startWait bounds a process start (the machine may be busy).
 	startWait = 30 * time.Second
+	// retryOn is the gateway's retries.on: connect failures, and (since
+	// the proxy counts them so) idempotent requests whose connection broke;
+	// a POST already sent is never retried.
+	retryOn = "[connect_failure]"
 )
 
 // gatewayConfig is what varies between the scenarios' gateway
-// configurations; config writes the rest, as recommended for production.
+// configurations; yaml writes the rest: short health-check intervals, passive
+// ejection after two failures, three attempts on connect failures, and the
+// debug log level, at which the proxy logs why a request failed.
 type gatewayConfig struct {
 	ZooKeeper      []string
 	SessionTimeout time.Duration // default 4s
@@ -106,8 +112,8 @@ services:
       response_header: 15s
     retries:
       attempts: 3
-      on: [connect_failure, server_error]
-`, web, adm, strings.Join(servers, ", "), c.SessionTimeout, c.RouteTimeout, servicePath, active, c.Ejection)
+      on: %s
+`, web, adm, strings.Join(servers, ", "), c.SessionTimeout, c.RouteTimeout, servicePath, active, c.Ejection, retryOn)
 }
 
 // gateway is a running zkgate process.

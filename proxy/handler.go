@@ -91,14 +91,17 @@ type exchange struct {
 	body     requestBody
 	clientIP string
 	trusted  bool // the direct peer is a trusted proxy
-	hashKey  string
-	attempts int
-	addr     string // the last endpoint tried
-	tried    []string
-	triedBuf [4]string
-	fail     failKind
-	timer    *time.Timer
-	cancel   context.CancelCauseFunc
+	// replayable: the request may be sent twice (an idempotent method, or
+	// an Idempotency-Key header).
+	replayable bool
+	hashKey    string
+	attempts   int
+	addr       string // the last endpoint tried
+	tried      []string
+	triedBuf   [4]string
+	fail       failKind
+	timer      *time.Timer
+	cancel     context.CancelCauseFunc
 }
 
 func exchangeFrom(ctx context.Context) *exchange {
@@ -154,13 +157,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.hashKey = e.hash.key(r, path, ex.clientIP)
+	ex.replayable = isReplayable(r)
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		var src io.Reader = r.Body
 		if up.MaxBodyBytes > 0 {
 			src = http.MaxBytesReader(w, r.Body, up.MaxBodyBytes)
 		}
 		var keep int64
-		if e.record && isIdempotent(r.Method) {
+		if e.record && ex.replayable {
 			keep = up.Retry.BufferBodyBytes
 		}
 		ex.body.init(src, keep)

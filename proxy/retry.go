@@ -165,15 +165,15 @@ func (e *entry) retry(ex *exchange, method string, k failKind, attempt int) (bal
 	switch k {
 	case failConnect:
 	case failTimeout:
-		if !pol.OnTimeout || !isIdempotent(method) {
+		if !pol.OnTimeout || !ex.replayable {
 			return balancer.Endpoint{}, false
 		}
 	case failBackend:
-		if !(pol.OnBrokenConnection || pol.OnServerError) || !isIdempotent(method) {
+		if !(pol.OnBrokenConnection || pol.OnServerError) || !ex.replayable {
 			return balancer.Endpoint{}, false
 		}
 	case failServerError:
-		if !pol.OnServerError || !isIdempotent(method) {
+		if !pol.OnServerError || !ex.replayable {
 			return balancer.Endpoint{}, false
 		}
 	default:

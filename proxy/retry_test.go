@@ -285,3 +285,24 @@ func TestNoRetryOfPostOnBrokenConnection(t *testing.T) {
 		t.Errorf("POST whose connection broke was sent %d times, want 1 (it may have been acted on)", n)
 	}
 }
+
+func TestRetryOfPostWithIdempotencyKeyOnBrokenConnection(t *testing.T) {
+	bad, good := dropping(t, "bad"), newBackend(t, "good", nil)
+	up := testUpstream(t, "svc")
+	up.Retry = RetryPolicy{Attempts: 2, OnBrokenConnection: true, BufferBodyBytes: 1 << 20}
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, bad.addr(), good.addr()))
+	for range 4 {
+		req, _ := http.NewRequest("POST", fe.URL+"/", strings.NewReader("order 17"))
+		req.Header.Set("Idempotency-Key", "order-17")
+		res, body := do(t, req)
+		if res.StatusCode != 200 {
+			t.Fatalf("POST with Idempotency-Key: status %d: %s", res.StatusCode, body)
+		}
+		if got := decodeEcho(t, body).Body; got != "order 17" {
+			t.Fatalf("retried POST reached the backend with body %q", got)
+		}
+	}
+	if bad.hits.Load() == 0 {
+		t.Fatal("the dropping backend was never tried: the test proves nothing")
+	}
+}

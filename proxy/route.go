@@ -129,6 +129,18 @@ type Route struct {
 	Upstream *Upstream
 }
 
+// isReplayable reports whether r may be sent twice: its method is
+// idempotent, or the client marked it with an Idempotency-Key header (IETF
+// draft-ietf-httpapi-idempotency-key-header; X-Idempotency-Key is its older
+// spelling), promising that the server deduplicates it. Go's own
+// http.Transport applies the same rule to its retries.
+func isReplayable(r *http.Request) bool {
+	if isIdempotent(r.Method) {
+		return true
+	}
+	return r.Header["Idempotency-Key"] != nil || r.Header["X-Idempotency-Key"] != nil
+}
+
 // isIdempotent reports whether method is idempotent (RFC 9110 section
 // 9.2.2), so that a request may be sent twice.
 func isIdempotent(method string) bool {

@@ -216,7 +216,7 @@ func compile(r *Route) (*entry, error) {
 			e.service = r.Upstream.Name
 		}
 		pol := r.Upstream.Retry
-		e.record = pol.Attempts > 1 && (pol.OnTimeout || pol.OnServerError) && pol.BufferBodyBytes > 0
+		e.record = pol.Attempts > 1 && (pol.OnTimeout || pol.OnServerError || pol.OnBrokenConnection) && pol.BufferBodyBytes > 0
 	}
 	if r.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %v is negative", r.Timeout))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,6 +171,7 @@ type target struct {
 	proc      *Proc        // its main process (the backend for direct)
 	pids      func() []int // the processes whose CPU and memory count
 	accessLog string       // truncated before each run when set
+	admin     string       // zkgate's admin URL
 	wantIDs   int          // distinct backends to see answering before measuring
 }
 
@@ -236,6 +238,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err := writeSamples(filepath.Join(h.run, "samples.csv"), samples); err != nil {
 		return err
 	}
+	notes := accessLogNotes(targets)
 	for _, t := range targets {
 		if t.Name != Reference && t.proc != nil {
 			_ = h.procs.Stop(t.proc, 10*time.Second)
@@ -264,6 +267,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		Started:     started,
 		Elapsed:     time.Since(started),
 		Options:     o,
+		Notes:       append(notes, busyNote(loadStart, runtime.NumCPU())...),
 	}
 	if err := res.Write(o.Out); err != nil {
 		return err

@@ -20,6 +20,8 @@ type Results struct {
 	Started            time.Time
 	Elapsed            time.Duration
 	Options            Options
+	// Notes are caveats of this run, one sentence each.
+	Notes []string
 }
 
 // Write writes results.md and results.svg into dir.
@@ -47,6 +49,12 @@ func (r Results) Tables() string {
 	}
 	if r.Propagation != nil {
 		fmt.Fprintf(&b, "Discovery propagation\n\n%s", PropagationTable(*r.Propagation))
+	}
+	for i, n := range r.Notes {
+		if i == 0 {
+			b.WriteString("\nNotes\n\n")
+		}
+		fmt.Fprintf(&b, "- %s\n", n)
 	}
 	return b.String()
 }
@@ -139,6 +147,13 @@ func (r Results) Markdown() string {
 		"a proxy that uses fewer CPU µs per request leaves more of them to the backend and the client, which is why the CPU column is the fairer comparison " +
 		"between a one-worker proxy and a multi-threaded one.\n")
 	fmt.Fprintf(&b, "- Raw per-run samples: `%s`.\n\n", filepath.Join(".bench", "run", "samples.csv"))
+	if len(r.Notes) > 0 {
+		b.WriteString("### Notes on this run\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+		b.WriteString("\n")
+	}
 
 	b.WriteString("## Discovery propagation\n\n")
 	if r.Propagation == nil {

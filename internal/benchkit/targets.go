@@ -87,7 +87,7 @@ func (h *harness) startZkgate(ctx context.Context, t *target, off int, zkPath st
 	if err != nil {
 		return err
 	}
-	t.proc, t.url = p, "http://"+h.addr(off)
+	t.proc, t.url, t.admin = p, "http://"+h.addr(off), "http://"+h.addr(off+1)
 	if !accessLog {
 		t.accessLog = "" // standard output stays empty
 	}

@@ -161,9 +161,10 @@ type Retries struct {
 	// On lists the failures retried: connect_failure (the endpoint could
 	// not be reached: any method, since nothing was sent; or its connection
 	// broke before a response, as when it is killed mid-request: idempotent
-	// methods only), timeout and server_error (5xx); the last two only for
-	// idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE). Default
-	// [connect_failure].
+	// requests only), timeout and server_error (5xx); the last two only for
+	// idempotent requests. Idempotent requests are GET, HEAD, OPTIONS,
+	// TRACE, PUT and DELETE, and any request with an Idempotency-Key header.
+	// Default [connect_failure].
 	On []string `mapstructure:"on"`
 	// BufferBodyBytes is the largest request body buffered so that it can
 	// be re-sent; a request with a larger body is not retried once sent.

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,11 @@ type Config struct {
 	Concurrency int
 	// PostEvery makes every n-th request a POST with a small body (0: GET only).
 	PostEvery int
+	// PlainPosts sends POSTs without an Idempotency-Key header. By default
+	// each POST carries a unique key, as API clients that want their writes
+	// retried safely do; a gateway may then resend it to another backend when
+	// the first one dies mid-request, which it must never do for a plain POST.
+	PlainPosts bool
 	// Timeout is the client timeout per request (default 5s).
 	Timeout time.Duration
 }
@@ -155,6 +161,9 @@ func (g *Generator) one(post bool, seq int) {
 	if err != nil {
 		g.record(0, "", 0, err)
 		return
+	}
+	if post && !g.cfg.PlainPosts {
+		req.Header.Set("Idempotency-Key", "loadgen-"+strconv.Itoa(seq))
 	}
 	start := time.Now()
 	resp, err := g.client.Do(req)
