@@ -150,7 +150,7 @@ down() {
 up() {
   [ -x "$BIN/zkgate" ] && [ -x "$BIN/echo-backend" ] && [ -x "$BIN/loadgen" ] || die "binaries missing in $BIN: run 'make build' (or 'make demo')"
   "$ROOT/scripts/ensure-deps.sh" zookeeper
-  command -v curl >/dev/null || die "curl is needed: apt-get install curl"
+  "$ROOT/scripts/ensure-deps.sh" curl
   if [ -d "$STATE/pids" ] && ls "$STATE"/pids/*.pid >/dev/null 2>&1; then
     for f in "$STATE"/pids/*.pid; do alive "$(basename "$f" .pid)" && die "a demo is already running (scripts/demo.sh status); stop it with Ctrl-C in its terminal"; done
   fi

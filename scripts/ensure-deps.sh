@@ -13,7 +13,7 @@ for dep in "$@"; do
     zookeeper)      [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null || missing+=(zookeeper) ;;
     chromium)       command -v chromium >/dev/null || missing+=(chromium) ;;
     docker-compose) command -v docker-compose >/dev/null || missing+=(docker-compose) ;;
-    wrk|nginx|haproxy|caddy)
+    curl|wrk|nginx|haproxy|caddy)
                     command -v "$dep" >/dev/null || [ -x "/usr/sbin/$dep" ] || missing+=("$dep") ;;
     *) echo "ensure-deps: unknown dependency $dep" >&2; exit 2 ;;
   esac

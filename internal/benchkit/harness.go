@@ -43,7 +43,7 @@ type Options struct {
 	// Conns is the main concurrency. Default 64.
 	Conns int
 	// BasePort is the first of the loopback ports used (BasePort to
-	// BasePort+22). Default 19100.
+	// BasePort+23). Default 19100.
 	BasePort int
 	// PropEvents is the number of discovery propagation events; 0 = skip.
 	PropEvents int
@@ -76,6 +76,8 @@ const (
 	offNginx     = 20
 	offHAProxy   = 21
 	offCaddy     = 22
+	offGoProxy   = 23
+	offLast      = offGoProxy
 )
 
 // Targets lists every measured target in report order.
@@ -84,6 +86,7 @@ var Targets = []TargetInfo{
 	{Name: "zkgate", Label: "zkgate, 1 backend"},
 	{Name: "zkgate-3", Label: "zkgate, 3 backends"},
 	{Name: "zkgate-nolog", Label: "zkgate, 1 backend, no access log"},
+	{Name: "go-reverseproxy", Label: "bare Go httputil.ReverseProxy"},
 	{Name: "nginx", Label: "nginx, 1 worker"},
 	{Name: "haproxy", Label: "HAProxy, nbthread 1"},
 	{Name: "caddy", Label: "Caddy"},
@@ -145,8 +148,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Conns < 1 {
 		errs = append(errs, fmt.Errorf("benchkit: connections %d: want at least 1", o.Conns))
 	}
-	if o.BasePort < 1024 || o.BasePort+offCaddy > 65535 {
-		errs = append(errs, fmt.Errorf("benchkit: base port %d: want 1024-%d", o.BasePort, 65535-offCaddy))
+	if o.BasePort < 1024 || o.BasePort+offLast > 65535 {
+		errs = append(errs, fmt.Errorf("benchkit: base port %d: want 1024-%d", o.BasePort, 65535-offLast))
 	}
 	for _, name := range o.Only {
 		if !slices.ContainsFunc(Targets, func(t TargetInfo) bool { return t.Name == name }) {
@@ -322,7 +325,7 @@ func findTools(root string) (map[string]string, error) {
 // checkPorts fails naming every port of the layout that is in use.
 func checkPorts(base int) error {
 	var busy []string
-	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy}
+	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy}
 	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro} {
 		offs = append(offs, off, off+1)
 	}
@@ -333,7 +336,7 @@ func checkPorts(base int) error {
 	}
 	if len(busy) > 0 {
 		return fmt.Errorf("benchkit: ports in use on 127.0.0.1: %s; stop what uses them or set BENCH_BASE_PORT (the run uses BASE to BASE+%d)",
-			strings.Join(busy, ", "), offCaddy)
+			strings.Join(busy, ", "), offLast)
 	}
 	return nil
 }

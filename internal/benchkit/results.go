@@ -140,6 +140,8 @@ func (r Results) Markdown() string {
 	b.WriteString("- **zkgate**: `bin/zkgate serve`, routes from ZooKeeper discovery (a real ZooKeeper from Debian's package), `round_robin`, " +
 		"the service settings of `configs/gateway.yaml` (active HTTP health checks every 2s, passive ejection, retries on connect failures), " +
 		"metrics on, the JSON access log on standard output written to a file, as a user runs it; one variant with the access log off. Default GOMAXPROCS (every core).\n")
+	b.WriteString("- **bare Go httputil.ReverseProxy**: `zkbench reverseproxy`, a `ReverseProxy` with only `SetURL` and a 256-connection keep-alive pool: " +
+		"what any Go proxy pays before routing, balancing, health checks, metrics and logging; zkgate's distance to it is zkgate's own cost.\n")
 	b.WriteString("- **nginx**: one worker, `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `proxy_set_header Connection \"\"`, access log off.\n")
 	b.WriteString("- **HAProxy**: `nbthread 1`, `http-reuse always`, no logging.\n")
 	b.WriteString("- **Caddy**: `reverse_proxy` with 64 idle keep-alive connections per upstream, no access log, default GOMAXPROCS.\n")

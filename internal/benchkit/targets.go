@@ -31,6 +31,8 @@ func (h *harness) startTargets(ctx context.Context) ([]*target, error) {
 			t.wantIDs = 3
 		case "zkgate-nolog":
 			err = h.startZkgate(ctx, t, offZkgateOff, "/services/bench1", false)
+		case "go-reverseproxy":
+			err = h.startGoProxy(t, one[0])
 		case "nginx":
 			err = h.startNginx(t, one)
 		case "haproxy":
@@ -105,6 +107,20 @@ func status(url string) int {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode
+}
+
+// startGoProxy runs "zkbench reverseproxy", a bare httputil.ReverseProxy.
+func (h *harness) startGoProxy(t *target, upstream string) error {
+	p, err := h.procs.Start(ProcSpec{
+		Name: t.Name,
+		Argv: []string{h.o.Self, "reverseproxy", "--listen", h.addr(offGoProxy), "--upstream", upstream},
+		Log:  filepath.Join(h.run, t.Name+".log"),
+	})
+	if err != nil {
+		return err
+	}
+	t.proc, t.url = p, "http://"+h.addr(offGoProxy)
+	return nil
 }
 
 func (h *harness) startNginx(t *target, upstreams []string) error {

@@ -2,6 +2,7 @@
 //
 //	zkbench run [flags]       measure every target and write docs/bench/results.{md,svg}
 //	zkbench backend [flags]   one fast backend, registered in ZooKeeper (the harness starts these)
+//	zkbench reverseproxy --listen ADDR --upstream ADDR   a bare httputil.ReverseProxy (a baseline target)
 //
 // Every flag of run defaults to an environment variable: BENCH_ROUNDS,
 // BENCH_DURATION, BENCH_LAT_DURATION, BENCH_WARMUP, BENCH_CONNS,
@@ -40,6 +41,8 @@ func main() {
 		err = run(ctx, os.Args[2:], log)
 	case "backend":
 		err = backend(ctx, os.Args[2:], log)
+	case "reverseproxy":
+		err = reverseProxy(ctx, os.Args[2:])
 	default:
 		usage()
 	}
@@ -54,7 +57,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS]")
+	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR")
 	os.Exit(2)
 }
 
@@ -108,7 +111,7 @@ func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", env.dur("BENCH_LAT_DURATION", 3*time.Second), "each wrk run at -c1")
 	fs.DurationVar(&o.Warmup, "warmup", env.dur("BENCH_WARMUP", time.Second), "unrecorded run per target and body first (0: none)")
 	fs.IntVar(&o.Conns, "conns", env.int("BENCH_CONNS", 64), "wrk connections of the main runs")
-	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+22)")
+	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+23)")
 	fs.IntVar(&o.PropEvents, "prop-events", env.int("BENCH_PROP_EVENTS", 100), "discovery propagation events (0: skip)")
 	fs.DurationVar(&o.PropQuiet, "prop-quiet", env.dur("BENCH_PROP_QUIET", 150*time.Millisecond), "silence that ends a deregistration event")
 	fs.StringVar(&only, "targets", env.str("BENCH_TARGETS", ""), "comma-separated targets to measure besides direct (default all)")
@@ -175,4 +178,17 @@ func backend(ctx context.Context, args []string, log logrus.FieldLogger) error {
 		o.Paths = strings.Split(paths, ",")
 	}
 	return benchkit.RunBackend(ctx, o, log)
+}
+
+func reverseProxy(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("zkbench reverseproxy", flag.ExitOnError)
+	listen := fs.String("listen", "", "loopback host:port to serve on")
+	upstream := fs.String("upstream", "", "host:port to proxy to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *listen == "" || *upstream == "" {
+		return errors.New("reverseproxy: --listen and --upstream are required")
+	}
+	return benchkit.RunReverseProxy(ctx, *listen, *upstream)
 }
