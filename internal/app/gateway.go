@@ -34,12 +34,13 @@ import (
 type Gateway struct {
 	path    string
 	log     *logrus.Logger
-	zk      *discovery.Client
+	zk      atomic.Pointer[discovery.Client] // set once the first session is up
 	metrics *metrics.Metrics
 	access  *proxy.AccessLog
 	handler *proxy.Handler
 
 	draining atomic.Bool
+	serving  atomic.Bool // routes are installed and listeners serve
 	cfg      atomic.Pointer[config.Config]
 
 	mu       sync.Mutex // serializes reloads; guards services and routes
@@ -74,6 +75,15 @@ func Serve(ctx context.Context, path string, stderr io.Writer) error {
 
 func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	g.metrics = metrics.New(metrics.Options{State: metrics.StateSourceFunc(g.metricsState), Version: version.Version})
+	if cfg.Log.AccessLog.Enabled {
+		g.access = proxy.NewAccessLog(os.Stdout, proxy.AccessLogOptions{Logger: g.log})
+	}
+	g.handler = proxy.NewHandler(nil, proxy.Options{
+		TrustedProxies: cfg.TrustedProxyPrefixes(),
+		AccessLog:      g.access,
+		Metrics:        g.metrics,
+		Logger:         g.log,
+	})
 
 	// The admin listener comes first, so that /livez answers and /readyz
 	// says why the gateway is not ready while ZooKeeper is awaited.
@@ -126,24 +136,16 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 			}
 			return err
 		}
-		g.zk = zk
+		g.zk.Store(zk)
 	}
 
-	if cfg.Log.AccessLog.Enabled {
-		g.access = proxy.NewAccessLog(os.Stdout, proxy.AccessLogOptions{Logger: g.log})
-	}
-	g.handler = proxy.NewHandler(nil, proxy.Options{
-		TrustedProxies: cfg.TrustedProxyPrefixes(),
-		AccessLog:      g.access,
-		Metrics:        g.metrics,
-		Logger:         g.log,
-	})
 	if err := g.apply(cfg); err != nil {
 		g.closeAll()
 		g.shutdownAdmin(adm)
 		return &ConfigError{Err: err}
 	}
 	g.metrics.ConfigLoaded()
+	g.serving.Store(true)
 
 	// Upgraded connections (WebSockets) are not tracked by Shutdown; they
 	// end when their request context does, which is this one.
@@ -233,8 +235,8 @@ func (g *Gateway) closeAll() {
 	if g.access != nil {
 		_ = g.access.Close()
 	}
-	if g.zk != nil {
-		g.zk.Close()
+	if zk := g.zk.Load(); zk != nil {
+		zk.Close()
 	}
 }
 
@@ -259,7 +261,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 			next[name] = old
 			continue
 		}
-		s, err := newService(name, sc, g.zk, g.log)
+		s, err := newService(name, sc, g.zk.Load(), g.log)
 		if err != nil {
 			return fail(err)
 		}

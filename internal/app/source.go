@@ -142,10 +142,11 @@ func (g *Gateway) Reload() error { return g.reload("admin API") }
 func (g *Gateway) ZooKeeper() admin.ZooKeeperInfo {
 	cfg := g.cfg.Load()
 	zi := admin.ZooKeeperInfo{Servers: cfg.ZooKeeper.Servers, State: "disconnected"}
-	if g.zk == nil {
+	zk := g.zk.Load()
+	if zk == nil {
 		return zi
 	}
-	st := g.zk.Status()
+	st := zk.Status()
 	zi.State = stateName(st.State)
 	zi.Since = st.Since
 	zi.Connected = st.HasSession
@@ -184,8 +185,8 @@ func (g *Gateway) Ready() (bool, string) {
 	if g.draining.Load() {
 		return false, "draining"
 	}
-	if g.handler == nil {
-		return false, "waiting for zookeeper"
+	if !g.serving.Load() {
+		return false, "starting: waiting for zookeeper"
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -200,8 +201,8 @@ func (g *Gateway) Ready() (bool, string) {
 // metricsState gives the scrape-time gauges their values.
 func (g *Gateway) metricsState() metrics.State {
 	var st metrics.State
-	if g.zk != nil {
-		zs := g.zk.Status()
+	if zk := g.zk.Load(); zk != nil {
+		zs := zk.Status()
 		st.ZooKeeper = metrics.ZooKeeperState{State: stateName(zs.State), Expirations: zs.Expirations}
 		if zs.Established > 0 {
 			st.ZooKeeper.Reconnects = zs.Established - 1
