@@ -132,6 +132,7 @@ type Client struct {
 	all    map[subscriber]struct{}
 
 	stop      chan struct{}
+	closing   atomic.Bool // Close was called: disconnection is expected
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -215,6 +216,7 @@ func (c *Client) addAuth(ctx context.Context) error {
 // connection is stuck. Close the confs and registrars first.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
+		c.closing.Store(true)
 		done := make(chan struct{})
 		go func() {
 			c.conn.Close()

@@ -170,6 +170,8 @@ func (c *Client) handle(st zk.State) {
 		log.Warn("zookeeper session expired; serving the last known membership until a new session")
 	case st == zk.StateAuthFailed:
 		log.Error("zookeeper authentication failed")
+	case st == zk.StateDisconnected && prev.ok && c.closing.Load():
+		log.Info("zookeeper session closed")
 	case st == zk.StateDisconnected && prev.ok:
 		log.Warn("zookeeper disconnected; serving the last known membership")
 	default:
