@@ -325,7 +325,7 @@ func (e *env) registeredAt(t *testing.T, b *backend) time.Time {
 func (e *env) awaitEndpoints(t *testing.T, want int) {
 	t.Helper()
 	var last admin.ServiceInfo
-	ok := poll(15*time.Second, func() bool {
+	ok := zktest.Poll(15*time.Second, func() bool {
 		last = e.gw.service(t)
 		return last.Counts.Total == want && last.Counts.Healthy == want
 	})

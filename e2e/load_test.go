@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/zkgate/zkgate/internal/loadgen"
+	"github.com/zkgate/zkgate/internal/zktest"
 )
 
 const (
@@ -68,7 +69,7 @@ type accessEntry struct {
 func accessLog(t *testing.T, gw *gateway, n int) []accessEntry {
 	t.Helper()
 	var entries []accessEntry
-	ok := poll(10*time.Second, func() bool {
+	ok := zktest.Poll(10*time.Second, func() bool {
 		entries = readAccessLog(t, gw.proc.stdout)
 		return len(entries) >= n
 	})

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/zkgate/zkgate/internal/zktest"
+
 	"errors"
 	"fmt"
 	"os"
@@ -194,25 +196,10 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// poll calls cond every 20ms until it returns true (true) or timeout passes
-// (false).
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // await polls cond like poll and fails t when timeout passes first.
 func await(t *testing.T, timeout time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()
-	if !poll(timeout, cond) {
+	if !zktest.Poll(timeout, cond) {
 		t.Fatalf("timed out after %v waiting for %s", timeout, fmt.Sprintf(format, args...))
 	}
 }

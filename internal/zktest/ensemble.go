@@ -126,7 +126,7 @@ func (e *Ensemble) PID(i int) int {
 func (e *Ensemble) Leader(t testing.TB) int {
 	t.Helper()
 	leader := -1
-	ok := poll(startTimeout, func() bool {
+	ok := Poll(startTimeout, func() bool {
 		leader = -1
 		for i, m := range e.members {
 			if !m.running() {
@@ -185,7 +185,7 @@ func (e *Ensemble) WaitQuorum(t testing.TB) {
 	t.Helper()
 	e.Leader(t)
 	var last error
-	ok := poll(startTimeout, func() bool {
+	ok := Poll(startTimeout, func() bool {
 		for _, m := range e.members {
 			if m.running() {
 				if last = checkSession(m.addr()); last == nil {

@@ -195,14 +195,15 @@ func portBusy(port int) error {
 // formatted message when timeout passes first.
 func WaitFor(t testing.TB, timeout time.Duration, cond func() bool, format string, args ...any) {
 	t.Helper()
-	if !poll(timeout, cond) {
+	if !Poll(timeout, cond) {
 		t.Fatalf("zktest: timed out after %v waiting for %s", timeout, fmt.Sprintf(format, args...))
 	}
 }
 
-// poll calls cond every 20ms until it returns true (true) or timeout passes
-// (false).
-func poll(timeout time.Duration, cond func() bool) bool {
+// Poll calls cond every 20ms until it returns true (true) or timeout passes
+// (false): a bounded wait for tests that decide themselves what a timeout
+// means. WaitFor fails the test instead.
+func Poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for {
 		if cond() {
