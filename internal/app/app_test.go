@@ -346,3 +346,37 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestReloadStartsAndStopsServices(t *testing.T) {
+	zktest.Require(t)
+	srv := zktest.Start(t)
+	conn := zktest.Connect(t, srv.Addr())
+	g := startGateway(t, srv.Addr(), echoRoute, echoService)
+	pp, ap := portOf(t, g.proxy), portOf(t, g.admin)
+	other := backend(t, "other")
+	register(t, conn, "other", hostPort(other))
+
+	// Add a service and a route to it: its watcher starts and finds the member.
+	routes := echoRoute + `
+  - name: other
+    match: { path_prefix: /other }
+    service: other
+    balancer: round_robin`
+	services := echoService + `
+  other:
+    discovery: { zookeeper: { path: /services/other } }`
+	writeConfig(t, g.cfgPath, srv.Addr(), pp, ap, routes, services)
+	zktest.WaitFor(t, 10*time.Second, func() bool {
+		_, body := get(t, g.proxy+"/other/")
+		return body == "other /other/"
+	}, "service other routed after a reload added it")
+
+	// Remove it again: the route goes, and the watcher stops (the service
+	// leaves the admin view; a leaked watcher would keep it registered).
+	writeConfig(t, g.cfgPath, srv.Addr(), pp, ap, echoRoute, echoService)
+	zktest.WaitFor(t, 10*time.Second, func() bool { return statusOf(g.proxy+"/other/") == http.StatusNotFound },
+		"route other removed by a reload")
+	if code := statusOf(g.admin + "/api/services/other"); code != http.StatusNotFound {
+		t.Fatalf("service other still known after its removal: %d", code)
+	}
+}
