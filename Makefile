@@ -14,9 +14,11 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-## deps-test: install what the tests need (ZooKeeper, Chromium, docker-compose) when missing
+## deps-test: install what the tests need when missing: ZooKeeper, Chromium (status page
+## test), docker-compose (compose check), curl (demo), and the proxies and wrk whose
+## benchmark configurations are validated by the tests
 deps-test:
-	./scripts/ensure-deps.sh zookeeper chromium docker-compose
+	./scripts/ensure-deps.sh zookeeper chromium docker-compose curl wrk nginx haproxy caddy
 
 ## test: every test — lint, unit, integration against a real ZooKeeper, fuzz smoke, demo smoke
 test: deps-test lint build

@@ -23,6 +23,12 @@ done
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "ensure-deps: installing ${missing[*]} from Debian packages" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # Install servers (nginx, haproxy, zookeeper) without starting their system
+  # services: the project runs its own instances on loopback ports.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The zookeeper package pulls a JRE through its dependencies; make sure java is there.
