@@ -28,7 +28,7 @@ func benchHandler(b *testing.B, opts Options) (*Handler, *http.Request) {
 	}))
 	b.Cleanup(be.Close)
 	up := &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{}), PassHostHeader: true}
-	b.Cleanup(up.Transport.(*http.Transport).CloseIdleConnections)
+	b.Cleanup(up.Transport.(*Transport).CloseIdleConnections)
 	route := testRoute(b, "api", "round_robin", up, be.Listener.Addr().String())
 	route.PathPrefix = "/api"
 	route.StripPrefix = true

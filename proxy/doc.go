@@ -10,8 +10,10 @@
 //     method and header predicates, ordered by priority). Reloading
 //     configuration builds a new Router and swaps it into the Handler with
 //     SetRouter; requests in flight finish on the old one.
-//   - Upstream is one service as the proxy sees it: its shared
-//     *http.Transport (see NewTransport), Host header policy, body limit,
+//   - Upstream is one service as the proxy sees it: its shared Transport
+//     (see NewTransport: bodiless requests are sent and answered on the
+//     request's goroutine over a pooled keep-alive connection; the rest go
+//     through a standard *http.Transport), Host header policy, body limit,
 //     retry policy and passive health Reporter. Every route to a service
 //     shares its Upstream.
 //   - Handler is the http.Handler of the proxy listener. It normalises the

@@ -38,11 +38,12 @@ const (
 	DefaultExpectContinueTimeout = time.Second
 )
 
-// NewTransport returns the HTTP/1.1 transport of one service. Share it
-// between every route to the service and across reloads: it holds the
-// keep-alive connection pool. It never uses proxies from the environment and
-// never compresses or decompresses: bodies pass through as they are.
-func NewTransport(cfg TransportConfig) *http.Transport {
+// NewTransport returns the HTTP/1.1 transport of one service (see
+// Transport). Share it between every route to the service and across
+// reloads: it holds the keep-alive connection pools. It never uses proxies
+// from the environment and never compresses or decompresses: bodies pass
+// through as they are.
+func NewTransport(cfg TransportConfig) *Transport {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = DefaultDialTimeout
 	}
@@ -55,10 +56,14 @@ func NewTransport(cfg TransportConfig) *http.Transport {
 	if cfg.ExpectContinueTimeout <= 0 {
 		cfg.ExpectContinueTimeout = DefaultExpectContinueTimeout
 	}
-	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	t := &Transport{
+		cfg:    cfg,
+		dialer: net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
+		pools:  make(map[string]*hostPool),
+	}
+	t.std = &http.Transport{
 		Proxy:                 nil,
-		DialContext:           d.DialContext,
+		DialContext:           t.dialer.DialContext,
 		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
 		IdleConnTimeout:       cfg.IdleConnTimeout,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
@@ -68,6 +73,7 @@ func NewTransport(cfg TransportConfig) *http.Transport {
 		DisableCompression:  true,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
+	return t
 }
 
 // copyBufferSize is the size of the buffers ReverseProxy copies bodies with.

@@ -7,7 +7,7 @@ import (
 )
 
 func TestNewTransportDefaults(t *testing.T) {
-	tr := NewTransport(TransportConfig{ResponseHeaderTimeout: 3 * time.Second})
+	tr := NewTransport(TransportConfig{ResponseHeaderTimeout: 3 * time.Second}).Std()
 	if tr.Proxy != nil {
 		t.Error("the transport would use proxies from the environment")
 	}

@@ -2,7 +2,6 @@ package app
 
 import (
 	"fmt"
-	"net/http"
 	"reflect"
 	"sync/atomic"
 
@@ -27,7 +26,7 @@ type service struct {
 	static     *balancer.Static             // nil for a ZooKeeper service
 	membership balancer.LoadBalanceConf
 	health     *healthcheck.LoadBalanceCheckConf
-	transport  *http.Transport
+	transport  *proxy.Transport
 	upstream   *proxy.Upstream
 	stats      *endpointStats
 }

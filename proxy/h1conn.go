@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"sync"
+	"time"
+)
+
+// connBufferSize is the size of each pooled connection's read and write
+// buffers: a whole small request or response header fits.
+const connBufferSize = 4 << 10
+
+// aLongTimeAgo is a deadline in the past, to interrupt a connection's I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// upConn is one keep-alive connection of the lean path. It is used by one
+// request at a time: from hostPool.get until release.
+type upConn struct {
+	nc   net.Conn
+	pool *hostPool
+	br   *bufio.Reader
+	bw   *bufio.Writer
+
+	reused   bool  // served a request before this one
+	nread    int64 // bytes read during the current request
+	nwritten int64 // bytes written during the current request
+	idleAt   time.Time
+}
+
+func newUpConn(nc net.Conn, p *hostPool) *upConn {
+	c := &upConn{nc: nc, pool: p}
+	c.br = bufio.NewReaderSize(c, connBufferSize)
+	c.bw = bufio.NewWriterSize(c, connBufferSize)
+	return c
+}
+
+// Read reads from the connection, counting bytes: a reused connection that
+// failed before any byte arrived was closed by the endpoint while idle.
+func (c *upConn) Read(p []byte) (int, error) {
+	n, err := c.nc.Read(p)
+	c.nread += int64(n)
+	return n, err
+}
+
+// Write writes to the connection, counting bytes.
+func (c *upConn) Write(p []byte) (int, error) {
+	n, err := c.nc.Write(p)
+	c.nwritten += int64(n)
+	return n, err
+}
+
+// abort interrupts the connection's I/O when the request's context ends
+// (the client went away, Route.Timeout expired). It runs on its own
+// goroutine (context.AfterFunc); the request's goroutine then fails and
+// closes the connection.
+func (c *upConn) abort() { _ = c.nc.SetDeadline(aLongTimeAgo) }
+
+func (c *upConn) close() { _ = c.nc.Close() }
+
+// release ends the current request: the connection goes back to the pool
+// when keep holds, the context did not interrupt it and no unread byte is
+// left; otherwise it is closed. stop is the request's context.AfterFunc
+// stop function.
+func (c *upConn) release(stop func() bool, keep bool) {
+	if !stop() || !keep || c.br.Buffered() > 0 {
+		c.close()
+		return
+	}
+	c.pool.put(c)
+}
+
+// hostPool is the idle connections to one endpoint address, most recently
+// used last: a request takes the warmest connection, and the coldest ones
+// expire first.
+type hostPool struct {
+	t    *Transport
+	addr string
+
+	mu       sync.Mutex
+	idle     []*upConn
+	sweeping bool // a sweep timer is armed
+}
+
+// get returns an idle connection that has not passed the idle timeout, or
+// dials a new one.
+func (p *hostPool) get(ctx context.Context) (*upConn, error) {
+	now := time.Now()
+	var expired []*upConn
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if now.Sub(c.idleAt) < p.t.cfg.IdleConnTimeout {
+			p.mu.Unlock()
+			c.reused = true
+			return c, nil
+		}
+		// The others are older still.
+		expired = append(p.idle, c)
+		p.idle = nil
+	}
+	p.mu.Unlock()
+	for _, c := range expired {
+		c.close()
+	}
+	return p.t.dial(ctx, p)
+}
+
+// put returns c to the pool, or closes it when the pool is full.
+func (p *hostPool) put(c *upConn) {
+	c.idleAt = time.Now()
+	p.mu.Lock()
+	if len(p.idle) >= p.t.cfg.MaxIdleConnsPerHost {
+		p.mu.Unlock()
+		c.close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	arm := !p.sweeping
+	p.sweeping = true
+	p.mu.Unlock()
+	if arm {
+		time.AfterFunc(p.t.cfg.IdleConnTimeout, p.sweep)
+	}
+}
+
+// sweep closes the connections idle longer than the idle timeout, and
+// re-arms itself while connections remain.
+func (p *hostPool) sweep() {
+	timeout := p.t.cfg.IdleConnTimeout
+	now := time.Now()
+	p.mu.Lock()
+	k := 0
+	for k < len(p.idle) && now.Sub(p.idle[k].idleAt) >= timeout {
+		k++
+	}
+	expired := append([]*upConn(nil), p.idle[:k]...)
+	n := copy(p.idle, p.idle[k:])
+	clear(p.idle[n:])
+	p.idle = p.idle[:n]
+	var next time.Duration
+	if n > 0 {
+		next = max(timeout-now.Sub(p.idle[0].idleAt), time.Millisecond)
+	} else {
+		p.sweeping = false
+	}
+	p.mu.Unlock()
+	for _, c := range expired {
+		c.close()
+	}
+	if next > 0 {
+		time.AfterFunc(next, p.sweep)
+	}
+}
+
+// closeIdle closes every idle connection.
+func (p *hostPool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.close()
+	}
+}
