@@ -80,7 +80,7 @@ start_gateway() {
   ZKGATE_ZOOKEEPER_SERVERS=127.0.0.1:$ZK_PORT \
   ZKGATE_ENTRY_POINTS_WEB_ADDRESS=127.0.0.1:$GATEWAY_PORT \
   ZKGATE_ADMIN_ADDRESS=127.0.0.1:$ADMIN_PORT \
-  ZKGATE_LOG_FORMAT=text \
+  ZKGATE_LOG_FORMAT=text ZKGATE_SHUTDOWN_DRAIN_DELAY=1s \
     "$BIN/zkgate" serve --config "$ROOT/configs/gateway.yaml" >"$STATE/logs/gateway.log" 2>&1 &
   echo $! >"$(pidfile gateway)"
   wait_for 30 "the gateway to be ready (log: $STATE/logs/gateway.log)" ready
