@@ -194,6 +194,10 @@ func (c *upConn) roundTrip(req *http.Request) (*http.Response, error) {
 			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
 				return nil, c.fail(req, stop, err)
 			}
+		} else if ex := exchangeFrom(ctx); ex != nil && ex.direct {
+			// The direct path sets no trace: the answer is passed on
+			// here, on the request's goroutine.
+			ex.pass1xx(res.StatusCode, res.Header)
 		}
 	}
 	if t.cfg.ResponseHeaderTimeout > 0 {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,9 @@ type Handler struct {
 	access  *AccessLog
 	metrics RequestObserver
 	log     logrus.FieldLogger
+	// onDirect, when set (by tests), is called for every request served
+	// by the direct path.
+	onDirect func()
 }
 
 // NewHandler returns a Handler serving rt's routes. A nil rt serves 404 to
@@ -102,6 +106,9 @@ type exchange struct {
 	fail       failKind
 	timer      *time.Timer
 	cancel     context.CancelCauseFunc
+	// direct: served by serveDirect; url is its outbound URL.
+	direct bool
+	url    url.URL
 }
 
 func exchangeFrom(ctx context.Context) *exchange {
@@ -174,6 +181,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t := e.route.Timeout; t > 0 {
 		ctx, ex.cancel = context.WithCancelCause(ctx)
 		ex.timer = time.AfterFunc(t, ex.expire)
+	}
+	if e.direct && directable(r) {
+		if h.onDirect != nil {
+			h.onDirect()
+		}
+		e.serveDirect(ex, r, ctx, path, rawPath)
+		return
 	}
 	out := r.WithContext(ctx)
 	if path != r.URL.Path || rawPath != r.URL.RawPath {

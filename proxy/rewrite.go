@@ -33,8 +33,16 @@ func (e *entry) rewrite(pr *httputil.ProxyRequest) {
 		// trailers; the clone ReverseProxy made holds only the keys.
 		out.Trailer = pr.In.Trailer
 	}
+	e.shape(out, pr.In, ex)
+}
+
+// shape applies the route's edits to the outbound request out of in, whose
+// hop-by-hop and inbound forwarding headers are already gone: the
+// forwarding headers, the prefix strip, the header removals and settings,
+// and the Host. Both the ReverseProxy path and the direct path use it.
+func (e *entry) shape(out, in *http.Request, ex *exchange) {
 	if ex != nil {
-		setForwarded(out.Header, pr.In, ex)
+		setForwarded(out.Header, in, ex)
 	}
 	if e.route.StripPrefix && e.prefix != "" {
 		out.URL.Path, out.URL.RawPath = stripPrefix(out.URL.Path, out.URL.RawPath, e.prefix)
@@ -47,7 +55,7 @@ func (e *entry) rewrite(pr *httputil.ProxyRequest) {
 		out.Header[s.name] = s.value
 	}
 	if e.route.Upstream.PassHostHeader {
-		out.Host = pr.In.Host
+		out.Host = in.Host
 	} else {
 		out.Host = "" // the transport sends the URL's host: the endpoint
 	}

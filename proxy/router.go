@@ -47,6 +47,7 @@ type entry struct {
 	proxy  *httputil.ReverseProxy
 	track  balancer.Tracker // the balancer, if it tracks requests in flight
 	record bool             // keep request bodies for replay (see RetryPolicy)
+	direct bool             // plain requests may take the direct path
 }
 
 type headerMatch struct {
@@ -277,6 +278,7 @@ func compile(r *Route) (*entry, error) {
 		return nil, err
 	}
 	e.track, _ = r.Balancer.(balancer.Tracker)
+	e.direct = directRoute(r)
 	e.proxy = &httputil.ReverseProxy{
 		Rewrite:      e.rewrite,
 		Transport:    e,
