@@ -136,10 +136,7 @@ func healthConfig(c config.HealthCheck) healthcheck.Config {
 	h.Active.HealthyThreshold = c.Active.HealthyThreshold
 	h.Active.UnhealthyThreshold = c.Active.UnhealthyThreshold
 	h.Passive.MaxFailures = c.Passive.MaxFailures
-	h.Passive.Ejection = c.Passive.Ejection
-	if h.Passive.MaxEjection < h.Passive.Ejection {
-		h.Passive.MaxEjection = h.Passive.Ejection
-	}
+	h.Passive.Ejection = c.Passive.Ejection // MaxEjection is raised to it when lower
 	h.Passive.MaxEjectionPercent = c.Passive.MaxEjectionPercent
 	h.Passive.ServerErrors = c.Passive.ServerErrors
 	h.PanicThreshold = float64(c.PanicThreshold) / 100

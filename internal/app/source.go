@@ -89,27 +89,7 @@ func (s *service) info() admin.ServiceInfo {
 		}
 		si.Endpoints = append(si.Endpoints, ei)
 	}
-	si.Counts = countStates(si.Endpoints)
-	return si
-}
-
-func countStates(eps []admin.EndpointInfo) admin.EndpointCounts {
-	c := admin.EndpointCounts{Total: len(eps)}
-	for _, e := range eps {
-		switch e.State {
-		case admin.StateHealthy:
-			c.Healthy++
-		case admin.StateUnhealthy:
-			c.Unhealthy++
-		case admin.StateEjected:
-			c.Ejected++
-		case admin.StateDraining:
-			c.Draining++
-		default:
-			c.Other++
-		}
-	}
-	return c
+	return si // the admin server derives the counts by state
 }
 
 // Drain implements admin.Source.
