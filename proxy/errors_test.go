@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -77,16 +76,7 @@ func TestRouteTimeoutDoesNotCutStreams(t *testing.T) {
 	route.Timeout = timeout
 	fe, _ := newFrontend(t, Options{}, route)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", fe.URL+"/", nil)
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	res := openStream(t, fe.URL+"/")
 	br := bufio.NewReader(res.Body)
 	if line, err := br.ReadString('\n'); err != nil || line != "first\n" {
 		t.Fatalf("first line %q, %v", line, err)

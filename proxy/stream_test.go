@@ -88,16 +88,7 @@ func TestReverseProxyServerSentEventsFlushedAtOnce(t *testing.T) {
 	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
 	defer close(release)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", fe.URL+"/events", nil)
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	res := openStream(t, fe.URL+"/events")
 	line, err := bufio.NewReader(res.Body).ReadString('\n')
 	if err != nil {
 		t.Fatalf("first event did not arrive before the response ended: %v", err)
