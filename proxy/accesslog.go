@@ -206,6 +206,16 @@ func (a *AccessLog) putBuf(b *[]byte) {
 
 // record encodes the line of one request and queues it.
 func (a *AccessLog) record(ex *exchange, r *http.Request, status int, d time.Duration) {
+	target := r.RequestURI
+	if target == "" {
+		target = r.URL.RequestURI()
+	}
+	a.recordFields(ex, r.RemoteAddr, r.Method, r.Host, target, r.Proto, status, d)
+}
+
+// recordFields is record with the request's fields given one by one (the
+// fast path has no http.Request). The strings are not kept.
+func (a *AccessLog) recordFields(ex *exchange, remoteAddr, method, host, target, proto string, status int, d time.Duration) {
 	if a.closed.Load() {
 		a.dropped.Add(1)
 		return
@@ -213,10 +223,6 @@ func (a *AccessLog) record(ex *exchange, r *http.Request, status int, d time.Dur
 	var route, service string
 	if ex.e != nil {
 		route, service = ex.e.route.Name, ex.e.service
-	}
-	target := r.RequestURI
-	if target == "" {
-		target = r.URL.RequestURI()
 	}
 	retries := ex.attempts - 1
 	if retries < 0 {
@@ -226,17 +232,17 @@ func (a *AccessLog) record(ex *exchange, r *http.Request, status int, d time.Dur
 	b := append((*bp)[:0], `{"time":"`...)
 	b = ex.start.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","ClientAddr":`...)
-	b = appendJSONString(b, r.RemoteAddr)
+	b = appendJSONString(b, remoteAddr)
 	b = append(b, `,"ClientHost":`...)
 	b = appendJSONString(b, ex.clientIP)
 	b = append(b, `,"RequestMethod":`...)
-	b = appendJSONString(b, r.Method)
+	b = appendJSONString(b, method)
 	b = append(b, `,"RequestHost":`...)
-	b = appendJSONString(b, r.Host)
+	b = appendJSONString(b, host)
 	b = append(b, `,"RequestPath":`...)
 	b = appendJSONString(b, target)
 	b = append(b, `,"RequestProtocol":`...)
-	b = appendJSONString(b, r.Proto)
+	b = appendJSONString(b, proto)
 	b = append(b, `,"DownstreamStatus":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, `,"DownstreamContentSize":`...)

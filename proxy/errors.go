@@ -49,6 +49,11 @@ func handleError(w http.ResponseWriter, r *http.Request, err error) {
 			"route": ex.e.route.Name, "service": ex.e.service, "endpoint": ex.addr, "attempts": ex.attempts,
 		}).WithError(err).Debug("proxied request failed")
 	}
+	writeFailure(w, ex, kind)
+}
+
+// writeFailure answers a request of route ex.e that failed with kind.
+func writeFailure(w http.ResponseWriter, ex *exchange, kind failKind) {
 	route, service := ex.e.route.Name, ex.e.service
 	switch kind {
 	case failClientGone:

@@ -27,6 +27,32 @@ type upConn struct {
 	nread    int64 // bytes read during the current request
 	nwritten int64 // bytes written during the current request
 	idleAt   time.Time
+	// dl is the read deadline set on nc (zero: none). The fast path
+	// moves it only when it is off by more than a sixteenth of the
+	// timeout, not on every request: each move updates a runtime timer.
+	dl time.Time
+}
+
+// setDeadline sets the read deadline to dl. When exact is false a deadline
+// already set up to a sixteenth of timeout before dl is kept.
+func (c *upConn) setDeadline(dl time.Time, timeout time.Duration, exact bool) {
+	if dl.IsZero() {
+		c.clearDeadline()
+		return
+	}
+	if !exact && !c.dl.IsZero() && !dl.Before(c.dl) && dl.Sub(c.dl) < timeout/16 {
+		return
+	}
+	c.dl = dl
+	_ = c.nc.SetReadDeadline(dl)
+}
+
+// clearDeadline removes the read deadline.
+func (c *upConn) clearDeadline() {
+	if !c.dl.IsZero() {
+		c.dl = time.Time{}
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
 }
 
 func newUpConn(nc net.Conn, p *hostPool) *upConn {
@@ -107,6 +133,35 @@ func (p *hostPool) get(ctx context.Context) (*upConn, error) {
 		c.close()
 	}
 	return p.t.dial(ctx, p)
+}
+
+// idle1 returns an idle connection that has not passed the idle timeout,
+// or nil: the caller dials then.
+func (p *hostPool) idle1() *upConn {
+	now := time.Now()
+	p.mu.Lock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if now.Sub(c.idleAt) < p.t.cfg.IdleConnTimeout {
+			p.mu.Unlock()
+			c.reused = true
+			return c
+		}
+		// The others are older still.
+		expired := append([]*upConn(nil), p.idle...)
+		expired = append(expired, c)
+		clear(p.idle)
+		p.idle = p.idle[:0]
+		p.mu.Unlock()
+		for _, c := range expired {
+			c.close()
+		}
+		return nil
+	}
+	p.mu.Unlock()
+	return nil
 }
 
 // put returns c to the pool, or closes it when the pool is full.

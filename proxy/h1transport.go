@@ -156,6 +156,18 @@ func (t *Transport) dial(ctx context.Context, p *hostPool) (*upConn, error) {
 	return newUpConn(nc, p), nil
 }
 
+// dialBy opens a connection to p's address, failing at deadline (zero:
+// the dial timeout alone).
+func (t *Transport) dialBy(p *hostPool, deadline time.Time) (*upConn, error) {
+	d := t.dialer
+	d.Deadline = deadline
+	nc, err := d.Dial("tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	return newUpConn(nc, p), nil
+}
+
 // roundTrip writes req on c and reads the response headers. On success the
 // connection belongs to the response body until it is read to its end or
 // closed; on failure c is closed.
@@ -173,7 +185,9 @@ func (c *upConn) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, c.fail(req, stop, err)
 	}
 	if t.cfg.ResponseHeaderTimeout > 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(t.cfg.ResponseHeaderTimeout))
+		c.setDeadline(time.Now().Add(t.cfg.ResponseHeaderTimeout), 0, true)
+	} else {
+		c.clearDeadline()
 	}
 	var res *http.Response
 	for {
@@ -200,9 +214,7 @@ func (c *upConn) roundTrip(req *http.Request) (*http.Response, error) {
 			ex.pass1xx(res.StatusCode, res.Header)
 		}
 	}
-	if t.cfg.ResponseHeaderTimeout > 0 {
-		_ = c.nc.SetReadDeadline(time.Time{})
-	}
+	c.clearDeadline()
 	keep := !res.Close && !req.Close
 	if res.Body == http.NoBody {
 		c.release(stop, keep)

@@ -116,17 +116,42 @@ func testRoute(t testing.TB, name, algo string, up *Upstream, addrs ...string) *
 	return &Route{Name: name, Balancer: b, Upstream: up}
 }
 
-// newFrontend starts the proxy serving routes.
-func newFrontend(t *testing.T, opts Options, routes ...*Route) (*httptest.Server, *Handler) {
+// frontend is a proxy listener under test.
+type frontend struct {
+	URL string // "http://127.0.0.1:port"
+	srv *Server
+}
+
+// newFrontend starts the proxy serving routes on a Server with its fast
+// path, as zkgate runs it.
+func newFrontend(t *testing.T, opts Options, routes ...*Route) (*frontend, *Handler) {
 	t.Helper()
 	rt, err := NewRouter(routes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := NewHandler(rt, opts)
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return s, h
+	return startFrontend(t, h, ServerConfig{}), h
+}
+
+// startFrontend serves h on a Server with cfg on a loopback port until the
+// test ends.
+func startFrontend(t *testing.T, h *Handler, cfg ServerConfig) *frontend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(h, cfg)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = s.Close()
+		if err := <-done; err != http.ErrServerClosed {
+			t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+		}
+	})
+	return &frontend{URL: "http://" + ln.Addr().String(), srv: s}
 }
 
 func newTestServer(t *testing.T, h http.Handler) *httptest.Server {

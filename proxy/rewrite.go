@@ -128,8 +128,13 @@ func clientIP(r *http.Request, trusted []netip.Prefix) (string, bool) {
 	if len(trusted) == 0 || !isTrusted(peer, trusted) {
 		return peer, false
 	}
+	return clientIPFrom(peer, r.Header["X-Forwarded-For"], trusted), true
+}
+
+// clientIPFrom is clientIP's walk for a trusted peer over the
+// X-Forwarded-For values vals.
+func clientIPFrom(peer string, vals []string, trusted []netip.Prefix) string {
 	client := peer
-	vals := r.Header["X-Forwarded-For"]
 	for i := len(vals) - 1; i >= 0; i-- {
 		v := vals[i]
 		for v != "" {
@@ -144,15 +149,15 @@ func clientIP(r *http.Request, trusted []netip.Prefix) (string, bool) {
 				continue
 			}
 			if _, err := netip.ParseAddr(item); err != nil {
-				return client, true
+				return client
 			}
 			client = item
 			if !isTrusted(item, trusted) {
-				return client, true
+				return client
 			}
 		}
 	}
-	return client, true
+	return client
 }
 
 func isTrusted(ip string, trusted []netip.Prefix) bool {

@@ -151,20 +151,19 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	// end when their request context does, which is this one.
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	var servers []*http.Server
+	var servers []*proxy.Server
 	serveErr := make(chan error, len(listeners))
 	for name, ln := range listeners {
 		ep := cfg.EntryPoints[name]
-		srv := &http.Server{
-			Handler:           g.handler,
+		srv := proxy.NewServer(g.handler, proxy.ServerConfig{
 			ReadHeaderTimeout: ep.ReadHeaderTimeout,
 			ReadTimeout:       ep.ReadTimeout,
 			WriteTimeout:      ep.WriteTimeout,
 			IdleTimeout:       ep.IdleTimeout,
 			MaxHeaderBytes:    ep.MaxHeaderBytes,
-			BaseContext:       func(net.Listener) context.Context { return baseCtx },
-			ErrorLog:          nil,
-		}
+			BaseContext:       baseCtx,
+			DisableFastPath:   !ep.FastPath,
+		})
 		servers = append(servers, srv)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -69,6 +69,12 @@ type EntryPoint struct {
 	// MaxHeaderBytes limits the size of request headers, in bytes.
 	// Default 1048576 (1 MiB).
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+	// FastPath serves plain HTTP/1.1 requests (GET, HEAD, OPTIONS, DELETE
+	// without a body, upgrade or 100-continue) on zkgate's own HTTP/1.1
+	// loop, which forwards the request and response heads as bytes; every
+	// other connection is served by Go's net/http. Default true; false
+	// serves every connection with net/http.
+	FastPath bool `mapstructure:"fast_path"`
 }
 
 // Admin is the admin listener.

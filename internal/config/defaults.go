@@ -47,6 +47,7 @@ func defaultEntryPoint() EntryPoint {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    1 << 20,
+		FastPath:          true,
 	}
 }
 

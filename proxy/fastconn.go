@@ -1,0 +1,221 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// The states of a fast connection, for Shutdown: only an idle connection
+// (waiting for a request) may be closed under its goroutine.
+const (
+	connIdle int32 = iota
+	connActive
+	connClosed
+)
+
+// clientBufferSize is the size of a fast connection's read and write
+// buffers. A request head that does not fit is handed to net/http, which
+// applies MaxHeaderBytes.
+const clientBufferSize = 4 << 10
+
+// deadlineSlack is how far a refreshed read deadline may lag behind the
+// exact one: an idle connection's deadline is moved only when it is more
+// than this behind, so that a busy connection sets it about once per
+// second instead of once per request (each costs a timer update).
+const deadlineSlack = time.Second
+
+// fconn is one client connection served by the fast path.
+type fconn struct {
+	s          *Server
+	nc         net.Conn
+	br         *bufio.Reader
+	bw         *bufio.Writer
+	remoteAddr string
+	peer       string // the peer's IP
+	state      atomic.Int32
+
+	readDeadline time.Time // the read deadline last set (zero: none)
+
+	// The client watch (watch.go): a request whose answer takes longer
+	// than watchDelay gets a goroutine reading the client connection, so
+	// that a client going away aborts the upstream exchange.
+	watchTimer *time.Timer
+	watchDone  chan struct{}
+	watchBuf   [1]byte
+	watchN     int // 1 when the watch read a byte of the next request
+	gone       atomic.Bool
+	cur        atomic.Pointer[upConn]
+
+	req    fastRequest
+	res    fastResponse
+	out    []byte // the outbound request head without its Host value
+	hostAt int    // where in out the Host value goes
+	ex     exchange
+}
+
+func newFconn(s *Server, nc net.Conn) *fconn {
+	c := &fconn{s: s, nc: nc}
+	c.remoteAddr = nc.RemoteAddr().String()
+	c.peer = peerHost(c.remoteAddr)
+	c.br = bufio.NewReaderSize(c, clientBufferSize)
+	c.bw = bufio.NewWriterSize(nc, clientBufferSize)
+	c.req.hdrs = make([]hdrLine, 0, 16)
+	return c
+}
+
+// closeIfIdle closes c if it waits for a request (Shutdown).
+func (c *fconn) closeIfIdle() {
+	if c.state.CompareAndSwap(connIdle, connClosed) {
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// serve runs the connection: it reads requests and serves those the fast
+// path takes, until the connection closes or is handed to net/http.
+func (c *fconn) serve() {
+	handedOff := false
+	defer func() {
+		c.s.trackConn(c, false)
+		if !handedOff {
+			_ = c.nc.Close()
+		}
+	}()
+	for {
+		c.idleDeadline()
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		if !c.state.CompareAndSwap(connIdle, connActive) {
+			return // Shutdown closed it while idle
+		}
+		n, err := c.readHead()
+		if err != nil {
+			return
+		}
+		if n == 0 || !c.parseRequest(c.peekHead(n)) {
+			c.handoff()
+			handedOff = true
+			return
+		}
+		keep, handoff := c.serveRequest(n)
+		if handoff {
+			c.handoff()
+			handedOff = true
+			return
+		}
+		if !keep {
+			return
+		}
+		if !c.state.CompareAndSwap(connActive, connIdle) || c.s.closing.Load() {
+			return
+		}
+	}
+}
+
+// peekHead returns the first n buffered bytes, the request head.
+func (c *fconn) peekHead(n int) []byte {
+	b, _ := c.br.Peek(n)
+	return b
+}
+
+// handoff gives the connection, with its unread bytes, to net/http.
+func (c *fconn) handoff() {
+	c.s.trackConn(c, false)
+	_ = c.nc.SetDeadline(time.Time{}) // net/http sets its own
+	if c.watchN > 0 {
+		_, _ = c.br.Peek(c.br.Buffered() + 1) // takes the watch's byte
+	}
+	var nc net.Conn = c.nc
+	if c.br.Buffered() > 0 {
+		nc = &bufferedConn{Conn: c.nc, br: c.br}
+	}
+	c.s.handoff(nc)
+}
+
+// idleDeadline sets the read deadline for waiting for the next request:
+// IdleTimeout (else ReadTimeout) from now, give or take deadlineSlack.
+func (c *fconn) idleDeadline() {
+	d := c.s.cfg.IdleTimeout
+	if d <= 0 {
+		d = c.s.cfg.ReadTimeout
+	}
+	if d <= 0 {
+		if !c.readDeadline.IsZero() {
+			c.readDeadline = time.Time{}
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
+		return
+	}
+	c.setReadDeadline(time.Now().Add(d))
+}
+
+// setReadDeadline moves the read deadline to t unless it is already within
+// deadlineSlack before t.
+func (c *fconn) setReadDeadline(t time.Time) {
+	if !c.readDeadline.IsZero() && c.readDeadline.Before(t) && t.Sub(c.readDeadline) < deadlineSlack {
+		return
+	}
+	c.readDeadline = t
+	_ = c.nc.SetReadDeadline(t)
+}
+
+// readHead reads until the buffer holds a whole request head and returns
+// its length, or 0 when the request must go to net/http (a head larger
+// than the buffer, bare LF line ends, a leading empty line). Reading past
+// the first segment is bounded by ReadHeaderTimeout.
+func (c *fconn) readHead() (int, error) {
+	timed := false
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		switch n := headEnd(buf); {
+		case n > 0:
+			return n, nil
+		case n < 0:
+			return 0, nil
+		}
+		if len(buf) == c.br.Size() {
+			return 0, nil
+		}
+		if !timed {
+			timed = true
+			t := c.s.cfg.ReadHeaderTimeout
+			if t <= 0 {
+				t = c.s.cfg.ReadTimeout
+			}
+			if t > 0 {
+				c.readDeadline = time.Now().Add(t)
+				_ = c.nc.SetReadDeadline(c.readDeadline)
+			}
+		}
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// headEnd returns the length of the head at the start of b (through its
+// empty line), 0 when b holds no whole head yet, or -1 when the head is not
+// for the fast path: a line ending in a bare LF, or an empty first line.
+func headEnd(b []byte) int {
+	i := 0
+	for {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		j += i
+		if j == 0 || b[j-1] != '\r' {
+			return -1
+		}
+		if j == i+1 {
+			if i == 0 {
+				return -1
+			}
+			return j + 1
+		}
+		i = j + 1
+	}
+}

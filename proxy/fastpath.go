@@ -1,0 +1,498 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/zkgate/zkgate/balancer"
+)
+
+// serveRequest serves the parsed request whose head is the first n
+// buffered bytes. It reports whether the connection stays open, or that
+// the request goes to net/http (no route, or a route off the direct path:
+// nothing has been consumed or sent then).
+func (c *fconn) serveRequest(n int) (keep, handoff bool) {
+	h := c.s.h
+	r := &c.req
+	path := bstr(r.path)
+	e := h.router.Load().matchFast(hostOnly(bstr(r.host)), r.method, path, r)
+	if e == nil || !e.direct {
+		return false, true
+	}
+	ex := &c.ex
+	*ex = exchange{h: h, e: e, start: time.Now(), replayable: true, direct: true}
+	ex.tried = ex.triedBuf[:0]
+	c.clientIP(ex)
+	ex.hashKey = c.hashKey(e, path, ex.clientIP)
+	if t := c.s.cfg.WriteTimeout; t > 0 {
+		_ = c.nc.SetWriteDeadline(ex.start.Add(t))
+	}
+	c.buildOutbound(e, ex, path)
+	keep = c.proxy(e, ex)
+	// The head's bytes are consumed only now: until here the parsed
+	// slices pointed into them.
+	_, _ = c.br.Discard(n)
+	c.finish(ex)
+	if r.close || c.s.closing.Load() {
+		keep = false
+	}
+	return keep, false
+}
+
+// clientIP sets ex.clientIP and ex.trusted as clientIP does for a Request.
+func (c *fconn) clientIP(ex *exchange) {
+	trusted := c.s.h.trusted
+	ex.clientIP, ex.trusted = c.peer, false
+	if len(trusted) == 0 || !isTrusted(c.peer, trusted) {
+		return
+	}
+	var buf [4]string
+	ex.clientIP, ex.trusted = clientIPFrom(c.peer, c.req.values("X-Forwarded-For", buf[:0]), trusted), true
+}
+
+// hashKey is hashSpec.key for the fast path. The key may point into the
+// read buffer: the balancer does not keep it.
+func (c *fconn) hashKey(e *entry, path, clientIP string) string {
+	switch e.hash.kind {
+	case hashClientIP:
+		return clientIP
+	case hashHeader:
+		if v, ok := c.req.lookup(e.hash.name); ok {
+			return bstr(v)
+		}
+	case hashCookie:
+		var buf [4]string
+		return cookieValue(c.req.values("Cookie", buf[:0]), e.hash.name)
+	case hashPath:
+		return path
+	}
+	return ""
+}
+
+// matchFast is match for a fast-path request.
+func (rt *Router) matchFast(host, method, path string, r *fastRequest) *entry {
+	if path == "" {
+		path = "/"
+	}
+	for _, e := range rt.entries {
+		if !hasPathPrefix(path, e.prefix) || !e.matchesHost(host) {
+			continue
+		}
+		if len(e.methods) > 0 && !slices.Contains(e.methods, method) {
+			continue
+		}
+		if e.matchesHeaders(r) {
+			return e
+		}
+	}
+	return nil
+}
+
+func (e *entry) matchesHeaders(r *fastRequest) bool {
+	for _, m := range e.headers {
+		found := false
+		for i := range r.hdrs {
+			l := &r.hdrs[i]
+			if len(l.name) == len(m.name) && bytes.EqualFold(l.name, []byte(m.name)) &&
+				(m.value == "" || string(l.value) == m.value) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// edited reports whether the route removes or sets the header called name,
+// so that the inbound or generated field is not sent.
+func (e *entry) edited(name []byte) bool {
+	for _, n := range e.remove {
+		if len(n) == len(name) && bytes.EqualFold(name, []byte(n)) {
+			return true
+		}
+	}
+	for i := range e.set {
+		if n := e.set[i].name; len(n) == len(name) && bytes.EqualFold(name, []byte(n)) {
+			return true
+		}
+	}
+	return false
+}
+
+// buildOutbound writes the outbound request head into c.out, with the
+// Host value left out at c.hostAt: it may differ per attempt. It applies
+// what outboundHeader, shape and setForwarded do on the direct path.
+func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
+	r := &c.req
+	b := c.out[:0]
+	b = append(b, r.method...)
+	b = append(b, ' ')
+	stripping := e.route.StripPrefix && e.prefix != ""
+	if stripping {
+		p, _ := stripPrefix(path, "", e.prefix)
+		b = append(b, p...)
+	} else {
+		b = append(b, path...)
+	}
+	if r.hasQuery {
+		b = append(b, '?')
+		b = append(b, r.query...)
+	}
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	c.hostAt = len(b)
+	b = append(b, "\r\n"...)
+
+	var xffPrior, xfHost, xfProto []byte
+	nPrior := 0
+	uaSeen := false
+	for i := range r.hdrs {
+		l := &r.hdrs[i]
+		switch l.kind {
+		case hkHost, hkConnection, hkHop, hkTe, hkForwarded, hkXRealIP:
+			continue
+		case hkXFF:
+			if nPrior > 0 {
+				xffPrior = append(xffPrior, ", "...)
+			}
+			xffPrior = append(xffPrior, l.value...)
+			nPrior++
+			continue
+		case hkXFHost:
+			if xfHost == nil {
+				xfHost = l.value
+			}
+			continue
+		case hkXFProto:
+			if xfProto == nil {
+				xfProto = l.value
+			}
+			continue
+		case hkXFPrefix:
+			if !ex.trusted || stripping {
+				continue
+			}
+		case hkUserAgent:
+			// The first User-Agent decides, as in writeRequest: an
+			// empty one is sent as none.
+			if uaSeen || len(l.value) == 0 {
+				uaSeen = true
+				continue
+			}
+			uaSeen = true
+		}
+		if e.edited(l.name) {
+			continue
+		}
+		b = appendField(b, l.name, l.value)
+	}
+	if r.te && !e.edited([]byte("Te")) {
+		b = append(b, "Te: trailers\r\n"...)
+	}
+	// setForwarded.
+	if c.peer != "" && !e.edited([]byte("X-Forwarded-For")) {
+		b = append(b, "X-Forwarded-For: "...)
+		if ex.trusted && nPrior > 0 {
+			b = append(b, xffPrior...)
+			b = append(b, ", "...)
+		}
+		b = append(b, c.peer...)
+		b = append(b, "\r\n"...)
+	}
+	host := r.host
+	if ex.trusted && len(xfHost) > 0 {
+		host = xfHost
+	}
+	if !e.edited([]byte("X-Forwarded-Host")) {
+		b = appendField(b, []byte("X-Forwarded-Host"), host)
+	}
+	proto := []byte("http")
+	if ex.trusted && len(xfProto) > 0 {
+		proto = xfProto
+	}
+	if !e.edited([]byte("X-Forwarded-Proto")) {
+		b = appendField(b, []byte("X-Forwarded-Proto"), proto)
+	}
+	if ex.clientIP != "" && !e.edited([]byte("X-Real-Ip")) {
+		b = append(b, "X-Real-Ip: "...)
+		b = append(b, ex.clientIP...)
+		b = append(b, "\r\n"...)
+	}
+	if stripping && !e.edited([]byte("X-Forwarded-Prefix")) {
+		b = append(b, "X-Forwarded-Prefix: "...)
+		b = append(b, e.prefixHeader[0]...)
+		b = append(b, "\r\n"...)
+	}
+	for i := range e.set {
+		s := &e.set[i]
+		if s.name == "User-Agent" && strings.TrimSpace(s.value[0]) == "" {
+			continue
+		}
+		b = append(b, s.name...)
+		b = append(b, ": "...)
+		b = append(b, strings.TrimSpace(s.value[0])...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	c.out = b
+}
+
+func appendField(b, name, value []byte) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	return append(b, "\r\n"...)
+}
+
+// proxy makes the attempts of one request, as entry.RoundTrip does, and
+// relays the answer. It reports whether the client connection stays open.
+func (c *fconn) proxy(e *entry, ex *exchange) bool {
+	up := e.route.Upstream
+	tr := up.Transport.(*Transport)
+	var deadline time.Time
+	if t := e.route.Timeout; t > 0 {
+		deadline = ex.start.Add(t)
+	}
+	ep, err := e.route.Balancer.Pick(ex.hashKey)
+	if err != nil {
+		return c.fail(ex, failNoEndpoint, err)
+	}
+	c.armWatch()
+	for attempt := 1; ; attempt++ {
+		ex.attempts = attempt
+		ex.addr = ep.Addr
+		ex.tried = append(ex.tried, ep.Addr)
+		uc, kind, err := c.attempt(tr, e, ep, deadline)
+		if uc == nil && c.gone.Load() {
+			kind = failClientGone
+		}
+		if up.Reporter != nil {
+			if o, ok := outcome(kind); ok {
+				up.Reporter.Report(ep.Addr, o)
+			}
+		}
+		if next, ok := e.retry(ex, c.req.method, kind, attempt); ok {
+			if uc != nil {
+				uc.close()
+			}
+			e.done(ep)
+			ep = next
+			continue
+		}
+		c.disarmWatch()
+		if uc == nil {
+			e.done(ep)
+			return c.fail(ex, kind, err)
+		}
+		keep := c.relay(uc, ex)
+		e.done(ep)
+		return keep
+	}
+}
+
+// attempt sends the request to ep and reads the response head into c.res.
+// On success (an answer, 5xx included) it returns the connection, which
+// the body is then read from; on failure the connection is closed.
+func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline time.Time) (*upConn, failKind, error) {
+	addr := ep.Addr
+	if !strings.Contains(addr, ":") {
+		addr += ":80"
+	}
+	p := tr.pool(addr)
+	uc := p.idle1()
+	fresh := uc == nil
+	if fresh {
+		var err error
+		if uc, err = tr.dialBy(p, deadline); err != nil {
+			return nil, dialFailure(err, deadline), err
+		}
+	}
+	host := ep.Addr
+	if e.route.Upstream.PassHostHeader {
+		host = bstr(c.req.host)
+	}
+	for {
+		if !c.watchUpstream(uc) {
+			uc.close()
+			return nil, failClientGone, errClientGone
+		}
+		err := c.roundTripHead(uc, host, deadline)
+		if err == nil {
+			if c.res.status >= 500 {
+				return uc, failServerError, nil
+			}
+			return uc, failNone, nil
+		}
+		stale := uc.reused && uc.nread == 0
+		uc.close()
+		kind := ioFailure(err, deadline)
+		if c.gone.Load() {
+			kind = failClientGone
+		}
+		if fresh || !stale || kind == failRouteTimeout || kind == failClientGone {
+			return nil, kind, err
+		}
+		// A kept-alive connection the endpoint had closed: nothing was
+		// processed, so try once more on a fresh one (net/http's rule;
+		// every fast-path method is idempotent).
+		fresh = true
+		if uc, err = tr.dialBy(p, deadline); err != nil {
+			return nil, dialFailure(err, deadline), err
+		}
+	}
+}
+
+// dialFailure classifies a dial error.
+func dialFailure(err error, deadline time.Time) failKind {
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return failRouteTimeout
+	}
+	return failConnect
+}
+
+// ioFailure classifies an error of an exchange after the dial.
+func ioFailure(err error, deadline time.Time) failKind {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return failRouteTimeout
+		}
+		return failTimeout
+	}
+	return failBackend
+}
+
+// roundTripHead writes the request on uc and reads the final response
+// head into c.res, passing informational answers on to the client.
+func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error {
+	uc.nread, uc.nwritten = 0, 0
+	dl := deadline
+	if t := uc.pool.t.cfg.ResponseHeaderTimeout; t > 0 {
+		if hd := time.Now().Add(t); dl.IsZero() || hd.Before(dl) {
+			dl = hd
+		}
+	}
+	uc.setDeadline(dl, uc.pool.t.cfg.ResponseHeaderTimeout, !deadline.IsZero())
+	_, _ = uc.bw.Write(c.out[:c.hostAt])
+	_, _ = uc.bw.WriteString(host)
+	_, _ = uc.bw.Write(c.out[c.hostAt:])
+	if err := uc.bw.Flush(); err != nil {
+		return err
+	}
+	for {
+		n, err := readResponseHead(uc.br)
+		if err != nil {
+			return err
+		}
+		if err := c.res.parse(uc.br, n); err != nil {
+			return err
+		}
+		if c.res.status >= 200 {
+			return nil
+		}
+		if c.res.status == http.StatusSwitchingProtocols {
+			return errUnaskedSwitch
+		}
+		// An informational answer (103 Early Hints): pass it on.
+		c.writeHead(false)
+		_, _ = uc.br.Discard(n)
+		if err := c.bw.Flush(); err != nil {
+			return errClientGone
+		}
+	}
+}
+
+var (
+	errUnaskedSwitch = errors.New("proxy: upstream switched protocols unasked")
+	errClientGone    = errors.New("proxy: the client went away")
+)
+
+// fail answers a request that got no response, as handleError does.
+func (c *fconn) fail(ex *exchange, kind failKind, err error) bool {
+	ex.fail = kind
+	if kind == failClientGone {
+		ex.sw.status = StatusClientClosedRequest // nobody is listening
+		return false
+	}
+	h := c.s.h
+	if debugEnabled(h.log) {
+		h.log.WithFields(logrus.Fields{
+			"route": ex.e.route.Name, "service": ex.e.service, "endpoint": ex.addr, "attempts": ex.attempts,
+		}).WithError(err).Debug("proxied request failed")
+	}
+	var w bufferedResponse
+	writeFailure(&w, ex, kind)
+	ex.sw.status, ex.sw.size = w.status, int64(len(w.body))
+	c.bw.WriteString("HTTP/1.1 ")
+	c.bw.WriteString(strconv.Itoa(w.status))
+	c.bw.WriteByte(' ')
+	c.bw.WriteString(http.StatusText(w.status))
+	c.bw.WriteString("\r\n")
+	for name, vals := range w.h {
+		for _, v := range vals {
+			c.bw.WriteString(name)
+			c.bw.WriteString(": ")
+			c.bw.WriteString(v)
+			c.bw.WriteString("\r\n")
+		}
+	}
+	c.bw.WriteString("Date: ")
+	c.bw.Write(httpDate())
+	c.bw.WriteString("\r\n\r\n")
+	if c.req.method != http.MethodHead {
+		c.bw.Write(w.body)
+	}
+	return c.bw.Flush() == nil
+}
+
+// bufferedResponse is the http.ResponseWriter of an error answer on the
+// fast path.
+type bufferedResponse struct {
+	h      http.Header
+	status int
+	body   []byte
+}
+
+func (w *bufferedResponse) Header() http.Header {
+	if w.h == nil {
+		w.h = make(http.Header, 4)
+	}
+	return w.h
+}
+
+func (w *bufferedResponse) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+func (w *bufferedResponse) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+// finish reports the request to metrics and the access log, as
+// Handler.finish does.
+func (c *fconn) finish(ex *exchange) {
+	h := c.s.h
+	d := time.Since(ex.start)
+	status := ex.sw.status
+	if h.metrics != nil {
+		h.metrics.ObserveRequest(ex.e.route, c.req.method, status, d, ex.attempts)
+	}
+	if h.access != nil {
+		h.access.recordFields(ex, c.remoteAddr, c.req.method, bstr(c.req.host), bstr(c.req.target), "HTTP/1.1", status, d)
+	}
+}

@@ -1,0 +1,513 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// fastResponse is an upstream response head parsed in place in the
+// upstream connection's read buffer.
+type fastResponse struct {
+	n       int    // the head's length
+	code    []byte // the three status digits
+	reason  []byte
+	status  int
+	hdrs    []hdrLine
+	conn    [][]byte // the Connection values, naming hop-by-hop fields
+	clen    int64    // -1: none
+	chunked bool
+	close   bool // the upstream connection cannot be reused
+	hasDate bool
+}
+
+// The kinds of response header fields (hdrLine.kind).
+const (
+	rkOther hdrKind = iota
+	rkHop           // removed: hop-by-hop
+	rkConnection
+	rkTE
+	rkCL
+	rkTrailer
+	rkDate
+)
+
+var errBadResponse = errors.New("proxy: malformed response from upstream")
+
+// errBigHead marks a response head larger than the connection's buffer; it
+// is read by net/http's parser instead (slowResponse).
+var errBigHead = errors.New("proxy: response head larger than the buffer")
+
+// readResponseHead reads until br holds a whole response head and returns
+// its length; errBigHead when it does not fit, errBadResponse for bare LF
+// line ends.
+func readResponseHead(br *bufio.Reader) (int, error) {
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		switch n := headEnd(buf); {
+		case n > 0:
+			return n, nil
+		case n < 0:
+			return 0, errBadResponse
+		}
+		if len(buf) == br.Size() {
+			return 0, errBigHead
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			if err == io.EOF && len(buf) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+	}
+}
+
+func classifyResponseHeader(name []byte) hdrKind {
+	switch len(name) {
+	case 2:
+		if bytes.EqualFold(name, []byte("Te")) {
+			return rkHop
+		}
+	case 4:
+		if bytes.EqualFold(name, []byte("Date")) {
+			return rkDate
+		}
+	case 7:
+		switch {
+		case bytes.EqualFold(name, []byte("Upgrade")):
+			return rkHop
+		case bytes.EqualFold(name, []byte("Trailer")):
+			return rkTrailer
+		}
+	case 10:
+		switch {
+		case bytes.EqualFold(name, []byte("Connection")):
+			return rkConnection
+		case bytes.EqualFold(name, []byte("Keep-Alive")):
+			return rkHop
+		}
+	case 14:
+		if bytes.EqualFold(name, []byte("Content-Length")) {
+			return rkCL
+		}
+	case 16:
+		if bytes.EqualFold(name, []byte("Proxy-Connection")) {
+			return rkHop
+		}
+	case 17:
+		if bytes.EqualFold(name, []byte("Transfer-Encoding")) {
+			return rkTE
+		}
+	case 18:
+		if bytes.EqualFold(name, []byte("Proxy-Authenticate")) {
+			return rkHop
+		}
+	case 19:
+		if bytes.EqualFold(name, []byte("Proxy-Authorization")) {
+			return rkHop
+		}
+	}
+	return rkOther
+}
+
+// parse parses the response head, the first n bytes of br.
+func (res *fastResponse) parse(br *bufio.Reader, n int) error {
+	b, _ := br.Peek(n)
+	res.n = n
+	res.hdrs = res.hdrs[:0]
+	res.conn = res.conn[:0]
+	res.clen, res.chunked, res.close, res.hasDate = -1, false, false, false
+
+	eol := bytes.IndexByte(b, '\n')
+	line := b[:eol-1]
+	b = b[eol+1:]
+	// "HTTP/1.x NNN[ reason]"
+	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' {
+		return errBadResponse
+	}
+	http10 := line[7] == '0'
+	res.code = line[9:12]
+	res.status = 0
+	for _, d := range res.code {
+		if d < '0' || d > '9' {
+			return errBadResponse
+		}
+		res.status = res.status*10 + int(d-'0')
+	}
+	if res.status < 100 {
+		return errBadResponse
+	}
+	res.reason = nil
+	if len(line) > 12 {
+		if line[12] != ' ' {
+			return errBadResponse
+		}
+		res.reason = line[13:]
+	}
+
+	keepAlive := false
+	for len(b) > 2 {
+		eol = bytes.IndexByte(b, '\n')
+		line = b[:eol-1]
+		b = b[eol+1:]
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !validFieldName(line[:colon]) {
+			return errBadResponse
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		if !validFieldValue(value) {
+			return errBadResponse
+		}
+		kind := classifyResponseHeader(name)
+		switch kind {
+		case rkConnection:
+			res.conn = append(res.conn, value)
+			if hasTokenBytes(value, "close") {
+				res.close = true
+			}
+			if hasTokenBytes(value, "keep-alive") {
+				keepAlive = true
+			}
+		case rkTE:
+			if res.chunked || !bytes.EqualFold(value, []byte("chunked")) {
+				return errBadResponse // net/http's client refuses other codings too
+			}
+			res.chunked = true
+		case rkCL:
+			v, err := strconv.ParseUint(bstr(value), 10, 63)
+			if err != nil || len(value) == 0 || value[0] == '+' || (res.clen >= 0 && int64(v) != res.clen) {
+				return errBadResponse
+			}
+			res.clen = int64(v)
+		case rkDate:
+			res.hasDate = true
+		}
+		res.hdrs = append(res.hdrs, hdrLine{name: name, value: value, kind: kind})
+	}
+	if http10 && !keepAlive {
+		res.close = true
+	}
+	return nil
+}
+
+// namedByConnection reports whether a Connection field of the response
+// names the field name.
+func (res *fastResponse) namedByConnection(name []byte) bool {
+	for _, v := range res.conn {
+		for len(v) > 0 {
+			item := v
+			if i := bytes.IndexByte(v, ','); i >= 0 {
+				item, v = v[:i], v[i+1:]
+			} else {
+				v = nil
+			}
+			if bytes.EqualFold(trimOWS(item), name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasBody reports whether the final response carries a body for a
+// request with method.
+func (res *fastResponse) hasBody(method string) bool {
+	return method != http.MethodHead && res.status != http.StatusNoContent && res.status != http.StatusNotModified
+}
+
+// writeHead writes the response head in c.res to the client, filtered as
+// the direct path filters it: hop-by-hop fields and those Connection
+// names removed, the framing of the relayed body, a Date when the
+// upstream sent none, and Connection: close when the client connection
+// ends after it.
+func (c *fconn) writeHead(final bool) {
+	res := &c.res
+	w := c.bw
+	_, _ = w.WriteString("HTTP/1.1 ")
+	_, _ = w.Write(res.code)
+	_ = w.WriteByte(' ')
+	_, _ = w.Write(res.reason)
+	_, _ = w.WriteString("\r\n")
+	body := final && res.hasBody(c.req.method)
+	for i := range res.hdrs {
+		l := &res.hdrs[i]
+		switch l.kind {
+		case rkHop, rkConnection, rkTE:
+			continue
+		case rkCL:
+			if res.chunked {
+				continue // Transfer-Encoding wins
+			}
+		case rkTrailer:
+			if !res.chunked || !body {
+				continue // net/http keeps trailers of chunked bodies only
+			}
+		}
+		if len(res.conn) > 0 && res.namedByConnection(l.name) {
+			continue
+		}
+		_, _ = w.Write(l.name)
+		_, _ = w.WriteString(": ")
+		_, _ = w.Write(l.value)
+		_, _ = w.WriteString("\r\n")
+	}
+	if !final {
+		_, _ = w.WriteString("\r\n")
+		return
+	}
+	if body && (res.chunked || res.clen < 0) {
+		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if !res.hasDate {
+		_, _ = w.WriteString("Date: ")
+		_, _ = w.Write(httpDate())
+		_, _ = w.WriteString("\r\n")
+	}
+	if c.req.close || c.s.closing.Load() {
+		_, _ = w.WriteString("Connection: close\r\n")
+	}
+	_, _ = w.WriteString("\r\n")
+}
+
+// relay sends the response in c.res, whose head is still in uc's buffer,
+// to the client, and then releases uc. It reports whether the client
+// connection stays usable: a body that breaks off midway closes it, so
+// that the client cannot take a part for the whole.
+func (c *fconn) relay(uc *upConn, ex *exchange) bool {
+	res := &c.res
+	ex.sw.status = res.status
+	c.writeHead(true)
+	_, _ = uc.br.Discard(res.n)
+	keepUp := !res.close
+	var err error
+	switch {
+	case !res.hasBody(c.req.method):
+	case res.chunked:
+		err = c.relayChunked(uc, ex)
+	case res.clen >= 0:
+		err = c.relayN(uc, res.clen, ex)
+	default:
+		err = c.relayToEOF(uc, ex)
+		keepUp = false
+	}
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		uc.close()
+		return false
+	}
+	uc.release(noStop, keepUp)
+	return true
+}
+
+// noStop is the stop function of a fast-path exchange: it has no context
+// watching it.
+func noStop() bool { return true }
+
+// fill makes sure uc's buffer holds at least one byte, flushing what the
+// client has been sent so far before it may block (so streams flow) and
+// lifting the response-header deadline, which does not bound bodies.
+func (c *fconn) fill(uc *upConn) error {
+	if uc.br.Buffered() > 0 {
+		return nil
+	}
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	uc.clearDeadline()
+	_, err := uc.br.Peek(1)
+	return err
+}
+
+// relayN relays n body bytes.
+func (c *fconn) relayN(uc *upConn, n int64, ex *exchange) error {
+	for n > 0 {
+		if uc.br.Buffered() == 0 && n >= int64(uc.br.Size()) {
+			// A large body: read straight into a big buffer and write
+			// straight out, past both bufio buffers.
+			if err := c.bw.Flush(); err != nil {
+				return err
+			}
+			uc.clearDeadline()
+			buf := sharedBufferPool.Get()
+			nr, err := uc.br.Read(buf[:min(int64(len(buf)), n)])
+			if nr > 0 {
+				if _, werr := c.bw.Write(buf[:nr]); werr != nil {
+					sharedBufferPool.Put(buf)
+					return werr
+				}
+				n -= int64(nr)
+				ex.sw.size += int64(nr)
+			}
+			sharedBufferPool.Put(buf)
+			if err != nil && n > 0 {
+				return unexpected(err)
+			}
+			continue
+		}
+		if err := c.fill(uc); err != nil {
+			return unexpected(err)
+		}
+		k := int(min(int64(uc.br.Buffered()), n))
+		b, _ := uc.br.Peek(k)
+		if _, err := c.bw.Write(b); err != nil {
+			return err
+		}
+		_, _ = uc.br.Discard(k)
+		n -= int64(k)
+		ex.sw.size += int64(k)
+	}
+	return nil
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// relayChunked relays a chunked body as it comes, chunk sizes, extensions
+// and trailer fields included, checking its framing.
+func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
+	for {
+		if err := c.fill(uc); err != nil {
+			return unexpected(err)
+		}
+		line, err := uc.br.ReadSlice('\n')
+		if err != nil {
+			return unexpected(err)
+		}
+		size, ok := chunkSize(line)
+		if !ok {
+			return errBadResponse
+		}
+		if _, err := c.bw.Write(line); err != nil {
+			return err
+		}
+		if size == 0 {
+			// The trailer section, through its empty line.
+			for {
+				if err := c.fill(uc); err != nil {
+					return unexpected(err)
+				}
+				line, err := uc.br.ReadSlice('\n')
+				if err != nil {
+					return unexpected(err)
+				}
+				if len(line) < 2 || line[len(line)-2] != '\r' {
+					return errBadResponse
+				}
+				if len(line) > 2 {
+					colon := bytes.IndexByte(line, ':')
+					if colon <= 0 || !validFieldName(line[:colon]) ||
+						!validFieldValue(trimOWS(line[colon+1:len(line)-2])) {
+						return errBadResponse
+					}
+				}
+				if _, err := c.bw.Write(line); err != nil {
+					return err
+				}
+				if len(line) == 2 {
+					return nil
+				}
+			}
+		}
+		if err := c.relayN(uc, size, ex); err != nil {
+			return err
+		}
+		if err := c.fill(uc); err != nil {
+			return unexpected(err)
+		}
+		crlf, err := uc.br.Peek(2)
+		if err != nil {
+			return unexpected(err)
+		}
+		if crlf[0] != '\r' || crlf[1] != '\n' {
+			return errBadResponse
+		}
+		if _, err := c.bw.Write(crlf); err != nil {
+			return err
+		}
+		_, _ = uc.br.Discard(2)
+	}
+}
+
+// chunkSize parses a chunk-size line ("1a;ext=v\r\n").
+func chunkSize(line []byte) (int64, bool) {
+	if len(line) < 3 || line[len(line)-2] != '\r' {
+		return 0, false
+	}
+	line = line[:len(line)-2]
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	line = trimOWS(line)
+	if len(line) == 0 || len(line) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, ch := range line {
+		switch {
+		case '0' <= ch && ch <= '9':
+			n = n<<4 | int64(ch-'0')
+		case 'a' <= ch && ch <= 'f':
+			n = n<<4 | int64(ch-'a'+10)
+		case 'A' <= ch && ch <= 'F':
+			n = n<<4 | int64(ch-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return n, true
+}
+
+// relayToEOF relays a body delimited by the upstream closing the
+// connection, as chunks, so that the client connection stays open.
+func (c *fconn) relayToEOF(uc *upConn, ex *exchange) error {
+	var hex [16]byte
+	for {
+		if err := c.fill(uc); err != nil {
+			if err == io.EOF {
+				_, err = c.bw.WriteString("0\r\n\r\n")
+				return err
+			}
+			return err
+		}
+		b, _ := uc.br.Peek(uc.br.Buffered())
+		_, _ = c.bw.Write(strconv.AppendInt(hex[:0], int64(len(b)), 16))
+		_, _ = c.bw.WriteString("\r\n")
+		_, _ = c.bw.Write(b)
+		if _, err := c.bw.WriteString("\r\n"); err != nil {
+			return err
+		}
+		_, _ = uc.br.Discard(len(b))
+		ex.sw.size += int64(len(b))
+	}
+}
+
+// httpDate returns the current time as an HTTP date, formatted once per
+// second. The slice must not be modified.
+func httpDate() []byte {
+	now := time.Now()
+	sec := now.Unix()
+	if d := cachedDate.Load(); d != nil && d.sec == sec {
+		return d.b
+	}
+	d := &dateCache{sec: sec, b: now.UTC().AppendFormat(make([]byte, 0, 29), http.TimeFormat)}
+	cachedDate.Store(d)
+	return d.b
+}
+
+type dateCache struct {
+	sec int64
+	b   []byte
+}
+
+var cachedDate atomic.Pointer[dateCache]

@@ -1,0 +1,288 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server serves a proxy listener. Plain HTTP/1.1 requests — no body, no
+// protocol switch, no 100-continue, an ordinary target, a route on the
+// direct path — are proxied on the connection's own goroutine by the fast
+// path (fastpath.go): the request head is parsed in place in the read
+// buffer and forwarded as bytes, the response head is filtered as bytes and
+// its body relayed, with no http.Request, header maps or per-request
+// goroutines. The first request of a connection the fast path does not
+// take hands the connection, its buffered bytes included, to a standard
+// net/http server running the Handler, which serves it from then on: every
+// behaviour of the Handler (bodies, WebSockets, trailers, 100-continue,
+// HTTP/1.0, malformed requests and their 400s) is net/http's and the
+// Handler's.
+//
+// The fast path keeps the Handler's behaviour for what it serves: the
+// route match, path cleaning, hop-by-hop and forwarding headers, the
+// route's header edits, retries, passive health reports, Route.Timeout,
+// error statuses, metrics and the access log. What it does not do is watch
+// an idle-looking client while the upstream works: a client that goes
+// away mid-request is noticed when its answer is written (as nginx does by
+// default for HTTP/1.1).
+type Server struct {
+	h   *Handler
+	cfg ServerConfig
+	hs  *http.Server
+	hl  *handoffListener
+
+	mu       sync.Mutex
+	conns    map[*fconn]struct{}
+	lns      map[net.Listener]struct{}
+	closing  atomic.Bool
+	handoffs atomic.Bool // hs.Serve is running
+	wg       sync.WaitGroup
+}
+
+// ServerConfig is an entry point's limits, with net/http.Server's meaning.
+type ServerConfig struct {
+	// ReadHeaderTimeout bounds reading a request head; 0 means none.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request; 0 means none.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response; 0 means none.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request of a keep-alive
+	// connection; 0 means ReadTimeout, and both 0 means none.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes limits a request head; 0 means net/http's default.
+	MaxHeaderBytes int
+	// BaseContext is the parent of every request context on the net/http
+	// path (upgraded connections end with it). Nil means Background.
+	BaseContext context.Context
+	// DisableFastPath hands every connection to net/http.
+	DisableFastPath bool
+}
+
+// NewServer returns a Server for h.
+func NewServer(h *Handler, cfg ServerConfig) *Server {
+	s := &Server{
+		h:     h,
+		cfg:   cfg,
+		conns: make(map[*fconn]struct{}),
+		lns:   make(map[net.Listener]struct{}),
+	}
+	s.hl = newHandoffListener()
+	base := cfg.BaseContext
+	if base == nil {
+		base = context.Background()
+	}
+	s.hs = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown or Close, and returns
+// http.ErrServerClosed then (or the listener's error).
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.trackListener(ln, true) {
+		return http.ErrServerClosed
+	}
+	defer s.trackListener(ln, false)
+	if s.handoffs.CompareAndSwap(false, true) {
+		s.wg.Go(func() { _ = s.hs.Serve(s.hl) })
+	}
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: back off as
+				// net/http does, up to a second.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay) // a back-off, not synchronisation
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if s.cfg.DisableFastPath {
+			s.handoff(nc)
+			continue
+		}
+		c := newFconn(s, nc)
+		if !s.trackConn(c, true) {
+			_ = nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) trackListener(ln net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing.Load() {
+			return false
+		}
+		s.lns[ln] = struct{}{}
+	} else {
+		delete(s.lns, ln)
+	}
+	return true
+}
+
+func (s *Server) trackConn(c *fconn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing.Load() {
+			return false
+		}
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+	return true
+}
+
+// handoff gives nc (with the bytes already read into br, if any) to the
+// net/http server.
+func (s *Server) handoff(nc net.Conn) {
+	if !s.hl.push(nc) {
+		_ = nc.Close()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, and waits until the
+// requests in flight finish (each fast connection closes after its current
+// answer) or ctx ends, like http.Server.Shutdown.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.beginClose()
+	hsErr := make(chan error, 1)
+	go func() { hsErr <- s.hs.Shutdown(ctx) }()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if s.closeIdle() == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			s.closeAll()
+			<-hsErr
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return <-hsErr
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.beginClose()
+	s.closeAll()
+	return s.hs.Close()
+}
+
+func (s *Server) beginClose() {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for ln := range s.lns {
+		_ = ln.Close()
+	}
+	s.mu.Unlock()
+	s.hl.close()
+}
+
+// closeIdle closes the fast connections waiting for a request and returns
+// how many connections remain.
+func (s *Server) closeIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.closeIfIdle()
+	}
+	return len(s.conns)
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.nc.Close()
+	}
+}
+
+// handoffListener is the net.Listener of the net/http server: it yields
+// the connections the fast path hands over.
+type handoffListener struct {
+	ch     chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+	addr   net.Addr
+	closed atomic.Bool
+}
+
+func newHandoffListener() *handoffListener {
+	return &handoffListener{ch: make(chan net.Conn), done: make(chan struct{}), addr: handoffAddr{}}
+}
+
+func (l *handoffListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) close() { l.once.Do(func() { close(l.done) }) }
+
+func (l *handoffListener) Close() error { l.close(); return nil }
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }
+
+type handoffAddr struct{}
+
+func (handoffAddr) Network() string { return "tcp" }
+func (handoffAddr) String() string  { return "zkgate-handoff" }
+
+// bufferedConn is a connection whose first bytes were already read into
+// br: net/http reads them first.
+type bufferedConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) {
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return c.br.Read(p)
+		}
+		c.br = nil
+	}
+	return c.Conn.Read(p)
+}
