@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net"
+	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -51,6 +52,7 @@ type fconn struct {
 
 	req    fastRequest
 	res    fastResponse
+	slow   *http.Response // a response head too large for res (readSlowHead)
 	out    []byte // the outbound request head without its Host value
 	hostAt int    // where in out the Host value goes
 	ex     exchange

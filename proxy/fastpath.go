@@ -375,6 +375,7 @@ func ioFailure(err error, deadline time.Time) failKind {
 // head into c.res, passing informational answers on to the client.
 func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error {
 	uc.nread, uc.nwritten = 0, 0
+	c.slow = nil
 	dl := deadline
 	if t := uc.pool.t.cfg.ResponseHeaderTimeout; t > 0 {
 		if hd := time.Now().Add(t); dl.IsZero() || hd.Before(dl) {
@@ -390,6 +391,9 @@ func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error
 	}
 	for {
 		n, err := readResponseHead(uc.br)
+		if err == errBigHead {
+			return c.readSlowHead(uc)
+		}
 		if err != nil {
 			return err
 		}

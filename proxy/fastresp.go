@@ -279,6 +279,9 @@ func (c *fconn) writeHead(final bool) {
 // connection stays usable: a body that breaks off midway closes it, so
 // that the client cannot take a part for the whole.
 func (c *fconn) relay(uc *upConn, ex *exchange) bool {
+	if c.slow != nil {
+		return c.relaySlow(uc, ex)
+	}
 	res := &c.res
 	ex.sw.status = res.status
 	c.writeHead(true)
@@ -511,3 +514,127 @@ type dateCache struct {
 }
 
 var cachedDate atomic.Pointer[dateCache]
+
+// readSlowHead reads a response head too large for the connection's
+// buffer with net/http's parser, passing informational answers on, into
+// c.slow; c.res.status is set for the attempt's classification.
+func (c *fconn) readSlowHead(uc *upConn) error {
+	for {
+		res, err := http.ReadResponse(uc.br, &http.Request{Method: c.req.method})
+		if err != nil {
+			return err
+		}
+		c.res.status = res.StatusCode
+		if res.StatusCode >= 200 {
+			c.slow = res
+			return nil
+		}
+		if res.StatusCode == http.StatusSwitchingProtocols {
+			return errUnaskedSwitch
+		}
+		removeHopByHop(res.Header)
+		c.writeSlowHead(res, false, false)
+		if err := c.bw.Flush(); err != nil {
+			return errClientGone
+		}
+	}
+}
+
+// writeSlowHead writes the head of res, whose hop-by-hop fields are gone.
+func (c *fconn) writeSlowHead(res *http.Response, final, chunked bool) {
+	w := c.bw
+	_, _ = w.WriteString("HTTP/1.1 ")
+	_, _ = w.WriteString(strconv.Itoa(res.StatusCode))
+	_ = w.WriteByte(' ')
+	reason := http.StatusText(res.StatusCode)
+	if len(res.Status) > 4 {
+		reason = res.Status[4:]
+	}
+	_, _ = w.WriteString(reason)
+	_, _ = w.WriteString("\r\n")
+	for name, vals := range res.Header {
+		for _, v := range vals {
+			writeField(w, name, v)
+		}
+	}
+	if !final {
+		_, _ = w.WriteString("\r\n")
+		return
+	}
+	if chunked {
+		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
+		if len(res.Trailer) > 0 {
+			_, _ = w.WriteString("Trailer: ")
+			first := true
+			for k := range res.Trailer {
+				if !first {
+					_, _ = w.WriteString(", ")
+				}
+				first = false
+				_, _ = w.WriteString(k)
+			}
+			_, _ = w.WriteString("\r\n")
+		}
+	}
+	if res.Header["Date"] == nil {
+		_, _ = w.WriteString("Date: ")
+		_, _ = w.Write(httpDate())
+		_, _ = w.WriteString("\r\n")
+	}
+	if c.req.close || c.s.closing.Load() {
+		_, _ = w.WriteString("Connection: close\r\n")
+	}
+	_, _ = w.WriteString("\r\n")
+}
+
+// relaySlow is relay for a response read by readSlowHead.
+func (c *fconn) relaySlow(uc *upConn, ex *exchange) bool {
+	res := c.slow
+	c.slow = nil
+	ex.sw.status = res.StatusCode
+	removeHopByHop(res.Header)
+	hasBody := res.Body != http.NoBody
+	chunked := hasBody && res.ContentLength < 0
+	c.writeSlowHead(res, true, chunked)
+	buf := sharedBufferPool.Get()
+	defer sharedBufferPool.Put(buf)
+	var err error
+	for err == nil && hasBody {
+		var n int
+		n, err = res.Body.Read(buf)
+		if n > 0 {
+			if chunked {
+				_, _ = c.bw.WriteString(strconv.FormatInt(int64(n), 16))
+				_, _ = c.bw.WriteString("\r\n")
+			}
+			_, _ = c.bw.Write(buf[:n])
+			if chunked {
+				_, _ = c.bw.WriteString("\r\n")
+			}
+			ex.sw.size += int64(n)
+			if ferr := c.bw.Flush(); ferr != nil {
+				uc.close()
+				return false
+			}
+		}
+	}
+	if err != nil && err != io.EOF {
+		uc.close()
+		return false
+	}
+	if chunked {
+		_, _ = c.bw.WriteString("0\r\n")
+		for k, vv := range res.Trailer {
+			for _, v := range vv {
+				writeField(c.bw, k, v)
+			}
+		}
+		_, _ = c.bw.WriteString("\r\n")
+	}
+	if err := c.bw.Flush(); err != nil {
+		uc.close()
+		return false
+	}
+	uc.release(noStop, !res.Close && uc.br.Buffered() == 0)
+	return true
+}
