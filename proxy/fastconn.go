@@ -53,8 +53,8 @@ type fconn struct {
 	req    fastRequest
 	res    fastResponse
 	slow   *http.Response // a response head too large for res (readSlowHead)
-	out    []byte // the outbound request head without its Host value
-	hostAt int    // where in out the Host value goes
+	out    []byte         // the outbound request head without its Host value
+	hostAt int            // where in out the Host value goes
 	ex     exchange
 }
 
