@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -17,13 +16,13 @@ import (
 // AccessLogOptions tunes an AccessLog. Zero fields take the defaults given.
 type AccessLogOptions struct {
 	// QueueSize is the number of lines that may wait for the writer; when
-	// the queue is full, lines are dropped and counted (see Dropped)
+	// that many wait, further lines are dropped and counted (see Dropped)
 	// rather than slowing requests down. Default 8192.
 	QueueSize int
-	// FlushInterval is how often buffered lines are flushed to the
-	// writer. Default 1s.
+	// FlushInterval is how often waiting lines are written. Default 1s.
 	FlushInterval time.Duration
-	// BufferSize is the size of the write buffer. Default 64 KiB.
+	// BufferSize is the size of waiting lines past which they are written
+	// at once rather than at the next FlushInterval. Default 64 KiB.
 	BufferSize int
 	// Logger receives write errors (once per failing run). Nil discards.
 	Logger logrus.FieldLogger
@@ -45,18 +44,28 @@ type AccessLogOptions struct {
 // and RetryAttempts the number of endpoints tried after the first. Fields
 // that do not apply (no route matched) are empty strings.
 //
-// Lines are encoded on the request's goroutine into pooled buffers and
-// written by one background goroutine through a buffered writer, so a slow
-// disk never blocks a request. Close flushes and stops it.
+// A request's goroutine encodes its line straight into a shared batch,
+// under a mutex held for the encoding only; one background goroutine takes
+// the whole batch and writes it with one Write every FlushInterval, or at
+// once when it passes BufferSize. So a request pays for no allocation, no
+// channel send and no goroutine wake-up, and a slow disk never blocks it:
+// past QueueSize waiting lines, lines are dropped and counted. Close
+// writes what waits and stops the writer.
 type AccessLog struct {
-	queue    chan *[]byte
-	w        io.Writer
-	out      *bufio.Writer
-	interval time.Duration
-	log      logrus.FieldLogger
-	cancel   context.CancelFunc
-	done     chan struct{}
-	bufs     sync.Pool
+	w         io.Writer
+	interval  time.Duration
+	threshold int
+	maxLines  int
+	log       logrus.FieldLogger
+	cancel    context.CancelFunc
+	done      chan struct{}
+	kick      chan struct{} // cap 1: the batch passed threshold
+
+	mu      sync.Mutex
+	pending []byte // the waiting lines
+	lines   int    // how many
+	writing int    // lines of the batch being written: they wait too
+	spare   []byte // the batch last written, reused; writer goroutine only
 
 	closed   atomic.Bool
 	dropped  atomic.Uint64
@@ -72,8 +81,8 @@ const (
 	DefaultAccessLogBufferSize    = 64 << 10
 )
 
-// maxPooledLine is the largest line buffer returned to the pool.
-const maxPooledLine = 16 << 10
+// maxSpareBatch is the largest batch buffer kept for reuse.
+const maxSpareBatch = 1 << 20
 
 // NewAccessLog starts an access log writing to w. The caller keeps
 // ownership of w (a file, os.Stdout): Close does not close it.
@@ -95,28 +104,32 @@ func NewAccessLog(w io.Writer, opts AccessLogOptions) *AccessLog {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &AccessLog{
-		queue:    make(chan *[]byte, opts.QueueSize),
-		w:        w,
-		out:      bufio.NewWriterSize(w, opts.BufferSize),
-		interval: opts.FlushInterval,
-		log:      log.WithField("component", "accesslog"),
-		cancel:   cancel,
-		done:     make(chan struct{}),
+		w:         w,
+		interval:  opts.FlushInterval,
+		threshold: opts.BufferSize,
+		maxLines:  opts.QueueSize,
+		log:       log.WithField("component", "accesslog"),
+		cancel:    cancel,
+		done:      make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		pending:   make([]byte, 0, min(opts.BufferSize+opts.BufferSize/4, maxSpareBatch)),
 	}
 	go a.run(ctx)
 	return a
 }
 
-// Dropped returns the number of lines dropped because the queue was full or
+// Dropped returns the number of lines dropped because too many waited or
 // the log was closed.
 func (a *AccessLog) Dropped() uint64 { return a.dropped.Load() }
 
-// Close writes the queued lines, flushes them and stops the writer. Lines
-// logged after Close are dropped. It returns the flush error, if any, and
-// is safe to call more than once.
+// Close writes the waiting lines and stops the writer. Lines logged after
+// Close are dropped. It returns the last write's error, if any, and is safe
+// to call more than once.
 func (a *AccessLog) Close() error {
 	a.once.Do(func() {
+		a.mu.Lock()
 		a.closed.Store(true)
+		a.mu.Unlock()
 		a.cancel()
 		<-a.done
 	})
@@ -135,42 +148,43 @@ func (a *AccessLog) run(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		select {
-		case b := <-a.queue:
-			a.write(b)
+		case <-a.kick:
+			a.writeBatch()
 		case <-tick.C:
-			if a.out.Buffered() > 0 {
-				a.flush()
-			}
+			a.writeBatch()
 		case <-ctx.Done():
-			for {
-				select {
-				case b := <-a.queue:
-					a.write(b)
-				default:
-					a.closeErr = a.flush()
-					return
-				}
+			if err := a.writeBatch(); err != nil {
+				a.closeErr = fmt.Errorf("proxy: write access log: %w", err)
 			}
+			return
 		}
 	}
 }
 
-func (a *AccessLog) write(b *[]byte) {
-	_, err := a.out.Write(*b)
-	a.putBuf(b)
-	a.noteErr(err)
-}
-
-func (a *AccessLog) flush() error {
-	err := a.out.Flush()
-	a.noteErr(err)
-	if err != nil {
-		return fmt.Errorf("proxy: flush access log: %w", err)
+// writeBatch takes the waiting lines and writes them.
+func (a *AccessLog) writeBatch() error {
+	a.mu.Lock()
+	b := a.pending
+	a.pending, a.writing, a.lines = a.spare[:0], a.lines, 0
+	a.mu.Unlock()
+	if len(b) == 0 {
+		a.spare = b
+		return nil
 	}
-	return nil
+	_, err := a.w.Write(b)
+	a.mu.Lock()
+	a.writing = 0
+	a.mu.Unlock()
+	a.noteErr(err)
+	if cap(b) > maxSpareBatch {
+		b = nil
+	}
+	a.spare = b[:0]
+	return err
 }
 
-// noteErr logs the first error of a failing run and the recovery.
+// noteErr logs the first error of a failing run and the recovery. The
+// lines of a failed write are lost; later ones are written again.
 func (a *AccessLog) noteErr(err error) {
 	switch {
 	case err != nil && !a.failing:
@@ -180,28 +194,6 @@ func (a *AccessLog) noteErr(err error) {
 		a.failing = false
 		a.log.Info("access log writes recovered")
 	}
-	if err != nil {
-		// A bufio.Writer keeps its first error forever: drop the
-		// buffered lines and start over, so a passing failure (a full
-		// disk) does not end logging.
-		a.out.Reset(a.w)
-	}
-}
-
-func (a *AccessLog) getBuf() *[]byte {
-	if b, ok := a.bufs.Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, 0, 512)
-	return &b
-}
-
-func (a *AccessLog) putBuf(b *[]byte) {
-	if cap(*b) > maxPooledLine {
-		return
-	}
-	*b = (*b)[:0]
-	a.bufs.Put(b)
 }
 
 // record encodes the line of one request and queues it.
@@ -216,10 +208,6 @@ func (a *AccessLog) record(ex *exchange, r *http.Request, status int, d time.Dur
 // recordFields is record with the request's fields given one by one (the
 // fast path has no http.Request). The strings are not kept.
 func (a *AccessLog) recordFields(ex *exchange, remoteAddr, method, host, target, proto string, status int, d time.Duration) {
-	if a.closed.Load() {
-		a.dropped.Add(1)
-		return
-	}
 	var route, service string
 	if ex.e != nil {
 		route, service = ex.e.route.Name, ex.e.service
@@ -228,8 +216,13 @@ func (a *AccessLog) recordFields(ex *exchange, remoteAddr, method, host, target,
 	if retries < 0 {
 		retries = 0
 	}
-	bp := a.getBuf()
-	b := append((*bp)[:0], `{"time":"`...)
+	a.mu.Lock()
+	if a.closed.Load() || a.lines+a.writing >= a.maxLines {
+		a.mu.Unlock()
+		a.dropped.Add(1)
+		return
+	}
+	b := append(a.pending, `{"time":"`...)
 	b = ex.start.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","ClientAddr":`...)
 	b = appendJSONString(b, remoteAddr)
@@ -258,11 +251,14 @@ func (a *AccessLog) recordFields(ex *exchange, remoteAddr, method, host, target,
 	b = append(b, `,"RetryAttempts":`...)
 	b = strconv.AppendInt(b, int64(retries), 10)
 	b = append(b, "}\n"...)
-	*bp = b
-	select {
-	case a.queue <- bp:
-	default:
-		a.dropped.Add(1)
-		a.putBuf(bp)
+	a.pending = b
+	a.lines++
+	full := len(b) >= a.threshold
+	a.mu.Unlock()
+	if full {
+		select {
+		case a.kick <- struct{}{}:
+		default: // the writer has been told already
+		}
 	}
 }

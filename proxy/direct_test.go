@@ -19,13 +19,54 @@ import (
 // plainTransport hides a *Transport so that its routes take ReverseProxy.
 type plainTransport struct{ http.RoundTripper }
 
-// directFrontend starts the proxy serving routes and returns it with a
-// counter of the requests the direct path served.
+// plainMode is the frontend the direct-path tests run on: "fast" (a
+// Server with its fast path, as zkgate runs) or "nethttp" (every connection
+// on net/http, so that the Handler's direct path serves plain requests).
+var plainMode = "fast"
+
+// TestDirectPath runs every direct-path test on both frontends: the
+// behaviours of the plain-request paths are the same.
+func TestDirectPath(t *testing.T) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"TakenOnlyForPlainRequests", testDirectPathTakenOnlyForPlainRequests},
+		{"NotForOtherTransportsOrProtocolHeaders", testDirectPathNotForOtherTransportsOrProtocolHeaders},
+		{"SendsWhatReverseProxySends", testDirectPathSendsWhatReverseProxySends},
+		{"ServerSentEventsFlushedAtOnce", testDirectPathServerSentEventsFlushedAtOnce},
+		{"StreamWithoutLengthFlushed", testDirectPathStreamWithoutLengthFlushed},
+		{"Trailers", testDirectPathTrailers},
+		{"InformationalPassedOn", testDirectPathInformationalPassedOn},
+		{"RetriesAndReports", testDirectPathRetriesAndReports},
+		{"ErrorStatuses", testDirectPathErrorStatuses},
+		{"AbortsTruncatedBody", testDirectPathAbortsTruncatedBody},
+	}
+	for _, mode := range []string{"fast", "nethttp"} {
+		for _, tc := range tests {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				plainMode = mode
+				defer func() { plainMode = "fast" }()
+				tc.fn(t)
+			})
+		}
+	}
+}
+
+// directFrontend starts the proxy serving routes on the plainMode frontend
+// and returns it with a counter of the requests a plain-request path (the
+// fast path or the Handler's direct path) served.
 func directFrontend(t *testing.T, opts Options, routes ...*Route) (string, *atomic.Int64) {
 	t.Helper()
-	fe, h := newFrontend(t, opts, routes...)
+	rt, err := NewRouter(routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandler(rt, opts)
 	n := &atomic.Int64{}
 	h.onDirect = func() { n.Add(1) }
+	h.onFast = func() { n.Add(1) }
+	fe := startFrontend(t, h, ServerConfig{DisableFastPath: plainMode == "nethttp"})
 	return fe.URL, n
 }
 
@@ -36,7 +77,7 @@ func wantDirect(t *testing.T, n *atomic.Int64, want int64) {
 	}
 }
 
-func TestDirectPathTakenOnlyForPlainRequests(t *testing.T) {
+func testDirectPathTakenOnlyForPlainRequests(t *testing.T) {
 	be := newBackend(t, "a", nil)
 	url, n := directFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
 	cases := []struct {
@@ -82,7 +123,7 @@ func TestDirectPathTakenOnlyForPlainRequests(t *testing.T) {
 	}
 }
 
-func TestDirectPathNotForOtherTransportsOrProtocolHeaders(t *testing.T) {
+func testDirectPathNotForOtherTransportsOrProtocolHeaders(t *testing.T) {
 	be := newBackend(t, "a", nil)
 	plain := testUpstream(t, "plain")
 	plain.Transport = plainTransport{plain.Transport}
@@ -100,7 +141,7 @@ func TestDirectPathNotForOtherTransportsOrProtocolHeaders(t *testing.T) {
 
 // TestDirectPathSendsWhatReverseProxySends compares what an endpoint
 // receives, and what the client receives, through both paths.
-func TestDirectPathSendsWhatReverseProxySends(t *testing.T) {
+func testDirectPathSendsWhatReverseProxySends(t *testing.T) {
 	be := newBackend(t, "a", nil)
 	beResp := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "X-Resp-Hop")
@@ -180,7 +221,7 @@ func TestDirectPathSendsWhatReverseProxySends(t *testing.T) {
 	wantDirect(t, n, 2)
 }
 
-func TestDirectPathServerSentEventsFlushedAtOnce(t *testing.T) {
+func testDirectPathServerSentEventsFlushedAtOnce(t *testing.T) {
 	release := make(chan struct{})
 	be := newBackend(t, "sse", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -204,7 +245,7 @@ func TestDirectPathServerSentEventsFlushedAtOnce(t *testing.T) {
 	wantDirect(t, n, 1)
 }
 
-func TestDirectPathStreamWithoutLengthFlushed(t *testing.T) {
+func testDirectPathStreamWithoutLengthFlushed(t *testing.T) {
 	release := make(chan struct{})
 	be := newBackend(t, "s", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
@@ -225,7 +266,7 @@ func TestDirectPathStreamWithoutLengthFlushed(t *testing.T) {
 	wantDirect(t, n, 1)
 }
 
-func TestDirectPathTrailers(t *testing.T) {
+func testDirectPathTrailers(t *testing.T) {
 	be := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Checksum")
 		_, _ = io.WriteString(w, "body")
@@ -246,7 +287,7 @@ func TestDirectPathTrailers(t *testing.T) {
 	wantDirect(t, n, 1)
 }
 
-func TestDirectPathInformationalPassedOn(t *testing.T) {
+func testDirectPathInformationalPassedOn(t *testing.T) {
 	be := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</style.css>; rel=preload")
 		w.WriteHeader(http.StatusEarlyHints)
@@ -273,7 +314,7 @@ func TestDirectPathInformationalPassedOn(t *testing.T) {
 	wantDirect(t, n, 1)
 }
 
-func TestDirectPathRetriesAndReports(t *testing.T) {
+func testDirectPathRetriesAndReports(t *testing.T) {
 	be := newBackend(t, "a", nil)
 	dead := deadAddr(t)
 	rec := &recorder{}
@@ -307,7 +348,7 @@ func TestDirectPathRetriesAndReports(t *testing.T) {
 	})
 }
 
-func TestDirectPathErrorStatuses(t *testing.T) {
+func testDirectPathErrorStatuses(t *testing.T) {
 	release := make(chan struct{})
 	slow := newBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -345,7 +386,7 @@ func TestDirectPathErrorStatuses(t *testing.T) {
 	wantDirect(t, n, 3)
 }
 
-func TestDirectPathAbortsTruncatedBody(t *testing.T) {
+func testDirectPathAbortsTruncatedBody(t *testing.T) {
 	be := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "short") // chunked: the end is the last chunk
 		w.(http.Flusher).Flush()

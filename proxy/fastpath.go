@@ -31,6 +31,9 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 	ex.tried = ex.triedBuf[:0]
 	c.clientIP(ex)
 	ex.hashKey = c.hashKey(e, path, ex.clientIP)
+	if h.onFast != nil {
+		h.onFast()
+	}
 	if t := c.s.cfg.WriteTimeout; t > 0 {
 		_ = c.nc.SetWriteDeadline(ex.start.Add(t))
 	}

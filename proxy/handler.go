@@ -45,9 +45,10 @@ type Handler struct {
 	access  *AccessLog
 	metrics RequestObserver
 	log     logrus.FieldLogger
-	// onDirect, when set (by tests), is called for every request served
-	// by the direct path.
+	// onDirect and onFast, when set (by tests), are called for every
+	// request served by the direct path and by a Server's fast path.
 	onDirect func()
+	onFast   func()
 }
 
 // NewHandler returns a Handler serving rt's routes. A nil rt serves 404 to
