@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -85,8 +86,8 @@ func (c *fconn) serve() {
 			_ = c.nc.Close()
 		}
 	}()
-	for {
-		c.idleDeadline()
+	for first := true; ; first = false {
+		c.waitDeadline(first)
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
@@ -137,10 +138,15 @@ func (c *fconn) handoff() {
 	c.s.handoff(nc)
 }
 
-// idleDeadline sets the read deadline for waiting for the next request:
-// IdleTimeout (else ReadTimeout) from now, give or take deadlineSlack.
-func (c *fconn) idleDeadline() {
+// waitDeadline sets the read deadline for waiting for a request, as
+// net/http does: the first from the connection's start bounded by
+// ReadHeaderTimeout, the next ones by IdleTimeout (each else ReadTimeout),
+// give or take deadlineSlack.
+func (c *fconn) waitDeadline(first bool) {
 	d := c.s.cfg.IdleTimeout
+	if first {
+		d = c.s.cfg.ReadHeaderTimeout
+	}
 	if d <= 0 {
 		d = c.s.cfg.ReadTimeout
 	}
@@ -193,6 +199,12 @@ func (c *fconn) readHead() (int, error) {
 			}
 		}
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && bytes.IndexByte(buf, '\n') < 0 {
+				// A request line cut short: net/http answers 400 then.
+				_, _ = c.bw.WriteString("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
+				_ = c.bw.Flush()
+			}
 			return 0, err
 		}
 	}

@@ -394,13 +394,16 @@ func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error
 	}
 	for {
 		n, err := readResponseHead(uc.br)
-		if err == errBigHead {
+		if err == nil {
+			err = c.res.parse(uc.br, n)
+		}
+		if err == errBigHead || err == errBadResponse {
+			// Too large for the buffer, or unusual (bare LF line ends,
+			// folded fields, ...): net/http's parser, which consumed
+			// nothing yet, decides.
 			return c.readSlowHead(uc)
 		}
 		if err != nil {
-			return err
-		}
-		if err := c.res.parse(uc.br, n); err != nil {
 			return err
 		}
 		if c.res.status >= 200 {

@@ -234,17 +234,23 @@ func (c *fconn) writeHead(final bool) {
 	_, _ = w.Write(res.reason)
 	_, _ = w.WriteString("\r\n")
 	body := final && res.hasBody(c.req.method)
+	bodyless := res.status < 200 || res.status == http.StatusNoContent || res.status == http.StatusNotModified
+	clSent := false
 	for i := range res.hdrs {
 		l := &res.hdrs[i]
 		switch l.kind {
 		case rkHop, rkConnection, rkTE:
 			continue
 		case rkCL:
-			if res.chunked {
-				continue // Transfer-Encoding wins
+			if res.chunked || bodyless || clSent {
+				// Transfer-Encoding wins; a status without a body has no
+				// length (net/http's server drops it); equal repeats
+				// are one.
+				continue
 			}
+			clSent = true
 		case rkTrailer:
-			if !res.chunked || !body {
+			if !res.chunked {
 				continue // net/http keeps trailers of chunked bodies only
 			}
 		}

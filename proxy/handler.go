@@ -159,6 +159,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.e = e
+	// A proxy passes the content type it got, or none: the key without a
+	// value keeps net/http from sniffing one for an answer without it.
+	w.Header()["Content-Type"] = nil
 	up := e.route.Upstream
 	if up.MaxBodyBytes > 0 && r.ContentLength > up.MaxBodyBytes {
 		writeError(&ex.sw, http.StatusRequestEntityTooLarge, "request body too large", e.route.Name, e.service)

@@ -277,6 +277,16 @@ type bufferedConn struct {
 	br *bufio.Reader
 }
 
+// CloseWrite half-closes the connection, as net/http does before closing
+// one it answered with an error, so that the client reads the answer
+// rather than a reset.
+func (c *bufferedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *bufferedConn) Read(p []byte) (int, error) {
 	if c.br != nil {
 		if c.br.Buffered() > 0 {
