@@ -34,7 +34,7 @@ type fconn struct {
 	s          *Server
 	nc         net.Conn
 	br         *bufio.Reader
-	bw         *bufio.Writer
+	bw         *clientWriter
 	remoteAddr string
 	peer       string // the peer's IP
 	state      atomic.Int32
@@ -64,7 +64,7 @@ func newFconn(s *Server, nc net.Conn) *fconn {
 	c.remoteAddr = nc.RemoteAddr().String()
 	c.peer = peerHost(c.remoteAddr)
 	c.br = bufio.NewReaderSize(c, clientBufferSize)
-	c.bw = bufio.NewWriterSize(nc, clientBufferSize)
+	c.bw = newClientWriter(nc)
 	c.req.hdrs = make([]hdrLine, 0, 16)
 	return c
 }

@@ -39,11 +39,11 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 	}
 	c.buildOutbound(e, ex, path)
 	keep = c.proxy(e, ex)
+	c.finish(ex)
 	// The head's bytes are consumed only now: until here the parsed
 	// slices pointed into them.
 	_, _ = c.br.Discard(n)
-	c.finish(ex)
-	if r.close || c.s.closing.Load() {
+	if err := c.bw.Flush(); err != nil || r.close || c.s.closing.Load() {
 		keep = false
 	}
 	return keep, false
@@ -461,7 +461,7 @@ func (c *fconn) fail(ex *exchange, kind failKind, err error) bool {
 	if c.req.method != http.MethodHead {
 		c.bw.Write(w.body)
 	}
-	return c.bw.Flush() == nil
+	return true // serveRequest flushes
 }
 
 // bufferedResponse is the http.ResponseWriter of an error answer on the

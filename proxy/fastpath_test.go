@@ -14,7 +14,7 @@ import (
 // net/http's parser on the fast path and passed on whole, with its body,
 // trailers and a reusable connection.
 func TestFastPathLargeResponseHead(t *testing.T) {
-	big := strings.Repeat("c", 9000)
+	big := strings.Repeat("c", connReadBufferSize+1000)
 	be := newBackend(t, "big", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Big", big)
 		w.Header().Set("Connection", "X-Hop")

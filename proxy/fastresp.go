@@ -281,9 +281,12 @@ func (c *fconn) writeHead(final bool) {
 }
 
 // relay sends the response in c.res, whose head is still in uc's buffer,
-// to the client, and then releases uc. It reports whether the client
-// connection stays usable: a body that breaks off midway closes it, so
-// that the client cannot take a part for the whole.
+// to the client, and then releases uc. The end of the answer stays
+// buffered: serveRequest flushes it after the request is accounted for,
+// so that metrics, the access log and in-flight counts are up to date
+// when the client has its answer (as on net/http). relay reports whether
+// the client connection stays usable: a body that breaks off midway
+// closes it, so that the client cannot take a part for the whole.
 func (c *fconn) relay(uc *upConn, ex *exchange) bool {
 	if c.slow != nil {
 		return c.relaySlow(uc, ex)
@@ -303,9 +306,6 @@ func (c *fconn) relay(uc *upConn, ex *exchange) bool {
 	default:
 		err = c.relayToEOF(uc, ex)
 		keepUp = false
-	}
-	if err == nil {
-		err = c.bw.Flush()
 	}
 	if err != nil {
 		uc.close()
@@ -560,7 +560,7 @@ func (c *fconn) writeSlowHead(res *http.Response, final, chunked bool) {
 	_, _ = w.WriteString("\r\n")
 	for name, vals := range res.Header {
 		for _, v := range vals {
-			writeField(w, name, v)
+			w.field(name, v)
 		}
 	}
 	if !final {
@@ -632,14 +632,10 @@ func (c *fconn) relaySlow(uc *upConn, ex *exchange) bool {
 		_, _ = c.bw.WriteString("0\r\n")
 		for k, vv := range res.Trailer {
 			for _, v := range vv {
-				writeField(c.bw, k, v)
+				c.bw.field(k, v)
 			}
 		}
 		_, _ = c.bw.WriteString("\r\n")
-	}
-	if err := c.bw.Flush(); err != nil {
-		uc.close()
-		return false
 	}
 	uc.release(noStop, !res.Close && uc.br.Buffered() == 0)
 	return true

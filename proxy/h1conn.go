@@ -8,9 +8,14 @@ import (
 	"time"
 )
 
-// connBufferSize is the size of each pooled connection's read and write
-// buffers: a whole small request or response header fits.
-const connBufferSize = 4 << 10
+// connBufferSize is the size of each pooled connection's write buffer: a
+// whole request head fits. connReadBufferSize is its read buffer's: a
+// response head with a body of up to about 16 KiB is read in one system
+// call and relayed in one more (the fast path's large-body writev).
+const (
+	connBufferSize     = 4 << 10
+	connReadBufferSize = 16 << 10
+)
 
 // aLongTimeAgo is a deadline in the past, to interrupt a connection's I/O.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -57,7 +62,7 @@ func (c *upConn) clearDeadline() {
 
 func newUpConn(nc net.Conn, p *hostPool) *upConn {
 	c := &upConn{nc: nc, pool: p}
-	c.br = bufio.NewReaderSize(c, connBufferSize)
+	c.br = bufio.NewReaderSize(c, connReadBufferSize)
 	c.bw = bufio.NewWriterSize(c, connBufferSize)
 	return c
 }

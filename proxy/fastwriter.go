@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"io"
+	"net"
+)
+
+// clientWriter buffers what the fast path sends a client, like a
+// bufio.Writer of clientBufferSize, but a large piece that does not fit
+// goes out together with what is buffered in one writev, not as a flush
+// and a write: a 16 KiB body costs two system calls instead of three.
+type clientWriter struct {
+	nc   net.Conn
+	buf  []byte
+	err  error
+	vec  [2][]byte
+	bufs net.Buffers // vec as a net.Buffers, kept here so that writev allocates nothing
+}
+
+func newClientWriter(nc net.Conn) *clientWriter {
+	return &clientWriter{nc: nc, buf: make([]byte, 0, clientBufferSize)}
+}
+
+// Write buffers or writes p. Its error is sticky, as bufio.Writer's.
+func (w *clientWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if len(w.buf)+len(p) <= cap(w.buf) {
+		w.buf = append(w.buf, p...)
+		return len(p), nil
+	}
+	if len(p) < cap(w.buf)/2 {
+		if err := w.Flush(); err != nil {
+			return 0, err
+		}
+		w.buf = append(w.buf, p...)
+		return len(p), nil
+	}
+	w.vec[0], w.vec[1] = w.buf, p
+	w.bufs = w.vec[:]
+	_, err := w.bufs.WriteTo(w.nc)
+	w.vec[0], w.vec[1] = nil, nil
+	w.buf = w.buf[:0]
+	if err != nil {
+		w.err = err
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// WriteString is Write for a string; small strings are copied into the
+// buffer without conversion.
+func (w *clientWriter) WriteString(s string) (int, error) {
+	if w.err == nil && len(w.buf)+len(s) <= cap(w.buf) {
+		w.buf = append(w.buf, s...)
+		return len(s), nil
+	}
+	return w.Write([]byte(s))
+}
+
+// WriteByte buffers one byte.
+func (w *clientWriter) WriteByte(b byte) error {
+	if len(w.buf) == cap(w.buf) {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	if w.err != nil {
+		return w.err
+	}
+	w.buf = append(w.buf, b)
+	return nil
+}
+
+// Flush writes what is buffered.
+func (w *clientWriter) Flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) == 0 {
+		return nil
+	}
+	n, err := w.nc.Write(w.buf)
+	if err == nil && n < len(w.buf) {
+		err = io.ErrShortWrite
+	}
+	w.buf = w.buf[:0]
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+// field writes one header line; CR and LF in the value become spaces.
+func (w *clientWriter) field(name, value string) {
+	_, _ = w.WriteString(name)
+	_, _ = w.WriteString(": ")
+	for i := 0; i < len(value); i++ {
+		if ch := value[i]; ch == '\r' || ch == '\n' {
+			_ = w.WriteByte(' ')
+		} else {
+			_ = w.WriteByte(ch)
+		}
+	}
+	_, _ = w.WriteString("\r\n")
+}
