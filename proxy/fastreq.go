@@ -266,21 +266,7 @@ func (r *fastRequest) parseConnection(v []byte) bool {
 // pathByte holds the bytes a fast-path path may contain: unreserved,
 // sub-delims, ':', '@' and '/'. A '%' (an escape) sends the request to
 // net/http, whose URL parsing the Handler's path cleaning relies on.
-var pathByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._~!$&'()*+,;=:@/" {
-		t[c] = true
-	}
-	return t
-}()
+var pathByte = byteTable("-._~!$&'()*+,;=:@/")
 
 // queryByte holds the bytes a fast-path query may contain: those of a path,
 // '?' and '%' (cleanQuery checks the escapes).
@@ -292,21 +278,19 @@ var queryByte = func() (t [256]bool) {
 }()
 
 // tokenByte holds the bytes of an RFC 9110 token (field names).
-var tokenByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
+var tokenByte = byteTable("!#$%&'*+-.^_`|~")
+
+// byteTable returns the table of ASCII letters, digits and the bytes of
+// extra.
+func byteTable(extra string) (t [256]bool) {
+	for c := range t {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
+	for i := 0; i < len(extra); i++ {
+		t[extra[i]] = true
 	}
 	return t
-}()
+}
 
 func validFieldName(b []byte) bool {
 	for _, ch := range b {

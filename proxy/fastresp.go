@@ -269,7 +269,15 @@ func (c *fconn) writeHead(final bool) {
 	if body && (res.chunked || res.clen < 0) {
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	}
-	if !res.hasDate {
+	c.endHead(res.hasDate)
+}
+
+// endHead ends a final response head: a Date when the upstream sent none,
+// Connection: close when the client connection ends after the answer, and
+// the empty line.
+func (c *fconn) endHead(hasDate bool) {
+	w := c.bw
+	if !hasDate {
 		_, _ = w.WriteString("Date: ")
 		_, _ = w.Write(httpDate())
 		_, _ = w.WriteString("\r\n")
@@ -582,15 +590,7 @@ func (c *fconn) writeSlowHead(res *http.Response, final, chunked bool) {
 			_, _ = w.WriteString("\r\n")
 		}
 	}
-	if res.Header["Date"] == nil {
-		_, _ = w.WriteString("Date: ")
-		_, _ = w.Write(httpDate())
-		_, _ = w.WriteString("\r\n")
-	}
-	if c.req.close || c.s.closing.Load() {
-		_, _ = w.WriteString("Connection: close\r\n")
-	}
-	_, _ = w.WriteString("\r\n")
+	c.endHead(res.Header["Date"] != nil)
 }
 
 // relaySlow is relay for a response read by readSlowHead.

@@ -117,25 +117,8 @@ type hostPool struct {
 // get returns an idle connection that has not passed the idle timeout, or
 // dials a new one.
 func (p *hostPool) get(ctx context.Context) (*upConn, error) {
-	now := time.Now()
-	var expired []*upConn
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		c := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		if now.Sub(c.idleAt) < p.t.cfg.IdleConnTimeout {
-			p.mu.Unlock()
-			c.reused = true
-			return c, nil
-		}
-		// The others are older still.
-		expired = append(p.idle, c)
-		p.idle = nil
-	}
-	p.mu.Unlock()
-	for _, c := range expired {
-		c.close()
+	if c := p.idle1(); c != nil {
+		return c, nil
 	}
 	return p.t.dial(ctx, p)
 }
@@ -145,27 +128,26 @@ func (p *hostPool) get(ctx context.Context) (*upConn, error) {
 func (p *hostPool) idle1() *upConn {
 	now := time.Now()
 	p.mu.Lock()
-	for n := len(p.idle); n > 0; n = len(p.idle) {
-		c := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		if now.Sub(c.idleAt) < p.t.cfg.IdleConnTimeout {
-			p.mu.Unlock()
-			c.reused = true
-			return c
-		}
-		// The others are older still.
-		expired := append([]*upConn(nil), p.idle...)
-		expired = append(expired, c)
-		clear(p.idle)
-		p.idle = p.idle[:0]
+	n := len(p.idle)
+	if n == 0 {
 		p.mu.Unlock()
-		for _, c := range expired {
-			c.close()
-		}
 		return nil
 	}
+	c := p.idle[n-1]
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	if now.Sub(c.idleAt) < p.t.cfg.IdleConnTimeout {
+		p.mu.Unlock()
+		c.reused = true
+		return c
+	}
+	// The others are older still.
+	expired := append(p.idle, c)
+	p.idle = nil
 	p.mu.Unlock()
+	for _, c := range expired {
+		c.close()
+	}
 	return nil
 }
 
