@@ -160,6 +160,14 @@ up() {
   start_zk
   start_gateway
   for i in 1 2 3; do start_backend "$i"; done
+  # A backend answers before the gateway has seen its znode: wait until the
+  # gateway routes to all three, so that the first requests find them.
+  wait_for 20 "the gateway to route to three healthy backends" routed 3
+  ok "the gateway routes to three healthy backends"
+}
+
+routed() { # routed N: the gateway's admin API counts N healthy endpoints of the echo service
+  curl -sf "http://127.0.0.1:$ADMIN_PORT/api/services/echo" | grep -Eq "\"healthy\": ?$1[,}]"
 }
 
 load() { # load SECONDS [extra loadgen flags]: steady GET+POST load through the gateway
