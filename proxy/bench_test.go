@@ -140,7 +140,9 @@ func BenchmarkServer(b *testing.B) {
 	const response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 42\r\n\r\n" +
 		`{"ok":true,"msg":"hello from the backend"}`
 	const request = "GET /api/items/42?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
-	run := func(b *testing.B, cfg ServerConfig, opts Options) {
+	const post = "POST /api/items HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n" +
+		`{"name":"widget","qty":12}` + "\n"
+	run := func(b *testing.B, cfg ServerConfig, opts Options, request string) {
 		addr := rawBackend(b, response)
 		up := &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{ResponseHeaderTimeout: 15 * time.Second}), PassHostHeader: true}
 		b.Cleanup(up.Transport.(*Transport).CloseIdleConnections)
@@ -176,13 +178,15 @@ func BenchmarkServer(b *testing.B) {
 			}
 		}
 	}
-	b.Run("fast", func(b *testing.B) { run(b, ServerConfig{}, Options{}) })
+	b.Run("fast", func(b *testing.B) { run(b, ServerConfig{}, Options{}, request) })
 	b.Run("fast-accesslog", func(b *testing.B) {
 		log := NewAccessLog(io.Discard, AccessLogOptions{})
 		b.Cleanup(func() { log.Close() })
-		run(b, ServerConfig{}, Options{AccessLog: log})
+		run(b, ServerConfig{}, Options{AccessLog: log}, request)
 	})
-	b.Run("nethttp", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}) })
+	b.Run("fast-post", func(b *testing.B) { run(b, ServerConfig{}, Options{}, post) })
+	b.Run("nethttp", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, request) })
+	b.Run("nethttp-post", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, post) })
 }
 
 // readFixedResponse reads one response with a Content-Length body from br

@@ -54,6 +54,7 @@ type fconn struct {
 	req    fastRequest
 	res    fastResponse
 	slow   *http.Response // a response head too large for res (readSlowHead)
+	body   []byte         // the request body, in the read buffer
 	out    []byte         // the outbound request head without its Host value
 	hostAt int            // where in out the Host value goes
 	ex     exchange
@@ -98,7 +99,7 @@ func (c *fconn) serve() {
 		if err != nil {
 			return
 		}
-		if n == 0 || !c.parseRequest(c.peekHead(n)) {
+		if n == 0 || !c.parseRequest(c.peekHead(n)) || !c.readBody(n) {
 			c.handoff()
 			handedOff = true
 			return
@@ -208,6 +209,26 @@ func (c *fconn) readHead() (int, error) {
 			return 0, err
 		}
 	}
+}
+
+// readBody makes sure the request body (c.req.clen bytes after the head of
+// n bytes) is in the buffer too, reading until it is. A body that cannot
+// fit is left to net/http, which streams it; so is one that does not
+// arrive within ReadHeaderTimeout (else ReadTimeout).
+func (c *fconn) readBody(n int) bool {
+	need := n + int(c.req.clen)
+	if c.req.clen == 0 || c.br.Buffered() >= need {
+		return true
+	}
+	if c.req.clen > int64(c.br.Size()-n) {
+		return false
+	}
+	if t := max(c.s.cfg.ReadHeaderTimeout, c.s.cfg.ReadTimeout); t > 0 {
+		c.readDeadline = time.Now().Add(t)
+		_ = c.nc.SetReadDeadline(c.readDeadline)
+	}
+	_, err := c.br.Peek(need)
+	return err == nil
 }
 
 // headEnd returns the length of the head at the start of b (through its

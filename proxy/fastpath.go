@@ -26,8 +26,15 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 	if e == nil || !e.direct {
 		return false, true
 	}
+	up := e.route.Upstream
+	if up.MaxBodyBytes > 0 && r.clen > up.MaxBodyBytes {
+		return false, true // the Handler answers 413
+	}
 	ex := &c.ex
-	*ex = exchange{h: h, e: e, start: time.Now(), replayable: true, direct: true}
+	*ex = exchange{h: h, e: e, start: time.Now(), direct: true}
+	ex.replayable = isIdempotent(r.method) || r.idemKey
+	ex.bodyUnkept = r.clen > 0 && !(e.record && ex.replayable && r.clen <= up.Retry.BufferBodyBytes)
+	c.body = c.peekHead(n + int(r.clen))[n:]
 	ex.tried = ex.triedBuf[:0]
 	c.clientIP(ex)
 	ex.hashKey = c.hashKey(e, path, ex.clientIP)
@@ -40,9 +47,10 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 	c.buildOutbound(e, ex, path)
 	keep = c.proxy(e, ex)
 	c.finish(ex)
-	// The head's bytes are consumed only now: until here the parsed
-	// slices pointed into them.
-	_, _ = c.br.Discard(n)
+	// The head's and body's bytes are consumed only now: until here the
+	// parsed slices pointed into them.
+	_, _ = c.br.Discard(n + int(r.clen))
+	c.body = nil
 	if err := c.bw.Flush(); err != nil || r.close || c.s.closing.Load() {
 		keep = false
 	}
@@ -154,6 +162,14 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	c.hostAt = len(b)
 	b = append(b, "\r\n"...)
+	switch {
+	case r.clen > 0, r.method == http.MethodPost, r.method == http.MethodPut, r.method == http.MethodPatch:
+		// As net/http's transport: a length whenever there is a body or
+		// the method expects one.
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, r.clen, 10)
+		b = append(b, "\r\n"...)
+	}
 
 	var xffPrior, xfHost, xfProto []byte
 	nPrior := 0
@@ -161,7 +177,7 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 	for i := range r.hdrs {
 		l := &r.hdrs[i]
 		switch l.kind {
-		case hkHost, hkConnection, hkHop, hkTe, hkForwarded, hkXRealIP:
+		case hkHost, hkConnection, hkHop, hkTe, hkForwarded, hkXRealIP, hkContentLength:
 			continue
 		case hkXFF:
 			if nPrior > 0 {
@@ -312,6 +328,12 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 	}
 	p := tr.pool(addr)
 	uc := p.idle1()
+	for uc != nil && !c.ex.replayable && uc.peerClosed() {
+		// A request that may not be sent twice goes on no connection the
+		// endpoint has closed meanwhile.
+		uc.close()
+		uc = p.idle1()
+	}
 	fresh := uc == nil
 	if fresh {
 		var err error
@@ -341,12 +363,14 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 		if c.gone.Load() {
 			kind = failClientGone
 		}
-		if fresh || !stale || kind == failRouteTimeout || kind == failClientGone {
+		if fresh || !stale || kind == failRouteTimeout || kind == failClientGone ||
+			(uc.nwritten > 0 && !c.ex.replayable) {
 			return nil, kind, err
 		}
 		// A kept-alive connection the endpoint had closed: nothing was
-		// processed, so try once more on a fresh one (net/http's rule;
-		// every fast-path method is idempotent).
+		// processed, so try once more on a fresh one when nothing was
+		// written or the request may be sent twice (net/http's rule; the
+		// body is in memory).
 		fresh = true
 		if uc, err = tr.dialBy(p, deadline); err != nil {
 			return nil, dialFailure(err, deadline), err
@@ -389,6 +413,7 @@ func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error
 	_, _ = uc.bw.Write(c.out[:c.hostAt])
 	_, _ = uc.bw.WriteString(host)
 	_, _ = uc.bw.Write(c.out[c.hostAt:])
+	_, _ = uc.bw.Write(c.body)
 	if err := uc.bw.Flush(); err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@ type fastRequest struct {
 	host     []byte
 	close    bool // Connection: close
 	te       bool // "Te: trailers"
+	idemKey  bool // an Idempotency-Key or X-Idempotency-Key field
+	clen     int64
 	hdrs     []hdrLine
 }
 
@@ -44,20 +46,29 @@ const (
 	hkXFPrefix
 	hkXRealIP
 	hkUserAgent
+	hkContentLength
+	hkIdempotencyKey
 )
 
 // fastMethod returns the method of a request line's first word when the
-// fast path serves it: the methods that carry no body and are idempotent.
+// fast path serves it (the common methods; CONNECT and TRACE are
+// net/http's), as a constant string.
 func fastMethod(m []byte) (string, bool) {
 	switch string(m) {
 	case http.MethodGet:
 		return http.MethodGet, true
 	case http.MethodHead:
 		return http.MethodHead, true
-	case http.MethodOptions:
-		return http.MethodOptions, true
+	case http.MethodPost:
+		return http.MethodPost, true
+	case http.MethodPut:
+		return http.MethodPut, true
+	case http.MethodPatch:
+		return http.MethodPatch, true
 	case http.MethodDelete:
 		return http.MethodDelete, true
+	case http.MethodOptions:
+		return http.MethodOptions, true
 	}
 	return "", false
 }
@@ -100,12 +111,14 @@ func classifyHeader(name []byte) hdrKind {
 		}
 	case 14:
 		if bytes.EqualFold(name, []byte("Content-Length")) {
-			return hkHandoff
+			return hkContentLength
 		}
 	case 15:
 		switch {
 		case bytes.EqualFold(name, []byte("X-Forwarded-For")):
 			return hkXFF
+		case bytes.EqualFold(name, []byte("Idempotency-Key")):
+			return hkIdempotencyKey
 		}
 	case 16:
 		switch {
@@ -120,6 +133,8 @@ func classifyHeader(name []byte) hdrKind {
 			return hkXFProto
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			return hkHandoff
+		case bytes.EqualFold(name, []byte("X-Idempotency-Key")):
+			return hkIdempotencyKey
 		}
 	case 18:
 		switch {
@@ -145,7 +160,8 @@ func classifyHeader(name []byte) hdrKind {
 func (c *fconn) parseRequest(b []byte) bool {
 	r := &c.req
 	r.hdrs = r.hdrs[:0]
-	r.host, r.close, r.te = nil, false, false
+	r.host, r.close, r.te, r.idemKey, r.clen = nil, false, false, false, 0
+	lengths := 0
 
 	eol := bytes.IndexByte(b, '\n')
 	line := b[:eol-1]
@@ -200,6 +216,21 @@ func (c *fconn) parseRequest(b []byte) bool {
 			if hasTokenBytes(value, "trailers") {
 				r.te = true
 			}
+		case hkContentLength:
+			// One plain decimal length; anything else (a list, a sign,
+			// repeats) is net/http's to accept or refuse.
+			lengths++
+			if lengths > 1 || len(value) == 0 || len(value) > 18 {
+				return false
+			}
+			for _, d := range value {
+				if d < '0' || d > '9' {
+					return false
+				}
+				r.clen = r.clen*10 + int64(d-'0')
+			}
+		case hkIdempotencyKey:
+			r.idemKey = true
 		}
 		r.hdrs = append(r.hdrs, hdrLine{name: name, value: value, kind: kind})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -32,6 +33,12 @@ type upConn struct {
 	nread    int64 // bytes read during the current request
 	nwritten int64 // bytes written during the current request
 	idleAt   time.Time
+	// raw, peekFn and the peek fields serve peerClosed.
+	raw     syscall.RawConn
+	peekFn  func(fd uintptr) bool
+	peekBuf [1]byte
+	peekN   int
+	peekErr error
 	// dl is the read deadline set on nc (zero: none). The fast path
 	// moves it only when it is off by more than a sixteenth of the
 	// timeout, not on every request: each move updates a runtime timer.
@@ -62,6 +69,12 @@ func (c *upConn) clearDeadline() {
 
 func newUpConn(nc net.Conn, p *hostPool) *upConn {
 	c := &upConn{nc: nc, pool: p}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.peekFn = c.peek
+		}
+	}
 	c.br = bufio.NewReaderSize(c, connReadBufferSize)
 	c.bw = bufio.NewWriterSize(c, connBufferSize)
 	return c

@@ -107,6 +107,9 @@ type exchange struct {
 	fail       failKind
 	timer      *time.Timer
 	cancel     context.CancelCauseFunc
+	// bodyUnkept: a fast-path request body that RetryPolicy does not keep
+	// for replays.
+	bodyUnkept bool
 	// direct: served by serveDirect; url is its outbound URL.
 	direct bool
 	url    url.URL

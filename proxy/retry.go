@@ -182,6 +182,12 @@ func (e *entry) retry(ex *exchange, method string, k failKind, attempt int) (bal
 	if ex.body.src != nil && !ex.body.replayable() {
 		return balancer.Endpoint{}, false
 	}
+	if ex.bodyUnkept && k != failConnect {
+		// A fast-path body the policy does not keep for replays
+		// (BufferBodyBytes) was sent: as on the Handler's path, it is not
+		// sent again.
+		return balancer.Endpoint{}, false
+	}
 	return e.pickUntried(ex)
 }
 

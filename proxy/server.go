@@ -11,10 +11,11 @@ import (
 	"time"
 )
 
-// Server serves a proxy listener. Plain HTTP/1.1 requests — no body, no
-// protocol switch, no 100-continue, an ordinary target, a route on the
-// direct path — are proxied on the connection's own goroutine by the fast
-// path (fastpath.go): the request head is parsed in place in the read
+// Server serves a proxy listener. Plain HTTP/1.1 requests — no body or a
+// Content-Length body that arrives with the head within the 4 KiB read
+// buffer, no protocol switch, no 100-continue, an ordinary target, a route
+// on the direct path — are proxied on the connection's own goroutine by the
+// fast path (fastpath.go): the request head is parsed in place in the read
 // buffer and forwarded as bytes, the response head is filtered as bytes and
 // its body relayed, with no http.Request, header maps or per-request
 // goroutines. The first request of a connection the fast path does not

@@ -768,8 +768,13 @@ func requestCorpus() []diffCase {
 		{name: "OPTIONS", raw: rq("OPTIONS /x HTTP/1.1", hostField), fast: true},
 		{name: "OPTIONS star", raw: rq("OPTIONS * HTTP/1.1", hostField)},
 		{name: "DELETE", raw: rq("DELETE /x HTTP/1.1", hostField), fast: true},
-		{name: "POST no body", raw: rq("POST /x HTTP/1.1", hostField)},
-		{name: "PUT with body", raw: rq("PUT /x HTTP/1.1", hostField, "Content-Length: 5") + "hello"},
+		{name: "POST no body", raw: rq("POST /x HTTP/1.1", hostField), fast: true},
+		{name: "PUT with body", raw: rq("PUT /x HTTP/1.1", hostField, "Content-Length: 5") + "hello", fast: true},
+		{name: "POST with body", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 7", "Content-Type: application/json") + `{"a":1}`, fast: true},
+		{name: "PATCH with body and key", raw: rq("PATCH /x HTTP/1.1", hostField, "Content-Length: 3", "Idempotency-Key: k1") + "abc", fast: true},
+		{name: "GET with body", raw: get("/x", "Content-Length: 4") + "data", fast: true},
+		{name: "POST body past the buffer", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 6000") + strings.Repeat("b", 6000)},
+		{name: "POST Content-Length with a sign", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: +3") + "abc"},
 		{name: "TRACE", raw: rq("TRACE /x HTTP/1.1", hostField)},
 		{name: "lower-case method", raw: rq("get /x HTTP/1.1", hostField)},
 		{name: "CONNECT", raw: rq("CONNECT example.net:443 HTTP/1.1", hostField)},
@@ -1388,6 +1393,25 @@ func TestServerDiffErrors(t *testing.T) {
 		}, reqs: []diffCase{
 			{name: "first", raw: get}, {name: "second", raw: get},
 			{name: "DELETE", raw: rq("DELETE /x HTTP/1.1", hostField)},
+			// A body the policy keeps no replay buffer for is not sent
+			// twice, keyed or not; a bodiless POST without a key is not
+			// idempotent, one with a key is.
+			{name: "POST with body", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 3") + "abc"},
+			{name: "POST with body and key", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 3", "Idempotency-Key: k") + "abc"},
+			{name: "POST without body", raw: rq("POST /x HTTP/1.1", hostField)},
+			{name: "POST without body, with key", raw: rq("POST /x HTTP/1.1", hostField, "X-Idempotency-Key: k")},
+		}},
+		{name: "retry after broken connection with a replay buffer", mk: func(t *testing.T, log *requestLog) routeMaker {
+			bad := newScriptedBackend(t, "closing", log, closing).addr()
+			ok := newScriptedBackend(t, "ok", log, okResponder("ok")).addr()
+			return oneRoute(t, "round_robin", func(r *Route) {
+				r.Upstream.Retry = RetryPolicy{Attempts: 3, OnBrokenConnection: true, BufferBodyBytes: 4}
+			}, bad, ok)
+		}, reqs: []diffCase{
+			{name: "PUT within the buffer", raw: rq("PUT /x HTTP/1.1", hostField, "Content-Length: 3") + "abc"},
+			{name: "PUT past the buffer", raw: rq("PUT /x HTTP/1.1", hostField, "Content-Length: 5") + "abcde"},
+			{name: "POST with key", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 3", "Idempotency-Key: k") + "abc"},
+			{name: "POST without key", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 3") + "abc"},
 		}},
 		{name: "retry after server error", mk: func(t *testing.T, log *requestLog) routeMaker {
 			bad := newScriptedBackend(t, "failing", log, failing).addr()
@@ -1397,6 +1421,23 @@ func TestServerDiffErrors(t *testing.T) {
 			}, bad, ok)
 		}, reqs: []diffCase{
 			{name: "first", raw: get}, {name: "second", raw: get},
+		}},
+		// The backend closes each connection after one answer, without
+		// saying so: the proxy's next request finds its pooled connection
+		// dead. A request that may be sent twice, or that nothing was
+		// written of, goes again on a fresh connection; a POST without a
+		// key is not sent twice (net/http's rule).
+		{name: "stale keep-alive connection", mk: func(t *testing.T, log *requestLog) routeMaker {
+			oneShot := func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
+				answer(w, req, "200 OK", "once", date)
+				return false
+			}
+			return oneRoute(t, "round_robin", nil, newScriptedBackend(t, "oneshot", log, oneShot).addr())
+		}, reqs: []diffCase{
+			{name: "first", raw: get},
+			{name: "GET on a dead connection", raw: get},
+			{name: "POST on a dead connection", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 3") + "abc"},
+			{name: "keyed POST on a dead connection", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 3", "Idempotency-Key: k") + "abc"},
 		}},
 		{name: "server error without retry", mk: func(t *testing.T, log *requestLog) routeMaker {
 			return oneRoute(t, "round_robin", nil, newScriptedBackend(t, "failing", log, failing).addr())

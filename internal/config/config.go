@@ -69,11 +69,13 @@ type EntryPoint struct {
 	// MaxHeaderBytes limits the size of request headers, in bytes.
 	// Default 1048576 (1 MiB).
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
-	// FastPath serves plain HTTP/1.1 requests (GET, HEAD, OPTIONS, DELETE
-	// without a body, upgrade or 100-continue) on zkgate's own HTTP/1.1
-	// loop, which forwards the request and response heads as bytes; every
-	// other connection is served by Go's net/http. Default true; false
-	// serves every connection with net/http.
+	// FastPath serves plain HTTP/1.1 requests (GET, HEAD, POST, PUT,
+	// PATCH, DELETE, OPTIONS; no body or a Content-Length body that fits
+	// the 4 KiB read buffer with the head; no upgrade or 100-continue) on
+	// zkgate's own HTTP/1.1 loop, which forwards the request and response
+	// heads as bytes; the first other request of a connection hands it to
+	// Go's net/http. Default true; false serves every connection with
+	// net/http.
 	FastPath bool `mapstructure:"fast_path"`
 }
 

@@ -1,0 +1,33 @@
+//go:build unix
+
+package proxy
+
+import (
+	"syscall"
+)
+
+// peerClosed reports whether the endpoint has closed the idle connection
+// c (or sent bytes nobody asked for): one non-blocking MSG_PEEK receive,
+// which consumes nothing. The fast path asks before it writes a request
+// that may not be sent twice on a pooled connection, since the lean pool
+// has no reader watching idle connections as net/http's transport has.
+func (c *upConn) peerClosed() bool {
+	if c.raw == nil {
+		return false
+	}
+	c.peekN, c.peekErr = 0, nil
+	if err := c.raw.Read(c.peekFn); err != nil {
+		return true
+	}
+	if c.peekErr == syscall.EAGAIN || c.peekErr == syscall.EWOULDBLOCK {
+		return false // alive and quiet
+	}
+	return true // EOF (0 bytes), an error, or unexpected bytes
+}
+
+// peek is c.peekFn: the raw receive for peerClosed. It returns true so that
+// RawConn.Read never waits.
+func (c *upConn) peek(fd uintptr) bool {
+	c.peekN, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return true
+}
