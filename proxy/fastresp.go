@@ -334,11 +334,19 @@ func (c *fconn) fill(uc *upConn) error {
 	if uc.br.Buffered() > 0 {
 		return nil
 	}
+	// What the endpoint has sent already is taken without waiting, so
+	// that it goes to the client in one write with what is buffered.
+	uc.nonblock = true
+	_, err := uc.br.Peek(1)
+	uc.nonblock = false
+	if err != errWouldBlock {
+		return err
+	}
 	if err := c.bw.Flush(); err != nil {
 		return err
 	}
 	uc.clearDeadline()
-	_, err := uc.br.Peek(1)
+	_, err = uc.br.Peek(1)
 	return err
 }
 
@@ -347,13 +355,20 @@ func (c *fconn) relayN(uc *upConn, n int64, ex *exchange) error {
 	for n > 0 {
 		if uc.br.Buffered() == 0 && n >= int64(uc.br.Size()) {
 			// A large body: read straight into a big buffer and write
-			// straight out, past both bufio buffers.
-			if err := c.bw.Flush(); err != nil {
-				return err
-			}
-			uc.clearDeadline()
+			// straight out, past both bufio buffers; what has arrived
+			// without waiting, else after a flush.
 			buf := sharedBufferPool.Get()
-			nr, err := uc.br.Read(buf[:min(int64(len(buf)), n)])
+			want := buf[:min(int64(len(buf)), n)]
+			nr, err := uc.readNow(want)
+			uc.nread += int64(nr)
+			if err == errWouldBlock {
+				if err = c.bw.Flush(); err != nil {
+					sharedBufferPool.Put(buf)
+					return err
+				}
+				uc.clearDeadline()
+				nr, err = uc.br.Read(want)
+			}
 			if nr > 0 {
 				if _, werr := c.bw.Write(buf[:nr]); werr != nil {
 					sharedBufferPool.Put(buf)

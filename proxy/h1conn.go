@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"syscall"
@@ -11,12 +12,15 @@ import (
 
 // connBufferSize is the size of each pooled connection's write buffer: a
 // whole request head fits. connReadBufferSize is its read buffer's: a
-// response head with a body of up to about 16 KiB is read in one system
-// call and relayed in one more (the fast path's large-body writev).
+// 16 KiB body with a response head of up to 4 KiB is read in one system
+// call and relayed in one more (the fast path's writev).
 const (
 	connBufferSize     = 4 << 10
-	connReadBufferSize = 16 << 10
+	connReadBufferSize = 20 << 10
 )
+
+// errWouldBlock is a read in nonblock mode that found nothing.
+var errWouldBlock = errors.New("proxy: nothing to read yet")
 
 // aLongTimeAgo is a deadline in the past, to interrupt a connection's I/O.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -39,6 +43,10 @@ type upConn struct {
 	peekBuf [1]byte
 	peekN   int
 	peekErr error
+	// nonblock makes Read take only what has arrived (readNow).
+	nonblock  bool
+	nowBuf    []byte
+	readNowFn func(fd uintptr) bool
 	// dl is the read deadline set on nc (zero: none). The fast path
 	// moves it only when it is off by more than a sixteenth of the
 	// timeout, not on every request: each move updates a runtime timer.
@@ -73,6 +81,7 @@ func newUpConn(nc net.Conn, p *hostPool) *upConn {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.peekFn = c.peek
+			c.readNowFn = c.recvNow
 		}
 	}
 	c.br = bufio.NewReaderSize(c, connReadBufferSize)
@@ -83,6 +92,11 @@ func newUpConn(nc net.Conn, p *hostPool) *upConn {
 // Read reads from the connection, counting bytes: a reused connection that
 // failed before any byte arrived was closed by the endpoint while idle.
 func (c *upConn) Read(p []byte) (int, error) {
+	if c.nonblock {
+		n, err := c.readNow(p)
+		c.nread += int64(n)
+		return n, err
+	}
 	n, err := c.nc.Read(p)
 	c.nread += int64(n)
 	return n, err

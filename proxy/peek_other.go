@@ -7,3 +7,8 @@ package proxy
 func (c *upConn) peerClosed() bool { return false }
 
 func (c *upConn) peek(uintptr) bool { return true }
+
+// readNow cannot read without waiting here: the caller then waits.
+func (c *upConn) readNow([]byte) (int, error) { return 0, errWouldBlock }
+
+func (c *upConn) recvNow(uintptr) bool { return true }

@@ -3,6 +3,7 @@
 package proxy
 
 import (
+	"io"
 	"syscall"
 )
 
@@ -23,6 +24,36 @@ func (c *upConn) peerClosed() bool {
 		return false // alive and quiet
 	}
 	return true // EOF (0 bytes), an error, or unexpected bytes
+}
+
+// readNow reads what the endpoint has sent already into p, without
+// waiting: errWouldBlock when nothing is there.
+func (c *upConn) readNow(p []byte) (int, error) {
+	if c.raw == nil {
+		return 0, errWouldBlock
+	}
+	c.nowBuf = p
+	if err := c.raw.Read(c.readNowFn); err != nil {
+		c.nowBuf = nil
+		return 0, err
+	}
+	c.nowBuf = nil
+	n, err := c.peekN, c.peekErr
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, err
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// recvNow is c.readNowFn: the raw receive for readNow.
+func (c *upConn) recvNow(fd uintptr) bool {
+	c.peekN, _, c.peekErr = syscall.Recvfrom(int(fd), c.nowBuf, syscall.MSG_DONTWAIT)
+	return true
 }
 
 // peek is c.peekFn: the raw receive for peerClosed. It returns true so that
