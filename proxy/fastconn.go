@@ -40,6 +40,11 @@ type fconn struct {
 	state      atomic.Int32
 
 	readDeadline time.Time // the read deadline last set (zero: none)
+	// now is the time last read from the clock: the connection's start,
+	// then each request's start (or attempt's) and end. The deadlines the
+	// fast path sets are counted from it rather than from a fresh clock
+	// read.
+	now time.Time
 
 	// The client watch (watch.go): a request whose answer takes longer
 	// than watchDelay gets a goroutine reading the client connection, so
@@ -61,7 +66,7 @@ type fconn struct {
 }
 
 func newFconn(s *Server, nc net.Conn) *fconn {
-	c := &fconn{s: s, nc: nc}
+	c := &fconn{s: s, nc: nc, now: time.Now()}
 	c.remoteAddr = nc.RemoteAddr().String()
 	c.peer = peerHost(c.remoteAddr)
 	c.br = bufio.NewReaderSize(c, clientBufferSize)
@@ -158,7 +163,7 @@ func (c *fconn) waitDeadline(first bool) {
 		}
 		return
 	}
-	c.setReadDeadline(time.Now().Add(d))
+	c.setReadDeadline(c.now.Add(d))
 }
 
 // setReadDeadline moves the read deadline to t unless it is already within

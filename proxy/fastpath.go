@@ -31,7 +31,8 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 		return false, true // the Handler answers 413
 	}
 	ex := &c.ex
-	*ex = exchange{h: h, e: e, start: time.Now(), direct: true}
+	c.now = time.Now()
+	*ex = exchange{h: h, e: e, start: c.now, direct: true}
 	ex.replayable = isIdempotent(r.method) || r.idemKey
 	ex.bodyUnkept = r.clen > 0 && !(e.record && ex.replayable && r.clen <= up.Retry.BufferBodyBytes)
 	c.body = c.peekHead(n + int(r.clen))[n:]
@@ -287,6 +288,9 @@ func (c *fconn) proxy(e *entry, ex *exchange) bool {
 	}
 	c.armWatch()
 	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			c.now = time.Now()
+		}
 		ex.attempts = attempt
 		ex.addr = ep.Addr
 		ex.tried = append(ex.tried, ep.Addr)
@@ -327,12 +331,12 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 		addr += ":80"
 	}
 	p := tr.pool(addr)
-	uc := p.idle1()
+	uc := p.idle1(c.now)
 	for uc != nil && !c.ex.replayable && uc.peerClosed() {
 		// A request that may not be sent twice goes on no connection the
 		// endpoint has closed meanwhile.
 		uc.close()
-		uc = p.idle1()
+		uc = p.idle1(c.now)
 	}
 	fresh := uc == nil
 	if fresh {
@@ -405,7 +409,7 @@ func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error
 	c.slow = nil
 	dl := deadline
 	if t := uc.pool.t.cfg.ResponseHeaderTimeout; t > 0 {
-		if hd := time.Now().Add(t); dl.IsZero() || hd.Before(dl) {
+		if hd := c.now.Add(t); dl.IsZero() || hd.Before(dl) {
 			dl = hd
 		}
 	}
@@ -523,6 +527,7 @@ func (w *bufferedResponse) Write(p []byte) (int, error) {
 func (c *fconn) finish(ex *exchange) {
 	h := c.s.h
 	d := time.Since(ex.start)
+	c.now = ex.start.Add(d)
 	status := ex.sw.status
 	if h.metrics != nil {
 		h.metrics.ObserveRequest(ex.e.route, c.req.method, status, d, ex.attempts)

@@ -319,6 +319,7 @@ func (c *fconn) relay(uc *upConn, ex *exchange) bool {
 		uc.close()
 		return false
 	}
+	uc.usedAt = c.now
 	uc.release(noStop, keepUp)
 	return true
 }

@@ -37,6 +37,11 @@ type upConn struct {
 	nread    int64 // bytes read during the current request
 	nwritten int64 // bytes written during the current request
 	idleAt   time.Time
+	// usedAt, when set (by the fast path, which knows the time), is when
+	// the connection's last request started: put takes it as idleAt
+	// rather than reading the clock, so the idle timeout counts a little
+	// early.
+	usedAt time.Time
 	// raw, peekFn and the peek fields serve peerClosed.
 	raw     syscall.RawConn
 	peekFn  func(fd uintptr) bool
@@ -144,16 +149,15 @@ type hostPool struct {
 // get returns an idle connection that has not passed the idle timeout, or
 // dials a new one.
 func (p *hostPool) get(ctx context.Context) (*upConn, error) {
-	if c := p.idle1(); c != nil {
+	if c := p.idle1(time.Now()); c != nil {
 		return c, nil
 	}
 	return p.t.dial(ctx, p)
 }
 
-// idle1 returns an idle connection that has not passed the idle timeout,
-// or nil: the caller dials then.
-func (p *hostPool) idle1() *upConn {
-	now := time.Now()
+// idle1 returns an idle connection that has not passed the idle timeout
+// at now, or nil: the caller dials then.
+func (p *hostPool) idle1(now time.Time) *upConn {
 	p.mu.Lock()
 	n := len(p.idle)
 	if n == 0 {
@@ -180,7 +184,11 @@ func (p *hostPool) idle1() *upConn {
 
 // put returns c to the pool, or closes it when the pool is full.
 func (p *hostPool) put(c *upConn) {
-	c.idleAt = time.Now()
+	if c.usedAt.IsZero() {
+		c.idleAt = time.Now()
+	} else {
+		c.idleAt, c.usedAt = c.usedAt, time.Time{}
+	}
 	p.mu.Lock()
 	if len(p.idle) >= p.t.cfg.MaxIdleConnsPerHost {
 		p.mu.Unlock()
