@@ -66,8 +66,8 @@ type AccessLog struct {
 	lines   int    // how many
 	writing int    // lines of the batch being written: they wait too
 	spare   []byte // the batch last written, reused; writer goroutine only
+	closed  bool   // lines are dropped
 
-	closed   atomic.Bool
 	dropped  atomic.Uint64
 	failing  bool // the last write failed; writer goroutine only
 	closeErr error
@@ -128,7 +128,7 @@ func (a *AccessLog) Dropped() uint64 { return a.dropped.Load() }
 func (a *AccessLog) Close() error {
 	a.once.Do(func() {
 		a.mu.Lock()
-		a.closed.Store(true)
+		a.closed = true
 		a.mu.Unlock()
 		a.cancel()
 		<-a.done
@@ -217,7 +217,7 @@ func (a *AccessLog) recordFields(ex *exchange, remoteAddr, method, host, target,
 		retries = 0
 	}
 	a.mu.Lock()
-	if a.closed.Load() || a.lines+a.writing >= a.maxLines {
+	if a.closed || a.lines+a.writing >= a.maxLines {
 		a.mu.Unlock()
 		a.dropped.Add(1)
 		return

@@ -44,12 +44,17 @@ func handleError(w http.ResponseWriter, r *http.Request, err error) {
 		// upgrade to a non-printable protocol name.
 		kind = failBadRequest
 	}
+	logFailure(ex, err)
+	writeFailure(w, ex, kind)
+}
+
+// logFailure logs a failed proxied request of route ex.e at debug level.
+func logFailure(ex *exchange, err error) {
 	if debugEnabled(ex.h.log) {
 		ex.h.log.WithFields(logrus.Fields{
 			"route": ex.e.route.Name, "service": ex.e.service, "endpoint": ex.addr, "attempts": ex.attempts,
 		}).WithError(err).Debug("proxied request failed")
 	}
-	writeFailure(w, ex, kind)
 }
 
 // writeFailure answers a request of route ex.e that failed with kind.

@@ -104,12 +104,10 @@ func (c *fconn) serve() {
 		if err != nil {
 			return
 		}
-		if n == 0 || !c.parseRequest(c.peekHead(n)) || !c.readBody(n) {
-			c.handoff()
-			handedOff = true
-			return
+		keep, handoff := false, n == 0 || !c.parseRequest(c.peekHead(n)) || !c.readBody(n)
+		if !handoff {
+			keep, handoff = c.serveRequest(n)
 		}
-		keep, handoff := c.serveRequest(n)
 		if handoff {
 			c.handoff()
 			handedOff = true

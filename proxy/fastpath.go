@@ -1,16 +1,13 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/zkgate/zkgate/balancer"
 )
 
@@ -22,7 +19,7 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 	h := c.s.h
 	r := &c.req
 	path := bstr(r.path)
-	e := h.router.Load().matchFast(hostOnly(bstr(r.host)), r.method, path, r)
+	e := h.router.Load().find(hostOnly(bstr(r.host)), r.method, path, r)
 	if e == nil || !e.direct {
 		return false, true
 	}
@@ -88,53 +85,26 @@ func (c *fconn) hashKey(e *entry, path, clientIP string) string {
 	return ""
 }
 
-// matchFast is match for a fast-path request.
-func (rt *Router) matchFast(host, method, path string, r *fastRequest) *entry {
-	if path == "" {
-		path = "/"
-	}
-	for _, e := range rt.entries {
-		if !hasPathPrefix(path, e.prefix) || !e.matchesHost(host) {
-			continue
-		}
-		if len(e.methods) > 0 && !slices.Contains(e.methods, method) {
-			continue
-		}
-		if e.matchesHeaders(r) {
-			return e
+// has makes a fastRequest a headerSource for route matching.
+func (r *fastRequest) has(name, value string) bool {
+	for i := range r.hdrs {
+		if l := &r.hdrs[i]; sameName(l.name, name) && (value == "" || string(l.value) == value) {
+			return true
 		}
 	}
-	return nil
-}
-
-func (e *entry) matchesHeaders(r *fastRequest) bool {
-	for _, m := range e.headers {
-		found := false
-		for i := range r.hdrs {
-			l := &r.hdrs[i]
-			if len(l.name) == len(m.name) && bytes.EqualFold(l.name, []byte(m.name)) &&
-				(m.value == "" || string(l.value) == m.value) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
+	return false
 }
 
 // edited reports whether the route removes or sets the header called name,
 // so that the inbound or generated field is not sent.
 func (e *entry) edited(name []byte) bool {
 	for _, n := range e.remove {
-		if len(n) == len(name) && bytes.EqualFold(name, []byte(n)) {
+		if sameName(name, n) {
 			return true
 		}
 	}
 	for i := range e.set {
-		if n := e.set[i].name; len(n) == len(name) && bytes.EqualFold(name, []byte(n)) {
+		if sameName(name, e.set[i].name) {
 			return true
 		}
 	}
@@ -220,53 +190,45 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 	}
 	// setForwarded.
 	if c.peer != "" && !e.edited([]byte("X-Forwarded-For")) {
-		b = append(b, "X-Forwarded-For: "...)
 		if ex.trusted && nPrior > 0 {
-			b = append(b, xffPrior...)
-			b = append(b, ", "...)
+			xffPrior = append(append(xffPrior, ", "...), c.peer...)
+			b = appendField(b, "X-Forwarded-For", xffPrior)
+		} else {
+			b = appendField(b, "X-Forwarded-For", c.peer)
 		}
-		b = append(b, c.peer...)
-		b = append(b, "\r\n"...)
 	}
 	host := r.host
 	if ex.trusted && len(xfHost) > 0 {
 		host = xfHost
 	}
 	if !e.edited([]byte("X-Forwarded-Host")) {
-		b = appendField(b, []byte("X-Forwarded-Host"), host)
+		b = appendField(b, "X-Forwarded-Host", host)
 	}
 	proto := []byte("http")
 	if ex.trusted && len(xfProto) > 0 {
 		proto = xfProto
 	}
 	if !e.edited([]byte("X-Forwarded-Proto")) {
-		b = appendField(b, []byte("X-Forwarded-Proto"), proto)
+		b = appendField(b, "X-Forwarded-Proto", proto)
 	}
 	if ex.clientIP != "" && !e.edited([]byte("X-Real-Ip")) {
-		b = append(b, "X-Real-Ip: "...)
-		b = append(b, ex.clientIP...)
-		b = append(b, "\r\n"...)
+		b = appendField(b, "X-Real-Ip", ex.clientIP)
 	}
 	if stripping && !e.edited([]byte("X-Forwarded-Prefix")) {
-		b = append(b, "X-Forwarded-Prefix: "...)
-		b = append(b, e.prefixHeader[0]...)
-		b = append(b, "\r\n"...)
+		b = appendField(b, "X-Forwarded-Prefix", e.prefixHeader[0])
 	}
 	for i := range e.set {
 		s := &e.set[i]
-		if s.name == "User-Agent" && strings.TrimSpace(s.value[0]) == "" {
-			continue
+		if v := strings.TrimSpace(s.value[0]); v != "" || s.name != "User-Agent" {
+			b = appendField(b, s.name, v)
 		}
-		b = append(b, s.name...)
-		b = append(b, ": "...)
-		b = append(b, strings.TrimSpace(s.value[0])...)
-		b = append(b, "\r\n"...)
 	}
 	b = append(b, "\r\n"...)
 	c.out = b
 }
 
-func appendField(b, name, value []byte) []byte {
+// appendField appends the header line "name: value".
+func appendField[N, V string | []byte](b []byte, name N, value V) []byte {
 	b = append(b, name...)
 	b = append(b, ": "...)
 	b = append(b, value...)
@@ -462,26 +424,14 @@ func (c *fconn) fail(ex *exchange, kind failKind, err error) bool {
 		ex.sw.status = StatusClientClosedRequest // nobody is listening
 		return false
 	}
-	h := c.s.h
-	if debugEnabled(h.log) {
-		h.log.WithFields(logrus.Fields{
-			"route": ex.e.route.Name, "service": ex.e.service, "endpoint": ex.addr, "attempts": ex.attempts,
-		}).WithError(err).Debug("proxied request failed")
-	}
+	logFailure(ex, err)
 	var w bufferedResponse
 	writeFailure(&w, ex, kind)
 	ex.sw.status, ex.sw.size = w.status, int64(len(w.body))
-	c.bw.WriteString("HTTP/1.1 ")
-	c.bw.WriteString(strconv.Itoa(w.status))
-	c.bw.WriteByte(' ')
-	c.bw.WriteString(http.StatusText(w.status))
-	c.bw.WriteString("\r\n")
+	c.bw.statusLine(w.status, http.StatusText(w.status))
 	for name, vals := range w.h {
 		for _, v := range vals {
-			c.bw.WriteString(name)
-			c.bw.WriteString(": ")
-			c.bw.WriteString(v)
-			c.bw.WriteString("\r\n")
+			c.bw.field(name, v)
 		}
 	}
 	c.bw.WriteString("Date: ")

@@ -73,83 +73,61 @@ func fastMethod(m []byte) (string, bool) {
 	return "", false
 }
 
-// classifyHeader returns the kind of a header field name, compared
-// case-insensitively.
-func classifyHeader(name []byte) hdrKind {
-	switch len(name) {
-	case 2:
-		if bytes.EqualFold(name, []byte("Te")) {
-			return hkTe
-		}
-	case 4:
-		if bytes.EqualFold(name, []byte("Host")) {
-			return hkHost
-		}
-	case 6:
-		if bytes.EqualFold(name, []byte("Expect")) {
-			return hkHandoff
-		}
-	case 7:
-		if bytes.EqualFold(name, []byte("Upgrade")) || bytes.EqualFold(name, []byte("Trailer")) {
-			return hkHandoff
-		}
-	case 9:
-		switch {
-		case bytes.EqualFold(name, []byte("Forwarded")):
-			return hkForwarded
-		case bytes.EqualFold(name, []byte("X-Real-Ip")):
-			return hkXRealIP
-		}
-	case 10:
-		switch {
-		case bytes.EqualFold(name, []byte("Connection")):
-			return hkConnection
-		case bytes.EqualFold(name, []byte("Keep-Alive")):
-			return hkHop
-		case bytes.EqualFold(name, []byte("User-Agent")):
-			return hkUserAgent
-		}
-	case 14:
-		if bytes.EqualFold(name, []byte("Content-Length")) {
-			return hkContentLength
-		}
-	case 15:
-		switch {
-		case bytes.EqualFold(name, []byte("X-Forwarded-For")):
-			return hkXFF
-		case bytes.EqualFold(name, []byte("Idempotency-Key")):
-			return hkIdempotencyKey
-		}
-	case 16:
-		switch {
-		case bytes.EqualFold(name, []byte("X-Forwarded-Host")):
-			return hkXFHost
-		case bytes.EqualFold(name, []byte("Proxy-Connection")):
-			return hkHop
-		}
-	case 17:
-		switch {
-		case bytes.EqualFold(name, []byte("X-Forwarded-Proto")):
-			return hkXFProto
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			return hkHandoff
-		case bytes.EqualFold(name, []byte("X-Idempotency-Key")):
-			return hkIdempotencyKey
-		}
-	case 18:
-		switch {
-		case bytes.EqualFold(name, []byte("X-Forwarded-Prefix")):
-			return hkXFPrefix
-		case bytes.EqualFold(name, []byte("Proxy-Authenticate")):
-			return hkHop
-		}
-	case 19:
-		if bytes.EqualFold(name, []byte("Proxy-Authorization")) {
-			return hkHop
+// kindTable maps header field names, compared case-insensitively, to
+// their kinds; unlisted names are kind 0 (hkOther, rkOther). It is indexed
+// by name length, so a lookup compares only names of the same length.
+type kindTable [20][]namedKind
+
+type namedKind struct {
+	name []byte
+	kind hdrKind
+}
+
+func newKindTable(kinds map[string]hdrKind) *kindTable {
+	t := new(kindTable)
+	for name, k := range kinds {
+		t[len(name)] = append(t[len(name)], namedKind{[]byte(name), k})
+	}
+	return t
+}
+
+func (t *kindTable) kind(name []byte) hdrKind {
+	if len(name) >= len(t) {
+		return 0
+	}
+	for _, nk := range t[len(name)] {
+		if bytes.EqualFold(name, nk.name) {
+			return nk.kind
 		}
 	}
-	return hkOther
+	return 0
 }
+
+// requestKinds are the request header fields the fast path treats
+// specially.
+var requestKinds = newKindTable(map[string]hdrKind{
+	"Host":                hkHost,
+	"Expect":              hkHandoff,
+	"Upgrade":             hkHandoff,
+	"Trailer":             hkHandoff,
+	"Transfer-Encoding":   hkHandoff,
+	"Connection":          hkConnection,
+	"Keep-Alive":          hkHop,
+	"Proxy-Connection":    hkHop,
+	"Proxy-Authenticate":  hkHop,
+	"Proxy-Authorization": hkHop,
+	"Te":                  hkTe,
+	"Forwarded":           hkForwarded,
+	"X-Forwarded-For":     hkXFF,
+	"X-Forwarded-Host":    hkXFHost,
+	"X-Forwarded-Proto":   hkXFProto,
+	"X-Forwarded-Prefix":  hkXFPrefix,
+	"X-Real-Ip":           hkXRealIP,
+	"User-Agent":          hkUserAgent,
+	"Content-Length":      hkContentLength,
+	"Idempotency-Key":     hkIdempotencyKey,
+	"X-Idempotency-Key":   hkIdempotencyKey,
+})
 
 // parseRequest parses the request head b (through its empty line) into
 // c.req and reports whether the fast path may serve it. Anything it does
@@ -163,9 +141,7 @@ func (c *fconn) parseRequest(b []byte) bool {
 	r.host, r.close, r.te, r.idemKey, r.clen = nil, false, false, false, 0
 	lengths := 0
 
-	eol := bytes.IndexByte(b, '\n')
-	line := b[:eol-1]
-	b = b[eol+1:]
+	line, b := cutLine(b)
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 {
 		return false
@@ -186,19 +162,12 @@ func (c *fconn) parseRequest(b []byte) bool {
 
 	hosts := 0
 	for len(b) > 2 {
-		eol = bytes.IndexByte(b, '\n')
-		line = b[:eol-1]
-		b = b[eol+1:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !validFieldName(line[:colon]) {
+		line, b = cutLine(b)
+		name, value, ok := splitField(line)
+		if !ok {
 			return false // no name, a space before ':', obs-fold, bad bytes
 		}
-		name := line[:colon]
-		value := trimOWS(line[colon+1:])
-		if !validFieldValue(value) {
-			return false
-		}
-		kind := classifyHeader(name)
+		kind := requestKinds.kind(name)
 		switch kind {
 		case hkHandoff:
 			return false
@@ -275,13 +244,8 @@ func (r *fastRequest) parseTarget() bool {
 // "close"; other options name hop-by-hop fields, which net/http removes.
 func (r *fastRequest) parseConnection(v []byte) bool {
 	for len(v) > 0 {
-		item := v
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			item, v = v[:i], v[i+1:]
-		} else {
-			v = nil
-		}
-		item = trimOWS(item)
+		var item []byte
+		item, v = cutItem(v)
 		switch {
 		case len(item) == 0:
 		case bytes.EqualFold(item, []byte("close")):
@@ -321,6 +285,26 @@ func byteTable(extra string) (t [256]bool) {
 		t[extra[i]] = true
 	}
 	return t
+}
+
+// cutLine returns the first line of a head headEnd accepted (every line
+// ends in CRLF) without its CRLF, and the rest.
+func cutLine(b []byte) (line, rest []byte) {
+	eol := bytes.IndexByte(b, '\n')
+	return b[:eol-1], b[eol+1:]
+}
+
+// splitField splits a header line (without its CRLF) into its name and
+// its value without surrounding white space. ok is false when the line has
+// no valid name before ':' (a space before it, a folded line) or its value
+// holds bytes a field may not.
+func splitField(line []byte) (name, value []byte, ok bool) {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 || !validFieldName(line[:colon]) {
+		return nil, nil, false
+	}
+	name, value = line[:colon], trimOWS(line[colon+1:])
+	return name, value, validFieldValue(value)
 }
 
 func validFieldName(b []byte) bool {
@@ -373,20 +357,31 @@ func trimOWS(b []byte) []byte {
 // hasTokenBytes is hasToken for one value held as bytes.
 func hasTokenBytes(v []byte, token string) bool {
 	for len(v) > 0 {
-		item := v
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			item, v = v[:i], v[i+1:]
-		} else {
-			v = nil
-		}
+		var item []byte
+		item, v = cutItem(v)
 		if i := bytes.IndexByte(item, ';'); i >= 0 {
-			item = item[:i]
+			item = trimOWS(item[:i])
 		}
-		if bytes.EqualFold(trimOWS(item), []byte(token)) {
+		if bytes.EqualFold(item, []byte(token)) {
 			return true
 		}
 	}
 	return false
+}
+
+// cutItem returns the first item of a comma-separated list, without its
+// surrounding white space, and the rest of the list.
+func cutItem(v []byte) (item, rest []byte) {
+	if i := bytes.IndexByte(v, ','); i >= 0 {
+		return trimOWS(v[:i]), v[i+1:]
+	}
+	return trimOWS(v), nil
+}
+
+// sameName reports whether the field name a is b, compared
+// case-insensitively.
+func sameName(a []byte, b string) bool {
+	return len(a) == len(b) && bytes.EqualFold(a, []byte(b))
 }
 
 // bstr views b as a string without copying. The string must not outlive
@@ -402,7 +397,7 @@ func bstr(b []byte) string {
 // not; compared case-insensitively), and whether there is one.
 func (r *fastRequest) lookup(name string) ([]byte, bool) {
 	for i := range r.hdrs {
-		if len(r.hdrs[i].name) == len(name) && bytes.EqualFold(r.hdrs[i].name, []byte(name)) {
+		if sameName(r.hdrs[i].name, name) {
 			return r.hdrs[i].value, true
 		}
 	}
@@ -413,7 +408,7 @@ func (r *fastRequest) lookup(name string) ([]byte, bool) {
 // must not outlive the request; it allocates only for a second value.
 func (r *fastRequest) values(name string, into []string) []string {
 	for i := range r.hdrs {
-		if len(r.hdrs[i].name) == len(name) && bytes.EqualFold(r.hdrs[i].name, []byte(name)) {
+		if sameName(r.hdrs[i].name, name) {
 			into = append(into, bstr(r.hdrs[i].value))
 		}
 	}

@@ -40,7 +40,7 @@ const (
 var errBadResponse = errors.New("proxy: malformed response from upstream")
 
 // errBigHead marks a response head larger than the connection's buffer; it
-// is read by net/http's parser instead (slowResponse).
+// is read by net/http's parser instead (readSlowHead).
 var errBigHead = errors.New("proxy: response head larger than the buffer")
 
 // readResponseHead reads until br holds a whole response head and returns
@@ -67,53 +67,21 @@ func readResponseHead(br *bufio.Reader) (int, error) {
 	}
 }
 
-func classifyResponseHeader(name []byte) hdrKind {
-	switch len(name) {
-	case 2:
-		if bytes.EqualFold(name, []byte("Te")) {
-			return rkHop
-		}
-	case 4:
-		if bytes.EqualFold(name, []byte("Date")) {
-			return rkDate
-		}
-	case 7:
-		switch {
-		case bytes.EqualFold(name, []byte("Upgrade")):
-			return rkHop
-		case bytes.EqualFold(name, []byte("Trailer")):
-			return rkTrailer
-		}
-	case 10:
-		switch {
-		case bytes.EqualFold(name, []byte("Connection")):
-			return rkConnection
-		case bytes.EqualFold(name, []byte("Keep-Alive")):
-			return rkHop
-		}
-	case 14:
-		if bytes.EqualFold(name, []byte("Content-Length")) {
-			return rkCL
-		}
-	case 16:
-		if bytes.EqualFold(name, []byte("Proxy-Connection")) {
-			return rkHop
-		}
-	case 17:
-		if bytes.EqualFold(name, []byte("Transfer-Encoding")) {
-			return rkTE
-		}
-	case 18:
-		if bytes.EqualFold(name, []byte("Proxy-Authenticate")) {
-			return rkHop
-		}
-	case 19:
-		if bytes.EqualFold(name, []byte("Proxy-Authorization")) {
-			return rkHop
-		}
-	}
-	return rkOther
-}
+// responseKinds are the response header fields the fast path treats
+// specially.
+var responseKinds = newKindTable(map[string]hdrKind{
+	"Connection":          rkConnection,
+	"Keep-Alive":          rkHop,
+	"Proxy-Connection":    rkHop,
+	"Proxy-Authenticate":  rkHop,
+	"Proxy-Authorization": rkHop,
+	"Te":                  rkHop,
+	"Upgrade":             rkHop,
+	"Transfer-Encoding":   rkTE,
+	"Content-Length":      rkCL,
+	"Trailer":             rkTrailer,
+	"Date":                rkDate,
+})
 
 // parse parses the response head, the first n bytes of br.
 func (res *fastResponse) parse(br *bufio.Reader, n int) error {
@@ -123,9 +91,7 @@ func (res *fastResponse) parse(br *bufio.Reader, n int) error {
 	res.conn = res.conn[:0]
 	res.clen, res.chunked, res.close, res.hasDate = -1, false, false, false
 
-	eol := bytes.IndexByte(b, '\n')
-	line := b[:eol-1]
-	b = b[eol+1:]
+	line, b := cutLine(b)
 	// "HTTP/1.x NNN[ reason]"
 	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' {
 		return errBadResponse
@@ -152,18 +118,12 @@ func (res *fastResponse) parse(br *bufio.Reader, n int) error {
 
 	keepAlive := false
 	for len(b) > 2 {
-		eol = bytes.IndexByte(b, '\n')
-		line = b[:eol-1]
-		b = b[eol+1:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !validFieldName(line[:colon]) {
+		line, b = cutLine(b)
+		name, value, ok := splitField(line)
+		if !ok {
 			return errBadResponse
 		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		if !validFieldValue(value) {
-			return errBadResponse
-		}
-		kind := classifyResponseHeader(name)
+		kind := responseKinds.kind(name)
 		switch kind {
 		case rkConnection:
 			res.conn = append(res.conn, value)
@@ -200,13 +160,9 @@ func (res *fastResponse) parse(br *bufio.Reader, n int) error {
 func (res *fastResponse) namedByConnection(name []byte) bool {
 	for _, v := range res.conn {
 		for len(v) > 0 {
-			item := v
-			if i := bytes.IndexByte(v, ','); i >= 0 {
-				item, v = v[:i], v[i+1:]
-			} else {
-				v = nil
-			}
-			if bytes.EqualFold(trimOWS(item), name) {
+			var item []byte
+			item, v = cutItem(v)
+			if bytes.EqualFold(item, name) {
 				return true
 			}
 		}
@@ -406,16 +362,23 @@ func unexpected(err error) error {
 	return err
 }
 
+// upstreamLine reads one line of a chunked body from uc, LF included; the
+// slice is valid until the next read.
+func (c *fconn) upstreamLine(uc *upConn) ([]byte, error) {
+	if err := c.fill(uc); err != nil {
+		return nil, unexpected(err)
+	}
+	line, err := uc.br.ReadSlice('\n')
+	return line, unexpected(err)
+}
+
 // relayChunked relays a chunked body as it comes, chunk sizes, extensions
 // and trailer fields included, checking its framing.
 func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 	for {
-		if err := c.fill(uc); err != nil {
-			return unexpected(err)
-		}
-		line, err := uc.br.ReadSlice('\n')
+		line, err := c.upstreamLine(uc)
 		if err != nil {
-			return unexpected(err)
+			return err
 		}
 		size, ok := chunkSize(line)
 		if !ok {
@@ -427,20 +390,15 @@ func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 		if size == 0 {
 			// The trailer section, through its empty line.
 			for {
-				if err := c.fill(uc); err != nil {
-					return unexpected(err)
-				}
-				line, err := uc.br.ReadSlice('\n')
+				line, err := c.upstreamLine(uc)
 				if err != nil {
-					return unexpected(err)
+					return err
 				}
 				if len(line) < 2 || line[len(line)-2] != '\r' {
 					return errBadResponse
 				}
 				if len(line) > 2 {
-					colon := bytes.IndexByte(line, ':')
-					if colon <= 0 || !validFieldName(line[:colon]) ||
-						!validFieldValue(trimOWS(line[colon+1:len(line)-2])) {
+					if _, _, ok := splitField(line[:len(line)-2]); !ok {
 						return errBadResponse
 					}
 				}
@@ -573,15 +531,11 @@ func (c *fconn) readSlowHead(uc *upConn) error {
 // writeSlowHead writes the head of res, whose hop-by-hop fields are gone.
 func (c *fconn) writeSlowHead(res *http.Response, final, chunked bool) {
 	w := c.bw
-	_, _ = w.WriteString("HTTP/1.1 ")
-	_, _ = w.WriteString(strconv.Itoa(res.StatusCode))
-	_ = w.WriteByte(' ')
 	reason := http.StatusText(res.StatusCode)
 	if len(res.Status) > 4 {
 		reason = res.Status[4:]
 	}
-	_, _ = w.WriteString(reason)
-	_, _ = w.WriteString("\r\n")
+	w.statusLine(res.StatusCode, reason)
 	for name, vals := range res.Header {
 		for _, v := range vals {
 			w.field(name, v)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net"
+	"strconv"
 )
 
 // clientWriter buffers what the fast path sends a client, like a
@@ -90,6 +91,16 @@ func (w *clientWriter) Flush() error {
 		w.err = err
 	}
 	return err
+}
+
+// statusLine writes "HTTP/1.1 code reason".
+func (w *clientWriter) statusLine(code int, reason string) {
+	_, _ = w.WriteString("HTTP/1.1 ")
+	var digits [3]byte
+	_, _ = w.Write(strconv.AppendInt(digits[:0], int64(code), 10))
+	_ = w.WriteByte(' ')
+	_, _ = w.WriteString(reason)
+	_, _ = w.WriteString("\r\n")
 }
 
 // field writes one header line; CR and LF in the value become spaces.

@@ -128,28 +128,47 @@ func (rt *Router) Match(r *http.Request) *Route {
 
 // match is Match with the path given separately (the Handler's cleaned one).
 func (rt *Router) match(r *http.Request, path string) *entry {
-	host := hostOnly(r.Host)
+	return rt.find(hostOnly(r.Host), r.Method, path, headerMap(r.Header))
+}
+
+// headerSource is a request's header fields as route matching reads them:
+// has reports whether a field called name (canonical) has value, or is
+// present at all when value is "".
+type headerSource interface {
+	has(name, value string) bool
+}
+
+// headerMap is an http.Header as a headerSource.
+type headerMap http.Header
+
+func (h headerMap) has(name, value string) bool {
+	vals, ok := h[name]
+	return ok && (value == "" || slices.Contains(vals, value))
+}
+
+// find returns the first entry matching host, method, path and headers h
+// (both headerSources are pointer-shaped: passing them allocates nothing).
+func (rt *Router) find(host, method, path string, h headerSource) *entry {
 	if path == "" {
 		path = "/"
 	}
 	for _, e := range rt.entries {
-		if e.matches(r, host, path) {
+		if e.matches(host, method, path, h) {
 			return e
 		}
 	}
 	return nil
 }
 
-func (e *entry) matches(r *http.Request, host, path string) bool {
+func (e *entry) matches(host, method, path string, h headerSource) bool {
 	if !hasPathPrefix(path, e.prefix) || !e.matchesHost(host) {
 		return false
 	}
-	if len(e.methods) > 0 && !slices.Contains(e.methods, r.Method) {
+	if len(e.methods) > 0 && !slices.Contains(e.methods, method) {
 		return false
 	}
-	for _, h := range e.headers {
-		vals, ok := r.Header[h.name]
-		if !ok || (h.value != "" && !slices.Contains(vals, h.value)) {
+	for _, m := range e.headers {
+		if !h.has(m.name, m.value) {
 			return false
 		}
 	}

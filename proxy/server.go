@@ -43,7 +43,6 @@ type Server struct {
 	lns      map[net.Listener]struct{}
 	closing  atomic.Bool
 	handoffs atomic.Bool // hs.Serve is running
-	wg       sync.WaitGroup
 }
 
 // ServerConfig is an entry point's limits, with net/http.Server's meaning.
@@ -99,7 +98,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	defer s.trackListener(ln, false)
 	if s.handoffs.CompareAndSwap(false, true) {
-		s.wg.Go(func() { _ = s.hs.Serve(s.hl) })
+		go func() { _ = s.hs.Serve(s.hl) }() // ends with Shutdown or Close
 	}
 	var delay time.Duration
 	for {
@@ -132,31 +131,23 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-func (s *Server) trackListener(ln net.Listener, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if add {
-		if s.closing.Load() {
-			return false
-		}
-		s.lns[ln] = struct{}{}
-	} else {
-		delete(s.lns, ln)
-	}
-	return true
-}
+func (s *Server) trackListener(ln net.Listener, add bool) bool { return track(s, s.lns, ln, add) }
 
-func (s *Server) trackConn(c *fconn, add bool) bool {
+func (s *Server) trackConn(c *fconn, add bool) bool { return track(s, s.conns, c, add) }
+
+// track adds k to, or removes it from, one of s's sets under s.mu; an add
+// fails once s is closing.
+func track[K comparable](s *Server, set map[K]struct{}, k K, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if add {
-		if s.closing.Load() {
-			return false
-		}
-		s.conns[c] = struct{}{}
-	} else {
-		delete(s.conns, c)
+	if !add {
+		delete(set, k)
+		return true
 	}
+	if s.closing.Load() {
+		return false
+	}
+	set[k] = struct{}{}
 	return true
 }
 
@@ -231,15 +222,13 @@ func (s *Server) closeAll() {
 // handoffListener is the net.Listener of the net/http server: it yields
 // the connections the fast path hands over.
 type handoffListener struct {
-	ch     chan net.Conn
-	done   chan struct{}
-	once   sync.Once
-	addr   net.Addr
-	closed atomic.Bool
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
 }
 
 func newHandoffListener() *handoffListener {
-	return &handoffListener{ch: make(chan net.Conn), done: make(chan struct{}), addr: handoffAddr{}}
+	return &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})}
 }
 
 func (l *handoffListener) push(c net.Conn) bool {
@@ -264,7 +253,7 @@ func (l *handoffListener) close() { l.once.Do(func() { close(l.done) }) }
 
 func (l *handoffListener) Close() error { l.close(); return nil }
 
-func (l *handoffListener) Addr() net.Addr { return l.addr }
+func (l *handoffListener) Addr() net.Addr { return handoffAddr{} }
 
 type handoffAddr struct{}
 

@@ -49,13 +49,20 @@ func startServer(t *testing.T, fast bool, cfg ServerConfig, addr string) *testSe
 // wantServeClosed checks that Serve returned http.ErrServerClosed.
 func (s *testServer) wantServeClosed(t *testing.T) {
 	t.Helper()
+	wantServeReturn(t, s.served, "Serve")
+}
+
+// wantServeReturn waits, bounded, for the result of a Serve call (what
+// names it) and checks it is http.ErrServerClosed.
+func wantServeReturn(t *testing.T, served <-chan error, what string) {
+	t.Helper()
 	select {
-	case err := <-s.served:
+	case err := <-served:
 		if !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want http.ErrServerClosed", err)
+			t.Errorf("%s returned %v, want http.ErrServerClosed", what, err)
 		}
 	case <-time.After(diffDeadline):
-		t.Error("Serve did not return")
+		t.Errorf("%s did not return", what)
 	}
 }
 
@@ -78,6 +85,17 @@ func blockingBackend(t *testing.T) (addr string, arrived chan struct{}, release 
 	})
 	t.Cleanup(release) // before the backend's cleanup, which waits for its handlers
 	return be.addr(), arrived, release
+}
+
+// awaitArrival waits, bounded, until a request reached the blocking
+// backend.
+func awaitArrival(t *testing.T, arrived <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-arrived:
+	case <-time.After(diffDeadline):
+		t.Fatal("the request did not reach the backend")
+	}
 }
 
 // clientConn is a raw client connection with its reader.
@@ -149,11 +167,7 @@ func TestServerShutdownWaitsForRequestInFlight(t *testing.T) {
 			s := startServer(t, mode.fast, ServerConfig{}, addr)
 			c := dialServer(t, s.addr)
 			c.send(t, plainGet)
-			select {
-			case <-arrived:
-			case <-time.After(diffDeadline):
-				t.Fatal("the request did not reach the backend")
-			}
+			awaitArrival(t, arrived)
 
 			done := make(chan error, 1)
 			go func() {
@@ -224,7 +238,7 @@ func TestServerShutdownDeadline(t *testing.T) {
 			s := startServer(t, mode.fast, ServerConfig{}, addr)
 			c := dialServer(t, s.addr)
 			c.send(t, plainGet)
-			<-arrived
+			awaitArrival(t, arrived)
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			defer cancel()
 			if err := s.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -246,7 +260,7 @@ func TestServerCloseClosesActiveConnections(t *testing.T) {
 			s := startServer(t, mode.fast, ServerConfig{}, addr)
 			c := dialServer(t, s.addr)
 			c.send(t, plainGet)
-			<-arrived
+			awaitArrival(t, arrived)
 			if err := s.srv.Close(); err != nil {
 				t.Errorf("Close: %v", err)
 			}
@@ -273,14 +287,7 @@ func TestServerServeAfterShutdown(t *testing.T) {
 			defer ln.Close()
 			served := make(chan error, 1)
 			go func() { served <- s.srv.Serve(ln) }()
-			select {
-			case err := <-served:
-				if !errors.Is(err, http.ErrServerClosed) {
-					t.Errorf("Serve after Shutdown returned %v, want http.ErrServerClosed", err)
-				}
-			case <-time.After(diffDeadline):
-				t.Fatal("Serve after Shutdown did not return")
-			}
+			wantServeReturn(t, served, "Serve after Shutdown")
 		})
 	}
 }
@@ -307,14 +314,7 @@ func TestServerServesSeveralListeners(t *testing.T) {
 				t.Errorf("Close: %v", err)
 			}
 			s.wantServeClosed(t)
-			select {
-			case err := <-second:
-				if !errors.Is(err, http.ErrServerClosed) {
-					t.Errorf("the second Serve returned %v, want http.ErrServerClosed", err)
-				}
-			case <-time.After(diffDeadline):
-				t.Fatal("the second Serve did not return")
-			}
+			wantServeReturn(t, second, "the second Serve")
 		})
 	}
 }
