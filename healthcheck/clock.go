@@ -8,8 +8,11 @@ import "time"
 // always run on real time.
 type Clock interface {
 	Now() time.Time
-	// NewTimer returns a timer that sends on its channel once d has passed.
-	NewTimer(d time.Duration) Timer
+	// NewTimer returns a timer that sends on its channel once the clock
+	// reaches at (at once if it has). Timers take a deadline rather than a
+	// duration so that no time passes between reading the clock and arming
+	// the timer: the deadline is exact on any clock.
+	NewTimer(at time.Time) Timer
 }
 
 // Timer is a one-shot timer made by a Clock.
@@ -25,7 +28,7 @@ type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 
-func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
+func (realClock) NewTimer(at time.Time) Timer { return realTimer{time.NewTimer(time.Until(at))} }
 
 type realTimer struct{ t *time.Timer }
 

@@ -310,11 +310,11 @@ func (f *fakeClock) Now() time.Time {
 	return f.now
 }
 
-func (f *fakeClock) NewTimer(d time.Duration) Timer {
+func (f *fakeClock) NewTimer(at time.Time) Timer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t := &fakeTimer{clock: f, at: f.now.Add(d), ch: make(chan time.Time, 1)}
-	if d <= 0 {
+	t := &fakeTimer{clock: f, at: at, ch: make(chan time.Time, 1)}
+	if !at.After(f.now) {
 		t.ch <- f.now
 		return t
 	}

@@ -139,7 +139,7 @@ func (c *LoadBalanceCheckConf) expiryLoop() {
 		var t Timer
 		var fire <-chan time.Time
 		if !next.IsZero() {
-			t = c.clock.NewTimer(next.Sub(c.clock.Now()))
+			t = c.clock.NewTimer(next)
 			fire = t.C()
 		}
 		select {

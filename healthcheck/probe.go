@@ -122,10 +122,10 @@ func (c *LoadBalanceCheckConf) startProbe(m *member) {
 func (c *LoadBalanceCheckConf) probeLoop(ctx context.Context, m *member) {
 	defer c.wg.Done()
 	defer c.loops.Add(-1)
-	var wait time.Duration
+	var next time.Time
 	for {
-		if wait > 0 {
-			t := c.clock.NewTimer(wait)
+		if !next.IsZero() {
+			t := c.clock.NewTimer(next)
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -146,7 +146,7 @@ func (c *LoadBalanceCheckConf) probeLoop(ctx context.Context, m *member) {
 		}
 		end := c.clock.Now()
 		c.probeDone(m, end, err)
-		wait = c.jittered(c.cfg.Active.Interval) - end.Sub(start)
+		next = start.Add(c.jittered(c.cfg.Active.Interval))
 	}
 }
 
