@@ -227,6 +227,33 @@ func TestProxyLeastRequestDoneCalled(t *testing.T) {
 	})
 }
 
+// TestProxyLeastRequestRepicksAreDone retries across several dead
+// endpoints: a retry's pick that lands on an endpoint already tried is
+// discarded, and must be ended like any other pick, or its in-flight count
+// stays up for good and least_request avoids that endpoint from then on.
+func TestProxyLeastRequestRepicksAreDone(t *testing.T) {
+	be := newBackend(t, "a", nil)
+	addrs := []string{be.addr(), deadAddr(t), deadAddr(t), deadAddr(t)}
+	up := testUpstream(t, "svc")
+	up.Retry = RetryPolicy{Attempts: 4}
+	route := testRoute(t, "r", "least_request", up, addrs...)
+	fe, _ := newFrontend(t, Options{}, route)
+	for range 40 {
+		if res, body := get(t, fe.URL+"/"); res.StatusCode != 200 && res.StatusCode != 502 {
+			t.Fatalf("status %d: %s", res.StatusCode, body)
+		}
+	}
+	lr := route.Balancer.(*balancer.LeastRequest)
+	waitFor(t, "in-flight counts back to 0", func() bool {
+		for _, a := range addrs {
+			if lr.InFlight(a) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func TestProxyNilRouterServes404(t *testing.T) {
 	s := newTestServer(t, NewHandler(nil, Options{}))
 	res, body := get(t, s.URL+"/")

@@ -207,6 +207,7 @@ func (e *entry) pickUntried(ex *exchange) (balancer.Endpoint, bool) {
 		if !ex.triedAddr(ep.Addr) {
 			return ep, true
 		}
+		e.done(ep) // a discarded pick ends like any other
 	}
 	return balancer.Endpoint{}, false
 }

@@ -303,6 +303,8 @@ func TestGracefulShutdownFinishesRequestsInFlight(t *testing.T) {
 		res <- result{code: resp.StatusCode, body: string(b)}
 	}()
 	<-started
+	zktest.WaitFor(t, 5*time.Second, func() bool { return inFlightOf(t, g, hostPort(slow)) == 1 },
+		"the admin API counts the request in flight")
 	g.cancel()
 	r := <-res
 	if r.err != nil || r.code != 200 || r.body != "finished" {
@@ -327,6 +329,21 @@ func endpointsOf(t *testing.T, g *gateway) []string {
 		out = append(out, e.Addr)
 	}
 	return out
+}
+
+// inFlightOf returns the admin API's in_flight count of the echo endpoint addr.
+func inFlightOf(t *testing.T, g *gateway, addr string) int64 {
+	_, body := get(t, g.admin+"/api/services/echo")
+	var svc admin.ServiceInfo
+	if err := json.Unmarshal([]byte(body), &svc); err != nil {
+		t.Fatalf("admin /api/services/echo: %v in %s", err, body)
+	}
+	for _, e := range svc.Endpoints {
+		if e.Addr == addr {
+			return e.InFlight
+		}
+	}
+	return -1
 }
 
 func portOf(t *testing.T, url string) int {

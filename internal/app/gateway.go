@@ -290,7 +290,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 			RemoveHeaders: rc.RequestHeaders.Remove,
 			Timeout:       rc.Timeout,
 			Service:       rc.Service,
-			Balancer:      b,
+			Balancer:      newCountingBalancer(b, svc.stats),
 			Upstream:      svc.upstream,
 		})
 	}

@@ -143,40 +143,101 @@ func healthConfig(c config.HealthCheck) healthcheck.Config {
 	return h
 }
 
-// endpointStats counts the attempts sent to each member of a service, for
-// the admin API. It observes the service's membership so that the counter
-// map is rebuilt only when members change; the request path only reads it.
+// endpointStats counts, for the admin API, the attempts sent to each member
+// of a service and those still in flight. It observes the service's
+// membership so that the counter map is rebuilt only when members change;
+// the request path only reads the map.
 type endpointStats struct {
-	counters atomic.Pointer[map[string]*atomic.Uint64]
+	counters atomic.Pointer[map[string]*endpointCounters]
+}
+
+// endpointCounters are one member's counters.
+type endpointCounters struct {
+	requests atomic.Uint64 // attempts finished
+	inFlight atomic.Int64  // attempts picked and not yet done
 }
 
 func newEndpointStats() *endpointStats {
 	s := &endpointStats{}
-	m := map[string]*atomic.Uint64{}
+	m := map[string]*endpointCounters{}
 	s.counters.Store(&m)
 	return s
 }
 
 // Update implements balancer.Observer: keep the counters of members that
-// stay, add fresh ones for new members.
+// stay, add fresh ones for new members. A departed member's counters are
+// kept while it has attempts in flight, so that a member leaving and coming
+// back while requests to it run is not counted below zero.
 func (s *endpointStats) Update(eps []balancer.Endpoint) {
 	old := *s.counters.Load()
-	next := make(map[string]*atomic.Uint64, len(eps))
+	next := make(map[string]*endpointCounters, len(eps))
 	for _, e := range eps {
 		if c, ok := old[e.Addr]; ok {
 			next[e.Addr] = c
 		} else {
-			next[e.Addr] = new(atomic.Uint64)
+			next[e.Addr] = new(endpointCounters)
+		}
+	}
+	for addr, c := range old {
+		if _, ok := next[addr]; !ok && c.inFlight.Load() > 0 {
+			next[addr] = c
 		}
 	}
 	s.counters.Store(&next)
 }
 
+func (s *endpointStats) get(addr string) *endpointCounters {
+	return (*s.counters.Load())[addr]
+}
+
 func (s *endpointStats) requests(addr string) uint64 {
-	if c, ok := (*s.counters.Load())[addr]; ok {
-		return c.Load()
+	if c := s.get(addr); c != nil {
+		return c.requests.Load()
 	}
 	return 0
+}
+
+func (s *endpointStats) inFlight(addr string) int64 {
+	if c := s.get(addr); c != nil {
+		return max(c.inFlight.Load(), 0)
+	}
+	return 0
+}
+
+// countingBalancer wraps a route's balancer to count the attempts in flight
+// to each endpoint: from Pick to Done, which the proxy calls exactly once
+// for every pick because countingBalancer is a balancer.Tracker. Done is
+// passed on when the wrapped balancer tracks load itself (least_request).
+type countingBalancer struct {
+	balancer.Balancer
+	track balancer.Tracker // Balancer as a Tracker; nil if it is none
+	stats *endpointStats
+}
+
+func newCountingBalancer(b balancer.Balancer, stats *endpointStats) *countingBalancer {
+	track, _ := b.(balancer.Tracker)
+	return &countingBalancer{Balancer: b, track: track, stats: stats}
+}
+
+// Pick implements balancer.Balancer.
+func (b *countingBalancer) Pick(key string) (balancer.Endpoint, error) {
+	ep, err := b.Balancer.Pick(key)
+	if err == nil {
+		if c := b.stats.get(ep.Addr); c != nil {
+			c.inFlight.Add(1)
+		}
+	}
+	return ep, err
+}
+
+// Done implements balancer.Tracker.
+func (b *countingBalancer) Done(ep balancer.Endpoint) {
+	if c := b.stats.get(ep.Addr); c != nil {
+		c.inFlight.Add(-1)
+	}
+	if b.track != nil {
+		b.track.Done(ep)
+	}
 }
 
 // countingReporter counts each attempt per endpoint and passes its outcome
@@ -187,8 +248,8 @@ type countingReporter struct {
 }
 
 func (r *countingReporter) Report(addr string, o healthcheck.Outcome) {
-	if c, ok := (*r.stats.counters.Load())[addr]; ok {
-		c.Add(1)
+	if c := r.stats.get(addr); c != nil {
+		c.requests.Add(1)
 	}
 	r.next.Report(addr, o)
 }

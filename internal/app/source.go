@@ -78,6 +78,7 @@ func (s *service) info() admin.ServiceInfo {
 			LastProbe:           e.LastProbe,
 			LastProbeResult:     e.LastProbeResult,
 			ConsecutiveFailures: e.ConsecutiveFailures,
+			InFlight:            s.stats.inFlight(e.Addr),
 			Requests:            s.stats.requests(e.Addr),
 			Meta:                e.Meta,
 		}
