@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -112,7 +113,9 @@ func rawBackend(b *testing.B, response string) string {
 				defer c.Close()
 				br := bufio.NewReader(c)
 				for {
-					// A head ends with an empty line.
+					// A head ends with an empty line; a body of
+					// Content-Length bytes follows.
+					clen := 0
 					for {
 						line, err := br.ReadSlice('\n')
 						if err != nil {
@@ -121,6 +124,14 @@ func rawBackend(b *testing.B, response string) string {
 						if len(line) == 2 {
 							break
 						}
+						if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+							for _, d := range bytes.TrimSpace(v) {
+								clen = clen*10 + int(d-'0')
+							}
+						}
+					}
+					if _, err := br.Discard(clen); err != nil {
+						return
 					}
 					if _, err := c.Write(resp); err != nil {
 						return
@@ -142,6 +153,8 @@ func BenchmarkServer(b *testing.B) {
 	const request = "GET /api/items/42?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
 	const post = "POST /api/items HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n" +
 		`{"name":"widget","qty":12}` + "\n"
+	post16k := "PUT /api/items/42 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: 16384\r\n\r\n" +
+		strings.Repeat("x", 16384)
 	run := func(b *testing.B, cfg ServerConfig, opts Options, request string) {
 		addr := rawBackend(b, response)
 		up := &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{ResponseHeaderTimeout: 15 * time.Second}), PassHostHeader: true}
@@ -185,8 +198,10 @@ func BenchmarkServer(b *testing.B) {
 		run(b, ServerConfig{}, Options{AccessLog: log}, request)
 	})
 	b.Run("fast-post", func(b *testing.B) { run(b, ServerConfig{}, Options{}, post) })
+	b.Run("fast-post-16k", func(b *testing.B) { run(b, ServerConfig{}, Options{}, post16k) })
 	b.Run("nethttp", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, request) })
 	b.Run("nethttp-post", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, post) })
+	b.Run("nethttp-post-16k", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, post16k) })
 }
 
 // readFixedResponse reads one response with a Content-Length body from br

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -22,6 +24,12 @@ const (
 // buffers. A request head that does not fit is handed to net/http, which
 // applies MaxHeaderBytes.
 const clientBufferSize = 4 << 10
+
+// maxBufferedBody is the largest request body the fast path takes when
+// it does not fit the read buffer with its head: such a body is read
+// whole into a pooled buffer before the endpoint is contacted, as nginx
+// buffers request bodies. A larger body goes to net/http, which streams it.
+const maxBufferedBody = 64 << 10
 
 // deadlineSlack is how far a refreshed read deadline may lag behind the
 // exact one: an idle connection's deadline is moved only when it is more
@@ -56,12 +64,21 @@ type fconn struct {
 	gone       atomic.Bool
 	cur        atomic.Pointer[upConn]
 
-	req    fastRequest
-	res    fastResponse
-	slow   *http.Response // a response head too large for res (readSlowHead)
-	body   []byte         // the request body, in the read buffer
-	out    []byte         // the outbound request head without its Host value
-	hostAt int            // where in out the Host value goes
+	req  fastRequest
+	res  fastResponse
+	slow *http.Response // a response head too large for res (readSlowHead)
+	body []byte         // the request body, in the read buffer or in bigBody
+	// bigBody is the pooled buffer holding a body too large for the read
+	// buffer (nil otherwise); bodyInBuf of its bytes came from the read
+	// buffer, which still holds them.
+	bigBody   *[]byte
+	bodyInBuf int
+	// unread are bytes read from the connection past the read buffer
+	// (part of a body) that a hand-off must give net/http after the
+	// buffered ones.
+	unread []byte
+	out    []byte // the outbound request head without its Host value
+	hostAt int    // where in out the Host value goes
 	ex     exchange
 }
 
@@ -136,8 +153,9 @@ func (c *fconn) handoff() {
 		_, _ = c.br.Peek(c.br.Buffered() + 1) // takes the watch's byte
 	}
 	var nc net.Conn = c.nc
-	if c.br.Buffered() > 0 {
-		nc = &bufferedConn{Conn: c.nc, br: c.br}
+	if c.br.Buffered() > 0 || len(c.unread) > 0 {
+		nc = &bufferedConn{Conn: c.nc, br: c.br, unread: c.unread}
+		c.unread = nil
 	}
 	c.s.handoff(nc)
 }
@@ -216,22 +234,99 @@ func (c *fconn) readHead() (int, error) {
 
 // readBody makes sure the request body (c.req.clen bytes after the head of
 // n bytes) is in the buffer too, reading until it is. A body that cannot
-// fit is left to net/http, which streams it; so is one that does not
-// arrive within ReadHeaderTimeout (else ReadTimeout).
+// fit is read later by readBigBody when it is at most maxBufferedBody, and
+// left to net/http, which streams it, when larger. A body that does not
+// arrive within ReadHeaderTimeout (else ReadTimeout) is left to net/http
+// too.
 func (c *fconn) readBody(n int) bool {
 	need := n + int(c.req.clen)
 	if c.req.clen == 0 || c.br.Buffered() >= need {
 		return true
 	}
 	if c.req.clen > int64(c.br.Size()-n) {
-		return false
+		return c.req.clen <= maxBufferedBody
 	}
+	c.setBodyDeadline()
+	_, err := c.br.Peek(need)
+	return err == nil
+}
+
+// setBodyDeadline bounds the wait for a request body.
+func (c *fconn) setBodyDeadline() {
 	if t := max(c.s.cfg.ReadHeaderTimeout, c.s.cfg.ReadTimeout); t > 0 {
 		c.readDeadline = time.Now().Add(t)
 		_ = c.nc.SetReadDeadline(c.readDeadline)
 	}
-	_, err := c.br.Peek(need)
-	return err == nil
+}
+
+// bigBodyFor reports whether the body of the request whose head is n bytes
+// long does not fit the read buffer with it.
+func (c *fconn) bigBodyFor(n int) bool { return n+int(c.req.clen) > c.br.Size() }
+
+// readBigBody reads the body of the request whose head is the first n
+// buffered bytes into a pooled buffer: the part already buffered is
+// copied, the rest read from the connection past the read buffer, which
+// keeps the head the parsed request points into. When the body does not
+// come whole within the body deadline, or the client closes or resets the
+// connection before, it returns false with what it read in c.unread: the
+// connection goes to net/http, which waits for the rest under its own
+// rules or answers the request cut short, as it does when the fast path
+// hands it a smaller body.
+func (c *fconn) readBigBody(n int) bool {
+	clen := int(c.req.clen)
+	bp := getBodyBuffer(clen)
+	buf := (*bp)[:clen]
+	have, _ := c.br.Peek(c.br.Buffered())
+	k := copy(buf, have[n:])
+	c.setBodyDeadline()
+	got, err := io.ReadFull(c, buf[k:])
+	if err != nil {
+		c.unread = buf[k : k+got] // no longer pooled: net/http reads it
+		return false
+	}
+	c.bigBody, c.bodyInBuf = bp, k
+	c.body = buf
+	return true
+}
+
+// releaseBody consumes the request whose head is n bytes long from the read
+// buffer and returns a pooled body buffer.
+func (c *fconn) releaseBody(n int) {
+	if c.bigBody != nil {
+		_, _ = c.br.Discard(n + c.bodyInBuf)
+		putBodyBuffer(c.bigBody)
+		c.bigBody, c.bodyInBuf = nil, 0
+	} else {
+		_, _ = c.br.Discard(n + int(c.req.clen))
+	}
+	c.body = nil
+}
+
+// bodyPools hold the buffers of bodies larger than the read buffer, by size
+// class: 8, 16, 32 and 64 KiB.
+var bodyPools [4]sync.Pool
+
+// bodyClass returns the index in bodyPools of the smallest class holding n
+// bytes (n <= maxBufferedBody).
+func bodyClass(n int) int {
+	c := 0
+	for size := 8 << 10; size < n; size <<= 1 {
+		c++
+	}
+	return c
+}
+
+func getBodyBuffer(n int) *[]byte {
+	cl := bodyClass(n)
+	if bp, ok := bodyPools[cl].Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, (8<<10)<<cl)
+	return &b
+}
+
+func putBodyBuffer(bp *[]byte) {
+	bodyPools[bodyClass(cap(*bp))].Put(bp)
 }
 
 // headEnd returns the length of the head at the start of b (through its

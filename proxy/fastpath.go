@@ -28,11 +28,19 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 		return false, true // the Handler answers 413
 	}
 	ex := &c.ex
-	c.now = time.Now()
-	*ex = exchange{h: h, e: e, start: c.now, direct: true}
+	start := time.Now()
+	if c.bigBodyFor(n) {
+		if !c.readBigBody(n) {
+			return false, true
+		}
+		c.now = time.Now() // the endpoint's deadlines count from here
+	} else {
+		c.body = c.peekHead(n + int(r.clen))[n:]
+		c.now = start
+	}
+	*ex = exchange{h: h, e: e, start: start, direct: true}
 	ex.replayable = isIdempotent(r.method) || r.idemKey
 	ex.bodyUnkept = r.clen > 0 && !(e.record && ex.replayable && r.clen <= up.Retry.BufferBodyBytes)
-	c.body = c.peekHead(n + int(r.clen))[n:]
 	ex.tried = ex.triedBuf[:0]
 	c.clientIP(ex)
 	ex.hashKey = c.hashKey(e, path, ex.clientIP)
@@ -47,8 +55,7 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 	c.finish(ex)
 	// The head's and body's bytes are consumed only now: until here the
 	// parsed slices pointed into them.
-	_, _ = c.br.Discard(n + int(r.clen))
-	c.body = nil
+	c.releaseBody(n)
 	if err := c.bw.Flush(); err != nil || r.close || c.s.closing.Load() {
 		keep = false
 	}

@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -76,5 +78,163 @@ func TestFastPathLargeResponseHead(t *testing.T) {
 	}
 	if direct != 0 {
 		t.Errorf("%d requests took the Handler's direct path, want the fast path", direct)
+	}
+}
+
+// patterned returns n bytes that differ from one offset to the next, so
+// that a body put together out of order does not compare equal.
+func patterned(n, seed int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = "0123456789abcdefghijklmnopqrstuvwxyz"[(i/7+seed)%36]
+	}
+	return string(b)
+}
+
+// Bodies too large for the read buffer, up to maxBufferedBody, are read
+// whole and served by the fast path, pipelined requests after them too; a
+// larger body hands the connection to net/http, which streams it.
+func TestFastPathBuffersLargerBodies(t *testing.T) {
+	be := newBackend(t, "b", nil)
+	fe, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
+	var fast, direct atomic.Int64
+	h.onFast = func() { fast.Add(1) }
+	h.onDirect = func() { direct.Add(1) }
+
+	type step struct {
+		method string
+		body   string
+	}
+	steps := []step{
+		{"POST", patterned(5000, 1)},
+		{"PUT", patterned(maxBufferedBody, 2)},
+		{"GET", ""},
+		{"POST", patterned(20000, 3)},
+		{"POST", patterned(clientBufferSize, 4)},
+		{"POST", patterned(maxBufferedBody+1, 5)}, // net/http's from here
+		{"GET", ""},
+	}
+	var raw strings.Builder
+	for i, s := range steps {
+		fmt.Fprintf(&raw, "%s /r%d HTTP/1.1\r\nHost: example.com\r\n", s.method, i)
+		if s.body != "" {
+			fmt.Fprintf(&raw, "Content-Length: %d\r\n", len(s.body))
+		}
+		raw.WriteString("\r\n" + s.body)
+	}
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(fe.URL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	wrote := make(chan error, 1)
+	go func() { _, err := io.WriteString(c, raw.String()); wrote <- err }()
+	br := bufio.NewReader(c)
+	for i, s := range steps {
+		res, err := http.ReadResponse(br, &http.Request{Method: s.method})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("request %d: status %d, %v: %.200s", i, res.StatusCode, err, body)
+		}
+		e := decodeEcho(t, body)
+		if e.Method != s.method || e.Path != fmt.Sprintf("/r%d", i) || e.Body != s.body {
+			t.Errorf("request %d: the backend got %s %s with a body of %d bytes, want %s /r%d with %d bytes (equal: %v)",
+				i, e.Method, e.Path, len(e.Body), s.method, i, len(s.body), e.Body == s.body)
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	// The last GET takes the Handler's direct path; the POST before it
+	// ReverseProxy's, which streams its body.
+	if f, d := fast.Load(), direct.Load(); f != 5 || d != 1 {
+		t.Errorf("fast path served %d requests and the Handler's direct path %d, want 5 and 1", f, d)
+	}
+}
+
+// A large body that does not come whole within the body deadline hands the
+// connection to net/http with the bytes read so far, and net/http finishes
+// the request when the rest comes.
+func TestFastPathSlowLargeBodyGoesToNetHTTP(t *testing.T) {
+	be := newBackend(t, "b", nil)
+	rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandler(rt, Options{})
+	var fast atomic.Int64
+	h.onFast = func() { fast.Add(1) }
+	fe := startFrontend(t, h, ServerConfig{ReadHeaderTimeout: 100 * time.Millisecond})
+
+	body := patterned(10000, 7)
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(fe.URL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	head := fmt.Sprintf("POST /slow HTTP/1.1\r\nHost: example.com\r\nContent-Length: %d\r\n\r\n", len(body))
+	if _, err := io.WriteString(c, head+body[:6000]); err != nil {
+		t.Fatal(err)
+	}
+	// The fast path sends nothing before it has the whole body; net/http
+	// streams it, so the backend sees the request before the rest is sent.
+	waitFor(t, "net/http to take the request", func() bool { return be.hits.Load() == 1 })
+	if _, err := io.WriteString(c, body[6000:]); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "POST"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("status %d, %v: %.200s", res.StatusCode, err, got)
+	}
+	if e := decodeEcho(t, got); e.Body != body {
+		t.Errorf("the backend got a body of %d bytes, not the one sent (%d bytes)", len(e.Body), len(body))
+	}
+	if f := fast.Load(); f != 0 {
+		t.Errorf("the fast path served %d requests, want 0", f)
+	}
+}
+
+// A client that closes its side in the middle of a large body is answered
+// as net/http answers a body cut short (400), whichever path reads it.
+func TestFastPathLargeBodyCutShort(t *testing.T) {
+	be := newBackend(t, "b", nil)
+	rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answers [2]string
+	for i, disable := range []bool{false, true} {
+		fe := startFrontend(t, NewHandler(rt, Options{}), ServerConfig{DisableFastPath: disable})
+		c, err := net.DialTimeout("tcp", strings.TrimPrefix(fe.URL, "http://"), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "POST /cut HTTP/1.1\r\nHost: example.com\r\nContent-Length: 9000\r\n\r\n"+patterned(6000, 0)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.(*net.TCPConn).CloseWrite()
+		res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "POST"})
+		if err != nil {
+			t.Fatalf("fast path off: %v: %v", disable, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		answers[i] = fmt.Sprintf("%d %s", res.StatusCode, body)
+	}
+	if answers[0] != answers[1] || !strings.HasPrefix(answers[0], "400 ") {
+		t.Errorf("answers to a body cut short: fast path %q, net/http %q; want the same 400", answers[0], answers[1])
 	}
 }

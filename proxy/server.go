@@ -261,10 +261,11 @@ func (handoffAddr) Network() string { return "tcp" }
 func (handoffAddr) String() string  { return "zkgate-handoff" }
 
 // bufferedConn is a connection whose first bytes were already read into
-// br: net/http reads them first.
+// br, and then into unread: net/http reads them first, in that order.
 type bufferedConn struct {
 	net.Conn
-	br *bufio.Reader
+	br     *bufio.Reader
+	unread []byte
 }
 
 // CloseWrite half-closes the connection, as net/http does before closing
@@ -283,6 +284,11 @@ func (c *bufferedConn) Read(p []byte) (int, error) {
 			return c.br.Read(p)
 		}
 		c.br = nil
+	}
+	if len(c.unread) > 0 {
+		n := copy(p, c.unread)
+		c.unread = c.unread[n:]
+		return n, nil
 	}
 	return c.Conn.Read(p)
 }

@@ -773,7 +773,11 @@ func requestCorpus() []diffCase {
 		{name: "POST with body", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 7", "Content-Type: application/json") + `{"a":1}`, fast: true},
 		{name: "PATCH with body and key", raw: rq("PATCH /x HTTP/1.1", hostField, "Content-Length: 3", "Idempotency-Key: k1") + "abc", fast: true},
 		{name: "GET with body", raw: get("/x", "Content-Length: 4") + "data", fast: true},
-		{name: "POST body past the buffer", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 6000") + strings.Repeat("b", 6000)},
+		{name: "POST body past the buffer", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 6000") + strings.Repeat("b", 6000), fast: true},
+		{name: "PUT body of maxBufferedBody", raw: rq("PUT /x HTTP/1.1", hostField, fmt.Sprintf("Content-Length: %d", maxBufferedBody)) + patterned(maxBufferedBody, 0), fast: true},
+		{name: "PUT body past maxBufferedBody", raw: rq("PUT /x HTTP/1.1", hostField, fmt.Sprintf("Content-Length: %d", maxBufferedBody+1)) + patterned(maxBufferedBody+1, 0)},
+		{name: "POST body past the buffer then GET", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 9000") + patterned(9000, 1) + get("/y"),
+			methods: []string{"POST", "GET"}, fast: true},
 		{name: "POST Content-Length with a sign", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: +3") + "abc"},
 		{name: "TRACE", raw: rq("TRACE /x HTTP/1.1", hostField)},
 		{name: "lower-case method", raw: rq("get /x HTTP/1.1", hostField)},
@@ -1413,6 +1417,17 @@ func TestServerDiffErrors(t *testing.T) {
 			{name: "POST with key", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 3", "Idempotency-Key: k") + "abc"},
 			{name: "POST without key", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 3") + "abc"},
 		}},
+		{name: "retry after broken connection with a large replay buffer", mk: func(t *testing.T, log *requestLog) routeMaker {
+			bad := newScriptedBackend(t, "closing", log, closing).addr()
+			ok := newScriptedBackend(t, "ok", log, okResponder("ok")).addr()
+			return oneRoute(t, "round_robin", func(r *Route) {
+				r.Upstream.Retry = RetryPolicy{Attempts: 3, OnBrokenConnection: true, BufferBodyBytes: 32 << 10}
+			}, bad, ok)
+		}, reqs: []diffCase{
+			{name: "PUT of 20 KiB", raw: rq("PUT /x HTTP/1.1", hostField, "Content-Length: 20000") + patterned(20000, 2)},
+			{name: "PUT of 40 KiB", raw: rq("PUT /x HTTP/1.1", hostField, "Content-Length: 40000") + patterned(40000, 3)},
+			{name: "POST of 20 KiB with key", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 20000", "Idempotency-Key: k") + patterned(20000, 4)},
+		}},
 		{name: "retry after server error", mk: func(t *testing.T, log *requestLog) routeMaker {
 			bad := newScriptedBackend(t, "failing", log, failing).addr()
 			ok := newScriptedBackend(t, "ok", log, okResponder("ok")).addr()
@@ -1438,6 +1453,8 @@ func TestServerDiffErrors(t *testing.T) {
 			{name: "GET on a dead connection", raw: get},
 			{name: "POST on a dead connection", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 3") + "abc"},
 			{name: "keyed POST on a dead connection", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 3", "Idempotency-Key: k") + "abc"},
+			{name: "large POST on a dead connection", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 30000") + patterned(30000, 5)},
+			{name: "large PUT on a dead connection", raw: rq("PUT /x HTTP/1.1", hostField, "Content-Length: 30000") + patterned(30000, 6)},
 		}},
 		{name: "server error without retry", mk: func(t *testing.T, log *requestLog) routeMaker {
 			return oneRoute(t, "round_robin", nil, newScriptedBackend(t, "failing", log, failing).addr())
