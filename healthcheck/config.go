@@ -56,9 +56,10 @@ type ActiveConfig struct {
 	// Host, when set, is sent as the Host header of an http probe instead of
 	// the endpoint's address. Default: none.
 	Host string `mapstructure:"host"`
-	// ExpectStatus is the range of HTTP statuses that count as healthy.
-	// Default 200-399. Redirects are not followed.
-	ExpectStatus StatusRange `mapstructure:"expect_status"`
+	// ExpectStatus are the HTTP statuses that count as healthy: codes and
+	// ranges, "200-299,304" in text form. Default 200-399. Redirects are not
+	// followed.
+	ExpectStatus StatusRanges `mapstructure:"expect_status"`
 	// Interval is the time between the starts of two probes of one endpoint.
 	// Default 2s.
 	Interval time.Duration `mapstructure:"interval"`
@@ -151,6 +152,57 @@ func (r *StatusRange) UnmarshalText(b []byte) error {
 // MarshalText implements encoding.TextMarshaler.
 func (r StatusRange) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// StatusRanges is a set of status codes, as ranges. Its text form is the
+// ranges' text forms separated by commas: "200-299,304".
+type StatusRanges []StatusRange
+
+// Contains reports whether code lies in one of rs's ranges.
+func (rs StatusRanges) Contains(code int) bool {
+	for _, r := range rs {
+		if r.Contains(code) {
+			return true
+		}
+	}
+	return false
+}
+
+// String returns rs in its text form.
+func (rs StatusRanges) String() string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = r.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseStatusRanges parses a comma-separated list of codes and ranges,
+// "200-299,304". It checks the syntax only; Config.Validate checks the
+// bounds.
+func ParseStatusRanges(s string) (StatusRanges, error) {
+	var out StatusRanges
+	for part := range strings.SplitSeq(s, ",") {
+		r, err := ParseStatusRange(part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (rs *StatusRanges) UnmarshalText(b []byte) error {
+	v, err := ParseStatusRanges(string(b))
+	if err != nil {
+		return err
+	}
+	*rs = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (rs StatusRanges) MarshalText() ([]byte, error) { return []byte(rs.String()), nil }
+
 // Defaults returns the recommended configuration: TCP probes every 2s with a
 // 1s timeout and rise/fall thresholds of 2, 10% jitter, and passive ejection
 // after 3 consecutive failures.
@@ -172,8 +224,8 @@ func (c Config) withDefaults() Config {
 	if a.Path == "" {
 		a.Path = "/"
 	}
-	if a.ExpectStatus == (StatusRange{}) {
-		a.ExpectStatus = StatusRange{Min: 200, Max: 399}
+	if len(a.ExpectStatus) == 0 {
+		a.ExpectStatus = StatusRanges{{Min: 200, Max: 399}}
 	}
 	setDuration(&a.Interval, 2*time.Second)
 	setDuration(&a.Timeout, time.Second)
@@ -223,8 +275,10 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(a.Host, " \t\r\n/") {
 		bad("active.host", "%q is not a host name", a.Host)
 	}
-	if r := a.ExpectStatus; r.Min < 100 || r.Max > 599 || r.Min > r.Max {
-		bad("active.expect_status", "%s is not a range of HTTP statuses within 100-599", r)
+	for _, r := range a.ExpectStatus {
+		if r.Min < 100 || r.Max > 599 || r.Min > r.Max {
+			bad("active.expect_status", "%s is not a range of HTTP statuses within 100-599", r)
+		}
 	}
 	if a.Interval < 0 {
 		bad("active.interval", "%s is negative", a.Interval)

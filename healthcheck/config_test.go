@@ -2,6 +2,7 @@ package healthcheck
 
 import (
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := Config{
 		Active: ActiveConfig{
-			Type: "tcp", Path: "/", ExpectStatus: StatusRange{200, 399},
+			Type: "tcp", Path: "/", ExpectStatus: StatusRanges{{200, 399}},
 			Interval: 2 * time.Second, Timeout: time.Second,
 			HealthyThreshold: 2, UnhealthyThreshold: 2, Jitter: 0.1, MaxConcurrent: 64,
 		},
@@ -22,7 +23,7 @@ func TestDefaults(t *testing.T) {
 			MaxFailures: 3, Ejection: 10 * time.Second, MaxEjection: 5 * time.Minute, MaxEjectionPercent: 50,
 		},
 	}
-	if d != want {
+	if !reflect.DeepEqual(d, want) {
 		t.Fatalf("Defaults() =\n%+v\nwant\n%+v", d, want)
 	}
 }
@@ -57,8 +58,8 @@ func TestValidateNamesFieldPaths(t *testing.T) {
 		{"type", Config{Active: ActiveConfig{Type: "icmp"}}, []string{`active.type: unknown probe type "icmp"`}},
 		{"path", Config{Active: ActiveConfig{Type: "http", Path: "healthz"}}, []string{"active.path:"}},
 		{"host", Config{Active: ActiveConfig{Host: "a b"}}, []string{"active.host:"}},
-		{"status", Config{Active: ActiveConfig{ExpectStatus: StatusRange{300, 200}}}, []string{"active.expect_status: 300-200"}},
-		{"status bounds", Config{Active: ActiveConfig{ExpectStatus: StatusRange{99, 700}}}, []string{"active.expect_status:"}},
+		{"status", Config{Active: ActiveConfig{ExpectStatus: StatusRanges{{200, 204}, {300, 200}}}}, []string{"active.expect_status: 300-200"}},
+		{"status bounds", Config{Active: ActiveConfig{ExpectStatus: StatusRanges{{99, 700}}}}, []string{"active.expect_status:"}},
 		{"durations", Config{Active: ActiveConfig{Interval: -1, Timeout: -time.Second}}, []string{"active.interval:", "active.timeout:"}},
 		{"thresholds", Config{Active: ActiveConfig{HealthyThreshold: -1, UnhealthyThreshold: -2}}, []string{"active.healthy_threshold:", "active.unhealthy_threshold:"}},
 		{"jitter", Config{Active: ActiveConfig{Jitter: 1}}, []string{"active.jitter:"}},
@@ -91,7 +92,7 @@ func TestValidateAcceptsGoodConfigs(t *testing.T) {
 	for _, c := range []Config{
 		{},
 		Defaults(),
-		{Active: ActiveConfig{Type: "http", Path: "/healthz?full=1", Host: "echo.internal", ExpectStatus: StatusRange{204, 204}}},
+		{Active: ActiveConfig{Type: "http", Path: "/healthz?full=1", Host: "echo.internal", ExpectStatus: StatusRanges{{204, 204}, {301, 302}}}},
 		{PanicThreshold: 1, Passive: PassiveConfig{MaxEjectionPercent: 100}},
 	} {
 		if err := c.Validate(); err != nil {
@@ -141,5 +142,36 @@ func TestStatusRangeText(t *testing.T) {
 	}
 	if s := (StatusRange{204, 204}).String(); s != "204" {
 		t.Errorf("String = %q", s)
+	}
+}
+
+func TestStatusRangesText(t *testing.T) {
+	for in, want := range map[string]string{
+		"200-399":         "200-399",
+		"200-299, 304":    "200-299,304",
+		" 204 ,301-302 ":  "204,301-302",
+		"200,":            "",
+		"":                "",
+		"2xx,304":         "",
+		"200-299;304":     "",
+		"200-299,304,418": "200-299,304,418",
+	} {
+		var rs StatusRanges
+		err := rs.UnmarshalText([]byte(in))
+		if want == "" {
+			if err == nil {
+				t.Errorf("UnmarshalText(%q) = %v, want an error", in, rs)
+			}
+			continue
+		}
+		if err != nil || rs.String() != want {
+			t.Errorf("UnmarshalText(%q) = %v, %v; want %s", in, rs, err, want)
+		}
+	}
+	rs := StatusRanges{{200, 299}, {304, 304}}
+	for code, want := range map[int]bool{199: false, 200: true, 299: true, 300: false, 304: true, 305: false} {
+		if rs.Contains(code) != want {
+			t.Errorf("%s contains %d: %v, want %v", rs, code, !want, want)
+		}
 	}
 }

@@ -186,9 +186,14 @@ func TestHTTPProbeDoesNotFollowRedirects(t *testing.T) {
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	for _, tt := range []struct {
-		expect StatusRange
+		expect StatusRanges
 		want   string
-	}{{StatusRange{200, 399}, "ok"}, {StatusRange{200, 299}, "status 302, want 200-299"}} {
+	}{
+		{StatusRanges{{200, 399}}, "ok"},
+		{StatusRanges{{200, 299}}, "status 302, want 200-299"},
+		{StatusRanges{{200, 299}, {302, 302}}, "ok"},
+		{StatusRanges{{200, 299}, {303, 399}}, "status 302, want 200-299,303-399"},
+	} {
 		cfg := Config{Active: fastActive("http")}
 		cfg.Active.ExpectStatus = tt.expect
 		c, _, _ := start(t, staticOf(addr), cfg)

@@ -103,8 +103,9 @@ type ActiveHealthCheck struct {
 	// Host is the Host header of an http probe. Default "" (the endpoint's
 	// "host:port").
 	Host string `mapstructure:"host"`
-	// ExpectStatus is the status code or range of a passing http probe,
-	// e.g. "200-399" or "204". Default "200-399".
+	// ExpectStatus are the status codes of a passing http probe: codes and
+	// ranges separated by commas, e.g. "200-399", "204" or "200-299,304".
+	// Default "200-399".
 	ExpectStatus string `mapstructure:"expect_status"`
 	// Interval is the time between two probes of one endpoint. Default 2s.
 	Interval time.Duration `mapstructure:"interval"`

@@ -156,10 +156,8 @@ func validateHealthCheck(p *problems, key string, hc *HealthCheck) {
 			p.add(ak+".host", err)
 		}
 	}
-	if rs, err := ParseStatusRanges(a.ExpectStatus); err != nil {
+	if _, err := ParseStatusRanges(a.ExpectStatus); err != nil {
 		p.add(ak+".expect_status", err)
-	} else if len(rs) != 1 {
-		p.addf(ak+".expect_status", "%q: give one code or one range, e.g. \"200-399\"", a.ExpectStatus)
 	}
 	if a.Interval <= 0 {
 		p.addf(ak+".interval", "must be positive, got %s", a.Interval)
