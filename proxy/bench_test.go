@@ -197,6 +197,9 @@ func BenchmarkServer(b *testing.B) {
 		b.Cleanup(func() { log.Close() })
 		run(b, ServerConfig{}, Options{AccessLog: log}, request)
 	})
+	b.Run("fast-escaped", func(b *testing.B) {
+		run(b, ServerConfig{}, Options{}, "GET /api/items/caf%C3%A9%20au%20lait?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	})
 	b.Run("fast-post", func(b *testing.B) { run(b, ServerConfig{}, Options{}, post) })
 	b.Run("fast-post-16k", func(b *testing.B) { run(b, ServerConfig{}, Options{}, post16k) })
 	b.Run("nethttp", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, request) })

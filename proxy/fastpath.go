@@ -27,6 +27,13 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 	if up.MaxBodyBytes > 0 && r.clen > up.MaxBodyBytes {
 		return false, true // the Handler answers 413
 	}
+	if r.rawPath != nil && e.route.StripPrefix && e.prefix != "" {
+		if _, raw := stripPrefix(path, bstr(r.rawPath), e.prefix); raw == "" {
+			// The escaped form does not survive the strip: the Handler
+			// sends the decoded rest in net/url's default escaping.
+			return false, true
+		}
+	}
 	ex := &c.ex
 	start := time.Now()
 	if c.bigBodyFor(n) {
@@ -127,10 +134,16 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 	b = append(b, r.method...)
 	b = append(b, ' ')
 	stripping := e.route.StripPrefix && e.prefix != ""
-	if stripping {
+	switch {
+	case stripping && r.rawPath != nil:
+		_, raw := stripPrefix(path, bstr(r.rawPath), e.prefix)
+		b = append(b, raw...)
+	case stripping:
 		p, _ := stripPrefix(path, "", e.prefix)
 		b = append(b, p...)
-	} else {
+	case r.rawPath != nil:
+		b = append(b, r.rawPath...)
+	default:
 		b = append(b, path...)
 	}
 	if r.hasQuery {

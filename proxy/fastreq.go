@@ -11,7 +11,9 @@ import (
 type fastRequest struct {
 	method   string // one of the constants of fastMethod
 	target   []byte // the request target as sent
-	path     []byte
+	path     []byte // decoded: in pathBuf when the target has escapes
+	rawPath  []byte // the path as sent when it has escapes, else nil
+	pathBuf  []byte // reused for decoding
 	query    []byte // after '?', when hasQuery
 	hasQuery bool
 	host     []byte
@@ -207,7 +209,11 @@ func (c *fconn) parseRequest(b []byte) bool {
 }
 
 // parseTarget splits an origin-form target into a clean path and a query
-// that the Handler would forward unchanged, or reports false.
+// that the Handler would forward unchanged, or reports false. A path with
+// escapes is decoded for routing and forwarded as sent, as the Handler
+// forwards a URL whose RawPath is a valid encoding of its Path; one with an
+// escaped slash is net/http's, whose segment-wise cleaning of both forms
+// decides on it.
 func (r *fastRequest) parseTarget() bool {
 	t := r.target
 	if len(t) == 0 || t[0] != '/' {
@@ -218,10 +224,22 @@ func (r *fastRequest) parseTarget() bool {
 	if i := bytes.IndexByte(t, '?'); i >= 0 {
 		p, r.query, r.hasQuery = t[:i], t[i+1:], true
 	}
+	escaped := false
 	for _, ch := range p {
 		if !pathByte[ch] {
+			if ch != '%' {
+				return false
+			}
+			escaped = true
+		}
+	}
+	r.rawPath = nil
+	if escaped {
+		d, ok := unescapePath(r.pathBuf[:0], p)
+		if !ok {
 			return false
 		}
+		r.pathBuf, r.rawPath, p = d, p, d
 	}
 	r.path = p
 	if !isCleanPath(bstr(p)) {
@@ -238,6 +256,44 @@ func (r *fastRequest) parseTarget() bool {
 		}
 	}
 	return true
+}
+
+// unescapePath appends the decoding of the escaped path p to dst. It
+// reports false for a malformed escape and for an escaped slash.
+func unescapePath(dst, p []byte) ([]byte, bool) {
+	for i := 0; i < len(p); i++ {
+		ch := p[i]
+		if ch == '%' {
+			if i+2 >= len(p) {
+				return dst, false
+			}
+			hi, ok1 := unhex(p[i+1])
+			lo, ok2 := unhex(p[i+2])
+			if !ok1 || !ok2 {
+				return dst, false
+			}
+			ch = hi<<4 | lo
+			if ch == '/' {
+				return dst, false
+			}
+			i += 2
+		}
+		dst = append(dst, ch)
+	}
+	return dst, true
+}
+
+// unhex returns the value of the hexadecimal digit c.
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // parseConnection accepts a Connection value naming only "keep-alive" and
@@ -258,9 +314,8 @@ func (r *fastRequest) parseConnection(v []byte) bool {
 	return true
 }
 
-// pathByte holds the bytes a fast-path path may contain: unreserved,
-// sub-delims, ':', '@' and '/'. A '%' (an escape) sends the request to
-// net/http, whose URL parsing the Handler's path cleaning relies on.
+// pathByte holds the bytes a fast-path path may contain besides escapes:
+// unreserved, sub-delims, ':', '@' and '/'.
 var pathByte = byteTable("-._~!$&'()*+,;=:@/")
 
 // queryByte holds the bytes a fast-path query may contain: those of a path,

@@ -53,20 +53,27 @@ type upConn struct {
 	nowBuf    []byte
 	readNowFn func(fd uintptr) bool
 	// dl is the read deadline set on nc (zero: none). The fast path
-	// moves it only when it is off by more than a sixteenth of the
-	// timeout, not on every request: each move updates a runtime timer.
+	// moves it only when it would fire before the wanted deadline or more
+	// than a sixteenth of the timeout after it, not on every request: each
+	// move updates a runtime timer.
 	dl time.Time
 }
 
-// setDeadline sets the read deadline to dl. When exact is false a deadline
-// already set up to a sixteenth of timeout before dl is kept.
+// setDeadline sets the read deadline to dl. When exact is false the
+// deadline may fire up to a sixteenth of timeout after dl, never before:
+// one already set within that window is kept, and a new one is set at its
+// end, so that the following requests can keep it too.
 func (c *upConn) setDeadline(dl time.Time, timeout time.Duration, exact bool) {
 	if dl.IsZero() {
 		c.clearDeadline()
 		return
 	}
-	if !exact && !c.dl.IsZero() && !dl.Before(c.dl) && dl.Sub(c.dl) < timeout/16 {
-		return
+	if !exact {
+		slack := timeout / 16
+		if !c.dl.IsZero() && !c.dl.Before(dl) && c.dl.Sub(dl) <= slack {
+			return
+		}
+		dl = dl.Add(slack)
 	}
 	c.dl = dl
 	_ = c.nc.SetReadDeadline(dl)

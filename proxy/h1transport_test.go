@@ -383,3 +383,40 @@ func TestLeanableRequests(t *testing.T) {
 		t.Error("a request with trailers took the lean path")
 	}
 }
+
+// deadlineConn is a net.Conn recording its read deadlines.
+type deadlineConn struct {
+	net.Conn
+	set []time.Time
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	c.set = append(c.set, t)
+	return nil
+}
+
+// A coarse response-header deadline may fire late, never early: whatever
+// deadline is kept or set lies within a sixteenth of the timeout after the
+// wanted one.
+func TestUpConnCoarseDeadlineNeverEarly(t *testing.T) {
+	const timeout = 16 * time.Second
+	dc := &deadlineConn{}
+	c := &upConn{nc: dc}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for ms := 0; ms < 10000; ms += 7 {
+		want := start.Add(time.Duration(ms) * time.Millisecond).Add(timeout)
+		c.setDeadline(want, timeout, false)
+		if c.dl.Before(want) || c.dl.Sub(want) > timeout/16 {
+			t.Fatalf("request at +%dms: deadline %s after the wanted one, want 0 to %s", ms, c.dl.Sub(want), timeout/16)
+		}
+	}
+	// One deadline serves about a sixteenth of the timeout's worth of
+	// requests: 10 s of them with a 1 s slack take about 10 updates.
+	if n := len(dc.set); n < 5 || n > 15 {
+		t.Errorf("%d deadline updates for 10s of requests, want about 10", n)
+	}
+	c.setDeadline(start.Add(time.Hour), timeout, true)
+	if !c.dl.Equal(start.Add(time.Hour)) {
+		t.Errorf("an exact deadline was moved to %s", c.dl)
+	}
+}

@@ -160,8 +160,34 @@ func stripPrefix(p, raw, prefix string) (string, string) {
 	if rawRest == "" {
 		rawRest = "/"
 	}
-	if u, err := url.PathUnescape(rawRest); err != nil || u != rest || rawRest[0] != '/' {
+	if rawRest[0] != '/' || !unescapesTo(rawRest, rest) {
 		return rest, ""
 	}
 	return rest, rawRest
+}
+
+// unescapesTo reports whether the escaped path raw is well formed and
+// decodes to p, as url.PathUnescape(raw) == p, without allocating.
+func unescapesTo(raw, p string) bool {
+	j := 0
+	for i := 0; i < len(raw); i++ {
+		ch := raw[i]
+		if ch == '%' {
+			if i+2 >= len(raw) {
+				return false
+			}
+			hi, ok1 := unhex(raw[i+1])
+			lo, ok2 := unhex(raw[i+2])
+			if !ok1 || !ok2 {
+				return false
+			}
+			ch = hi<<4 | lo
+			i += 2
+		}
+		if j >= len(p) || p[j] != ch {
+			return false
+		}
+		j++
+	}
+	return j == len(p)
 }
