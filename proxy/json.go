@@ -4,6 +4,19 @@ import "unicode/utf8"
 
 const hexDigits = "0123456789abcdef"
 
+// jsonPlain holds the ASCII bytes appendJSONString copies as they are:
+// printable, and neither a quote, a backslash nor one of "<>&" (escaped as
+// encoding/json escapes them for HTML).
+var jsonPlain = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = true
+	}
+	for _, c := range `"\<>&` {
+		t[c] = false
+	}
+	return t
+}()
+
 // appendJSONString appends s to b as a JSON string. Unlike
 // strconv.AppendQuote, whose \x escapes JSON does not have, it escapes
 // control characters as \u00XX and replaces invalid UTF-8 with U+FFFD, so
@@ -16,7 +29,7 @@ func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if jsonPlain[c] {
 				i++
 				continue
 			}
