@@ -448,7 +448,7 @@ func (c *fconn) fail(ex *exchange, kind failKind, err error) bool {
 	var w bufferedResponse
 	writeFailure(&w, ex, kind)
 	ex.sw.status, ex.sw.size = w.status, int64(len(w.body))
-	c.bw.statusLine(w.status, http.StatusText(w.status))
+	c.bw.statusLine(c.req.http10, w.status, http.StatusText(w.status))
 	for name, vals := range w.h {
 		for _, v := range vals {
 			c.bw.field(name, v)
@@ -503,6 +503,10 @@ func (c *fconn) finish(ex *exchange) {
 		h.metrics.ObserveRequest(ex.e.route, c.req.method, status, d, ex.attempts)
 	}
 	if h.access != nil {
-		h.access.recordFields(ex, c.remoteAddr, c.req.method, bstr(c.req.host), bstr(c.req.target), "HTTP/1.1", status, d)
+		proto := "HTTP/1.1"
+		if c.req.http10 {
+			proto = "HTTP/1.0"
+		}
+		h.access.recordFields(ex, c.remoteAddr, c.req.method, bstr(c.req.host), bstr(c.req.target), proto, status, d)
 	}
 }

@@ -17,7 +17,8 @@ type fastRequest struct {
 	query    []byte // after '?', when hasQuery
 	hasQuery bool
 	host     []byte
-	close    bool // Connection: close
+	close    bool // Connection: close, or HTTP/1.0
+	http10   bool // HTTP/1.0: no keep-alive (net/http takes it with one), no chunked framing
 	te       bool // "Te: trailers"
 	idemKey  bool // an Idempotency-Key or X-Idempotency-Key field
 	clen     int64
@@ -141,6 +142,7 @@ func (c *fconn) parseRequest(b []byte) bool {
 	r := &c.req
 	r.hdrs = r.hdrs[:0]
 	r.host, r.close, r.te, r.idemKey, r.clen = nil, false, false, false, 0
+	r.http10 = false
 	lengths := 0
 
 	line, b := cutLine(b)
@@ -154,7 +156,14 @@ func (c *fconn) parseRequest(b []byte) bool {
 	}
 	rest := line[sp+1:]
 	sp = bytes.IndexByte(rest, ' ')
-	if sp < 0 || string(rest[sp+1:]) != "HTTP/1.1" {
+	if sp < 0 {
+		return false
+	}
+	switch string(rest[sp+1:]) {
+	case "HTTP/1.1":
+	case "HTTP/1.0":
+		r.http10, r.close = true, true
+	default:
 		return false
 	}
 	r.target = rest[:sp]
@@ -307,6 +316,9 @@ func (r *fastRequest) parseConnection(v []byte) bool {
 		case bytes.EqualFold(item, []byte("close")):
 			r.close = true
 		case bytes.EqualFold(item, []byte("keep-alive")):
+			if r.http10 {
+				return false // an HTTP/1.0 keep-alive is net/http's
+			}
 		default:
 			return false
 		}

@@ -184,7 +184,7 @@ func (res *fastResponse) hasBody(method string) bool {
 func (c *fconn) writeHead(final bool) {
 	res := &c.res
 	w := c.bw
-	_, _ = w.WriteString("HTTP/1.1 ")
+	_, _ = w.WriteString(statusProto(c.req.http10))
 	_, _ = w.Write(res.code)
 	_ = w.WriteByte(' ')
 	_, _ = w.Write(res.reason)
@@ -222,7 +222,8 @@ func (c *fconn) writeHead(final bool) {
 		_, _ = w.WriteString("\r\n")
 		return
 	}
-	if body && (res.chunked || res.clen < 0) {
+	if body && (res.chunked || res.clen < 0) && !c.req.http10 {
+		// An HTTP/1.0 client gets the body delimited by the close.
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	c.endHead(res.hasDate)
@@ -238,7 +239,8 @@ func (c *fconn) endHead(hasDate bool) {
 		_, _ = w.Write(httpDate())
 		_, _ = w.WriteString("\r\n")
 	}
-	if c.req.close || c.s.closing.Load() {
+	if (c.req.close || c.s.closing.Load()) && !c.req.http10 {
+		// HTTP/1.0 closes unless told otherwise: net/http says nothing.
 		_, _ = w.WriteString("Connection: close\r\n")
 	}
 	_, _ = w.WriteString("\r\n")
@@ -373,8 +375,10 @@ func (c *fconn) upstreamLine(uc *upConn) ([]byte, error) {
 }
 
 // relayChunked relays a chunked body as it comes, chunk sizes, extensions
-// and trailer fields included, checking its framing.
+// and trailer fields included, checking its framing. An HTTP/1.0 client
+// gets the data only.
 func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
+	plain := c.req.http10
 	for {
 		line, err := c.upstreamLine(uc)
 		if err != nil {
@@ -384,8 +388,10 @@ func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 		if !ok {
 			return errBadResponse
 		}
-		if _, err := c.bw.Write(line); err != nil {
-			return err
+		if !plain {
+			if _, err := c.bw.Write(line); err != nil {
+				return err
+			}
 		}
 		if size == 0 {
 			// The trailer section, through its empty line.
@@ -402,8 +408,10 @@ func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 						return errBadResponse
 					}
 				}
-				if _, err := c.bw.Write(line); err != nil {
-					return err
+				if !plain {
+					if _, err := c.bw.Write(line); err != nil {
+						return err
+					}
 				}
 				if len(line) == 2 {
 					return nil
@@ -423,8 +431,10 @@ func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 		if crlf[0] != '\r' || crlf[1] != '\n' {
 			return errBadResponse
 		}
-		if _, err := c.bw.Write(crlf); err != nil {
-			return err
+		if !plain {
+			if _, err := c.bw.Write(crlf); err != nil {
+				return err
+			}
 		}
 		_, _ = uc.br.Discard(2)
 	}
@@ -460,8 +470,25 @@ func chunkSize(line []byte) (int64, bool) {
 }
 
 // relayToEOF relays a body delimited by the upstream closing the
-// connection, as chunks, so that the client connection stays open.
+// connection, as chunks, so that the client connection stays open; to an
+// HTTP/1.0 client as it is, delimited by the close.
 func (c *fconn) relayToEOF(uc *upConn, ex *exchange) error {
+	if c.req.http10 {
+		for {
+			if err := c.fill(uc); err != nil {
+				if err == io.EOF {
+					return nil
+				}
+				return err
+			}
+			b, _ := uc.br.Peek(uc.br.Buffered())
+			if _, err := c.bw.Write(b); err != nil {
+				return err
+			}
+			_, _ = uc.br.Discard(len(b))
+			ex.sw.size += int64(len(b))
+		}
+	}
 	var hex [16]byte
 	for {
 		if err := c.fill(uc); err != nil {
@@ -535,7 +562,7 @@ func (c *fconn) writeSlowHead(res *http.Response, final, chunked bool) {
 	if len(res.Status) > 4 {
 		reason = res.Status[4:]
 	}
-	w.statusLine(res.StatusCode, reason)
+	w.statusLine(c.req.http10, res.StatusCode, reason)
 	for name, vals := range res.Header {
 		for _, v := range vals {
 			w.field(name, v)
@@ -570,7 +597,7 @@ func (c *fconn) relaySlow(uc *upConn, ex *exchange) bool {
 	ex.sw.status = res.StatusCode
 	removeHopByHop(res.Header)
 	hasBody := res.Body != http.NoBody
-	chunked := hasBody && res.ContentLength < 0
+	chunked := hasBody && res.ContentLength < 0 && !c.req.http10
 	c.writeSlowHead(res, true, chunked)
 	buf := sharedBufferPool.Get()
 	defer sharedBufferPool.Put(buf)

@@ -93,9 +93,9 @@ func (w *clientWriter) Flush() error {
 	return err
 }
 
-// statusLine writes "HTTP/1.1 code reason".
-func (w *clientWriter) statusLine(code int, reason string) {
-	_, _ = w.WriteString("HTTP/1.1 ")
+// statusLine writes "HTTP/1.1 code reason", or HTTP/1.0 with http10.
+func (w *clientWriter) statusLine(http10 bool, code int, reason string) {
+	_, _ = w.WriteString(statusProto(http10))
 	var digits [3]byte
 	_, _ = w.Write(strconv.AppendInt(digits[:0], int64(code), 10))
 	_ = w.WriteByte(' ')
@@ -115,4 +115,13 @@ func (w *clientWriter) field(name, value string) {
 		}
 	}
 	_, _ = w.WriteString("\r\n")
+}
+
+// statusProto returns the version that starts a status line: net/http
+// answers an HTTP/1.0 request as HTTP/1.0.
+func statusProto(http10 bool) string {
+	if http10 {
+		return "HTTP/1.0 "
+	}
+	return "HTTP/1.1 "
 }

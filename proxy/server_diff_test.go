@@ -940,8 +940,14 @@ func requestCorpus() []diffCase {
 		{name: "pipelined close then more", raw: get("/one", "Connection: close") + get("/two"), noFollowUp: true},
 		{name: "pipelined three", raw: get("/1") + rq("DELETE /2 HTTP/1.1", hostField) + rq("OPTIONS /3 HTTP/1.1", hostField),
 			methods: []string{"GET", "DELETE", "OPTIONS"}, fast: true},
-		{name: "HTTP/1.0", raw: rq("GET /x HTTP/1.0", hostField)},
+		{name: "HTTP/1.0", raw: rq("GET /x HTTP/1.0", hostField), fast: true},
+		{name: "HTTP/1.0 close", raw: rq("GET /x HTTP/1.0", hostField, "Connection: close"), fast: true},
+		{name: "HTTP/1.0 POST", raw: rq("POST /x HTTP/1.0", hostField, "Content-Length: 5") + "hello"},
+		{name: "HTTP/1.0 POST without length", raw: rq("POST /x HTTP/1.0", hostField) + "hello", fast: true},
+		{name: "HTTP/1.0 then more", raw: rq("GET /x HTTP/1.0", hostField) + get("/y"), noFollowUp: true, fast: true},
 		{name: "HTTP/1.0 keep-alive", raw: rq("GET /x HTTP/1.0", hostField, "Connection: keep-alive")},
+		{name: "HTTP/1.0 keep-alive then more", raw: rq("GET /x HTTP/1.0", hostField, "Connection: keep-alive") + get("/y"),
+			methods: []string{"GET", "GET"}},
 		{name: "HTTP/1.0 without host", raw: rq("GET /x HTTP/1.0")},
 		{name: "POST with body then GET", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 5") + "hello" + get("/y"),
 			methods: []string{"POST", "GET"}},
@@ -1360,6 +1366,8 @@ func TestServerDiffResponses(t *testing.T) {
 				reqs = []diffCase{
 					{name: "GET", raw: rq("GET /x HTTP/1.1", hostField)},
 					{name: "HEAD", raw: rq("HEAD /x HTTP/1.1", hostField)},
+					{name: "GET HTTP/1.0", raw: rq("GET /x HTTP/1.0", hostField), fast: true},
+					{name: "HEAD HTTP/1.0", raw: rq("HEAD /x HTTP/1.0", hostField), fast: true},
 				}
 			}
 			for _, c := range reqs {
@@ -1500,6 +1508,7 @@ func TestServerDiffErrors(t *testing.T) {
 				reqs = []diffCase{
 					{name: "GET", raw: get},
 					{name: "HEAD", raw: rq("HEAD /x HTTP/1.1", hostField)},
+					{name: "GET HTTP/1.0", raw: rq("GET /x HTTP/1.0", hostField)},
 				}
 			}
 			for _, c := range reqs {
