@@ -181,6 +181,9 @@ func BenchmarkServer(b *testing.B) {
 		b.Cleanup(func() { c.Close() })
 		br := bufio.NewReaderSize(c, 4096)
 		req := []byte(request)
+		// An HTTP/1.0 request closes its connection: each iteration then
+		// dials a new one (whose allocations count too).
+		reconnect := strings.Contains(request, " HTTP/1.0\r\n")
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := c.Write(req); err != nil {
@@ -189,8 +192,16 @@ func BenchmarkServer(b *testing.B) {
 			if err := readFixedResponse(br); err != nil {
 				b.Fatal(err)
 			}
+			if reconnect {
+				c.Close()
+				if c, err = net.Dial("tcp", ln.Addr().String()); err != nil {
+					b.Fatal(err)
+				}
+				br.Reset(c)
+			}
 		}
 	}
+	http10 := strings.Replace(request, "HTTP/1.1", "HTTP/1.0", 1)
 	b.Run("fast", func(b *testing.B) { run(b, ServerConfig{}, Options{}, request) })
 	b.Run("fast-accesslog", func(b *testing.B) {
 		log := NewAccessLog(io.Discard, AccessLogOptions{})
@@ -202,7 +213,9 @@ func BenchmarkServer(b *testing.B) {
 	})
 	b.Run("fast-post", func(b *testing.B) { run(b, ServerConfig{}, Options{}, post) })
 	b.Run("fast-post-16k", func(b *testing.B) { run(b, ServerConfig{}, Options{}, post16k) })
+	b.Run("fast-http10", func(b *testing.B) { run(b, ServerConfig{}, Options{}, http10) })
 	b.Run("nethttp", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, request) })
+	b.Run("nethttp-http10", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, http10) })
 	b.Run("nethttp-post", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, post) })
 	b.Run("nethttp-post-16k", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, post16k) })
 }
@@ -218,7 +231,7 @@ func readFixedResponse(br *bufio.Reader) error {
 			return err
 		}
 		if first {
-			if !bytes.HasPrefix(line, []byte("HTTP/1.1 200 ")) {
+			if !bytes.HasPrefix(line, []byte("HTTP/1.1 200 ")) && !bytes.HasPrefix(line, []byte("HTTP/1.0 200 ")) {
 				return fmt.Errorf("status line %q", line)
 			}
 			first = false

@@ -22,6 +22,13 @@ func newClientWriter(nc net.Conn) *clientWriter {
 	return &clientWriter{nc: nc, buf: make([]byte, 0, clientBufferSize)}
 }
 
+// reset empties w for a new connection nc.
+func (w *clientWriter) reset(nc net.Conn) {
+	w.nc, w.buf, w.err = nc, w.buf[:0], nil
+	w.vec = [2][]byte{}
+	w.bufs = nil
+}
+
 // Write buffers or writes p. Its error is sticky, as bufio.Writer's.
 func (w *clientWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
