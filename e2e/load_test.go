@@ -20,6 +20,11 @@ const (
 	loadRate = 400
 	// postEvery makes every third request a POST.
 	postEvery = 3
+	// postBytes is the size of the POST bodies: past the gateway's 4 KiB
+	// read buffer, so that its buffered-body path (and the replay of a
+	// body to another endpoint) is what the failures hit; the backends'
+	// echoes must count every byte.
+	postBytes = 20000
 )
 
 // startLoad starts the scenario's load through gw; it runs until stopped
@@ -31,6 +36,7 @@ func startLoad(t *testing.T, gw *gateway) *loadgen.Generator {
 		Rate:        loadRate,
 		Duration:    3 * time.Minute,
 		PostEvery:   postEvery,
+		PostBytes:   postBytes,
 		Concurrency: 64,
 		Timeout:     5 * time.Second,
 	})

@@ -170,9 +170,9 @@ routed() { # routed N: the gateway's admin API counts N healthy endpoints of the
   curl -sf "http://127.0.0.1:$ADMIN_PORT/api/services/echo" | grep -Eq "\"healthy\": ?$1[,}]"
 }
 
-load() { # load SECONDS [extra loadgen flags]: steady GET+POST load through the gateway
+load() { # load SECONDS [extra loadgen flags]: steady GET and 20 KB POST load through the gateway, the echoes checked
   local secs=$1; shift
-  "$BIN/loadgen" -url "http://127.0.0.1:$GATEWAY_PORT/echo/" -rate 200 -duration "${secs}s" -post-every 3 "$@"
+  "$BIN/loadgen" -url "http://127.0.0.1:$GATEWAY_PORT/echo/" -rate 200 -duration "${secs}s" -post-every 3 -post-bytes 20000 "$@"
 }
 
 smoke() {

@@ -24,6 +24,7 @@ func main() {
 	flag.DurationVar(&cfg.Duration, "duration", 0, "how long to run (default 10s)")
 	flag.IntVar(&cfg.MaxRequests, "n", 0, "stop after this many requests (default rate × duration)")
 	flag.IntVar(&cfg.PostEvery, "post-every", 3, "every n-th request is a POST (0: GET only)")
+	flag.IntVar(&cfg.PostBytes, "post-bytes", 0, "POST bodies of this size, whose echo must count them (0: small bodies, unchecked)")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
 

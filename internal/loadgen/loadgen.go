@@ -9,6 +9,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,11 @@ type Config struct {
 	Concurrency int
 	// PostEvery makes every n-th request a POST with a small body (0: GET only).
 	PostEvery int
+	// PostBytes, when positive, is the size of every POST body, and the
+	// answer must be an echo reply (internal/echo) counting exactly that
+	// many body bytes: a body cut short or doubled on its way is a
+	// failure.
+	PostBytes int
 	// PlainPosts sends POSTs without an Idempotency-Key header. By default
 	// each POST carries a unique key, as API clients that want their writes
 	// retried safely do; a gateway may then resend it to another backend when
@@ -152,6 +158,9 @@ func (g *Generator) one(post bool, seq int) {
 	method, body := http.MethodGet, io.Reader(nil)
 	payload := fmt.Appendf(nil, "request %d", seq)
 	if post {
+		if n := g.cfg.PostBytes; n > len(payload) {
+			payload = append(payload, bytes.Repeat([]byte{'.'}, n-len(payload))...)
+		}
 		method, body = http.MethodPost, bytes.NewReader(payload)
 	}
 	// The request is not tied to the run's context: a request already sent is
@@ -171,9 +180,35 @@ func (g *Generator) one(post bool, seq int) {
 		g.record(0, "", time.Since(start), err)
 		return
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
+	if post && g.cfg.PostBytes > 0 && resp.StatusCode == http.StatusOK {
+		err = checkEcho(resp.Body, len(payload))
+	}
+	if _, cerr := io.Copy(io.Discard, resp.Body); err == nil {
+		err = cerr
+	}
 	_ = resp.Body.Close()
 	g.record(resp.StatusCode, resp.Header.Get("X-Echo-Instance"), time.Since(start), err)
+}
+
+// checkEcho reads an echo reply and checks that the backend received n
+// body bytes.
+func checkEcho(r io.Reader, n int) error {
+	var reply struct { // internal/echo's Reply, the part read here
+		Request struct {
+			BodyBytes *int64 `json:"body_bytes"`
+		} `json:"request"`
+	}
+	if err := json.NewDecoder(r).Decode(&reply); err != nil {
+		return fmt.Errorf("echo reply: %w", err)
+	}
+	got := reply.Request.BodyBytes
+	if got == nil {
+		return fmt.Errorf("echo reply without request.body_bytes (%d body bytes sent)", n)
+	}
+	if *got != int64(n) {
+		return fmt.Errorf("the backend received %d body bytes of %d", *got, n)
+	}
+	return nil
 }
 
 func (g *Generator) record(status int, instance string, d time.Duration, err error) {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/zkgate/zkgate/internal/echo"
 )
 
 func TestRunCountsByStatusAndInstance(t *testing.T) {
@@ -60,5 +62,32 @@ func TestPercentile(t *testing.T) {
 	}
 	if p := Percentile(nil, 99); p != 0 {
 		t.Errorf("empty p99 = %d", p)
+	}
+}
+
+func TestPostBytesChecksTheEcho(t *testing.T) {
+	var cut atomic.Bool
+	be := &echo.Handler{Instance: "b1"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && cut.Load() {
+			_, _ = r.Body.Read(make([]byte, 1)) // as if a byte were lost on the way
+		}
+		be.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	for _, lose := range []bool{false, true} {
+		cut.Store(lose)
+		g, err := Start(context.Background(), Config{URL: srv.URL, Rate: 500, MaxRequests: 20, Duration: 10 * time.Second, PostEvery: 2, PostBytes: 20000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := g.Wait()
+		wantFailed := 0
+		if lose {
+			wantFailed = 10
+		}
+		if r.Sent != 20 || r.Failed != wantFailed {
+			t.Errorf("bodies cut: %v: result %s, want %d failed (%v)", lose, r.Summary(), wantFailed, r.Failures)
+		}
 	}
 }
