@@ -454,9 +454,7 @@ func (c *fconn) fail(ex *exchange, kind failKind, err error) bool {
 			c.bw.field(name, v)
 		}
 	}
-	c.bw.WriteString("Date: ")
-	c.bw.Write(httpDate())
-	c.bw.WriteString("\r\n\r\n")
+	c.endHead(false, true) // the answer has a Content-Length
 	if c.req.method != http.MethodHead {
 		c.bw.Write(w.body)
 	}

@@ -18,7 +18,8 @@ type fastRequest struct {
 	hasQuery bool
 	host     []byte
 	close    bool // Connection: close, or HTTP/1.0
-	http10   bool // HTTP/1.0: no keep-alive (net/http takes it with one), no chunked framing
+	http10   bool // HTTP/1.0: keep-alive only when asked for, no chunked framing
+	keepAliv bool // a Connection: keep-alive option
 	te       bool // "Te: trailers"
 	idemKey  bool // an Idempotency-Key or X-Idempotency-Key field
 	clen     int64
@@ -142,7 +143,7 @@ func (c *fconn) parseRequest(b []byte) bool {
 	r := &c.req
 	r.hdrs = r.hdrs[:0]
 	r.host, r.close, r.te, r.idemKey, r.clen = nil, false, false, false, 0
-	r.http10 = false
+	r.http10, r.keepAliv = false, false
 	lengths := 0
 
 	line, b := cutLine(b)
@@ -162,7 +163,7 @@ func (c *fconn) parseRequest(b []byte) bool {
 	switch string(rest[sp+1:]) {
 	case "HTTP/1.1":
 	case "HTTP/1.0":
-		r.http10, r.close = true, true
+		r.http10 = true
 	default:
 		return false
 	}
@@ -213,6 +214,11 @@ func (c *fconn) parseRequest(b []byte) bool {
 			r.idemKey = true
 		}
 		r.hdrs = append(r.hdrs, hdrLine{name: name, value: value, kind: kind})
+	}
+	if r.http10 {
+		// HTTP/1.0 closes unless asked to keep alive; net/http keeps it
+		// alive then even when "close" is named too.
+		r.close = !r.keepAliv
 	}
 	return hosts == 1
 }
@@ -316,9 +322,7 @@ func (r *fastRequest) parseConnection(v []byte) bool {
 		case bytes.EqualFold(item, []byte("close")):
 			r.close = true
 		case bytes.EqualFold(item, []byte("keep-alive")):
-			if r.http10 {
-				return false // an HTTP/1.0 keep-alive is net/http's
-			}
+			r.keepAliv = true
 		default:
 			return false
 		}

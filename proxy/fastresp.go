@@ -222,25 +222,36 @@ func (c *fconn) writeHead(final bool) {
 		_, _ = w.WriteString("\r\n")
 		return
 	}
-	if body && (res.chunked || res.clen < 0) && !c.req.http10 {
-		// An HTTP/1.0 client gets the body delimited by the close.
+	framed := !body || (!res.chunked && res.clen >= 0)
+	if !framed && !c.req.http10 {
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	}
-	c.endHead(res.hasDate)
+	c.endHead(res.hasDate, framed)
 }
 
 // endHead ends a final response head: a Date when the upstream sent none,
-// Connection: close when the client connection ends after the answer, and
-// the empty line.
-func (c *fconn) endHead(hasDate bool) {
+// the Connection field, and the empty line. framed says whether the client
+// can tell where the body ends without the connection closing (a length,
+// chunks, or no body). As net/http: an HTTP/1.1 client is told
+// "Connection: close" when the connection ends after the answer; an
+// HTTP/1.0 client that asked for keep-alive is told "keep-alive" when it
+// gets one, and nothing otherwise, the connection then closing after the
+// answer.
+func (c *fconn) endHead(hasDate, framed bool) {
 	w := c.bw
 	if !hasDate {
 		_, _ = w.WriteString("Date: ")
 		_, _ = w.Write(httpDate())
 		_, _ = w.WriteString("\r\n")
 	}
-	if (c.req.close || c.s.closing.Load()) && !c.req.http10 {
-		// HTTP/1.0 closes unless told otherwise: net/http says nothing.
+	switch {
+	case c.req.http10:
+		if !c.req.close && framed && !c.s.closing.Load() {
+			_, _ = w.WriteString("Connection: keep-alive\r\n")
+		} else {
+			c.req.close = true
+		}
+	case c.req.close || c.s.closing.Load():
 		_, _ = w.WriteString("Connection: close\r\n")
 	}
 	_, _ = w.WriteString("\r\n")
@@ -548,15 +559,16 @@ func (c *fconn) readSlowHead(uc *upConn) error {
 			return errUnaskedSwitch
 		}
 		removeHopByHop(res.Header)
-		c.writeSlowHead(res, false, false)
+		c.writeSlowHead(res, false, false, true)
 		if err := c.bw.Flush(); err != nil {
 			return errClientGone
 		}
 	}
 }
 
-// writeSlowHead writes the head of res, whose hop-by-hop fields are gone.
-func (c *fconn) writeSlowHead(res *http.Response, final, chunked bool) {
+// writeSlowHead writes the head of res, whose hop-by-hop fields are gone;
+// chunked and framed are as relaySlow sends the body.
+func (c *fconn) writeSlowHead(res *http.Response, final, chunked, framed bool) {
 	w := c.bw
 	reason := http.StatusText(res.StatusCode)
 	if len(res.Status) > 4 {
@@ -587,7 +599,7 @@ func (c *fconn) writeSlowHead(res *http.Response, final, chunked bool) {
 			_, _ = w.WriteString("\r\n")
 		}
 	}
-	c.endHead(res.Header["Date"] != nil)
+	c.endHead(res.Header["Date"] != nil, framed)
 }
 
 // relaySlow is relay for a response read by readSlowHead.
@@ -597,8 +609,9 @@ func (c *fconn) relaySlow(uc *upConn, ex *exchange) bool {
 	ex.sw.status = res.StatusCode
 	removeHopByHop(res.Header)
 	hasBody := res.Body != http.NoBody
-	chunked := hasBody && res.ContentLength < 0 && !c.req.http10
-	c.writeSlowHead(res, true, chunked)
+	framed := !hasBody || res.ContentLength >= 0
+	chunked := !framed && !c.req.http10
+	c.writeSlowHead(res, true, chunked, framed)
 	buf := sharedBufferPool.Get()
 	defer sharedBufferPool.Put(buf)
 	var err error

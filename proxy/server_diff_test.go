@@ -945,9 +945,13 @@ func requestCorpus() []diffCase {
 		{name: "HTTP/1.0 POST", raw: rq("POST /x HTTP/1.0", hostField, "Content-Length: 5") + "hello"},
 		{name: "HTTP/1.0 POST without length", raw: rq("POST /x HTTP/1.0", hostField) + "hello", fast: true},
 		{name: "HTTP/1.0 then more", raw: rq("GET /x HTTP/1.0", hostField) + get("/y"), noFollowUp: true, fast: true},
-		{name: "HTTP/1.0 keep-alive", raw: rq("GET /x HTTP/1.0", hostField, "Connection: keep-alive")},
+		{name: "HTTP/1.0 keep-alive", raw: rq("GET /x HTTP/1.0", hostField, "Connection: keep-alive"), fast: true},
 		{name: "HTTP/1.0 keep-alive then more", raw: rq("GET /x HTTP/1.0", hostField, "Connection: keep-alive") + get("/y"),
-			methods: []string{"GET", "GET"}},
+			methods: []string{"GET", "GET"}, fast: true},
+		{name: "HTTP/1.0 keep-alive and close", raw: rq("GET /x HTTP/1.0", hostField, "Connection: keep-alive, close"), fast: true},
+		{name: "HTTP/1.0 Keep-Alive capitalised", raw: rq("GET /x HTTP/1.0", hostField, "Connection: Keep-Alive"), fast: true},
+		{name: "HTTP/1.0 keep-alive POST then more", raw: rq("POST /x HTTP/1.0", hostField, "Connection: keep-alive", "Content-Length: 5") + "hello" + rq("GET /y HTTP/1.0", hostField, "Connection: keep-alive"),
+			methods: []string{"POST", "GET"}, fast: true},
 		{name: "HTTP/1.0 without host", raw: rq("GET /x HTTP/1.0")},
 		{name: "POST with body then GET", raw: rq("POST /x HTTP/1.1", hostField, "Content-Length: 5") + "hello" + get("/y"),
 			methods: []string{"POST", "GET"}},
@@ -1368,6 +1372,8 @@ func TestServerDiffResponses(t *testing.T) {
 					{name: "HEAD", raw: rq("HEAD /x HTTP/1.1", hostField)},
 					{name: "GET HTTP/1.0", raw: rq("GET /x HTTP/1.0", hostField), fast: true},
 					{name: "HEAD HTTP/1.0", raw: rq("HEAD /x HTTP/1.0", hostField), fast: true},
+					{name: "GET HTTP/1.0 keep-alive", raw: rq("GET /x HTTP/1.0", hostField, "Connection: keep-alive"), fast: true},
+					{name: "HEAD HTTP/1.0 keep-alive", raw: rq("HEAD /x HTTP/1.0", hostField, "Connection: keep-alive"), fast: true},
 				}
 			}
 			for _, c := range reqs {
@@ -1509,6 +1515,8 @@ func TestServerDiffErrors(t *testing.T) {
 					{name: "GET", raw: get},
 					{name: "HEAD", raw: rq("HEAD /x HTTP/1.1", hostField)},
 					{name: "GET HTTP/1.0", raw: rq("GET /x HTTP/1.0", hostField)},
+					{name: "GET HTTP/1.0 keep-alive", raw: rq("GET /x HTTP/1.0", hostField, "Connection: keep-alive")},
+					{name: "GET close", raw: rq("GET /x HTTP/1.1", hostField, "Connection: close")},
 				}
 			}
 			for _, c := range reqs {
