@@ -13,14 +13,20 @@ import (
 
 // serveRequest serves the parsed request whose head is the first n
 // buffered bytes. It reports whether the connection stays open, or that
-// the request goes to net/http (no route, or a route off the direct path:
-// nothing has been consumed or sent then).
+// the request goes to net/http (a route off the direct path, a body over
+// the route's limit: nothing has been consumed or sent then).
 func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 	h := c.s.h
 	r := &c.req
 	path := bstr(r.path)
 	e := h.router.Load().find(hostOnly(bstr(r.host)), r.method, path, r)
-	if e == nil || !e.direct {
+	if e == nil {
+		if c.bigBodyFor(n) {
+			return false, true
+		}
+		return c.notFound(n), false
+	}
+	if !e.direct {
 		return false, true
 	}
 	up := e.route.Upstream
@@ -447,6 +453,13 @@ func (c *fconn) fail(ex *exchange, kind failKind, err error) bool {
 	logFailure(ex, err)
 	var w bufferedResponse
 	writeFailure(&w, ex, kind)
+	c.writeBuffered(ex, &w)
+	return true // serveRequest flushes
+}
+
+// writeBuffered writes an answer the proxy made itself (with a
+// Content-Length) to the client, and records its status and size in ex.
+func (c *fconn) writeBuffered(ex *exchange, w *bufferedResponse) {
 	ex.sw.status, ex.sw.size = w.status, int64(len(w.body))
 	c.bw.statusLine(c.req.http10, w.status, http.StatusText(w.status))
 	for name, vals := range w.h {
@@ -454,11 +467,33 @@ func (c *fconn) fail(ex *exchange, kind failKind, err error) bool {
 			c.bw.field(name, v)
 		}
 	}
-	c.endHead(false, true) // the answer has a Content-Length
+	c.endHead(false, true)
 	if c.req.method != http.MethodHead {
-		c.bw.Write(w.body)
+		_, _ = c.bw.Write(w.body)
 	}
-	return true // serveRequest flushes
+}
+
+// notFound answers, as the Handler does, the request whose head is the
+// first n buffered bytes (its body, if any, buffered after it) and which
+// no route matches: 404, counted and logged without a route. It reports
+// whether the connection stays open. Serving it here rather than handing
+// the connection to net/http keeps a client's keep-alive connection on
+// the fast path after a stray request (a browser's /favicon.ico).
+func (c *fconn) notFound(n int) bool {
+	ex := &c.ex
+	c.now = time.Now()
+	*ex = exchange{h: c.s.h, start: c.now}
+	ex.tried = ex.triedBuf[:0]
+	c.clientIP(ex)
+	if t := c.s.cfg.WriteTimeout; t > 0 {
+		_ = c.nc.SetWriteDeadline(ex.start.Add(t))
+	}
+	var w bufferedResponse
+	writeError(&w, http.StatusNotFound, "no route", "", "")
+	c.writeBuffered(ex, &w)
+	c.finish(ex)
+	c.releaseBody(n)
+	return c.bw.Flush() == nil && !c.req.close && !c.s.closing.Load()
 }
 
 // bufferedResponse is the http.ResponseWriter of an error answer on the
@@ -498,7 +533,11 @@ func (c *fconn) finish(ex *exchange) {
 	c.now = ex.start.Add(d)
 	status := ex.sw.status
 	if h.metrics != nil {
-		h.metrics.ObserveRequest(ex.e.route, c.req.method, status, d, ex.attempts)
+		var route *Route
+		if ex.e != nil {
+			route = ex.e.route
+		}
+		h.metrics.ObserveRequest(route, c.req.method, status, d, ex.attempts)
 	}
 	if h.access != nil {
 		proto := "HTTP/1.1"

@@ -238,3 +238,47 @@ func TestFastPathLargeBodyCutShort(t *testing.T) {
 		t.Errorf("answers to a body cut short: fast path %q, net/http %q; want the same 400", answers[0], answers[1])
 	}
 }
+
+// A request no route matches is answered 404 on the fast path, body and
+// all, and the connection stays there for the next request.
+func TestFastPathServesNoRoute(t *testing.T) {
+	be := newBackend(t, "b", nil)
+	route := testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr())
+	route.PathPrefix = "/api"
+	fe, h := newFrontend(t, Options{}, route)
+	var fast, direct atomic.Int64
+	h.onFast = func() { fast.Add(1) }
+	h.onDirect = func() { direct.Add(1) }
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(fe.URL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	raw := "GET /favicon.ico HTTP/1.1\r\nHost: example.com\r\n\r\n" +
+		"POST /nowhere HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello" +
+		"GET /api/x HTTP/1.1\r\nHost: example.com\r\n\r\n"
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for i, want := range []int{404, 404, 200} {
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("answer %d: status %d, want %d: %s", i, res.StatusCode, want, body)
+		}
+		if want == 404 {
+			if e := decodeError(t, res, body); e.Error != "no route" {
+				t.Errorf("answer %d: error %q, want no route", i, e.Error)
+			}
+		}
+	}
+	if f, d := fast.Load(), direct.Load(); f != 1 || d != 0 {
+		t.Errorf("after two 404s the fast path served %d requests and net/http's direct path %d, want 1 and 0", f, d)
+	}
+}
