@@ -115,7 +115,7 @@ func rawBackend(b *testing.B, response string) string {
 				for {
 					// A head ends with an empty line; a body of
 					// Content-Length bytes follows.
-					clen := 0
+					clen, chunked := 0, false
 					for {
 						line, err := br.ReadSlice('\n')
 						if err != nil {
@@ -129,9 +129,22 @@ func rawBackend(b *testing.B, response string) string {
 								clen = clen*10 + int(d-'0')
 							}
 						}
+						chunked = chunked || string(line) == "Transfer-Encoding: chunked\r\n"
 					}
 					if _, err := br.Discard(clen); err != nil {
 						return
+					}
+					// A chunked body (whose data holds no line "0")
+					// ends with the line "0" and an empty line.
+					for last := false; chunked; {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if last && len(line) == 2 {
+							break
+						}
+						last = last || string(line) == "0\r\n"
 					}
 					if _, err := c.Write(resp); err != nil {
 						return
@@ -155,6 +168,8 @@ func BenchmarkServer(b *testing.B) {
 		`{"name":"widget","qty":12}` + "\n"
 	post16k := "PUT /api/items/42 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nContent-Type: application/octet-stream\r\nContent-Length: 16384\r\n\r\n" +
 		strings.Repeat("x", 16384)
+	const postChunked = "POST /api/items HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"10\r\n{\"name\":\"widget\"\r\nb\r\n,\"qty\":12}\n\r\n0\r\n\r\n"
 	run := func(b *testing.B, cfg ServerConfig, opts Options, request string) {
 		addr := rawBackend(b, response)
 		up := &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{ResponseHeaderTimeout: 15 * time.Second}), PassHostHeader: true}
@@ -213,11 +228,13 @@ func BenchmarkServer(b *testing.B) {
 	})
 	b.Run("fast-post", func(b *testing.B) { run(b, ServerConfig{}, Options{}, post) })
 	b.Run("fast-post-16k", func(b *testing.B) { run(b, ServerConfig{}, Options{}, post16k) })
+	b.Run("fast-post-chunked", func(b *testing.B) { run(b, ServerConfig{}, Options{}, postChunked) })
 	b.Run("fast-http10", func(b *testing.B) { run(b, ServerConfig{}, Options{}, http10) })
 	b.Run("nethttp", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, request) })
 	b.Run("nethttp-http10", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, http10) })
 	b.Run("nethttp-post", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, post) })
 	b.Run("nethttp-post-16k", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, post16k) })
+	b.Run("nethttp-post-chunked", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, postChunked) })
 }
 
 // readFixedResponse reads one response with a Content-Length body from br

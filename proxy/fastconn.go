@@ -77,9 +77,13 @@ type fconn struct {
 	// (part of a body) that a hand-off must give net/http after the
 	// buffered ones.
 	unread []byte
-	out    []byte // the outbound request head without its Host value
-	hostAt int    // where in out the Host value goes
-	ex     exchange
+	// pending are bytes read past the end of a chunked body: the start of
+	// the next request, which Read returns before reading the connection.
+	pending []byte
+	pendBuf []byte
+	out     []byte // the outbound request head without its Host value
+	hostAt  int    // where in out the Host value goes
+	ex      exchange
 }
 
 // fconnPool keeps the state of closed fast connections, buffers included,
@@ -109,13 +113,13 @@ func newFconn(s *Server, nc net.Conn) *fconn {
 // the client watch is disarmed, and a connection handed to net/http (whose
 // bufferedConn reads c.br) is never recycled.
 func (c *fconn) recycle() {
-	br, bw, out, dec := c.br, c.bw, c.out[:0], c.req.pathBuf[:0]
+	br, bw, out, dec, pend := c.br, c.bw, c.out[:0], c.req.pathBuf[:0], c.pendBuf[:0]
 	reqHdrs, resHdrs, conn := c.req.hdrs[:0], c.res.hdrs[:0], c.res.conn[:0]
 	watchTimer, watchDone := c.watchTimer, c.watchDone
 	*c = fconn{}
 	br.Reset(c)
 	bw.reset(nil)
-	c.br, c.bw, c.out, c.req.pathBuf = br, bw, out, dec
+	c.br, c.bw, c.out, c.req.pathBuf, c.pendBuf = br, bw, out, dec, pend
 	c.req.hdrs, c.res.hdrs, c.res.conn = reqHdrs, resHdrs, conn
 	// The timer is stopped (disarmWatch) and bound to c, which it keeps.
 	c.watchTimer, c.watchDone = watchTimer, watchDone
@@ -180,13 +184,16 @@ func (c *fconn) peekHead(n int) []byte {
 func (c *fconn) handoff() {
 	c.s.trackConn(c, false)
 	_ = c.nc.SetDeadline(time.Time{}) // net/http sets its own
-	if c.watchN > 0 {
-		_, _ = c.br.Peek(c.br.Buffered() + 1) // takes the watch's byte
+	// After br's bytes come, in Read's order, those read past a chunked
+	// body and the watch's byte; or, instead, those of a body read in part.
+	unread := c.unread
+	if len(c.pending) > 0 || c.watchN > 0 {
+		unread = append(append([]byte(nil), c.pending...), c.watchBuf[:c.watchN]...)
 	}
+	c.unread, c.pending, c.watchN = nil, nil, 0
 	var nc net.Conn = c.nc
-	if c.br.Buffered() > 0 || len(c.unread) > 0 {
-		nc = &bufferedConn{Conn: c.nc, br: c.br, unread: c.unread}
-		c.unread = nil
+	if c.br.Buffered() > 0 || len(unread) > 0 {
+		nc = &bufferedConn{Conn: c.nc, br: c.br, unread: unread}
 	}
 	c.s.handoff(nc)
 }
@@ -270,6 +277,9 @@ func (c *fconn) readHead() (int, error) {
 // arrive within ReadHeaderTimeout (else ReadTimeout) is left to net/http
 // too.
 func (c *fconn) readBody(n int) bool {
+	if c.req.chunked {
+		return true // readChunkedBody reads it once the route is known
+	}
 	need := n + int(c.req.clen)
 	if c.req.clen == 0 || c.br.Buffered() >= need {
 		return true
@@ -318,6 +328,132 @@ func (c *fconn) readBigBody(n int) bool {
 	c.bigBody, c.bodyInBuf = bp, k
 	c.body = buf
 	return true
+}
+
+// readChunkedBody reads the chunked body of the request whose head is the
+// first n buffered bytes into a pooled buffer, as readBigBody does, and
+// checks its framing: c.body is then the body as received, framing
+// included (it is forwarded so), and c.req.clen its decoded length. Bytes
+// read past its end are kept in c.pending for the next request. A body
+// that is malformed, has trailer fields, does not fit maxBufferedBody with
+// its framing, is longer than limit (when positive) or does not come whole
+// within the body deadline goes to net/http with the bytes read so far:
+// readChunkedBody returns false with them in c.unread.
+func (c *fconn) readChunkedBody(n int, limit int64) bool {
+	bp := getBodyBuffer(maxBufferedBody)
+	buf := (*bp)[:maxBufferedBody]
+	have, _ := c.br.Peek(c.br.Buffered())
+	k := copy(buf, have[n:])
+	got := k
+	deadline := false
+	for {
+		end, size, st := scanChunked(buf[:got])
+		if st == chunkedDone && (limit <= 0 || size <= limit) {
+			if got > end {
+				c.pendBuf = append(c.pendBuf[:0], buf[end:got]...)
+				c.pending = c.pendBuf
+			}
+			c.bigBody, c.bodyInBuf = bp, len(have)-n
+			c.body = buf[:end]
+			c.req.clen = size
+			return true
+		}
+		if st == chunkedMore && got < len(buf) {
+			if !deadline {
+				c.setBodyDeadline()
+				deadline = true
+			}
+			m, err := c.Read(buf[got:])
+			got += m
+			if err == nil {
+				continue
+			}
+		}
+		// Malformed, too large, or cut short: net/http's.
+		c.unread = buf[k:got] // no longer pooled: net/http reads it
+		return false
+	}
+}
+
+// The outcomes of scanChunked.
+const (
+	chunkedMore = iota // well formed so far, not complete
+	chunkedDone
+	chunkedBad // malformed, or with what the fast path leaves to net/http
+)
+
+// scanChunked checks the chunked body at the start of b and returns its end
+// (through the empty line ending the trailer section) and decoded size. It
+// accepts a strict subset of what net/http reads: sizes of 1 to 15
+// hexadecimal digits, short extensions of visible ASCII, CRLF line ends and
+// no trailer fields.
+func scanChunked(b []byte) (end int, size int64, st int) {
+	i := 0
+	for {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			if len(b)-i > 64 {
+				return 0, 0, chunkedBad // no size line is that long
+			}
+			return 0, 0, chunkedMore
+		}
+		n, ok := chunkLineSize(b[i : i+j+1])
+		if !ok {
+			return 0, 0, chunkedBad
+		}
+		i += j + 1
+		if n == 0 {
+			switch {
+			case len(b)-i < 2:
+				return 0, 0, chunkedMore
+			case b[i] == '\r' && b[i+1] == '\n':
+				return i + 2, size, chunkedDone
+			}
+			return 0, 0, chunkedBad // trailer fields: net/http's
+		}
+		if int64(len(b)-i) < n+2 {
+			return 0, 0, chunkedMore
+		}
+		i += int(n)
+		if b[i] != '\r' || b[i+1] != '\n' {
+			return 0, 0, chunkedBad
+		}
+		i += 2
+		size += n
+	}
+}
+
+// chunkLineSize parses a chunk-size line, CRLF included, more strictly
+// than chunkSize: an extension is at most 32 visible ASCII bytes.
+func chunkLineSize(line []byte) (int64, bool) {
+	if len(line) < 3 || line[len(line)-2] != '\r' {
+		return 0, false
+	}
+	line = line[:len(line)-2]
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		ext := line[i+1:]
+		if len(ext) > 32 {
+			return 0, false
+		}
+		for _, ch := range ext {
+			if ch <= ' ' || ch >= 0x7f {
+				return 0, false
+			}
+		}
+		line = line[:i]
+	}
+	if len(line) == 0 || len(line) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, ch := range line {
+		d, ok := unhex(ch)
+		if !ok {
+			return 0, false
+		}
+		n = n<<4 | int64(d)
+	}
+	return n, true
 }
 
 // releaseBody consumes the request whose head is n bytes long from the read

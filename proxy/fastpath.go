@@ -21,7 +21,7 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 	path := bstr(r.path)
 	e := h.router.Load().find(hostOnly(bstr(r.host)), r.method, path, r)
 	if e == nil {
-		if c.bigBodyFor(n) {
+		if r.chunked || c.bigBodyFor(n) {
 			return false, true
 		}
 		return c.notFound(n), false
@@ -42,12 +42,18 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 	}
 	ex := &c.ex
 	start := time.Now()
-	if c.bigBodyFor(n) {
+	switch {
+	case r.chunked:
+		if !c.readChunkedBody(n, up.MaxBodyBytes) {
+			return false, true
+		}
+		c.now = time.Now()
+	case c.bigBodyFor(n):
 		if !c.readBigBody(n) {
 			return false, true
 		}
 		c.now = time.Now() // the endpoint's deadlines count from here
-	} else {
+	default:
 		c.body = c.peekHead(n + int(r.clen))[n:]
 		c.now = start
 	}
@@ -160,6 +166,9 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 	c.hostAt = len(b)
 	b = append(b, "\r\n"...)
 	switch {
+	case r.chunked:
+		// The body goes as it came, its framing checked.
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	case r.clen > 0, r.method == http.MethodPost, r.method == http.MethodPut, r.method == http.MethodPatch:
 		// As net/http's transport: a length whenever there is a body or
 		// the method expects one.
@@ -174,7 +183,7 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 	for i := range r.hdrs {
 		l := &r.hdrs[i]
 		switch l.kind {
-		case hkHost, hkConnection, hkHop, hkTe, hkForwarded, hkXRealIP, hkContentLength:
+		case hkHost, hkConnection, hkHop, hkTe, hkForwarded, hkXRealIP, hkContentLength, hkTransferEncoding:
 			continue
 		case hkXFF:
 			if nPrior > 0 {

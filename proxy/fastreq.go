@@ -17,12 +17,13 @@ type fastRequest struct {
 	query    []byte // after '?', when hasQuery
 	hasQuery bool
 	host     []byte
-	close    bool // Connection: close, or HTTP/1.0
-	http10   bool // HTTP/1.0: keep-alive only when asked for, no chunked framing
-	keepAliv bool // a Connection: keep-alive option
-	te       bool // "Te: trailers"
-	idemKey  bool // an Idempotency-Key or X-Idempotency-Key field
-	clen     int64
+	close    bool  // Connection: close, or HTTP/1.0
+	http10   bool  // HTTP/1.0: keep-alive only when asked for, no chunked framing
+	keepAliv bool  // a Connection: keep-alive option
+	te       bool  // "Te: trailers"
+	idemKey  bool  // an Idempotency-Key or X-Idempotency-Key field
+	clen     int64 // the body's length; for a chunked body, decoded, once read
+	chunked  bool  // Transfer-Encoding: chunked
 	hdrs     []hdrLine
 }
 
@@ -52,6 +53,7 @@ const (
 	hkUserAgent
 	hkContentLength
 	hkIdempotencyKey
+	hkTransferEncoding // "chunked" alone is the fast path's; anything else is net/http's
 )
 
 // fastMethod returns the method of a request line's first word when the
@@ -114,7 +116,7 @@ var requestKinds = newKindTable(map[string]hdrKind{
 	"Expect":              hkHandoff,
 	"Upgrade":             hkHandoff,
 	"Trailer":             hkHandoff,
-	"Transfer-Encoding":   hkHandoff,
+	"Transfer-Encoding":   hkTransferEncoding,
 	"Connection":          hkConnection,
 	"Keep-Alive":          hkHop,
 	"Proxy-Connection":    hkHop,
@@ -143,7 +145,7 @@ func (c *fconn) parseRequest(b []byte) bool {
 	r := &c.req
 	r.hdrs = r.hdrs[:0]
 	r.host, r.close, r.te, r.idemKey, r.clen = nil, false, false, false, 0
-	r.http10, r.keepAliv = false, false
+	r.http10, r.keepAliv, r.chunked = false, false, false
 	lengths := 0
 
 	line, b := cutLine(b)
@@ -212,6 +214,13 @@ func (c *fconn) parseRequest(b []byte) bool {
 			}
 		case hkIdempotencyKey:
 			r.idemKey = true
+		case hkTransferEncoding:
+			// One "chunked" on HTTP/1.1; anything else (other codings, a
+			// list, repeats, HTTP/1.0) is net/http's to accept or refuse.
+			if r.chunked || r.http10 || !bytes.EqualFold(value, []byte("chunked")) {
+				return false
+			}
+			r.chunked = true
 		}
 		r.hdrs = append(r.hdrs, hdrLine{name: name, value: value, kind: kind})
 	}
@@ -219,6 +228,9 @@ func (c *fconn) parseRequest(b []byte) bool {
 		// HTTP/1.0 closes unless asked to keep alive; net/http keeps it
 		// alive then even when "close" is named too.
 		r.close = !r.keepAliv
+	}
+	if r.chunked && lengths > 0 {
+		return false // both framings: net/http refuses it
 	}
 	return hosts == 1
 }

@@ -861,6 +861,24 @@ func requestCorpus() []diffCase {
 		{name: "cookies", raw: get("/x", "Cookie: a=1", "Cookie: b=2; c=3"), fast: true},
 		{name: "Content-Length zero", raw: get("/x", "Content-Length: 0")},
 		{name: "chunked GET", raw: get("/x", "Transfer-Encoding: chunked") + "0\r\n\r\n"},
+		{name: "chunked POST", raw: rq("POST /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") + "3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n", fast: true},
+		{name: "chunked POST empty", raw: rq("POST /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") + "0\r\n\r\n", fast: true},
+		{name: "chunked PUT with extensions", raw: rq("PUT /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") + "5;a=b\r\nhello\r\n0;c\r\n\r\n", fast: true},
+		{name: "chunked POST upper-case size", raw: rq("POST /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") + "A\r\n0123456789\r\n0\r\n\r\n", fast: true},
+		{name: "chunked POST with trailer fields", raw: rq("POST /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") + "2\r\nhi\r\n0\r\nX-Sum: 1\r\n\r\n"},
+		{name: "chunked POST value case", raw: rq("POST /x HTTP/1.1", hostField, "Transfer-Encoding: Chunked") + "2\r\nhi\r\n0\r\n\r\n", fast: true},
+		{name: "chunked POST large", raw: rq("PUT /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") + chunked(patterned(20000, 3), 1000), fast: true},
+		{name: "chunked POST past maxBufferedBody", raw: rq("PUT /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") + chunked(patterned(maxBufferedBody+10, 4), 4096)},
+		{name: "chunked POST HTTP/1.0", raw: rq("POST /x HTTP/1.0", hostField, "Transfer-Encoding: chunked") + "2\r\nhi\r\n0\r\n\r\n"},
+		{name: "gzip, chunked POST", raw: rq("POST /x HTTP/1.1", hostField, "Transfer-Encoding: gzip, chunked") + "2\r\nhi\r\n0\r\n\r\n"},
+		{name: "two chunked POSTs", raw: rq("POST /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") + "2\r\nhi\r\n0\r\n\r\n" +
+			rq("POST /y HTTP/1.1", hostField, "Transfer-Encoding: chunked") + "3\r\nyou\r\n0\r\n\r\n", methods: []string{"POST", "POST"}, fast: true},
+		{name: "chunked POST then GET, no trailers", raw: rq("POST /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") +
+			"5\r\nhello\r\n0\r\n\r\n" + get("/y"), methods: []string{"POST", "GET"}, fast: true},
+		{name: "large chunked PUT then GETs", raw: rq("PUT /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") +
+			chunked(patterned(30000, 5), 7000) + get("/y") + get("/z"), methods: []string{"PUT", "GET", "GET"}, fast: true},
+		{name: "chunked POST with long extension", raw: rq("POST /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") + "2;" + strings.Repeat("e", 40) + "\r\nhi\r\n0\r\n\r\n"},
+		{name: "chunked POST size with spaces", raw: rq("POST /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") + "2 \r\nhi\r\n0\r\n\r\n"},
 		{name: "Expect", raw: get("/x", "Expect: 100-continue")},
 		{name: "Upgrade", raw: get("/x", "Connection: Upgrade", "Upgrade: websocket")},
 		{name: "Upgrade without Connection", raw: get("/x", "Upgrade: websocket")},
@@ -986,6 +1004,18 @@ func requestCorpus() []diffCase {
 }
 
 // manyFields returns n distinct fields.
+// chunked frames body in chunks of n bytes.
+func chunked(body string, n int) string {
+	var b strings.Builder
+	for len(body) > 0 {
+		k := min(n, len(body))
+		fmt.Fprintf(&b, "%x\r\n%s\r\n", k, body[:k])
+		body = body[k:]
+	}
+	b.WriteString("0\r\n\r\n")
+	return b.String()
+}
+
 func manyFields(n int) []string {
 	f := make([]string, n)
 	for i := range f {
