@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -315,19 +314,41 @@ func (c *fconn) bigBodyFor(n int) bool { return n+int(c.req.clen) > c.br.Size() 
 // hands it a smaller body.
 func (c *fconn) readBigBody(n int) bool {
 	clen := int(c.req.clen)
-	bp := getBodyBuffer(clen)
-	buf := (*bp)[:clen]
+	bp := getBodyBuffer(min(clen, firstBodyBuffer))
 	have, _ := c.br.Peek(c.br.Buffered())
-	k := copy(buf, have[n:])
+	k := copy(*bp, have[n:])
+	got := k
 	c.setBodyDeadline()
-	got, err := io.ReadFull(c, buf[k:])
-	if err != nil {
-		c.unread = buf[k : k+got] // no longer pooled: net/http reads it
-		return false
+	for got < clen {
+		if got == len(*bp) {
+			bp = growBodyBuffer(bp, got, clen)
+		}
+		m, err := c.Read((*bp)[got:min(clen, len(*bp))])
+		got += m
+		if err != nil && got < clen {
+			c.unread = (*bp)[k:got] // no longer pooled: net/http reads it
+			return false
+		}
 	}
 	c.bigBody, c.bodyInBuf = bp, k
-	c.body = buf
+	c.body = (*bp)[:clen]
 	return true
+}
+
+// firstBodyBuffer is the size of the buffer a body larger than the read
+// buffer is read into first; it grows by size classes as the body comes,
+// so that a client holds only as much memory as it has sent (a slow client
+// announcing 64 KiB holds 8 KiB until it sends more).
+const firstBodyBuffer = 8 << 10
+
+// growBodyBuffer returns a pooled buffer of the next size class, at most
+// one holding want bytes, with the got bytes of bp, which goes back to its
+// pool.
+func growBodyBuffer(bp *[]byte, got, want int) *[]byte {
+	nb := getBodyBuffer(min(want, 2*len(*bp)))
+	copy(*nb, (*bp)[:got])
+	putBodyBuffer(bp)
+	return nb
 }
 
 // readChunkedBody reads the chunked body of the request whose head is the
@@ -340,37 +361,39 @@ func (c *fconn) readBigBody(n int) bool {
 // within the body deadline goes to net/http with the bytes read so far:
 // readChunkedBody returns false with them in c.unread.
 func (c *fconn) readChunkedBody(n int, limit int64) bool {
-	bp := getBodyBuffer(maxBufferedBody)
-	buf := (*bp)[:maxBufferedBody]
+	bp := getBodyBuffer(firstBodyBuffer)
 	have, _ := c.br.Peek(c.br.Buffered())
-	k := copy(buf, have[n:])
+	k := copy(*bp, have[n:])
 	got := k
 	deadline := false
 	for {
-		end, size, st := scanChunked(buf[:got])
+		end, size, st := scanChunked((*bp)[:got])
 		if st == chunkedDone && (limit <= 0 || size <= limit) {
 			if got > end {
-				c.pendBuf = append(c.pendBuf[:0], buf[end:got]...)
+				c.pendBuf = append(c.pendBuf[:0], (*bp)[end:got]...)
 				c.pending = c.pendBuf
 			}
 			c.bigBody, c.bodyInBuf = bp, len(have)-n
-			c.body = buf[:end]
+			c.body = (*bp)[:end]
 			c.req.clen = size
 			return true
 		}
-		if st == chunkedMore && got < len(buf) {
+		if st == chunkedMore && got < maxBufferedBody {
+			if got == len(*bp) {
+				bp = growBodyBuffer(bp, got, maxBufferedBody)
+			}
 			if !deadline {
 				c.setBodyDeadline()
 				deadline = true
 			}
-			m, err := c.Read(buf[got:])
+			m, err := c.Read((*bp)[got:])
 			got += m
 			if err == nil {
 				continue
 			}
 		}
 		// Malformed, too large, or cut short: net/http's.
-		c.unread = buf[k:got] // no longer pooled: net/http reads it
+		c.unread = (*bp)[k:got] // no longer pooled: net/http reads it
 		return false
 	}
 }

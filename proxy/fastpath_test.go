@@ -365,3 +365,25 @@ func FuzzScanChunked(f *testing.F) {
 		}
 	})
 }
+
+// A body buffer grows by size classes from firstBodyBuffer, keeping what
+// it holds, and never past the class holding what is wanted.
+func TestGrowBodyBuffer(t *testing.T) {
+	bp := getBodyBuffer(firstBodyBuffer)
+	copy(*bp, patterned(len(*bp), 1))
+	var sizes []int
+	for got := len(*bp); got < maxBufferedBody; got = len(*bp) {
+		bp = growBodyBuffer(bp, got, 40000)
+		sizes = append(sizes, len(*bp))
+		if len(*bp) >= 40000 {
+			break
+		}
+	}
+	if fmt.Sprint(sizes) != "[16384 32768 65536]" {
+		t.Errorf("grew through %v, want 16, 32 and 64 KiB", sizes)
+	}
+	if string((*bp)[:firstBodyBuffer]) != patterned(firstBodyBuffer, 1) {
+		t.Error("growing lost the bytes held")
+	}
+	putBodyBuffer(bp)
+}
