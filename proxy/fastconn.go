@@ -137,8 +137,8 @@ func (c *fconn) closeIfIdle() {
 func (c *fconn) serve() {
 	handedOff := false
 	defer func() {
-		c.s.trackConn(c, false)
-		if !handedOff {
+		if !handedOff { // handoff has untracked it
+			c.s.trackConn(c, false)
 			_ = c.nc.Close()
 			c.recycle()
 		}
@@ -373,7 +373,7 @@ func (c *fconn) readChunkedBody(n int, limit int64) bool {
 				c.pendBuf = append(c.pendBuf[:0], (*bp)[end:got]...)
 				c.pending = c.pendBuf
 			}
-			c.bigBody, c.bodyInBuf = bp, len(have)-n
+			c.bigBody, c.bodyInBuf = bp, k
 			c.body = (*bp)[:end]
 			c.req.clen = size
 			return true
@@ -465,18 +465,7 @@ func chunkLineSize(line []byte) (int64, bool) {
 		}
 		line = line[:i]
 	}
-	if len(line) == 0 || len(line) > 15 {
-		return 0, false
-	}
-	var n int64
-	for _, ch := range line {
-		d, ok := unhex(ch)
-		if !ok {
-			return 0, false
-		}
-		n = n<<4 | int64(d)
-	}
-	return n, true
+	return parseHex(line)
 }
 
 // releaseBody consumes the request whose head is n bytes long from the read
@@ -493,14 +482,14 @@ func (c *fconn) releaseBody(n int) {
 }
 
 // bodyPools hold the buffers of bodies larger than the read buffer, by size
-// class: 8, 16, 32 and 64 KiB.
+// class: firstBodyBuffer (8 KiB), 16, 32 and 64 KiB (maxBufferedBody).
 var bodyPools [4]sync.Pool
 
 // bodyClass returns the index in bodyPools of the smallest class holding n
 // bytes (n <= maxBufferedBody).
 func bodyClass(n int) int {
 	c := 0
-	for size := 8 << 10; size < n; size <<= 1 {
+	for size := firstBodyBuffer; size < n; size <<= 1 {
 		c++
 	}
 	return c
@@ -511,7 +500,7 @@ func getBodyBuffer(n int) *[]byte {
 	if bp, ok := bodyPools[cl].Get().(*[]byte); ok {
 		return bp
 	}
-	b := make([]byte, (8<<10)<<cl)
+	b := make([]byte, firstBodyBuffer<<cl)
 	return &b
 }
 

@@ -57,28 +57,39 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 		c.body = c.peekHead(n + int(r.clen))[n:]
 		c.now = start
 	}
-	*ex = exchange{h: h, e: e, start: start, direct: true}
+	c.begin(e, start)
+	ex.direct = true
 	ex.replayable = isIdempotent(r.method) || r.idemKey
 	ex.bodyUnkept = r.clen > 0 && !(e.record && ex.replayable && r.clen <= up.Retry.BufferBodyBytes)
-	ex.tried = ex.triedBuf[:0]
-	c.clientIP(ex)
 	ex.hashKey = c.hashKey(e, path, ex.clientIP)
 	if h.onFast != nil {
 		h.onFast()
 	}
-	if t := c.s.cfg.WriteTimeout; t > 0 {
-		_ = c.nc.SetWriteDeadline(ex.start.Add(t))
-	}
 	c.buildOutbound(e, ex, path)
-	keep = c.proxy(e, ex)
-	c.finish(ex)
+	return c.end(n, c.proxy(e, ex)), false
+}
+
+// begin starts c.ex, the exchange of a request of route e (nil: none
+// matched) that arrived at start.
+func (c *fconn) begin(e *entry, start time.Time) {
+	ex := &c.ex
+	*ex = exchange{h: c.s.h, e: e, start: start}
+	ex.tried = ex.triedBuf[:0]
+	c.clientIP(ex)
+	if t := c.s.cfg.WriteTimeout; t > 0 {
+		_ = c.nc.SetWriteDeadline(start.Add(t))
+	}
+}
+
+// end accounts for the request whose head is n bytes long, consumes it
+// and flushes its answer. It reports whether the connection stays open:
+// keep, unless the client or a shutdown says otherwise.
+func (c *fconn) end(n int, keep bool) bool {
+	c.finish(&c.ex)
 	// The head's and body's bytes are consumed only now: until here the
 	// parsed slices pointed into them.
 	c.releaseBody(n)
-	if err := c.bw.Flush(); err != nil || r.close || c.s.closing.Load() {
-		keep = false
-	}
-	return keep, false
+	return c.bw.Flush() == nil && keep && !c.req.close && !c.s.closing.Load()
 }
 
 // clientIP sets ex.clientIP and ex.trusted as clientIP does for a Request.
@@ -295,11 +306,7 @@ func (c *fconn) proxy(e *entry, ex *exchange) bool {
 		if uc == nil && c.gone.Load() {
 			kind = failClientGone
 		}
-		if up.Reporter != nil {
-			if o, ok := outcome(kind); ok {
-				up.Reporter.Report(ep.Addr, o)
-			}
-		}
+		e.report(ep.Addr, kind)
 		if next, ok := e.retry(ex, c.req.method, kind, attempt); ok {
 			if uc != nil {
 				uc.close()
@@ -489,20 +496,12 @@ func (c *fconn) writeBuffered(ex *exchange, w *bufferedResponse) {
 // the connection to net/http keeps a client's keep-alive connection on
 // the fast path after a stray request (a browser's /favicon.ico).
 func (c *fconn) notFound(n int) bool {
-	ex := &c.ex
 	c.now = time.Now()
-	*ex = exchange{h: c.s.h, start: c.now}
-	ex.tried = ex.triedBuf[:0]
-	c.clientIP(ex)
-	if t := c.s.cfg.WriteTimeout; t > 0 {
-		_ = c.nc.SetWriteDeadline(ex.start.Add(t))
-	}
+	c.begin(nil, c.now)
 	var w bufferedResponse
 	writeError(&w, http.StatusNotFound, "no route", "", "")
-	c.writeBuffered(ex, &w)
-	c.finish(ex)
-	c.releaseBody(n)
-	return c.bw.Flush() == nil && !c.req.close && !c.s.closing.Load()
+	c.writeBuffered(&c.ex, &w)
+	return c.end(n, true)
 }
 
 // bufferedResponse is the http.ResponseWriter of an error answer on the

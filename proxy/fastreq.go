@@ -137,10 +137,11 @@ var requestKinds = newKindTable(map[string]hdrKind{
 
 // parseRequest parses the request head b (through its empty line) into
 // c.req and reports whether the fast path may serve it. Anything it does
-// not fully understand — other methods and versions, absolute-form or
-// escaped targets, bodies, upgrades, Connection options, unusual bytes in
-// names, values or the host — is left to net/http, which serves it or
-// rejects it with the right status.
+// not fully understand — other methods and versions, absolute-form targets
+// or unclean paths, framings other than one Content-Length or "chunked",
+// upgrades, Connection options, unusual bytes in names, values or the host
+// — is left to net/http, which serves it or rejects it with the right
+// status.
 func (c *fconn) parseRequest(b []byte) bool {
 	r := &c.req
 	r.hdrs = r.hdrs[:0]

@@ -460,22 +460,21 @@ func chunkSize(line []byte) (int64, bool) {
 	if i := bytes.IndexByte(line, ';'); i >= 0 {
 		line = line[:i]
 	}
-	line = trimOWS(line)
-	if len(line) == 0 || len(line) > 15 {
+	return parseHex(trimOWS(line))
+}
+
+// parseHex parses a chunk size: 1 to 15 hexadecimal digits.
+func parseHex(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 15 {
 		return 0, false
 	}
 	var n int64
-	for _, ch := range line {
-		switch {
-		case '0' <= ch && ch <= '9':
-			n = n<<4 | int64(ch-'0')
-		case 'a' <= ch && ch <= 'f':
-			n = n<<4 | int64(ch-'a'+10)
-		case 'A' <= ch && ch <= 'F':
-			n = n<<4 | int64(ch-'A'+10)
-		default:
+	for _, ch := range b {
+		d, ok := unhex(ch)
+		if !ok {
 			return 0, false
 		}
+		n = n<<4 | int64(d)
 	}
 	return n, true
 }
@@ -484,36 +483,18 @@ func chunkSize(line []byte) (int64, bool) {
 // connection, as chunks, so that the client connection stays open; to an
 // HTTP/1.0 client as it is, delimited by the close.
 func (c *fconn) relayToEOF(uc *upConn, ex *exchange) error {
-	if c.req.http10 {
-		for {
-			if err := c.fill(uc); err != nil {
-				if err == io.EOF {
-					return nil
-				}
-				return err
-			}
-			b, _ := uc.br.Peek(uc.br.Buffered())
-			if _, err := c.bw.Write(b); err != nil {
-				return err
-			}
-			_, _ = uc.br.Discard(len(b))
-			ex.sw.size += int64(len(b))
-		}
-	}
-	var hex [16]byte
+	chunked := !c.req.http10
 	for {
 		if err := c.fill(uc); err != nil {
-			if err == io.EOF {
+			if err == io.EOF && chunked {
 				_, err = c.bw.WriteString("0\r\n\r\n")
-				return err
+			} else if err == io.EOF {
+				err = nil
 			}
 			return err
 		}
 		b, _ := uc.br.Peek(uc.br.Buffered())
-		_, _ = c.bw.Write(strconv.AppendInt(hex[:0], int64(len(b)), 16))
-		_, _ = c.bw.WriteString("\r\n")
-		_, _ = c.bw.Write(b)
-		if _, err := c.bw.WriteString("\r\n"); err != nil {
+		if err := c.bw.writeBody(b, chunked); err != nil {
 			return err
 		}
 		_, _ = uc.br.Discard(len(b))
@@ -619,14 +600,7 @@ func (c *fconn) relaySlow(uc *upConn, ex *exchange) bool {
 		var n int
 		n, err = res.Body.Read(buf)
 		if n > 0 {
-			if chunked {
-				_, _ = c.bw.WriteString(strconv.FormatInt(int64(n), 16))
-				_, _ = c.bw.WriteString("\r\n")
-			}
-			_, _ = c.bw.Write(buf[:n])
-			if chunked {
-				_, _ = c.bw.WriteString("\r\n")
-			}
+			_ = c.bw.writeBody(buf[:n], chunked)
 			ex.sw.size += int64(n)
 			if ferr := c.bw.Flush(); ferr != nil {
 				uc.close()

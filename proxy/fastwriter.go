@@ -100,11 +100,34 @@ func (w *clientWriter) Flush() error {
 	return err
 }
 
+// writeInt writes n in base straight into the buffer (a scratch array
+// passed to Write would escape to the heap).
+func (w *clientWriter) writeInt(n int64, base int) {
+	if cap(w.buf)-len(w.buf) < 20 && w.Flush() != nil {
+		return
+	}
+	if w.err == nil {
+		w.buf = strconv.AppendInt(w.buf, n, base)
+	}
+}
+
+// writeBody writes b, framed as one chunk when chunked.
+func (w *clientWriter) writeBody(b []byte, chunked bool) error {
+	if !chunked {
+		_, err := w.Write(b)
+		return err
+	}
+	w.writeInt(int64(len(b)), 16)
+	_, _ = w.WriteString("\r\n")
+	_, _ = w.Write(b)
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
 // statusLine writes "HTTP/1.1 code reason", or HTTP/1.0 with http10.
 func (w *clientWriter) statusLine(http10 bool, code int, reason string) {
 	_, _ = w.WriteString(statusProto(http10))
-	var digits [3]byte
-	_, _ = w.Write(strconv.AppendInt(digits[:0], int64(code), 10))
+	w.writeInt(int64(code), 10)
 	_ = w.WriteByte(' ')
 	_, _ = w.WriteString(reason)
 	_, _ = w.WriteString("\r\n")

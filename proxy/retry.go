@@ -72,11 +72,7 @@ func (e *entry) RoundTrip(req *http.Request) (*http.Response, error) {
 
 		res, err := up.Transport.RoundTrip(r)
 		kind := e.classify(ex, r, res, err)
-		if up.Reporter != nil {
-			if o, ok := outcome(kind); ok {
-				up.Reporter.Report(ep.Addr, o)
-			}
-		}
+		e.report(ep.Addr, kind)
 		if next, ok := e.retry(ex, r.Method, kind, attempt); ok {
 			if res != nil {
 				res.Body.Close() // the connection is not reused: the body may be slow
@@ -210,6 +206,16 @@ func (e *entry) pickUntried(ex *exchange) (balancer.Endpoint, bool) {
 		e.done(ep) // a discarded pick ends like any other
 	}
 	return balancer.Endpoint{}, false
+}
+
+// report passes the outcome of an attempt to addr, if it has one, to the
+// route's Reporter.
+func (e *entry) report(addr string, k failKind) {
+	if rep := e.route.Upstream.Reporter; rep != nil {
+		if o, ok := outcome(k); ok {
+			rep.Report(addr, o)
+		}
+	}
 }
 
 // done tells a tracking balancer that the attempt to ep has finished.

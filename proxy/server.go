@@ -11,27 +11,26 @@ import (
 	"time"
 )
 
-// Server serves a proxy listener. Plain HTTP/1.1 requests — no body or a
-// Content-Length body that arrives with the head within the 4 KiB read
-// buffer, no protocol switch, no 100-continue, an ordinary target, a route
-// on the direct path — are proxied on the connection's own goroutine by the
-// fast path (fastpath.go): the request head is parsed in place in the read
-// buffer and forwarded as bytes, the response head is filtered as bytes and
-// its body relayed, with no http.Request, header maps or per-request
-// goroutines. The first request of a connection the fast path does not
-// take hands the connection, its buffered bytes included, to a standard
-// net/http server running the Handler, which serves it from then on: every
-// behaviour of the Handler (bodies, WebSockets, trailers, 100-continue,
-// HTTP/1.0, malformed requests and their 400s) is net/http's and the
-// Handler's.
+// Server serves a proxy listener. Plain requests — HTTP/1.1 or HTTP/1.0,
+// no body or a Content-Length or chunked body of up to 64 KiB, no protocol
+// switch, no 100-continue, a clean origin-form target, a route on the
+// direct path or none — are proxied on the connection's own goroutine by
+// the fast path (fastpath.go): the request head is parsed in place in the
+// read buffer and forwarded as bytes, the response head is filtered as
+// bytes and its body relayed, with no http.Request, header maps or
+// per-request goroutines. The first request of a connection the fast path
+// does not take hands the connection, its buffered bytes included, to a
+// standard net/http server running the Handler, which serves it from then
+// on: every behaviour of the Handler (streamed bodies, WebSockets,
+// trailers, 100-continue, malformed requests and their 400s) is net/http's
+// and the Handler's.
 //
 // The fast path keeps the Handler's behaviour for what it serves: the
 // route match, path cleaning, hop-by-hop and forwarding headers, the
 // route's header edits, retries, passive health reports, Route.Timeout,
-// error statuses, metrics and the access log. What it does not do is watch
-// an idle-looking client while the upstream works: a client that goes
-// away mid-request is noticed when its answer is written (as nginx does by
-// default for HTTP/1.1).
+// error statuses, metrics and the access log. A client that goes away
+// during a slow answer is noticed by the client watch (watch.go) and its
+// upstream exchange aborted.
 type Server struct {
 	h   *Handler
 	cfg ServerConfig

@@ -129,10 +129,7 @@ func healthConfig(c config.HealthCheck) healthcheck.Config {
 	h.Active.Path = c.Active.Path
 	h.Active.Host = c.Active.Host
 	if rs, err := config.ParseStatusRanges(c.Active.ExpectStatus); err == nil {
-		h.Active.ExpectStatus = make(healthcheck.StatusRanges, len(rs))
-		for i, r := range rs {
-			h.Active.ExpectStatus[i] = healthcheck.StatusRange{Min: r.Min, Max: r.Max}
-		}
+		h.Active.ExpectStatus = rs
 	}
 	h.Active.Interval = c.Active.Interval
 	h.Active.Timeout = c.Active.Timeout

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/healthcheck"
 )
 
 // Service is one backend service: where its endpoints come from and how they
@@ -173,43 +174,22 @@ type Retries struct {
 	BufferBodyBytes int64 `mapstructure:"buffer_body_bytes"`
 }
 
-// StatusRange is an inclusive range of HTTP status codes.
-type StatusRange struct{ Min, Max int }
-
-// StatusRanges is a parsed ActiveHealthCheck.ExpectStatus.
-type StatusRanges []StatusRange
-
 // ParseStatusRanges parses an expect_status value: status codes and
-// "MIN-MAX" ranges separated by commas.
-func ParseStatusRanges(s string) (StatusRanges, error) {
+// "MIN-MAX" ranges within 100-599, separated by commas.
+func ParseStatusRanges(s string) (healthcheck.StatusRanges, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, fmt.Errorf("empty (e.g. \"200-399\" or \"200,204\")")
 	}
-	var out StatusRanges
+	var out healthcheck.StatusRanges
 	for part := range strings.SplitSeq(s, ",") {
 		part = strings.TrimSpace(part)
-		lo, hi, isRange := strings.Cut(part, "-")
-		if !isRange {
-			hi = lo
-		}
-		min, err1 := strconv.Atoi(strings.TrimSpace(lo))
-		max, err2 := strconv.Atoi(strings.TrimSpace(hi))
-		if err1 != nil || err2 != nil || min < 100 || max > 599 || min > max {
+		r, err := healthcheck.ParseStatusRange(part)
+		if err != nil || r.Min < 100 || r.Max > 599 || r.Min > r.Max {
 			return nil, fmt.Errorf("%q is not a status code or range within 100-599", part)
 		}
-		out = append(out, StatusRange{Min: min, Max: max})
+		out = append(out, r)
 	}
 	return out, nil
-}
-
-// Contains reports whether code is in one of the ranges.
-func (rs StatusRanges) Contains(code int) bool {
-	for _, r := range rs {
-		if code >= r.Min && code <= r.Max {
-			return true
-		}
-	}
-	return false
 }
 
 // StaticEndpoints parses the static endpoint list into balancer endpoints,
