@@ -55,8 +55,33 @@ type ServerConfig struct {
 	// IdleTimeout bounds the wait for the next request of a keep-alive
 	// connection; 0 means ReadTimeout, and both 0 means none.
 	IdleTimeout time.Duration
-	// MaxHeaderBytes limits a request head; 0 means net/http's default.
+	// MaxHeaderBytes limits a request head (request line and header
+	// fields, line ends included): a larger one is answered 431 and the
+	// connection closed. 0 means DefaultMaxHeaderBytes (32 KiB, nginx's
+	// large_client_header_buffers).
 	MaxHeaderBytes int
+	// MaxHeaderCount limits the number of request header fields: 431.
+	// 0 means DefaultMaxHeaderCount (100).
+	MaxHeaderCount int
+	// MaxTargetBytes limits the request target: 414. 0 means
+	// DefaultMaxTargetBytes (8 KiB).
+	MaxTargetBytes int
+	// MaxBodyBytes limits a request body: a larger Content-Length is
+	// answered 413 before any endpoint is contacted, a chunked body when
+	// it passes the limit. 0 means DefaultMaxBodyBytes (10 MiB); a
+	// service's own, smaller limit applies too.
+	MaxBodyBytes int64
+	// BodyTimeout bounds reading a request body that is buffered before
+	// the endpoint is contacted (up to 64 KiB): a body not whole within it
+	// is answered 408 and the connection closed, no endpoint contacted.
+	// A larger body is streamed and must keep MinBodyRate after
+	// BodyTimeout. 0 means DefaultBodyTimeout (30s).
+	BodyTimeout time.Duration
+	// MinBodyRate is the average rate, in bytes per second, a streamed
+	// request body must keep once BodyTimeout has passed; a slower body
+	// ends the exchange (the endpoint's connection is closed). 0 means
+	// DefaultMinBodyRate (1 KiB/s).
+	MinBodyRate int64
 	// BaseContext is the parent of every request context on the net/http
 	// path (upgraded connections end with it). Nil means Background.
 	BaseContext context.Context
@@ -64,8 +89,42 @@ type ServerConfig struct {
 	DisableFastPath bool
 }
 
+// Defaults of ServerConfig's limits.
+const (
+	DefaultMaxHeaderBytes = 32 << 10
+	DefaultMaxHeaderCount = 100
+	DefaultMaxTargetBytes = 8 << 10
+	DefaultMaxBodyBytes   = 10 << 20
+	DefaultBodyTimeout    = 30 * time.Second
+	DefaultMinBodyRate    = 1 << 10
+)
+
+// withDefaults returns cfg with its zero limits replaced by the defaults.
+func (cfg ServerConfig) withDefaults() ServerConfig {
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if cfg.MaxHeaderCount <= 0 {
+		cfg.MaxHeaderCount = DefaultMaxHeaderCount
+	}
+	if cfg.MaxTargetBytes <= 0 {
+		cfg.MaxTargetBytes = DefaultMaxTargetBytes
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.MinBodyRate <= 0 {
+		cfg.MinBodyRate = DefaultMinBodyRate
+	}
+	return cfg
+}
+
 // NewServer returns a Server for h.
 func NewServer(h *Handler, cfg ServerConfig) *Server {
+	cfg = cfg.withDefaults()
 	s := &Server{
 		h:     h,
 		cfg:   cfg,
