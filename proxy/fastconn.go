@@ -1,11 +1,12 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,16 +20,8 @@ const (
 	connClosed
 )
 
-// clientBufferSize is the size of a fast connection's read and write
-// buffers. A request head that does not fit is handed to net/http, which
-// applies MaxHeaderBytes.
+// clientBufferSize is the size of a fast connection's write buffer.
 const clientBufferSize = 4 << 10
-
-// maxBufferedBody is the largest request body the fast path takes when
-// it does not fit the read buffer with its head: such a body is read
-// whole into a pooled buffer before the endpoint is contacted, as nginx
-// buffers request bodies. A larger body goes to net/http, which streams it.
-const maxBufferedBody = 64 << 10
 
 // deadlineSlack is how far a refreshed read deadline may lag behind the
 // exact one: an idle connection's deadline is moved only when it is more
@@ -40,7 +33,7 @@ const deadlineSlack = time.Second
 type fconn struct {
 	s          *Server
 	nc         net.Conn
-	br         *bufio.Reader
+	in         inBuf // what the client sent and the fast path has not consumed
 	bw         *clientWriter
 	remoteAddr string
 	peer       string // the peer's IP
@@ -63,26 +56,14 @@ type fconn struct {
 	gone       atomic.Bool
 	cur        atomic.Pointer[upConn]
 
-	req  fastRequest
-	res  fastResponse
-	slow *http.Response // a response head too large for res (readSlowHead)
-	body []byte         // the request body, in the read buffer or in bigBody
-	// bigBody is the pooled buffer holding a body too large for the read
-	// buffer (nil otherwise); bodyInBuf of its bytes came from the read
-	// buffer, which still holds them.
-	bigBody   *[]byte
-	bodyInBuf int
-	// unread are bytes read from the connection past the read buffer
-	// (part of a body) that a hand-off must give net/http after the
-	// buffered ones.
-	unread []byte
-	// pending are bytes read past the end of a chunked body: the start of
-	// the next request, which Read returns before reading the connection.
-	pending []byte
-	pendBuf []byte
-	out     []byte // the outbound request head without its Host value
-	hostAt  int    // where in out the Host value goes
-	ex      exchange
+	req fastRequest
+	res fastResponse
+	// body is the request body as received (a chunked body with its
+	// framing), in the input buffer right after the head.
+	body   []byte
+	out    []byte // the outbound request head without its Host value
+	hostAt int    // where in out the Host value goes
+	ex     exchange
 }
 
 // fconnPool keeps the state of closed fast connections, buffers included,
@@ -95,11 +76,11 @@ func newFconn(s *Server, nc net.Conn) *fconn {
 	c, _ := fconnPool.Get().(*fconn)
 	if c == nil {
 		c = &fconn{}
-		c.br = bufio.NewReaderSize(c, clientBufferSize)
 		c.bw = newClientWriter(nil)
 		c.req.hdrs = make([]hdrLine, 0, 16)
 	}
 	c.s, c.nc, c.now = s, nc, time.Now()
+	c.in.bp = getInBuf(0)
 	c.remoteAddr = nc.RemoteAddr().String()
 	c.peer = peerHost(c.remoteAddr)
 	c.bw.reset(nc)
@@ -107,18 +88,19 @@ func newFconn(s *Server, nc net.Conn) *fconn {
 }
 
 // recycle returns c, whose connection is closed and whose goroutine ends,
-// to fconnPool: everything is zeroed but the buffers, which are emptied.
-// No one else refers to c any more: the Server dropped it from its set,
-// the client watch is disarmed, and a connection handed to net/http (whose
-// bufferedConn reads c.br) is never recycled.
+// to fconnPool: everything is zeroed but the reusable slices, which are
+// emptied; the input buffer goes back to its pool. No one else refers to c
+// any more: the Server dropped it from its set, the client watch is
+// disarmed, and a connection handed to net/http (whose bufferedConn reads
+// the input buffer) is never recycled.
 func (c *fconn) recycle() {
-	br, bw, out, dec, pend := c.br, c.bw, c.out[:0], c.req.pathBuf[:0], c.pendBuf[:0]
+	c.in.release()
+	bw, out, dec := c.bw, c.out[:0], c.req.pathBuf[:0]
 	reqHdrs, resHdrs, conn := c.req.hdrs[:0], c.res.hdrs[:0], c.res.conn[:0]
 	watchTimer, watchDone := c.watchTimer, c.watchDone
 	*c = fconn{}
-	br.Reset(c)
 	bw.reset(nil)
-	c.br, c.bw, c.out, c.req.pathBuf, c.pendBuf = br, bw, out, dec, pend
+	c.bw, c.out, c.req.pathBuf = bw, out, dec
 	c.req.hdrs, c.res.hdrs, c.res.conn = reqHdrs, resHdrs, conn
 	// The timer is stopped (disarmWatch) and bound to c, which it keeps.
 	c.watchTimer, c.watchDone = watchTimer, watchDone
@@ -131,6 +113,19 @@ func (c *fconn) closeIfIdle() {
 		_ = c.nc.SetReadDeadline(aLongTimeAgo)
 	}
 }
+
+// The verdicts on a request besides an HTTP status to reject it with:
+// serve it on the fast path, or hand the connection to net/http.
+const (
+	serveFast = 0
+	handOff   = -1
+	// clientGone: the client closed the connection before its request
+	// was whole; nothing is answered.
+	clientGone = -2
+)
+
+// errInputFull is a client input buffer at its limit.
+var errInputFull = errors.New("proxy: request larger than the buffer limit")
 
 // serve runs the connection: it reads requests and serves those the fast
 // path takes, until the connection closes or is handed to net/http.
@@ -145,26 +140,32 @@ func (c *fconn) serve() {
 	}()
 	for first := true; ; first = false {
 		c.waitDeadline(first)
-		if _, err := c.br.Peek(1); err != nil {
+		if len(c.in.unread()) == 0 && c.fill(c.s.cfg.MaxHeaderBytes, true) != nil {
 			return
 		}
 		if !c.state.CompareAndSwap(connIdle, connActive) {
 			return // Shutdown closed it while idle
 		}
-		n, err := c.readHead()
+		n, verdict, err := c.readHead()
 		if err != nil {
 			return
 		}
-		keep, handoff := false, n == 0 || !c.parseRequest(c.peekHead(n)) || !c.readBody(n)
-		if !handoff {
-			keep, handoff = c.serveRequest(n)
+		if verdict == serveFast {
+			verdict = c.parseRequest(c.in.unread()[:n])
 		}
-		if handoff {
+		keep := false
+		if verdict == serveFast {
+			keep, verdict = c.serveRequest(n)
+		}
+		switch {
+		case verdict == handOff:
 			c.handoff()
 			handedOff = true
 			return
-		}
-		if !keep {
+		case verdict > 0:
+			c.reject(verdict)
+			return
+		case verdict != serveFast || !keep:
 			return
 		}
 		if !c.state.CompareAndSwap(connActive, connIdle) || c.s.closing.Load() {
@@ -173,28 +174,87 @@ func (c *fconn) serve() {
 	}
 }
 
-// peekHead returns the first n buffered bytes, the request head.
-func (c *fconn) peekHead(n int) []byte {
-	b, _ := c.br.Peek(n)
-	return b
+// fill reads what one read of the client connection returns into the
+// input buffer. limit bounds the unread bytes the buffer grows to hold
+// (errInputFull past it); move allows moving them to the buffer's start,
+// when nothing points into the buffer.
+func (c *fconn) fill(limit int, move bool) error {
+	room := c.in.room(limit, move)
+	if len(room) == 0 {
+		return errInputFull
+	}
+	n, err := c.Read(room)
+	c.in.w += n
+	switch {
+	case n > 0:
+		return nil // an error comes again with the next read
+	case err == nil:
+		return io.ErrNoProgress
+	}
+	return err
 }
 
 // handoff gives the connection, with its unread bytes, to net/http.
 func (c *fconn) handoff() {
 	c.s.trackConn(c, false)
 	_ = c.nc.SetDeadline(time.Time{}) // net/http sets its own
-	// After br's bytes come, in Read's order, those read past a chunked
-	// body and the watch's byte; or, instead, those of a body read in part.
-	unread := c.unread
-	if len(c.pending) > 0 || c.watchN > 0 {
-		unread = append(append([]byte(nil), c.pending...), c.watchBuf[:c.watchN]...)
+	// The input buffer's bytes come first, then the watch's byte, which
+	// was read from the connection after them. The buffer is not pooled
+	// again: net/http reads it.
+	unread := c.in.unread()
+	if c.watchN > 0 {
+		unread = append(unread[:len(unread):len(unread)], c.watchBuf[0])
+		c.watchN = 0
 	}
-	c.unread, c.pending, c.watchN = nil, nil, 0
 	var nc net.Conn = c.nc
-	if c.br.Buffered() > 0 || len(unread) > 0 {
-		nc = &bufferedConn{Conn: c.nc, br: c.br, unread: unread}
+	if len(unread) > 0 {
+		nc = &bufferedConn{Conn: c.nc, unread: unread}
 	}
 	c.s.handoff(nc)
+}
+
+// reject answers a request the fast path refuses (the table at
+// parseRequest) with status, in the words net/http uses for the
+// rejections it makes itself, and closes the connection: what follows the
+// refused head cannot be told apart from a request, so nothing more is
+// read as one. No endpoint was contacted.
+func (c *fconn) reject(status int) {
+	text := strconv.Itoa(status) + " " + http.StatusText(status)
+	w := c.bw
+	_, _ = w.WriteString("HTTP/1.1 ")
+	_, _ = w.WriteString(text)
+	_, _ = w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n")
+	_, _ = w.WriteString(text)
+	if w.Flush() == nil {
+		c.lingerClose()
+	}
+}
+
+// Lingering close: after a rejection the client may still be sending (a
+// body, a huge head); closing with unread bytes would reset the
+// connection and could destroy the answer before the client reads it. So
+// the write side is closed first and what comes is read and dropped for a
+// while, as net/http and nginx (lingering_close) do, within bounds.
+const (
+	lingerTimeout = 500 * time.Millisecond
+	lingerBytes   = 256 << 10
+)
+
+func (c *fconn) lingerClose() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	c.in.r, c.in.w = 0, 0
+	buf := *c.in.bp
+	for n := 0; n < lingerBytes; {
+		k, err := c.nc.Read(buf)
+		n += k
+		if err != nil {
+			return
+		}
+	}
 }
 
 // waitDeadline sets the read deadline for waiting for a request, as
@@ -229,22 +289,26 @@ func (c *fconn) setReadDeadline(t time.Time) {
 	_ = c.nc.SetReadDeadline(t)
 }
 
-// readHead reads until the buffer holds a whole request head and returns
-// its length, or 0 when the request must go to net/http (a head larger
-// than the buffer, bare LF line ends, a leading empty line). Reading past
-// the first segment is bounded by ReadHeaderTimeout.
-func (c *fconn) readHead() (int, error) {
+// readHead reads until the input holds a whole request head and returns
+// its length, or a status to reject the request with: 400 for a line not
+// ending in CRLF or a leading empty line, 431 or 414 for a head past
+// MaxHeaderBytes (414 when its request line alone is that long), 400 for a
+// request line cut short by ReadHeaderTimeout (as net/http answers).
+// Reading past the first segment is bounded by ReadHeaderTimeout. The scan
+// resumes where the last one stopped, so a head sent a byte at a time
+// costs its length, not its square.
+func (c *fconn) readHead() (n, verdict int, err error) {
 	timed := false
+	from := 0
 	for {
-		buf, _ := c.br.Peek(c.br.Buffered())
-		switch n := headEnd(buf); {
-		case n > 0:
-			return n, nil
+		b := c.in.unread()
+		switch n := headEnd(b, &from); {
 		case n < 0:
-			return 0, nil
-		}
-		if len(buf) == c.br.Size() {
-			return 0, nil
+			return 0, http.StatusBadRequest, nil
+		case n > c.s.cfg.MaxHeaderBytes:
+			return 0, c.headTooLarge(b), nil
+		case n > 0:
+			return n, serveFast, nil
 		}
 		if !timed {
 			timed = true
@@ -257,197 +321,188 @@ func (c *fconn) readHead() (int, error) {
 				_ = c.nc.SetReadDeadline(c.readDeadline)
 			}
 		}
-		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+		if err := c.fill(c.s.cfg.MaxHeaderBytes, true); err != nil {
+			if err == errInputFull {
+				return 0, c.headTooLarge(c.in.unread()), nil
+			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && bytes.IndexByte(buf, '\n') < 0 {
-				// A request line cut short: net/http answers 400 then.
-				_, _ = c.bw.WriteString("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
-				_ = c.bw.Flush()
+			if errors.As(err, &ne) && ne.Timeout() && bytes.IndexByte(c.in.unread(), '\n') < 0 {
+				return 0, http.StatusBadRequest, nil // a request line cut short
 			}
-			return 0, err
+			return 0, 0, err
 		}
 	}
 }
 
-// readBody makes sure the request body (c.req.clen bytes after the head of
-// n bytes) is in the buffer too, reading until it is. A body that cannot
-// fit is read later by readBigBody when it is at most maxBufferedBody, and
-// left to net/http, which streams it, when larger. A body that does not
-// arrive within ReadHeaderTimeout (else ReadTimeout) is left to net/http
-// too.
-func (c *fconn) readBody(n int) bool {
-	if c.req.chunked {
-		return true // readChunkedBody reads it once the route is known
+// headTooLarge is the status of a head larger than MaxHeaderBytes: 414
+// when its request line passes MaxTargetBytes, 431 otherwise.
+func (c *fconn) headTooLarge(b []byte) int {
+	line := b
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		line = b[:i]
 	}
-	need := n + int(c.req.clen)
-	if c.req.clen == 0 || c.br.Buffered() >= need {
-		return true
+	if len(line) > c.s.cfg.MaxTargetBytes {
+		return http.StatusRequestURITooLong
 	}
-	if c.req.clen > int64(c.br.Size()-n) {
-		return c.req.clen <= maxBufferedBody
-	}
-	c.setBodyDeadline()
-	_, err := c.br.Peek(need)
-	return err == nil
+	return http.StatusRequestHeaderFieldsTooLarge
 }
 
-// setBodyDeadline bounds the wait for a request body.
-func (c *fconn) setBodyDeadline() {
-	if t := max(c.s.cfg.ReadHeaderTimeout, c.s.cfg.ReadTimeout); t > 0 {
-		c.readDeadline = time.Now().Add(t)
-		_ = c.nc.SetReadDeadline(c.readDeadline)
+// maxBufferedBody is the largest request body (a chunked one with its
+// framing) the fast path reads whole before contacting an endpoint, as
+// nginx buffers request bodies; the input buffer grows by size classes as
+// it comes, so a client holds only as much memory as it has sent. A
+// larger body goes to net/http, which streams it (bounded by BodyTimeout
+// and MinBodyRate: streamBody).
+const maxBufferedBody = 64 << 10
+
+// readBody reads the body of the request whose head is the first n unread
+// bytes into the input buffer, after the head, and sets c.body to it (a
+// chunked body with its framing, checked; c.req.clen then its decoded
+// size). limit, when positive, bounds the decoded size. Bytes read past
+// the body stay unread for the next request. It returns serveFast when the
+// body is whole; handOff when it is net/http's to stream (larger than
+// maxBufferedBody, or chunked with trailer fields), the bytes read so far
+// left unread for it; clientGone when the client closed the connection
+// midway; or the status to reject the request with: 400 for malformed
+// chunked framing, 413 past limit, 408 when the body is not whole within
+// BodyTimeout.
+func (c *fconn) readBody(n int, limit int64) int {
+	r := &c.req
+	c.body = nil
+	if !r.chunked && r.clen == 0 {
+		return serveFast
 	}
-}
-
-// bigBodyFor reports whether the body of the request whose head is n bytes
-// long does not fit the read buffer with it.
-func (c *fconn) bigBodyFor(n int) bool { return n+int(c.req.clen) > c.br.Size() }
-
-// readBigBody reads the body of the request whose head is the first n
-// buffered bytes into a pooled buffer: the part already buffered is
-// copied, the rest read from the connection past the read buffer, which
-// keeps the head the parsed request points into. When the body does not
-// come whole within the body deadline, or the client closes or resets the
-// connection before, it returns false with what it read in c.unread: the
-// connection goes to net/http, which waits for the rest under its own
-// rules or answers the request cut short, as it does when the fast path
-// hands it a smaller body.
-func (c *fconn) readBigBody(n int) bool {
-	clen := int(c.req.clen)
-	bp := getBodyBuffer(min(clen, firstBodyBuffer))
-	have, _ := c.br.Peek(c.br.Buffered())
-	k := copy(*bp, have[n:])
-	got := k
-	c.setBodyDeadline()
-	for got < clen {
-		if got == len(*bp) {
-			bp = growBodyBuffer(bp, got, clen)
-		}
-		m, err := c.Read((*bp)[got:min(clen, len(*bp))])
-		got += m
-		if err != nil && got < clen {
-			c.unread = (*bp)[k:got] // no longer pooled: net/http reads it
-			return false
-		}
+	if limit > 0 && r.clen > limit {
+		return http.StatusRequestEntityTooLarge
 	}
-	c.bigBody, c.bodyInBuf = bp, k
-	c.body = (*bp)[:clen]
-	return true
-}
-
-// firstBodyBuffer is the size of the buffer a body larger than the read
-// buffer is read into first; it grows by size classes as the body comes,
-// so that a client holds only as much memory as it has sent (a slow client
-// announcing 64 KiB holds 8 KiB until it sends more).
-const firstBodyBuffer = 8 << 10
-
-// growBodyBuffer returns a pooled buffer of the next size class, at most
-// one holding want bytes, with the got bytes of bp, which goes back to its
-// pool.
-func growBodyBuffer(bp *[]byte, got, want int) *[]byte {
-	nb := getBodyBuffer(min(want, 2*len(*bp)))
-	copy(*nb, (*bp)[:got])
-	putBodyBuffer(bp)
-	return nb
-}
-
-// readChunkedBody reads the chunked body of the request whose head is the
-// first n buffered bytes into a pooled buffer, as readBigBody does, and
-// checks its framing: c.body is then the body as received, framing
-// included (it is forwarded so), and c.req.clen its decoded length. Bytes
-// read past its end are kept in c.pending for the next request. A body
-// that is malformed, has trailer fields, does not fit maxBufferedBody with
-// its framing, is longer than limit (when positive) or does not come whole
-// within the body deadline goes to net/http with the bytes read so far:
-// readChunkedBody returns false with them in c.unread.
-func (c *fconn) readChunkedBody(n int, limit int64) bool {
-	bp := getBodyBuffer(firstBodyBuffer)
-	have, _ := c.br.Peek(c.br.Buffered())
-	k := copy(*bp, have[n:])
-	got := k
-	deadline := false
+	want := n + int(r.clen)
+	if r.chunked {
+		want = n + maxBufferedBody
+	} else if r.clen > maxBufferedBody {
+		return handOff
+	}
+	var cs chunkScan
+	timed := false
 	for {
-		end, size, st := scanChunked((*bp)[:got])
-		if st == chunkedDone && (limit <= 0 || size <= limit) {
-			if got > end {
-				c.pendBuf = append(c.pendBuf[:0], (*bp)[end:got]...)
-				c.pending = c.pendBuf
+		b := c.in.unread()[n:]
+		if !r.chunked {
+			if len(b) >= int(r.clen) {
+				c.body = b[:r.clen]
+				return c.bodyRead(timed)
 			}
-			c.bigBody, c.bodyInBuf = bp, k
-			c.body = (*bp)[:end]
-			c.req.clen = size
-			return true
-		}
-		if st == chunkedMore && got < maxBufferedBody {
-			if got == len(*bp) {
-				bp = growBodyBuffer(bp, got, maxBufferedBody)
-			}
-			if !deadline {
-				c.setBodyDeadline()
-				deadline = true
-			}
-			m, err := c.Read((*bp)[got:])
-			got += m
-			if err == nil {
-				continue
+		} else {
+			end, st := cs.scan(b)
+			switch {
+			case st == chunkedBad:
+				return http.StatusBadRequest
+			case limit > 0 && cs.size > limit:
+				return http.StatusRequestEntityTooLarge
+			case st == chunkedTrailers, st == chunkedDone && end > maxBufferedBody:
+				return handOff
+			case st == chunkedDone:
+				c.body = b[:end]
+				r.clen = cs.size
+				return c.bodyRead(timed)
+			case len(b) >= maxBufferedBody:
+				return handOff
 			}
 		}
-		// Malformed, too large, or cut short: net/http's.
-		c.unread = (*bp)[k:got] // no longer pooled: net/http reads it
-		return false
+		if !timed {
+			timed = true
+			c.readDeadline = c.now.Add(c.s.cfg.BodyTimeout)
+			_ = c.nc.SetReadDeadline(c.readDeadline)
+		}
+		if err := c.fill(want, false); err != nil {
+			var ne net.Error
+			switch {
+			case err == errInputFull:
+				return handOff
+			case errors.As(err, &ne) && ne.Timeout():
+				return http.StatusRequestTimeout
+			}
+			return clientGone
+		}
 	}
 }
 
-// The outcomes of scanChunked.
+// bodyRead ends a readBody that has the whole body: when the body was
+// awaited, the endpoint's deadlines count from now.
+func (c *fconn) bodyRead(waited bool) int {
+	if waited {
+		c.now = time.Now()
+	}
+	return serveFast
+}
+
+// releaseBody consumes the request whose head is n bytes long, and its
+// body, from the input buffer.
+func (c *fconn) releaseBody(n int) {
+	c.in.consume(n + len(c.body))
+	c.body = nil
+}
+
+// The outcomes of chunkScan.scan.
 const (
-	chunkedMore = iota // well formed so far, not complete
-	chunkedDone
-	chunkedBad // malformed, or with what the fast path leaves to net/http
+	chunkedMore     = iota // well formed so far, not complete
+	chunkedDone            // complete, without trailer fields
+	chunkedTrailers        // well formed up to trailer fields: net/http's
+	chunkedBad             // malformed
 )
 
-// scanChunked checks the chunked body at the start of b and returns its end
-// (through the empty line ending the trailer section) and decoded size. It
-// accepts a strict subset of what net/http reads: sizes of 1 to 15
-// hexadecimal digits, short extensions of visible ASCII, CRLF line ends and
-// no trailer fields.
-func scanChunked(b []byte) (end int, size int64, st int) {
-	i := 0
+// chunkScan checks a chunked body as it arrives. It accepts a strict
+// subset of RFC 9112 §7.1 (and of what net/http reads): sizes of 1 to 15
+// hexadecimal digits with no white space, extensions of at most 32 visible
+// ASCII bytes, CRLF line ends only and CRLF after each chunk's data.
+// Trailer fields are left to net/http, which drops the forbidden ones
+// (dropForbiddenTrailers). pos is where the next size line starts, size
+// the decoded bytes so far: a scan resumes there, so data is never
+// scanned twice.
+type chunkScan struct {
+	pos  int
+	size int64
+}
+
+// scan continues checking the chunked body at the start of b, and returns
+// its end (through the empty line ending it) once it is complete.
+func (s *chunkScan) scan(b []byte) (end, st int) {
 	for {
-		j := bytes.IndexByte(b[i:], '\n')
+		rest := b[s.pos:]
+		j := bytes.IndexByte(rest, '\n')
 		if j < 0 {
-			if len(b)-i > 64 {
-				return 0, 0, chunkedBad // no size line is that long
+			if len(rest) > 64 {
+				return 0, chunkedBad // no size line is that long
 			}
-			return 0, 0, chunkedMore
+			return 0, chunkedMore
 		}
-		n, ok := chunkLineSize(b[i : i+j+1])
+		n, ok := chunkLineSize(rest[:j+1])
 		if !ok {
-			return 0, 0, chunkedBad
+			return 0, chunkedBad
 		}
-		i += j + 1
 		if n == 0 {
+			rest = rest[j+1:]
 			switch {
-			case len(b)-i < 2:
-				return 0, 0, chunkedMore
-			case b[i] == '\r' && b[i+1] == '\n':
-				return i + 2, size, chunkedDone
+			case len(rest) < 2:
+				return 0, chunkedMore
+			case rest[0] == '\r' && rest[1] == '\n':
+				return s.pos + j + 3, chunkedDone
 			}
-			return 0, 0, chunkedBad // trailer fields: net/http's
+			return 0, chunkedTrailers
 		}
-		if int64(len(b)-i) < n+2 {
-			return 0, 0, chunkedMore
+		if int64(len(rest)-j-1) < n+2 {
+			return 0, chunkedMore
 		}
-		i += int(n)
-		if b[i] != '\r' || b[i+1] != '\n' {
-			return 0, 0, chunkedBad
+		data := j + 1 + int(n)
+		if rest[data] != '\r' || rest[data+1] != '\n' {
+			return 0, chunkedBad
 		}
-		i += 2
-		size += n
+		s.pos += data + 2
+		s.size += n
 	}
 }
 
-// chunkLineSize parses a chunk-size line, CRLF included, more strictly
-// than chunkSize: an extension is at most 32 visible ASCII bytes.
+// chunkLineSize parses a chunk-size line, CRLF included, strictly: the
+// size's hexadecimal digits, then at most a ';' and an extension of 32
+// visible ASCII bytes.
 func chunkLineSize(line []byte) (int64, bool) {
 	if len(line) < 3 || line[len(line)-2] != '\r' {
 		return 0, false
@@ -468,54 +523,17 @@ func chunkLineSize(line []byte) (int64, bool) {
 	return parseHex(line)
 }
 
-// releaseBody consumes the request whose head is n bytes long from the read
-// buffer and returns a pooled body buffer.
-func (c *fconn) releaseBody(n int) {
-	if c.bigBody != nil {
-		_, _ = c.br.Discard(n + c.bodyInBuf)
-		putBodyBuffer(c.bigBody)
-		c.bigBody, c.bodyInBuf = nil, 0
-	} else {
-		_, _ = c.br.Discard(n + int(c.req.clen))
-	}
-	c.body = nil
-}
-
-// bodyPools hold the buffers of bodies larger than the read buffer, by size
-// class: firstBodyBuffer (8 KiB), 16, 32 and 64 KiB (maxBufferedBody).
-var bodyPools [4]sync.Pool
-
-// bodyClass returns the index in bodyPools of the smallest class holding n
-// bytes (n <= maxBufferedBody).
-func bodyClass(n int) int {
-	c := 0
-	for size := firstBodyBuffer; size < n; size <<= 1 {
-		c++
-	}
-	return c
-}
-
-func getBodyBuffer(n int) *[]byte {
-	cl := bodyClass(n)
-	if bp, ok := bodyPools[cl].Get().(*[]byte); ok {
-		return bp
-	}
-	b := make([]byte, firstBodyBuffer<<cl)
-	return &b
-}
-
-func putBodyBuffer(bp *[]byte) {
-	bodyPools[bodyClass(cap(*bp))].Put(bp)
-}
-
 // headEnd returns the length of the head at the start of b (through its
-// empty line), 0 when b holds no whole head yet, or -1 when the head is not
-// for the fast path: a line ending in a bare LF, or an empty first line.
-func headEnd(b []byte) int {
-	i := 0
+// empty line), 0 when b holds no whole head yet, or -1 when a line ends in
+// a bare LF or the head starts with an empty line. The scan starts at
+// *from, the start of a line no earlier call on the same head found the
+// end of, and advances it.
+func headEnd(b []byte, from *int) int {
+	i := *from
 	for {
 		j := bytes.IndexByte(b[i:], '\n')
 		if j < 0 {
+			*from = i
 			return 0
 		}
 		j += i

@@ -11,54 +11,48 @@ import (
 	"github.com/zkgate/zkgate/balancer"
 )
 
-// serveRequest serves the parsed request whose head is the first n
-// buffered bytes. It reports whether the connection stays open, or that
-// the request goes to net/http (a route off the direct path, a body over
-// the route's limit: nothing has been consumed or sent then).
-func (c *fconn) serveRequest(n int) (keep, handoff bool) {
+// serveRequest serves the parsed request whose head is the first n unread
+// bytes, reading its body first. It reports whether the connection stays
+// open, and a verdict other than serveFast when the request is not served
+// here: handOff (a route off the direct path, a body net/http streams —
+// nothing sent then), clientGone, or a status to reject it with (a body
+// over the limits, malformed or too slow).
+func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 	h := c.s.h
 	r := &c.req
 	path := bstr(r.path)
 	e := h.router.Load().find(hostOnly(bstr(r.host)), r.method, path, r)
+	limit := c.s.cfg.MaxBodyBytes
+	if e != nil {
+		if !e.direct {
+			return false, handOff
+		}
+		if l := e.route.Upstream.MaxBodyBytes; l > 0 && l < limit {
+			limit = l
+		}
+		if r.rawPath != nil && e.route.StripPrefix && e.prefix != "" {
+			if _, raw := stripPrefix(path, bstr(r.rawPath), e.prefix); raw == "" {
+				// The escaped form does not survive the strip: the Handler
+				// sends the decoded rest in net/url's default escaping.
+				return false, handOff
+			}
+		}
+	}
+	start := time.Now()
+	c.now = start
+	if v := c.readBody(n, limit); v != serveFast {
+		if v > 0 && e != nil {
+			return c.refuse(e, start, v), serveFast
+		}
+		return false, v
+	}
 	if e == nil {
-		if r.chunked || c.bigBodyFor(n) {
-			return false, true
-		}
-		return c.notFound(n), false
-	}
-	if !e.direct {
-		return false, true
-	}
-	up := e.route.Upstream
-	if up.MaxBodyBytes > 0 && r.clen > up.MaxBodyBytes {
-		return false, true // the Handler answers 413
-	}
-	if r.rawPath != nil && e.route.StripPrefix && e.prefix != "" {
-		if _, raw := stripPrefix(path, bstr(r.rawPath), e.prefix); raw == "" {
-			// The escaped form does not survive the strip: the Handler
-			// sends the decoded rest in net/url's default escaping.
-			return false, true
-		}
+		return c.notFound(n), serveFast
 	}
 	ex := &c.ex
-	start := time.Now()
-	switch {
-	case r.chunked:
-		if !c.readChunkedBody(n, up.MaxBodyBytes) {
-			return false, true
-		}
-		c.now = time.Now()
-	case c.bigBodyFor(n):
-		if !c.readBigBody(n) {
-			return false, true
-		}
-		c.now = time.Now() // the endpoint's deadlines count from here
-	default:
-		c.body = c.peekHead(n + int(r.clen))[n:]
-		c.now = start
-	}
 	c.begin(e, start)
 	ex.direct = true
+	up := e.route.Upstream
 	ex.replayable = isIdempotent(r.method) || r.idemKey
 	ex.bodyUnkept = r.clen > 0 && !(e.record && ex.replayable && r.clen <= up.Retry.BufferBodyBytes)
 	ex.hashKey = c.hashKey(e, path, ex.clientIP)
@@ -66,7 +60,32 @@ func (c *fconn) serveRequest(n int) (keep, handoff bool) {
 		h.onFast()
 	}
 	c.buildOutbound(e, ex, path)
-	return c.end(n, c.proxy(e, ex)), false
+	return c.end(n, c.proxy(e, ex)), serveFast
+}
+
+// refuse answers a request of route e whose body the fast path refuses —
+// 400 malformed, 408 not whole within BodyTimeout, 413 over the limit — as
+// the Handler answers such a body (a JSON error naming the route, counted
+// and logged), and closes the connection: the rest of the body cannot be
+// told apart from a request. It reports false, the connection's fate.
+func (c *fconn) refuse(e *entry, start time.Time, status int) bool {
+	c.req.close = true
+	c.begin(e, start)
+	msg := "bad request body"
+	switch status {
+	case http.StatusRequestEntityTooLarge:
+		msg = "request body too large"
+	case http.StatusRequestTimeout:
+		msg = "request body timeout"
+	}
+	var w bufferedResponse
+	writeError(&w, status, msg, e.route.Name, e.service)
+	c.writeBuffered(&c.ex, &w)
+	c.finish(&c.ex)
+	if c.bw.Flush() == nil {
+		c.lingerClose()
+	}
+	return false
 }
 
 // begin starts c.ex, the exchange of a request of route e (nil: none
@@ -335,13 +354,7 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 		addr += ":80"
 	}
 	p := tr.pool(addr)
-	uc := p.idle1(c.now)
-	for uc != nil && !c.ex.replayable && uc.peerClosed() {
-		// A request that may not be sent twice goes on no connection the
-		// endpoint has closed meanwhile.
-		uc.close()
-		uc = p.idle1(c.now)
-	}
+	uc := p.reusable(c.now)
 	fresh := uc == nil
 	if fresh {
 		var err error
@@ -410,7 +423,6 @@ func ioFailure(err error, deadline time.Time) failKind {
 // head into c.res, passing informational answers on to the client.
 func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error {
 	uc.nread, uc.nwritten = 0, 0
-	c.slow = nil
 	dl := deadline
 	if t := uc.pool.t.cfg.ResponseHeaderTimeout; t > 0 {
 		if hd := c.now.Add(t); dl.IsZero() || hd.Before(dl) {
@@ -429,12 +441,6 @@ func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error
 		n, err := readResponseHead(uc.br)
 		if err == nil {
 			err = c.res.parse(uc.br, n)
-		}
-		if err == errBigHead || err == errBadResponse {
-			// Too large for the buffer, or unusual (bare LF line ends,
-			// folded fields, ...): net/http's parser, which consumed
-			// nothing yet, decides.
-			return c.readSlowHead(uc)
 		}
 		if err != nil {
 			return err

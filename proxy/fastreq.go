@@ -135,105 +135,222 @@ var requestKinds = newKindTable(map[string]hdrKind{
 	"X-Idempotency-Key":   hkIdempotencyKey,
 })
 
-// parseRequest parses the request head b (through its empty line) into
-// c.req and reports whether the fast path may serve it. Anything it does
-// not fully understand — other methods and versions, absolute-form targets
-// or unclean paths, framings other than one Content-Length or "chunked",
-// upgrades, Connection options, unusual bytes in names, values or the host
-// — is left to net/http, which serves it or rejects it with the right
-// status.
-func (c *fconn) parseRequest(b []byte) bool {
+// parseRequest parses the request head b (through its empty line, every
+// line ending in CRLF: readHead checked that) into c.req and decides on
+// it: serveFast, handOff (net/http serves the request, then closes the
+// connection), or a status that rejects it, the connection closed (see
+// reject). The whole head is checked before a hand-off, so that net/http,
+// whose parser is more lenient (it takes Content-Length with
+// Transfer-Encoding, obs-fold, bare LF line ends), only ever parses heads
+// these rules accept. The rules:
+//
+//	request line       method SP target SP version, single spaces
+//	 method            not a token: 400. GET HEAD POST PUT PATCH DELETE
+//	                   OPTIONS: fast; any other token (PURGE, CONNECT): handOff
+//	 target            longer than MaxTargetBytes: 414. A control byte,
+//	                   space or DEL: 400. "*" (asterisk-form): 400. A clean
+//	                   origin-form path and query: fast; absolute-form, bytes
+//	                   past ASCII, an escaped slash, an unclean path or
+//	                   query: handOff (net/http and the Handler decide);
+//	                   anything else: 400
+//	 version           HTTP/1.1 or HTTP/1.0; another HTTP/d.d: 505; else 400
+//	field lines        more than MaxHeaderCount: 431 (readHead: the head
+//	                   past MaxHeaderBytes: 431, its request line: 414)
+//	 obs-fold          a line starting with SP or HTAB: 400
+//	 name              empty, not a token (white space before ':'): 400
+//	 value             a control byte but HTAB (bare CR, NUL), DEL: 400
+//	 '_' in a name     a name that, '_' read as '-', is one the gateway
+//	                   acts on (framing, Host, Connection, hop-by-hop,
+//	                   forwarding: X_Forwarded_For, Transfer_Encoding): 400 —
+//	                   backends that fold '_' into '-' (CGI, PHP, Rack) would
+//	                   read it as the real field
+//	Host               two, or not host[:port]: 400; none: 400 on HTTP/1.1,
+//	                   handOff on HTTP/1.0
+//	Content-Length     not 1 to 18 digits, or a second one (even equal): 400;
+//	                   above MaxBodyBytes: 413
+//	Transfer-Encoding  a second one, or any on HTTP/1.0: 400. With
+//	                   Content-Length: 400 (RFC 9112 §6.3 allows it to be
+//	                   read as chunked with the connection closed after the
+//	                   answer; refusing it, as nginx does, forwards nothing
+//	                   a length-reading hop before us may have split
+//	                   differently). Other than "chunked": 501
+//	Expect, Upgrade,   handOff (100-continue, WebSockets, announced
+//	Trailer            trailers); Connection naming other options than
+//	                   close and keep-alive: handOff
+//
+// The chunked body's rules are chunkScan's.
+func (c *fconn) parseRequest(b []byte) int {
 	r := &c.req
 	r.hdrs = r.hdrs[:0]
 	r.host, r.close, r.te, r.idemKey, r.clen = nil, false, false, false, 0
 	r.http10, r.keepAliv, r.chunked = false, false, false
-	lengths := 0
+	cfg := &c.s.cfg
+	handoff := false
 
 	line, b := cutLine(b)
 	sp := bytes.IndexByte(line, ' ')
-	if sp < 0 {
-		return false
+	if sp <= 0 || !validFieldName(line[:sp]) {
+		return http.StatusBadRequest
 	}
-	var ok bool
-	if r.method, ok = fastMethod(line[:sp]); !ok {
-		return false
+	var fast bool
+	if r.method, fast = fastMethod(line[:sp]); !fast {
+		handoff = true
 	}
 	rest := line[sp+1:]
 	sp = bytes.IndexByte(rest, ' ')
 	if sp < 0 {
-		return false
+		return http.StatusBadRequest
 	}
-	switch string(rest[sp+1:]) {
-	case "HTTP/1.1":
-	case "HTTP/1.0":
+	switch v := rest[sp+1:]; {
+	case string(v) == "HTTP/1.1":
+	case string(v) == "HTTP/1.0":
 		r.http10 = true
+	case len(v) == 8 && string(v[:5]) == "HTTP/" && isDigit(v[5]) && v[6] == '.' && isDigit(v[7]):
+		return http.StatusHTTPVersionNotSupported
 	default:
-		return false
+		return http.StatusBadRequest
 	}
 	r.target = rest[:sp]
-	if !r.parseTarget() {
-		return false
+	if v := c.checkTarget(); v != serveFast {
+		if v != handOff {
+			return v
+		}
+		handoff = true
 	}
 
-	hosts := 0
+	hosts, lengths, codings := 0, 0, 0
 	for len(b) > 2 {
+		if len(r.hdrs) == cfg.MaxHeaderCount {
+			return http.StatusRequestHeaderFieldsTooLarge
+		}
 		line, b = cutLine(b)
 		name, value, ok := splitField(line)
 		if !ok {
-			return false // no name, a space before ':', obs-fold, bad bytes
+			return http.StatusBadRequest // no name, a space before ':', obs-fold, bad bytes
 		}
 		kind := requestKinds.kind(name)
+		if kind == hkOther && bytes.IndexByte(name, '_') >= 0 && underscoreAlias(name) {
+			return http.StatusBadRequest
+		}
 		switch kind {
 		case hkHandoff:
-			return false
+			handoff = true
 		case hkHost:
 			hosts++
 			if hosts > 1 || !validHost(value) {
-				return false
+				return http.StatusBadRequest
 			}
 			r.host = value
 		case hkConnection:
 			if !r.parseConnection(value) {
-				return false
+				handoff = true
 			}
 		case hkTe:
 			if hasTokenBytes(value, "trailers") {
 				r.te = true
 			}
 		case hkContentLength:
-			// One plain decimal length; anything else (a list, a sign,
-			// repeats) is net/http's to accept or refuse.
 			lengths++
 			if lengths > 1 || len(value) == 0 || len(value) > 18 {
-				return false
+				return http.StatusBadRequest
 			}
 			for _, d := range value {
-				if d < '0' || d > '9' {
-					return false
+				if !isDigit(d) {
+					return http.StatusBadRequest
 				}
 				r.clen = r.clen*10 + int64(d-'0')
 			}
 		case hkIdempotencyKey:
 			r.idemKey = true
 		case hkTransferEncoding:
-			// One "chunked" on HTTP/1.1; anything else (other codings, a
-			// list, repeats, HTTP/1.0) is net/http's to accept or refuse.
-			if r.chunked || r.http10 || !bytes.EqualFold(value, []byte("chunked")) {
-				return false
+			codings++
+			if codings > 1 || r.http10 {
+				return http.StatusBadRequest
 			}
-			r.chunked = true
+			r.chunked = bytes.EqualFold(value, []byte("chunked"))
 		}
 		r.hdrs = append(r.hdrs, hdrLine{name: name, value: value, kind: kind})
+	}
+	switch {
+	case codings > 0 && lengths > 0:
+		return http.StatusBadRequest
+	case codings > 0 && !r.chunked:
+		return http.StatusNotImplemented
+	case hosts == 0 && !r.http10:
+		return http.StatusBadRequest
+	case r.clen > cfg.MaxBodyBytes:
+		return http.StatusRequestEntityTooLarge
 	}
 	if r.http10 {
 		// HTTP/1.0 closes unless asked to keep alive; net/http keeps it
 		// alive then even when "close" is named too.
 		r.close = !r.keepAliv
 	}
-	if r.chunked && lengths > 0 {
-		return false // both framings: net/http refuses it
+	if handoff || hosts == 0 {
+		return handOff
 	}
-	return hosts == 1
+	return serveFast
+}
+
+// checkTarget applies the request target's rules (parseRequest) and, for
+// a clean origin-form target, splits it (parseTarget).
+func (c *fconn) checkTarget() int {
+	t := c.req.target
+	switch {
+	case len(t) > c.s.cfg.MaxTargetBytes:
+		return http.StatusRequestURITooLong
+	case len(t) == 0:
+		return http.StatusBadRequest
+	}
+	ascii := true
+	for _, ch := range t {
+		switch {
+		case ch <= ' ' || ch == 0x7f:
+			return http.StatusBadRequest
+		case ch >= 0x80:
+			ascii = false
+		}
+	}
+	switch {
+	case t[0] == '/':
+		if ascii && c.req.parseTarget() {
+			return serveFast
+		}
+		return handOff
+	case hasPrefixFold(t, "http://") || hasPrefixFold(t, "https://"):
+		return handOff // absolute-form: the Handler routes it by our routes only
+	case c.req.method == "" && !bytes.ContainsAny(t, "/?#"):
+		return handOff // authority-form of a method net/http decides on (CONNECT)
+	}
+	return http.StatusBadRequest
+}
+
+func isDigit(ch byte) bool { return '0' <= ch && ch <= '9' }
+
+// hasPrefixFold reports whether b starts with prefix, ignoring ASCII case.
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
+}
+
+// underscoreAlias reports whether the field name, which holds a '_', names
+// a field the gateway acts on once each '_' is read as '-'.
+func underscoreAlias(name []byte) bool {
+	var buf [24]byte
+	if len(name) > len(buf) {
+		return false // longer than every name in requestKinds
+	}
+	alias := buf[:len(name)]
+	for i, ch := range name {
+		if ch == '_' {
+			ch = '-'
+		}
+		alias[i] = ch
+	}
+	switch requestKinds.kind(alias) {
+	case hkOther, hkUserAgent, hkIdempotencyKey:
+		return false
+	}
+	return true
 }
 
 // parseTarget splits an origin-form target into a clean path and a query
@@ -324,8 +441,9 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-// parseConnection accepts a Connection value naming only "keep-alive" and
-// "close"; other options name hop-by-hop fields, which net/http removes.
+// parseConnection reads a Connection value naming only "keep-alive" and
+// "close"; it reports false for other options, which name hop-by-hop
+// fields net/http removes.
 func (r *fastRequest) parseConnection(v []byte) bool {
 	for len(v) > 0 {
 		var item []byte

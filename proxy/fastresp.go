@@ -37,19 +37,23 @@ const (
 	rkDate
 )
 
+// errBadResponse is a response head the fast path refuses: the client gets
+// 502 and the upstream connection is closed (see parse for the rules).
 var errBadResponse = errors.New("proxy: malformed response from upstream")
 
-// errBigHead marks a response head larger than the connection's buffer; it
-// is read by net/http's parser instead (readSlowHead).
+// errBigHead is a response head larger than the connection's read buffer
+// (connReadBufferSize): 502, as nginx answers a head past its
+// proxy_buffer_size.
 var errBigHead = errors.New("proxy: response head larger than the buffer")
 
 // readResponseHead reads until br holds a whole response head and returns
-// its length; errBigHead when it does not fit, errBadResponse for bare LF
-// line ends.
+// its length; errBigHead when it does not fit, errBadResponse for a line
+// that does not end in CRLF or an empty first line.
 func readResponseHead(br *bufio.Reader) (int, error) {
+	from := 0
 	for {
 		buf, _ := br.Peek(br.Buffered())
-		switch n := headEnd(buf); {
+		switch n := headEnd(buf, &from); {
 		case n > 0:
 			return n, nil
 		case n < 0:
@@ -83,7 +87,22 @@ var responseKinds = newKindTable(map[string]hdrKind{
 	"Date":                rkDate,
 })
 
-// parse parses the response head, the first n bytes of br.
+// parse parses the response head, the first n bytes of br, strictly:
+// anything ambiguous is errBadResponse, and the exchange fails with 502
+// (the upstream connection closed, the client's kept). The rules, with
+// readResponseHead's:
+//
+//	status line       "HTTP/1.0" or "HTTP/1.1", SP, three digits >= 100,
+//	                  then nothing or SP and a reason of HTAB, SP, VCHAR and
+//	                  obs-text: a bare CR or other control byte is refused
+//	line ends         CRLF only: a bare LF or CR is refused
+//	field line        a token name, ':' right after it (no white space
+//	                  before), a value without control bytes but HTAB; a
+//	                  line starting with white space (obs-fold) is refused
+//	Content-Length    digits; repeats must agree
+//	Transfer-Encoding "chunked" alone, once, and never with Content-Length
+//	                  (RFC 9112 §6.3: such a message is an error)
+//	size              the whole head within connReadBufferSize (errBigHead)
 func (res *fastResponse) parse(br *bufio.Reader, n int) error {
 	b, _ := br.Peek(n)
 	res.n = n
@@ -114,6 +133,9 @@ func (res *fastResponse) parse(br *bufio.Reader, n int) error {
 			return errBadResponse
 		}
 		res.reason = line[13:]
+		if !validFieldValue(res.reason) {
+			return errBadResponse
+		}
 	}
 
 	keepAlive := false
@@ -148,6 +170,9 @@ func (res *fastResponse) parse(br *bufio.Reader, n int) error {
 			res.hasDate = true
 		}
 		res.hdrs = append(res.hdrs, hdrLine{name: name, value: value, kind: kind})
+	}
+	if res.chunked && res.clen >= 0 {
+		return errBadResponse
 	}
 	if http10 && !keepAlive {
 		res.close = true
@@ -265,9 +290,6 @@ func (c *fconn) endHead(hasDate, framed bool) {
 // the client connection stays usable: a body that breaks off midway
 // closes it, so that the client cannot take a part for the whole.
 func (c *fconn) relay(uc *upConn, ex *exchange) bool {
-	if c.slow != nil {
-		return c.relaySlow(uc, ex)
-	}
 	res := &c.res
 	ex.sw.status = res.status
 	c.writeHead(true)
@@ -297,10 +319,10 @@ func (c *fconn) relay(uc *upConn, ex *exchange) bool {
 // watching it.
 func noStop() bool { return true }
 
-// fill makes sure uc's buffer holds at least one byte, flushing what the
+// fillUp makes sure uc's buffer holds at least one byte, flushing what the
 // client has been sent so far before it may block (so streams flow) and
 // lifting the response-header deadline, which does not bound bodies.
-func (c *fconn) fill(uc *upConn) error {
+func (c *fconn) fillUp(uc *upConn) error {
 	if uc.br.Buffered() > 0 {
 		return nil
 	}
@@ -353,7 +375,7 @@ func (c *fconn) relayN(uc *upConn, n int64, ex *exchange) error {
 			}
 			continue
 		}
-		if err := c.fill(uc); err != nil {
+		if err := c.fillUp(uc); err != nil {
 			return unexpected(err)
 		}
 		k := int(min(int64(uc.br.Buffered()), n))
@@ -378,7 +400,7 @@ func unexpected(err error) error {
 // upstreamLine reads one line of a chunked body from uc, LF included; the
 // slice is valid until the next read.
 func (c *fconn) upstreamLine(uc *upConn) ([]byte, error) {
-	if err := c.fill(uc); err != nil {
+	if err := c.fillUp(uc); err != nil {
 		return nil, unexpected(err)
 	}
 	line, err := uc.br.ReadSlice('\n')
@@ -432,7 +454,7 @@ func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 		if err := c.relayN(uc, size, ex); err != nil {
 			return err
 		}
-		if err := c.fill(uc); err != nil {
+		if err := c.fillUp(uc); err != nil {
 			return unexpected(err)
 		}
 		crlf, err := uc.br.Peek(2)
@@ -485,7 +507,7 @@ func parseHex(b []byte) (int64, bool) {
 func (c *fconn) relayToEOF(uc *upConn, ex *exchange) error {
 	chunked := !c.req.http10
 	for {
-		if err := c.fill(uc); err != nil {
+		if err := c.fillUp(uc); err != nil {
 			if err == io.EOF && chunked {
 				_, err = c.bw.WriteString("0\r\n\r\n")
 			} else if err == io.EOF {
@@ -521,106 +543,3 @@ type dateCache struct {
 }
 
 var cachedDate atomic.Pointer[dateCache]
-
-// readSlowHead reads a response head too large for the connection's
-// buffer with net/http's parser, passing informational answers on, into
-// c.slow; c.res.status is set for the attempt's classification.
-func (c *fconn) readSlowHead(uc *upConn) error {
-	for {
-		res, err := http.ReadResponse(uc.br, &http.Request{Method: c.req.method})
-		if err != nil {
-			return err
-		}
-		c.res.status = res.StatusCode
-		if res.StatusCode >= 200 {
-			c.slow = res
-			return nil
-		}
-		if res.StatusCode == http.StatusSwitchingProtocols {
-			return errUnaskedSwitch
-		}
-		removeHopByHop(res.Header)
-		c.writeSlowHead(res, false, false, true)
-		if err := c.bw.Flush(); err != nil {
-			return errClientGone
-		}
-	}
-}
-
-// writeSlowHead writes the head of res, whose hop-by-hop fields are gone;
-// chunked and framed are as relaySlow sends the body.
-func (c *fconn) writeSlowHead(res *http.Response, final, chunked, framed bool) {
-	w := c.bw
-	reason := http.StatusText(res.StatusCode)
-	if len(res.Status) > 4 {
-		reason = res.Status[4:]
-	}
-	w.statusLine(c.req.http10, res.StatusCode, reason)
-	for name, vals := range res.Header {
-		for _, v := range vals {
-			w.field(name, v)
-		}
-	}
-	if !final {
-		_, _ = w.WriteString("\r\n")
-		return
-	}
-	if chunked {
-		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
-		if len(res.Trailer) > 0 {
-			_, _ = w.WriteString("Trailer: ")
-			first := true
-			for k := range res.Trailer {
-				if !first {
-					_, _ = w.WriteString(", ")
-				}
-				first = false
-				_, _ = w.WriteString(k)
-			}
-			_, _ = w.WriteString("\r\n")
-		}
-	}
-	c.endHead(res.Header["Date"] != nil, framed)
-}
-
-// relaySlow is relay for a response read by readSlowHead.
-func (c *fconn) relaySlow(uc *upConn, ex *exchange) bool {
-	res := c.slow
-	c.slow = nil
-	ex.sw.status = res.StatusCode
-	removeHopByHop(res.Header)
-	hasBody := res.Body != http.NoBody
-	framed := !hasBody || res.ContentLength >= 0
-	chunked := !framed && !c.req.http10
-	c.writeSlowHead(res, true, chunked, framed)
-	buf := sharedBufferPool.Get()
-	defer sharedBufferPool.Put(buf)
-	var err error
-	for err == nil && hasBody {
-		var n int
-		n, err = res.Body.Read(buf)
-		if n > 0 {
-			_ = c.bw.writeBody(buf[:n], chunked)
-			ex.sw.size += int64(n)
-			if ferr := c.bw.Flush(); ferr != nil {
-				uc.close()
-				return false
-			}
-		}
-	}
-	if err != nil && err != io.EOF {
-		uc.close()
-		return false
-	}
-	if chunked {
-		_, _ = c.bw.WriteString("0\r\n")
-		for k, vv := range res.Trailer {
-			for _, v := range vv {
-				c.bw.field(k, v)
-			}
-		}
-		_, _ = c.bw.WriteString("\r\n")
-	}
-	uc.release(noStop, !res.Close && uc.br.Buffered() == 0)
-	return true
-}

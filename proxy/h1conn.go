@@ -149,22 +149,40 @@ type hostPool struct {
 	addr string
 
 	mu       sync.Mutex
-	idle     []*upConn
-	sweeping bool // a sweep timer is armed
+	idle     []*upConn // under mu
+	sweeping bool      // a sweep timer is armed
 }
 
 // get returns an idle connection that has not passed the idle timeout, or
 // dials a new one.
 func (p *hostPool) get(ctx context.Context) (*upConn, error) {
-	if c := p.idle1(time.Now()); c != nil {
+	if c := p.reusable(time.Now()); c != nil {
 		return c, nil
 	}
 	return p.t.dial(ctx, p)
 }
 
-// idle1 returns an idle connection that has not passed the idle timeout
-// at now, or nil: the caller dials then.
-func (p *hostPool) idle1(now time.Time) *upConn {
+// reusable returns the warmest idle connection that has not passed the idle
+// timeout at now and has nothing to read, or nil: the caller dials then.
+// A connection with something to read — the endpoint's FIN, a reset, or
+// bytes nobody asked for (a stray response after a 204 or a HEAD answer) —
+// is closed, never used: a request written on it would fail or be
+// answered with another request's bytes. This is the one place where a
+// pooled connection is judged fit for reuse, for every method and both
+// request paths; replacing a stale one is not a retry.
+func (p *hostPool) reusable(now time.Time) *upConn {
+	for {
+		c := p.pop(now)
+		if c == nil || !c.peerClosed() {
+			return c
+		}
+		c.close()
+	}
+}
+
+// pop takes the warmest idle connection that has not passed the idle
+// timeout at now, closing the expired ones.
+func (p *hostPool) pop(now time.Time) *upConn {
 	p.mu.Lock()
 	n := len(p.idle)
 	if n == 0 {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -137,7 +136,8 @@ func NewServer(h *Handler, cfg ServerConfig) *Server {
 		base = context.Background()
 	}
 	s.hs = &http.Server{
-		Handler:           h,
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ConnState:         s.connState,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -275,78 +275,4 @@ func (s *Server) closeAll() {
 	for c := range s.conns {
 		_ = c.nc.Close()
 	}
-}
-
-// handoffListener is the net.Listener of the net/http server: it yields
-// the connections the fast path hands over.
-type handoffListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-}
-
-func newHandoffListener() *handoffListener {
-	return &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *handoffListener) push(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-func (l *handoffListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *handoffListener) close() { l.once.Do(func() { close(l.done) }) }
-
-func (l *handoffListener) Close() error { l.close(); return nil }
-
-func (l *handoffListener) Addr() net.Addr { return handoffAddr{} }
-
-type handoffAddr struct{}
-
-func (handoffAddr) Network() string { return "tcp" }
-func (handoffAddr) String() string  { return "zkgate-handoff" }
-
-// bufferedConn is a connection whose first bytes were already read into
-// br, and then into unread: net/http reads them first, in that order.
-type bufferedConn struct {
-	net.Conn
-	br     *bufio.Reader
-	unread []byte
-}
-
-// CloseWrite half-closes the connection, as net/http does before closing
-// one it answered with an error, so that the client reads the answer
-// rather than a reset.
-func (c *bufferedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) {
-	if c.br != nil {
-		if c.br.Buffered() > 0 {
-			return c.br.Read(p)
-		}
-		c.br = nil
-	}
-	if len(c.unread) > 0 {
-		n := copy(p, c.unread)
-		c.unread = c.unread[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
 }

@@ -13,16 +13,9 @@ import (
 // gets the same from net/http's background read; nginx from epoll).
 const watchDelay = 100 * time.Millisecond
 
-// Read is the client connection as its bufio.Reader reads it: the byte the
-// watch may have read first.
+// Read is the client connection as the input buffer reads it: the byte
+// the watch may have read first.
 func (c *fconn) Read(p []byte) (int, error) {
-	// The bytes after what br holds: those read past a chunked body, then
-	// the watch's byte, then the connection's.
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
-	}
 	if c.watchN > 0 && len(p) > 0 {
 		p[0] = c.watchBuf[0]
 		c.watchN = 0

@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// The net/http side of a Server: the requests the fast path hands over
+// (their heads checked by parseRequest first), and every request when the
+// fast path is off.
+
+// serveHTTP is the net/http server's handler: the Handler, behind the
+// entry point's rules for what net/http reads.
+//
+// A handed-over connection serves one request: its head passed the fast
+// path's rules, but net/http would parse the next one alone, and its
+// parser is more lenient (it takes Content-Length with
+// Transfer-Encoding, obs-fold and bare LF line ends, which the fast path
+// refuses). So the answer says "Connection: close", and connState closes a
+// connection that goes idle all the same (a refused upgrade, whose answer
+// this header must not spoil when it succeeds).
+//
+// A request body is read through a guard (guardedBody) that drops the
+// trailer fields a recipient must not act on and ends a body that comes
+// slower than MinBodyRate once BodyTimeout has passed, so that a slow
+// client cannot hold an endpoint connection for long.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.DisableFastPath && r.Header["Upgrade"] == nil {
+		w.Header()["Connection"] = connectionClose
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &guardedBody{
+			src: r.Body, req: r, rc: http.NewResponseController(w), start: time.Now(),
+			timeout: s.cfg.BodyTimeout, rate: s.cfg.MinBodyRate,
+		}
+	}
+	s.h.ServeHTTP(w, r)
+}
+
+var connectionClose = []string{"close"}
+
+// connState closes a handed-over connection once its request is answered
+// (serveHTTP).
+func (s *Server) connState(nc net.Conn, st http.ConnState) {
+	if st == http.StateIdle && !s.cfg.DisableFastPath {
+		_ = nc.Close()
+	}
+}
+
+// guardedBody is a request body on the net/http side (serveHTTP).
+type guardedBody struct {
+	src     io.ReadCloser
+	req     *http.Request
+	rc      *http.ResponseController
+	start   time.Time
+	timeout time.Duration
+	rate    int64 // bytes per second
+	n       int64 // bytes read
+}
+
+// Read reads the body under a read deadline that allows BodyTimeout plus
+// the time MinBodyRate takes for the bytes read so far.
+func (b *guardedBody) Read(p []byte) (int, error) {
+	allowed := b.timeout + time.Duration(float64(b.n)/float64(b.rate)*float64(time.Second))
+	_ = b.rc.SetReadDeadline(b.start.Add(allowed))
+	n, err := b.src.Read(p)
+	b.n += int64(n)
+	if err == io.EOF && len(b.req.Trailer) > 0 {
+		// net/http fills the trailer map when the body ends, before the
+		// transport writes the trailers.
+		dropForbiddenTrailers(b.req.Trailer)
+	}
+	return n, err
+}
+
+func (b *guardedBody) Close() error { return b.src.Close() }
+
+// dropForbiddenTrailers removes the trailer fields a recipient must not
+// act on (RFC 9110 §6.5.1): framing, routing, authentication, request
+// modifiers and content metadata, and the hop-by-hop and forwarding
+// fields. A backend that merges trailers into the header would otherwise
+// take a Content-Length, Host or X-Forwarded-For from the client.
+func dropForbiddenTrailers(t http.Header) {
+	for name := range t {
+		if forbiddenTrailer[http.CanonicalHeaderKey(name)] {
+			delete(t, name)
+		}
+	}
+}
+
+var forbiddenTrailer = func() map[string]bool {
+	m := map[string]bool{}
+	for _, name := range []string{
+		"Content-Length", "Transfer-Encoding", "Host", "Trailer", "Te",
+		"Connection", "Keep-Alive", "Proxy-Connection", "Upgrade",
+		"Content-Encoding", "Content-Type", "Content-Range", "Content-Location",
+		"Authorization", "Proxy-Authorization", "Proxy-Authenticate", "Cookie", "Set-Cookie",
+		"Expect", "Max-Forwards", "Cache-Control", "Pragma", "Range",
+		"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+		"X-Forwarded-Prefix", "X-Real-Ip",
+	} {
+		m[name] = true
+	}
+	return m
+}()
+
+// handoffListener is the net.Listener of the net/http server: it yields
+// the connections the fast path hands over.
+type handoffListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newHandoffListener() *handoffListener {
+	return &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *handoffListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) close() { l.once.Do(func() { close(l.done) }) }
+
+func (l *handoffListener) Close() error { l.close(); return nil }
+
+func (l *handoffListener) Addr() net.Addr { return handoffAddr{} }
+
+type handoffAddr struct{}
+
+func (handoffAddr) Network() string { return "tcp" }
+func (handoffAddr) String() string  { return "zkgate-handoff" }
+
+// bufferedConn is a connection whose first bytes were already read into
+// unread: net/http reads them first.
+type bufferedConn struct {
+	net.Conn
+	unread []byte
+}
+
+// CloseWrite half-closes the connection, as net/http does before closing
+// one it answered with an error, so that the client reads the answer
+// rather than a reset.
+func (c *bufferedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) {
+	if len(c.unread) > 0 {
+		n := copy(p, c.unread)
+		c.unread = c.unread[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
