@@ -161,6 +161,11 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 			WriteTimeout:      ep.WriteTimeout,
 			IdleTimeout:       ep.IdleTimeout,
 			MaxHeaderBytes:    ep.MaxHeaderBytes,
+			MaxHeaderCount:    ep.MaxHeaderCount,
+			MaxTargetBytes:    ep.MaxTargetBytes,
+			MaxBodyBytes:      ep.MaxBodyBytes,
+			BodyTimeout:       ep.BodyTimeout,
+			MinBodyRate:       ep.MinBodyRate,
 			BaseContext:       baseCtx,
 			DisableFastPath:   !ep.FastPath,
 		})

@@ -66,9 +66,30 @@ type EntryPoint struct {
 	// IdleTimeout is how long an idle keep-alive client connection is kept.
 	// Default 90s; 0 means read_timeout, as in net/http.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
-	// MaxHeaderBytes limits the size of request headers, in bytes.
-	// Default 1048576 (1 MiB).
+	// MaxHeaderBytes limits a request head (request line and header
+	// fields), in bytes: a larger one is answered 431 and the connection
+	// closed. Default 32768 (32 KiB, nginx's large_client_header_buffers).
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+	// MaxHeaderCount limits the number of request header fields: more are
+	// answered 431. Default 100.
+	MaxHeaderCount int `mapstructure:"max_header_count"`
+	// MaxTargetBytes limits the request target (path and query), in bytes:
+	// a longer one is answered 414. Default 8192.
+	MaxTargetBytes int `mapstructure:"max_target_bytes"`
+	// MaxBodyBytes limits request bodies at this entry point, in bytes: a
+	// larger Content-Length is answered 413 before any backend is
+	// contacted, a chunked body when it passes the limit. A service's own
+	// max_body_bytes applies too. Default 10485760 (10 MiB).
+	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
+	// BodyTimeout bounds reading a request body of up to 64 KiB, which is
+	// read whole before a backend is contacted: one not whole within it is
+	// answered 408. A larger body is streamed and must keep min_body_rate
+	// after body_timeout. Default 30s.
+	BodyTimeout time.Duration `mapstructure:"body_timeout"`
+	// MinBodyRate is the average rate, in bytes per second, a streamed
+	// request body must keep once body_timeout has passed; a slower one
+	// ends the exchange and the backend's connection. Default 1024.
+	MinBodyRate int64 `mapstructure:"min_body_rate"`
 	// FastPath serves plain requests (HTTP/1.1 or HTTP/1.0; GET, HEAD,
 	// POST, PUT, PATCH, DELETE, OPTIONS; no body or a Content-Length or
 	// chunked body of up to 64 KiB, read whole before the endpoint is

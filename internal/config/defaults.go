@@ -46,7 +46,12 @@ func defaultEntryPoint() EntryPoint {
 		Address:           ":8080",
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    1 << 20,
+		MaxHeaderBytes:    32 << 10,
+		MaxHeaderCount:    100,
+		MaxTargetBytes:    8 << 10,
+		MaxBodyBytes:      10 << 20,
+		BodyTimeout:       30 * time.Second,
+		MinBodyRate:       1 << 10,
 		FastPath:          true,
 	}
 }

@@ -72,6 +72,11 @@ func (c *Config) validateEntryPoints(p *problems) {
 		p.nonNegative(key+".write_timeout", int64(ep.WriteTimeout))
 		p.nonNegative(key+".idle_timeout", int64(ep.IdleTimeout))
 		p.nonNegative(key+".max_header_bytes", int64(ep.MaxHeaderBytes))
+		p.nonNegative(key+".max_header_count", int64(ep.MaxHeaderCount))
+		p.nonNegative(key+".max_target_bytes", int64(ep.MaxTargetBytes))
+		p.nonNegative(key+".max_body_bytes", ep.MaxBodyBytes)
+		p.nonNegative(key+".body_timeout", int64(ep.BodyTimeout))
+		p.nonNegative(key+".min_body_rate", ep.MinBodyRate)
 	}
 }
 
