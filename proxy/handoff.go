@@ -34,7 +34,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &guardedBody{
 			src: r.Body, req: r, rc: http.NewResponseController(w), start: time.Now(),
-			timeout: s.cfg.BodyTimeout, rate: s.cfg.MinBodyRate,
+			timeout: s.cfg.BodyTimeout, rate: s.cfg.MinBodyRate, max: s.cfg.ReadTimeout,
 		}
 	}
 	s.h.ServeHTTP(w, r)
@@ -52,26 +52,41 @@ func (s *Server) connState(nc net.Conn, st http.ConnState) {
 
 // guardedBody is a request body on the net/http side (serveHTTP).
 type guardedBody struct {
-	src     io.ReadCloser
-	req     *http.Request
-	rc      *http.ResponseController
-	start   time.Time
-	timeout time.Duration
-	rate    int64 // bytes per second
-	n       int64 // bytes read
+	src      io.ReadCloser
+	req      *http.Request
+	rc       *http.ResponseController
+	start    time.Time
+	timeout  time.Duration
+	rate     int64     // bytes per second
+	max      time.Duration
+	n        int64     // bytes read
+	deadline time.Time // the read deadline set, zero before the first read
 }
 
 // Read reads the body under a read deadline that allows BodyTimeout plus
-// the time MinBodyRate takes for the bytes read so far.
+// the time MinBodyRate takes for the bytes read so far. The deadline is
+// moved only when it is less than half a BodyTimeout ahead, so that a
+// quick body sets it about once, and it is cleared at the body's end:
+// net/http's watch for the client going away reads the connection after
+// the body, and must not time out while the backend answers.
 func (b *guardedBody) Read(p []byte) (int, error) {
-	allowed := b.timeout + time.Duration(float64(b.n)/float64(b.rate)*float64(time.Second))
-	_ = b.rc.SetReadDeadline(b.start.Add(allowed))
+	if now := time.Now(); b.deadline.Sub(now) < b.timeout/2 {
+		allowed := b.timeout + time.Duration(float64(b.n)/float64(b.rate)*float64(time.Second))
+		if b.max > 0 && allowed > b.max {
+			allowed = b.max // ReadTimeout bounds the whole request
+		}
+		b.deadline = b.start.Add(allowed)
+		_ = b.rc.SetReadDeadline(b.deadline)
+	}
 	n, err := b.src.Read(p)
 	b.n += int64(n)
-	if err == io.EOF && len(b.req.Trailer) > 0 {
-		// net/http fills the trailer map when the body ends, before the
-		// transport writes the trailers.
-		dropForbiddenTrailers(b.req.Trailer)
+	if err == io.EOF {
+		_ = b.rc.SetReadDeadline(time.Time{})
+		if len(b.req.Trailer) > 0 {
+			// net/http fills the trailer map when the body ends, before
+			// the transport writes the trailers.
+			dropForbiddenTrailers(b.req.Trailer)
+		}
 	}
 	return n, err
 }
