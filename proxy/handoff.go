@@ -57,7 +57,7 @@ type guardedBody struct {
 	rc       *http.ResponseController
 	start    time.Time
 	timeout  time.Duration
-	rate     int64     // bytes per second
+	rate     int64 // bytes per second
 	max      time.Duration
 	n        int64     // bytes read
 	deadline time.Time // the read deadline set, zero before the first read
