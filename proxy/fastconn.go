@@ -57,6 +57,7 @@ type fconn struct {
 	cur        atomic.Pointer[upConn]
 
 	req fastRequest
+	why string // what is wrong with a refused request head (reject)
 	res fastResponse
 	// body is the request body as received (a chunked body with its
 	// framing), in the input buffer right after the head.
@@ -146,6 +147,8 @@ func (c *fconn) serve() {
 		if !c.state.CompareAndSwap(connIdle, connActive) {
 			return // Shutdown closed it while idle
 		}
+		r := &c.req
+		r.method, r.target, r.host, r.http10, c.why = "", nil, nil, false, ""
 		n, verdict, err := c.readHead()
 		if err != nil {
 			return
@@ -213,18 +216,35 @@ func (c *fconn) handoff() {
 	c.s.handoff(nc)
 }
 
+// refuseHead records why a request head is refused, for reject, and
+// returns status.
+func (c *fconn) refuseHead(status int, why string) int {
+	c.why = why
+	return status
+}
+
 // reject answers a request the fast path refuses (the table at
-// parseRequest) with status, in the words net/http uses for the
-// rejections it makes itself, and closes the connection: what follows the
-// refused head cannot be told apart from a request, so nothing more is
-// read as one. No endpoint was contacted.
+// parseRequest) with status, in net/http's words for the rejections it
+// makes itself plus what is wrong, and closes the connection: what follows
+// the refused head cannot be told apart from a request, so nothing more
+// is read as one. No endpoint was contacted. The request is counted and
+// logged without a route, with as much of its head as was parsed.
 func (c *fconn) reject(status int) {
+	c.req.close = true
+	c.now = time.Now()
+	c.begin(nil, c.now)
 	text := strconv.Itoa(status) + " " + http.StatusText(status)
 	w := c.bw
 	_, _ = w.WriteString("HTTP/1.1 ")
 	_, _ = w.WriteString(text)
 	_, _ = w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n")
 	_, _ = w.WriteString(text)
+	if c.why != "" {
+		_, _ = w.WriteString(": ")
+		_, _ = w.WriteString(c.why)
+	}
+	c.ex.sw.status = status
+	c.finish(&c.ex)
 	if w.Flush() == nil {
 		c.lingerClose()
 	}
@@ -304,7 +324,7 @@ func (c *fconn) readHead() (n, verdict int, err error) {
 		b := c.in.unread()
 		switch n := headEnd(b, &from); {
 		case n < 0:
-			return 0, http.StatusBadRequest, nil
+			return 0, c.refuseHead(http.StatusBadRequest, "line not ending in CRLF, or a leading empty line"), nil
 		case n > c.s.cfg.MaxHeaderBytes:
 			return 0, c.headTooLarge(b), nil
 		case n > 0:
@@ -327,7 +347,7 @@ func (c *fconn) readHead() (n, verdict int, err error) {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && bytes.IndexByte(c.in.unread(), '\n') < 0 {
-				return 0, http.StatusBadRequest, nil // a request line cut short
+				return 0, c.refuseHead(http.StatusBadRequest, "request line cut short"), nil
 			}
 			return 0, 0, err
 		}
@@ -342,9 +362,9 @@ func (c *fconn) headTooLarge(b []byte) int {
 		line = b[:i]
 	}
 	if len(line) > c.s.cfg.MaxTargetBytes {
-		return http.StatusRequestURITooLong
+		return c.refuseHead(http.StatusRequestURITooLong, "request line too long")
 	}
-	return http.StatusRequestHeaderFieldsTooLarge
+	return c.refuseHead(http.StatusRequestHeaderFieldsTooLarge, "request head too large")
 }
 
 // maxBufferedBody is the largest request body (a chunked one with its

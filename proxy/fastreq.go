@@ -190,7 +190,7 @@ func (c *fconn) parseRequest(b []byte) int {
 	line, b := cutLine(b)
 	sp := bytes.IndexByte(line, ' ')
 	if sp <= 0 || !validFieldName(line[:sp]) {
-		return http.StatusBadRequest
+		return c.refuseHead(http.StatusBadRequest, "bad method")
 	}
 	var fast bool
 	if r.method, fast = fastMethod(line[:sp]); !fast {
@@ -199,16 +199,16 @@ func (c *fconn) parseRequest(b []byte) int {
 	rest := line[sp+1:]
 	sp = bytes.IndexByte(rest, ' ')
 	if sp < 0 {
-		return http.StatusBadRequest
+		return c.refuseHead(http.StatusBadRequest, "bad request line")
 	}
 	switch v := rest[sp+1:]; {
 	case string(v) == "HTTP/1.1":
 	case string(v) == "HTTP/1.0":
 		r.http10 = true
 	case len(v) == 8 && string(v[:5]) == "HTTP/" && isDigit(v[5]) && v[6] == '.' && isDigit(v[7]):
-		return http.StatusHTTPVersionNotSupported
+		return c.refuseHead(http.StatusHTTPVersionNotSupported, "unsupported HTTP version")
 	default:
-		return http.StatusBadRequest
+		return c.refuseHead(http.StatusBadRequest, "bad HTTP version")
 	}
 	r.target = rest[:sp]
 	if v := c.checkTarget(); v != serveFast {
@@ -221,16 +221,16 @@ func (c *fconn) parseRequest(b []byte) int {
 	hosts, lengths, codings := 0, 0, 0
 	for len(b) > 2 {
 		if len(r.hdrs) == cfg.MaxHeaderCount {
-			return http.StatusRequestHeaderFieldsTooLarge
+			return c.refuseHead(http.StatusRequestHeaderFieldsTooLarge, "too many header fields")
 		}
 		line, b = cutLine(b)
 		name, value, ok := splitField(line)
 		if !ok {
-			return http.StatusBadRequest // no name, a space before ':', obs-fold, bad bytes
+			return c.refuseHead(http.StatusBadRequest, "bad header field") // no name, a space before ':', obs-fold, bad bytes
 		}
 		kind := requestKinds.kind(name)
 		if kind == hkOther && bytes.IndexByte(name, '_') >= 0 && underscoreAlias(name) {
-			return http.StatusBadRequest
+			return c.refuseHead(http.StatusBadRequest, "underscore alias of a header field the gateway acts on")
 		}
 		switch kind {
 		case hkHandoff:
@@ -238,7 +238,7 @@ func (c *fconn) parseRequest(b []byte) int {
 		case hkHost:
 			hosts++
 			if hosts > 1 || !validHost(value) {
-				return http.StatusBadRequest
+				return c.refuseHead(http.StatusBadRequest, "bad or repeated Host")
 			}
 			r.host = value
 		case hkConnection:
@@ -252,11 +252,11 @@ func (c *fconn) parseRequest(b []byte) int {
 		case hkContentLength:
 			lengths++
 			if lengths > 1 || len(value) == 0 || len(value) > 18 {
-				return http.StatusBadRequest
+				return c.refuseHead(http.StatusBadRequest, "bad or repeated Content-Length")
 			}
 			for _, d := range value {
 				if !isDigit(d) {
-					return http.StatusBadRequest
+					return c.refuseHead(http.StatusBadRequest, "bad or repeated Content-Length")
 				}
 				r.clen = r.clen*10 + int64(d-'0')
 			}
@@ -265,7 +265,7 @@ func (c *fconn) parseRequest(b []byte) int {
 		case hkTransferEncoding:
 			codings++
 			if codings > 1 || r.http10 {
-				return http.StatusBadRequest
+				return c.refuseHead(http.StatusBadRequest, "repeated Transfer-Encoding, or one on HTTP/1.0")
 			}
 			r.chunked = bytes.EqualFold(value, []byte("chunked"))
 		}
@@ -273,13 +273,13 @@ func (c *fconn) parseRequest(b []byte) int {
 	}
 	switch {
 	case codings > 0 && lengths > 0:
-		return http.StatusBadRequest
+		return c.refuseHead(http.StatusBadRequest, "Content-Length with Transfer-Encoding")
 	case codings > 0 && !r.chunked:
-		return http.StatusNotImplemented
+		return c.refuseHead(http.StatusNotImplemented, "transfer coding other than chunked")
 	case hosts == 0 && !r.http10:
-		return http.StatusBadRequest
+		return c.refuseHead(http.StatusBadRequest, "missing Host")
 	case r.clen > cfg.MaxBodyBytes:
-		return http.StatusRequestEntityTooLarge
+		return c.refuseHead(http.StatusRequestEntityTooLarge, "Content-Length over the body limit")
 	}
 	if r.http10 {
 		// HTTP/1.0 closes unless asked to keep alive; net/http keeps it
@@ -298,15 +298,15 @@ func (c *fconn) checkTarget() int {
 	t := c.req.target
 	switch {
 	case len(t) > c.s.cfg.MaxTargetBytes:
-		return http.StatusRequestURITooLong
+		return c.refuseHead(http.StatusRequestURITooLong, "request target too long")
 	case len(t) == 0:
-		return http.StatusBadRequest
+		return c.refuseHead(http.StatusBadRequest, "empty request target")
 	}
 	ascii := true
 	for _, ch := range t {
 		switch {
 		case ch <= ' ' || ch == 0x7f:
-			return http.StatusBadRequest
+			return c.refuseHead(http.StatusBadRequest, "control byte or space in the request target")
 		case ch >= 0x80:
 			ascii = false
 		}
@@ -322,7 +322,7 @@ func (c *fconn) checkTarget() int {
 	case c.req.method == "" && !bytes.ContainsAny(t, "/?#"):
 		return handOff // authority-form of a method net/http decides on (CONNECT)
 	}
-	return http.StatusBadRequest
+	return c.refuseHead(http.StatusBadRequest, "request target form not supported")
 }
 
 func isDigit(ch byte) bool { return '0' <= ch && ch <= '9' }
