@@ -58,6 +58,9 @@ func putInBuf(bp *[]byte) {
 	}
 }
 
+// bodyStep is the least a buffer grows to while a body comes.
+const bodyStep = 32 << 10
+
 // maxInBuf is the largest buffer a connection may grow to.
 const maxInBuf = inBufMin << (inBufClasses - 1)
 
@@ -83,7 +86,15 @@ func (b *inBuf) room(limit int, move bool) []byte {
 	if n >= limit || len(buf) >= maxInBuf {
 		return nil
 	}
-	nb := getInBuf(inBufClass(len(buf) + 1))
+	size := len(buf) + 1
+	if !move {
+		// A body: to at least bodyStep (or the limit, when less), so
+		// that a body of a few KiB costs one copy rather than one per
+		// doubling; a slow client still holds no more than that until it
+		// sends more.
+		size = max(size, min(limit, bodyStep, maxInBuf))
+	}
+	nb := getInBuf(inBufClass(size))
 	copy(*nb, buf[b.r:b.w])
 	if move || b.pinned != nil {
 		putInBuf(b.bp) // nothing points into it
