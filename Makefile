@@ -20,10 +20,11 @@ build:
 deps-test:
 	./scripts/ensure-deps.sh zookeeper chromium docker-compose curl wrk nginx haproxy caddy
 
-## test: every test — lint, unit, integration against a real ZooKeeper, fuzz smoke, demo smoke
+## test: every test — lint, unit, integration against a real ZooKeeper, a short run of every
+## fuzz target (FUZZ_SMOKE_EXECS), demo smoke
 test: deps-test lint build
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
-	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory fuzz FUZZ_EXECS=$(FUZZ_SMOKE_EXECS)
 	$(MAKE) --no-print-directory compose-check
 	$(MAKE) --no-print-directory demo-smoke
 
@@ -41,10 +42,12 @@ fmt:
 vet:
 	$(GO) vet $(PKGS)
 
-## fuzz: a short run of every fuzz target. The run is bounded by a count of executions,
-## not by time: a time bound can end with a spurious "context deadline exceeded" failure
-## when it expires while the fuzzing engine is busy.
-FUZZ_EXECS ?= 30000x
+## fuzz: a long run of every fuzz target (FUZZ_EXECS executions each; make test runs
+## FUZZ_SMOKE_EXECS). The run is bounded by a count of executions, not by time: a time
+## bound can end with a spurious "context deadline exceeded" failure when it expires
+## while the fuzzing engine is busy.
+FUZZ_EXECS ?= 500000x
+FUZZ_SMOKE_EXECS ?= 20000x
 fuzz:
 	@for t in $$($(GO) test -list '^Fuzz' ./discovery/ | grep '^Fuzz'); do \
 		echo "fuzz $$t (discovery, $(FUZZ_EXECS))"; \
