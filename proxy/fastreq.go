@@ -211,7 +211,7 @@ func (c *fconn) parseRequest(b []byte) int {
 		return c.refuseHead(http.StatusBadRequest, "bad HTTP version")
 	}
 	r.target = rest[:sp]
-	if v := c.checkTarget(); v != serveFast {
+	if v := c.checkTarget(string(line[:bytes.IndexByte(line, ' ')]) == http.MethodConnect); v != serveFast {
 		if v != handOff {
 			return v
 		}
@@ -294,7 +294,7 @@ func (c *fconn) parseRequest(b []byte) int {
 
 // checkTarget applies the request target's rules (parseRequest) and, for
 // a clean origin-form target, splits it (parseTarget).
-func (c *fconn) checkTarget() int {
+func (c *fconn) checkTarget(connect bool) int {
 	t := c.req.target
 	switch {
 	case len(t) > c.s.cfg.MaxTargetBytes:
@@ -319,8 +319,8 @@ func (c *fconn) checkTarget() int {
 		return handOff
 	case hasPrefixFold(t, "http://") || hasPrefixFold(t, "https://"):
 		return handOff // absolute-form: the Handler routes it by our routes only
-	case c.req.method == "" && !bytes.ContainsAny(t, "/?#"):
-		return handOff // authority-form of a method net/http decides on (CONNECT)
+	case connect && !bytes.ContainsAny(t, "/?#"):
+		return handOff // authority-form: the Handler refuses CONNECT
 	}
 	return c.refuseHead(http.StatusBadRequest, "request target form not supported")
 }
