@@ -466,7 +466,7 @@ type fzClientResult struct {
 
 // fzQuiet is how long the fast side's client waits for more answers
 // before it half-closes.
-const fzQuiet = 25 * time.Millisecond
+const fzQuiet = 10 * time.Millisecond
 
 // fzSend writes in on a new connection to addr, half-closes, and reads
 // until the gateway closes. With quiet, the half-close waits until no
