@@ -52,7 +52,8 @@ type fconn struct {
 	watchTimer *time.Timer
 	watchDone  chan struct{}
 	watchBuf   [1]byte
-	watchN     int // 1 when the watch read a byte of the next request
+	watchN     int  // 1 when the watch read a byte of the next request
+	watching   bool // armWatch armed the watch of the current request
 	gone       atomic.Bool
 	cur        atomic.Pointer[upConn]
 

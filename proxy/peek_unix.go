@@ -17,7 +17,9 @@ func (c *upConn) peerClosed() bool {
 		return false
 	}
 	c.peekN, c.peekErr = 0, nil
-	if err := c.raw.Read(c.peekFn); err != nil {
+	// Control, not Read: Read fails on a read deadline left from the last
+	// exchange, which would throw a healthy connection away.
+	if err := c.raw.Control(c.peekCtl); err != nil {
 		return true
 	}
 	if c.peekErr == syscall.EAGAIN || c.peekErr == syscall.EWOULDBLOCK {
@@ -55,6 +57,9 @@ func (c *upConn) recvNow(fd uintptr) bool {
 	c.peekN, _, c.peekErr = syscall.Recvfrom(int(fd), c.nowBuf, syscall.MSG_DONTWAIT)
 	return true
 }
+
+// peekControl is c.peekCtl: c.peek for RawConn.Control.
+func (c *upConn) peekControl(fd uintptr) { c.peek(fd) }
 
 // peek is c.peekFn: the raw receive for peerClosed. It returns true so that
 // RawConn.Read never waits.

@@ -26,6 +26,15 @@ func (c *fconn) Read(p []byte) (int, error) {
 
 // armWatch starts the watch timer of a request.
 func (c *fconn) armWatch() {
+	if c.watchN > 0 {
+		// A byte an earlier watch read is not in the input buffer yet (the
+		// requests since were buffered whole): a second watch could
+		// overwrite or drop it, shifting the stream. This request goes
+		// unwatched; the byte is read first by the next fill.
+		c.watching = false
+		return
+	}
+	c.watching = true
 	if c.watchTimer == nil {
 		c.watchDone = make(chan struct{}, 1)
 		c.watchTimer = time.AfterFunc(watchDelay, c.watch)
@@ -39,6 +48,10 @@ func (c *fconn) armWatch() {
 // connection's reader is the request goroutine's alone again.
 func (c *fconn) disarmWatch() {
 	c.cur.Store(nil)
+	if !c.watching {
+		return
+	}
+	c.watching = false
 	if c.watchTimer.Stop() {
 		return
 	}
