@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X github.com/zkgate/zkgate/internal/version.Version=$(VERSION
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: all build test test-unit lint fmt vet fuzz demo demo-smoke bench bench-go compose-check clean deps-test
+.PHONY: all build test test-unit lint fmt vet tidy-check fuzz demo demo-smoke bench bench-go compose-check clean deps-test
 
 all: build
 
@@ -32,8 +32,11 @@ test: deps-test lint build
 test-unit:
 	$(GO) test -count=1 $(PKGS)
 
-## lint: gofmt check and go vet
-lint: fmt vet
+## lint: gofmt check, go vet, and go.mod/go.sum tidy
+lint: fmt vet tidy-check
+
+tidy-check:
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
