@@ -100,8 +100,9 @@ var responseKinds = newKindTable(map[string]hdrKind{
 //	                  before), a value without control bytes but HTAB; a
 //	                  line starting with white space (obs-fold) is refused
 //	Content-Length    digits; repeats must agree
-//	Transfer-Encoding "chunked" alone, once, and never with Content-Length
-//	                  (RFC 9112 §6.3: such a message is an error)
+//	Transfer-Encoding "chunked" alone, once, never with Content-Length
+//	                  (RFC 9112 §6.3: such a message is an error) nor on
+//	                  HTTP/1.0 (§6.1: faulty framing)
 //	size              the whole head within connReadBufferSize (errBigHead)
 func (res *fastResponse) parse(br *bufio.Reader, n int) error {
 	b, _ := br.Peek(n)
@@ -171,8 +172,8 @@ func (res *fastResponse) parse(br *bufio.Reader, n int) error {
 		}
 		res.hdrs = append(res.hdrs, hdrLine{name: name, value: value, kind: kind})
 	}
-	if res.chunked && res.clen >= 0 {
-		return errBadResponse
+	if res.chunked && (res.clen >= 0 || http10) {
+		return errBadResponse // RFC 9112 §6.1: faulty framing on HTTP/1.0
 	}
 	if http10 && !keepAlive {
 		res.close = true
