@@ -73,6 +73,8 @@ func writeFailure(w http.ResponseWriter, ex *exchange, kind failKind) {
 		writeError(w, http.StatusRequestEntityTooLarge, "request body too large", route, service)
 	case failBadBody:
 		writeError(w, http.StatusBadRequest, "bad request body", route, service)
+	case failBodyTimeout:
+		writeError(w, http.StatusRequestTimeout, "request body timeout", route, service)
 	case failBadRequest:
 		writeError(w, http.StatusBadRequest, "bad request", route, service)
 	default:

@@ -148,8 +148,8 @@ func (c *fconn) serve() {
 		if !c.state.CompareAndSwap(connIdle, connActive) {
 			return // Shutdown closed it while idle
 		}
-		r := &c.req
-		r.method, r.target, r.host, r.http10, c.why = "", nil, nil, false, ""
+		c.req.reset()
+		c.why = ""
 		n, verdict, err := c.readHead()
 		if err != nil {
 			return

@@ -71,15 +71,15 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 func (c *fconn) refuse(e *entry, start time.Time, status int) bool {
 	c.req.close = true
 	c.begin(e, start)
-	msg := "bad request body"
+	kind := failBadBody
 	switch status {
 	case http.StatusRequestEntityTooLarge:
-		msg = "request body too large"
+		kind = failBodyTooLarge
 	case http.StatusRequestTimeout:
-		msg = "request body timeout"
+		kind = failBodyTimeout
 	}
 	var w bufferedResponse
-	writeError(&w, status, msg, e.route.Name, e.service)
+	writeFailure(&w, &c.ex, kind)
 	c.writeBuffered(&c.ex, &w)
 	c.finish(&c.ex)
 	if c.bw.Flush() == nil {

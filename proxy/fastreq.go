@@ -135,8 +135,17 @@ var requestKinds = newKindTable(map[string]hdrKind{
 	"X-Idempotency-Key":   hkIdempotencyKey,
 })
 
+// reset empties r for the next request head (parseRequest fills it; a
+// head refused before it is parsed is logged with what it holds).
+func (r *fastRequest) reset() {
+	r.method, r.target, r.host, r.hdrs = "", nil, nil, r.hdrs[:0]
+	r.close, r.http10, r.keepAliv, r.te, r.idemKey, r.chunked = false, false, false, false, false, false
+	r.clen = 0
+}
+
 // parseRequest parses the request head b (through its empty line, every
-// line ending in CRLF: readHead checked that) into c.req and decides on
+// line ending in CRLF: readHead checked that) into c.req, which reset
+// emptied, and decides on
 // it: serveFast, handOff (net/http serves the request, then closes the
 // connection), or a status that rejects it, the connection closed (see
 // reject). The whole head is checked before a hand-off, so that net/http,
@@ -181,9 +190,6 @@ var requestKinds = newKindTable(map[string]hdrKind{
 // The chunked body's rules are chunkScan's.
 func (c *fconn) parseRequest(b []byte) int {
 	r := &c.req
-	r.hdrs = r.hdrs[:0]
-	r.host, r.close, r.te, r.idemKey, r.clen = nil, false, false, false, 0
-	r.http10, r.keepAliv, r.chunked = false, false, false
 	cfg := &c.s.cfg
 	handoff := false
 
@@ -192,8 +198,9 @@ func (c *fconn) parseRequest(b []byte) int {
 	if sp <= 0 || !validFieldName(line[:sp]) {
 		return c.refuseHead(http.StatusBadRequest, "bad method")
 	}
+	method := line[:sp]
 	var fast bool
-	if r.method, fast = fastMethod(line[:sp]); !fast {
+	if r.method, fast = fastMethod(method); !fast {
 		handoff = true
 	}
 	rest := line[sp+1:]
@@ -211,7 +218,7 @@ func (c *fconn) parseRequest(b []byte) int {
 		return c.refuseHead(http.StatusBadRequest, "bad HTTP version")
 	}
 	r.target = rest[:sp]
-	if v := c.checkTarget(string(line[:bytes.IndexByte(line, ' ')]) == http.MethodConnect); v != serveFast {
+	if v := c.checkTarget(string(method) == http.MethodConnect); v != serveFast {
 		if v != handOff {
 			return v
 		}

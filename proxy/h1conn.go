@@ -44,8 +44,7 @@ type upConn struct {
 	usedAt time.Time
 	// raw, peekFn and the peek fields serve peerClosed.
 	raw     syscall.RawConn
-	peekFn  func(fd uintptr) bool
-	peekCtl func(fd uintptr)
+	peekFn  func(fd uintptr)
 	peekBuf [1]byte
 	peekN   int
 	peekErr error
@@ -94,7 +93,6 @@ func newUpConn(nc net.Conn, p *hostPool) *upConn {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.peekFn = c.peek
-			c.peekCtl = c.peekControl
 			c.readNowFn = c.recvNow
 		}
 	}

@@ -6,7 +6,7 @@ package proxy
 // dead pooled connection shows when it is used.
 func (c *upConn) peerClosed() bool { return false }
 
-func (c *upConn) peek(uintptr) bool { return true }
+func (c *upConn) peek(uintptr) {}
 
 // readNow cannot read without waiting here: the caller then waits.
 func (c *upConn) readNow([]byte) (int, error) { return 0, errWouldBlock }

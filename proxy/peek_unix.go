@@ -19,7 +19,7 @@ func (c *upConn) peerClosed() bool {
 	c.peekN, c.peekErr = 0, nil
 	// Control, not Read: Read fails on a read deadline left from the last
 	// exchange, which would throw a healthy connection away.
-	if err := c.raw.Control(c.peekCtl); err != nil {
+	if err := c.raw.Control(c.peekFn); err != nil {
 		return true
 	}
 	if c.peekErr == syscall.EAGAIN || c.peekErr == syscall.EWOULDBLOCK {
@@ -58,12 +58,8 @@ func (c *upConn) recvNow(fd uintptr) bool {
 	return true
 }
 
-// peekControl is c.peekCtl: c.peek for RawConn.Control.
-func (c *upConn) peekControl(fd uintptr) { c.peek(fd) }
-
-// peek is c.peekFn: the raw receive for peerClosed. It returns true so that
-// RawConn.Read never waits.
-func (c *upConn) peek(fd uintptr) bool {
+// peek is c.peekFn: the raw receive for peerClosed, run by RawConn.Control
+// (MSG_DONTWAIT: it never waits).
+func (c *upConn) peek(fd uintptr) {
 	c.peekN, _, c.peekErr = syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return true
 }

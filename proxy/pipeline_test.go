@@ -1,7 +1,7 @@
 package proxy
 
-// Proof-of-concept tests of the adversarial review of the HTTP/1.1
-// desynchronisation fix (issue 15).
+// Regression tests from the adversarial review of the HTTP/1.1
+// desynchronisation fix (issue 15): each failed before its fix.
 
 import (
 	"bufio"
@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -45,15 +46,15 @@ func randBody(r *rand.Rand, n int) string {
 	return b.String()[:n]
 }
 
-// TestReviewPipelineFuzz sends random pipelined requests (no body, Content-Length
+// TestPipelinedRequestsFragmentedSlow sends random pipelined requests (no body, Content-Length
 // bodies, chunked bodies, all under 64 KiB) in random fragments, some answered
 // slowly, and checks every answer is the one of its request and that the
 // backend saw exactly the requests sent.
-func TestReviewPipelineFuzz(t *testing.T) { pipelineFuzz(t, 5, 12) }
+func TestPipelinedRequestsFragmentedSlow(t *testing.T) { pipelineFuzz(t, 5, 12) }
 
-// TestReviewPipelineFuzzQuick is the fuzz without slow answers (no client
+// TestPipelinedRequestsFragmented is the fuzz without slow answers (no client
 // watch): it passes, the input buffer's bookkeeping is sound.
-func TestReviewPipelineFuzzQuick(t *testing.T) { pipelineFuzz(t, 0, 40) }
+func TestPipelinedRequestsFragmented(t *testing.T) { pipelineFuzz(t, 0, 40) }
 
 func pipelineFuzz(t *testing.T, slowOneIn int, seeds int64) {
 	log := &requestLog{}
@@ -126,23 +127,25 @@ func pipelineFuzz(t *testing.T, slowOneIn int, seeds int64) {
 // accepted.
 func countingBackend(t *testing.T) (addr string, conns *atomic.Int64) {
 	conns = new(atomic.Int64)
-	be := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }))
 	be.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 		if st == http.StateNew {
 			conns.Add(1)
 		}
 	}
-	return be.addr(), conns
+	be.Start()
+	t.Cleanup(be.Close)
+	return be.Listener.Addr().String(), conns
 }
 
-// TestReviewPoolDiscardsAfterHeaderDeadline: the fast path leaves the
+// TestPoolKeepsConnectionPastHeaderDeadline: the fast path leaves the
 // response-header read deadline set on a pooled connection whose answer
 // arrived whole (fillUp clears it only when it must wait). reusable's
 // MSG_PEEK goes through RawConn.Read, which fails with the expired deadline
 // before peeking: peerClosed reports true and a healthy idle connection is
 // closed and redialled. With ResponseHeaderTimeout (or a route Timeout) set,
 // every request after a pause longer than it costs a new connection.
-func TestReviewPoolDiscardsAfterHeaderDeadline(t *testing.T) {
+func TestPoolKeepsConnectionPastHeaderDeadline(t *testing.T) {
 	addr, conns := countingBackend(t)
 	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 200 * time.Millisecond})
 	t.Cleanup(tr.CloseIdleConnections)
@@ -165,11 +168,11 @@ func TestReviewPoolDiscardsAfterHeaderDeadline(t *testing.T) {
 	}
 }
 
-// TestReviewRejectAfterWriteTimeout: reject writes its answer under the
+// TestRejectAfterWriteTimeout: reject writes its answer under the
 // write deadline the previous request's begin set (start+WriteTimeout),
 // never renewed: on a keep-alive connection older than WriteTimeout the
 // 400 is never sent, the connection just closes.
-func TestReviewRejectAfterWriteTimeout(t *testing.T) {
+func TestRejectAfterWriteTimeout(t *testing.T) {
 	log := &requestLog{}
 	be := newScriptedBackend(t, "ok", log, okResponder("ok"))
 	s := startServer(t, true, ServerConfig{WriteTimeout: 200 * time.Millisecond}, be.addr())
@@ -189,14 +192,14 @@ func TestReviewRejectAfterWriteTimeout(t *testing.T) {
 	}
 }
 
-// TestReviewWatchByteLost: the client watch keeps the byte it reads in
+// TestWatchByteNeverLost: the client watch keeps the byte it reads in
 // c.watchBuf until the next fill. When the next request is already whole in
 // the input buffer, no fill happens; if that request is slow too, its watch
 // reads the following byte into the same watchBuf, overwriting the first:
 // one byte of the client's stream is lost and the gateway parses the rest
 // shifted. Here the third request, "POST /a", reaches the backend as
 // "OST /a" (net/http takes "OST" as a method).
-func TestReviewWatchByteLost(t *testing.T) {
+func TestWatchByteNeverLost(t *testing.T) {
 	log := &requestLog{}
 	be := newScriptedBackend(t, "b", log, func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
 		if strings.Contains(req.start, "slow") {

@@ -32,6 +32,7 @@ const (
 	failClientGone            // the client went away: no response, no report
 	failBodyTooLarge          // the request body passed MaxBodyBytes: 413
 	failBadBody               // reading the client's body failed: 400
+	failBodyTimeout           // the client's body did not come within BodyTimeout: 408
 	failBadRequest            // ReverseProxy refused the request itself: 400
 )
 

@@ -4,6 +4,8 @@ import (
 	"path"
 	"reflect"
 	"time"
+
+	"github.com/zkgate/zkgate/proxy"
 )
 
 // This file is the one place that holds default values. The structs below
@@ -46,13 +48,14 @@ func defaultEntryPoint() EntryPoint {
 		Address:           ":8080",
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		MaxHeaderCount:    100,
-		MaxTargetBytes:    8 << 10,
-		MaxBodyBytes:      10 << 20,
-		BodyTimeout:       30 * time.Second,
-		MinBodyRate:       1 << 10,
-		FastPath:          true,
+		// The request limits are the proxy's own defaults, decided there.
+		MaxHeaderBytes: proxy.DefaultMaxHeaderBytes,
+		MaxHeaderCount: proxy.DefaultMaxHeaderCount,
+		MaxTargetBytes: proxy.DefaultMaxTargetBytes,
+		MaxBodyBytes:   proxy.DefaultMaxBodyBytes,
+		BodyTimeout:    proxy.DefaultBodyTimeout,
+		MinBodyRate:    proxy.DefaultMinBodyRate,
+		FastPath:       true,
 	}
 }
 
