@@ -24,16 +24,11 @@ var (
 	retryAfter      = []string{"1"}
 )
 
-// handleError is every route's ReverseProxy.ErrorHandler: the one place
-// where a failed proxied request gets its status. The client receives a
-// small JSON body naming the route and service, never the internal error
-// text, which is logged at debug level.
-func handleError(w http.ResponseWriter, r *http.Request, err error) {
-	ex := exchangeFrom(r.Context())
-	if ex == nil || ex.e == nil {
-		writeError(w, http.StatusBadGateway, "bad gateway", "", "")
-		return
-	}
+// handleError is the ReverseProxy.ErrorHandler of every forwarded request:
+// the one place where a failed request of the net/http side gets its
+// status. The client receives a small JSON body naming the route and
+// service, never the internal error text, which is logged at debug level.
+func handleError(ex *exchange, w http.ResponseWriter, err error) {
 	kind := ex.fail
 	switch {
 	case kind != failNone:

@@ -14,7 +14,7 @@ import (
 // serveRequest serves the parsed request whose head is the first n unread
 // bytes, reading its body first. It reports whether the connection stays
 // open, and a verdict other than serveFast when the request is not served
-// here: handOff (a route off the direct path, a body net/http streams —
+// here: handOff (a route the fast path does not serve, a body net/http streams —
 // nothing sent then), clientGone, or a status to reject it with (a body
 // over the limits, malformed or too slow).
 func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
@@ -24,7 +24,7 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 	e := h.router.Load().find(hostOnly(bstr(r.host)), r.method, path, r)
 	limit := c.s.cfg.MaxBodyBytes
 	if e != nil {
-		if !e.direct {
+		if !e.fast {
 			return false, handOff
 		}
 		if l := e.route.Upstream.MaxBodyBytes; l > 0 && l < limit {
@@ -51,7 +51,6 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 	}
 	ex := &c.ex
 	c.begin(e, start)
-	ex.direct = true
 	up := e.route.Upstream
 	ex.replayable = isIdempotent(r.method) || r.idemKey
 	ex.bodyUnkept = r.clen > 0 && !(e.record && ex.replayable && r.clen <= up.Retry.BufferBodyBytes)
@@ -169,7 +168,7 @@ func (e *entry) edited(name []byte) bool {
 
 // buildOutbound writes the outbound request head into c.out, with the
 // Host value left out at c.hostAt: it may differ per attempt. It applies
-// what outboundHeader, shape and setForwarded do on the direct path.
+// what ReverseProxy, shape and setForwarded do on the net/http side.
 func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 	r := &c.req
 	b := c.out[:0]
@@ -451,6 +450,7 @@ func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error
 		if c.res.status == http.StatusSwitchingProtocols {
 			return errUnaskedSwitch
 		}
+
 		// An informational answer (103 Early Hints): pass it on.
 		c.writeHead(false)
 		_, _ = uc.br.Discard(n)

@@ -70,9 +70,9 @@ func patterned(n, seed int) string {
 func TestFastPathBuffersLargerBodies(t *testing.T) {
 	be := newBackend(t, "b", nil)
 	fe, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
-	var fast, direct atomic.Int64
+	var fast, forwarded atomic.Int64
 	h.onFast = func() { fast.Add(1) }
-	h.onDirect = func() { direct.Add(1) }
+	h.onForward = func() { forwarded.Add(1) }
 
 	type step struct {
 		method string
@@ -123,8 +123,8 @@ func TestFastPathBuffersLargerBodies(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The last POST takes ReverseProxy, which streams its body.
-	if f, d := fast.Load(), direct.Load(); f != 5 || d != 0 {
-		t.Errorf("fast path served %d requests and the Handler's direct path %d, want 5 and 0", f, d)
+	if f, d := fast.Load(), forwarded.Load(); f != 5 || d != 1 {
+		t.Errorf("fast path served %d requests and ReverseProxy %d, want 5 and 1", f, d)
 	}
 }
 
@@ -284,9 +284,9 @@ func TestFastPathServesNoRoute(t *testing.T) {
 	route := testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr())
 	route.PathPrefix = "/api"
 	fe, h := newFrontend(t, Options{}, route)
-	var fast, direct atomic.Int64
+	var fast, forwarded atomic.Int64
 	h.onFast = func() { fast.Add(1) }
-	h.onDirect = func() { direct.Add(1) }
+	h.onForward = func() { forwarded.Add(1) }
 	c, err := net.DialTimeout("tcp", strings.TrimPrefix(fe.URL, "http://"), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -316,8 +316,8 @@ func TestFastPathServesNoRoute(t *testing.T) {
 			}
 		}
 	}
-	if f, d := fast.Load(), direct.Load(); f != 1 || d != 0 {
-		t.Errorf("after two 404s the fast path served %d requests and net/http's direct path %d, want 1 and 0", f, d)
+	if f, d := fast.Load(), forwarded.Load(); f != 1 || d != 0 {
+		t.Errorf("after two 404s the fast path served %d requests and ReverseProxy %d, want 1 and 0", f, d)
 	}
 }
 

@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"net/http"
+	"os"
+	"strings"
 	"unsafe"
 )
 
@@ -110,30 +112,38 @@ func (t *kindTable) kind(name []byte) hdrKind {
 }
 
 // requestKinds are the request header fields the fast path treats
-// specially.
-var requestKinds = newKindTable(map[string]hdrKind{
-	"Host":                hkHost,
-	"Expect":              hkHandoff,
-	"Upgrade":             hkHandoff,
-	"Trailer":             hkHandoff,
-	"Transfer-Encoding":   hkTransferEncoding,
-	"Connection":          hkConnection,
-	"Keep-Alive":          hkHop,
-	"Proxy-Connection":    hkHop,
-	"Proxy-Authenticate":  hkHop,
-	"Proxy-Authorization": hkHop,
-	"Te":                  hkTe,
-	"Forwarded":           hkForwarded,
-	"X-Forwarded-For":     hkXFF,
-	"X-Forwarded-Host":    hkXFHost,
-	"X-Forwarded-Proto":   hkXFProto,
-	"X-Forwarded-Prefix":  hkXFPrefix,
-	"X-Real-Ip":           hkXRealIP,
-	"User-Agent":          hkUserAgent,
-	"Content-Length":      hkContentLength,
-	"Idempotency-Key":     hkIdempotencyKey,
-	"X-Idempotency-Key":   hkIdempotencyKey,
-})
+// specially: every hop-by-hop field is dropped, those that change the
+// protocol are handed off, and the framing and forwarding fields are read.
+var requestKinds = newKindTable(fieldKinds(hkHop, map[string]hdrKind{
+	"Host":               hkHost,
+	"Expect":             hkHandoff,
+	"Upgrade":            hkHandoff,
+	"Trailer":            hkHandoff,
+	"Transfer-Encoding":  hkTransferEncoding,
+	"Connection":         hkConnection,
+	"Te":                 hkTe,
+	"Forwarded":          hkForwarded,
+	"X-Forwarded-For":    hkXFF,
+	"X-Forwarded-Host":   hkXFHost,
+	"X-Forwarded-Proto":  hkXFProto,
+	"X-Forwarded-Prefix": hkXFPrefix,
+	"X-Real-Ip":          hkXRealIP,
+	"User-Agent":         hkUserAgent,
+	"Content-Length":     hkContentLength,
+	"Idempotency-Key":    hkIdempotencyKey,
+	"X-Idempotency-Key":  hkIdempotencyKey,
+}))
+
+// fieldKinds returns special with every hop-by-hop field it does not name
+// added as hop.
+func fieldKinds(hop hdrKind, special map[string]hdrKind) map[string]hdrKind {
+	for _, name := range hopByHop {
+		if _, ok := special[name]; !ok {
+			special[name] = hop
+		}
+	}
+	return special
+}
 
 // reset empties r for the next request head (parseRequest fills it; a
 // head refused before it is parsed is logged with what it holds).
@@ -622,4 +632,38 @@ func (r *fastRequest) values(name string, into []string) []string {
 		}
 	}
 	return into
+}
+
+// queryReencoded is set when GODEBUG changes urlmaxqueryparams: then
+// ReverseProxy re-encodes every query, and requests with one take it.
+var queryReencoded = strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparams")
+
+// maxQueryParams is the number of query parameters past which ReverseProxy
+// re-encodes a query (net/url's default limit).
+const maxQueryParams = 10000
+
+// cleanQuery reports whether ReverseProxy would send query q unchanged: no
+// ';', only valid %-escapes, not too many parameters.
+func cleanQuery(q string) bool {
+	if queryReencoded || strings.Count(q, "&")+1 > maxQueryParams {
+		return false
+	}
+	for i := 0; i < len(q); {
+		switch q[i] {
+		case ';':
+			return false
+		case '%':
+			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+				return false
+			}
+			i += 3
+		default:
+			i++
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

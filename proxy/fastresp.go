@@ -72,20 +72,14 @@ func readResponseHead(br *bufio.Reader) (int, error) {
 }
 
 // responseKinds are the response header fields the fast path treats
-// specially.
-var responseKinds = newKindTable(map[string]hdrKind{
-	"Connection":          rkConnection,
-	"Keep-Alive":          rkHop,
-	"Proxy-Connection":    rkHop,
-	"Proxy-Authenticate":  rkHop,
-	"Proxy-Authorization": rkHop,
-	"Te":                  rkHop,
-	"Upgrade":             rkHop,
-	"Transfer-Encoding":   rkTE,
-	"Content-Length":      rkCL,
-	"Trailer":             rkTrailer,
-	"Date":                rkDate,
-})
+// specially: every hop-by-hop field is dropped, the framing read.
+var responseKinds = newKindTable(fieldKinds(rkHop, map[string]hdrKind{
+	"Connection":        rkConnection,
+	"Transfer-Encoding": rkTE,
+	"Content-Length":    rkCL,
+	"Trailer":           rkTrailer,
+	"Date":              rkDate,
+}))
 
 // parse parses the response head, the first n bytes of br, strictly:
 // anything ambiguous is errBadResponse, and the exchange fails with 502
@@ -312,13 +306,9 @@ func (c *fconn) relay(uc *upConn, ex *exchange) bool {
 		return false
 	}
 	uc.usedAt = c.now
-	uc.release(noStop, keepUp)
+	uc.release(keepUp)
 	return true
 }
-
-// noStop is the stop function of a fast-path exchange: it has no context
-// watching it.
-func noStop() bool { return true }
 
 // fillUp makes sure uc's buffer holds at least one byte, flushing what the
 // client has been sent so far before it may block (so streams flow) and

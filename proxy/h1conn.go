@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
 	"sync"
@@ -25,8 +24,8 @@ var errWouldBlock = errors.New("proxy: nothing to read yet")
 // aLongTimeAgo is a deadline in the past, to interrupt a connection's I/O.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// upConn is one keep-alive connection of the lean path. It is used by one
-// request at a time: from hostPool.get until release.
+// upConn is one keep-alive connection of the fast path. It is used by one
+// request at a time: from hostPool.reusable or Transport.dialBy until release.
 type upConn struct {
 	nc   net.Conn
 	pool *hostPool
@@ -130,11 +129,9 @@ func (c *upConn) abort() { _ = c.nc.SetDeadline(aLongTimeAgo) }
 func (c *upConn) close() { _ = c.nc.Close() }
 
 // release ends the current request: the connection goes back to the pool
-// when keep holds, the context did not interrupt it and no unread byte is
-// left; otherwise it is closed. stop is the request's context.AfterFunc
-// stop function.
-func (c *upConn) release(stop func() bool, keep bool) {
-	if !stop() || !keep || c.br.Buffered() > 0 {
+// when keep holds and no unread byte is left; otherwise it is closed.
+func (c *upConn) release(keep bool) {
+	if !keep || c.br.Buffered() > 0 {
 		c.close()
 		return
 	}
@@ -151,15 +148,6 @@ type hostPool struct {
 	mu       sync.Mutex
 	idle     []*upConn // under mu
 	sweeping bool      // a sweep timer is armed
-}
-
-// get returns an idle connection that has not passed the idle timeout, or
-// dials a new one.
-func (p *hostPool) get(ctx context.Context) (*upConn, error) {
-	if c := p.reusable(time.Now()); c != nil {
-		return c, nil
-	}
-	return p.t.dial(ctx, p)
 }
 
 // reusable returns the warmest idle connection that has not passed the idle

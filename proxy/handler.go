@@ -3,9 +3,10 @@ package proxy
 import (
 	"context"
 	"io"
+	"log"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
-	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -45,10 +46,10 @@ type Handler struct {
 	access  *AccessLog
 	metrics RequestObserver
 	log     logrus.FieldLogger
-	// onDirect and onFast, when set (by tests), are called for every
-	// request served by the direct path and by a Server's fast path.
-	onDirect func()
-	onFast   func()
+	// onForward and onFast, when set (by tests), are called for every
+	// request forwarded by ReverseProxy and by a Server's fast path.
+	onForward func()
+	onFast    func()
 }
 
 // NewHandler returns a Handler serving rt's routes. A nil rt serves 404 to
@@ -82,12 +83,11 @@ func (h *Handler) SetRouter(rt *Router) {
 // Router returns the routes being served.
 func (h *Handler) Router() *Router { return h.router.Load() }
 
-// exchangeKey is the context key of a request's *exchange.
-type exchangeKey struct{}
-
-// exchange is the state of one proxied request, shared by the Handler, the
-// route's Rewrite, RoundTrip and ErrorHandler through the request context.
-// Everything but body is used by the request's goroutine only.
+// exchange is the state of one proxied request, on either path. On the
+// net/http side it is part of the request's forward, which hands it to
+// Rewrite, the attempt loop and the error handler; on the fast path it is
+// the connection's. Everything but body is used by the request's goroutine
+// only.
 type exchange struct {
 	h        *Handler
 	e        *entry
@@ -110,14 +110,29 @@ type exchange struct {
 	// bodyUnkept: a fast-path request body that RetryPolicy does not keep
 	// for replays.
 	bodyUnkept bool
-	// direct: served by serveDirect; url is its outbound URL.
-	direct bool
-	url    url.URL
 }
 
-func exchangeFrom(ctx context.Context) *exchange {
-	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
-	return ex
+// forward is a request the net/http side serves: its exchange, and the
+// httputil.ReverseProxy made for it, whose Rewrite, Transport (the attempt
+// loop) and ErrorHandler are bound to the exchange. Per-request state thus
+// travels as arguments, never through the request's context.
+type forward struct {
+	exchange
+	rp httputil.ReverseProxy
+}
+
+// discardLog is ReverseProxy's ErrorLog: copy errors (a client that went
+// away mid-response) are per request, and the access log records them.
+var discardLog = log.New(io.Discard, "", 0)
+
+func (f *forward) rewrite(pr *httputil.ProxyRequest) { f.e.rewrite(pr, &f.exchange) }
+
+func (f *forward) RoundTrip(req *http.Request) (*http.Response, error) {
+	return f.e.roundTrip(&f.exchange, req)
+}
+
+func (f *forward) handleError(w http.ResponseWriter, _ *http.Request, err error) {
+	handleError(&f.exchange, w, err)
 }
 
 func (ex *exchange) triedAddr(addr string) bool {
@@ -140,7 +155,8 @@ func (ex *exchange) stopTimer() bool {
 
 // ServeHTTP proxies r to the route it matches.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{h: h, start: time.Now()}
+	f := &forward{exchange: exchange{h: h, start: time.Now()}}
+	ex := &f.exchange
 	ex.sw.w = w
 	ex.tried = ex.triedBuf[:0]
 	defer h.finish(ex, r)
@@ -184,25 +200,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.body.init(src, keep)
 	}
 
-	ctx := context.WithValue(r.Context(), exchangeKey{}, ex)
+	out := r
 	if t := e.route.Timeout; t > 0 {
-		ctx, ex.cancel = context.WithCancelCause(ctx)
+		var ctx context.Context
+		ctx, ex.cancel = context.WithCancelCause(r.Context())
 		ex.timer = time.AfterFunc(t, ex.expire)
+		out = r.WithContext(ctx)
 	}
-	if e.direct && directable(r) {
-		if h.onDirect != nil {
-			h.onDirect()
-		}
-		e.serveDirect(ex, r, ctx, path, rawPath)
-		return
+	if h.onForward != nil {
+		h.onForward()
 	}
-	out := r.WithContext(ctx)
 	if path != r.URL.Path || rawPath != r.URL.RawPath {
 		u := *r.URL
 		u.Path, u.RawPath = path, rawPath
 		out.URL = &u
 	}
-	e.proxy.ServeHTTP(&ex.sw, out)
+	f.rp = httputil.ReverseProxy{
+		Rewrite:      f.rewrite,
+		Transport:    f,
+		BufferPool:   sharedBufferPool,
+		ErrorHandler: f.handleError,
+		ErrorLog:     discardLog,
+	}
+	f.rp.ServeHTTP(&ex.sw, out)
 }
 
 // finish ends a request: it stops its timer, then reports it to metrics and

@@ -15,8 +15,6 @@ import (
 // skips tried addresses.
 const maxRepicks = 8
 
-var errNoExchange = errors.New("proxy: route transport used outside the proxy Handler")
-
 // failKind classifies why an exchange failed; it picks the error status and
 // whether another attempt may follow.
 type failKind uint8
@@ -36,15 +34,11 @@ const (
 	failBadRequest            // ReverseProxy refused the request itself: 400
 )
 
-// RoundTrip makes the attempts of one proxied request: it picks an endpoint
-// from the route's balancer, sends the request to it through the upstream's
-// transport, reports the outcome, and tries another endpoint when the
-// RetryPolicy allows. It is the route's ReverseProxy.Transport.
-func (e *entry) RoundTrip(req *http.Request) (*http.Response, error) {
-	ex := exchangeFrom(req.Context())
-	if ex == nil {
-		return nil, errNoExchange
-	}
+// roundTrip makes the attempts of one forwarded request: it picks an
+// endpoint from the route's balancer, sends the request to it through the
+// upstream's transport, reports the outcome, and tries another endpoint when
+// the RetryPolicy allows. It is the request's ReverseProxy.Transport.
+func (e *entry) roundTrip(ex *exchange, req *http.Request) (*http.Response, error) {
 	up := e.route.Upstream
 	ep, err := e.route.Balancer.Pick(ex.hashKey)
 	if err != nil {

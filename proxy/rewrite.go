@@ -15,14 +15,13 @@ var (
 	protoHTTPS = []string{"https"}
 )
 
-// rewrite is the route's ReverseProxy.Rewrite: it shapes the outbound
+// rewrite is a forwarded request's ReverseProxy.Rewrite: it shapes the outbound
 // request. ReverseProxy has already removed hop-by-hop headers (including
 // those named by Connection) and every inbound Forwarded and X-Forwarded-*
 // header from pr.Out. The outbound URL's scheme and host are set per attempt
 // by RoundTrip from the picked endpoint; until then the host is empty, so a
 // request can never go to a host taken from the request.
-func (e *entry) rewrite(pr *httputil.ProxyRequest) {
-	ex := exchangeFrom(pr.In.Context())
+func (e *entry) rewrite(pr *httputil.ProxyRequest, ex *exchange) {
 	out := pr.Out
 	out.URL.Scheme = "http"
 	out.URL.Host = ""
@@ -39,7 +38,7 @@ func (e *entry) rewrite(pr *httputil.ProxyRequest) {
 // shape applies the route's edits to the outbound request out of in, whose
 // hop-by-hop and inbound forwarding headers are already gone: the
 // forwarding headers, the prefix strip, the header removals and settings,
-// and the Host. Both the ReverseProxy path and the direct path use it.
+// and the Host.
 func (e *entry) shape(out, in *http.Request, ex *exchange) {
 	if ex != nil {
 		setForwarded(out.Header, in, ex)

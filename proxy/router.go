@@ -4,10 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httputil"
 	"net/textproto"
 	"slices"
 	"strings"
@@ -42,12 +39,11 @@ type entry struct {
 	prefixHeader []string
 
 	hash   hashSpec
-	remove []string        // canonical names
-	set    []headerSetting // canonical names
-	proxy  *httputil.ReverseProxy
+	remove []string         // canonical names
+	set    []headerSetting  // canonical names
 	track  balancer.Tracker // the balancer, if it tracks requests in flight
 	record bool             // keep request bodies for replay (see RetryPolicy)
-	direct bool             // plain requests may take the direct path
+	fast   bool             // the fast path may serve the route (fastRoute)
 }
 
 type headerMatch struct {
@@ -276,12 +272,20 @@ func compile(r *Route) (*entry, error) {
 			errs = append(errs, fmt.Errorf("remove header %q is not a valid header name", name))
 			continue
 		}
+		if reservedField(textproto.CanonicalMIMEHeaderKey(name)) {
+			errs = append(errs, fmt.Errorf("remove header %q: a hop-by-hop, framing, Host or Expect field is the proxy's to decide", name))
+			continue
+		}
 		e.remove = append(e.remove, textproto.CanonicalMIMEHeaderKey(name))
 	}
 	for _, name := range sortedKeys(r.SetHeaders) {
 		v := r.SetHeaders[name]
 		if !isToken(name) {
 			errs = append(errs, fmt.Errorf("set header %q is not a valid header name", name))
+			continue
+		}
+		if reservedField(textproto.CanonicalMIMEHeaderKey(name)) {
+			errs = append(errs, fmt.Errorf("set header %q: a hop-by-hop, framing, Host or Expect field is the proxy's to decide (Host: pass_host_header)", name))
 			continue
 		}
 		if strings.ContainsAny(v, "\r\n\x00") {
@@ -297,16 +301,7 @@ func compile(r *Route) (*entry, error) {
 		return nil, err
 	}
 	e.track, _ = r.Balancer.(balancer.Tracker)
-	e.direct = directRoute(r)
-	e.proxy = &httputil.ReverseProxy{
-		Rewrite:      e.rewrite,
-		Transport:    e,
-		BufferPool:   sharedBufferPool,
-		ErrorHandler: handleError,
-		// Copy errors (a client that went away mid-response) are per
-		// request: the access log records the request instead.
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
+	e.fast = fastRoute(r)
 	return e, nil
 }
 

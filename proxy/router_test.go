@@ -173,6 +173,13 @@ func TestNewRouterRejectsBadRoutes(t *testing.T) {
 		{"connect", rt("r", func(r *Route) { r.Methods = []string{"CONNECT"} }), "CONNECT is never proxied"},
 		{"bad header", rt("r", func(r *Route) { r.Headers = map[string]string{"a b": ""} }), "not a valid header name"},
 		{"bad set value", rt("r", func(r *Route) { r.SetHeaders = map[string]string{"X": "a\r\nB: c"} }), "contains CR, LF or NUL"},
+		// A route never decides the framing, Host or a hop-by-hop field:
+		// the fast path wrote a second Host line for a set Host.
+		{"set host", rt("r", func(r *Route) { r.SetHeaders = map[string]string{"host": "evil"} }), `set header "host": a hop-by-hop, framing, Host or Expect field`},
+		{"set framing", rt("r", func(r *Route) { r.SetHeaders = map[string]string{"Transfer-Encoding": "chunked"} }), "hop-by-hop, framing"},
+		{"set length", rt("r", func(r *Route) { r.SetHeaders = map[string]string{"Content-Length": "0"} }), "hop-by-hop, framing"},
+		{"set upgrade", rt("r", func(r *Route) { r.SetHeaders = map[string]string{"Upgrade": "h2c"} }), "hop-by-hop, framing"},
+		{"remove connection", rt("r", func(r *Route) { r.RemoveHeaders = []string{"connection"} }), `remove header "connection": a hop-by-hop`},
 		{"bad hash", rt("r", func(r *Route) { r.HashOn = "ip" }), `hash_on "ip" is not a hash key`},
 		{"hash header without name", rt("r", func(r *Route) { r.HashOn = "header:" }), "want header:NAME"},
 		{"negative timeout", rt("r", func(r *Route) { r.Timeout = -1 }), "is negative"},

@@ -402,15 +402,15 @@ func (c *trackedConn) CloseWrite() error {
 
 // diffSide is one frontend of a differential test.
 type diffSide struct {
-	name    string
-	srv     *Server
-	addr    string
-	h       *Handler
-	direct  atomic.Int64 // requests the Handler's direct path served
-	open    atomic.Int64 // connections the server has not closed yet
-	obs     *observer
-	reports *recorder
-	access  *syncBuffer
+	name      string
+	srv       *Server
+	addr      string
+	h         *Handler
+	forwarded atomic.Int64 // requests the Handler forwarded with ReverseProxy
+	open      atomic.Int64 // connections the server has not closed yet
+	obs       *observer
+	reports   *recorder
+	access    *syncBuffer
 }
 
 // routeMaker builds a fresh set of routes (balancers, upstreams and
@@ -438,7 +438,7 @@ func newDiffSide(t *testing.T, name string, fast bool, opts Options, mk routeMak
 	alog := NewAccessLog(s.access, AccessLogOptions{FlushInterval: 2 * time.Millisecond})
 	opts.AccessLog, opts.Metrics = alog, s.obs
 	s.h = NewHandler(rt, opts)
-	s.h.onDirect = func() { s.direct.Add(1) }
+	s.h.onForward = func() { s.forwarded.Add(1) }
 	s.srv = NewServer(s.h, ServerConfig{DisableFastPath: !fast})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -485,7 +485,7 @@ type diffCase struct {
 	// expected; nil means one request, raw's first word.
 	methods []string
 	// fast: the fast path must serve every request of the connection
-	// (the Handler's direct path never runs on the fast frontend while
+	// (ReverseProxy never runs on the fast frontend while
 	// it runs on the reference).
 	fast bool
 	// noFollowUp: send no follow-up request after the answers.
@@ -546,7 +546,7 @@ const followUp = "GET /follow-up HTTP/1.1\r\nHost: follow.example\r\n\r\n"
 // sideResult is what one frontend did with a case, as canonical text.
 type sideResult struct {
 	client, backend, metrics, reports, access string
-	direct                                    int64
+	forwarded                                 int64
 }
 
 // counts are the lengths of a side's records before a case.
@@ -577,7 +577,7 @@ func (s *diffSide) run(t *testing.T, log *requestLog, c diffCase) sideResult {
 	t.Helper()
 	log.take()
 	before := s.counts()
-	direct := s.direct.Load()
+	forwarded := s.forwarded.Load()
 	var r sideResult
 	r.client = s.converse(t, c)
 
@@ -594,7 +594,7 @@ func (s *diffSide) run(t *testing.T, log *requestLog, c diffCase) sideResult {
 		r.access = "access log lines missing\n"
 	}
 	r.backend = log.take()
-	r.direct = s.direct.Load() - direct
+	r.forwarded = s.forwarded.Load() - forwarded
 
 	s.obs.mu.Lock()
 	var b strings.Builder
@@ -748,16 +748,16 @@ func (p *diffPair) compare(t *testing.T, c diffCase) (ref, fast sideResult) {
 		}
 	}
 	if c.fast {
-		if ref.direct == 0 {
-			t.Errorf("the reference's direct path did not serve %q: not a plain request", c.raw)
+		if ref.forwarded == 0 {
+			t.Errorf("the reference did not forward %q with ReverseProxy: not a plain request", c.raw)
 		}
-		if fast.direct != 0 {
-			t.Errorf("the fast frontend handed %d request(s) to net/http's direct path; want all served by the fast path", fast.direct)
+		if fast.forwarded != 0 {
+			t.Errorf("the fast frontend handed %d request(s) to ReverseProxy; want all served by the fast path", fast.forwarded)
 		}
 	}
 	if testing.Verbose() {
-		t.Logf("net/http:\n%s%s\nfast path (direct path ran %d times):\n%s%s",
-			ref.client, ref.backend, fast.direct, fast.client, fast.backend)
+		t.Logf("net/http:\n%s%s\nfast path (ReverseProxy ran %d times):\n%s%s",
+			ref.client, ref.backend, fast.forwarded, fast.client, fast.backend)
 	}
 	return ref, fast
 }
@@ -1121,16 +1121,16 @@ func TestServerDiffRequests(t *testing.T) {
 	p := newDiffPair(t, Options{}, log, corpusRoutes(t, b1.addr(), b2.addr()))
 	// Which requests the fast frontend served itself, for the log: every
 	// request of the connection (the case's and the follow-up), some, or
-	// none of those the reference served on the Handler's direct path.
+	// none of those the reference forwarded with ReverseProxy.
 	var all, some, none []string
 	for _, c := range requestCorpus() {
 		t.Run(c.name, func(t *testing.T) {
 			ref, f := p.compare(t, c)
 			switch {
-			case ref.direct == 0:
-			case f.direct == 0:
+			case ref.forwarded == 0:
+			case f.forwarded == 0:
 				all = append(all, c.name)
-			case f.direct < ref.direct:
+			case f.forwarded < ref.forwarded:
 				some = append(some, c.name)
 			default:
 				none = append(none, c.name)
@@ -1742,7 +1742,7 @@ func TestServerDiffStreams(t *testing.T) {
 
 // TestServerFastPathServesPlainRequests checks that the comparison is not
 // net/http against net/http: the fast frontend serves plain requests
-// without the Handler (whose direct path runs for them on the reference),
+// without the Handler (whose ReverseProxy serves them on the reference),
 // and hands the others to net/http.
 func TestServerFastPathServesPlainRequests(t *testing.T) {
 	log := &requestLog{}
@@ -1751,11 +1751,11 @@ func TestServerFastPathServesPlainRequests(t *testing.T) {
 	plain := rq("GET /x HTTP/1.1", hostField)
 	ref := p.ref.run(t, log, diffCase{raw: plain, noFollowUp: true})
 	fast := p.fast.run(t, log, diffCase{raw: plain, noFollowUp: true})
-	if ref.direct != 1 {
-		t.Errorf("the reference's direct path served %d requests, want 1", ref.direct)
+	if ref.forwarded != 1 {
+		t.Errorf("the reference's ReverseProxy served %d requests, want 1", ref.forwarded)
 	}
-	if fast.direct != 0 {
-		t.Errorf("the fast frontend passed a plain GET to the Handler (%d direct-path requests), want the fast path", fast.direct)
+	if fast.forwarded != 0 {
+		t.Errorf("the fast frontend passed a plain GET to the Handler (%d forwarded), want the fast path", fast.forwarded)
 	}
 	if ref.client != fast.client || ref.backend != fast.backend {
 		t.Errorf("answers differ:\n%s\n%s", lineDiff(ref.client, fast.client), lineDiff(ref.backend, fast.backend))
@@ -1765,17 +1765,17 @@ func TestServerFastPathServesPlainRequests(t *testing.T) {
 	}
 
 	// A request naming a field in Connection is the Handler's: the fast
-	// frontend hands its connection to net/http, whose direct path serves
+	// frontend hands its connection to net/http, whose ReverseProxy serves
 	// it; the connection closes after it, and the plain request pipelined
 	// after it is never read.
 	other := rq("GET /x HTTP/1.1", hostField, "Connection: X-Foo", "X-Foo: 1") + plain
 	c := diffCase{raw: other, methods: []string{"GET", "GET"}, noFollowUp: true}
 	r := p.fast.run(t, log, c)
-	if r.direct != 1 || !strings.Contains(r.client, "Connection: \"close\"") || !strings.HasSuffix(r.client, "read: closed\n") {
-		t.Errorf("after a hand-off the direct path served %d requests, want 1 and the connection closed:\n%s", r.direct, r.client)
+	if r.forwarded != 1 || !strings.Contains(r.client, "Connection: \"close\"") || !strings.HasSuffix(r.client, "read: closed\n") {
+		t.Errorf("after a hand-off ReverseProxy served %d requests, want 1 and the connection closed:\n%s", r.forwarded, r.client)
 	}
 	// With DisableFastPath, everything is net/http's.
-	if r := p.ref.run(t, log, diffCase{raw: plain + plain, methods: []string{"GET", "GET"}, noFollowUp: true}); r.direct != 2 {
-		t.Errorf("with DisableFastPath the direct path served %d requests, want 2", r.direct)
+	if r := p.ref.run(t, log, diffCase{raw: plain + plain, methods: []string{"GET", "GET"}, noFollowUp: true}); r.forwarded != 2 {
+		t.Errorf("with DisableFastPath ReverseProxy served %d requests, want 2", r.forwarded)
 	}
 }

@@ -1,0 +1,185 @@
+package proxy
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// poolServer is a TCP listener whose accepted connections are held open
+// (and counted) until the test ends.
+func poolServer(t *testing.T) (string, chan net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	t.Cleanup(func() {
+		l.Close()
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	return l.Addr().String(), accepted
+}
+
+func testPool(t *testing.T, cfg TransportConfig, addr string) *hostPool {
+	t.Helper()
+	tr := NewTransport(cfg)
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr.pool(addr)
+}
+
+func dialPool(t *testing.T, p *hostPool) *upConn {
+	t.Helper()
+	c, err := p.t.dialBy(p, time.Now().Add(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// An idle connection is closed by the sweep once IdleConnTimeout passed,
+// and never handed out after it.
+func TestPoolIdleTimeout(t *testing.T) {
+	addr, _ := poolServer(t)
+	p := testPool(t, TransportConfig{IdleConnTimeout: 30 * time.Millisecond}, addr)
+	dialPool(t, p).release(true)
+	waitFor(t, "the idle connection to be swept", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.idle) == 0 && !p.sweeping
+	})
+	if c := p.reusable(time.Now()); c != nil {
+		t.Error("an expired connection was handed out")
+	}
+	c := dialPool(t, p)
+	c.release(true)
+	if got := p.reusable(time.Now().Add(time.Second)); got != nil {
+		t.Error("a connection past its idle timeout was handed out")
+	}
+}
+
+// The pool keeps at most MaxIdleConnsPerHost connections; the rest are
+// closed on release.
+func TestPoolMaxIdlePerHost(t *testing.T) {
+	addr, _ := poolServer(t)
+	p := testPool(t, TransportConfig{MaxIdleConnsPerHost: 1}, addr)
+	a, b, c := dialPool(t, p), dialPool(t, p), dialPool(t, p)
+	a.release(true)
+	b.release(true)
+	c.release(true)
+	p.mu.Lock()
+	n := len(p.idle)
+	p.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d idle connections kept, want 1", n)
+	}
+}
+
+// A connection released with keep false, or with bytes left unread, is
+// closed rather than pooled; one the endpoint closed or wrote to while it
+// was idle is closed rather than handed out (the stray-response rule).
+func TestPoolReuseRules(t *testing.T) {
+	addr, accepted := poolServer(t)
+	p := testPool(t, TransportConfig{}, addr)
+	dialPool(t, p).release(false)
+	<-accepted
+	if c := p.reusable(time.Now()); c != nil {
+		t.Fatal("a connection released with keep false was pooled")
+	}
+
+	c := dialPool(t, p)
+	peer := <-accepted
+	c.release(true)
+	if _, err := peer.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stray response to arrive", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.idle) == 1 && p.idle[0].peerClosed()
+	})
+	if got := p.reusable(time.Now()); got != nil {
+		t.Error("a connection with a stray response on it was handed out")
+	}
+
+	c = dialPool(t, p)
+	peer = <-accepted
+	c.release(true)
+	peer.Close()
+	waitFor(t, "the FIN to arrive", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.idle) == 1 && p.idle[0].peerClosed()
+	})
+	if got := p.reusable(time.Now()); got != nil {
+		t.Error("a connection the endpoint closed was handed out")
+	}
+
+	c = dialPool(t, p)
+	<-accepted
+	c.release(true)
+	if got := p.reusable(time.Now()); got != c {
+		t.Error("a healthy idle connection was not reused")
+	} else if !got.reused {
+		t.Error("a reused connection is not marked reused")
+	}
+	got := p.reusable(time.Now())
+	if got != nil {
+		t.Error("the pool handed out a connection twice")
+	}
+	c.close()
+}
+
+// deadlineConn is a net.Conn recording its read deadlines.
+type deadlineConn struct {
+	net.Conn
+	set []time.Time
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	c.set = append(c.set, t)
+	return nil
+}
+
+// A coarse response-header deadline may fire late, never early: whatever
+// deadline is kept or set lies within a sixteenth of the timeout after the
+// wanted one.
+func TestUpConnCoarseDeadlineNeverEarly(t *testing.T) {
+	const timeout = 16 * time.Second
+	dc := &deadlineConn{}
+	c := &upConn{nc: dc}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for ms := 0; ms < 10000; ms += 7 {
+		want := start.Add(time.Duration(ms) * time.Millisecond).Add(timeout)
+		c.setDeadline(want, timeout, false)
+		if c.dl.Before(want) || c.dl.Sub(want) > timeout/16 {
+			t.Fatalf("request at +%dms: deadline %s after the wanted one, want 0 to %s", ms, c.dl.Sub(want), timeout/16)
+		}
+	}
+	// One deadline serves about a sixteenth of the timeout's worth of
+	// requests: 10 s of them with a 1 s slack take about 10 updates.
+	if n := len(dc.set); n < 5 || n > 15 {
+		t.Errorf("%d deadline updates for 10s of requests, want about 10", n)
+	}
+	c.setDeadline(start.Add(time.Hour), timeout, true)
+	if !c.dl.Equal(start.Add(time.Hour)) {
+		t.Errorf("an exact deadline was moved to %s", c.dl)
+	}
+}
