@@ -631,3 +631,69 @@ func TestSlowRequestStreamedBodyReleasesBackend(t *testing.T) {
 	}
 	t.Logf("the backend's connection was let go %v after the head", time.Since(start).Round(time.Millisecond))
 }
+
+// readUntil reads from c until the bytes read end with want, or fails at
+// the connection's deadline; it returns what was read.
+func readUntil(t *testing.T, c *clientConn, want string) string {
+	t.Helper()
+	var got []byte
+	for !strings.HasSuffix(string(got), want) {
+		b, err := c.br.ReadByte()
+		if err != nil {
+			t.Fatalf("waiting for %q: %v after %q", want, err, got)
+		}
+		got = append(got, b)
+	}
+	return string(got)
+}
+
+// Class 4, response framing: a chunk-size line the endpoint wrote with
+// white space or an extension never reaches the client: each size line is
+// written anew, so that the client's parser cannot read the framing
+// otherwise than the gateway did.
+func TestResponseChunkLinesReframed(t *testing.T) {
+	t.Parallel()
+	be := newRecBackend(t, func(_, _ int, r *http.Request, _ []byte, c net.Conn) bool {
+		_, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+
+			"5 ;a=\"x;y\"\r\nhello\r\n6;b\r\n world\r\n0;end\r\nX-T: 1\r\n\r\n")
+		return err == nil
+	})
+	s := startServer(t, true, ServerConfig{}, be.addr())
+	c := dialServer(t, s.addr)
+	c.send(t, "GET /c HTTP/1.1\r\nHost: example.net\r\n\r\n")
+	got := readUntil(t, c, "\r\n0\r\nX-T: 1\r\n\r\n")
+	if _, body, _ := strings.Cut(got, "\r\n\r\n"); body != "5\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n" {
+		t.Errorf("the client got the body framed as %q, want the size lines written anew", body)
+	}
+}
+
+// Class 4: an endpoint that sends informational answers without end (a
+// 103 flood) gets 502 after max1xx of them, as from net/http's transport;
+// the client connection stays usable.
+func TestResponseInformationalFlood502(t *testing.T) {
+	t.Parallel()
+	flood := strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", 50)
+	be := newRecBackend(t, func(_, _ int, r *http.Request, _ []byte, c net.Conn) bool {
+		if r.URL.Path == "/flood" {
+			_, _ = io.WriteString(c, flood+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return false
+		}
+		_, err := io.WriteString(c, freshAnswer(r.RequestURI))
+		return err == nil
+	})
+	s := startServer(t, true, ServerConfig{}, be.addr())
+	c := dialServer(t, s.addr)
+	c.send(t, "GET /flood HTTP/1.1\r\nHost: example.net\r\n\r\n")
+	informational := 0
+	m := c.response(t, "GET")
+	for ; m.statusCode() == 103 && informational <= 50; m = c.response(t, "GET") {
+		informational++
+	}
+	if m.statusCode() != 502 || informational != max1xx {
+		t.Errorf("the client got %d informational answers, then %q; want %d, then 502", informational, m.start, max1xx)
+	}
+	c.send(t, "GET /next HTTP/1.1\r\nHost: example.net\r\n\r\n")
+	if m := c.response(t, "GET"); m.statusCode() != 200 || string(m.body) != "fresh:/next" {
+		t.Errorf("the next request got %q %q, want 200 fresh:/next", m.start, m.body)
+	}
+}

@@ -436,7 +436,7 @@ func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error
 	if err := uc.bw.Flush(); err != nil {
 		return err
 	}
-	for {
+	for informational := 0; ; informational++ {
 		n, err := readResponseHead(uc.br)
 		if err == nil {
 			err = c.res.parse(uc.br, n)
@@ -450,7 +450,9 @@ func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error
 		if c.res.status == http.StatusSwitchingProtocols {
 			return errUnaskedSwitch
 		}
-
+		if informational == max1xx {
+			return errTooMany1xx
+		}
 		// An informational answer (103 Early Hints): pass it on.
 		c.writeHead(false)
 		_, _ = uc.br.Discard(n)
@@ -460,8 +462,13 @@ func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error
 	}
 }
 
+// max1xx is the number of informational answers passed on before a final
+// one; more fail the exchange (502), as net/http's transport fails it.
+const max1xx = 5
+
 var (
 	errUnaskedSwitch = errors.New("proxy: upstream switched protocols unasked")
+	errTooMany1xx    = errors.New("proxy: upstream sent too many informational answers")
 	errClientGone    = errors.New("proxy: the client went away")
 )
 

@@ -398,9 +398,11 @@ func (c *fconn) upstreamLine(uc *upConn) ([]byte, error) {
 	return line, unexpected(err)
 }
 
-// relayChunked relays a chunked body as it comes, chunk sizes, extensions
-// and trailer fields included, checking its framing. An HTTP/1.0 client
-// gets the data only.
+// relayChunked relays a chunked body as it comes, checking its framing.
+// Each chunk-size line is written anew ("1a\r\n", extensions dropped), so
+// that the client never parses a size line the endpoint made (with white
+// space or an extension its parser may read otherwise); trailer fields are
+// relayed. An HTTP/1.0 client gets the data only.
 func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 	plain := c.req.http10
 	for {
@@ -413,7 +415,8 @@ func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 			return errBadResponse
 		}
 		if !plain {
-			if _, err := c.bw.Write(line); err != nil {
+			c.bw.writeInt(size, 16)
+			if _, err := c.bw.WriteString("\r\n"); err != nil {
 				return err
 			}
 		}
