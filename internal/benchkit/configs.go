@@ -115,12 +115,14 @@ http://127.0.0.1:%d {
 // round robin, with the service settings of configs/gateway.yaml: active
 // HTTP health checks, passive ejection, retries on connect failures. The
 // access log, when on, goes to standard output as users run it; metrics are
-// always collected.
-func ZkgateConfig(webPort, adminPort, zkPort int, zkPath string, accessLog bool) string {
+// always collected. fastPath false serves every request with net/http
+// (entry_points.web.fast_path), to measure that side.
+func ZkgateConfig(webPort, adminPort, zkPort int, zkPath string, accessLog, fastPath bool) string {
 	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
 entry_points:
   web:
     address: "127.0.0.1:%d"
+    fast_path: %t
 admin:
   address: "127.0.0.1:%d"
 log:
@@ -157,5 +159,5 @@ services:
     retries:
       attempts: 2
       on: [connect_failure]
-`, webPort, adminPort, accessLog, zkPort, zkPath)
+`, webPort, fastPath, adminPort, accessLog, zkPort, zkPath)
 }

@@ -93,13 +93,16 @@ func TestCaddyConfig(t *testing.T) {
 
 func TestZkgateConfigLoads(t *testing.T) {
 	for _, accessLog := range []bool{true, false} {
-		text := ZkgateConfig(19110, 19111, 19100, "/services/bench3", accessLog)
+		text := ZkgateConfig(19110, 19111, 19100, "/services/bench3", accessLog, !accessLog)
 		cfg, err := config.Parse([]byte(text), "zkgate bench config")
 		if err != nil {
 			t.Fatalf("the generated configuration does not load: %v\n%s", err, text)
 		}
 		if got := cfg.EntryPoints["web"].Address; got != "127.0.0.1:19110" {
 			t.Errorf("web address = %q, want 127.0.0.1:19110", got)
+		}
+		if fast := cfg.EntryPoints["web"].FastPath; fast != !accessLog {
+			t.Errorf("fast_path = %v, want %v", fast, !accessLog)
 		}
 		if cfg.Admin.Address != "127.0.0.1:19111" || cfg.Log.AccessLog.Enabled != accessLog {
 			t.Errorf("admin %q, access log %v; want 127.0.0.1:19111 and %v", cfg.Admin.Address, cfg.Log.AccessLog.Enabled, accessLog)

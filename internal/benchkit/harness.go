@@ -73,6 +73,7 @@ const (
 	offZkgate3   = 12
 	offZkgateOff = 14
 	offZkgatePro = 16 // each zkgate: web, then admin
+	offZkgateStd = 18
 	offNginx     = 20
 	offHAProxy   = 21
 	offCaddy     = 22
@@ -86,6 +87,7 @@ var Targets = []TargetInfo{
 	{Name: "zkgate", Label: "zkgate, 1 backend"},
 	{Name: "zkgate-3", Label: "zkgate, 3 backends"},
 	{Name: "zkgate-nolog", Label: "zkgate, 1 backend, no access log"},
+	{Name: "zkgate-nethttp", Label: "zkgate, net/http side (fast_path: false)"},
 	{Name: "go-reverseproxy", Label: "bare Go httputil.ReverseProxy"},
 	{Name: "nginx", Label: "nginx, 1 worker"},
 	{Name: "haproxy", Label: "HAProxy, nbthread 1"},

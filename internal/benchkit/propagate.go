@@ -13,7 +13,7 @@ import (
 // base member, and measures MeasurePropagation's events through it.
 func (h *harness) propagation(ctx context.Context) (Propagation, error) {
 	t := &target{TargetInfo: TargetInfo{Name: "zkgate-prop"}}
-	if err := h.startZkgate(ctx, t, offZkgatePro, "/services/prop", true); err != nil {
+	if err := h.startZkgate(ctx, t, offZkgatePro, "/services/prop", true, true); err != nil {
 		return Propagation{}, err
 	}
 	client, err := discovery.Dial(ctx, discovery.ClientConfig{Servers: []string{h.addr(offZooKeeper)}}, h.o.Log)

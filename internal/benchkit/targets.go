@@ -25,12 +25,14 @@ func (h *harness) startTargets(ctx context.Context) ([]*target, error) {
 		case Reference:
 			t.url, t.proc = "http://"+one[0], h.backend[0]
 		case "zkgate":
-			err = h.startZkgate(ctx, t, offZkgate, "/services/bench1", true)
+			err = h.startZkgate(ctx, t, offZkgate, "/services/bench1", true, true)
 		case "zkgate-3":
-			err = h.startZkgate(ctx, t, offZkgate3, "/services/bench3", true)
+			err = h.startZkgate(ctx, t, offZkgate3, "/services/bench3", true, true)
 			t.wantIDs = 3
 		case "zkgate-nolog":
-			err = h.startZkgate(ctx, t, offZkgateOff, "/services/bench1", false)
+			err = h.startZkgate(ctx, t, offZkgateOff, "/services/bench1", false, true)
+		case "zkgate-nethttp":
+			err = h.startZkgate(ctx, t, offZkgateStd, "/services/bench1", true, false)
 		case "go-reverseproxy":
 			err = h.startGoProxy(t, one[0])
 		case "nginx":
@@ -69,13 +71,13 @@ func (h *harness) startTargets(ctx context.Context) ([]*target, error) {
 
 // startZkgate starts bin/zkgate with ZkgateConfig; web and admin listen on
 // off and off+1.
-func (h *harness) startZkgate(ctx context.Context, t *target, off int, zkPath string, accessLog bool) error {
+func (h *harness) startZkgate(ctx context.Context, t *target, off int, zkPath string, accessLog, fastPath bool) error {
 	dir := filepath.Join(h.run, t.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("benchkit: %w", err)
 	}
 	cfg := filepath.Join(dir, "gateway.yaml")
-	text := ZkgateConfig(h.port(off), h.port(off+1), h.port(offZooKeeper), zkPath, accessLog)
+	text := ZkgateConfig(h.port(off), h.port(off+1), h.port(offZooKeeper), zkPath, accessLog, fastPath)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}
