@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -299,49 +298,51 @@ func appendField[N, V string | []byte](b []byte, name N, value V) []byte {
 	return append(b, "\r\n"...)
 }
 
-// proxy makes the attempts of one request, as entry.RoundTrip does, and
-// relays the answer. It reports whether the client connection stays open.
+// proxy makes the attempts of one request (entry.attempts) and relays the
+// answer. It reports whether the client connection stays open.
 func (c *fconn) proxy(e *entry, ex *exchange) bool {
-	up := e.route.Upstream
-	tr := up.Transport.(*Transport)
+	tr := e.route.Upstream.Transport.(*Transport)
 	var deadline time.Time
 	if t := e.route.Timeout; t > 0 {
 		deadline = ex.start.Add(t)
 	}
-	ep, err := e.route.Balancer.Pick(ex.hashKey)
-	if err != nil {
-		return c.fail(ex, failNoEndpoint, err)
-	}
-	c.armWatch()
-	for attempt := 1; ; attempt++ {
-		if attempt > 1 {
+	var uc *upConn
+	try := func(ep balancer.Endpoint) (failKind, error) {
+		if ex.attempts == 1 {
+			c.armWatch()
+		} else {
 			c.now = time.Now()
 		}
-		ex.attempts = attempt
-		ex.addr = ep.Addr
-		ex.tried = append(ex.tried, ep.Addr)
-		uc, kind, err := c.attempt(tr, e, ep, deadline)
-		if uc == nil && c.gone.Load() {
-			kind = failClientGone
-		}
-		e.report(ep.Addr, kind)
-		if next, ok := e.retry(ex, c.req.method, kind, attempt); ok {
-			if uc != nil {
-				uc.close()
-			}
-			e.done(ep)
-			ep = next
-			continue
-		}
-		c.disarmWatch()
-		if uc == nil {
-			e.done(ep)
-			return c.fail(ex, kind, err)
-		}
-		keep := c.relay(uc, ex)
-		e.done(ep)
-		return keep
+		var kind failKind
+		var err error
+		uc, kind, err = c.attempt(tr, e, ep, deadline)
+		return kind, err
 	}
+	discard := func() {
+		if uc != nil {
+			uc.close()
+		}
+	}
+	ep, kind, err := e.attempts(ex, try, discard)
+	if kind == failNoEndpoint {
+		return c.fail(ex, kind, err)
+	}
+	c.disarmWatch()
+	if uc == nil {
+		e.done(ep)
+		return c.fail(ex, kind, err)
+	}
+	keep := c.relay(uc, ex)
+	e.done(ep)
+	return keep
+}
+
+// failure classifies a failed exchange with an endpoint (classify).
+func (c *fconn) failure(err error, deadline time.Time) failKind {
+	if c.gone.Load() {
+		return failClientGone
+	}
+	return classify(err, nil, !deadline.IsZero() && !time.Now().Before(deadline), false)
 }
 
 // attempt sends the request to ep and reads the response head into c.res.
@@ -358,7 +359,7 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 	if fresh {
 		var err error
 		if uc, err = tr.dialBy(p, deadline); err != nil {
-			return nil, dialFailure(err, deadline), err
+			return nil, c.failure(err, deadline), err
 		}
 	}
 	host := ep.Addr
@@ -379,10 +380,7 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 		}
 		stale := uc.reused && uc.nread == 0
 		uc.close()
-		kind := ioFailure(err, deadline)
-		if c.gone.Load() {
-			kind = failClientGone
-		}
+		kind := c.failure(err, deadline)
 		if fresh || !stale || kind == failRouteTimeout || kind == failClientGone ||
 			(uc.nwritten > 0 && !c.ex.replayable) {
 			return nil, kind, err
@@ -393,29 +391,9 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 		// body is in memory).
 		fresh = true
 		if uc, err = tr.dialBy(p, deadline); err != nil {
-			return nil, dialFailure(err, deadline), err
+			return nil, c.failure(err, deadline), err
 		}
 	}
-}
-
-// dialFailure classifies a dial error.
-func dialFailure(err error, deadline time.Time) failKind {
-	if !deadline.IsZero() && !time.Now().Before(deadline) {
-		return failRouteTimeout
-	}
-	return failConnect
-}
-
-// ioFailure classifies an error of an exchange after the dial.
-func ioFailure(err error, deadline time.Time) failKind {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return failRouteTimeout
-		}
-		return failTimeout
-	}
-	return failBackend
 }
 
 // roundTripHead writes the request on uc and reads the final response

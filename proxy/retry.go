@@ -34,24 +34,47 @@ const (
 	failBadRequest            // ReverseProxy refused the request itself: 400
 )
 
-// roundTrip makes the attempts of one forwarded request: it picks an
-// endpoint from the route's balancer, sends the request to it through the
-// upstream's transport, reports the outcome, and tries another endpoint when
-// the RetryPolicy allows. It is the request's ReverseProxy.Transport.
-func (e *entry) roundTrip(ex *exchange, req *http.Request) (*http.Response, error) {
-	up := e.route.Upstream
+// attempts makes the attempts of one request, on either path: it picks an
+// endpoint from the route's balancer, tries it, reports the outcome to the
+// passive health checks, and while the RetryPolicy allows picks an endpoint
+// not tried yet and tries again. try sends the request to ep and says what
+// the attempt came to; discard drops the answer of an attempt that is
+// retried. It returns the last endpoint tried (whose Done is the caller's)
+// and the last attempt's kind and error; failNoEndpoint and the balancer's
+// error when there was no endpoint to try.
+func (e *entry) attempts(ex *exchange, try func(ep balancer.Endpoint) (failKind, error), discard func()) (balancer.Endpoint, failKind, error) {
 	ep, err := e.route.Balancer.Pick(ex.hashKey)
 	if err != nil {
-		ex.fail = failNoEndpoint
-		return nil, err
+		return ep, failNoEndpoint, err
 	}
+	for attempt := 1; ; attempt++ {
+		ex.attempts = attempt
+		ex.addr = ep.Addr
+		ex.tried = append(ex.tried, ep.Addr)
+		kind, err := try(ep)
+		e.report(ep.Addr, kind)
+		next, ok := e.retry(ex, kind, attempt)
+		if !ok {
+			return ep, kind, err
+		}
+		discard()
+		e.done(ep)
+		ep = next
+	}
+}
+
+// roundTrip makes the attempts of one forwarded request through the
+// upstream's transport. It is the request's ReverseProxy.Transport.
+func (e *entry) roundTrip(ex *exchange, req *http.Request) (*http.Response, error) {
+	up := e.route.Upstream
 	hasBody := req.Body != nil && ex.body.src != nil
 	if hasBody {
 		req.GetBody = ex.body.getBody
 	}
-	for attempt := 1; ; attempt++ {
+	var res *http.Response
+	try := func(ep balancer.Endpoint) (failKind, error) {
 		r := req
-		if attempt > 1 {
+		if ex.attempts > 1 {
 			r = req.WithContext(req.Context()) // a shallow copy: the last attempt may still hold req
 			u := *req.URL
 			r.URL = &u
@@ -61,62 +84,63 @@ func (e *entry) roundTrip(ex *exchange, req *http.Request) (*http.Response, erro
 		if hasBody {
 			r.Body = ex.body.view()
 		}
-		ex.attempts = attempt
-		ex.addr = ep.Addr
-		ex.tried = append(ex.tried, ep.Addr)
-
-		res, err := up.Transport.RoundTrip(r)
-		kind := e.classify(ex, r, res, err)
-		e.report(ep.Addr, kind)
-		if next, ok := e.retry(ex, r.Method, kind, attempt); ok {
-			if res != nil {
-				res.Body.Close() // the connection is not reused: the body may be slow
-			}
-			e.done(ep)
-			ep = next
-			continue
-		}
+		var err error
+		res, err = up.Transport.RoundTrip(r)
 		if err != nil {
-			e.done(ep)
-			ex.fail = kind
-			return nil, err
+			ctx := r.Context()
+			return classify(err, ex.body.readErr(), errors.Is(context.Cause(ctx), errRouteTimeout), ctx.Err() != nil), err
 		}
-		if !ex.stopTimer() {
-			// Route.Timeout fired as the answer arrived: the request's
-			// context is cancelled, so the body could not be copied.
-			res.Body.Close()
-			e.done(ep)
-			ex.fail = failRouteTimeout
-			return nil, context.DeadlineExceeded
+		if res.StatusCode >= 500 {
+			return failServerError, nil
 		}
-		if e.track != nil {
-			res.Body = trackBody(res.Body, e.track, ep)
-		}
-		return res, nil
+		return failNone, nil
 	}
+	discard := func() {
+		if res != nil {
+			res.Body.Close() // the connection is not reused: the body may be slow
+			res = nil
+		}
+	}
+	ep, kind, err := e.attempts(ex, try, discard)
+	if err != nil {
+		if kind != failNoEndpoint {
+			e.done(ep)
+		}
+		ex.fail = kind
+		return nil, err
+	}
+	if !ex.stopTimer() {
+		// Route.Timeout fired as the answer arrived: the request's
+		// context is cancelled, so the body could not be copied.
+		res.Body.Close()
+		e.done(ep)
+		ex.fail = failRouteTimeout
+		return nil, context.DeadlineExceeded
+	}
+	if e.track != nil {
+		res.Body = trackBody(res.Body, e.track, ep)
+	}
+	return res, nil
 }
 
-// classify returns what the attempt's result means.
-func (e *entry) classify(ex *exchange, r *http.Request, res *http.Response, err error) failKind {
-	if err == nil {
-		if res.StatusCode >= 500 {
-			return failServerError
-		}
-		return failNone
-	}
-	ctx := r.Context()
+// classify says what a failed attempt's error err means, on either path:
+// bodyErr is the error reading the client's body (nil: none), routeExpired
+// whether Route.Timeout has passed, clientGone whether the client went
+// away. The first that holds decides: the client's body, the route
+// timeout, the client, a dial error (nothing was sent), a timeout; anything
+// else is a broken exchange.
+func classify(err, bodyErr error, routeExpired, clientGone bool) failKind {
 	var maxErr *http.MaxBytesError
 	var opErr *net.OpError
 	var netErr net.Error
-	bodyErr := ex.body.readErr()
 	switch {
 	case errors.As(bodyErr, &maxErr):
 		return failBodyTooLarge
 	case bodyErr != nil:
 		return failBadBody
-	case errors.Is(context.Cause(ctx), errRouteTimeout):
+	case routeExpired:
 		return failRouteTimeout
-	case ctx.Err() != nil:
+	case clientGone:
 		return failClientGone
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return failConnect
@@ -148,7 +172,7 @@ func outcome(k failKind) (healthcheck.Outcome, bool) {
 
 // retry decides whether a failed attempt is tried again, and on which
 // endpoint: one not tried yet for this request.
-func (e *entry) retry(ex *exchange, method string, k failKind, attempt int) (balancer.Endpoint, bool) {
+func (e *entry) retry(ex *exchange, k failKind, attempt int) (balancer.Endpoint, bool) {
 	pol := e.route.Upstream.Retry
 	if attempt >= pol.Attempts {
 		return balancer.Endpoint{}, false
