@@ -53,7 +53,7 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 	up := e.route.Upstream
 	ex.replayable = isIdempotent(r.method) || r.idemKey
 	ex.bodyUnkept = r.clen > 0 && !(e.record && ex.replayable && r.clen <= up.Retry.BufferBodyBytes)
-	ex.hashKey = c.hashKey(e, path, ex.clientIP)
+	ex.hashKey = e.hash.key(r, path, ex.clientIP)
 	if h.onFast != nil {
 		h.onFast()
 	}
@@ -92,7 +92,7 @@ func (c *fconn) begin(e *entry, start time.Time) {
 	ex := &c.ex
 	*ex = exchange{h: c.s.h, e: e, start: start}
 	ex.tried = ex.triedBuf[:0]
-	c.clientIP(ex)
+	ex.clientIP, ex.trusted = clientIP(c.peer, &c.req, c.s.h.trusted)
 	if t := c.s.cfg.WriteTimeout; t > 0 {
 		_ = c.nc.SetWriteDeadline(start.Add(t))
 	}
@@ -107,46 +107,6 @@ func (c *fconn) end(n int, keep bool) bool {
 	// parsed slices pointed into them.
 	c.releaseBody(n)
 	return c.bw.Flush() == nil && keep && !c.req.close && !c.s.closing.Load()
-}
-
-// clientIP sets ex.clientIP and ex.trusted as clientIP does for a Request.
-func (c *fconn) clientIP(ex *exchange) {
-	trusted := c.s.h.trusted
-	ex.clientIP, ex.trusted = c.peer, false
-	if len(trusted) == 0 || !isTrusted(c.peer, trusted) {
-		return
-	}
-	var buf [4]string
-	ex.clientIP, ex.trusted = clientIPFrom(c.peer, c.req.values("X-Forwarded-For", buf[:0]), trusted), true
-}
-
-// hashKey is hashSpec.key for the fast path. The key may point into the
-// read buffer: the balancer does not keep it.
-func (c *fconn) hashKey(e *entry, path, clientIP string) string {
-	switch e.hash.kind {
-	case hashClientIP:
-		return clientIP
-	case hashHeader:
-		if v, ok := c.req.lookup(e.hash.name); ok {
-			return bstr(v)
-		}
-	case hashCookie:
-		var buf [4]string
-		return cookieValue(c.req.values("Cookie", buf[:0]), e.hash.name)
-	case hashPath:
-		return path
-	}
-	return ""
-}
-
-// has makes a fastRequest a headerSource for route matching.
-func (r *fastRequest) has(name, value string) bool {
-	for i := range r.hdrs {
-		if l := &r.hdrs[i]; sameName(l.name, name) && (value == "" || string(l.value) == value) {
-			return true
-		}
-	}
-	return false
 }
 
 // edited reports whether the route removes or sets the header called name,

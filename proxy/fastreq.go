@@ -612,26 +612,26 @@ func bstr(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// lookup returns the value of the first field called name (canonical or
-// not; compared case-insensitively), and whether there is one.
-func (r *fastRequest) lookup(name string) ([]byte, bool) {
+// has and value make a fastRequest a headerSource.
+func (r *fastRequest) has(name, value string) bool {
 	for i := range r.hdrs {
-		if sameName(r.hdrs[i].name, name) {
-			return r.hdrs[i].value, true
+		if l := &r.hdrs[i]; sameName(l.name, name) && (value == "" || string(l.value) == value) {
+			return true
 		}
 	}
-	return nil, false
+	return false
 }
 
-// values returns every value of the fields called name, as strings that
-// must not outlive the request; it allocates only for a second value.
-func (r *fastRequest) values(name string, into []string) []string {
-	for i := range r.hdrs {
-		if sameName(r.hdrs[i].name, name) {
-			into = append(into, bstr(r.hdrs[i].value))
+func (r *fastRequest) value(name string, i int) (string, bool) {
+	for k := range r.hdrs {
+		if sameName(r.hdrs[k].name, name) {
+			if i == 0 {
+				return bstr(r.hdrs[k].value), true
+			}
+			i--
 		}
 	}
-	return into
+	return "", false
 }
 
 // queryReencoded is set when GODEBUG changes urlmaxqueryparams: then

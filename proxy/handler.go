@@ -160,7 +160,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.sw.w = w
 	ex.tried = ex.triedBuf[:0]
 	defer h.finish(ex, r)
-	ex.clientIP, ex.trusted = clientIP(r, h.trusted)
+	ex.clientIP, ex.trusted = clientIP(peerHost(r.RemoteAddr), headerMap(r.Header), h.trusted)
 
 	if r.Method == http.MethodConnect {
 		// A CONNECT tunnel would reach any host the client names.
@@ -186,7 +186,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(&ex.sw, http.StatusRequestEntityTooLarge, "request body too large", e.route.Name, e.service)
 		return
 	}
-	ex.hashKey = e.hash.key(r, path, ex.clientIP)
+	ex.hashKey = e.hash.key(headerMap(r.Header), path, ex.clientIP)
 	ex.replayable = isReplayable(r)
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		var src io.Reader = r.Body

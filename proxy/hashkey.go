@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"net/http"
 	"net/textproto"
 	"strings"
 )
@@ -53,18 +52,18 @@ func parseHashOn(s string) (hashSpec, error) {
 	return hashSpec{}, fmt.Errorf("hash_on %q is not a hash key (valid: client_ip, header:NAME, cookie:NAME, path)", s)
 }
 
-// key returns the balancer key of a request whose cleaned path is path and
-// whose client address is clientIP. It allocates nothing.
-func (h hashSpec) key(r *http.Request, path, clientIP string) string {
+// key returns the balancer key of a request with header fields src, whose
+// cleaned path is path and whose client address is clientIP, on either
+// path. It allocates nothing; the key may point into src's buffer.
+func (h hashSpec) key(src headerSource, path, clientIP string) string {
 	switch h.kind {
 	case hashClientIP:
 		return clientIP
 	case hashHeader:
-		if v := r.Header[h.name]; len(v) > 0 {
-			return v[0]
-		}
+		v, _ := src.value(h.name, 0)
+		return v
 	case hashCookie:
-		return cookieValue(r.Header["Cookie"], h.name)
+		return cookieValue(src, h.name)
 	case hashPath:
 		return path
 	}
@@ -72,10 +71,14 @@ func (h hashSpec) key(r *http.Request, path, clientIP string) string {
 }
 
 // cookieValue returns the value of the first cookie called name in the
-// Cookie header lines, without its optional double quotes, or "". Unlike
+// Cookie fields of src, without its optional double quotes, or "". Unlike
 // http.Request.Cookie it parses nothing else and allocates nothing.
-func cookieValue(lines []string, name string) string {
-	for _, line := range lines {
+func cookieValue(src headerSource, name string) string {
+	for i := 0; ; i++ {
+		line, ok := src.value("Cookie", i)
+		if !ok {
+			return ""
+		}
 		for line != "" {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
@@ -90,5 +93,4 @@ func cookieValue(lines []string, name string) string {
 			return v
 		}
 	}
-	return ""
 }

@@ -116,26 +116,24 @@ func peerHost(remoteAddr string) string {
 	return host
 }
 
-// clientIP returns the address of the client that sent r, and whether r's
-// direct peer is a trusted proxy. When it is, the client is the rightmost
-// X-Forwarded-For entry that is not itself a trusted proxy (each trusted
-// proxy appended the address it received the request from); an entry that
-// is not an IP address ends the walk. Otherwise the client is the peer.
-// It allocates nothing.
-func clientIP(r *http.Request, trusted []netip.Prefix) (string, bool) {
-	peer := peerHost(r.RemoteAddr)
+// clientIP returns the address of the client whose direct peer is peer
+// and whose header fields are src, and whether peer is a trusted proxy, on
+// either path. When it is, the client is the rightmost X-Forwarded-For
+// entry that is not itself a trusted proxy (each trusted proxy appended the
+// address it received the request from); an entry that is not an IP
+// address ends the walk. Otherwise the client is the peer. It allocates
+// nothing.
+func clientIP(peer string, src headerSource, trusted []netip.Prefix) (string, bool) {
 	if len(trusted) == 0 || !isTrusted(peer, trusted) {
 		return peer, false
 	}
-	return clientIPFrom(peer, r.Header["X-Forwarded-For"], trusted), true
-}
-
-// clientIPFrom is clientIP's walk for a trusted peer over the
-// X-Forwarded-For values vals.
-func clientIPFrom(peer string, vals []string, trusted []netip.Prefix) string {
+	n := 0
+	for _, ok := src.value("X-Forwarded-For", n); ok; _, ok = src.value("X-Forwarded-For", n) {
+		n++
+	}
 	client := peer
-	for i := len(vals) - 1; i >= 0; i-- {
-		v := vals[i]
+	for i := n - 1; i >= 0; i-- {
+		v, _ := src.value("X-Forwarded-For", i)
 		for v != "" {
 			item := v
 			if j := strings.LastIndexByte(v, ','); j >= 0 {
@@ -148,15 +146,15 @@ func clientIPFrom(peer string, vals []string, trusted []netip.Prefix) string {
 				continue
 			}
 			if _, err := netip.ParseAddr(item); err != nil {
-				return client
+				return client, true
 			}
 			client = item
 			if !isTrusted(item, trusted) {
-				return client
+				return client, true
 			}
 		}
 	}
-	return client
+	return client, true
 }
 
 func isTrusted(ip string, trusted []netip.Prefix) bool {

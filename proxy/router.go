@@ -127,11 +127,17 @@ func (rt *Router) match(r *http.Request, path string) *entry {
 	return rt.find(hostOnly(r.Host), r.Method, path, headerMap(r.Header))
 }
 
-// headerSource is a request's header fields as route matching reads them:
-// has reports whether a field called name (canonical) has value, or is
-// present at all when value is "".
+// headerSource is a request's header fields as both paths read them for
+// route matching, the hash key and the client address: an http.Header
+// (headerMap) on the net/http side, the parsed head (*fastRequest) on the
+// fast path. has reports whether a field called name (canonical) has
+// value, or is present at all when value is ""; value returns the i-th
+// value (from 0) of the fields called name. The strings a *fastRequest
+// returns point into the connection's read buffer: they must not outlive
+// the request (see balancer.Balancer.Pick).
 type headerSource interface {
 	has(name, value string) bool
+	value(name string, i int) (string, bool)
 }
 
 // headerMap is an http.Header as a headerSource.
@@ -140,6 +146,13 @@ type headerMap http.Header
 func (h headerMap) has(name, value string) bool {
 	vals, ok := h[name]
 	return ok && (value == "" || slices.Contains(vals, value))
+}
+
+func (h headerMap) value(name string, i int) (string, bool) {
+	if vals := h[name]; i < len(vals) {
+		return vals[i], true
+	}
+	return "", false
 }
 
 // find returns the first entry matching host, method, path and headers h

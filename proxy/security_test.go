@@ -195,7 +195,7 @@ func TestXRealIPClientAddress(t *testing.T) {
 		for _, v := range tt.xff {
 			r.Header.Add("X-Forwarded-For", v)
 		}
-		ip, tr := clientIP(r, trusted)
+		ip, tr := clientIP(peerHost(r.RemoteAddr), headerMap(r.Header), trusted)
 		if ip != tt.want || tr != tt.wantTrusted {
 			t.Errorf("%s: clientIP = %q, %v; want %q, %v", tt.name, ip, tr, tt.want, tt.wantTrusted)
 		}
