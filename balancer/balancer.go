@@ -12,6 +12,11 @@ type Balancer interface {
 	Observer
 	// Pick returns the endpoint for a request. key is the hashing key for
 	// key-aware algorithms (consistent hashing) and ignored by the others.
+	//
+	// key is valid only during the call: the proxy's fast path passes a
+	// string that points into a connection's read buffer, which the next
+	// request overwrites. Pick must not keep key, or any part of it, after
+	// it returns (copy it with strings.Clone if it must be kept).
 	Pick(key string) (Endpoint, error)
 }
 

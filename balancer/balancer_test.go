@@ -4,9 +4,11 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 )
 
 // eachAlgorithm runs f on a fresh balancer of every algorithm.
@@ -117,6 +119,44 @@ func TestPickAllocatesNothing(t *testing.T) {
 			t.Errorf("Pick allocates %.1f times a call, want 0", allocs)
 		}
 	})
+}
+
+// Pick's key points into a reused buffer on the proxy's fast path (the
+// Balancer doc's contract): picking through one buffer, overwritten for
+// each key, must give every key the endpoint a fresh string gets, before
+// and after the buffer changed. A balancer that kept the key (a cache keyed
+// by it) would answer a later key with an earlier one's endpoint.
+func TestPickDoesNotKeepTheKey(t *testing.T) {
+	// Only consistent hashing reads the key.
+	b := &ConsistentHash{}
+	b.Update(listN(50, 3))
+	{
+		keys := hashKeys(200)
+		buf := make([]byte, 64)
+		viaBuffer := func(k string) string {
+			n := copy(buf, k)
+			clear(buf[n:])
+			return unsafe.String(&buf[0], n)
+		}
+		got := make([]string, len(keys))
+		for i, k := range keys {
+			e, err := pickDone(b, viaBuffer(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[i] = e.Addr
+		}
+		for i, k := range keys {
+			viaBuffer("overwritten-" + k)
+			e, err := pickDone(b, strings.Clone(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Addr != got[i] {
+				t.Fatalf("key %q: %s through the reused buffer, %s as a fresh string", k, got[i], e.Addr)
+			}
+		}
+	}
 }
 
 func TestConcurrentPickAndUpdate(t *testing.T) {
