@@ -109,22 +109,6 @@ func (c *fconn) end(n int, keep bool) bool {
 	return c.bw.Flush() == nil && keep && !c.req.close && !c.s.closing.Load()
 }
 
-// edited reports whether the route removes or sets the header called name,
-// so that the inbound or generated field is not sent.
-func (e *entry) edited(name []byte) bool {
-	for _, n := range e.remove {
-		if sameName(name, n) {
-			return true
-		}
-	}
-	for i := range e.set {
-		if sameName(name, e.set[i].name) {
-			return true
-		}
-	}
-	return false
-}
-
 // buildOutbound writes the outbound request head into c.out, with the
 // Host value left out at c.hostAt: it may differ per attempt. It applies
 // what ReverseProxy, shape and setForwarded do on the net/http side.
@@ -133,7 +117,8 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 	b := c.out[:0]
 	b = append(b, r.method...)
 	b = append(b, ' ')
-	stripping := e.route.StripPrefix && e.prefix != ""
+	plan := &e.plan
+	stripping := plan.prefix != nil
 	switch {
 	case stripping && r.rawPath != nil:
 		_, raw := stripPrefix(path, bstr(r.rawPath), e.prefix)
@@ -203,16 +188,16 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 			}
 			uaSeen = true
 		}
-		if e.edited(l.name) {
+		if plan.edits(bstr(l.name)) {
 			continue
 		}
 		b = appendField(b, l.name, l.value)
 	}
-	if r.te && !e.edited([]byte("Te")) {
+	if r.te {
 		b = append(b, "Te: trailers\r\n"...)
 	}
 	// setForwarded.
-	if c.peer != "" && !e.edited([]byte("X-Forwarded-For")) {
+	if c.peer != "" && plan.sends(genXFF) {
 		if ex.trusted && nPrior > 0 {
 			xffPrior = append(append(xffPrior, ", "...), c.peer...)
 			b = appendField(b, "X-Forwarded-For", xffPrior)
@@ -224,26 +209,25 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 	if ex.trusted && len(xfHost) > 0 {
 		host = xfHost
 	}
-	if !e.edited([]byte("X-Forwarded-Host")) {
+	if plan.sends(genXFHost) {
 		b = appendField(b, "X-Forwarded-Host", host)
 	}
 	proto := []byte("http")
 	if ex.trusted && len(xfProto) > 0 {
 		proto = xfProto
 	}
-	if !e.edited([]byte("X-Forwarded-Proto")) {
+	if plan.sends(genXFProto) {
 		b = appendField(b, "X-Forwarded-Proto", proto)
 	}
-	if ex.clientIP != "" && !e.edited([]byte("X-Real-Ip")) {
+	if ex.clientIP != "" && plan.sends(genRealIP) {
 		b = appendField(b, "X-Real-Ip", ex.clientIP)
 	}
-	if stripping && !e.edited([]byte("X-Forwarded-Prefix")) {
-		b = appendField(b, "X-Forwarded-Prefix", e.prefixHeader[0])
+	if stripping && plan.sends(genPrefix) {
+		b = appendField(b, "X-Forwarded-Prefix", plan.prefix[0])
 	}
-	for i := range e.set {
-		s := &e.set[i]
-		if v := strings.TrimSpace(s.value[0]); v != "" || s.name != "User-Agent" {
-			b = appendField(b, s.name, v)
+	for i := range plan.set {
+		if s := &plan.set[i]; !s.none {
+			b = appendField(b, s.name, s.value[0])
 		}
 	}
 	b = append(b, "\r\n"...)

@@ -40,17 +40,18 @@ func (e *entry) rewrite(pr *httputil.ProxyRequest, ex *exchange) {
 // forwarding headers, the prefix strip, the header removals and settings,
 // and the Host.
 func (e *entry) shape(out, in *http.Request, ex *exchange) {
-	if ex != nil {
-		setForwarded(out.Header, in, ex)
-	}
-	if e.route.StripPrefix && e.prefix != "" {
+	p := &e.plan
+	setForwarded(out.Header, in, ex, p)
+	if p.prefix != nil {
 		out.URL.Path, out.URL.RawPath = stripPrefix(out.URL.Path, out.URL.RawPath, e.prefix)
-		out.Header["X-Forwarded-Prefix"] = e.prefixHeader
+		if p.sends(genPrefix) {
+			out.Header["X-Forwarded-Prefix"] = p.prefix
+		}
 	}
-	for _, name := range e.remove {
+	for _, name := range p.remove {
 		delete(out.Header, name)
 	}
-	for _, s := range e.set {
+	for _, s := range p.set {
 		out.Header[s.name] = s.value
 	}
 	if e.route.Upstream.PassHostHeader {
@@ -65,8 +66,9 @@ func (e *entry) shape(out, in *http.Request, ex *exchange) {
 // X-Forwarded-For appended to) only when the direct peer is a trusted proxy;
 // otherwise a client could claim any address. An untrusted
 // X-Forwarded-Prefix (which backends use to build links) is removed too; a
-// route that strips its prefix then sets its own.
-func setForwarded(h http.Header, in *http.Request, ex *exchange) {
+// route that strips its prefix then sets its own. A field the route's plan
+// p does not send (the route removes or sets it) is not generated.
+func setForwarded(h http.Header, in *http.Request, ex *exchange, p *headerPlan) {
 	peer := peerHost(in.RemoteAddr)
 	// One backing array for the four values: one allocation, and each
 	// value's capacity is 1 so that an append cannot overwrite the next.
@@ -90,16 +92,18 @@ func setForwarded(h http.Header, in *http.Request, ex *exchange) {
 			proto = v[:1:1]
 		}
 	}
-	if peer != "" {
+	if peer != "" && p.sends(genXFF) {
 		vals[0] = xff
 		h["X-Forwarded-For"] = vals[0:1:1]
 	}
-	if host != "" {
+	if host != "" && p.sends(genXFHost) {
 		vals[1] = host
 		h["X-Forwarded-Host"] = vals[1:2:2]
 	}
-	h["X-Forwarded-Proto"] = proto
-	if ex.clientIP != "" {
+	if p.sends(genXFProto) {
+		h["X-Forwarded-Proto"] = proto
+	}
+	if ex.clientIP != "" && p.sends(genRealIP) {
 		vals[2] = ex.clientIP
 		h["X-Real-Ip"] = vals[2:3:3]
 	} else {

@@ -34,13 +34,8 @@ type entry struct {
 	methods  []string
 	headers  []headerMatch
 
-	// prefixHeader is the X-Forwarded-Prefix value of a stripping route,
-	// shared by every request: never modified.
-	prefixHeader []string
-
+	plan   headerPlan
 	hash   hashSpec
-	remove []string         // canonical names
-	set    []headerSetting  // canonical names
 	track  balancer.Tracker // the balancer, if it tracks requests in flight
 	record bool             // keep request bodies for replay (see RetryPolicy)
 	fast   bool             // the fast path may serve the route (fastRoute)
@@ -49,11 +44,6 @@ type entry struct {
 type headerMatch struct {
 	name  string // canonical
 	value string // "" requires presence only
-}
-
-type headerSetting struct {
-	name  string   // canonical
-	value []string // shared by every request: len 1, cap 1, never modified
 }
 
 // NewRouter validates and compiles routes into a Router. Every problem is
@@ -261,7 +251,6 @@ func compile(r *Route) (*entry, error) {
 		errs = append(errs, err)
 	}
 	e.prefix = prefix
-	e.prefixHeader = []string{prefix}
 	for _, m := range r.Methods {
 		if !isToken(m) {
 			errs = append(errs, fmt.Errorf("method %q is not a valid method", m))
@@ -280,33 +269,9 @@ func compile(r *Route) (*entry, error) {
 		}
 		e.headers = append(e.headers, headerMatch{name: textproto.CanonicalMIMEHeaderKey(name), value: r.Headers[name]})
 	}
-	for _, name := range r.RemoveHeaders {
-		if !isToken(name) {
-			errs = append(errs, fmt.Errorf("remove header %q is not a valid header name", name))
-			continue
-		}
-		if reservedField(textproto.CanonicalMIMEHeaderKey(name)) {
-			errs = append(errs, fmt.Errorf("remove header %q: a hop-by-hop, framing, Host or Expect field is the proxy's to decide", name))
-			continue
-		}
-		e.remove = append(e.remove, textproto.CanonicalMIMEHeaderKey(name))
-	}
-	for _, name := range sortedKeys(r.SetHeaders) {
-		v := r.SetHeaders[name]
-		if !isToken(name) {
-			errs = append(errs, fmt.Errorf("set header %q is not a valid header name", name))
-			continue
-		}
-		if reservedField(textproto.CanonicalMIMEHeaderKey(name)) {
-			errs = append(errs, fmt.Errorf("set header %q: a hop-by-hop, framing, Host or Expect field is the proxy's to decide (Host: pass_host_header)", name))
-			continue
-		}
-		if strings.ContainsAny(v, "\r\n\x00") {
-			errs = append(errs, fmt.Errorf("set header %q: value contains CR, LF or NUL", name))
-			continue
-		}
-		e.set = append(e.set, headerSetting{name: textproto.CanonicalMIMEHeaderKey(name), value: []string{v}})
-	}
+	plan, planErrs := compileHeaderPlan(r, prefix)
+	e.plan = plan
+	errs = append(errs, planErrs...)
 	if e.hash, err = parseHashOn(r.HashOn); err != nil {
 		errs = append(errs, err)
 	}
