@@ -9,9 +9,9 @@ import (
 
 // peerClosed reports whether the endpoint has closed the idle connection
 // c (or sent bytes nobody asked for): one non-blocking MSG_PEEK receive,
-// which consumes nothing. The fast path asks before it writes a request
-// that may not be sent twice on a pooled connection, since the lean pool
-// has no reader watching idle connections as net/http's transport has.
+// which consumes nothing. The fast path asks before it reuses a pooled
+// connection (hostPool.reusable), since its pool has no reader watching
+// idle connections as net/http's transport has.
 func (c *upConn) peerClosed() bool {
 	if c.raw == nil {
 		return false

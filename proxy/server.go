@@ -12,17 +12,17 @@ import (
 
 // Server serves a proxy listener. Plain requests — HTTP/1.1 or HTTP/1.0,
 // no body or a Content-Length or chunked body of up to 64 KiB, no protocol
-// switch, no 100-continue, a clean origin-form target, a route on the
-// direct path or none — are proxied on the connection's own goroutine by
-// the fast path (fastpath.go): the request head is parsed in place in the
-// read buffer and forwarded as bytes, the response head is filtered as
-// bytes and its body relayed, with no http.Request, header maps or
-// per-request goroutines. The first request of a connection the fast path
-// does not take hands the connection, its buffered bytes included, to a
-// standard net/http server running the Handler, which serves it from then
-// on: every behaviour of the Handler (streamed bodies, WebSockets,
-// trailers, 100-continue, malformed requests and their 400s) is net/http's
-// and the Handler's.
+// switch, no 100-continue, a clean origin-form target, a route the fast
+// path serves (fastRoute) or none — are proxied on the connection's own
+// goroutine by the fast path: the request head is parsed in place in the
+// read buffer (reqparse.go) and forwarded as bytes, the response head is
+// filtered as bytes and its body relayed (relay.go), with no http.Request,
+// header maps or per-request goroutines. A request the fast path does not
+// take, once the same parser has accepted its head, is handed with the
+// connection's buffered bytes to a standard net/http server running the
+// Handler (handoff.go), which serves that one request and closes the
+// connection: streamed bodies, WebSockets, trailers and 100-continue are
+// net/http's and ReverseProxy's.
 //
 // The fast path keeps the Handler's behaviour for what it serves: the
 // route match, path cleaning, hop-by-hop and forwarding headers, the

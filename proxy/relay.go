@@ -1,203 +1,26 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
-
-// fastResponse is an upstream response head parsed in place in the
-// upstream connection's read buffer.
-type fastResponse struct {
-	n       int    // the head's length
-	code    []byte // the three status digits
-	reason  []byte
-	status  int
-	hdrs    []hdrLine
-	conn    [][]byte // the Connection values, naming hop-by-hop fields
-	clen    int64    // -1: none
-	chunked bool
-	close   bool // the upstream connection cannot be reused
-	hasDate bool
-}
 
 // The kinds of response header fields (hdrLine.kind).
 const (
 	rkOther hdrKind = iota
 	rkHop           // removed: hop-by-hop
 	rkConnection
-	rkTE
-	rkCL
+	rkTransferEncoding
+	rkContentLength
 	rkTrailer
 	rkDate
 )
 
-// errBadResponse is a response head the fast path refuses: the client gets
-// 502 and the upstream connection is closed (see parse for the rules).
-var errBadResponse = errors.New("proxy: malformed response from upstream")
-
-// errBigHead is a response head larger than the connection's read buffer
-// (connReadBufferSize): 502, as nginx answers a head past its
-// proxy_buffer_size.
-var errBigHead = errors.New("proxy: response head larger than the buffer")
-
-// readResponseHead reads until br holds a whole response head and returns
-// its length; errBigHead when it does not fit, errBadResponse for a line
-// that does not end in CRLF or an empty first line.
-func readResponseHead(br *bufio.Reader) (int, error) {
-	from := 0
-	for {
-		buf, _ := br.Peek(br.Buffered())
-		switch n := headEnd(buf, &from); {
-		case n > 0:
-			return n, nil
-		case n < 0:
-			return 0, errBadResponse
-		}
-		if len(buf) == br.Size() {
-			return 0, errBigHead
-		}
-		if _, err := br.Peek(len(buf) + 1); err != nil {
-			if err == io.EOF && len(buf) > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, err
-		}
-	}
-}
-
-// responseKinds are the response header fields the fast path treats
-// specially: every hop-by-hop field is dropped, the framing read.
-var responseKinds = newKindTable(fieldKinds(rkHop, map[string]hdrKind{
-	"Connection":        rkConnection,
-	"Transfer-Encoding": rkTE,
-	"Content-Length":    rkCL,
-	"Trailer":           rkTrailer,
-	"Date":              rkDate,
-}))
-
-// parse parses the response head, the first n bytes of br, strictly:
-// anything ambiguous is errBadResponse, and the exchange fails with 502
-// (the upstream connection closed, the client's kept). The rules, with
-// readResponseHead's:
-//
-//	status line       "HTTP/1.0" or "HTTP/1.1", SP, three digits >= 100,
-//	                  then nothing or SP and a reason of HTAB, SP, VCHAR and
-//	                  obs-text: a bare CR or other control byte is refused
-//	line ends         CRLF only: a bare LF or CR is refused
-//	field line        a token name, ':' right after it (no white space
-//	                  before), a value without control bytes but HTAB; a
-//	                  line starting with white space (obs-fold) is refused
-//	Content-Length    digits; repeats must agree
-//	Transfer-Encoding "chunked" alone, once, never with Content-Length
-//	                  (RFC 9112 §6.3: such a message is an error) nor on
-//	                  HTTP/1.0 (§6.1: faulty framing)
-//	size              the whole head within connReadBufferSize (errBigHead)
-func (res *fastResponse) parse(br *bufio.Reader, n int) error {
-	b, _ := br.Peek(n)
-	res.n = n
-	res.hdrs = res.hdrs[:0]
-	res.conn = res.conn[:0]
-	res.clen, res.chunked, res.close, res.hasDate = -1, false, false, false
-
-	line, b := cutLine(b)
-	// "HTTP/1.x NNN[ reason]"
-	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' {
-		return errBadResponse
-	}
-	http10 := line[7] == '0'
-	res.code = line[9:12]
-	res.status = 0
-	for _, d := range res.code {
-		if d < '0' || d > '9' {
-			return errBadResponse
-		}
-		res.status = res.status*10 + int(d-'0')
-	}
-	if res.status < 100 {
-		return errBadResponse
-	}
-	res.reason = nil
-	if len(line) > 12 {
-		if line[12] != ' ' {
-			return errBadResponse
-		}
-		res.reason = line[13:]
-		if !validFieldValue(res.reason) {
-			return errBadResponse
-		}
-	}
-
-	keepAlive := false
-	for len(b) > 2 {
-		line, b = cutLine(b)
-		name, value, ok := splitField(line)
-		if !ok {
-			return errBadResponse
-		}
-		kind := responseKinds.kind(name)
-		switch kind {
-		case rkConnection:
-			res.conn = append(res.conn, value)
-			if hasTokenBytes(value, "close") {
-				res.close = true
-			}
-			if hasTokenBytes(value, "keep-alive") {
-				keepAlive = true
-			}
-		case rkTE:
-			if res.chunked || !bytes.EqualFold(value, []byte("chunked")) {
-				return errBadResponse // net/http's client refuses other codings too
-			}
-			res.chunked = true
-		case rkCL:
-			v, err := strconv.ParseUint(bstr(value), 10, 63)
-			if err != nil || len(value) == 0 || value[0] == '+' || (res.clen >= 0 && int64(v) != res.clen) {
-				return errBadResponse
-			}
-			res.clen = int64(v)
-		case rkDate:
-			res.hasDate = true
-		}
-		res.hdrs = append(res.hdrs, hdrLine{name: name, value: value, kind: kind})
-	}
-	if res.chunked && (res.clen >= 0 || http10) {
-		return errBadResponse // RFC 9112 §6.1: faulty framing on HTTP/1.0
-	}
-	if http10 && !keepAlive {
-		res.close = true
-	}
-	return nil
-}
-
-// namedByConnection reports whether a Connection field of the response
-// names the field name.
-func (res *fastResponse) namedByConnection(name []byte) bool {
-	for _, v := range res.conn {
-		for len(v) > 0 {
-			var item []byte
-			item, v = cutItem(v)
-			if bytes.EqualFold(item, name) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// hasBody reports whether the final response carries a body for a
-// request with method.
-func (res *fastResponse) hasBody(method string) bool {
-	return method != http.MethodHead && res.status != http.StatusNoContent && res.status != http.StatusNotModified
-}
-
 // writeHead writes the response head in c.res to the client, filtered as
-// the direct path filters it: hop-by-hop fields and those Connection
+// ReverseProxy filters it: hop-by-hop fields and those Connection
 // names removed, the framing of the relayed body, a Date when the
 // upstream sent none, and Connection: close when the client connection
 // ends after it.
@@ -215,9 +38,9 @@ func (c *fconn) writeHead(final bool) {
 	for i := range res.hdrs {
 		l := &res.hdrs[i]
 		switch l.kind {
-		case rkHop, rkConnection, rkTE:
+		case rkHop, rkConnection, rkTransferEncoding:
 			continue
-		case rkCL:
+		case rkContentLength:
 			if res.chunked || bodyless || clSent {
 				// Transfer-Encoding wins; a status without a body has no
 				// length (net/http's server drops it); equal repeats
@@ -477,22 +300,6 @@ func chunkSize(line []byte) (int64, bool) {
 		line = line[:i]
 	}
 	return parseHex(trimOWS(line))
-}
-
-// parseHex parses a chunk size: 1 to 15 hexadecimal digits.
-func parseHex(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 15 {
-		return 0, false
-	}
-	var n int64
-	for _, ch := range b {
-		d, ok := unhex(ch)
-		if !ok {
-			return 0, false
-		}
-		n = n<<4 | int64(d)
-	}
-	return n, true
 }
 
 // relayToEOF relays a body delimited by the upstream closing the

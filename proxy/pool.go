@@ -256,3 +256,27 @@ func (p *hostPool) closeIdle() {
 		c.close()
 	}
 }
+
+func (t *Transport) pool(addr string) *hostPool {
+	t.mu.Lock()
+	p := t.pools[addr]
+	if p == nil {
+		p = &hostPool{t: t, addr: addr}
+		t.pools[addr] = p
+	}
+	t.mu.Unlock()
+	return p
+}
+
+// dialBy opens a connection to p's address, failing at deadline (zero:
+// the dial timeout alone). Its errors are the dialer's *net.OpError with
+// Op "dial", which the proxy classifies as connect failures.
+func (t *Transport) dialBy(p *hostPool, deadline time.Time) (*upConn, error) {
+	d := t.dialer
+	d.Deadline = deadline
+	nc, err := d.Dial("tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	return newUpConn(nc, p), nil
+}

@@ -11,22 +11,22 @@ import (
 // fastRequest is a request head parsed in place: every slice points into
 // the connection's read buffer and is valid until the request is served.
 type fastRequest struct {
-	method   string // one of the constants of fastMethod
-	target   []byte // the request target as sent
-	path     []byte // decoded: in pathBuf when the target has escapes
-	rawPath  []byte // the path as sent when it has escapes, else nil
-	pathBuf  []byte // reused for decoding
-	query    []byte // after '?', when hasQuery
-	hasQuery bool
-	host     []byte
-	close    bool  // Connection: close, or HTTP/1.0
-	http10   bool  // HTTP/1.0: keep-alive only when asked for, no chunked framing
-	keepAliv bool  // a Connection: keep-alive option
-	te       bool  // "Te: trailers"
-	idemKey  bool  // an Idempotency-Key or X-Idempotency-Key field
-	clen     int64 // the body's length; for a chunked body, decoded, once read
-	chunked  bool  // Transfer-Encoding: chunked
-	hdrs     []hdrLine
+	method    string // one of the constants of fastMethod
+	target    []byte // the request target as sent
+	path      []byte // decoded: in pathBuf when the target has escapes
+	rawPath   []byte // the path as sent when it has escapes, else nil
+	pathBuf   []byte // reused for decoding
+	query     []byte // after '?', when hasQuery
+	hasQuery  bool
+	host      []byte
+	close     bool  // Connection: close, or HTTP/1.0
+	http10    bool  // HTTP/1.0: keep-alive only when asked for, no chunked framing
+	keepAlive bool  // a Connection: keep-alive option
+	te        bool  // "Te: trailers"
+	idemKey   bool  // an Idempotency-Key or X-Idempotency-Key field
+	clen      int64 // the body's length; for a chunked body, decoded, once read
+	chunked   bool  // Transfer-Encoding: chunked
+	hdrs      []hdrLine
 }
 
 // hdrLine is one request header field.
@@ -47,10 +47,10 @@ const (
 	hkHop // a hop-by-hop field removed before forwarding
 	hkTe
 	hkForwarded // Forwarded: removed
-	hkXFF
-	hkXFHost
-	hkXFProto
-	hkXFPrefix
+	hkXForwardedFor
+	hkXForwardedHost
+	hkXForwardedProto
+	hkXForwardedPrefix
 	hkXRealIP
 	hkUserAgent
 	hkContentLength
@@ -123,10 +123,10 @@ var requestKinds = newKindTable(fieldKinds(hkHop, map[string]hdrKind{
 	"Connection":         hkConnection,
 	"Te":                 hkTe,
 	"Forwarded":          hkForwarded,
-	"X-Forwarded-For":    hkXFF,
-	"X-Forwarded-Host":   hkXFHost,
-	"X-Forwarded-Proto":  hkXFProto,
-	"X-Forwarded-Prefix": hkXFPrefix,
+	"X-Forwarded-For":    hkXForwardedFor,
+	"X-Forwarded-Host":   hkXForwardedHost,
+	"X-Forwarded-Proto":  hkXForwardedProto,
+	"X-Forwarded-Prefix": hkXForwardedPrefix,
 	"X-Real-Ip":          hkXRealIP,
 	"User-Agent":         hkUserAgent,
 	"Content-Length":     hkContentLength,
@@ -149,7 +149,7 @@ func fieldKinds(hop hdrKind, special map[string]hdrKind) map[string]hdrKind {
 // head refused before it is parsed is logged with what it holds).
 func (r *fastRequest) reset() {
 	r.method, r.target, r.host, r.hdrs = "", nil, nil, r.hdrs[:0]
-	r.close, r.http10, r.keepAliv, r.te, r.idemKey, r.chunked = false, false, false, false, false, false
+	r.close, r.http10, r.keepAlive, r.te, r.idemKey, r.chunked = false, false, false, false, false, false
 	r.clen = 0
 }
 
@@ -301,7 +301,7 @@ func (c *fconn) parseRequest(b []byte) int {
 	if r.http10 {
 		// HTTP/1.0 closes unless asked to keep alive; net/http keeps it
 		// alive then even when "close" is named too.
-		r.close = !r.keepAliv
+		r.close = !r.keepAlive
 	}
 	if handoff || hosts == 0 {
 		return handOff
@@ -445,19 +445,6 @@ func unescapePath(dst, p []byte) ([]byte, bool) {
 	return dst, true
 }
 
-// unhex returns the value of the hexadecimal digit c.
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
 // parseConnection reads a Connection value naming only "keep-alive" and
 // "close"; it reports false for other options, which name hop-by-hop
 // fields net/http removes.
@@ -470,7 +457,7 @@ func (r *fastRequest) parseConnection(v []byte) bool {
 		case bytes.EqualFold(item, []byte("close")):
 			r.close = true
 		case bytes.EqualFold(item, []byte("keep-alive")):
-			r.keepAliv = true
+			r.keepAlive = true
 		default:
 			return false
 		}

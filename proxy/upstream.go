@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/zkgate/zkgate/balancer"
+)
+
+// proxy makes the attempts of one request (entry.attempts) and relays the
+// answer. It reports whether the client connection stays open.
+func (c *fconn) proxy(e *entry, ex *exchange) bool {
+	tr := e.route.Upstream.Transport.(*Transport)
+	var deadline time.Time
+	if t := e.route.Timeout; t > 0 {
+		deadline = ex.start.Add(t)
+	}
+	var uc *upConn
+	try := func(ep balancer.Endpoint) (failKind, error) {
+		if ex.attempts == 1 {
+			c.armWatch()
+		} else {
+			c.now = time.Now()
+		}
+		var kind failKind
+		var err error
+		uc, kind, err = c.attempt(tr, e, ep, deadline)
+		return kind, err
+	}
+	discard := func() {
+		if uc != nil {
+			uc.close()
+		}
+	}
+	ep, kind, err := e.attempts(ex, try, discard)
+	if kind == failNoEndpoint {
+		return c.fail(ex, kind, err)
+	}
+	c.disarmWatch()
+	if uc == nil {
+		e.done(ep)
+		return c.fail(ex, kind, err)
+	}
+	keep := c.relay(uc, ex)
+	e.done(ep)
+	return keep
+}
+
+// failure classifies a failed exchange with an endpoint (classify).
+func (c *fconn) failure(err error, deadline time.Time) failKind {
+	if c.gone.Load() {
+		return failClientGone
+	}
+	return classify(err, nil, !deadline.IsZero() && !time.Now().Before(deadline), false)
+}
+
+// attempt sends the request to ep and reads the response head into c.res.
+// On success (an answer, 5xx included) it returns the connection, which
+// the body is then read from; on failure the connection is closed.
+func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline time.Time) (*upConn, failKind, error) {
+	addr := ep.Addr
+	if !strings.Contains(addr, ":") {
+		addr += ":80"
+	}
+	p := tr.pool(addr)
+	uc := p.reusable(c.now)
+	fresh := uc == nil
+	if fresh {
+		var err error
+		if uc, err = tr.dialBy(p, deadline); err != nil {
+			return nil, c.failure(err, deadline), err
+		}
+	}
+	host := ep.Addr
+	if e.route.Upstream.PassHostHeader {
+		host = bstr(c.req.host)
+	}
+	for {
+		if !c.watchUpstream(uc) {
+			uc.close()
+			return nil, failClientGone, errClientGone
+		}
+		err := c.roundTripHead(uc, host, deadline)
+		if err == nil {
+			if c.res.status >= 500 {
+				return uc, failServerError, nil
+			}
+			return uc, failNone, nil
+		}
+		stale := uc.reused && uc.nread == 0
+		uc.close()
+		kind := c.failure(err, deadline)
+		if fresh || !stale || kind == failRouteTimeout || kind == failClientGone ||
+			(uc.nwritten > 0 && !c.ex.replayable) {
+			return nil, kind, err
+		}
+		// A kept-alive connection the endpoint had closed: nothing was
+		// processed, so try once more on a fresh one when nothing was
+		// written or the request may be sent twice (net/http's rule; the
+		// body is in memory).
+		fresh = true
+		if uc, err = tr.dialBy(p, deadline); err != nil {
+			return nil, c.failure(err, deadline), err
+		}
+	}
+}
+
+// roundTripHead writes the request on uc and reads the final response
+// head into c.res, passing informational answers on to the client.
+func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error {
+	uc.nread, uc.nwritten = 0, 0
+	dl := deadline
+	if t := uc.pool.t.cfg.ResponseHeaderTimeout; t > 0 {
+		if hd := c.now.Add(t); dl.IsZero() || hd.Before(dl) {
+			dl = hd
+		}
+	}
+	uc.setDeadline(dl, uc.pool.t.cfg.ResponseHeaderTimeout, !deadline.IsZero())
+	_, _ = uc.bw.Write(c.out[:c.hostAt])
+	_, _ = uc.bw.WriteString(host)
+	_, _ = uc.bw.Write(c.out[c.hostAt:])
+	_, _ = uc.bw.Write(c.body)
+	if err := uc.bw.Flush(); err != nil {
+		return err
+	}
+	for informational := 0; ; informational++ {
+		n, err := readResponseHead(uc.br)
+		if err == nil {
+			err = c.res.parse(uc.br, n)
+		}
+		if err != nil {
+			return err
+		}
+		if c.res.status >= 200 {
+			return nil
+		}
+		if c.res.status == http.StatusSwitchingProtocols {
+			return errUnaskedSwitch
+		}
+		if informational == max1xx {
+			return errTooMany1xx
+		}
+		// An informational answer (103 Early Hints): pass it on.
+		c.writeHead(false)
+		_, _ = uc.br.Discard(n)
+		if err := c.bw.Flush(); err != nil {
+			return errClientGone
+		}
+	}
+}
+
+// max1xx is the number of informational answers passed on before a final
+// one; more fail the exchange (502), as net/http's transport fails it.
+const max1xx = 5
+
+var (
+	errUnaskedSwitch = errors.New("proxy: upstream switched protocols unasked")
+	errTooMany1xx    = errors.New("proxy: upstream sent too many informational answers")
+	errClientGone    = errors.New("proxy: the client went away")
+)
