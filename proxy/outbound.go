@@ -7,14 +7,24 @@ import (
 
 // buildOutbound writes the outbound request head into c.out, with the
 // Host value left out at c.hostAt: it may differ per attempt. It applies
-// what ReverseProxy, shape and setForwarded do on the net/http side.
+// what ReverseProxy, shape and setForwarded do on the net/http side: the
+// request line and framing, the inbound fields without the hop-by-hop and
+// forwarding ones, then the forwarding fields and the route's settings
+// (headerPlan).
 func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
+	b := c.appendRequestLine(c.out[:0], e, path)
+	b, fwd := c.appendInbound(b, e, ex)
+	b = c.appendForwarding(b, e, ex, fwd)
+	c.out = append(b, "\r\n"...)
+}
+
+// appendRequestLine appends the request line with the path the route
+// sends, the Host name (its value left out, at c.hostAt) and the framing.
+func (c *fconn) appendRequestLine(b []byte, e *entry, path string) []byte {
 	r := &c.req
-	b := c.out[:0]
 	b = append(b, r.method...)
 	b = append(b, ' ')
-	plan := &e.plan
-	stripping := plan.prefix != nil
+	stripping := e.plan.prefix != nil
 	switch {
 	case stripping && r.rawPath != nil:
 		_, raw := stripPrefix(path, bstr(r.rawPath), e.prefix)
@@ -45,72 +55,91 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 		b = strconv.AppendInt(b, r.clen, 10)
 		b = append(b, "\r\n"...)
 	}
+	return b
+}
 
-	var xffPrior, xfHost, xfProto []byte
-	nPrior := 0
+// inboundForwarding is what the client's forwarding fields said: read
+// only when the peer is a trusted proxy.
+type inboundForwarding struct {
+	xff     int // X-Forwarded-For fields
+	xfHost  []byte
+	xfProto []byte
+}
+
+// appendInbound appends the inbound fields that are forwarded as they
+// are: not the framing, Host, hop-by-hop or forwarding fields, not a
+// second or empty User-Agent (net/http sends the first), not those the
+// route removes or sets. It returns the inbound forwarding values.
+func (c *fconn) appendInbound(b []byte, e *entry, ex *exchange) ([]byte, inboundForwarding) {
+	var fwd inboundForwarding
 	uaSeen := false
-	for i := range r.hdrs {
-		l := &r.hdrs[i]
+	for i := range c.req.hdrs {
+		l := &c.req.hdrs[i]
 		switch l.kind {
 		case hkHost, hkConnection, hkHop, hkTe, hkForwarded, hkXRealIP, hkContentLength, hkTransferEncoding:
 			continue
 		case hkXForwardedFor:
-			if nPrior > 0 {
-				xffPrior = append(xffPrior, ", "...)
-			}
-			xffPrior = append(xffPrior, l.value...)
-			nPrior++
+			fwd.xff++
 			continue
 		case hkXForwardedHost:
-			if xfHost == nil {
-				xfHost = l.value
+			if fwd.xfHost == nil {
+				fwd.xfHost = l.value
 			}
 			continue
 		case hkXForwardedProto:
-			if xfProto == nil {
-				xfProto = l.value
+			if fwd.xfProto == nil {
+				fwd.xfProto = l.value
 			}
 			continue
 		case hkXForwardedPrefix:
-			if !ex.trusted || stripping {
+			if !ex.trusted || e.plan.prefix != nil {
 				continue
 			}
 		case hkUserAgent:
-			// The first User-Agent decides, as in writeRequest: an
-			// empty one is sent as none.
-			if uaSeen || len(l.value) == 0 {
-				uaSeen = true
+			skip := uaSeen || len(l.value) == 0
+			uaSeen = true
+			if skip {
 				continue
 			}
-			uaSeen = true
 		}
-		if plan.edits(bstr(l.name)) {
+		if e.plan.edits(bstr(l.name)) {
 			continue
 		}
 		b = appendField(b, l.name, l.value)
 	}
-	if r.te {
+	if c.req.te {
 		b = append(b, "Te: trailers\r\n"...)
 	}
-	// setForwarded.
+	return b, fwd
+}
+
+// appendForwarding appends the forwarding fields the route's plan sends
+// (setForwarded's rules: inbound values only from a trusted peer), then
+// the route's settings.
+func (c *fconn) appendForwarding(b []byte, e *entry, ex *exchange, fwd inboundForwarding) []byte {
+	plan := &e.plan
 	if c.peer != "" && plan.sends(genXFF) {
-		if ex.trusted && nPrior > 0 {
-			xffPrior = append(append(xffPrior, ", "...), c.peer...)
-			b = appendField(b, "X-Forwarded-For", xffPrior)
-		} else {
-			b = appendField(b, "X-Forwarded-For", c.peer)
+		b = append(b, "X-Forwarded-For: "...)
+		if ex.trusted && fwd.xff > 0 {
+			// The prior values, joined, then the peer.
+			for i := range c.req.hdrs {
+				if l := &c.req.hdrs[i]; l.kind == hkXForwardedFor {
+					b = append(append(b, l.value...), ", "...)
+				}
+			}
 		}
+		b = append(append(b, c.peer...), "\r\n"...)
 	}
-	host := r.host
-	if ex.trusted && len(xfHost) > 0 {
-		host = xfHost
+	host := c.req.host
+	if ex.trusted && len(fwd.xfHost) > 0 {
+		host = fwd.xfHost
 	}
 	if plan.sends(genXFHost) {
 		b = appendField(b, "X-Forwarded-Host", host)
 	}
-	proto := []byte("http")
-	if ex.trusted && len(xfProto) > 0 {
-		proto = xfProto
+	proto := "http"
+	if ex.trusted && len(fwd.xfProto) > 0 {
+		proto = bstr(fwd.xfProto)
 	}
 	if plan.sends(genXFProto) {
 		b = appendField(b, "X-Forwarded-Proto", proto)
@@ -118,7 +147,7 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 	if ex.clientIP != "" && plan.sends(genRealIP) {
 		b = appendField(b, "X-Real-Ip", ex.clientIP)
 	}
-	if stripping && plan.sends(genPrefix) {
+	if plan.prefix != nil && plan.sends(genPrefix) {
 		b = appendField(b, "X-Forwarded-Prefix", plan.prefix[0])
 	}
 	for i := range plan.set {
@@ -126,8 +155,7 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 			b = appendField(b, s.name, s.value[0])
 		}
 	}
-	b = append(b, "\r\n"...)
-	c.out = b
+	return b
 }
 
 // appendField appends the header line "name: value".

@@ -199,14 +199,27 @@ func (r *fastRequest) reset() {
 //
 // The chunked body's rules are chunkScan's.
 func (c *fconn) parseRequest(b []byte) int {
-	r := &c.req
-	cfg := &c.s.cfg
-	handoff := false
-
 	line, b := cutLine(b)
+	handoff, v := c.parseRequestLine(line)
+	if v != serveFast {
+		return v
+	}
+	var n fieldCounts
+	fieldsHandoff, v := c.parseFields(b, &n)
+	if v != serveFast {
+		return v
+	}
+	return c.judgeHead(n, handoff || fieldsHandoff)
+}
+
+// parseRequestLine parses the request line (without its CRLF) into c.req:
+// a verdict other than serveFast refuses the request; handoff reports a
+// method or target net/http serves.
+func (c *fconn) parseRequestLine(line []byte) (handoff bool, verdict int) {
+	r := &c.req
 	sp := bytes.IndexByte(line, ' ')
 	if sp <= 0 || !validFieldName(line[:sp]) {
-		return c.refuseHead(http.StatusBadRequest, "bad method")
+		return false, c.refuseHead(http.StatusBadRequest, "bad method")
 	}
 	method := line[:sp]
 	var fast bool
@@ -216,46 +229,56 @@ func (c *fconn) parseRequest(b []byte) int {
 	rest := line[sp+1:]
 	sp = bytes.IndexByte(rest, ' ')
 	if sp < 0 {
-		return c.refuseHead(http.StatusBadRequest, "bad request line")
+		return false, c.refuseHead(http.StatusBadRequest, "bad request line")
 	}
 	switch v := rest[sp+1:]; {
 	case string(v) == "HTTP/1.1":
 	case string(v) == "HTTP/1.0":
 		r.http10 = true
 	case len(v) == 8 && string(v[:5]) == "HTTP/" && isDigit(v[5]) && v[6] == '.' && isDigit(v[7]):
-		return c.refuseHead(http.StatusHTTPVersionNotSupported, "unsupported HTTP version")
+		return false, c.refuseHead(http.StatusHTTPVersionNotSupported, "unsupported HTTP version")
 	default:
-		return c.refuseHead(http.StatusBadRequest, "bad HTTP version")
+		return false, c.refuseHead(http.StatusBadRequest, "bad HTTP version")
 	}
 	r.target = rest[:sp]
 	if v := c.checkTarget(string(method) == http.MethodConnect); v != serveFast {
 		if v != handOff {
-			return v
+			return false, v
 		}
 		handoff = true
 	}
+	return handoff, serveFast
+}
 
-	hosts, lengths, codings := 0, 0, 0
+// fieldCounts counts the fields parseFields allows once at most.
+type fieldCounts struct{ hosts, lengths, codings int }
+
+// parseFields parses the field lines b (through the empty line) into
+// c.req, counting in n: a verdict other than serveFast refuses the
+// request; handoff reports a field that makes the request net/http's.
+func (c *fconn) parseFields(b []byte, n *fieldCounts) (handoff bool, verdict int) {
+	r := &c.req
 	for len(b) > 2 {
-		if len(r.hdrs) == cfg.MaxHeaderCount {
-			return c.refuseHead(http.StatusRequestHeaderFieldsTooLarge, "too many header fields")
+		if len(r.hdrs) == c.s.cfg.MaxHeaderCount {
+			return false, c.refuseHead(http.StatusRequestHeaderFieldsTooLarge, "too many header fields")
 		}
+		var line []byte
 		line, b = cutLine(b)
 		name, value, ok := splitField(line)
 		if !ok {
-			return c.refuseHead(http.StatusBadRequest, "bad header field") // no name, a space before ':', obs-fold, bad bytes
+			return false, c.refuseHead(http.StatusBadRequest, "bad header field") // no name, a space before ':', obs-fold, bad bytes
 		}
 		kind := requestKinds.kind(name)
 		if kind == hkOther && bytes.IndexByte(name, '_') >= 0 && underscoreAlias(name) {
-			return c.refuseHead(http.StatusBadRequest, "underscore alias of a header field the gateway acts on")
+			return false, c.refuseHead(http.StatusBadRequest, "underscore alias of a header field the gateway acts on")
 		}
 		switch kind {
 		case hkHandoff:
 			handoff = true
 		case hkHost:
-			hosts++
-			if hosts > 1 || !validHost(value) {
-				return c.refuseHead(http.StatusBadRequest, "bad or repeated Host")
+			n.hosts++
+			if n.hosts > 1 || !validHost(value) {
+				return false, c.refuseHead(http.StatusBadRequest, "bad or repeated Host")
 			}
 			r.host = value
 		case hkConnection:
@@ -267,35 +290,51 @@ func (c *fconn) parseRequest(b []byte) int {
 				r.te = true
 			}
 		case hkContentLength:
-			lengths++
-			if lengths > 1 || len(value) == 0 || len(value) > 18 {
-				return c.refuseHead(http.StatusBadRequest, "bad or repeated Content-Length")
-			}
-			for _, d := range value {
-				if !isDigit(d) {
-					return c.refuseHead(http.StatusBadRequest, "bad or repeated Content-Length")
-				}
-				r.clen = r.clen*10 + int64(d-'0')
+			n.lengths++
+			if n.lengths > 1 || !r.parseContentLength(value) {
+				return false, c.refuseHead(http.StatusBadRequest, "bad or repeated Content-Length")
 			}
 		case hkIdempotencyKey:
 			r.idemKey = true
 		case hkTransferEncoding:
-			codings++
-			if codings > 1 || r.http10 {
-				return c.refuseHead(http.StatusBadRequest, "repeated Transfer-Encoding, or one on HTTP/1.0")
+			n.codings++
+			if n.codings > 1 || r.http10 {
+				return false, c.refuseHead(http.StatusBadRequest, "repeated Transfer-Encoding, or one on HTTP/1.0")
 			}
 			r.chunked = bytes.EqualFold(value, []byte("chunked"))
 		}
 		r.hdrs = append(r.hdrs, hdrLine{name: name, value: value, kind: kind})
 	}
+	return handoff, serveFast
+}
+
+// parseContentLength sets r.clen from a Content-Length value: 1 to 18
+// digits, nothing else.
+func (r *fastRequest) parseContentLength(value []byte) bool {
+	if len(value) == 0 || len(value) > 18 {
+		return false
+	}
+	for _, d := range value {
+		if !isDigit(d) {
+			return false
+		}
+		r.clen = r.clen*10 + int64(d-'0')
+	}
+	return true
+}
+
+// judgeHead decides on a head whose fields were parsed and counted in n:
+// the rules across fields, then serveFast or handOff.
+func (c *fconn) judgeHead(n fieldCounts, handoff bool) int {
+	r := &c.req
 	switch {
-	case codings > 0 && lengths > 0:
+	case n.codings > 0 && n.lengths > 0:
 		return c.refuseHead(http.StatusBadRequest, "Content-Length with Transfer-Encoding")
-	case codings > 0 && !r.chunked:
+	case n.codings > 0 && !r.chunked:
 		return c.refuseHead(http.StatusNotImplemented, "transfer coding other than chunked")
-	case hosts == 0 && !r.http10:
+	case n.hosts == 0 && !r.http10:
 		return c.refuseHead(http.StatusBadRequest, "missing Host")
-	case r.clen > cfg.MaxBodyBytes:
+	case r.clen > c.s.cfg.MaxBodyBytes:
 		return c.refuseHead(http.StatusRequestEntityTooLarge, "Content-Length over the body limit")
 	}
 	if r.http10 {
@@ -303,7 +342,7 @@ func (c *fconn) parseRequest(b []byte) int {
 		// alive then even when "close" is named too.
 		r.close = !r.keepAlive
 	}
-	if handoff || hosts == 0 {
+	if handoff || n.hosts == 0 {
 		return handOff
 	}
 	return serveFast
