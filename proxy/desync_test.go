@@ -697,3 +697,30 @@ func TestResponseInformationalFlood502(t *testing.T) {
 		t.Errorf("the next request got %q %q, want 200 fresh:/next", m.start, m.body)
 	}
 }
+
+// A client that half-closes after a request handed off to net/http is
+// gone for net/http (it cancels the request): the gateway closes the
+// connection without an answer, as the fast path does, and records 499. It
+// sent an empty 200 the backend never wrote.
+func TestHandoffHalfCloseGetsNoMadeUpAnswer(t *testing.T) {
+	t.Parallel()
+	be := newRecBackend(t, func(_, _ int, r *http.Request, _ []byte, c net.Conn) bool {
+		// Hold the answer until the gateway gives the request up.
+		_ = c.SetReadDeadline(time.Now().Add(diffDeadline))
+		_, _ = io.Copy(io.Discard, c)
+		return false
+	})
+	s := startServer(t, true, ServerConfig{}, be.addr())
+	c := dialServer(t, s.addr)
+	c.send(t, "PURGE /cache/x HTTP/1.1\r\nHost: example.net\r\n\r\n")
+	if err := c.Conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c.br)
+	if err != nil {
+		t.Fatalf("reading the answer: %v after %q", err, got)
+	}
+	if len(got) != 0 {
+		t.Errorf("the half-closed client got %q, want the connection closed without an answer", got)
+	}
+}

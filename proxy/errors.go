@@ -41,6 +41,13 @@ func handleError(ex *exchange, w http.ResponseWriter, err error) {
 	}
 	logFailure(ex, err)
 	writeFailure(w, ex, kind)
+	if kind == failClientGone {
+		// net/http would answer 200 with an empty body for a handler that
+		// wrote nothing, to a client that may still be reading (one that
+		// half-closed): abort the response, as the fast path closes the
+		// connection then. Handler.finish still records the 499.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // logFailure logs a failed proxied request of route ex.e at debug level.
