@@ -142,6 +142,11 @@ func (c *fconn) serve() {
 	}()
 	for first := true; ; first = false {
 		c.waitDeadline(first)
+		if c.state.Load() == connClosed {
+			// Shutdown's closeIfIdle came between the end of the last
+			// request and waitDeadline, which undid its deadline.
+			return
+		}
 		if len(c.in.unread()) == 0 && c.fill(c.s.cfg.MaxHeaderBytes, true) != nil {
 			return
 		}
