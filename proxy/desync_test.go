@@ -724,3 +724,30 @@ func TestHandoffHalfCloseGetsNoMadeUpAnswer(t *testing.T) {
 		t.Errorf("the half-closed client got %q, want the connection closed without an answer", got)
 	}
 }
+
+// A handed-off request is answered with "Connection: close" even when an
+// informational answer went first: ReverseProxy clears the header map
+// after passing a 100 Continue on, which dropped the field, and the client
+// then reused a connection the gateway was closing (a reset, now and then,
+// in TestReverseProxyExpectContinue).
+func TestHandoffCloseSurvivesInformationalAnswer(t *testing.T) {
+	t.Parallel()
+	be := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body) // net/http sends 100 Continue first
+		_, _ = w.Write(body)
+	})
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
+	c := dialServer(t, strings.TrimPrefix(fe.URL, "http://"))
+	c.send(t, "PUT /x HTTP/1.1\r\nHost: example.net\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n")
+	if m := c.response(t, "PUT"); m.statusCode() != http.StatusContinue {
+		t.Fatalf("first answer %q, want 100 Continue", m.start)
+	}
+	c.send(t, "payload")
+	m := c.response(t, "PUT")
+	if m.statusCode() != 200 || string(m.body) != "payload" {
+		t.Fatalf("final answer %q %q, want 200 payload", m.start, m.body)
+	}
+	if v := m.values("Connection"); len(v) != 1 || v[0] != "close" {
+		t.Errorf("the final answer's Connection is %q, want close: the client would reuse a connection the gateway closes", v)
+	}
+}

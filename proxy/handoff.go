@@ -19,17 +19,17 @@ import (
 // path's rules, but net/http would parse the next one alone, and its
 // parser is more lenient (it takes Content-Length with
 // Transfer-Encoding, obs-fold and bare LF line ends, which the fast path
-// refuses). So the answer says "Connection: close", and connState closes a
-// connection that goes idle all the same (a refused upgrade, whose answer
-// this header must not spoil when it succeeds).
+// refuses). So the final answer says "Connection: close" (closeAfterWriter;
+// a 101 does not), and connState closes a connection that goes idle all
+// the same.
 //
 // A request body is read through a guard (guardedBody) that drops the
 // trailer fields a recipient must not act on and ends a body that comes
 // slower than MinBodyRate once BodyTimeout has passed, so that a slow
 // client cannot hold an endpoint connection for long.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.cfg.DisableFastPath && r.Header["Upgrade"] == nil {
-		w.Header()["Connection"] = connectionClose
+	if !s.cfg.DisableFastPath {
+		w = &closeAfterWriter{ResponseWriter: w}
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &guardedBody{
@@ -41,6 +41,35 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 var connectionClose = []string{"close"}
+
+// closeAfterWriter adds "Connection: close" to the final answer of a
+// handed-over request as it is written — not to a 101, which switches
+// protocols. Set before, it would be lost: ReverseProxy clears the header
+// map after passing an informational answer (100 Continue, 103) on, and
+// the client would then reuse a connection connState closes.
+type closeAfterWriter struct {
+	http.ResponseWriter
+	final bool
+}
+
+func (w *closeAfterWriter) WriteHeader(code int) {
+	if !w.final && code >= 200 {
+		w.final = true
+		w.Header()["Connection"] = connectionClose
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closeAfterWriter) Write(p []byte) (int, error) {
+	if !w.final {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap returns the underlying writer, for http.ResponseController
+// (flushes, and the hijack of a protocol switch).
+func (w *closeAfterWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // connState closes a handed-over connection once its request is answered
 // (serveHTTP).
