@@ -42,14 +42,6 @@ type Discovery struct {
 	Static *StaticDiscovery `mapstructure:"static"`
 }
 
-// Node formats of ZooKeeperDiscovery.Format.
-const (
-	FormatAuto      = "auto"
-	FormatPlain     = "plain"
-	FormatCurator   = "curator"
-	FormatServerSet = "serverset"
-)
-
 // ZooKeeperDiscovery watches the children of one znode.
 type ZooKeeperDiscovery struct {
 	// Path is the znode whose children are the endpoints. Default

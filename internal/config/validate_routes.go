@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/discovery"
 )
 
 // BalancerConsistentHash is the balancer that needs Route.HashOn.
@@ -120,12 +121,12 @@ func validateDiscovery(p *problems, key string, d *Discovery) {
 		if err := checkZnodePath(zk.Path); err != nil {
 			p.add(key+".zookeeper.path", err)
 		}
-		switch zk.Format {
-		case FormatAuto, FormatPlain, FormatCurator, FormatServerSet:
-		default:
+		// The file takes a format as discovery names it, exactly; discovery
+		// itself is lenient about case and spaces.
+		if f, err := discovery.ParseFormat(zk.Format); err != nil || string(f) != zk.Format {
 			p.addf(key+".zookeeper.format", "unknown format %q (valid: auto, plain, curator, serverset)", zk.Format)
 		}
-		if zk.EndpointName != "" && zk.Format != FormatServerSet && zk.Format != FormatAuto {
+		if f := discovery.Format(zk.Format); zk.EndpointName != "" && f != discovery.FormatServerSet && f != discovery.FormatAuto {
 			p.addf(key+".zookeeper.endpoint_name", "only used by formats serverset and auto, not %q", zk.Format)
 		}
 	default:
