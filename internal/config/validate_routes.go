@@ -7,6 +7,7 @@ import (
 
 	"github.com/zkgate/zkgate/balancer"
 	"github.com/zkgate/zkgate/discovery"
+	"github.com/zkgate/zkgate/proxy"
 )
 
 // BalancerConsistentHash is the balancer that needs Route.HashOn.
@@ -42,7 +43,7 @@ func (c *Config) validateRoutes(p *problems) {
 		case r.Balancer == BalancerConsistentHash && r.HashOn == "":
 			p.addf(key+".hash_on", "required by balancer consistent_hash (client_ip, header:NAME, cookie:NAME or path)")
 		case r.Balancer == BalancerConsistentHash:
-			if _, err := ParseHashOn(r.HashOn); err != nil {
+			if err := proxy.CheckHashOn(r.HashOn); err != nil {
 				p.add(key+".hash_on", err)
 			}
 		case r.HashOn != "":
@@ -50,7 +51,7 @@ func (c *Config) validateRoutes(p *problems) {
 		}
 		validateHeaderMap(p, key+".request_headers.set", r.RequestHeaders.Set)
 		for j, h := range r.RequestHeaders.Remove {
-			if !isToken(h) {
+			if !proxy.ValidToken(h) {
 				p.addf(fmt.Sprintf("%s.request_headers.remove[%d]", key, j), "invalid header name %q", h)
 			}
 		}
@@ -73,7 +74,7 @@ func validateMatch(p *problems, key string, m *Match) {
 		}
 	}
 	for j, meth := range m.Methods {
-		if !isToken(meth) {
+		if !proxy.ValidToken(meth) {
 			p.addf(fmt.Sprintf("%s.methods[%d]", key, j), "invalid method %q", meth)
 		}
 	}
@@ -83,7 +84,7 @@ func validateMatch(p *problems, key string, m *Match) {
 // validateHeaderMap checks header names and values.
 func validateHeaderMap(p *problems, key string, m map[string]string) {
 	for _, name := range sortedNames(m) {
-		if !isToken(name) {
+		if !proxy.ValidToken(name) {
 			p.addf(key, "invalid header name %q", name)
 		}
 		if strings.ContainsAny(m[name], "\r\n\x00") {
