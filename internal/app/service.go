@@ -64,8 +64,10 @@ func newService(name string, cfg config.Service, zk *discovery.Client, log logru
 	}
 	s.membership.Attach(s.stats)
 
-	var err error
-	s.health, err = healthcheck.New(s.membership, healthConfig(cfg.HealthCheck), log)
+	hc, err := cfg.HealthCheck.CheckerConfig()
+	if err == nil {
+		s.health, err = healthcheck.New(s.membership, hc, log)
+	}
 	if err != nil {
 		s.closeMembership()
 		return nil, fmt.Errorf("services.%s.health_check: %w", name, err)
@@ -116,31 +118,6 @@ func (s *service) close() {
 	_ = s.health.Close()
 	s.closeMembership()
 	s.transport.CloseIdleConnections()
-}
-
-// healthConfig maps the configuration file's health_check section onto the
-// checker's own configuration.
-func healthConfig(c config.HealthCheck) healthcheck.Config {
-	h := healthcheck.Defaults()
-	h.Active.Type = c.Active.Type
-	if h.Active.Type == config.CheckNone {
-		h.Active.Type = ""
-	}
-	h.Active.Path = c.Active.Path
-	h.Active.Host = c.Active.Host
-	if rs, err := config.ParseStatusRanges(c.Active.ExpectStatus); err == nil {
-		h.Active.ExpectStatus = rs
-	}
-	h.Active.Interval = c.Active.Interval
-	h.Active.Timeout = c.Active.Timeout
-	h.Active.HealthyThreshold = c.Active.HealthyThreshold
-	h.Active.UnhealthyThreshold = c.Active.UnhealthyThreshold
-	h.Passive.MaxFailures = c.Passive.MaxFailures
-	h.Passive.Ejection = c.Passive.Ejection // MaxEjection is raised to it when lower
-	h.Passive.MaxEjectionPercent = c.Passive.MaxEjectionPercent
-	h.Passive.ServerErrors = c.Passive.ServerErrors
-	h.PanicThreshold = float64(c.PanicThreshold) / 100
-	return h
 }
 
 // endpointStats counts, for the admin API, the attempts sent to each member

@@ -158,9 +158,6 @@ func validateHealthCheck(p *problems, key string, hc *HealthCheck) {
 			p.add(ak+".host", err)
 		}
 	}
-	if _, err := ParseStatusRanges(a.ExpectStatus); err != nil {
-		p.add(ak+".expect_status", err)
-	}
 	if a.Interval <= 0 {
 		p.addf(ak+".interval", "must be positive, got %s", a.Interval)
 	}
@@ -186,6 +183,7 @@ func validateHealthCheck(p *problems, key string, hc *HealthCheck) {
 	}
 	checkPercent(p, pk+".max_ejection_percent", ps.MaxEjectionPercent)
 	checkPercent(p, key+".panic_threshold", hc.PanicThreshold)
+	validateChecker(p, key, hc)
 }
 
 func validateRetries(p *problems, key string, r *Retries) {

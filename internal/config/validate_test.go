@@ -185,23 +185,6 @@ services:
 	}
 }
 
-func TestParseStatusRanges(t *testing.T) {
-	rs, err := ParseStatusRanges("200-299, 304,418")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for code, want := range map[int]bool{199: false, 200: true, 299: true, 300: false, 304: true, 418: true, 500: false} {
-		if rs.Contains(code) != want {
-			t.Errorf("Contains(%d) = %v, want %v", code, !want, want)
-		}
-	}
-	for _, bad := range []string{"", "2xx", "300-200", "99", "600", "200-"} {
-		if _, err := ParseStatusRanges(bad); err == nil {
-			t.Errorf("ParseStatusRanges(%q) succeeded, want an error", bad)
-		}
-	}
-}
-
 func TestStaticEndpoints(t *testing.T) {
 	d := StaticDiscovery{Endpoints: []string{"127.0.0.1:9001,3", " [::1]:9000 "}}
 	eps, err := d.StaticEndpoints()
