@@ -236,7 +236,7 @@ func (c *LoadBalanceCheckConf) republishLocked() {
 		}
 	}
 	panicking := len(all) > 0 &&
-		(len(healthy) == 0 || float64(len(healthy)) < c.cfg.PanicThreshold*float64(len(all)))
+		(len(healthy) == 0 || len(healthy)*100 < c.cfg.PanicThreshold*len(all))
 	if panicking != c.panicking {
 		c.panicking = panicking
 		f := c.log.WithFields(logrus.Fields{"healthy": len(healthy), "members": len(all), "panic_threshold": c.cfg.PanicThreshold})

@@ -241,7 +241,7 @@ func TestPanicWhenNoMemberHealthy(t *testing.T) {
 func TestPanicThresholdHalf(t *testing.T) {
 	bs := []*backend{newBackend(t), newBackend(t), newBackend(t), newBackend(t)}
 	addrs := []string{bs[0].addr, bs[1].addr, bs[2].addr, bs[3].addr}
-	cfg := Config{Active: fastActive("tcp"), PanicThreshold: 0.5}
+	cfg := Config{Active: fastActive("tcp"), PanicThreshold: 50}
 	cfg.Active.HealthyThreshold, cfg.Active.UnhealthyThreshold = 1, 1
 	c, rec, _ := start(t, staticOf(addrs...), cfg)
 

@@ -3,7 +3,6 @@ package healthcheck
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -20,65 +19,66 @@ const (
 	ProbeHTTP = "http"
 )
 
-// Config is the health-check configuration of one service. Its zero value
-// checks nothing (no active probes, passive checks off) but still applies the
-// panic threshold; Defaults returns the recommended configuration. A zero
-// field whose zero value is not meaningful (Interval, Timeout, thresholds,
-// ...) takes its default in New; fields where zero means "off" (Active.Type,
-// Active.Jitter, Passive.MaxFailures, PanicThreshold) are used as given, so a
-// configuration loader should start from Defaults and overlay the user's
-// settings.
+// Config is the health-check configuration of one service, a plain struct:
+// reading it from a file is the configuration loader's business. Its zero
+// value checks nothing (no active probes, passive checks off) but still
+// applies the panic threshold; Defaults returns the defaults zkgate's
+// configuration file documents. A zero field whose zero value is not
+// meaningful (Interval, Timeout, thresholds, ...) takes its default in New;
+// fields where zero means "off" (Active.Type, Active.Jitter,
+// Passive.MaxFailures, PanicThreshold) are used as given, so a configuration
+// loader should start from Defaults and overlay the user's settings.
 type Config struct {
 	// Active configures the probes the checker sends itself.
-	Active ActiveConfig `mapstructure:"active"`
+	Active ActiveConfig
 	// Passive configures outlier ejection from request outcomes reported by
 	// the proxy.
-	Passive PassiveConfig `mapstructure:"passive"`
-	// PanicThreshold is the share (0..1) of healthy members below which the
-	// checker stops filtering and publishes every member: sending traffic to
-	// possibly broken backends beats sending it nowhere, and a checker that
-	// sees most of a service down is more likely wrong than the service. 0,
-	// the default, panics only when no member is healthy; 0.5 panics when
-	// fewer than half are. Drained members are neither counted nor
-	// published.
-	PanicThreshold float64 `mapstructure:"panic_threshold"`
+	Passive PassiveConfig
+	// PanicThreshold is the share of healthy members, in percent (0..100),
+	// below which the checker stops filtering and publishes every member:
+	// sending traffic to possibly broken backends beats sending it nowhere,
+	// and a checker that sees most of a service down is more likely wrong
+	// than the service. 0, the default, panics only when no member is
+	// healthy; 50 panics when fewer than half are. Drained members are
+	// neither counted nor published.
+	PanicThreshold int
 }
 
 // ActiveConfig configures active probing.
 type ActiveConfig struct {
 	// Type is "tcp" (connect), "http" (GET Path), or "" / "none" for no
-	// active probing. Default (in Defaults): "tcp". A zero Config probes
-	// nothing.
-	Type string `mapstructure:"type"`
+	// active probing: every member counts as healthy until passive checks
+	// eject it. Default "" (none).
+	Type string
 	// Path is the request path (with an optional query) of an http probe.
 	// Default "/".
-	Path string `mapstructure:"path"`
+	Path string
 	// Host, when set, is sent as the Host header of an http probe instead of
 	// the endpoint's address. Default: none.
-	Host string `mapstructure:"host"`
+	Host string
 	// ExpectStatus are the HTTP statuses that count as healthy: codes and
 	// ranges, "200-299,304" in text form. Default 200-399. Redirects are not
 	// followed.
-	ExpectStatus StatusRanges `mapstructure:"expect_status"`
+	ExpectStatus StatusRanges
 	// Interval is the time between the starts of two probes of one endpoint.
 	// Default 2s.
-	Interval time.Duration `mapstructure:"interval"`
+	Interval time.Duration
 	// Timeout bounds one probe: connect, and for http the whole exchange.
 	// Default 1s.
-	Timeout time.Duration `mapstructure:"timeout"`
+	Timeout time.Duration
 	// HealthyThreshold is the number of consecutive successful probes that
 	// bring an unhealthy endpoint back. Default 2.
-	HealthyThreshold int `mapstructure:"healthy_threshold"`
+	HealthyThreshold int
 	// UnhealthyThreshold is the number of consecutive failed probes that take
 	// a healthy endpoint out. Default 2.
-	UnhealthyThreshold int `mapstructure:"unhealthy_threshold"`
+	UnhealthyThreshold int
 	// Jitter spreads probes over time: each wait is Interval multiplied by a
 	// random factor in [1-Jitter, 1+Jitter]. A fraction in [0, 1); 0 means
 	// none. Default (in Defaults) 0.1.
-	Jitter float64 `mapstructure:"jitter"`
+	Jitter float64
 	// MaxConcurrent bounds the probes in flight at once for this checker; the
 	// others wait their turn. Default 64.
-	MaxConcurrent int `mapstructure:"max_concurrent"`
+	MaxConcurrent int
 }
 
 // PassiveConfig configures outlier ejection fed by Report.
@@ -86,30 +86,30 @@ type PassiveConfig struct {
 	// MaxFailures is the number of consecutive failed requests (see Outcome)
 	// that eject an endpoint. 0 turns passive checks off. Default (in
 	// Defaults) 3.
-	MaxFailures int `mapstructure:"max_failures"`
+	MaxFailures int
 	// Ejection is how long the first ejection of an endpoint lasts; each
 	// further ejection doubles it, up to MaxEjection. Once an endpoint has
 	// stayed in service for MaxEjection, its next ejection lasts Ejection
 	// again. Default 10s.
-	Ejection time.Duration `mapstructure:"ejection"`
+	Ejection time.Duration
 	// MaxEjection caps the ejection time. Default 5m, and never below
 	// Ejection.
-	MaxEjection time.Duration `mapstructure:"max_ejection"`
+	MaxEjection time.Duration
 	// MaxEjectionPercent is the largest share of the service's members, in
 	// percent (1..100, rounded down to whole members), that passive checks
 	// may hold ejected at once; further ejections are refused. With the
 	// default 50, a lone member is never ejected. Default 50.
-	MaxEjectionPercent int `mapstructure:"max_ejection_percent"`
+	MaxEjectionPercent int
 	// ServerErrors makes a ServerError outcome (a 5xx answer) count as a
 	// failure. Default false: only connect failures and timeouts count.
-	ServerErrors bool `mapstructure:"server_errors"`
+	ServerErrors bool
 }
 
 // StatusRange is an inclusive range of HTTP status codes. Its text form is
 // "200-399" or a single code "200".
 type StatusRange struct {
-	Min int `mapstructure:"min"`
-	Max int `mapstructure:"max"`
+	Min int
+	Max int
 }
 
 // Contains reports whether code lies in r.
@@ -137,20 +137,6 @@ func ParseStatusRange(s string) (StatusRange, error) {
 	}
 	return StatusRange{Min: min, Max: max}, nil
 }
-
-// UnmarshalText implements encoding.TextUnmarshaler, so that configuration
-// decoders accept the text form.
-func (r *StatusRange) UnmarshalText(b []byte) error {
-	v, err := ParseStatusRange(string(b))
-	if err != nil {
-		return err
-	}
-	*r = v
-	return nil
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (r StatusRange) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 // StatusRanges is a set of status codes, as ranges. Its text form is the
 // ranges' text forms separated by commas: "200-299,304".
@@ -190,25 +176,13 @@ func ParseStatusRanges(s string) (StatusRanges, error) {
 	return out, nil
 }
 
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (rs *StatusRanges) UnmarshalText(b []byte) error {
-	v, err := ParseStatusRanges(string(b))
-	if err != nil {
-		return err
-	}
-	*rs = v
-	return nil
-}
-
-// MarshalText implements encoding.TextMarshaler.
-func (rs StatusRanges) MarshalText() ([]byte, error) { return []byte(rs.String()), nil }
-
-// Defaults returns the recommended configuration: TCP probes every 2s with a
-// 1s timeout and rise/fall thresholds of 2, 10% jitter, and passive ejection
-// after 3 consecutive failures.
+// Defaults returns the defaults of zkgate's configuration file: no active
+// probes (when a Type is set: every 2s with a 1s timeout, rise/fall
+// thresholds of 2 and 10% jitter) and passive ejection after 3 consecutive
+// failures. The configuration package's tests hold its defaults to these.
 func Defaults() Config {
 	c := Config{
-		Active:  ActiveConfig{Type: ProbeTCP, Jitter: 0.1},
+		Active:  ActiveConfig{Jitter: 0.1},
 		Passive: PassiveConfig{MaxFailures: 3},
 	}
 	return c.withDefaults()
@@ -255,13 +229,26 @@ func setInt(n *int, def int) {
 	}
 }
 
-// Validate reports every problem of c, each naming its key path (for
-// example "active.interval"). Zero fields that take a default are valid.
+// FieldError is one problem of a Config: the field's key path, its Go
+// field names in snake case ("active.interval"), and what is wrong.
+type FieldError struct {
+	Path string
+	Err  error
+}
+
+// Error returns "path: problem".
+func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+// Unwrap returns the problem.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Validate reports every problem of c, joined, each a *FieldError. Zero
+// fields that take a default are valid.
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
 	bad := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, args...)...))
+		errs = append(errs, &FieldError{Path: path, Err: fmt.Errorf(format, args...)})
 	}
 	a := c.Active
 	switch a.Type {
@@ -277,7 +264,7 @@ func (c Config) Validate() error {
 	}
 	for _, r := range a.ExpectStatus {
 		if r.Min < 100 || r.Max > 599 || r.Min > r.Max {
-			bad("active.expect_status", "%s is not a range of HTTP statuses within 100-599", r)
+			bad("active.expect_status", "%s is not a status code or range within 100-599", r)
 		}
 	}
 	if a.Interval < 0 {
@@ -312,8 +299,8 @@ func (c Config) Validate() error {
 	if p.MaxEjectionPercent < 1 || p.MaxEjectionPercent > 100 {
 		bad("passive.max_ejection_percent", "%d is not a percentage in 1..100", p.MaxEjectionPercent)
 	}
-	if math.IsNaN(c.PanicThreshold) || c.PanicThreshold < 0 || c.PanicThreshold > 1 {
-		bad("panic_threshold", "%v is not a share in [0, 1]", c.PanicThreshold)
+	if c.PanicThreshold < 0 || c.PanicThreshold > 100 {
+		bad("panic_threshold", "%d is not a percentage in 0..100", c.PanicThreshold)
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package healthcheck
 
 import (
+	"errors"
 	"math"
 	"reflect"
 	"strings"
@@ -15,7 +16,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := Config{
 		Active: ActiveConfig{
-			Type: "tcp", Path: "/", ExpectStatus: StatusRanges{{200, 399}},
+			Path: "/", ExpectStatus: StatusRanges{{200, 399}},
 			Interval: 2 * time.Second, Timeout: time.Second,
 			HealthyThreshold: 2, UnhealthyThreshold: 2, Jitter: 0.1, MaxConcurrent: 64,
 		},
@@ -67,8 +68,8 @@ func TestValidateNamesFieldPaths(t *testing.T) {
 		{"concurrency", Config{Active: ActiveConfig{MaxConcurrent: -1}}, []string{"active.max_concurrent:"}},
 		{"passive", Config{Passive: PassiveConfig{MaxFailures: -1, Ejection: -1, MaxEjection: -1, MaxEjectionPercent: 101}},
 			[]string{"passive.max_failures:", "passive.ejection:", "passive.max_ejection:", "passive.max_ejection_percent:"}},
-		{"panic", Config{PanicThreshold: 1.5}, []string{"panic_threshold:"}},
-		{"panic NaN", Config{PanicThreshold: math.NaN()}, []string{"panic_threshold:"}},
+		{"panic", Config{PanicThreshold: 150}, []string{"panic_threshold:"}},
+		{"panic negative", Config{PanicThreshold: -1}, []string{"panic_threshold:"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,7 +94,7 @@ func TestValidateAcceptsGoodConfigs(t *testing.T) {
 		{},
 		Defaults(),
 		{Active: ActiveConfig{Type: "http", Path: "/healthz?full=1", Host: "echo.internal", ExpectStatus: StatusRanges{{204, 204}, {301, 302}}}},
-		{PanicThreshold: 1, Passive: PassiveConfig{MaxEjectionPercent: 100}},
+		{PanicThreshold: 100, Passive: PassiveConfig{MaxEjectionPercent: 100}},
 	} {
 		if err := c.Validate(); err != nil {
 			t.Errorf("Validate(%+v) = %v", c, err)
@@ -125,20 +126,19 @@ func TestStatusRangeText(t *testing.T) {
 		"abc-def":     {},
 		"200-300-400": {},
 	} {
-		var r StatusRange
-		err := r.UnmarshalText([]byte(in))
+		r, err := ParseStatusRange(in)
 		if want == (StatusRange{}) {
 			if err == nil {
-				t.Errorf("UnmarshalText(%q) = %v, want an error", in, r)
+				t.Errorf("ParseStatusRange(%q) = %v, want an error", in, r)
 			}
 			continue
 		}
 		if err != nil || r != want {
-			t.Errorf("UnmarshalText(%q) = %v, %v; want %v", in, r, err, want)
+			t.Errorf("ParseStatusRange(%q) = %v, %v; want %v", in, r, err, want)
 		}
 	}
-	if b, _ := (StatusRange{200, 399}).MarshalText(); string(b) != "200-399" {
-		t.Errorf("MarshalText = %q", b)
+	if s := (StatusRange{200, 399}).String(); s != "200-399" {
+		t.Errorf("String = %q", s)
 	}
 	if s := (StatusRange{204, 204}).String(); s != "204" {
 		t.Errorf("String = %q", s)
@@ -156,16 +156,15 @@ func TestStatusRangesText(t *testing.T) {
 		"200-299;304":     "",
 		"200-299,304,418": "200-299,304,418",
 	} {
-		var rs StatusRanges
-		err := rs.UnmarshalText([]byte(in))
+		rs, err := ParseStatusRanges(in)
 		if want == "" {
 			if err == nil {
-				t.Errorf("UnmarshalText(%q) = %v, want an error", in, rs)
+				t.Errorf("ParseStatusRanges(%q) = %v, want an error", in, rs)
 			}
 			continue
 		}
 		if err != nil || rs.String() != want {
-			t.Errorf("UnmarshalText(%q) = %v, %v; want %s", in, rs, err, want)
+			t.Errorf("ParseStatusRanges(%q) = %v, %v; want %s", in, rs, err, want)
 		}
 	}
 	rs := StatusRanges{{200, 299}, {304, 304}}
@@ -173,5 +172,24 @@ func TestStatusRangesText(t *testing.T) {
 		if rs.Contains(code) != want {
 			t.Errorf("%s contains %d: %v, want %v", rs, code, !want, want)
 		}
+	}
+}
+
+func TestValidateProblemsAreFieldErrors(t *testing.T) {
+	err := Config{Active: ActiveConfig{Interval: -1}, PanicThreshold: 101}.Validate()
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("Validate() = %v, want joined problems", err)
+	}
+	var paths []string
+	for _, e := range j.Unwrap() {
+		var fe *FieldError
+		if !errors.As(e, &fe) {
+			t.Fatalf("problem %q is not a *FieldError", e)
+		}
+		paths = append(paths, fe.Path)
+	}
+	if want := []string{"active.interval", "panic_threshold"}; !reflect.DeepEqual(paths, want) {
+		t.Errorf("paths %v, want %v", paths, want)
 	}
 }

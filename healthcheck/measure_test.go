@@ -92,8 +92,8 @@ func TestMeasureActiveDetection(t *testing.T) {
 	}
 }
 
-// TestMeasurePassiveUnderLoad measures, with default active and passive
-// settings, the time from a backend's death to its ejection while the proxy
+// TestMeasurePassiveUnderLoad measures, with TCP probes and the default
+// active and passive settings, the time from a backend's death to its ejection while the proxy
 // reports a ConnectFailure for it 100 times a second.
 func TestMeasurePassiveUnderLoad(t *testing.T) {
 	skipUnlessMeasuring(t)
@@ -101,6 +101,7 @@ func TestMeasurePassiveUnderLoad(t *testing.T) {
 	for i := range trials {
 		a, b := newBackend(t), newBackend(t)
 		cfg := Defaults()
+		cfg.Active.Type = ProbeTCP
 		c, err := New(staticOf(a.addr, b.addr), cfg, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -49,3 +49,12 @@ func TestCookieValueDoesNotAllocate(t *testing.T) {
 		t.Errorf("cookieValue allocates %v times, want 0", allocs)
 	}
 }
+
+func TestCheckHashOnIsParseHashOn(t *testing.T) {
+	for _, s := range []string{"", "client_ip", "path", "header:X-A", "cookie:s", "ip", "header:", "cookie:a b", "path:x"} {
+		_, want := parseHashOn(s)
+		if got := CheckHashOn(s); (got == nil) != (want == nil) {
+			t.Errorf("CheckHashOn(%q) = %v, parseHashOn says %v", s, got, want)
+		}
+	}
+}

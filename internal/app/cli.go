@@ -78,7 +78,13 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	if _, err := config.Load(path); err != nil {
+	cfg, err := config.Load(path)
+	if err == nil {
+		// Build the routes and services as serve would, starting
+		// nothing: a file that validates also starts and reloads.
+		_, err = build(cfg, nil)
+	}
+	if err != nil {
 		printErrors(stderr, err)
 		return exitUsage
 	}

@@ -251,58 +251,15 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 
-	next := make(map[string]*service, len(cfg.Services))
-	var started []*service
-	fail := func(err error) error {
-		for _, s := range started {
-			s.close()
-		}
+	p, err := build(cfg, g.services)
+	if err != nil {
 		return err
 	}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
-		sc := cfg.Services[name]
-		if old, ok := g.services[name]; ok && old.sameConfig(sc) {
-			next[name] = old
-			continue
-		}
-		s, err := newService(name, sc, g.zk.Load(), g.log)
-		if err != nil {
-			return fail(err)
-		}
-		started = append(started, s)
-		next[name] = s
+	if err := p.start(g.zk.Load(), g.log); err != nil {
+		return err
 	}
+	routes, next, rt := p.routes, p.services, p.router
 
-	routes := make([]*route, 0, len(cfg.Routes))
-	prs := make([]*proxy.Route, 0, len(cfg.Routes))
-	for i, rc := range cfg.Routes {
-		svc := next[rc.Service]
-		b, err := balancer.New(rc.Balancer)
-		if err != nil {
-			return fail(fmt.Errorf("routes[%d].balancer: %w", i, err))
-		}
-		routes = append(routes, &route{cfg: rc, balancer: b, svc: svc})
-		prs = append(prs, &proxy.Route{
-			Name:          rc.Name,
-			Priority:      rc.Priority,
-			Hosts:         rc.Match.Hosts,
-			PathPrefix:    rc.Match.PathPrefix,
-			Methods:       rc.Match.Methods,
-			Headers:       rc.Match.Headers,
-			StripPrefix:   rc.StripPrefix,
-			HashOn:        rc.HashOn,
-			SetHeaders:    rc.RequestHeaders.Set,
-			RemoveHeaders: rc.RequestHeaders.Remove,
-			Timeout:       rc.Timeout,
-			Service:       rc.Service,
-			Balancer:      newCountingBalancer(b, svc.stats),
-			Upstream:      svc.upstream,
-		})
-	}
-	rt, err := proxy.NewRouter(prs)
-	if err != nil {
-		return fail(fmt.Errorf("routes: %w", err))
-	}
 	// Fill the new balancers before they serve a request.
 	for _, r := range routes {
 		r.svc.health.Attach(r.balancer)

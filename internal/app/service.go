@@ -17,25 +17,30 @@ import (
 // service is the running form of one configured service: its membership
 // source, its health checker, and the proxy Upstream every route to it
 // shares. A service whose configuration did not change survives a reload
-// untouched, health state and connection pool included.
+// untouched, health state and connection pool included. newService builds
+// it, start starts it.
 type service struct {
 	name string
 	cfg  config.Service
 
-	zkconf     *discovery.LoadBalanceZkConf // nil for a static service
-	static     *balancer.Static             // nil for a ZooKeeper service
-	membership balancer.LoadBalanceConf
-	health     *healthcheck.LoadBalanceCheckConf
+	zkOpts     discovery.ZkConfOptions           // of a ZooKeeper service
+	checker    healthcheck.Config                // the health checker's configuration
+	zkconf     *discovery.LoadBalanceZkConf      // nil for a static service and until start
+	static     *balancer.Static                  // nil for a ZooKeeper service
+	membership balancer.LoadBalanceConf          // nil for a ZooKeeper service until start
+	health     *healthcheck.LoadBalanceCheckConf // nil until start
 	transport  *proxy.Transport
 	upstream   *proxy.Upstream
+	reporter   *countingReporter // the upstream's; passes outcomes on to health
 	stats      *endpointStats
 }
 
-// newService starts the membership source and health checker of one
-// service. zk may be nil when no ZooKeeper is configured.
-func newService(name string, cfg config.Service, zk *discovery.Client, log logrus.FieldLogger) (*service, error) {
+// newService builds one service from its configuration and checks
+// everything start needs from it, so that a service that builds also
+// starts: zkgate validate builds services and starts none. It connects,
+// listens and probes nothing.
+func newService(name string, cfg config.Service) (*service, error) {
 	s := &service{name: name, cfg: cfg, stats: newEndpointStats()}
-	log = log.WithField("service", name)
 	switch {
 	case cfg.Discovery.Static != nil:
 		eps, err := cfg.Discovery.Static.StaticEndpoints()
@@ -45,29 +50,17 @@ func newService(name string, cfg config.Service, zk *discovery.Client, log logru
 		s.static = balancer.NewStatic(eps...)
 		s.membership = s.static
 	case cfg.Discovery.ZooKeeper != nil:
-		if zk == nil {
-			return nil, fmt.Errorf("services.%s.discovery.zookeeper: no zookeeper client", name)
-		}
 		d := cfg.Discovery.ZooKeeper
 		format, err := discovery.ParseFormat(d.Format)
 		if err != nil {
 			return nil, fmt.Errorf("services.%s.discovery.zookeeper.format: %w", name, err)
 		}
-		s.zkconf, err = discovery.NewLoadBalanceZkConf(zk, d.Path,
-			discovery.ZkConfOptions{Format: format, EndpointName: d.EndpointName}, log)
-		if err != nil {
-			return nil, fmt.Errorf("services.%s.discovery.zookeeper: %w", name, err)
-		}
-		s.membership = s.zkconf
+		s.zkOpts = discovery.ZkConfOptions{Format: format, EndpointName: d.EndpointName}
 	default:
 		return nil, fmt.Errorf("services.%s.discovery: neither zookeeper nor static", name)
 	}
-	s.membership.Attach(s.stats)
-
 	var err error
-	s.health, err = healthcheck.New(s.membership, healthConfig(cfg.HealthCheck), log)
-	if err != nil {
-		s.closeMembership()
+	if s.checker, err = cfg.HealthCheck.CheckerConfig(); err != nil {
 		return nil, fmt.Errorf("services.%s.health_check: %w", name, err)
 	}
 	s.transport = proxy.NewTransport(proxy.TransportConfig{
@@ -87,15 +80,42 @@ func newService(name string, cfg config.Service, zk *discovery.Client, log logru
 			retry.OnServerError = true
 		}
 	}
+	s.reporter = &countingReporter{stats: s.stats}
 	s.upstream = &proxy.Upstream{
 		Name:           name,
 		Transport:      s.transport,
 		PassHostHeader: cfg.PassHostHeader,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		Retry:          retry,
-		Reporter:       &countingReporter{next: s.health, stats: s.stats},
+		Reporter:       s.reporter,
 	}
 	return s, nil
+}
+
+// start starts the service's ZooKeeper watch (zk may be nil when no
+// ZooKeeper is configured) and health checker. It runs before any route to
+// the service serves a request.
+func (s *service) start(zk *discovery.Client, log logrus.FieldLogger) error {
+	log = log.WithField("service", s.name)
+	if d := s.cfg.Discovery.ZooKeeper; d != nil {
+		if zk == nil {
+			return fmt.Errorf("services.%s.discovery.zookeeper: no zookeeper client", s.name)
+		}
+		z, err := discovery.NewLoadBalanceZkConf(zk, d.Path, s.zkOpts, log)
+		if err != nil {
+			return fmt.Errorf("services.%s.discovery.zookeeper: %w", s.name, err)
+		}
+		s.zkconf, s.membership = z, z
+	}
+	s.membership.Attach(s.stats)
+	h, err := healthcheck.New(s.membership, s.checker, log)
+	if err != nil {
+		s.closeMembership()
+		return fmt.Errorf("services.%s.health_check: %w", s.name, err)
+	}
+	s.health = h
+	s.reporter.next = h
+	return nil
 }
 
 // sameConfig reports whether s runs exactly cfg, so a reload can keep it.
@@ -116,31 +136,6 @@ func (s *service) close() {
 	_ = s.health.Close()
 	s.closeMembership()
 	s.transport.CloseIdleConnections()
-}
-
-// healthConfig maps the configuration file's health_check section onto the
-// checker's own configuration.
-func healthConfig(c config.HealthCheck) healthcheck.Config {
-	h := healthcheck.Defaults()
-	h.Active.Type = c.Active.Type
-	if h.Active.Type == config.CheckNone {
-		h.Active.Type = ""
-	}
-	h.Active.Path = c.Active.Path
-	h.Active.Host = c.Active.Host
-	if rs, err := config.ParseStatusRanges(c.Active.ExpectStatus); err == nil {
-		h.Active.ExpectStatus = rs
-	}
-	h.Active.Interval = c.Active.Interval
-	h.Active.Timeout = c.Active.Timeout
-	h.Active.HealthyThreshold = c.Active.HealthyThreshold
-	h.Active.UnhealthyThreshold = c.Active.UnhealthyThreshold
-	h.Passive.MaxFailures = c.Passive.MaxFailures
-	h.Passive.Ejection = c.Passive.Ejection // MaxEjection is raised to it when lower
-	h.Passive.MaxEjectionPercent = c.Passive.MaxEjectionPercent
-	h.Passive.ServerErrors = c.Passive.ServerErrors
-	h.PanicThreshold = float64(c.PanicThreshold) / 100
-	return h
 }
 
 // endpointStats counts, for the admin API, the attempts sent to each member

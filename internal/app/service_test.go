@@ -1,12 +1,9 @@
 package app
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/zkgate/zkgate/balancer"
-	"github.com/zkgate/zkgate/healthcheck"
-	"github.com/zkgate/zkgate/internal/config"
 )
 
 func TestCountingBalancerCountsAttemptsInFlight(t *testing.T) {
@@ -98,14 +95,5 @@ func BenchmarkCountingBalancer(b *testing.B) {
 				}
 			})
 		})
-	}
-}
-
-func TestHealthConfigTakesEveryExpectedStatus(t *testing.T) {
-	var c config.HealthCheck
-	c.Active.ExpectStatus = "200-299, 304"
-	got := healthConfig(c).Active.ExpectStatus
-	if want := (healthcheck.StatusRanges{{Min: 200, Max: 299}, {Min: 304, Max: 304}}); !slices.Equal(got, want) {
-		t.Fatalf("expect_status %q became %v, want %v", c.Active.ExpectStatus, got, want)
 	}
 }

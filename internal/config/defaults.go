@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/zkgate/zkgate/discovery"
 	"github.com/zkgate/zkgate/proxy"
 )
 
@@ -112,7 +113,7 @@ func defaultService() Service {
 // defaultZooKeeperDiscovery holds the defaults of a ZooKeeper discovery; the
 // path default is derived after decoding (defaultServicePath).
 func defaultZooKeeperDiscovery() ZooKeeperDiscovery {
-	return ZooKeeperDiscovery{Format: FormatAuto}
+	return ZooKeeperDiscovery{Format: string(discovery.FormatAuto)}
 }
 
 // defaultServicePath is the znode watched for a service without a path.

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/spf13/viper"
+
+	"github.com/zkgate/zkgate/discovery"
 )
 
 const (
@@ -24,7 +26,7 @@ func exampleDefaults() *Config {
 	r.Name, r.Service, r.Match.PathPrefix, r.StripPrefix = "echo", "echo", "/echo", true
 	want.Routes = []Route{r}
 	s := defaultService()
-	s.Discovery.ZooKeeper = &ZooKeeperDiscovery{Path: "/services/echo", Format: FormatAuto}
+	s.Discovery.ZooKeeper = &ZooKeeperDiscovery{Path: "/services/echo", Format: string(discovery.FormatAuto)}
 	s.HealthCheck.Active.Type, s.HealthCheck.Active.Path = CheckHTTP, "/healthz"
 	want.Services = map[string]Service{"echo": s}
 	return want

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zkgate/zkgate/discovery"
 )
 
 func TestParseAppliesDefaults(t *testing.T) {
@@ -43,7 +45,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 		t.Fatalf("service echo missing (an empty mapping must declare a service with defaults): %+v", cfg.Services)
 	}
 	wantSvc := defaultService()
-	wantSvc.Discovery.ZooKeeper = &ZooKeeperDiscovery{Path: "/services/echo", Format: FormatAuto}
+	wantSvc.Discovery.ZooKeeper = &ZooKeeperDiscovery{Path: "/services/echo", Format: string(discovery.FormatAuto)}
 	if !reflect.DeepEqual(svc, wantSvc) {
 		t.Errorf("service =\n%+v\nwant\n%+v", svc, wantSvc)
 	}

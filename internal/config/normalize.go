@@ -76,21 +76,3 @@ func canonicalKeys(m map[string]string) map[string]string {
 func canonicalHeader(name string) string {
 	return textproto.CanonicalMIMEHeaderKey(name)
 }
-
-// isToken reports whether s is a non-empty RFC 9110 token (header names,
-// methods, cookie names).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"fmt"
-	"strings"
 	"time"
 )
 
@@ -66,56 +64,4 @@ type HeaderRules struct {
 	Set map[string]string `mapstructure:"set"`
 	// Remove deletes these headers. Default: none.
 	Remove []string `mapstructure:"remove"`
-}
-
-// Hash key kinds of HashOn.
-const (
-	HashClientIP = "client_ip"
-	HashHeader   = "header"
-	HashCookie   = "cookie"
-	HashPath     = "path"
-)
-
-// HashOn is a parsed Route.HashOn.
-type HashOn struct {
-	// Kind is HashClientIP, HashHeader, HashCookie or HashPath.
-	Kind string
-	// Name is the header (canonical form) or cookie name; empty for the
-	// other kinds.
-	Name string
-}
-
-// ParseHashOn parses a hash_on value: "client_ip", "header:NAME",
-// "cookie:NAME" or "path".
-func ParseHashOn(s string) (HashOn, error) {
-	kind, name, hasName := strings.Cut(s, ":")
-	switch kind {
-	case HashClientIP, HashPath:
-		if hasName {
-			return HashOn{}, fmt.Errorf("%q takes no name after ':'", kind)
-		}
-		return HashOn{Kind: kind}, nil
-	case HashHeader, HashCookie:
-		if name == "" {
-			return HashOn{}, fmt.Errorf("%q needs a name: %s:NAME", s, kind)
-		}
-		if !isToken(name) {
-			return HashOn{}, fmt.Errorf("%q: %q is not a valid %s name", s, name, kind)
-		}
-		if kind == HashHeader {
-			name = canonicalHeader(name)
-		}
-		return HashOn{Kind: kind, Name: name}, nil
-	case "":
-		return HashOn{}, fmt.Errorf("empty (valid: client_ip, header:NAME, cookie:NAME, path)")
-	default:
-		return HashOn{}, fmt.Errorf("%q is not a hash key (valid: client_ip, header:NAME, cookie:NAME, path)", s)
-	}
-}
-
-// HashKey returns the route's parsed HashOn; the zero HashOn when HashOn is
-// empty or invalid (Validate reports it).
-func (r *Route) HashKey() HashOn {
-	h, _ := ParseHashOn(r.HashOn)
-	return h
 }

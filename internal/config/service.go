@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/zkgate/zkgate/balancer"
-	"github.com/zkgate/zkgate/healthcheck"
 )
 
 // Service is one backend service: where its endpoints come from and how they
@@ -41,14 +40,6 @@ type Discovery struct {
 	// Static is a fixed endpoint list.
 	Static *StaticDiscovery `mapstructure:"static"`
 }
-
-// Node formats of ZooKeeperDiscovery.Format.
-const (
-	FormatAuto      = "auto"
-	FormatPlain     = "plain"
-	FormatCurator   = "curator"
-	FormatServerSet = "serverset"
-)
 
 // ZooKeeperDiscovery watches the children of one znode.
 type ZooKeeperDiscovery struct {
@@ -172,24 +163,6 @@ type Retries struct {
 	// be re-sent; a request with a larger body is not retried once sent.
 	// Default 65536.
 	BufferBodyBytes int64 `mapstructure:"buffer_body_bytes"`
-}
-
-// ParseStatusRanges parses an expect_status value: status codes and
-// "MIN-MAX" ranges within 100-599, separated by commas.
-func ParseStatusRanges(s string) (healthcheck.StatusRanges, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, fmt.Errorf("empty (e.g. \"200-399\" or \"200,204\")")
-	}
-	var out healthcheck.StatusRanges
-	for part := range strings.SplitSeq(s, ",") {
-		part = strings.TrimSpace(part)
-		r, err := healthcheck.ParseStatusRange(part)
-		if err != nil || r.Min < 100 || r.Max > 599 || r.Min > r.Max {
-			return nil, fmt.Errorf("%q is not a status code or range within 100-599", part)
-		}
-		out = append(out, r)
-	}
-	return out, nil
 }
 
 // StaticEndpoints parses the static endpoint list into balancer endpoints,

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/discovery"
+	"github.com/zkgate/zkgate/proxy"
 )
 
 // BalancerConsistentHash is the balancer that needs Route.HashOn.
@@ -41,7 +43,7 @@ func (c *Config) validateRoutes(p *problems) {
 		case r.Balancer == BalancerConsistentHash && r.HashOn == "":
 			p.addf(key+".hash_on", "required by balancer consistent_hash (client_ip, header:NAME, cookie:NAME or path)")
 		case r.Balancer == BalancerConsistentHash:
-			if _, err := ParseHashOn(r.HashOn); err != nil {
+			if err := proxy.CheckHashOn(r.HashOn); err != nil {
 				p.add(key+".hash_on", err)
 			}
 		case r.HashOn != "":
@@ -49,7 +51,7 @@ func (c *Config) validateRoutes(p *problems) {
 		}
 		validateHeaderMap(p, key+".request_headers.set", r.RequestHeaders.Set)
 		for j, h := range r.RequestHeaders.Remove {
-			if !isToken(h) {
+			if !proxy.ValidToken(h) {
 				p.addf(fmt.Sprintf("%s.request_headers.remove[%d]", key, j), "invalid header name %q", h)
 			}
 		}
@@ -72,7 +74,7 @@ func validateMatch(p *problems, key string, m *Match) {
 		}
 	}
 	for j, meth := range m.Methods {
-		if !isToken(meth) {
+		if !proxy.ValidToken(meth) {
 			p.addf(fmt.Sprintf("%s.methods[%d]", key, j), "invalid method %q", meth)
 		}
 	}
@@ -82,7 +84,7 @@ func validateMatch(p *problems, key string, m *Match) {
 // validateHeaderMap checks header names and values.
 func validateHeaderMap(p *problems, key string, m map[string]string) {
 	for _, name := range sortedNames(m) {
-		if !isToken(name) {
+		if !proxy.ValidToken(name) {
 			p.addf(key, "invalid header name %q", name)
 		}
 		if strings.ContainsAny(m[name], "\r\n\x00") {
@@ -120,12 +122,12 @@ func validateDiscovery(p *problems, key string, d *Discovery) {
 		if err := checkZnodePath(zk.Path); err != nil {
 			p.add(key+".zookeeper.path", err)
 		}
-		switch zk.Format {
-		case FormatAuto, FormatPlain, FormatCurator, FormatServerSet:
-		default:
+		// The file takes a format as discovery names it, exactly; discovery
+		// itself is lenient about case and spaces.
+		if f, err := discovery.ParseFormat(zk.Format); err != nil || string(f) != zk.Format {
 			p.addf(key+".zookeeper.format", "unknown format %q (valid: auto, plain, curator, serverset)", zk.Format)
 		}
-		if zk.EndpointName != "" && zk.Format != FormatServerSet && zk.Format != FormatAuto {
+		if f := discovery.Format(zk.Format); zk.EndpointName != "" && f != discovery.FormatServerSet && f != discovery.FormatAuto {
 			p.addf(key+".zookeeper.endpoint_name", "only used by formats serverset and auto, not %q", zk.Format)
 		}
 	default:
@@ -156,9 +158,6 @@ func validateHealthCheck(p *problems, key string, hc *HealthCheck) {
 			p.add(ak+".host", err)
 		}
 	}
-	if _, err := ParseStatusRanges(a.ExpectStatus); err != nil {
-		p.add(ak+".expect_status", err)
-	}
 	if a.Interval <= 0 {
 		p.addf(ak+".interval", "must be positive, got %s", a.Interval)
 	}
@@ -184,6 +183,7 @@ func validateHealthCheck(p *problems, key string, hc *HealthCheck) {
 	}
 	checkPercent(p, pk+".max_ejection_percent", ps.MaxEjectionPercent)
 	checkPercent(p, key+".panic_threshold", hc.PanicThreshold)
+	validateChecker(p, key, hc)
 }
 
 func validateRetries(p *problems, key string, r *Retries) {
