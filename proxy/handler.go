@@ -188,32 +188,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ex.hashKey = e.hash.key(headerMap(r.Header), path, ex.clientIP)
 	ex.replayable = isReplayable(r)
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		var src io.Reader = r.Body
-		if up.MaxBodyBytes > 0 {
-			src = http.MaxBytesReader(w, r.Body, up.MaxBodyBytes)
-		}
-		var keep int64
-		if e.record && ex.replayable {
-			keep = up.Retry.BufferBodyBytes
-		}
-		ex.body.init(src, keep)
-	}
-
-	out := r
-	if t := e.route.Timeout; t > 0 {
-		var ctx context.Context
-		ctx, ex.cancel = context.WithCancelCause(r.Context())
-		ex.timer = time.AfterFunc(t, ex.expire)
-		out = r.WithContext(ctx)
-	}
+	ex.initBody(w, r)
+	out := ex.outbound(r, path, rawPath)
 	if h.onForward != nil {
 		h.onForward()
-	}
-	if path != r.URL.Path || rawPath != r.URL.RawPath {
-		u := *r.URL
-		u.Path, u.RawPath = path, rawPath
-		out.URL = &u
 	}
 	f.rp = httputil.ReverseProxy{
 		Rewrite:      f.rewrite,
@@ -223,6 +201,42 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ErrorLog:     discardLog,
 	}
 	f.rp.ServeHTTP(&ex.sw, out)
+}
+
+// initBody prepares ex.body to serve r's body, if it has one, under the
+// upstream's body limit, keeping what the RetryPolicy replays.
+func (ex *exchange) initBody(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	up := ex.e.route.Upstream
+	var src io.Reader = r.Body
+	if up.MaxBodyBytes > 0 {
+		src = http.MaxBytesReader(w, r.Body, up.MaxBodyBytes)
+	}
+	var keep int64
+	if ex.e.record && ex.replayable {
+		keep = up.Retry.BufferBodyBytes
+	}
+	ex.body.init(src, keep)
+}
+
+// outbound returns the request ReverseProxy forwards: r with the cleaned
+// path, and with a context Route.Timeout's timer cancels when the route
+// has one. r itself is left as it came (the access log reads it).
+func (ex *exchange) outbound(r *http.Request, path, rawPath string) *http.Request {
+	ctx := r.Context()
+	if t := ex.e.route.Timeout; t > 0 {
+		ctx, ex.cancel = context.WithCancelCause(ctx)
+		ex.timer = time.AfterFunc(t, ex.expire)
+	}
+	out := r.WithContext(ctx)
+	if path != r.URL.Path || rawPath != r.URL.RawPath {
+		u := *r.URL
+		u.Path, u.RawPath = path, rawPath
+		out.URL = &u
+	}
+	return out
 }
 
 // finish ends a request: it stops its timer, then reports it to metrics and
