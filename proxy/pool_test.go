@@ -104,35 +104,28 @@ func TestPoolReuseRules(t *testing.T) {
 		t.Fatal("a connection released with keep false was pooled")
 	}
 
+	// An idle connection the endpoint wrote to or closed is never handed
+	// out.
+	for _, tc := range []struct {
+		what string
+		do   func(peer net.Conn)
+	}{
+		{"a stray response", func(peer net.Conn) { _, _ = peer.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")) }},
+		{"the endpoint's FIN", func(peer net.Conn) { peer.Close() }},
+	} {
+		dialPool(t, p).release(true)
+		tc.do(<-accepted)
+		waitFor(t, tc.what+" to arrive", func() bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return len(p.idle) == 1 && p.idle[0].peerClosed()
+		})
+		if got := p.reusable(time.Now()); got != nil {
+			t.Errorf("a connection with %s on it was handed out", tc.what)
+		}
+	}
+
 	c := dialPool(t, p)
-	peer := <-accepted
-	c.release(true)
-	if _, err := peer.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the stray response to arrive", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return len(p.idle) == 1 && p.idle[0].peerClosed()
-	})
-	if got := p.reusable(time.Now()); got != nil {
-		t.Error("a connection with a stray response on it was handed out")
-	}
-
-	c = dialPool(t, p)
-	peer = <-accepted
-	c.release(true)
-	peer.Close()
-	waitFor(t, "the FIN to arrive", func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return len(p.idle) == 1 && p.idle[0].peerClosed()
-	})
-	if got := p.reusable(time.Now()); got != nil {
-		t.Error("a connection the endpoint closed was handed out")
-	}
-
-	c = dialPool(t, p)
 	<-accepted
 	c.release(true)
 	if got := p.reusable(time.Now()); got != c {
