@@ -43,10 +43,14 @@ type Gateway struct {
 	serving  atomic.Bool // routes are installed and listeners serve
 	cfg      atomic.Pointer[config.Config]
 
-	mu       sync.Mutex // serializes reloads; guards services and routes
+	mu       sync.Mutex // serializes reloads; guards services, routes and closed
 	services map[string]*service
 	routes   []*route
+	closed   bool // closeAll ran: apply refuses
 }
+
+// errShuttingDown is a reload's error once the gateway has begun to stop.
+var errShuttingDown = errors.New("the gateway is shutting down")
 
 // route is one configured route with the balancer it owns.
 type route struct {
@@ -178,7 +182,9 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 		g.log.WithFields(logrus.Fields{"entry_point": name, "address": ln.Addr().String()}).Info("proxy listening")
 	}
 
-	if err := watchReloads(ctx, g.path, g.log, func(reason string) { _ = g.reload(reason) }); err != nil {
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watching, err := watchReloads(watchCtx, g.path, g.log, func(reason string) { _ = g.reload(reason) })
+	if err != nil {
 		g.log.WithError(err).Warn("config file is not watched; reload with SIGHUP or POST /api/reload")
 	}
 
@@ -187,6 +193,10 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	case <-ctx.Done():
 	case runErr = <-serveErr:
 	}
+	// No reload starts from the file or SIGHUP from here on; one in
+	// progress finishes before anything is stopped.
+	stopWatch()
+	<-watching
 
 	// Graceful shutdown: readiness goes 503 so load balancers in front stop
 	// sending, then new connections stop and requests in flight finish.
@@ -225,8 +235,11 @@ func (g *Gateway) shutdownAdmin(adm *admin.Server) {
 }
 
 // closeAll stops every service, the access log and the ZooKeeper client.
+// From then on apply refuses, so that a reload arriving during shutdown (the
+// admin API's) cannot start services nothing would stop.
 func (g *Gateway) closeAll() {
 	g.mu.Lock()
+	g.closed = true
 	for _, r := range g.routes {
 		r.svc.health.Detach(r.balancer)
 	}
@@ -250,6 +263,9 @@ func (g *Gateway) closeAll() {
 func (g *Gateway) apply(cfg *config.Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.closed {
+		return errShuttingDown
+	}
 
 	p, err := build(cfg, g.services)
 	if err != nil {
@@ -290,6 +306,10 @@ func (g *Gateway) reload(reason string) error {
 			log.WithError(serr).Warn("config reload: static settings changed; they apply after a restart")
 		}
 		err = g.apply(cfg)
+	}
+	if errors.Is(err, errShuttingDown) {
+		log.Warn("config reload refused: the gateway is shutting down")
+		return err
 	}
 	g.metrics.ConfigReloaded(err)
 	if err != nil {

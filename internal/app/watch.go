@@ -20,15 +20,19 @@ const reloadDebounce = 250 * time.Millisecond
 // watchReloads calls reload after the config file at path changes (debounced)
 // and on SIGHUP, until ctx ends. It watches the file's directory, not the file,
 // so that an atomic rename-into-place (and Kubernetes' ConfigMap symlink swap)
-// is seen.
-func watchReloads(ctx context.Context, path string, log logrus.FieldLogger, reload func(reason string)) error {
+// is seen. The returned channel is closed when the watcher has stopped (after
+// ctx ended), a reload it started included; it is closed at once when the
+// watch could not be set up (err).
+func watchReloads(ctx context.Context, path string, log logrus.FieldLogger, reload func(reason string)) (<-chan struct{}, error) {
+	done := make(chan struct{})
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		signal.Stop(hup)
-		return err
+		close(done)
+		return done, err
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -38,9 +42,11 @@ func watchReloads(ctx context.Context, path string, log logrus.FieldLogger, relo
 	if err := w.Add(dir); err != nil {
 		signal.Stop(hup)
 		_ = w.Close()
-		return err
+		close(done)
+		return done, err
 	}
 	go func() {
+		defer close(done)
 		defer signal.Stop(hup)
 		defer w.Close()
 		timer := time.NewTimer(time.Hour)
@@ -70,7 +76,7 @@ func watchReloads(ctx context.Context, path string, log logrus.FieldLogger, relo
 			}
 		}
 	}()
-	return nil
+	return done, nil
 }
 
 // isSymlinkSwap reports whether name is the "..data" link Kubernetes swaps
