@@ -91,59 +91,25 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 
 	// The admin listener comes first, so that /livez answers and /readyz
 	// says why the gateway is not ready while ZooKeeper is awaited.
-	var adm *admin.Server
-	if cfg.Admin.Address != "" {
-		ln, err := net.Listen("tcp", cfg.Admin.Address)
-		if err != nil {
-			return fmt.Errorf("admin.address: listen on %s: %w", cfg.Admin.Address, err)
-		}
-		adm = admin.New(admin.Options{Address: cfg.Admin.Address, Token: cfg.Admin.Token, Source: g, Gatherer: g.metrics.Registry(), Log: g.log})
-		go func() {
-			if err := adm.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				g.log.WithError(err).Error("admin listener failed")
-			}
-		}()
-		g.log.WithField("address", ln.Addr().String()).Info("admin listening")
+	adm, err := g.startAdmin(cfg)
+	if err != nil {
+		return err
 	}
-
-	// Bind every proxy listener before anything slow, so that a busy port
-	// fails the start at once.
-	listeners := map[string]net.Listener{}
-	for _, name := range slices.Sorted(maps.Keys(cfg.EntryPoints)) {
-		ep := cfg.EntryPoints[name]
-		ln, err := net.Listen("tcp", ep.Address)
-		if err != nil {
-			for _, l := range listeners {
-				_ = l.Close()
-			}
-			g.shutdownAdmin(adm)
-			return fmt.Errorf("entry_points.%s.address: listen on %s: %w", name, ep.Address, err)
-		}
-		listeners[name] = ln
+	listeners, err := bindEntryPoints(cfg)
+	if err != nil {
+		g.shutdownAdmin(adm)
+		return err
 	}
-
-	if len(cfg.ZooKeeper.Servers) > 0 {
-		g.log.WithField("servers", cfg.ZooKeeper.Servers).Info("connecting to zookeeper")
-		zk, err := discovery.Dial(ctx, discovery.ClientConfig{
-			Servers:        cfg.ZooKeeper.Servers,
-			SessionTimeout: cfg.ZooKeeper.SessionTimeout,
-			Auth:           discovery.Auth{Scheme: cfg.ZooKeeper.Auth.Scheme, Credentials: cfg.ZooKeeper.Auth.Credentials},
-			ResyncInterval: cfg.ZooKeeper.ResyncInterval,
-		}, g.log)
-		if err != nil {
-			for _, l := range listeners {
-				_ = l.Close()
-			}
-			g.shutdownAdmin(adm)
-			if ctx.Err() != nil {
-				return nil // stopped while waiting for ZooKeeper
-			}
-			return err
+	if err := g.connectZooKeeper(ctx, cfg); err != nil {
+		closeListeners(listeners)
+		g.shutdownAdmin(adm)
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for ZooKeeper
 		}
-		g.zk.Store(zk)
+		return err
 	}
-
 	if err := g.apply(cfg); err != nil {
+		closeListeners(listeners)
 		g.closeAll()
 		g.shutdownAdmin(adm)
 		return &ConfigError{Err: err}
@@ -155,6 +121,96 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	// end when their request context does, which is this one.
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
+	servers, serveErr := g.serveEntryPoints(cfg, listeners, baseCtx)
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watching, err := watchReloads(watchCtx, g.path, g.log, func(reason string) { _ = g.reload(reason) })
+	if err != nil {
+		g.log.WithError(err).Warn("config file is not watched; reload with SIGHUP or POST /api/reload")
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+	}
+	// No reload starts from the file or SIGHUP from here on; one in
+	// progress finishes before anything is stopped.
+	stopWatch()
+	<-watching
+
+	g.drain(cfg, servers, runErr == nil)
+	cancelBase()
+	g.closeAll()
+	g.shutdownAdmin(adm)
+	g.log.Info("zkgate stopped")
+	return runErr
+}
+
+// startAdmin starts the admin listener, if one is configured.
+func (g *Gateway) startAdmin(cfg *config.Config) (*admin.Server, error) {
+	if cfg.Admin.Address == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", cfg.Admin.Address)
+	if err != nil {
+		return nil, fmt.Errorf("admin.address: listen on %s: %w", cfg.Admin.Address, err)
+	}
+	adm := admin.New(admin.Options{Address: cfg.Admin.Address, Token: cfg.Admin.Token, Source: g, Gatherer: g.metrics.Registry(), Log: g.log})
+	go func() {
+		if err := adm.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.WithError(err).Error("admin listener failed")
+		}
+	}()
+	g.log.WithField("address", ln.Addr().String()).Info("admin listening")
+	return adm, nil
+}
+
+// bindEntryPoints binds every proxy listener, before anything slow, so that
+// a busy port fails the start at once; on an error none stays bound.
+func bindEntryPoints(cfg *config.Config) (map[string]net.Listener, error) {
+	listeners := map[string]net.Listener{}
+	for _, name := range slices.Sorted(maps.Keys(cfg.EntryPoints)) {
+		ep := cfg.EntryPoints[name]
+		ln, err := net.Listen("tcp", ep.Address)
+		if err != nil {
+			closeListeners(listeners)
+			return nil, fmt.Errorf("entry_points.%s.address: listen on %s: %w", name, ep.Address, err)
+		}
+		listeners[name] = ln
+	}
+	return listeners, nil
+}
+
+func closeListeners(listeners map[string]net.Listener) {
+	for _, l := range listeners {
+		_ = l.Close()
+	}
+}
+
+// connectZooKeeper opens the ZooKeeper session, if servers are configured,
+// waiting for it until ctx ends.
+func (g *Gateway) connectZooKeeper(ctx context.Context, cfg *config.Config) error {
+	if len(cfg.ZooKeeper.Servers) == 0 {
+		return nil
+	}
+	g.log.WithField("servers", cfg.ZooKeeper.Servers).Info("connecting to zookeeper")
+	zk, err := discovery.Dial(ctx, discovery.ClientConfig{
+		Servers:        cfg.ZooKeeper.Servers,
+		SessionTimeout: cfg.ZooKeeper.SessionTimeout,
+		Auth:           discovery.Auth{Scheme: cfg.ZooKeeper.Auth.Scheme, Credentials: cfg.ZooKeeper.Auth.Credentials},
+		ResyncInterval: cfg.ZooKeeper.ResyncInterval,
+	}, g.log)
+	if err != nil {
+		return err
+	}
+	g.zk.Store(zk)
+	return nil
+}
+
+// serveEntryPoints serves each bound listener with a proxy.Server. A
+// listener that fails sends its error on the returned channel.
+func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.Listener, baseCtx context.Context) ([]*proxy.Server, <-chan error) {
 	var servers []*proxy.Server
 	serveErr := make(chan error, len(listeners))
 	for name, ln := range listeners {
@@ -181,32 +237,22 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 		}()
 		g.log.WithFields(logrus.Fields{"entry_point": name, "address": ln.Addr().String()}).Info("proxy listening")
 	}
+	return servers, serveErr
+}
 
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watching, err := watchReloads(watchCtx, g.path, g.log, func(reason string) { _ = g.reload(reason) })
-	if err != nil {
-		g.log.WithError(err).Warn("config file is not watched; reload with SIGHUP or POST /api/reload")
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-serveErr:
-	}
-	// No reload starts from the file or SIGHUP from here on; one in
-	// progress finishes before anything is stopped.
-	stopWatch()
-	<-watching
-
-	// Graceful shutdown: readiness goes 503 so load balancers in front stop
-	// sending, then new connections stop and requests in flight finish.
+// drain is the graceful part of a shutdown: readiness goes 503 so that load
+// balancers in front stop sending (for the configured drain delay, when
+// wait), then new connections stop and requests in flight finish within
+// the grace timeout; the rest are closed.
+func (g *Gateway) drain(cfg *config.Config, servers []*proxy.Server, wait bool) {
 	g.draining.Store(true)
-	drain := cfg.Shutdown.DrainDelay
-	g.log.WithField("drain_delay", drain).Info("shutting down: draining")
-	if runErr == nil && drain > 0 {
-		time.Sleep(drain) // a configured delay for upstream load balancers, not synchronisation
+	delay := cfg.Shutdown.DrainDelay
+	g.log.WithField("drain_delay", delay).Info("shutting down: draining")
+	if wait && delay > 0 {
+		time.Sleep(delay) // a configured delay for upstream load balancers, not synchronisation
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.GraceTimeout)
+	defer cancel()
 	var wg sync.WaitGroup
 	for _, srv := range servers {
 		wg.Go(func() {
@@ -217,12 +263,6 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 		})
 	}
 	wg.Wait()
-	cancel()
-	cancelBase()
-	g.closeAll()
-	g.shutdownAdmin(adm)
-	g.log.Info("zkgate stopped")
-	return runErr
 }
 
 func (g *Gateway) shutdownAdmin(adm *admin.Server) {
