@@ -751,3 +751,38 @@ func TestHandoffCloseSurvivesInformationalAnswer(t *testing.T) {
 		t.Errorf("the final answer's Connection is %q, want close: the client would reuse a connection the gateway closes", v)
 	}
 }
+
+// An endpoint that stalls inside a response — in a trailer line after the
+// last chunk, in a chunk-size line, before a chunk's CRLF — does not hold
+// back what was relayed before: the head and the whole chunks reach the
+// client before the relay waits for the endpoint (FuzzParseResponse found
+// the fast path sending nothing while net/http sent the head).
+func TestStalledEndpointDoesNotHoldBackTheHead(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, answer, want string }{
+		{"in a trailer line", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Tr", "3\r\nabc\r\n0\r\n"},
+		{"in a chunk-size line", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n1", "3\r\nabc\r\n"},
+		{"before a chunk's CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r", "3\r\nabc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			defer close(release)
+			be := newRecBackend(t, func(_, _ int, r *http.Request, _ []byte, c net.Conn) bool {
+				_, _ = io.WriteString(c, tc.answer)
+				select {
+				case <-release:
+				case <-time.After(diffDeadline):
+				}
+				return false
+			})
+			s := startServer(t, true, ServerConfig{}, be.addr())
+			c := dialServer(t, s.addr)
+			c.send(t, "GET /s HTTP/1.1\r\nHost: example.net\r\n\r\n")
+			got := readUntil(t, c, "\r\n\r\n"+tc.want)
+			if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") {
+				t.Errorf("the client got %q", got)
+			}
+		})
+	}
+}

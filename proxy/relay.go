@@ -148,12 +148,23 @@ func (c *fconn) fillUp(uc *upConn) error {
 	if err != errWouldBlock {
 		return err
 	}
+	if err := c.flushBeforeWait(uc); err != nil {
+		return err
+	}
+	_, err = uc.br.Peek(1)
+	return err
+}
+
+// flushBeforeWait sends the client what is buffered for it before the relay
+// waits for the endpoint's next bytes, so that nothing relayed so far (the
+// response head included) waits on a slow or stalled endpoint; the wait
+// itself has no deadline but the client's (the body may be slow).
+func (c *fconn) flushBeforeWait(uc *upConn) error {
 	if err := c.bw.Flush(); err != nil {
 		return err
 	}
 	uc.clearDeadline()
-	_, err = uc.br.Peek(1)
-	return err
+	return nil
 }
 
 // relayN relays n body bytes.
@@ -217,6 +228,12 @@ func (c *fconn) upstreamLine(uc *upConn) ([]byte, error) {
 	if err := c.fillUp(uc); err != nil {
 		return nil, unexpected(err)
 	}
+	if b, _ := uc.br.Peek(uc.br.Buffered()); bytes.IndexByte(b, '\n') < 0 {
+		// Part of a line has come: the rest may take a while.
+		if err := c.flushBeforeWait(uc); err != nil {
+			return nil, err
+		}
+	}
 	line, err := uc.br.ReadSlice('\n')
 	return line, unexpected(err)
 }
@@ -273,6 +290,11 @@ func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 		}
 		if err := c.fillUp(uc); err != nil {
 			return unexpected(err)
+		}
+		if uc.br.Buffered() < 2 {
+			if err := c.flushBeforeWait(uc); err != nil {
+				return err
+			}
 		}
 		crlf, err := uc.br.Peek(2)
 		if err != nil {
