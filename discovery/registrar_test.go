@@ -21,6 +21,11 @@ var registrarCases = []zkCase{
 	{"RegistrarSessionExpiry", testRegistrarExpiry},
 	{"RegistrarReplacesStaleNode", testRegistrarReplacesStale},
 	{"RegistrarConcurrentParents", testRegistrarConcurrentParents},
+	{"RegistrarRestoresDeletedNode", testRegistrarRestoresDeleted},
+	{"RegistrarRestoresChangedData", testRegistrarRestoresData},
+	{"RegistrarRestoresAfterNewSession", testRegistrarRestoresAfterExpiry},
+	{"RegistrarDeregisterNotUndone", testRegistrarDeregisterNotUndone},
+	{"RegistrarLeavesAnotherSessionsNode", testRegistrarLeavesOthersNode},
 }
 
 func register(t testing.TB, c *Client, cfg RegistrarConfig) *Registrar {
