@@ -6,8 +6,8 @@
 // of one znode, each an instance) and publishes the full endpoint list to its
 // observers whenever it changes; it is the subject of the observer pattern
 // described in package balancer. A Registrar keeps one ephemeral znode alive
-// for a Go backend, re-creating it after a session expiry, and deletes it at
-// once on Deregister.
+// for a Go backend, re-creating it after a session expiry or when another
+// client deletes it, and deletes it at once on Deregister.
 //
 // Instance znodes are read by a Codec: plain ("host:port[,weight]"), Apache
 // Curator x-discovery JSON (as written by Spring Cloud Zookeeper), or

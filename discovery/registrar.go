@@ -60,6 +60,15 @@ func DigestACL(user, password string) []zk.ACL {
 // creates it on Register, creates it again after every new session (the
 // server deletes ephemeral nodes when their session expires) and deletes it
 // on Deregister.
+//
+// Between Register and Deregister it also keeps a watch on its node, as
+// Curator's ServiceDiscovery does, and repairs what another client does to
+// it while the session lives: a deleted node is created again and data
+// changed by someone else is written back (the node describes this backend,
+// so its configuration is the truth; change the weight there), each logged
+// at warn level. A node that another session created in place of a deleted
+// one is left to that session rather than fought over; the Registrar takes
+// the node back only when that node goes, or after a new session of its own.
 type Registrar struct {
 	client *Client
 	cfg    RegistrarConfig
@@ -71,10 +80,26 @@ type Registrar struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	signal      chan struct{}
+	signal      chan struct{} // a session event
+	changed     chan struct{} // a watch event on the node
+	events      atomic.Uint64 // watch events on the node so far
 	registered  atomic.Bool
 	created     atomic.Bool // the node was created at least once
 	recreations atomic.Uint64
+
+	// Used only by the goroutine that calls ensure: Register's, then
+	// keep's; Deregister resets them once keep has stopped.
+	owned int64    // the session in which the node was last seen ours
+	armed watchArm // the watch set on the node, if still pending
+}
+
+// watchArm identifies a watch set on the node: the session and watch
+// re-arming it was set in, and the count of node events before it was set.
+// A watch is still pending while all three are unchanged.
+type watchArm struct {
+	set           bool
+	session       int64
+	rearm, events uint64
 }
 
 // NewRegistrar validates cfg and prepares the instance node. Nothing is
@@ -110,7 +135,7 @@ func NewRegistrar(c *Client, cfg RegistrarConfig, log logrus.FieldLogger) (*Regi
 	if err != nil {
 		return nil, fmt.Errorf("discovery: registrar: %w", err)
 	}
-	r := &Registrar{client: c, cfg: cfg, signal: make(chan struct{}, 1)}
+	r := &Registrar{client: c, cfg: cfg, signal: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
 	switch f {
 	case FormatAuto, FormatPlain:
 		addr, err := joinAddr(host, port)
@@ -146,7 +171,8 @@ func (r *Registrar) Node() string { return r.node }
 
 // Registered reports whether the node is known to exist in the current,
 // live session: false while the session is lost, until the node is checked
-// or created again in the next one, and after Deregister.
+// or created again in the next one, while another session holds the node,
+// and after Deregister.
 func (r *Registrar) Registered() bool { return r.registered.Load() }
 
 // Recreations counts the times the node was created again after the first.
@@ -161,7 +187,7 @@ func (r *Registrar) Register(ctx context.Context) error {
 	if r.cancel != nil {
 		return nil
 	}
-	r.client.subscribe("", r)
+	r.client.subscribe(r.node, r)
 	backoff := minBackoff
 	for {
 		err := errNoSession
@@ -172,14 +198,14 @@ func (r *Registrar) Register(ctx context.Context) error {
 			break
 		}
 		if permanent(err) {
-			r.client.unsubscribe("", r)
+			r.client.unsubscribe(r.node, r)
 			return err
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			r.client.unsubscribe("", r)
+			r.client.unsubscribe(r.node, r)
 			return fmt.Errorf("discovery: register %s: %w (last error: %w)", r.node, ctx.Err(), err)
 		case <-r.signal:
 		case <-t.C:
@@ -205,7 +231,8 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 		<-r.done
 		r.cancel, r.done = nil, nil
 	}
-	r.client.unsubscribe("", r)
+	r.owned, r.armed = 0, watchArm{}
+	r.client.unsubscribe(r.node, r)
 	r.registered.Store(false)
 	done := make(chan error, 1)
 	go func() { done <- r.deleteOwn() }()
@@ -246,20 +273,37 @@ func (r *Registrar) sessionEvent() {
 	}
 }
 
-// nodeEvent implements subscriber; a registrar watches no path.
-func (r *Registrar) nodeEvent(zk.Event, bool) {}
+// nodeEvent implements subscriber: the watch on the node fired.
+func (r *Registrar) nodeEvent(ev zk.Event, child bool) {
+	if child || ev.Type == zk.EventNodeChildrenChanged {
+		return // an ephemeral node has no children
+	}
+	r.events.Add(1)
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
 
-// keep re-creates the node after each session (re-)establishment until ctx
-// ends.
+// keep checks the node after each session (re-)establishment and each event
+// of its watch, until ctx ends. Only keep acts on those, so a repair and a
+// re-registration after a new session never run at the same time.
 func (r *Registrar) keep(ctx context.Context, done chan struct{}) {
 	defer close(done)
 	var retry <-chan time.Time
 	backoff := time.Duration(0)
 	for {
+		// A node event waits for a pending retry (it stays in the channel):
+		// the failed attempt's own writes may have fired the watch.
+		changed := r.changed
+		if retry != nil {
+			changed = nil
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.signal:
+		case <-changed:
 		case <-retry:
 		}
 		retry = nil
@@ -278,12 +322,17 @@ func (r *Registrar) keep(ctx context.Context, done chan struct{}) {
 	}
 }
 
-// ensure makes sure the node exists and belongs to the current session:
-// it creates the parents and the node, replacing a node left by a previous
-// session of this instance.
+// ensure makes sure the node exists, belongs to the current session and
+// holds the Registrar's data, with a watch on it: it creates the parents and
+// the node, replacing a node left by a previous session of this instance.
 func (r *Registrar) ensure() error {
 	conn := r.client.conn
 	sid := conn.SessionID()
+	// Armed before the node is read, so that any change after the read
+	// fires it.
+	if err := r.arm(); err != nil {
+		return err
+	}
 	for range 3 {
 		data, st, err := conn.Get(r.node)
 		switch {
@@ -292,8 +341,19 @@ func (r *Registrar) ensure() error {
 				if _, err := conn.Set(r.node, r.data, st.Version); err != nil {
 					return fmt.Errorf("discovery: register %s: update data: %w", r.node, err)
 				}
+				// Only this session writes the node, and only r.data.
+				r.log.WithField("found", string(data)).Warn("registration data changed by another client; restored")
 			}
+			r.owned = sid
 			r.registered.Store(true)
+			return nil
+		case err == nil && r.owned == sid:
+			// Ours was deleted in this session and another session
+			// created the node since: a live client, which would delete
+			// ours in turn. Leave it; the watch tells when it goes.
+			if r.registered.Swap(false) {
+				r.log.WithField("owner", fmt.Sprintf("0x%x", st.EphemeralOwner)).Warn("registration replaced by another session; leaving it to that session")
+			}
 			return nil
 		case err == nil:
 			// Left by a previous session of this instance (a restart, or
@@ -315,10 +375,16 @@ func (r *Registrar) ensure() error {
 		switch {
 		case err == nil:
 			r.registered.Store(true)
-			if r.created.Swap(true) {
+			switch {
+			case !r.created.Swap(true):
+			case r.owned == sid:
+				r.recreations.Add(1)
+				r.log.Warn("registration deleted by another client; re-registered")
+			default:
 				r.recreations.Add(1)
 				r.log.Info("node created again")
 			}
+			r.owned = sid
 			return nil
 		case errors.Is(err, zk.ErrNodeExists):
 			continue // created meanwhile (by us, before a lost reply?): look again
@@ -327,6 +393,22 @@ func (r *Registrar) ensure() error {
 		}
 	}
 	return fmt.Errorf("discovery: register %s: the node keeps changing under us", r.node)
+}
+
+// arm sets a watch on the node (ExistsW: it fires on the node's creation,
+// deletion and data change) unless one set in this session is pending. Its
+// events reach nodeEvent through the client's routing by path.
+func (r *Registrar) arm() error {
+	s := r.client.session()
+	want := watchArm{set: true, session: s.id, rearm: s.rearm, events: r.events.Load()}
+	if r.armed == want {
+		return nil
+	}
+	if _, _, _, err := r.client.conn.ExistsW(r.node); err != nil {
+		return fmt.Errorf("discovery: watch %s: %w", r.node, err)
+	}
+	r.armed = want
+	return nil
 }
 
 // mkdirs creates the service path and its parents as persistent nodes,

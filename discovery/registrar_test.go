@@ -21,11 +21,23 @@ var registrarCases = []zkCase{
 	{"RegistrarSessionExpiry", testRegistrarExpiry},
 	{"RegistrarReplacesStaleNode", testRegistrarReplacesStale},
 	{"RegistrarConcurrentParents", testRegistrarConcurrentParents},
+	{"RegistrarRestoresDeletedNode", testRegistrarRestoresDeleted},
+	{"RegistrarRestoresChangedData", testRegistrarRestoresData},
+	{"RegistrarRestoresAfterNewSession", testRegistrarRestoresAfterExpiry},
+	{"RegistrarDeregisterNotUndone", testRegistrarDeregisterNotUndone},
+	{"RegistrarLeavesAnotherSessionsNode", testRegistrarLeavesOthersNode},
 }
 
 func register(t testing.TB, c *Client, cfg RegistrarConfig) *Registrar {
 	t.Helper()
-	log, _ := testLog()
+	r, _ := registerLogged(t, c, cfg)
+	return r
+}
+
+// registerLogged is register with the Registrar's log captured.
+func registerLogged(t testing.TB, c *Client, cfg RegistrarConfig) (*Registrar, *logSink) {
+	t.Helper()
+	log, sink := testLog()
 	r, err := NewRegistrar(c, cfg, log)
 	if err != nil {
 		t.Fatalf("NewRegistrar: %v", err)
@@ -40,7 +52,7 @@ func register(t testing.TB, c *Client, cfg RegistrarConfig) *Registrar {
 		defer cancel()
 		_ = r.Deregister(ctx)
 	})
-	return r
+	return r, sink
 }
 
 func testRegistrarRegisterDeregister(t *testing.T, srv *zktest.Server) {
