@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -25,17 +26,45 @@ const (
 	FormatPlain     Format = "plain"
 	FormatCurator   Format = "curator"
 	FormatServerSet Format = "serverset"
+	FormatNerve     Format = "nerve"
 )
+
+// nodeFormats are the formats a node can be in, in the order FormatAuto
+// names them.
+var nodeFormats = []Format{FormatPlain, FormatCurator, FormatServerSet, FormatNerve}
+
+// Formats returns the names ParseFormat accepts: FormatAuto, then every node
+// format.
+func Formats() []Format {
+	return append([]Format{FormatAuto}, nodeFormats...)
+}
 
 // ParseFormat returns the Format named s; the empty string means FormatAuto.
 func ParseFormat(s string) (Format, error) {
-	switch f := Format(strings.ToLower(strings.TrimSpace(s))); f {
-	case "":
+	f := Format(strings.ToLower(strings.TrimSpace(s)))
+	if f == "" {
 		return FormatAuto, nil
-	case FormatAuto, FormatPlain, FormatCurator, FormatServerSet:
+	}
+	if slices.Contains(Formats(), f) {
 		return f, nil
 	}
-	return "", fmt.Errorf("discovery: unknown node format %q (want auto, plain, curator or serverset)", s)
+	return "", fmt.Errorf("discovery: unknown node format %q (want %s)", s, joinFormats(Formats(), "or"))
+}
+
+// joinFormats lists formats in prose: "a, b, c or d".
+func joinFormats(formats []Format, conj string) string {
+	var b strings.Builder
+	for i, f := range formats {
+		switch {
+		case i == 0:
+		case i == len(formats)-1:
+			b.WriteString(" " + conj + " ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(string(f))
+	}
+	return b.String()
 }
 
 // Limits applied to node data.
@@ -58,8 +87,8 @@ var (
 	ErrMalformed = errors.New("malformed node")
 	// ErrNotServing marks a well-formed node whose instance declares itself
 	// out of service (ServerSet status other than ALIVE, Curator
-	// "enabled": false, Spring instance_status other than UP). Such a node
-	// is skipped silently.
+	// "enabled": false, Spring instance_status other than UP, Nerve
+	// weight 0). Such a node is skipped silently.
 	ErrNotServing = errors.New("instance not serving")
 )
 
@@ -68,7 +97,9 @@ var (
 // Weight rule, for every format: a node without a weight has weight 1; a
 // weight must be an integer from 1 to MaxWeight, given as a JSON number or a
 // numeric string; zero, negative, fractional or larger weights make the node
-// malformed (rather than silently served at some other weight).
+// malformed (rather than silently served at some other weight). The one
+// exception is Nerve's weight 0, which drains the instance in SmartStack and
+// so means not serving.
 type Codec struct {
 	// Format is the node format; "" means FormatAuto.
 	Format Format
@@ -103,6 +134,8 @@ func (c Codec) Decode(znodePath string, data []byte) (balancer.Endpoint, error) 
 		ep, err = decodeCurator(data, c.SSL)
 	case f == FormatServerSet:
 		ep, err = decodeServerSet(data, c.EndpointName)
+	case f == FormatNerve:
+		ep, err = decodeNerve(data)
 	default:
 		err = fmt.Errorf("unknown node format %q", f)
 	}

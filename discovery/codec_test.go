@@ -81,6 +81,25 @@ func TestDecodeGolden(t *testing.T) {
 				"serverset.endpoint": "http",
 			}},
 		},
+		{
+			file:  "nerve_labels.json",
+			codec: Codec{Format: FormatNerve},
+			want: balancer.Endpoint{Addr: "10.0.4.21:31045", Weight: 10, Meta: map[string]string{
+				"format":         "nerve",
+				"nerve.name":     "i-0a1b2c3d4e5f60718",
+				"labels.az":      "us-east-1a",
+				"labels.version": "2.4.1",
+				"labels.canary":  "false",
+			}},
+		},
+		{
+			file:  "nerve_minimal.json",
+			codec: Codec{Format: FormatNerve},
+			want: balancer.Endpoint{Addr: "app-3.internal:8080", Weight: 1, Meta: map[string]string{
+				"format":     "nerve",
+				"nerve.name": "i-0123456789abcdef0",
+			}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -98,8 +117,13 @@ func TestDecodeGolden(t *testing.T) {
 }
 
 func TestDecodeNotServing(t *testing.T) {
-	for _, file := range []string{"curator_disabled.json", "curator_spring_out_of_service.json", "serverset_stopping.json"} {
-		_, err := Codec{}.Decode("/s/x", golden(t, file))
+	for file, codec := range map[string]Codec{
+		"curator_disabled.json":              {},
+		"curator_spring_out_of_service.json": {},
+		"serverset_stopping.json":            {},
+		"nerve_drained.json":                 {Format: FormatNerve},
+	} {
+		_, err := codec.Decode("/s/x", golden(t, file))
 		if !errors.Is(err, ErrNotServing) || errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: err = %v, want ErrNotServing", file, err)
 		}
@@ -174,6 +198,17 @@ func TestDecodeMalformed(t *testing.T) {
 		{"serverset missing port", Codec{}, "x", `{"serviceEndpoint":{"host":"h"},"status":"ALIVE"}`, "serviceEndpoint.port missing"},
 		{"serverset missing named endpoint", Codec{EndpointName: "http"}, "x", `{"serviceEndpoint":{"host":"h","port":1},"status":"ALIVE"}`, "additionalEndpoints.http missing"},
 		{"serverset empty host", Codec{}, "x", `{"serviceEndpoint":{"host":"","port":1},"status":"ALIVE"}`, "empty host"},
+		{"nerve bad JSON", Codec{Format: FormatNerve}, "x", `{"host":1,"port":80}`, "invalid Nerve JSON"},
+		{"nerve missing port", Codec{Format: FormatNerve}, "x", `{"host":"10.0.0.1","name":"i-1"}`, "port missing"},
+		{"nerve port text", Codec{Format: FormatNerve}, "x", `{"host":"10.0.0.1","port":"http"}`, `port: "http" is not a number`},
+		{"nerve port out of range", Codec{Format: FormatNerve}, "x", `{"host":"10.0.0.1","port":0}`, "port 0 is out of range"},
+		{"nerve missing host", Codec{Format: FormatNerve}, "x", `{"port":80,"name":"i-1"}`, "empty host"},
+		{"nerve bad host", Codec{Format: FormatNerve}, "x", `{"host":"a/b","port":80}`, "neither an IP address nor a host name"},
+		{"nerve weight negative", Codec{Format: FormatNerve}, "x", `{"host":"h","port":80,"weight":-1}`, "weight -1 must be at least 1"},
+		{"nerve weight fraction", Codec{Format: FormatNerve}, "x", `{"host":"h","port":80,"weight":0.5}`, "weight 0.5 is not an integer"},
+		{"nerve weight too big", Codec{Format: FormatNerve}, "x", `{"host":"h","port":80,"weight":5000}`, "over the maximum 1000"},
+		{"nerve weight text", Codec{Format: FormatNerve}, "x", `{"host":"h","port":80,"weight":"heavy"}`, `weight: "heavy" is not a number`},
+		{"nerve is not curator", Codec{Format: FormatNerve}, "x", `{"address":"10.0.0.1","port":80}`, "empty host"},
 		{"oversized", Codec{}, "x", `{"address":"h","port":80,"payload":{"pad":"` + strings.Repeat("x", MaxNodeData) + `"}}`, "over the 65536-byte limit"},
 		{"unknown format", Codec{Format: "yaml"}, "x", "h:1", `unknown node format "yaml"`},
 	}
@@ -217,13 +252,14 @@ func TestDecodeMetaBounded(t *testing.T) {
 }
 
 func TestParseFormat(t *testing.T) {
-	for in, want := range map[string]Format{"": FormatAuto, "auto": FormatAuto, "Curator": FormatCurator, " plain ": FormatPlain, "serverset": FormatServerSet} {
+	for in, want := range map[string]Format{"": FormatAuto, "auto": FormatAuto, "Curator": FormatCurator, " plain ": FormatPlain, "serverset": FormatServerSet, "Nerve": FormatNerve} {
 		if got, err := ParseFormat(in); err != nil || got != want {
 			t.Errorf("ParseFormat(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := ParseFormat("json"); err == nil || !strings.Contains(err.Error(), `"json"`) {
-		t.Errorf("ParseFormat(json) err = %v, want it to name the value", err)
+	const want = `discovery: unknown node format "json" (want auto, plain, curator, serverset or nerve)`
+	if _, err := ParseFormat("json"); err == nil || err.Error() != want {
+		t.Errorf("ParseFormat(json) err = %v, want %s", err, want)
 	}
 }
 
