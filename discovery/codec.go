@@ -34,10 +34,10 @@ const (
 // names them.
 var nodeFormats = []Format{FormatPlain, FormatCurator, FormatServerSet, FormatNerve}
 
-// Formats returns the names ParseFormat accepts: FormatAuto, then every node
-// format.
-func Formats() []Format {
-	return append([]Format{FormatAuto}, nodeFormats...)
+// FormatNames returns the names ParseFormat accepts: "auto", then every
+// node format.
+func FormatNames() []string {
+	return formatNames(append([]Format{FormatAuto}, nodeFormats...))
 }
 
 // ParseFormat returns the Format named s; the empty string means FormatAuto.
@@ -46,10 +46,10 @@ func ParseFormat(s string) (Format, error) {
 	if f == "" {
 		return FormatAuto, nil
 	}
-	if slices.Contains(Formats(), f) {
+	if slices.Contains(FormatNames(), string(f)) {
 		return f, nil
 	}
-	return "", fmt.Errorf("discovery: unknown node format %q (want %s)", s, joinWords(formatNames(Formats()), "or"))
+	return "", fmt.Errorf("discovery: unknown node format %q (want %s)", s, joinWords(FormatNames(), "or"))
 }
 
 // joinWords lists words in prose: "a, b, c or d".
