@@ -83,17 +83,6 @@ func TestDecodeGolden(t *testing.T) {
 		},
 		{
 			file:  "nerve_labels.json",
-			codec: Codec{Format: FormatNerve},
-			want: balancer.Endpoint{Addr: "10.0.4.21:31045", Weight: 10, Meta: map[string]string{
-				"format":         "nerve",
-				"nerve.name":     "i-0a1b2c3d4e5f60718",
-				"labels.az":      "us-east-1a",
-				"labels.version": "2.4.1",
-				"labels.canary":  "false",
-			}},
-		},
-		{
-			file:  "nerve_labels.json",
 			codec: Codec{},
 			want: balancer.Endpoint{Addr: "10.0.4.21:31045", Weight: 10, Meta: map[string]string{
 				"format":         "nerve",
