@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,23 +20,61 @@ import (
 // znodes.
 type Format string
 
-// The node formats. FormatAuto detects the format of each node by content.
+// The node formats. FormatAuto detects the format of each node by content
+// (see detect).
 const (
 	FormatAuto      Format = "auto"
 	FormatPlain     Format = "plain"
 	FormatCurator   Format = "curator"
 	FormatServerSet Format = "serverset"
+	FormatNerve     Format = "nerve"
 )
+
+// nodeFormats are the formats a node can be in, in the order FormatAuto
+// names them.
+var nodeFormats = []Format{FormatPlain, FormatCurator, FormatServerSet, FormatNerve}
+
+// FormatNames returns the names ParseFormat accepts: "auto", then every
+// node format.
+func FormatNames() []string {
+	return formatNames(append([]Format{FormatAuto}, nodeFormats...))
+}
 
 // ParseFormat returns the Format named s; the empty string means FormatAuto.
 func ParseFormat(s string) (Format, error) {
-	switch f := Format(strings.ToLower(strings.TrimSpace(s))); f {
-	case "":
+	f := Format(strings.ToLower(strings.TrimSpace(s)))
+	if f == "" {
 		return FormatAuto, nil
-	case FormatAuto, FormatPlain, FormatCurator, FormatServerSet:
+	}
+	if slices.Contains(FormatNames(), string(f)) {
 		return f, nil
 	}
-	return "", fmt.Errorf("discovery: unknown node format %q (want auto, plain, curator or serverset)", s)
+	return "", fmt.Errorf("discovery: unknown node format %q (want %s)", s, joinWords(FormatNames(), "or"))
+}
+
+// joinWords lists words in prose: "a, b, c or d".
+func joinWords(words []string, conj string) string {
+	var b strings.Builder
+	for i, w := range words {
+		switch {
+		case i == 0:
+		case i == len(words)-1:
+			b.WriteString(" " + conj + " ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(w)
+	}
+	return b.String()
+}
+
+// formatNames returns the names of formats.
+func formatNames(formats []Format) []string {
+	names := make([]string, len(formats))
+	for i, f := range formats {
+		names[i] = string(f)
+	}
+	return names
 }
 
 // Limits applied to node data.
@@ -58,17 +97,36 @@ var (
 	ErrMalformed = errors.New("malformed node")
 	// ErrNotServing marks a well-formed node whose instance declares itself
 	// out of service (ServerSet status other than ALIVE, Curator
-	// "enabled": false, Spring instance_status other than UP). Such a node
-	// is skipped silently.
+	// "enabled": false, Spring instance_status other than UP, Nerve
+	// weight 0). Such a node is skipped silently.
 	ErrNotServing = errors.New("instance not serving")
+	// ErrUnknownFormat marks, in FormatAuto, a node that no format claims.
+	// It wraps ErrMalformed: such a node is skipped with a warning too.
+	ErrUnknownFormat error = unknownFormat{}
 )
+
+// unknownFormat is ErrUnknownFormat's type; its text names the formats
+// that were tried.
+type unknownFormat struct{}
+
+func (unknownFormat) Error() string {
+	return "not a " + joinWords(formatNames(nodeFormats), "or") + " node"
+}
+
+func (unknownFormat) Unwrap() error { return ErrMalformed }
+
+func unclaimed(format string, args ...any) error {
+	return &reasonError{base: ErrUnknownFormat, reason: fmt.Sprintf(format, args...)}
+}
 
 // Codec decodes the znodes of one service into endpoints.
 //
 // Weight rule, for every format: a node without a weight has weight 1; a
 // weight must be an integer from 1 to MaxWeight, given as a JSON number or a
 // numeric string; zero, negative, fractional or larger weights make the node
-// malformed (rather than silently served at some other weight).
+// malformed (rather than silently served at some other weight). The one
+// exception is Nerve's weight 0, which drains the instance in SmartStack and
+// so means not serving.
 type Codec struct {
 	// Format is the node format; "" means FormatAuto.
 	Format Format
@@ -83,7 +141,9 @@ type Codec struct {
 
 // Decode decodes the znode at znodePath holding data. The endpoint's ID is
 // znodePath and Meta["format"] the format the node was read as. The error
-// wraps ErrMalformed or ErrNotServing and names the path.
+// wraps ErrMalformed or ErrNotServing and names the path; in FormatAuto, a
+// node that no format claims gets one that also wraps ErrUnknownFormat,
+// names the formats tried and says why none fits.
 func (c Codec) Decode(znodePath string, data []byte) (balancer.Endpoint, error) {
 	f := c.Format
 	var (
@@ -93,7 +153,7 @@ func (c Codec) Decode(znodePath string, data []byte) (balancer.Endpoint, error) 
 	if len(data) > MaxNodeData {
 		err = malformed("data is %d bytes, over the %d-byte limit", len(data), MaxNodeData)
 	} else if f == "" || f == FormatAuto {
-		f, err = detect(data)
+		f, err = detect(path.Base(znodePath), data)
 	}
 	switch {
 	case err != nil:
@@ -103,10 +163,15 @@ func (c Codec) Decode(znodePath string, data []byte) (balancer.Endpoint, error) 
 		ep, err = decodeCurator(data, c.SSL)
 	case f == FormatServerSet:
 		ep, err = decodeServerSet(data, c.EndpointName)
+	case f == FormatNerve:
+		ep, err = decodeNerve(data)
 	default:
 		err = fmt.Errorf("unknown node format %q", f)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrUnknownFormat):
+		return balancer.Endpoint{}, fmt.Errorf("discovery: node %s: %w", znodePath, err)
+	case err != nil:
 		if f == "" {
 			f = FormatAuto
 		}
@@ -120,57 +185,109 @@ func (c Codec) Decode(znodePath string, data []byte) (balancer.Endpoint, error) 
 	return ep, nil
 }
 
-// detect returns the format of data by content: JSON objects are Curator or
-// ServerSet (by their keys), anything else is plain.
-func detect(data []byte) (Format, error) {
+// formatFields are, for each JSON format, the fields only its nodes carry,
+// matched case-insensitively as encoding/json matches them. The first one
+// is the field its nodes cannot go without: serviceEndpoint, address, host.
+// Curator's and Nerve's name and port, and the metadata some ServerSet
+// registrars add, are shared and tell nothing.
+var formatFields = []struct {
+	format Format
+	fields []string
+}{
+	{FormatServerSet, []string{"serviceEndpoint", "additionalEndpoints", "status", "shard"}},
+	{FormatCurator, []string{"address", "id", "sslPort", "payload", "registrationTimeUTC", "serviceType", "uriSpec", "enabled"}},
+	{FormatNerve, []string{"host", "weight", "labels", "haproxy_server_options"}},
+}
+
+// detect returns the format of the node named name holding data, by its
+// shape: a JSON object is the format whose defining field it has (in the
+// order of formatFields), or else the one format whose other fields it has,
+// so that that format's decoder says what is missing; data that is not JSON
+// (or a node without data) is plain when it reads as host:port. A node no
+// format claims gets an error wrapping ErrUnknownFormat.
+func detect(name string, data []byte) (Format, error) {
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return FormatPlain, nil
+		spec, from := plainSpec(name, data)
+		if _, ok := splitPlain(spec); ok {
+			return FormatPlain, nil
+		}
+		if from == "data" {
+			return "", unclaimed("data %q is neither host:port[,weight] nor a JSON object", truncate(spec))
+		}
+		return "", unclaimed("node name %q is not host:port[,weight] and the node has no data", truncate(spec))
 	}
-	var keys struct {
-		ServiceEndpoint json.RawMessage `json:"serviceEndpoint"`
-		Address         json.RawMessage `json:"address"`
-		Port            json.RawMessage `json:"port"`
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &obj); err != nil {
+		return "", unclaimed("invalid JSON: %v", err)
 	}
-	if err := json.Unmarshal(trimmed, &keys); err != nil {
-		return "", malformed("invalid JSON: %v", err)
+	has := make(map[string]bool, len(obj))
+	for k := range obj {
+		has[strings.ToLower(k)] = true
 	}
-	switch {
-	case keys.ServiceEndpoint != nil:
-		return FormatServerSet, nil
-	case keys.Address != nil || keys.Port != nil:
-		return FormatCurator, nil
+	var found, markers []string
+	for _, ff := range formatFields {
+		if has[strings.ToLower(ff.fields[0])] {
+			return ff.format, nil
+		}
+		markers = append(markers, ff.fields[0]+" ("+string(ff.format)+")")
+		if slices.ContainsFunc(ff.fields[1:], func(k string) bool { return has[strings.ToLower(k)] }) {
+			found = append(found, string(ff.format))
+		}
 	}
-	return "", malformed("JSON is neither a Curator instance (address, port) nor a ServerSet member (serviceEndpoint)")
+	switch len(found) {
+	case 0:
+		return "", unclaimed("the JSON object has none of the fields %s", joinWords(markers, "or"))
+	case 1:
+		return Format(found[0]), nil
+	}
+	return "", unclaimed("the JSON object has fields of %s but none of %s", joinWords(found, "and"), joinWords(markers, "or"))
+}
+
+// plainSpec returns the text a plain node is read from: its data, or its
+// name when the data is empty.
+func plainSpec(name string, data []byte) (spec, from string) {
+	if spec = strings.TrimSpace(string(data)); spec != "" {
+		return spec, "data"
+	}
+	return name, "node name"
+}
+
+// plainAddr is "host:port[,weight]" split, not yet checked.
+type plainAddr struct {
+	host, port, weight string
+	hasWeight          bool
+}
+
+// splitPlain splits spec; ok is false when it has no host:port.
+func splitPlain(spec string) (a plainAddr, ok bool) {
+	hostPort, weight, hasWeight := strings.Cut(spec, ",")
+	host, port, err := net.SplitHostPort(strings.TrimSpace(hostPort))
+	return plainAddr{host: host, port: port, weight: weight, hasWeight: hasWeight}, err == nil
 }
 
 // decodePlain decodes the seed's format: the node name is "host:port", and
 // data, when present, is "host:port[,weight]" and wins over the name.
 func decodePlain(name string, data []byte) (balancer.Endpoint, error) {
-	spec := strings.TrimSpace(string(data))
-	from := "data"
-	if spec == "" {
-		spec, from = name, "node name"
-	}
+	spec, from := plainSpec(name, data)
 	if strings.HasPrefix(spec, "{") {
 		return balancer.Endpoint{}, malformed("%s is JSON, not host:port[,weight]", from)
 	}
-	hostPort, weightText, hasWeight := strings.Cut(spec, ",")
-	host, portText, err := net.SplitHostPort(strings.TrimSpace(hostPort))
-	if err != nil {
+	a, ok := splitPlain(spec)
+	if !ok {
 		return balancer.Endpoint{}, malformed("%s %q is not host:port[,weight]", from, truncate(spec))
 	}
-	port, err := parsePort(portText)
+	port, err := parsePort(a.port)
 	if err != nil {
 		return balancer.Endpoint{}, err
 	}
-	addr, err := joinAddr(host, port)
+	addr, err := joinAddr(a.host, port)
 	if err != nil {
 		return balancer.Endpoint{}, err
 	}
 	weight := 1
-	if hasWeight {
-		if weight, err = parseWeightText(weightText); err != nil {
+	if a.hasWeight {
+		if weight, err = parseWeightText(a.weight); err != nil {
 			return balancer.Endpoint{}, err
 		}
 	}

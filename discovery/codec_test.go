@@ -81,6 +81,25 @@ func TestDecodeGolden(t *testing.T) {
 				"serverset.endpoint": "http",
 			}},
 		},
+		{
+			file:  "nerve_labels.json",
+			codec: Codec{},
+			want: balancer.Endpoint{Addr: "10.0.4.21:31045", Weight: 10, Meta: map[string]string{
+				"format":         "nerve",
+				"nerve.name":     "i-0a1b2c3d4e5f60718",
+				"labels.az":      "us-east-1a",
+				"labels.version": "2.4.1",
+				"labels.canary":  "false",
+			}},
+		},
+		{
+			file:  "nerve_minimal.json",
+			codec: Codec{Format: FormatNerve},
+			want: balancer.Endpoint{Addr: "app-3.internal:8080", Weight: 1, Meta: map[string]string{
+				"format":     "nerve",
+				"nerve.name": "i-0123456789abcdef0",
+			}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -98,8 +117,13 @@ func TestDecodeGolden(t *testing.T) {
 }
 
 func TestDecodeNotServing(t *testing.T) {
-	for _, file := range []string{"curator_disabled.json", "curator_spring_out_of_service.json", "serverset_stopping.json"} {
-		_, err := Codec{}.Decode("/s/x", golden(t, file))
+	for file, codec := range map[string]Codec{
+		"curator_disabled.json":              {},
+		"curator_spring_out_of_service.json": {},
+		"serverset_stopping.json":            {},
+		"nerve_drained.json":                 {Format: FormatNerve},
+	} {
+		_, err := codec.Decode("/s/x", golden(t, file))
 		if !errors.Is(err, ErrNotServing) || errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: err = %v, want ErrNotServing", file, err)
 		}
@@ -143,8 +167,6 @@ func TestDecodeMalformed(t *testing.T) {
 		data   string
 		reason string
 	}{
-		{"plain name not host:port", Codec{}, "c2f4b0a8", "", `node name "c2f4b0a8" is not host:port`},
-		{"plain missing port", Codec{}, "x", "10.0.0.1", "is not host:port"},
 		{"plain port zero", Codec{}, "x", "10.0.0.1:0", "port 0 is out of range"},
 		{"plain port too big", Codec{}, "x", "10.0.0.1:70000", "port 70000 is out of range"},
 		{"plain port not a number", Codec{}, "x", "10.0.0.1:http", `port "http" is not a number`},
@@ -156,8 +178,9 @@ func TestDecodeMalformed(t *testing.T) {
 		{"plain weight fraction", Codec{}, "x", "10.0.0.1:80,1.5", "weight 1.5 is not an integer"},
 		{"plain weight too big", Codec{}, "x", "10.0.0.1:80,1001", "over the maximum 1000"},
 		{"plain JSON given", Codec{Format: FormatPlain}, "x", `{"address":"a","port":1}`, "data is JSON, not host:port"},
-		{"bad JSON", Codec{}, "x", `{"address":`, "invalid JSON"},
-		{"unknown JSON", Codec{}, "x", `{"host":"a"}`, "neither a Curator instance"},
+		{"nerve without port", Codec{}, "x", `{"host":"a"}`, "(nerve): malformed node: port missing"},
+		{"nerve bad port", Codec{}, "x", `{"host":"10.0.0.1","port":"http","name":"i-1"}`, `(nerve): malformed node: port: "http" is not a number`},
+		{"nerve without host", Codec{}, "x", `{"port":80,"weight":2}`, "(nerve): malformed node: empty host"},
 		{"curator bad JSON", Codec{Format: FormatCurator}, "x", `{"address":1}`, "invalid Curator JSON"},
 		{"curator missing port", Codec{}, "x", `{"address":"10.0.0.1","sslPort":443}`, "port missing"},
 		{"curator null port", Codec{}, "x", `{"address":"10.0.0.1","port":null}`, "port missing"},
@@ -174,6 +197,18 @@ func TestDecodeMalformed(t *testing.T) {
 		{"serverset missing port", Codec{}, "x", `{"serviceEndpoint":{"host":"h"},"status":"ALIVE"}`, "serviceEndpoint.port missing"},
 		{"serverset missing named endpoint", Codec{EndpointName: "http"}, "x", `{"serviceEndpoint":{"host":"h","port":1},"status":"ALIVE"}`, "additionalEndpoints.http missing"},
 		{"serverset empty host", Codec{}, "x", `{"serviceEndpoint":{"host":"","port":1},"status":"ALIVE"}`, "empty host"},
+		{"plain by configuration", Codec{Format: FormatPlain}, "c2f4b0a8", "", `(plain): malformed node: node name "c2f4b0a8" is not host:port`},
+		{"nerve bad JSON", Codec{Format: FormatNerve}, "x", `{"host":1,"port":80}`, "invalid Nerve JSON"},
+		{"nerve missing port", Codec{Format: FormatNerve}, "x", `{"host":"10.0.0.1","name":"i-1"}`, "port missing"},
+		{"nerve port text", Codec{Format: FormatNerve}, "x", `{"host":"10.0.0.1","port":"http"}`, `port: "http" is not a number`},
+		{"nerve port out of range", Codec{Format: FormatNerve}, "x", `{"host":"10.0.0.1","port":0}`, "port 0 is out of range"},
+		{"nerve missing host", Codec{Format: FormatNerve}, "x", `{"port":80,"name":"i-1"}`, "empty host"},
+		{"nerve bad host", Codec{Format: FormatNerve}, "x", `{"host":"a/b","port":80}`, "neither an IP address nor a host name"},
+		{"nerve weight negative", Codec{Format: FormatNerve}, "x", `{"host":"h","port":80,"weight":-1}`, "weight -1 must be at least 1"},
+		{"nerve weight fraction", Codec{Format: FormatNerve}, "x", `{"host":"h","port":80,"weight":0.5}`, "weight 0.5 is not an integer"},
+		{"nerve weight too big", Codec{Format: FormatNerve}, "x", `{"host":"h","port":80,"weight":5000}`, "over the maximum 1000"},
+		{"nerve weight text", Codec{Format: FormatNerve}, "x", `{"host":"h","port":80,"weight":"heavy"}`, `weight: "heavy" is not a number`},
+		{"nerve is not curator", Codec{Format: FormatNerve}, "x", `{"address":"10.0.0.1","port":80}`, "empty host"},
 		{"oversized", Codec{}, "x", `{"address":"h","port":80,"payload":{"pad":"` + strings.Repeat("x", MaxNodeData) + `"}}`, "over the 65536-byte limit"},
 		{"unknown format", Codec{Format: "yaml"}, "x", "h:1", `unknown node format "yaml"`},
 	}
@@ -191,6 +226,87 @@ func TestDecodeMalformed(t *testing.T) {
 				t.Errorf("err = %q, want it to name %s and say %q", err, p, tt.reason)
 			}
 		})
+	}
+}
+
+// TestDetectFormat: in FormatAuto each format is recognised by its fields,
+// and the fields Curator and Nerve share (name, port) decide nothing.
+func TestDetectFormat(t *testing.T) {
+	tests := []struct {
+		desc, name, data string
+		want             Format
+	}{
+		{"plain name", "10.0.0.1:8080", "", FormatPlain},
+		{"plain data", "x", "10.0.0.2:9090,3", FormatPlain},
+		{"plain IPv6", "[::1]:80", "\n", FormatPlain},
+		{"plain bad port", "x", "10.0.0.1:http", FormatPlain},
+		{"curator Spring", "x", string(golden(t, "curator_spring.json")), FormatCurator},
+		{"curator HashMap", "x", string(golden(t, "curator_hashmap_weight.json")), FormatCurator},
+		{"curator disabled", "x", string(golden(t, "curator_disabled.json")), FormatCurator},
+		{"curator minimal", "x", `{"address":"10.0.0.1","port":80}`, FormatCurator},
+		{"curator with name", "x", `{"name":"echo","address":"10.0.0.1","port":80}`, FormatCurator},
+		{"curator without address", "x", `{"name":"echo","id":"c2f4","port":80,"serviceType":"DYNAMIC"}`, FormatCurator},
+		{"serverset Aurora", "member_0000000001", string(golden(t, "serverset_aurora.json")), FormatServerSet},
+		{"serverset stopping", "member_0000000002", string(golden(t, "serverset_stopping.json")), FormatServerSet},
+		{"serverset without serviceEndpoint", "x", `{"status":"ALIVE","shard":1}`, FormatServerSet},
+		{"nerve labels", "i-0a1b2c3d_0000000007", string(golden(t, "nerve_labels.json")), FormatNerve},
+		{"nerve minimal", "i-0123_0000000001", string(golden(t, "nerve_minimal.json")), FormatNerve},
+		{"nerve drained", "x", string(golden(t, "nerve_drained.json")), FormatNerve},
+		{"nerve host and port", "x", `{"host":"10.0.0.1","port":80}`, FormatNerve},
+		{"nerve name and port", "x", `{"host":"10.0.0.1","port":80,"name":"i-1"}`, FormatNerve},
+		{"nerve keys in capitals", "x", `{"Host":"10.0.0.1","Port":80}`, FormatNerve},
+		{"nerve without host", "x", `{"port":80,"labels":{"az":"a"}}`, FormatNerve},
+		// Both defining fields: the earlier format wins, as before Nerve.
+		{"serviceEndpoint before host", "x", `{"serviceEndpoint":{"host":"h","port":1},"host":"h","status":"ALIVE"}`, FormatServerSet},
+		{"address before host", "x", `{"address":"10.0.0.1","host":"10.0.0.2","port":80}`, FormatCurator},
+	}
+	for _, tt := range tests {
+		t.Run(tt.desc, func(t *testing.T) {
+			got, err := detect(tt.name, []byte(tt.data))
+			if err != nil || got != tt.want {
+				t.Fatalf("detect = %q, %v; want %q", got, err, tt.want)
+			}
+			// Decode says so too, whether or not the node is usable.
+			ep, err := Codec{}.Decode("/services/svc/"+tt.name, []byte(tt.data))
+			if err == nil && ep.Meta["format"] != string(tt.want) {
+				t.Errorf("Decode: Meta[format] = %q, want %q", ep.Meta["format"], tt.want)
+			}
+			if err != nil && !strings.Contains(err.Error(), "("+string(tt.want)+")") {
+				t.Errorf("Decode: err = %v, want it to name %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestDecodeUnknownFormat: in FormatAuto, a node no format claims is
+// reported as such, naming the formats tried and why none fits.
+func TestDecodeUnknownFormat(t *testing.T) {
+	const prefix = "discovery: node /services/x/abc: not a plain, curator, serverset or nerve node: "
+	tests := []struct{ data, reason string }{
+		{"", `node name "abc" is not host:port[,weight] and the node has no data`},
+		{"hello", `data "hello" is neither host:port[,weight] nor a JSON object`},
+		{`[{"host":"10.0.0.1","port":80}]`, `data "[{\"host\":\"10.0.0.1\",\"port\":80}]" is neither host:port[,weight] nor a JSON object`},
+		{`{"host":`, "invalid JSON: unexpected end of JSON input"},
+		{`{}`, "the JSON object has none of the fields serviceEndpoint (serverset), address (curator) or host (nerve)"},
+		{`{"name":"i-1","port":80}`, "the JSON object has none of the fields serviceEndpoint (serverset), address (curator) or host (nerve)"},
+		{`{"status":"ALIVE","port":80,"weight":2}`, "the JSON object has fields of serverset and nerve but none of serviceEndpoint (serverset), address (curator) or host (nerve)"},
+	}
+	for _, tt := range tests {
+		_, err := Codec{}.Decode("/services/x/abc", []byte(tt.data))
+		if err == nil || err.Error() != prefix+tt.reason {
+			t.Errorf("Decode(%q) err =\n %v\nwant\n %s", tt.data, err, prefix+tt.reason)
+			continue
+		}
+		if !errors.Is(err, ErrUnknownFormat) || !errors.Is(err, ErrMalformed) || errors.Is(err, ErrNotServing) {
+			t.Errorf("Decode(%q) err = %v: want ErrUnknownFormat and ErrMalformed", tt.data, err)
+		}
+	}
+	// A configured format reports its own error, never an unknown format.
+	for _, f := range nodeFormats {
+		_, err := Codec{Format: f}.Decode("/services/x/abc", []byte("hello"))
+		if err == nil || errors.Is(err, ErrUnknownFormat) || !errors.Is(err, ErrMalformed) {
+			t.Errorf("format %s: err = %v, want a malformed %s node", f, err, f)
+		}
 	}
 }
 
@@ -217,13 +333,14 @@ func TestDecodeMetaBounded(t *testing.T) {
 }
 
 func TestParseFormat(t *testing.T) {
-	for in, want := range map[string]Format{"": FormatAuto, "auto": FormatAuto, "Curator": FormatCurator, " plain ": FormatPlain, "serverset": FormatServerSet} {
+	for in, want := range map[string]Format{"": FormatAuto, "auto": FormatAuto, "Curator": FormatCurator, " plain ": FormatPlain, "serverset": FormatServerSet, "Nerve": FormatNerve} {
 		if got, err := ParseFormat(in); err != nil || got != want {
 			t.Errorf("ParseFormat(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := ParseFormat("json"); err == nil || !strings.Contains(err.Error(), `"json"`) {
-		t.Errorf("ParseFormat(json) err = %v, want it to name the value", err)
+	const want = `discovery: unknown node format "json" (want auto, plain, curator, serverset or nerve)`
+	if _, err := ParseFormat("json"); err == nil || err.Error() != want {
+		t.Errorf("ParseFormat(json) err = %v, want %s", err, want)
 	}
 }
 

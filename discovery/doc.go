@@ -10,8 +10,9 @@
 // client deletes it, and deletes it at once on Deregister.
 //
 // Instance znodes are read by a Codec: plain ("host:port[,weight]"), Apache
-// Curator x-discovery JSON (as written by Spring Cloud Zookeeper), or
-// Finagle/Aurora ServerSet JSON, or auto-detected by content.
+// Curator x-discovery JSON (as written by Spring Cloud Zookeeper),
+// Finagle/Aurora ServerSet JSON or Airbnb Nerve (SmartStack) JSON, or
+// auto-detected by their fields.
 //
 // # ZooKeeper semantics
 //

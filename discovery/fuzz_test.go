@@ -4,7 +4,9 @@ import (
 	"errors"
 	"maps"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -12,14 +14,16 @@ import (
 var fixedTime = time.UnixMilli(1700000000000)
 
 // FuzzDecode checks that no node data makes a codec panic, that every error
-// is classified (malformed or not serving) and names the znode, and that
-// every endpoint is usable: a valid address, a weight in range, the format
+// is classified (malformed or not serving) and names the znode, that an
+// unknown format is only ever reported by auto detection, and that every
+// endpoint is usable: a valid address, a weight in range, the format
 // recorded, and the same result from auto detection as from the format it
 // detected.
 func FuzzDecode(f *testing.F) {
 	for _, file := range []string{
 		"curator_spring.json", "curator_spring_out_of_service.json", "curator_hashmap_weight.json",
 		"curator_disabled.json", "serverset_aurora.json", "serverset_stopping.json",
+		"nerve_labels.json", "nerve_minimal.json", "nerve_drained.json",
 	} {
 		f.Add("member_0000000001", golden(f, file), false)
 	}
@@ -28,6 +32,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add("[::1]:80", []byte(nil), true)
 	f.Add("x", []byte(`{"address":"h","port":"80","payload":{"weight":"5"}}`), true)
 	f.Add("x", []byte(`{"serviceEndpoint":{"host":"h","port":1},"status":"ALIVE","metadata":{"weight":2}}`), false)
+	f.Add("i-0a1b_0000000001", []byte(`{"host":"h","port":"80","weight":"3","labels":{"az":"a","n":1}}`), false)
+	f.Add("abc", []byte(`{"name":"i-1","port":80}`), false)
 	f.Fuzz(func(t *testing.T, name string, data []byte, ssl bool) {
 		p := "/services/fuzz/" + name
 		auto := Codec{SSL: ssl, EndpointName: ""}
@@ -35,6 +41,14 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrNotServing) {
 				t.Fatalf("unclassified error: %v", err)
+			}
+			if !strings.HasPrefix(err.Error(), "discovery: node "+p+" ") && !strings.HasPrefix(err.Error(), "discovery: node "+p+":") {
+				t.Fatalf("error does not name %s first: %v", p, err)
+			}
+			for _, f := range nodeFormats {
+				if _, ferr := (Codec{Format: f, SSL: ssl}).Decode(p, data); errors.Is(ferr, ErrUnknownFormat) {
+					t.Fatalf("format %s reported an unknown format: %v", f, ferr)
+				}
 			}
 			return
 		}
@@ -52,7 +66,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("ID = %q, want %q", ep.ID, p)
 		}
 		f := Format(ep.Meta["format"])
-		if f != FormatPlain && f != FormatCurator && f != FormatServerSet {
+		if !slices.Contains(nodeFormats, f) {
 			t.Fatalf("Meta[format] = %q", f)
 		}
 		explicit, err := Codec{Format: f, SSL: ssl}.Decode(p, data)

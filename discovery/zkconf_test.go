@@ -20,6 +20,7 @@ var confCases = []zkCase{
 	{"ConfPathDeletedAndRecreated", testConfPathDeleted},
 	{"ConfBurstCoalesced", testConfBurst},
 	{"ConfMalformedSkippedOnce", testConfMalformed},
+	{"ConfNerveBadNodesHideNone", testConfNerveBadNodes},
 	{"ConfSessionExpiryRearms", testConfSessionExpiry},
 	{"ConfDisconnectKeepsListAndCatchesUp", testConfDisconnect},
 	{"ConfDeadClientNodeVanishes", testConfDeadClient},
@@ -89,6 +90,7 @@ func testConfFormats(t *testing.T, srv *zktest.Server) {
 		{FormatPlain, map[string]string{"127.0.0.1:7001": "", "x": "127.0.0.1:7002,3"}, zk.FlagEphemeral, []string{"127.0.0.1:7001", "127.0.0.1:7002"}, 0},
 		{FormatCurator, map[string]string{"c2f4b0a8-9f51-4a8e-8f7e-53b1d2c4e9aa": curatorJSON}, zk.FlagEphemeral, []string{"127.0.0.1:9090"}, 5},
 		{FormatServerSet, map[string]string{"member_": string(golden(t, "serverset_aurora.json"))}, zk.FlagEphemeral | zk.FlagSequence, []string{"10.1.2.3:31181"}, 1},
+		{FormatNerve, map[string]string{"i-0a1b2c3d4e5f60718_": string(golden(t, "nerve_labels.json"))}, zk.FlagEphemeral | zk.FlagSequence, []string{"10.0.4.21:31045"}, 10},
 	}
 	for _, tt := range tests {
 		for _, opt := range []Format{tt.format, FormatAuto} {
@@ -235,6 +237,43 @@ func testConfMalformed(t *testing.T, srv *zktest.Server) {
 	if st := z.Stats(); st.Malformed != 0 {
 		t.Errorf("Malformed = %d after the fix, want 0", st.Malformed)
 	}
+}
+
+// testConfNerveBadNodes: beside two good Nerve nodes, a drained one, a
+// malformed one and one no format claims are each skipped, and hide
+// nothing; the bad ones are warned about by path and reason.
+func testConfNerveBadNodes(t *testing.T, srv *zktest.Server) {
+	raw := zktest.Connect(t, srv.Addr())
+	p := testPath(t)
+	mkdirs(t, raw, p)
+	const seq = zk.FlagEphemeral | zk.FlagSequence
+	create(t, raw, p+"/i-0aaa_", `{"host":"127.0.0.1","port":7101,"name":"i-0aaa","weight":3,"labels":{"az":"a"}}`, seq)
+	create(t, raw, p+"/i-0bbb_", `{"host":"127.0.0.1","port":7102,"name":"i-0bbb"}`, seq)
+	create(t, raw, p+"/i-0ccc_", `{"host":"127.0.0.1","port":7103,"name":"i-0ccc","weight":0}`, seq)
+	bad := create(t, raw, p+"/i-0ddd_", `{"host":"127.0.0.1","port":"http","name":"i-0ddd"}`, seq)
+	unclaimed := create(t, raw, p+"/abc", `{"name":"i-0eee","port":7105}`, zk.FlagEphemeral)
+
+	c := dial(t, ClientConfig{Servers: []string{srv.Addr()}})
+	z, r, sink := watch(t, c, p, ZkConfOptions{})
+	r.awaitAddrs(t, "127.0.0.1:7101", "127.0.0.1:7102")
+	if e, _ := find(r.last(), "127.0.0.1:7101"); e.Weight != 3 || e.Meta["labels.az"] != "a" || e.Meta["format"] != "nerve" {
+		t.Errorf("endpoint %+v: want weight 3, labels.az a, format nerve", e)
+	}
+	if st := z.Stats(); st.Malformed != 2 || st.NotServing != 1 {
+		t.Errorf("stats %+v: want Malformed 2 and NotServing 1", st)
+	}
+	if n := sink.count(bad + " (nerve): malformed node: port:"); n != 1 {
+		t.Errorf("%d warnings that %s has a bad port, want 1", n, bad)
+	}
+	if n := sink.count(unclaimed + ": not a plain, curator, serverset or nerve node: the JSON object has none of the fields"); n != 1 {
+		t.Errorf("%d warnings that no format claims %s, want 1", n, unclaimed)
+	}
+
+	// Completing the unclaimed node serves it as Nerve.
+	if _, err := raw.Set(unclaimed, []byte(`{"name":"i-0eee","port":7105,"host":"127.0.0.1"}`), -1); err != nil {
+		t.Fatal(err)
+	}
+	r.awaitAddrs(t, "127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7105")
 }
 
 func testConfSessionExpiry(t *testing.T, srv *zktest.Server) {

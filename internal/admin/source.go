@@ -68,7 +68,7 @@ type DiscoveryInfo struct {
 	Kind string `json:"kind"`
 	// Path is the watched znode path (zookeeper only).
 	Path string `json:"path,omitempty"`
-	// Format is the configured node format (plain, curator, serverset, auto).
+	// Format is the configured node format (plain, curator, serverset, nerve, auto).
 	Format string `json:"format,omitempty"`
 }
 

@@ -48,8 +48,8 @@ type ZooKeeperDiscovery struct {
 	Path string `mapstructure:"path"`
 	// Format is the node format: auto (detect per node), plain
 	// ("host:port" names, optional "host:port[,weight]" data), curator
-	// (Curator x-discovery JSON) or serverset (Finagle ServerSet JSON).
-	// Default "auto".
+	// (Curator x-discovery JSON), serverset (Finagle ServerSet JSON) or
+	// nerve (Airbnb Nerve / SmartStack JSON). Default "auto".
 	Format string `mapstructure:"format"`
 	// EndpointName selects a named entry of a ServerSet member's
 	// additionalEndpoints instead of its serviceEndpoint; serverset and

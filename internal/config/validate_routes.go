@@ -125,7 +125,7 @@ func validateDiscovery(p *problems, key string, d *Discovery) {
 		// The file takes a format as discovery names it, exactly; discovery
 		// itself is lenient about case and spaces.
 		if f, err := discovery.ParseFormat(zk.Format); err != nil || string(f) != zk.Format {
-			p.addf(key+".zookeeper.format", "unknown format %q (valid: auto, plain, curator, serverset)", zk.Format)
+			p.addf(key+".zookeeper.format", "unknown format %q (valid: %s)", zk.Format, strings.Join(discovery.FormatNames(), ", "))
 		}
 		if f := discovery.Format(zk.Format); zk.EndpointName != "" && f != discovery.FormatServerSet && f != discovery.FormatAuto {
 			p.addf(key+".zookeeper.endpoint_name", "only used by formats serverset and auto, not %q", zk.Format)
