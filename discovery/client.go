@@ -23,6 +23,10 @@ const (
 // send queue is full (up to a few seconds).
 const closeTimeout = 5 * time.Second
 
+// errNoSession is the answer of an operation that needs a session while
+// the client holds none.
+var errNoSession = errors.New("no zookeeper session")
+
 // Auth is an authentication added to the session, as zkCli's addauth.
 type Auth struct {
 	// Scheme is the ZooKeeper auth scheme, usually "digest". Empty means
@@ -40,13 +44,17 @@ type ClientConfig struct {
 	// SessionTimeout is the session timeout requested from ZooKeeper
 	// (which bounds it between 2 and 20 ticks). Default 10s.
 	SessionTimeout time.Duration
-	// Auth, when Scheme is set, is added to the session before Dial
-	// returns, and again after every reconnect.
+	// Auth, when Scheme is set, is added to the first session before it
+	// is declared usable (before Dial returns), and again after every
+	// reconnect.
 	Auth Auth
 	// ResyncInterval is how often each LoadBalanceZkConf verifies its
 	// membership with a read without watches, repairing watches that
 	// were lost silently. Default 30s; negative disables it.
 	ResyncInterval time.Duration
+
+	// outageReport, when set, replaces firstOutageReport (tests).
+	outageReport time.Duration
 }
 
 // Validate reports the configuration's problems, each naming its field.
@@ -71,15 +79,23 @@ func (cfg ClientConfig) Validate() error {
 
 // Status is a snapshot of the session state, for metrics and status pages.
 type Status struct {
-	// State is go-zookeeper's name of the last session state
-	// ("StateHasSession", "StateDisconnected", ...).
-	State string
-	// HasSession reports whether the client holds a usable session.
+	// State is the session state (see SessionState).
+	State SessionState
+	// HasSession reports whether the client holds a usable session
+	// (State is SessionConnected).
 	HasSession bool
 	// SessionID is the current (or last) session id; 0 before the first.
 	SessionID int64
-	// Server is the server of the last connection.
-	Server string
+	// Servers are the configured servers; Server is the one of the last
+	// connection.
+	Servers []string
+	Server  string
+	// LastError is the last failure to get or keep a session (a refused
+	// connection, a handshake that did not complete, an authentication
+	// failure), and LastErrorAt when it happened. Kept after a session is
+	// established, for the record.
+	LastError   string
+	LastErrorAt time.Time
 	// Established counts sessions established, reconnections included.
 	Established uint64
 	// Expirations counts sessions expired by the server.
@@ -92,7 +108,7 @@ type Status struct {
 	// HandshakeTimeouts counts connections closed because the server
 	// accepted them but did not complete the session handshake in time.
 	HandshakeTimeouts uint64
-	// Since is when the client entered its current session state.
+	// Since is when the client entered State.
 	Since time.Time
 }
 
@@ -113,8 +129,12 @@ type Client struct {
 
 	mu           sync.Mutex // guards the fields below
 	sess         session
-	state        zk.State
+	state        SessionState
 	since        time.Time
+	lastErr      string
+	lastErrAt    time.Time
+	authed       bool      // cfg.Auth was added to the session
+	noSession    time.Time // since when no session is held; zero while one is
 	established  uint64
 	expirations  uint64
 	disconnects  uint64
@@ -137,11 +157,14 @@ type Client struct {
 	closeOnce sync.Once
 }
 
-// Dial connects to ZooKeeper and returns once a session is established and
-// authenticated, or with an error when ctx ends first. The Client then keeps
-// the session alive, reconnecting and re-establishing it as needed, until
-// Close.
-func Dial(ctx context.Context, cfg ClientConfig, log logrus.FieldLogger) (*Client, error) {
+// Connect starts a Client and returns at once: the session is sought in the
+// background, and kept alive, reconnected and re-established as needed,
+// until Close. Until the first session, reads fail and subscribers wait for
+// it; Status says what the client is trying and what failed last, and the
+// log says so too, less often the longer it lasts (see reportOutages). An
+// error is returned only for a configuration that cannot work (no servers,
+// none that resolves).
+func Connect(cfg ClientConfig, log logrus.FieldLogger) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -152,20 +175,22 @@ func Dial(ctx context.Context, cfg ClientConfig, log logrus.FieldLogger) (*Clien
 		cfg.ResyncInterval = DefaultResyncInterval
 	}
 	log = log.WithField("component", "zookeeper")
+	now := time.Now()
 	c := &Client{
-		cfg:      cfg,
-		log:      log,
-		evSignal: make(chan struct{}, 1),
-		state:    zk.StateDisconnected,
-		since:    time.Now(),
-		first:    make(chan struct{}),
-		byPath:   make(map[string]map[subscriber]struct{}),
-		all:      make(map[subscriber]struct{}),
-		stop:     make(chan struct{}),
+		cfg:       cfg,
+		log:       log,
+		evSignal:  make(chan struct{}, 1),
+		state:     SessionConnecting,
+		since:     now,
+		noSession: now,
+		first:     make(chan struct{}),
+		byPath:    make(map[string]map[subscriber]struct{}),
+		all:       make(map[subscriber]struct{}),
+		stop:      make(chan struct{}),
 	}
 	c.handshakeTimeout = handshakeTimeout(cfg.SessionTimeout)
 	conn, events, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
-		zk.WithLogger(zkLogger{log: log, onWatchResetFailure: c.watchResetFailed}),
+		zk.WithLogger(zkLogger{log: log, onWatchResetFailure: c.watchResetFailed, onHandshakeFailure: c.noteError}),
 		zk.WithEventCallback(c.onEvent),
 		zk.WithDialer(c.dial))
 	if err != nil {
@@ -174,16 +199,21 @@ func Dial(ctx context.Context, cfg ClientConfig, log logrus.FieldLogger) (*Clien
 	c.conn = conn
 	c.wg.Go(func() { c.drain(events) })
 	c.wg.Go(c.run)
+	c.wg.Go(c.reportOutages)
+	return c, nil
+}
 
+// Dial is Connect, then waits for the first session: it returns once a
+// session is established (and authenticated when cfg.Auth is set), or with
+// an error when ctx ends first.
+func Dial(ctx context.Context, cfg ClientConfig, log logrus.FieldLogger) (*Client, error) {
+	c, err := Connect(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.awaitFirst(ctx); err != nil {
 		c.Close()
 		return nil, err
-	}
-	if cfg.Auth.Scheme != "" {
-		if err := c.addAuth(ctx); err != nil {
-			c.Close()
-			return nil, err
-		}
 	}
 	return c, nil
 }
@@ -193,22 +223,33 @@ func (c *Client) awaitFirst(ctx context.Context) error {
 	case <-c.first:
 		return nil
 	case <-ctx.Done():
+		if st := c.Status(); st.LastError != "" {
+			return fmt.Errorf("discovery: no zookeeper session with %v (last error: %s): %w", c.cfg.Servers, st.LastError, ctx.Err())
+		}
 		return fmt.Errorf("discovery: no zookeeper session with %v: %w", c.cfg.Servers, ctx.Err())
 	}
 }
 
-func (c *Client) addAuth(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- c.conn.AddAuth(c.cfg.Auth.Scheme, []byte(c.cfg.Auth.Credentials)) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("discovery: zookeeper auth (scheme %s): %w", c.cfg.Auth.Scheme, err)
-		}
+// authenticate adds cfg.Auth to the session, once: go-zookeeper adds it
+// again after every reconnect. It runs on the event goroutine before the
+// first session is declared usable, so that no subscriber reads without it.
+func (c *Client) authenticate() error {
+	if c.cfg.Auth.Scheme == "" {
 		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("discovery: zookeeper auth (scheme %s): %w", c.cfg.Auth.Scheme, ctx.Err())
 	}
+	c.mu.Lock()
+	done := c.authed
+	c.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := c.conn.AddAuth(c.cfg.Auth.Scheme, []byte(c.cfg.Auth.Credentials)); err != nil {
+		return fmt.Errorf("zookeeper auth (scheme %s): %w", c.cfg.Auth.Scheme, err)
+	}
+	c.mu.Lock()
+	c.authed = true
+	c.mu.Unlock()
+	return nil
 }
 
 // Close ends the session (its ephemeral nodes vanish at once) and stops the
@@ -231,6 +272,7 @@ func (c *Client) Close() {
 		c.wg.Wait()
 		c.mu.Lock()
 		c.sess.ok = false
+		c.setState(SessionClosed)
 		c.mu.Unlock()
 	})
 }
@@ -240,10 +282,13 @@ func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Status{
-		State:              c.state.String(),
+		State:              c.state,
 		HasSession:         c.sess.ok,
 		SessionID:          c.sess.id,
+		Servers:            c.cfg.Servers,
 		Server:             c.conn.Server(),
+		LastError:          c.lastErr,
+		LastErrorAt:        c.lastErrAt,
 		Established:        c.established,
 		Expirations:        c.expirations,
 		Disconnects:        c.disconnects,
@@ -251,6 +296,27 @@ func (c *Client) Status() Status {
 		HandshakeTimeouts:  c.handshakeTimeouts.Load(),
 		Since:              c.since,
 	}
+}
+
+// setState enters st; c.mu is held.
+func (c *Client) setState(st SessionState) {
+	if st == c.state {
+		return
+	}
+	c.state, c.since = st, time.Now()
+	switch {
+	case st == SessionConnected:
+		c.noSession = time.Time{}
+	case c.noSession.IsZero():
+		c.noSession = c.since
+	}
+}
+
+// noteError records err as the last failure to get or keep a session.
+func (c *Client) noteError(err error) {
+	c.mu.Lock()
+	c.lastErr, c.lastErrAt = err.Error(), time.Now()
+	c.mu.Unlock()
 }
 
 // HasSession reports whether the client holds a usable session.

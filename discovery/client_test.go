@@ -22,7 +22,7 @@ var clientCases = []zkCase{
 func testClientStatus(t *testing.T, srv *zktest.Server) {
 	c := dial(t, ClientConfig{Servers: []string{srv.Addr()}})
 	st := c.Status()
-	if !st.HasSession || st.State != "StateHasSession" || st.SessionID == 0 || st.Established != 1 || st.Expirations != 0 || st.Since.IsZero() {
+	if !st.HasSession || st.State != SessionConnected || st.SessionID == 0 || st.Established != 1 || st.Expirations != 0 || st.Since.IsZero() {
 		t.Errorf("status after Dial = %+v", st)
 	}
 	if !c.HasSession() {

@@ -16,6 +16,13 @@
 //
 // # ZooKeeper semantics
 //
+// Connect returns at once and seeks the session in the background; Dial
+// also waits for the first one. The client's own SessionState (connecting,
+// connected, expired, closed) is what the gateway reports: only a session,
+// not the library's TCP-level "connected", makes it usable. While it has
+// none it logs how long, which servers it tries and the last error, less and
+// less often.
+//
 // Only zk.StateHasSession means the client is usable. While the session is
 // lost a conf keeps serving its last known list and reports it as stale
 // (static stability); an empty list is published only when it was read from

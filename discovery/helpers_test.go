@@ -50,16 +50,15 @@ func testPath(t testing.TB) string {
 	return fmt.Sprintf("/zkgate-test/%s-%d/svc", name, pathSeq.Add(1))
 }
 
-// logSink captures log entries at warn level and above; the output goes to
-// stderr only when ZKGATE_TEST_LOG is set.
+// logSink captures log entries at its level and above (warn for testLog,
+// see testLogAt); the output goes to stderr only when ZKGATE_TEST_LOG is set.
 type logSink struct {
+	level   logrus.Level
 	mu      sync.Mutex
 	entries []string
 }
 
-func (s *logSink) Levels() []logrus.Level {
-	return []logrus.Level{logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel, logrus.WarnLevel}
-}
+func (s *logSink) Levels() []logrus.Level { return logrus.AllLevels[:s.level+1] }
 
 func (s *logSink) Fire(e *logrus.Entry) error {
 	line, _ := e.String()
@@ -82,14 +81,17 @@ func (s *logSink) count(substr string) int {
 	return n
 }
 
-func testLog() (*logrus.Logger, *logSink) {
+func testLog() (*logrus.Logger, *logSink) { return testLogAt(logrus.WarnLevel) }
+
+// testLogAt is testLog capturing entries at level and above.
+func testLogAt(level logrus.Level) (*logrus.Logger, *logSink) {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	if os.Getenv("ZKGATE_TEST_LOG") != "" {
 		l.SetOutput(os.Stderr)
 		l.SetLevel(logrus.DebugLevel)
 	}
-	sink := &logSink{}
+	sink := &logSink{level: level}
 	l.AddHook(sink)
 	return l, sink
 }

@@ -426,8 +426,6 @@ func (r *Registrar) mkdirs() error {
 	return nil
 }
 
-var errNoSession = errors.New("no zookeeper session")
-
 // permanent reports errors that retrying cannot fix.
 func permanent(err error) bool {
 	return errors.Is(err, zk.ErrNoAuth) || errors.Is(err, zk.ErrInvalidACL) ||

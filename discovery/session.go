@@ -131,55 +131,139 @@ func (c *Client) run() {
 	}
 }
 
+// handle applies one of the library's session events to the client's own
+// state (see SessionState) and tells the subscribers when the session became
+// usable or stopped being so.
 func (c *Client) handle(st zk.State) {
-	c.mu.Lock()
-	prev := c.sess
-	if st != c.state {
-		c.state, c.since = st, time.Now()
+	if st == zk.StateHasSession {
+		if err := c.authenticate(); err != nil {
+			// The connection is closed or the server refused: the
+			// library reconnects and the next session event retries.
+			c.noteError(err)
+			c.log.WithError(err).Error("zookeeper authentication failed; the session is not used until it succeeds")
+			return
+		}
 	}
+	c.mu.Lock()
+	prev, prevState, lost := c.sess, c.state, c.noSession
 	notify := false
 	switch st {
 	case zk.StateHasSession:
 		c.established++
 		c.sess = session{ok: true, id: c.conn.SessionID(), gen: prev.gen + 1, rearm: prev.rearm}
+		c.setState(SessionConnected)
 		notify = true
 	case zk.StateExpired:
 		c.expirations++
 		c.sess.ok = false
+		c.setState(SessionExpired)
 		notify = true
-	case zk.StateDisconnected, zk.StateAuthFailed:
+	default:
+		// Disconnected, connecting, TCP-connected, auth failed: no
+		// usable session. An expired one stays "expired" until the
+		// next session.
 		if prev.ok {
 			c.disconnects++
+			c.sess.ok = false
+			notify = true
 		}
-		c.sess.ok = false
-		notify = prev.ok
+		if c.state == SessionConnected {
+			c.setState(SessionConnecting)
+		}
 	}
 	cur := c.sess
 	c.mu.Unlock()
+	if st == zk.StateAuthFailed {
+		c.noteError(fmt.Errorf("zookeeper server %s refused the authentication", c.conn.Server()))
+	}
 
-	log := c.log.WithField("session", fmt.Sprintf("0x%x", cur.id))
+	log := c.log.WithFields(logrus.Fields{"session": fmt.Sprintf("0x%x", cur.id), "state": c.Status().State.String()})
 	switch {
-	case st == zk.StateHasSession && prev.gen == 0:
-		log.WithField("server", c.conn.Server()).Info("zookeeper session established")
-		close(c.first)
-	case st == zk.StateHasSession && prev.id == cur.id:
-		log.WithField("server", c.conn.Server()).Info("zookeeper reconnected; session kept")
 	case st == zk.StateHasSession:
-		log.WithField("server", c.conn.Server()).Info("zookeeper new session; re-reading every watched service")
+		log = log.WithField("server", c.conn.Server())
+		if !lost.IsZero() {
+			log = log.WithField("without_session", roundSeconds(time.Since(lost)).String())
+		}
+		switch {
+		case prev.gen == 0:
+			log.Info("zookeeper session established")
+			close(c.first)
+		case prev.id == cur.id:
+			log.Info("zookeeper reconnected; session kept")
+		default:
+			log.Info("zookeeper new session; re-reading every watched service")
+		}
 	case st == zk.StateExpired:
 		log.Warn("zookeeper session expired; serving the last known membership until a new session")
 	case st == zk.StateAuthFailed:
 		log.Error("zookeeper authentication failed")
-	case st == zk.StateDisconnected && prev.ok && c.closing.Load():
+	case prev.ok && c.closing.Load():
 		log.Info("zookeeper session closed")
-	case st == zk.StateDisconnected && prev.ok:
-		log.Warn("zookeeper disconnected; serving the last known membership")
+	case prev.ok:
+		log.Warn("zookeeper connection lost; serving the last known membership while reconnecting")
 	default:
-		log.Debugf("zookeeper state %v", st)
+		log.Debugf("zookeeper client state %v (session state %v)", st, prevState)
 	}
 	if notify {
 		c.notifyAll()
 	}
+}
+
+// The log reports a lack of session after firstOutageReport, then each
+// time its length has doubled, then every maxOutageReport.
+const (
+	firstOutageReport = 3 * time.Second
+	maxOutageReport   = time.Minute
+)
+
+// reportOutages logs, while the client has no session, how long it has
+// been without one, which servers it is trying and the last error: at
+// firstOutageReport, then less and less often.
+func (c *Client) reportOutages() {
+	first := firstOutageReport
+	if c.cfg.outageReport > 0 {
+		first = c.cfg.outageReport
+	}
+	t := time.NewTicker(min(first, time.Second))
+	defer t.Stop()
+	var reported time.Time // the outage last reported
+	next := first
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		since, state, lastErr := c.noSession, c.state, c.lastErr
+		c.mu.Unlock()
+		if since.IsZero() {
+			continue
+		}
+		if since != reported {
+			reported, next = since, first
+		}
+		d := time.Since(since)
+		if d < next {
+			continue
+		}
+		next = d + min(max(d, first), maxOutageReport)
+		servers := strings.Join(c.cfg.Servers, ",")
+		e := c.log.WithFields(logrus.Fields{"state": state.String(), "servers": servers, "without_session": roundSeconds(d).String()})
+		if lastErr != "" {
+			e = e.WithField("last_error", lastErr)
+		}
+		e.Warnf("no zookeeper session for %v; still trying %s; serving the last known membership (none before the first session)", roundSeconds(d), servers)
+	}
+}
+
+// roundSeconds rounds d for a log line: to the second from 10s up, to the
+// tenth below.
+func roundSeconds(d time.Duration) time.Duration {
+	if d >= 10*time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(100 * time.Millisecond)
 }
 
 func (c *Client) notifyAll() {
@@ -202,18 +286,24 @@ func (c *Client) watchResetFailed() {
 }
 
 // zkLogger routes go-zookeeper's log into logrus at debug level. It also
-// spots the one message that says watches were lost on a reconnect
-// (go-zookeeper v1.0.4 reports it only in its log).
+// spots the messages that carry what the library reports nowhere else: that
+// watches were lost on a reconnect (go-zookeeper v1.0.4 says so only in its
+// log), and why a session handshake failed.
 type zkLogger struct {
 	log                 logrus.FieldLogger
 	onWatchResetFailure func()
+	onHandshakeFailure  func(error)
 }
 
 func (l zkLogger) Printf(format string, args ...any) {
-	if strings.HasPrefix(format, "Failed to set previous watches") {
+	switch {
+	case strings.HasPrefix(format, "Failed to set previous watches"):
 		l.log.Warnf("zookeeper: "+format+"; setting every watch again", args...)
 		l.onWatchResetFailure()
 		return
+	case strings.HasPrefix(format, "authentication failed: ") && l.onHandshakeFailure != nil:
+		// The library's name for a failed session handshake.
+		l.onHandshakeFailure(fmt.Errorf("session handshake failed: %v", fmt.Sprint(args...)))
 	}
 	l.log.Debugf("zookeeper: "+format, args...)
 }

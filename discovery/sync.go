@@ -31,7 +31,7 @@ func (z *LoadBalanceZkConf) step(verify bool) (err error) {
 	}()
 	s := z.client.session()
 	if !s.ok {
-		return nil // the next session event wakes the conf
+		return errNoSession // the next session event wakes the conf
 	}
 	children, data := z.takePending()
 	switch {

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"fmt"
 	"net"
 	"time"
 
@@ -33,6 +34,7 @@ type dialedConn struct{ net.Conn }
 func (c *Client) dial(network, addr string, timeout time.Duration) (net.Conn, error) {
 	conn, err := net.DialTimeout(network, addr, timeout)
 	if err != nil {
+		c.noteError(err)
 		return nil, err
 	}
 	c.lastConn.Store(&dialedConn{conn})
@@ -53,7 +55,9 @@ func (c *Client) watchHandshake() {
 			return
 		}
 		c.handshakeTimeouts.Add(1)
-		c.log.WithField("server", dc.RemoteAddr().String()).
+		server := dc.RemoteAddr().String()
+		c.noteError(fmt.Errorf("%s accepted the connection but did not complete the session handshake within %v", server, c.handshakeTimeout))
+		c.log.WithField("server", server).
 			Warnf("zookeeper accepted the connection but did not complete the session handshake within %v; reconnecting", c.handshakeTimeout)
 		_ = dc.Close()
 	})

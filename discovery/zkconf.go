@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -295,7 +296,13 @@ func (z *LoadBalanceZkConf) run(ctx context.Context) {
 	backoff := time.Duration(0)
 	verify := false
 	for {
-		if err := z.step(verify); err != nil {
+		err := z.step(verify)
+		switch {
+		case errors.Is(err, errNoSession):
+			// Neither a failure nor a recovery: nothing can be read
+			// until a session, whose event wakes the conf.
+			retry.Stop()
+		case err != nil:
 			z.readErrors.Add(1)
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
 			if !z.failing {
@@ -305,7 +312,7 @@ func (z *LoadBalanceZkConf) run(ctx context.Context) {
 			}
 			z.failing = true
 			retry.Reset(backoff)
-		} else {
+		default:
 			if z.failing {
 				z.log.Info("reading ZooKeeper works again")
 			}

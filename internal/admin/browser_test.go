@@ -82,7 +82,7 @@ func testStatusPageLive(t *testing.T, b context.Context) {
 			t.Errorf("a %s endpoint's state is shown in %s, want %s", state, got, rgb)
 		}
 	}
-	browsertest.WaitFor(t, b, `document.getElementById('zk-state').dataset.state === 'has_session'`, 5*time.Second)
+	browsertest.WaitFor(t, b, `document.getElementById('zk-state').dataset.state === 'connected'`, 5*time.Second)
 	browsertest.WaitFor(t, b, `document.querySelector('[data-service="users"] [data-flag="flag-stale"]') !== null`, 5*time.Second)
 	browsertest.WaitFor(t, b, `document.querySelectorAll('#routes tr[data-route]').length === 2`, 5*time.Second)
 	// A healthy endpoint receiving traffic shows a positive rate.
@@ -121,10 +121,10 @@ func testStatusPageLive(t *testing.T, b context.Context) {
 
 	// Losing the ZooKeeper session shows in the header and a banner.
 	src.update(func(f *fakeSource) {
-		f.zk.State, f.zk.Connected, f.zk.SessionID = "disconnected", false, ""
+		f.zk.State, f.zk.Connected, f.zk.SessionID = "connecting", false, ""
 		f.ready, f.reason = false, "draining"
 	})
-	browsertest.WaitFor(t, b, `document.getElementById('zk-state').dataset.state === 'disconnected' && `+
+	browsertest.WaitFor(t, b, `document.getElementById('zk-state').dataset.state === 'connecting' && `+
 		`document.getElementById('zk-state').classList.contains('bad') && !document.getElementById('zk-banner').hidden && `+
 		`document.getElementById('ready').dataset.ready === 'false'`, 5*time.Second)
 }

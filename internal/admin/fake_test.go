@@ -61,7 +61,7 @@ func newFakeSource() *fakeSource {
 		},
 		zk: ZooKeeperInfo{
 			Servers:   []string{"127.0.0.1:2181"},
-			State:     "has_session",
+			State:     "connected",
 			Since:     t0.Add(-time.Hour),
 			SessionID: "0x1000a2b3c4d0000",
 			Connected: true,

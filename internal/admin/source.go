@@ -130,18 +130,24 @@ type EndpointInfo struct {
 // ZooKeeperInfo describes the gateway's ZooKeeper session.
 type ZooKeeperInfo struct {
 	Servers []string `json:"servers"`
-	// State is the session state as go-zookeeper names it, lower case with
-	// underscores: "has_session", "connecting", "disconnected", "expired",...
+	// State is the session state: "connected" (a live session),
+	// "connecting" (none yet, or the connection to it was lost),
+	// "expired" (the server expired it; a new one is sought), "closed",
+	// or "not_configured" without ZooKeeper.
 	State string `json:"state"`
 	// Since is when State was entered.
 	Since time.Time `json:"since,omitzero"`
 	// SessionID is the session id in hexadecimal, as ZooKeeper logs it
-	// ("0x1000a2b3c4d0000"); empty without a session.
+	// ("0x1000a2b3c4d0000"); empty before the first session.
 	SessionID string `json:"session_id,omitempty"`
-	// Connected is true while the session is usable (StateHasSession).
+	// Connected is true while the session is usable (State "connected").
 	Connected   bool   `json:"connected"`
 	Reconnects  uint64 `json:"reconnects"`
 	Expirations uint64 `json:"expirations"`
+	// LastError is the last failure to get or keep a session, at
+	// LastErrorAt.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // State is the whole picture the status page and /api/events show.

@@ -56,14 +56,3 @@ services: {}
 		})
 	}
 }
-
-func TestStateName(t *testing.T) {
-	for in, want := range map[string]string{
-		"StateHasSession": "has_session", "StateDisconnected": "disconnected",
-		"StateExpired": "expired", "StateAuthFailed": "auth_failed", "": "unknown",
-	} {
-		if got := stateName(in); got != want {
-			t.Errorf("stateName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -122,15 +122,16 @@ func (g *Gateway) Reload() error { return g.reload("admin API") }
 // ZooKeeper implements admin.Source.
 func (g *Gateway) ZooKeeper() admin.ZooKeeperInfo {
 	cfg := g.cfg.Load()
-	zi := admin.ZooKeeperInfo{Servers: cfg.ZooKeeper.Servers, State: "disconnected"}
+	zi := admin.ZooKeeperInfo{Servers: cfg.ZooKeeper.Servers, State: stateNotConfigured}
 	zk := g.zk.Load()
 	if zk == nil {
 		return zi
 	}
 	st := zk.Status()
-	zi.State = stateName(st.State)
+	zi.State = st.State.String()
 	zi.Since = st.Since
 	zi.Connected = st.HasSession
+	zi.LastError, zi.LastErrorAt = st.LastError, st.LastErrorAt
 	if st.SessionID != 0 {
 		zi.SessionID = "0x" + strconv.FormatInt(st.SessionID, 16)
 	}
@@ -141,24 +142,8 @@ func (g *Gateway) ZooKeeper() admin.ZooKeeperInfo {
 	return zi
 }
 
-// stateName turns the client's "StateHasSession" into "has_session".
-func stateName(s string) string {
-	s = strings.TrimPrefix(s, "State")
-	var b strings.Builder
-	for i, r := range s {
-		if r >= 'A' && r <= 'Z' {
-			if i > 0 {
-				b.WriteByte('_')
-			}
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	if b.Len() == 0 {
-		return "unknown"
-	}
-	return b.String()
-}
+// stateNotConfigured is the session state shown without ZooKeeper.
+const stateNotConfigured = "not_configured"
 
 // Ready implements admin.Source: ready once every service has its first
 // membership, and not while draining.
@@ -167,14 +152,24 @@ func (g *Gateway) Ready() (bool, string) {
 		return false, "draining"
 	}
 	if !g.serving.Load() {
-		return false, "starting: waiting for zookeeper"
+		return false, "starting"
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, name := range slices.Sorted(maps.Keys(g.services)) {
-		if !g.services[name].synced() {
-			return false, "service " + name + ": first zookeeper sync pending"
+		if g.services[name].synced() {
+			continue
 		}
+		reason := "service " + name + ": first zookeeper sync pending"
+		if zk := g.zk.Load(); zk != nil && !zk.HasSession() {
+			st := zk.Status()
+			reason += "; no zookeeper session (" + st.State.String()
+			if st.LastError != "" {
+				reason += ", last error: " + st.LastError
+			}
+			reason += ")"
+		}
+		return false, reason
 	}
 	return true, ""
 }
@@ -184,12 +179,12 @@ func (g *Gateway) metricsState() metrics.State {
 	var st metrics.State
 	if zk := g.zk.Load(); zk != nil {
 		zs := zk.Status()
-		st.ZooKeeper = metrics.ZooKeeperState{State: stateName(zs.State), Expirations: zs.Expirations}
+		st.ZooKeeper = metrics.ZooKeeperState{State: zs.State.String(), Expirations: zs.Expirations}
 		if zs.Established > 0 {
 			st.ZooKeeper.Reconnects = zs.Established - 1
 		}
 	} else {
-		st.ZooKeeper.State = "disconnected"
+		st.ZooKeeper.State = stateNotConfigured
 	}
 	if g.access != nil {
 		st.HasAccessLog = true

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zkgate/zkgate/discovery"
 )
 
 // StateSource gives the gateway's state at scrape time. The composition
@@ -34,9 +35,9 @@ type State struct {
 
 // ZooKeeperState is the ZooKeeper session's state.
 type ZooKeeperState struct {
-	// State is the session state, lower case with underscores as the admin
-	// API shows it: "has_session", "connecting", "connected",
-	// "disconnected", "expired", "auth_failed" or "unknown".
+	// State is the session state as the admin API shows it: one of
+	// discovery.SessionStateNames ("connecting", "connected", "expired",
+	// "closed"), or "not_configured" without ZooKeeper.
 	State string
 	// Reconnects counts new connections after a disconnection.
 	Reconnects uint64
@@ -73,9 +74,9 @@ type ServiceState struct {
 // so that alerts on them see a series.
 var endpointStates = []string{"healthy", "unhealthy", "ejected", "draining"}
 
-// sessionStates are the ZooKeeper states always exported: 1 for the current
-// one, 0 for the others.
-var sessionStates = []string{"disconnected", "connecting", "connected", "has_session", "expired", "auth_failed", "unknown"}
+// sessionStates are the ZooKeeper session states always exported: 1 for the
+// current one, 0 for the others.
+var sessionStates = discovery.SessionStateNames()
 
 // stateCollector exports a StateSource's State at scrape time.
 type stateCollector struct {
@@ -93,7 +94,7 @@ func newStateCollector(src StateSource) *stateCollector {
 	return &stateCollector{
 		src:              src,
 		endpoints:        desc("endpoints", "Endpoints of a service by state (healthy, unhealthy, ejected, draining).", "service", "state"),
-		sessionState:     desc("zookeeper_session_state", "1 for the ZooKeeper session's current state, 0 for the others; has_session is the only usable one.", "state"),
+		sessionState:     desc("zookeeper_session_state", "1 for the ZooKeeper session's current state, 0 for the others; connected is the only one with a usable session.", "state"),
 		reconnects:       desc("zookeeper_reconnects_total", "New ZooKeeper connections after a disconnection."),
 		expirations:      desc("zookeeper_session_expirations_total", "ZooKeeper session expirations."),
 		watchEvents:      desc("zookeeper_watch_events_total", "ZooKeeper watch events received, by service.", "service"),

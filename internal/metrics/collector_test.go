@@ -15,7 +15,7 @@ func (f fakeState) MetricsState() State { return f.state }
 
 func sampleState() State {
 	return State{
-		ZooKeeper: ZooKeeperState{State: "has_session", Reconnects: 2, Expirations: 1},
+		ZooKeeper: ZooKeeperState{State: "connected", Reconnects: 2, Expirations: 1},
 		Services: []ServiceState{
 			{
 				Name:        "echo",
@@ -50,15 +50,12 @@ zkgate_endpoints{service="users",state="ejected"} 0
 zkgate_endpoints{service="users",state="healthy"} 0
 zkgate_endpoints{service="users",state="starting"} 1
 zkgate_endpoints{service="users",state="unhealthy"} 0
-# HELP zkgate_zookeeper_session_state 1 for the ZooKeeper session's current state, 0 for the others; has_session is the only usable one.
+# HELP zkgate_zookeeper_session_state 1 for the ZooKeeper session's current state, 0 for the others; connected is the only one with a usable session.
 # TYPE zkgate_zookeeper_session_state gauge
-zkgate_zookeeper_session_state{state="auth_failed"} 0
-zkgate_zookeeper_session_state{state="connected"} 0
+zkgate_zookeeper_session_state{state="closed"} 0
+zkgate_zookeeper_session_state{state="connected"} 1
 zkgate_zookeeper_session_state{state="connecting"} 0
-zkgate_zookeeper_session_state{state="disconnected"} 0
 zkgate_zookeeper_session_state{state="expired"} 0
-zkgate_zookeeper_session_state{state="has_session"} 1
-zkgate_zookeeper_session_state{state="unknown"} 0
 # HELP zkgate_zookeeper_reconnects_total New ZooKeeper connections after a disconnection.
 # TYPE zkgate_zookeeper_reconnects_total counter
 zkgate_zookeeper_reconnects_total 2
@@ -133,7 +130,7 @@ func TestStateCollectorIsConsistent(t *testing.T) {
 
 func TestStateCollectorEdgeCases(t *testing.T) {
 	st := State{
-		ZooKeeper: ZooKeeperState{State: "read_only"}, // a state the list does not know
+		ZooKeeper: ZooKeeperState{State: "not_configured"}, // a state the list does not know
 		Services: []ServiceState{
 			{Name: "echo", Endpoints: map[string]int{"healthy": 1}},
 			{Name: "echo", Endpoints: map[string]int{"healthy": 9}}, // duplicate: would fail the scrape
@@ -142,8 +139,8 @@ func TestStateCollectorEdgeCases(t *testing.T) {
 	m := New(Options{State: StateSourceFunc(func() State { return st })})
 	text := exposition(t, m) // fails on a duplicate series
 	for _, want := range []string{
-		`zkgate_zookeeper_session_state{state="read_only"} 1`,
-		`zkgate_zookeeper_session_state{state="has_session"} 0`,
+		`zkgate_zookeeper_session_state{state="not_configured"} 1`,
+		`zkgate_zookeeper_session_state{state="connected"} 0`,
 		`zkgate_endpoints{service="echo",state="healthy"} 1`,
 	} {
 		if !strings.Contains(text, want) {

@@ -122,13 +122,14 @@
   }
 
   // ---- header and summary --------------------------------------------------
+  // The session states are the gateway's own (see discovery.SessionState):
+  // only "connected" has a usable session.
   function zkClass(zk) {
-    if (zk.connected) return 'ok';
-    if (zk.state === 'expired' || zk.state === 'disconnected' || zk.state === 'auth_failed') return 'bad';
-    return 'warn';
+    if (zk.state === 'connected') return 'ok';
+    if (zk.state === 'not_configured') return 'warn';
+    return 'bad';
   }
   function zkLabel(zk) {
-    if (zk.connected) return 'connected';
     return (zk.state || 'unknown').replace(/_/g, ' ');
   }
 
@@ -146,9 +147,11 @@
     badge.className = 'badge ' + zkClass(zk);
     setText(badge, 'ZooKeeper ' + zkLabel(zk));
     const zkBanner = byId('zk-banner');
-    zkBanner.hidden = !!zk.connected;
-    if (!zk.connected) {
-      setText(zkBanner, 'ZooKeeper is ' + zkLabel(zk) + ' — serving the last known membership; services marked stale are not being refreshed.');
+    zkBanner.hidden = zk.state === 'connected' || zk.state === 'not_configured';
+    if (!zkBanner.hidden) {
+      setText(zkBanner, 'ZooKeeper is ' + zkLabel(zk) + ', without a session' + (zk.since ? ' (state entered ' + ago(zk.since, Date.parse(state.time)) + ')' : '') +
+        ' — serving the last known membership; services marked stale are not being refreshed.' +
+        (zk.last_error ? ' Last error: ' + zk.last_error : ''));
     }
 
     let endpoints = 0, healthy = 0, rate = 0;
