@@ -129,6 +129,21 @@ type gateway struct {
 // until /readyz answers 200.
 func startGateway(t *testing.T, g *procs, cfg gatewayConfig) *gateway {
 	t.Helper()
+	gw := launchGateway(t, g, cfg)
+	await(t, startWait, func() bool {
+		if gw.proc.exited() {
+			t.Fatalf("gateway exited during start (%s):\n%s", gw.proc.state(), tail(gw.proc.stderr, tailLines))
+		}
+		code, _ := gw.get("/readyz")
+		return code == http.StatusOK
+	}, "the gateway's /readyz to answer 200 (log %s)", gw.proc.stderr)
+	return gw
+}
+
+// launchGateway writes cfg into t.TempDir() and starts zkgate with it,
+// without waiting for anything.
+func launchGateway(t *testing.T, g *procs, cfg gatewayConfig) *gateway {
+	t.Helper()
 	web := "127.0.0.1:" + strconv.Itoa(zktest.FreePort(t))
 	adm := "127.0.0.1:" + strconv.Itoa(zktest.FreePort(t))
 	path := filepath.Join(t.TempDir(), "gateway.yaml")
@@ -142,13 +157,6 @@ func startGateway(t *testing.T, g *procs, cfg gatewayConfig) *gateway {
 		client: &http.Client{Timeout: 5 * time.Second},
 	}
 	gw.proc = g.start("gateway", bins.zkgate, "serve", "--config", path)
-	await(t, startWait, func() bool {
-		if gw.proc.exited() {
-			t.Fatalf("gateway exited during start (%s):\n%s", gw.proc.state(), tail(gw.proc.stderr, tailLines))
-		}
-		code, _ := gw.get("/readyz")
-		return code == http.StatusOK
-	}, "the gateway's /readyz to answer 200 (log %s)", gw.proc.stderr)
 	return gw
 }
 

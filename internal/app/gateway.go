@@ -90,7 +90,7 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	})
 
 	// The admin listener comes first, so that /livez answers and /readyz
-	// says why the gateway is not ready while ZooKeeper is awaited.
+	// says why the gateway is not ready while ZooKeeper is sought.
 	adm, err := g.startAdmin(cfg)
 	if err != nil {
 		return err
@@ -100,12 +100,11 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 		g.shutdownAdmin(adm)
 		return err
 	}
-	if err := g.connectZooKeeper(ctx, cfg); err != nil {
+	// The session is sought in the background: requests are answered at
+	// once, with 503 for a service whose membership is not known yet.
+	if err := g.connectZooKeeper(cfg); err != nil {
 		closeListeners(listeners)
 		g.shutdownAdmin(adm)
-		if ctx.Err() != nil {
-			return nil // stopped while waiting for ZooKeeper
-		}
 		return err
 	}
 	if err := g.apply(cfg); err != nil {
@@ -188,14 +187,15 @@ func closeListeners(listeners map[string]net.Listener) {
 	}
 }
 
-// connectZooKeeper opens the ZooKeeper session, if servers are configured,
-// waiting for it until ctx ends.
-func (g *Gateway) connectZooKeeper(ctx context.Context, cfg *config.Config) error {
+// connectZooKeeper starts the ZooKeeper client, if servers are configured.
+// It does not wait for a session: the client seeks one in the background
+// and logs, less and less often, while it has none.
+func (g *Gateway) connectZooKeeper(cfg *config.Config) error {
 	if len(cfg.ZooKeeper.Servers) == 0 {
 		return nil
 	}
-	g.log.WithField("servers", cfg.ZooKeeper.Servers).Info("connecting to zookeeper")
-	zk, err := discovery.Dial(ctx, discovery.ClientConfig{
+	g.log.WithField("servers", cfg.ZooKeeper.Servers).Info("connecting to zookeeper; serving meanwhile")
+	zk, err := discovery.Connect(discovery.ClientConfig{
 		Servers:        cfg.ZooKeeper.Servers,
 		SessionTimeout: cfg.ZooKeeper.SessionTimeout,
 		Auth:           discovery.Auth{Scheme: cfg.ZooKeeper.Auth.Scheme, Credentials: cfg.ZooKeeper.Auth.Credentials},
