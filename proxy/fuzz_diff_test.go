@@ -187,10 +187,22 @@ type fzBackend struct {
 	log   []string
 }
 
+// fzBackendSeq numbers the backends, to give each its own loopback address.
+var fzBackendSeq atomic.Uint32
+
+// fzBackendHost returns the next of 65,024 loopback addresses (127.1.0.1 to
+// 127.1.255.254). A run makes thousands of backends, each leaving sockets in
+// TIME_WAIT on its port for a minute; on one address they would use up the
+// ephemeral port range within a run ("bind: address already in use").
+func fzBackendHost() string {
+	n := fzBackendSeq.Add(1) % (254 * 256)
+	return fmt.Sprintf("127.1.%d.%d", n/254, n%254+1)
+}
+
 // newFzBackend starts a backend; each execution has its own, so that a
 // request a gateway sends late cannot be taken for one of the next.
 func newFzBackend(answer func(bw *bufio.Writer, req *rawMessage) bool) (*fzBackend, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", fzBackendHost()+":0")
 	if err != nil {
 		return nil, err
 	}
