@@ -161,9 +161,10 @@ type Client struct {
 // background, and kept alive, reconnected and re-established as needed,
 // until Close. Until the first session, reads fail and subscribers wait for
 // it; Status says what the client is trying and what failed last, and the
-// log says so too, less often the longer it lasts (see reportOutages). An
-// error is returned only for a configuration that cannot work (no servers,
-// none that resolves).
+// log says so too, less often the longer it lasts (see reportOutages).
+// Server names are resolved at each dial, so a name that does not resolve
+// yet is a failure to retry, not an error. An error is returned only for a
+// configuration that cannot work.
 func Connect(cfg ClientConfig, log logrus.FieldLogger) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -192,6 +193,7 @@ func Connect(cfg ClientConfig, log logrus.FieldLogger) (*Client, error) {
 	conn, events, err := zk.Connect(cfg.Servers, cfg.SessionTimeout,
 		zk.WithLogger(zkLogger{log: log, onWatchResetFailure: c.watchResetFailed, onHandshakeFailure: c.noteError}),
 		zk.WithEventCallback(c.onEvent),
+		zk.WithHostProvider(&hostList{}),
 		zk.WithDialer(c.dial))
 	if err != nil {
 		return nil, fmt.Errorf("discovery: connect to zookeeper %v: %w", cfg.Servers, err)

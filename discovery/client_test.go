@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,18 @@ var clientCases = []zkCase{
 	{"ClientStatus", testClientStatus},
 	{"ClientCloseWhileCutOff", testClientCloseWhileCut},
 	{"ClientHandshakeWatchdog", testClientHandshakeWatchdog},
+	{"ClientResolvesAtDial", testClientResolvesAtDial},
+}
+
+// testClientResolvesAtDial: a server name that does not resolve fails
+// neither Connect nor the client, which gets its session from a server whose
+// name does (go-zookeeper's own host provider refused the whole list).
+func testClientResolvesAtDial(t *testing.T, srv *zktest.Server) {
+	missing := "zkgate-test-missing.invalid:2181"
+	c := dial(t, ClientConfig{Servers: []string{missing, "localhost:" + strconv.Itoa(srv.Port())}})
+	if st := c.Status(); st.State != SessionConnected || !strings.HasPrefix(st.Server, "localhost:") {
+		t.Errorf("status %+v; want a session with localhost", st)
+	}
 }
 
 func testClientStatus(t *testing.T, srv *zktest.Server) {
