@@ -334,3 +334,33 @@ type failingSource struct {
 }
 
 func (f *failingSource) Drain(string, string) error { return f.err }
+
+// TestUnknownAPIAnswersJSON: a path or method the API does not have gets the
+// API's JSON error, not net/http's text/plain "404 page not found".
+func TestUnknownAPIAnswersJSON(t *testing.T) {
+	s := newTestServer(t, newFakeSource(), Options{})
+	tests := []struct {
+		method, path string
+		code         int
+		allow, want  string
+	}{
+		{"GET", "/api/nope", http.StatusNotFound, "", "no API at /api/nope"},
+		{"GET", "/api/services/echo/extra", http.StatusNotFound, "", "no API at /api/services/echo/extra"},
+		{"DELETE", "/api/", http.StatusNotFound, "", "no API at /api/"},
+		{"GET", "/api/reload", http.StatusMethodNotAllowed, "POST", "method GET not allowed on /api/reload"},
+		{"POST", "/api/state", http.StatusMethodNotAllowed, "GET", "method POST not allowed on /api/state"},
+		{"PUT", "/api/services/echo", http.StatusMethodNotAllowed, "GET", "method PUT not allowed"},
+	}
+	for _, tt := range tests {
+		rec := do(s.Handler(), tt.method, tt.path, "")
+		var e errorBody
+		decode(t, rec, &e)
+		if rec.Code != tt.code || rec.Header().Get("Allow") != tt.allow || !strings.Contains(e.Error, tt.want) {
+			t.Errorf("%s %s = %d Allow %q %q; want %d Allow %q naming %q", tt.method, tt.path, rec.Code, rec.Header().Get("Allow"), e.Error, tt.code, tt.allow, tt.want)
+		}
+	}
+	// Outside /api/, net/http's answers stay.
+	if rec := do(s.Handler(), "GET", "/nope", ""); rec.Code != http.StatusNotFound {
+		t.Errorf("GET /nope = %d; want 404", rec.Code)
+	}
+}

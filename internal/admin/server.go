@@ -22,6 +22,9 @@
 //	POST /api/reload                                    re-read the configuration file
 //	GET  /                                              the status page (HTML, CSS, JS embedded)
 //
+// Every API error, an unknown /api/ path (404) or method (405) included, has
+// the JSON body {"error": "..."}.
+//
 // When Options.Token is set, every request except /livez, /readyz and the
 // status page's static files needs "Authorization: Bearer <token>". The page
 // itself holds no data: its script sends the token with every API call.
@@ -234,9 +237,30 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/services/{name}/endpoints/{addr}/drain", s.drain)
 	mux.HandleFunc("POST /api/services/{name}/endpoints/{addr}/undrain", s.undrain)
 	mux.HandleFunc("POST /api/reload", s.reload)
+	// Every other /api/ request gets a JSON error, as the API's own do.
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { apiFallback(mux, w, r) })
 	mux.HandleFunc("GET /{$}", serveIndex)
 	mux.Handle("GET /ui/", uiFiles())
 	return mux
+}
+
+// apiFallback answers an /api/ request no API pattern took: 405 with Allow
+// when the path exists for another method, 404 otherwise, each with the
+// API's JSON error body.
+func apiFallback(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		if m == r.Method {
+			continue
+		}
+		other := *r
+		other.Method = m
+		if _, pattern := mux.Handler(&other); pattern != "/api/" {
+			w.Header().Set("Allow", m)
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+" (allowed: "+m+")")
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "no API at "+r.URL.Path+" (see GET /api/state)")
 }
 
 func (s *Server) livez(w http.ResponseWriter, _ *http.Request) {
