@@ -37,6 +37,12 @@ services: {}
 		}},
 		{"unknown command", []string{"frobnicate"}, exitUsage, "", []string{`unknown command "frobnicate"`}},
 		{"version", []string{"version"}, exitOK, "zkgate ", nil},
+		{"help", []string{"help"}, exitOK, "usage: zkgate", nil},
+		{"serve --help", []string{"serve", "--help"}, exitOK, "Usage of zkgate serve", nil},
+		{"validate -h", []string{"validate", "-h"}, exitOK, "Usage of zkgate validate", nil},
+		{"healthcheck --help", []string{"healthcheck", "--help"}, exitOK, "Usage of zkgate healthcheck", nil},
+		{"unknown flag", []string{"serve", "--bogus"}, exitUsage, "", []string{"flag provided but not defined: -bogus", "Usage of zkgate serve"}},
+		{"stray argument", []string{"validate", "x.yaml"}, exitUsage, "", []string{`unexpected argument "x.yaml"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,7 +34,8 @@ import (
 type Gateway struct {
 	path    string
 	log     *logrus.Logger
-	zk      atomic.Pointer[discovery.Client] // set once the first session is up
+	signals <-chan os.Signal                 // after ctx ends, one more ends the process at once
+	zk      atomic.Pointer[discovery.Client] // set at start when ZooKeeper is configured
 	metrics *metrics.Metrics
 	access  *proxy.AccessLog
 	handler *proxy.Handler
@@ -62,6 +63,16 @@ type route struct {
 // Serve runs the gateway with the configuration at path until ctx ends, then
 // shuts down gracefully. Errors in the configuration are *ConfigError.
 func Serve(ctx context.Context, path string, stderr io.Writer) error {
+	return serve(ctx, path, stderr, nil)
+}
+
+// exit ends the process; a variable for tests.
+var exit = os.Exit
+
+// serve is Serve; a signal received on signals once ctx has ended (during
+// the graceful shutdown) ends the process at once with status 1, as Caddy
+// and Traefik do on a second SIGINT or SIGTERM.
+func serve(ctx context.Context, path string, stderr io.Writer, signals <-chan os.Signal) error {
 	path, _ = config.ResolvePath(path)
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -71,7 +82,7 @@ func Serve(ctx context.Context, path string, stderr io.Writer) error {
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
-	g := &Gateway{path: path, log: log, services: map[string]*service{}}
+	g := &Gateway{path: path, log: log, signals: signals, services: map[string]*service{}}
 	g.cfg.Store(cfg)
 	log.WithFields(logrus.Fields{"version": version.Version, "config": path}).Info("zkgate starting")
 	return g.run(ctx, cfg)
@@ -131,6 +142,9 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		stopped := make(chan struct{})
+		defer close(stopped)
+		go g.exitOnSignal(stopped)
 	case runErr = <-serveErr:
 	}
 	// No reload starts from the file or SIGHUP from here on; one in
@@ -144,6 +158,20 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	g.shutdownAdmin(adm)
 	g.log.Info("zkgate stopped")
 	return runErr
+}
+
+// exitOnSignal ends the process at once when a signal arrives before
+// stopped is closed.
+func (g *Gateway) exitOnSignal(stopped <-chan struct{}) {
+	if g.signals == nil {
+		return
+	}
+	select {
+	case sig := <-g.signals:
+		g.log.WithField("signal", sig.String()).Warn("second signal during shutdown: exiting at once, requests in flight are cut")
+		exit(exitFailure)
+	case <-stopped:
+	}
 }
 
 // startAdmin starts the admin listener, if one is configured.
