@@ -109,6 +109,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		printErrors(stderr, err)
 		return exitUsage
 	}
+	for _, w := range config.UnknownEnv(cfg, os.Environ()) {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	fmt.Fprintln(stdout, "ok")
 	return exitOK
 }

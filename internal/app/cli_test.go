@@ -62,3 +62,14 @@ services: {}
 		})
 	}
 }
+
+// TestValidateWarnsOfUnknownEnv: a misspelt override is named, and the file
+// still validates.
+func TestValidateWarnsOfUnknownEnv(t *testing.T) {
+	t.Setenv("ZKGATE_ZOOKEPER_SERVERS", "zk:2181")
+	var out, errb bytes.Buffer
+	code := Main([]string{"validate", "--config", filepath.Join("..", "..", "configs", "gateway.yaml")}, &out, &errb)
+	if code != exitOK || out.String() != "ok\n" || !strings.Contains(errb.String(), "warning: environment variable ZKGATE_ZOOKEPER_SERVERS overrides no configuration key and is ignored (did you mean ZKGATE_ZOOKEEPER_SERVERS?)") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want ok and the warning", code, out.String(), errb.String())
+	}
+}

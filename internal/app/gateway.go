@@ -85,6 +85,9 @@ func serve(ctx context.Context, path string, stderr io.Writer, signals <-chan os
 	g := &Gateway{path: path, log: log, signals: signals, services: map[string]*service{}}
 	g.cfg.Store(cfg)
 	log.WithFields(logrus.Fields{"version": version.Version, "config": path}).Info("zkgate starting")
+	for _, w := range config.UnknownEnv(cfg, os.Environ()) {
+		log.Warn(w)
+	}
 	return g.run(ctx, cfg)
 }
 
