@@ -109,7 +109,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		printErrors(stderr, err)
 		return exitUsage
 	}
-	for _, w := range config.UnknownEnv(cfg, os.Environ()) {
+	for _, w := range config.Warnings(cfg, os.Environ()) {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprintln(stdout, "ok")

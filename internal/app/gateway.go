@@ -85,7 +85,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, signals <-chan os
 	g := &Gateway{path: path, log: log, signals: signals, services: map[string]*service{}}
 	g.cfg.Store(cfg)
 	log.WithFields(logrus.Fields{"version": version.Version, "config": path}).Info("zkgate starting")
-	for _, w := range config.UnknownEnv(cfg, os.Environ()) {
+	for _, w := range config.Warnings(cfg, os.Environ()) {
 		log.Warn(w)
 	}
 	return g.run(ctx, cfg)
@@ -389,5 +389,8 @@ func (g *Gateway) reload(reason string) error {
 	}
 	g.cfg.Store(cfg)
 	log.WithFields(logrus.Fields{"routes": len(cfg.Routes), "services": len(cfg.Services)}).Info("config reloaded")
+	for _, w := range config.Warnings(cfg, nil) { // the environment was checked at start
+		log.Warn(w)
+	}
 	return nil
 }

@@ -150,3 +150,26 @@ routes:
 		t.Errorf("UnknownEnv =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestWarnings(t *testing.T) {
+	empty := mustParse(t, "")
+	if got := Warnings(empty, nil); !slices.Equal(got, []string{"routes: none: every proxied request will be answered 404"}) {
+		t.Errorf("Warnings(empty file) = %q", got)
+	}
+	cfg := mustParse(t, `
+zookeeper: { servers: ["127.0.0.1:2181"] }
+services:
+  echo: { discovery: { static: { endpoints: ["127.0.0.1:9001"] } } }
+  Spare: { discovery: { static: { endpoints: ["127.0.0.1:9002"] } } }
+routes:
+  - { name: echo, service: echo }
+`)
+	got := Warnings(cfg, []string{"ZKGATE_LOG_LEVL=debug"})
+	want := []string{
+		"services.spare: no route uses it (it is still watched and checked)",
+		"environment variable ZKGATE_LOG_LEVL overrides no configuration key and is ignored (did you mean ZKGATE_LOG_LEVEL?)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Warnings =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
