@@ -56,7 +56,6 @@ type Metrics struct {
 	requests *prometheus.CounterVec   // route, service, method, code_class
 	duration *prometheus.HistogramVec // route, service, code_class
 	attempts *prometheus.CounterVec   // service, result
-	retries  *prometheus.CounterVec   // service
 
 	reloadOK, reloadFailed prometheus.Counter
 	lastReload             prometheus.Gauge
@@ -94,13 +93,8 @@ func New(opts Options) *Metrics {
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "upstream_attempts_total",
-			Help:      `Attempts to reach a backend, by service and result: "ok" (the final attempt, status below 500), "error" (the final attempt, 5xx or no response) or "retried" (failed and retried on another endpoint).`,
+			Help:      `Attempts to reach a backend, by service and result: "ok" (the final attempt, status below 500), "error" (the final attempt, 5xx or no response) or "retried" (failed and retried on another endpoint); the retried ones are the retries.`,
 		}, []string{"service", "result"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace,
-			Name:      "upstream_retries_total",
-			Help:      "Retries of requests on another endpoint, by service.",
-		}, []string{"service"}),
 	}
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace,
@@ -123,7 +117,7 @@ func New(opts Options) *Metrics {
 	build.Set(1)
 
 	m.reg.MustRegister(
-		m.requests, m.duration, m.attempts, m.retries,
+		m.requests, m.duration, m.attempts,
 		reloads, m.lastReload, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -131,7 +125,7 @@ func New(opts Options) *Metrics {
 	if opts.State != nil {
 		m.reg.MustRegister(newStateCollector(opts.State))
 	}
-	m.table.Store(&requestTable{unmatched: m.newRouteSeries(RouteLabels{}, nil)})
+	m.table.Store(&requestTable{unmatched: newRouteSeries(RouteLabels{}, nil)})
 	return m
 }
 

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,18 +60,62 @@ func classIndex(status int) int {
 	return status/100 - 1
 }
 
-// routeSeries are one route's precomputed series.
+// A series is created when it is first used, not when its route is
+// installed: one route would otherwise export 8 methods × 6 classes of
+// counters and 6 histograms at zero (1,694 lines for 10 routes). Once
+// created, a series is a pointer load: counting allocates nothing.
+
+// lazyCounter is a counter child created at its first use.
+type lazyCounter struct {
+	p atomic.Pointer[counterBox]
+}
+
+type counterBox struct{ prometheus.Counter }
+
+// get returns the counter, creating it with create on first use. Two
+// goroutines may both call create; the vector returns the same child to both.
+func (l *lazyCounter) get(create func() prometheus.Counter) prometheus.Counter {
+	if b := l.p.Load(); b != nil {
+		return b.Counter
+	}
+	b := &counterBox{create()}
+	if !l.p.CompareAndSwap(nil, b) {
+		b = l.p.Load()
+	}
+	return b.Counter
+}
+
+// lazyObserver is a histogram child created at its first use.
+type lazyObserver struct {
+	p atomic.Pointer[observerBox]
+}
+
+type observerBox struct{ prometheus.Observer }
+
+func (l *lazyObserver) get(create func() prometheus.Observer) prometheus.Observer {
+	if b := l.p.Load(); b != nil {
+		return b.Observer
+	}
+	b := &observerBox{create()}
+	if !l.p.CompareAndSwap(nil, b) {
+		b = l.p.Load()
+	}
+	return b.Observer
+}
+
+// routeSeries are one route's series, each created at its first use.
 type routeSeries struct {
 	labels   RouteLabels
-	requests [numMethods][numClasses]prometheus.Counter
-	duration [numClasses]prometheus.Observer
+	requests [numMethods][numClasses]lazyCounter
+	duration [numClasses]lazyObserver
 	service  *serviceSeries // nil for the unmatched pseudo-route
 }
 
-// serviceSeries are one service's precomputed upstream series.
+// serviceSeries are one service's upstream series, each created at its
+// first use.
 type serviceSeries struct {
-	ok, failed, retried prometheus.Counter
-	retries             prometheus.Counter
+	name                string
+	ok, failed, retried lazyCounter
 }
 
 // requestTable is an immutable lookup from route name to series, replaced
@@ -81,30 +126,26 @@ type requestTable struct {
 	unmatched *routeSeries
 }
 
-func (m *Metrics) newRouteSeries(l RouteLabels, svc *serviceSeries) *routeSeries {
-	rs := &routeSeries{labels: l, service: svc}
-	for c, class := range classNames {
-		for mi, method := range methodNames {
-			rs.requests[mi][c] = m.requests.WithLabelValues(l.Route, l.Service, method, class)
-		}
-		rs.duration[c] = m.duration.WithLabelValues(l.Route, l.Service, class)
-	}
-	return rs
+func newRouteSeries(l RouteLabels, svc *serviceSeries) *routeSeries {
+	return &routeSeries{labels: l, service: svc}
 }
 
-func (m *Metrics) newServiceSeries(service string) *serviceSeries {
-	return &serviceSeries{
-		ok:      m.attempts.WithLabelValues(service, "ok"),
-		failed:  m.attempts.WithLabelValues(service, "error"),
-		retried: m.attempts.WithLabelValues(service, "retried"),
-		retries: m.retries.WithLabelValues(service),
-	}
+func newServiceSeries(service string) *serviceSeries { return &serviceSeries{name: service} }
+
+// count adds one request of method and class c to rs.
+func (m *Metrics) count(rs *routeSeries, mi, c int, d time.Duration) {
+	rs.requests[mi][c].get(func() prometheus.Counter {
+		return m.requests.WithLabelValues(rs.labels.Route, rs.labels.Service, methodNames[mi], classNames[c])
+	}).Inc()
+	rs.duration[c].get(func() prometheus.Observer {
+		return m.duration.WithLabelValues(rs.labels.Route, rs.labels.Service, classNames[c])
+	}).Observe(d.Seconds())
 }
 
 // SetRoutes installs the routes of a new router: call it with every route
-// before the router starts serving. It creates each route's series (at zero),
-// swaps the lookup table, and deletes the series of routes and services that
-// are gone, so that a reload leaves no dead series behind. A route named
+// before the router starts serving. It swaps the lookup table (a route's
+// series are created at its first request) and deletes the series of routes
+// and services that are gone, so that a reload leaves no dead series behind. A route named
 // twice keeps its first service.
 //
 // Requests that matched no route are counted under route="" and
@@ -126,7 +167,7 @@ func (m *Metrics) SetRoutes(routes []RouteLabels) {
 		if svc == nil {
 			svc = old.services[r.Service]
 			if svc == nil {
-				svc = m.newServiceSeries(r.Service)
+				svc = newServiceSeries(r.Service)
 			}
 			t.services[r.Service] = svc
 		}
@@ -134,7 +175,7 @@ func (m *Metrics) SetRoutes(routes []RouteLabels) {
 			t.routes[r.Route] = rs // same labels, so rs.service == svc
 			continue
 		}
-		t.routes[r.Route] = m.newRouteSeries(r, svc)
+		t.routes[r.Route] = newRouteSeries(r, svc)
 	}
 	m.table.Store(t)
 
@@ -148,7 +189,6 @@ func (m *Metrics) SetRoutes(routes []RouteLabels) {
 	for name := range old.services {
 		if t.services[name] == nil {
 			m.attempts.DeletePartialMatch(prometheus.Labels{"service": name})
-			m.retries.DeleteLabelValues(name)
 		}
 	}
 }
@@ -170,20 +210,18 @@ func (m *Metrics) Observe(route, method string, status int, d time.Duration, att
 		}
 	}
 	c := classIndex(status)
-	rs.requests[methodIndex(method)][c].Inc()
-	rs.duration[c].Observe(d.Seconds())
-	if rs.service == nil || attempts <= 0 {
+	m.count(rs, methodIndex(method), c, d)
+	svc := rs.service
+	if svc == nil || attempts <= 0 {
 		return
 	}
 	if attempts > 1 {
-		n := float64(attempts - 1)
-		rs.service.retried.Add(n)
-		rs.service.retries.Add(n)
+		svc.retried.get(func() prometheus.Counter { return m.attempts.WithLabelValues(svc.name, "retried") }).Add(float64(attempts - 1))
 	}
 	if c == class5xx || c == classOther {
-		rs.service.failed.Inc()
+		svc.failed.get(func() prometheus.Counter { return m.attempts.WithLabelValues(svc.name, "error") }).Inc()
 	} else {
-		rs.service.ok.Inc()
+		svc.ok.get(func() prometheus.Counter { return m.attempts.WithLabelValues(svc.name, "ok") }).Inc()
 	}
 }
 
