@@ -46,6 +46,8 @@ type gatewayConfig struct {
 	ActiveCheck bool
 	// Ejection is how long passive checks eject an endpoint (default 30s).
 	Ejection time.Duration
+	// SnapshotFile is zookeeper.snapshot_file (default "": off).
+	SnapshotFile string
 }
 
 // yaml renders the configuration file for a gateway listening on web and
@@ -87,6 +89,7 @@ zookeeper:
   session_timeout: %s
   base_path: /services
   resync_interval: 30s
+  snapshot_file: %q
 routes:
   - name: echo
     match:
@@ -113,7 +116,7 @@ services:
     retries:
       attempts: 3
       on: %s
-`, web, adm, strings.Join(servers, ", "), c.SessionTimeout, c.RouteTimeout, servicePath, active, c.Ejection, retryOn)
+`, web, adm, strings.Join(servers, ", "), c.SessionTimeout, c.SnapshotFile, c.RouteTimeout, servicePath, active, c.Ejection, retryOn)
 }
 
 // gateway is a running zkgate process.
