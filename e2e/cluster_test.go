@@ -46,6 +46,8 @@ type gatewayConfig struct {
 	ActiveCheck bool
 	// Ejection is how long passive checks eject an endpoint (default 30s).
 	Ejection time.Duration
+	// DrainDelay is shutdown.drain_delay (default 0).
+	DrainDelay time.Duration
 	// SnapshotFile is zookeeper.snapshot_file (default "": off).
 	SnapshotFile string
 }
@@ -82,7 +84,7 @@ log:
   access_log:
     enabled: true
 shutdown:
-  drain_delay: 0
+  drain_delay: %s
   grace_timeout: 5s
 zookeeper:
   servers: [%s]
@@ -116,7 +118,7 @@ services:
     retries:
       attempts: 3
       on: %s
-`, web, adm, strings.Join(servers, ", "), c.SessionTimeout, c.SnapshotFile, c.RouteTimeout, servicePath, active, c.Ejection, retryOn)
+`, web, adm, c.DrainDelay, strings.Join(servers, ", "), c.SessionTimeout, c.SnapshotFile, c.RouteTimeout, servicePath, active, c.Ejection, retryOn)
 }
 
 // gateway is a running zkgate process.

@@ -126,3 +126,40 @@ func TestStopWithoutZooKeeper(t *testing.T) {
 	}
 	row.note("exited %v after SIGTERM", took.Round(time.Millisecond))
 }
+
+// TestSecondSignalExitsAtOnce: a second SIGTERM during a long drain ends the
+// gateway at once, with status 1 and a log line saying why.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	row := scenario(t, "9c second SIGTERM during the drain")
+	closed := "127.0.0.1:" + strconv.Itoa(zktest.FreePort(t))
+	g := newProcs(t)
+	gw := launchGateway(t, g, gatewayConfig{ZooKeeper: []string{closed}, DrainDelay: time.Minute})
+	await(t, startWait, func() bool {
+		code, _ := gw.get("/livez")
+		return code == http.StatusOK
+	}, "the gateway's /livez")
+	if err := gw.proc.signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	await(t, 10*time.Second, func() bool {
+		log, _ := os.ReadFile(gw.proc.stderr)
+		return strings.Contains(string(log), "shutting down: draining")
+	}, "the drain to start")
+	start := time.Now()
+	if err := gw.proc.signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The drain alone would take a minute.
+	if !gw.proc.wait(stopGrace) {
+		t.Fatalf("gateway still running %v after a second SIGTERM", stopGrace)
+	}
+	took := time.Since(start)
+	if gw.proc.state() != "exit status 1" {
+		t.Errorf("gateway ended with %s; want exit status 1", gw.proc.state())
+	}
+	log, _ := os.ReadFile(gw.proc.stderr)
+	if !strings.Contains(string(log), "second signal during shutdown") {
+		t.Errorf("the log does not say why it exited:\n%s", tail(gw.proc.stderr, tailLines))
+	}
+	row.note("exited %v after the second SIGTERM", took.Round(time.Millisecond))
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -22,7 +23,7 @@ const (
 	exitUsage   = 2 // bad flags or an invalid configuration
 )
 
-const usage = `usage: zkgate <command> [flags]
+const usage = `usage: zkgate <command> [flags]   (zkgate <command> --help: its flags)
 
 commands:
   serve        run the gateway                      (--config FILE)
@@ -42,11 +43,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
-		return cmdServe(rest, stderr)
+		return cmdServe(rest, stdout, stderr)
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
 	case "healthcheck":
-		return cmdHealthcheck(rest, stderr)
+		return cmdHealthcheck(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, version.String())
 		return exitOK
@@ -59,24 +60,44 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+// parseFlags parses args into fs. Help (-h, --help) is printed to stdout
+// and ends the command with status 0; a flag error is printed to stderr with
+// the usage and ends it with status 2.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return exitOK, false
+	case err != nil:
+		fs.SetOutput(stderr)
+		fmt.Fprintln(stderr, err)
+		fs.Usage()
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
+// configFlag parses the --config flag of command name.
+func configFlag(name string, args []string, stdout, stderr io.Writer) (path string, code int, ok bool) {
 	fs := flag.NewFlagSet("zkgate "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (default $ZKGATE_CONFIG, else ./configs/gateway.yaml)")
-	if err := fs.Parse(args); err != nil {
-		return "", false
+	p := fs.String("config", "", "configuration file (default $ZKGATE_CONFIG, else ./configs/gateway.yaml)")
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return "", code, false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "zkgate %s: unexpected argument %q\n", name, fs.Arg(0))
-		return "", false
+		return "", exitUsage, false
 	}
-	return *path, true
+	return *p, exitOK, true
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("validate", args, stderr)
+	path, code, ok := configFlag("validate", args, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	cfg, err := config.Load(path)
 	if err == nil {
@@ -87,6 +108,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		printErrors(stderr, err)
 		return exitUsage
+	}
+	for _, w := range config.Warnings(cfg, os.Environ()) {
+		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprintln(stdout, "ok")
 	return exitOK
@@ -104,14 +128,26 @@ func printErrors(w io.Writer, err error) {
 	fmt.Fprintln(w, err)
 }
 
-func cmdServe(args []string, stderr io.Writer) int {
-	path, ok := configFlag("serve", args, stderr)
+// cmdServe runs the gateway until SIGTERM or SIGINT, which start a graceful
+// shutdown; a second one during the shutdown ends the process at once.
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	path, code, ok := configFlag("serve", args, stdout, stderr)
 	if !ok {
-		return exitUsage
+		return code
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	err := Serve(ctx, path, stderr)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := serve(ctx, path, stderr, sigs)
 	var cfgErr *ConfigError
 	switch {
 	case err == nil:
@@ -125,13 +161,12 @@ func cmdServe(args []string, stderr io.Writer) int {
 	}
 }
 
-func cmdHealthcheck(args []string, stderr io.Writer) int {
+func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("zkgate healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	url := fs.String("url", "http://127.0.0.1:9901/readyz", "readiness URL of the admin listener")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for an answer")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	client := &http.Client{Timeout: *timeout}
 	resp, err := client.Get(*url)

@@ -37,6 +37,12 @@ services: {}
 		}},
 		{"unknown command", []string{"frobnicate"}, exitUsage, "", []string{`unknown command "frobnicate"`}},
 		{"version", []string{"version"}, exitOK, "zkgate ", nil},
+		{"help", []string{"help"}, exitOK, "usage: zkgate", nil},
+		{"serve --help", []string{"serve", "--help"}, exitOK, "Usage of zkgate serve", nil},
+		{"validate -h", []string{"validate", "-h"}, exitOK, "Usage of zkgate validate", nil},
+		{"healthcheck --help", []string{"healthcheck", "--help"}, exitOK, "Usage of zkgate healthcheck", nil},
+		{"unknown flag", []string{"serve", "--bogus"}, exitUsage, "", []string{"flag provided but not defined: -bogus", "Usage of zkgate serve"}},
+		{"stray argument", []string{"validate", "x.yaml"}, exitUsage, "", []string{`unexpected argument "x.yaml"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,5 +60,16 @@ services: {}
 				}
 			}
 		})
+	}
+}
+
+// TestValidateWarnsOfUnknownEnv: a misspelt override is named, and the file
+// still validates.
+func TestValidateWarnsOfUnknownEnv(t *testing.T) {
+	t.Setenv("ZKGATE_ZOOKEPER_SERVERS", "zk:2181")
+	var out, errb bytes.Buffer
+	code := Main([]string{"validate", "--config", filepath.Join("..", "..", "configs", "gateway.yaml")}, &out, &errb)
+	if code != exitOK || out.String() != "ok\n" || !strings.Contains(errb.String(), "warning: environment variable ZKGATE_ZOOKEPER_SERVERS overrides no configuration key and is ignored (did you mean ZKGATE_ZOOKEEPER_SERVERS?)") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want ok and the warning", code, out.String(), errb.String())
 	}
 }

@@ -32,9 +32,10 @@ import (
 
 // Gateway is a running zkgate.
 type Gateway struct {
-	path string
-	log  *logrus.Logger
-	zk   atomic.Pointer[discovery.Client] // set once the first session is up
+	path    string
+	log     *logrus.Logger
+	signals <-chan os.Signal                 // after ctx ends, one more ends the process at once
+	zk      atomic.Pointer[discovery.Client] // set at start when ZooKeeper is configured
 	// snapshot is the membership snapshot (zookeeper.snapshot_file); set
 	// before the first apply, nil without one.
 	snapshot atomic.Pointer[membershipSnapshot]
@@ -65,6 +66,16 @@ type route struct {
 // Serve runs the gateway with the configuration at path until ctx ends, then
 // shuts down gracefully. Errors in the configuration are *ConfigError.
 func Serve(ctx context.Context, path string, stderr io.Writer) error {
+	return serve(ctx, path, stderr, nil)
+}
+
+// exit ends the process; a variable for tests.
+var exit = os.Exit
+
+// serve is Serve; a signal received on signals once ctx has ended (during
+// the graceful shutdown) ends the process at once with status 1, as Caddy
+// and Traefik do on a second SIGINT or SIGTERM.
+func serve(ctx context.Context, path string, stderr io.Writer, signals <-chan os.Signal) error {
 	path, _ = config.ResolvePath(path)
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -74,9 +85,12 @@ func Serve(ctx context.Context, path string, stderr io.Writer) error {
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
-	g := &Gateway{path: path, log: log, services: map[string]*service{}}
+	g := &Gateway{path: path, log: log, signals: signals, services: map[string]*service{}}
 	g.cfg.Store(cfg)
 	log.WithFields(logrus.Fields{"version": version.Version, "config": path}).Info("zkgate starting")
+	for _, w := range config.Warnings(cfg, os.Environ()) {
+		log.Warn(w)
+	}
 	return g.run(ctx, cfg)
 }
 
@@ -139,6 +153,9 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		stopped := make(chan struct{})
+		defer close(stopped)
+		go g.exitOnSignal(stopped)
 	case runErr = <-serveErr:
 	}
 	// No reload starts from the file or SIGHUP from here on; one in
@@ -152,6 +169,20 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	g.shutdownAdmin(adm)
 	g.log.Info("zkgate stopped")
 	return runErr
+}
+
+// exitOnSignal ends the process at once when a signal arrives before
+// stopped is closed.
+func (g *Gateway) exitOnSignal(stopped <-chan struct{}) {
+	if g.signals == nil {
+		return
+	}
+	select {
+	case sig := <-g.signals:
+		g.log.WithField("signal", sig.String()).Warn("second signal during shutdown: exiting at once, requests in flight are cut")
+		exit(exitFailure)
+	case <-stopped:
+	}
 }
 
 // startAdmin starts the admin listener, if one is configured.
@@ -373,5 +404,8 @@ func (g *Gateway) reload(reason string) error {
 	}
 	g.cfg.Store(cfg)
 	log.WithFields(logrus.Fields{"routes": len(cfg.Routes), "services": len(cfg.Services)}).Info("config reloaded")
+	for _, w := range config.Warnings(cfg, nil) { // the environment was checked at start
+		log.Warn(w)
+	}
 	return nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -130,4 +131,43 @@ func mapKeys(v any) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// UnknownEnv returns one warning for each variable of environ ("NAME=value",
+// as os.Environ gives them) that starts with EnvPrefix but overrides no key
+// of cfg and is not EnvConfigPath. viper ignores such a variable silently,
+// so a misspelt ZKGATE_ZOOKEPER_SERVERS would leave the file's servers in
+// force without a word. A likely typo gets the nearest variable suggested.
+func UnknownEnv(cfg *Config, environ []string) []string {
+	known := map[string]bool{EnvConfigPath: true}
+	var names []string
+	for _, b := range envBindings(slices.Sorted(maps.Keys(cfg.EntryPoints)), slices.Sorted(maps.Keys(cfg.Services))) {
+		known[b.env] = true
+		names = append(names, b.env)
+	}
+	var warnings []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || known[name] {
+			continue
+		}
+		msg := fmt.Sprintf("environment variable %s overrides no configuration key and is ignored", name)
+		best, bestDist := "", min(4, len(name)/4)
+		for _, n := range names {
+			if d := editDistance(name, n); d < bestDist || (d == bestDist && best != "" && n < best) {
+				best, bestDist = n, d
+			}
+		}
+		switch {
+		case best != "":
+			msg += fmt.Sprintf(" (did you mean %s?)", best)
+		case strings.HasPrefix(name, EnvPrefix+"ROUTES"):
+			msg += " (routes are a list and cannot be overridden from the environment)"
+		case strings.HasPrefix(name, EnvPrefix+"SERVICES_"), strings.HasPrefix(name, EnvPrefix+"ENTRY_POINTS_"):
+			msg += " (only the services and entry points the file names can be overridden)"
+		}
+		warnings = append(warnings, msg)
+	}
+	slices.Sort(warnings)
+	return warnings
 }

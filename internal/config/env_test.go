@@ -118,3 +118,58 @@ func TestEnvBindingsCoverStaticKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownEnvWarns: a ZKGATE_ variable that overrides nothing is named,
+// with the nearest real variable when it looks like a typo; real overrides,
+// ZKGATE_CONFIG and other variables are not.
+func TestUnknownEnvWarns(t *testing.T) {
+	cfg := mustParse(t, `
+zookeeper: { servers: ["127.0.0.1:2181"] }
+services:
+  echo: { discovery: { static: { endpoints: ["127.0.0.1:9001"] } } }
+routes:
+  - { name: echo, service: echo }
+`)
+	got := UnknownEnv(cfg, []string{
+		"ZKGATE_ZOOKEPER_SERVERS=zk:2181",       // a typo
+		"ZKGATE_ZOOKEEPER_SERVERS=zk:2181",      // a key
+		"ZKGATE_SERVICES_ECHO_TIMEOUTS_DIAL=1s", // a key of a service the file names
+		"ZKGATE_SERVICES_NOPE_TIMEOUTS_DIAL=1s", // a service the file does not name
+		"ZKGATE_ROUTES_0_SERVICE=x",
+		"ZKGATE_CONFIG=/etc/zkgate.yaml",
+		"PATH=/usr/bin",
+		"ZKGATE_NOTHING_LIKE_ANY_KEY_AT_ALL=1",
+	})
+	want := []string{
+		"environment variable ZKGATE_NOTHING_LIKE_ANY_KEY_AT_ALL overrides no configuration key and is ignored",
+		"environment variable ZKGATE_ROUTES_0_SERVICE overrides no configuration key and is ignored (routes are a list and cannot be overridden from the environment)",
+		"environment variable ZKGATE_SERVICES_NOPE_TIMEOUTS_DIAL overrides no configuration key and is ignored (only the services and entry points the file names can be overridden)",
+		"environment variable ZKGATE_ZOOKEPER_SERVERS overrides no configuration key and is ignored (did you mean ZKGATE_ZOOKEEPER_SERVERS?)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("UnknownEnv =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	empty := mustParse(t, "")
+	if got := Warnings(empty, nil); !slices.Equal(got, []string{"routes: none: every proxied request will be answered 404"}) {
+		t.Errorf("Warnings(empty file) = %q", got)
+	}
+	cfg := mustParse(t, `
+zookeeper: { servers: ["127.0.0.1:2181"] }
+services:
+  echo: { discovery: { static: { endpoints: ["127.0.0.1:9001"] } } }
+  Spare: { discovery: { static: { endpoints: ["127.0.0.1:9002"] } } }
+routes:
+  - { name: echo, service: echo }
+`)
+	got := Warnings(cfg, []string{"ZKGATE_LOG_LEVL=debug"})
+	want := []string{
+		"services.spare: no route uses it (it is still watched and checked)",
+		"environment variable ZKGATE_LOG_LEVL overrides no configuration key and is ignored (did you mean ZKGATE_LOG_LEVEL?)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Warnings =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

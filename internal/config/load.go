@@ -7,8 +7,11 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -80,7 +83,7 @@ func decode(data []byte, source string) (*Config, error) {
 	v := viper.NewWithOptions(viper.KeyDelimiter(keyDelimiter))
 	v.SetConfigType("yaml")
 	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
-		p.add("", yamlError(err))
+		p.add("", yamlError(err, data))
 		return nil, p.err()
 	}
 	fromEnv := bindEnv(v)
@@ -140,20 +143,49 @@ func restoreEmptyMappings(v *viper.Viper, raw map[string]any) {
 // yamlLine matches the line reference of a YAML parser error.
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
-// yamlError turns viper's parse error into "line N: problem".
-func yamlError(err error) error {
+// yamlError turns viper's parse error of data into "line N: problem". The
+// YAML library's own line is often wrong: for a parser error (a bad indent,
+// an unclosed flow sequence) it gives the 0-based line of the enclosing
+// block's start, so an error on line 7 was reported as line 3. The line
+// given is instead the first after the longest prefix of data that parses
+// (syntaxErrorLine); the library's is the fallback.
+func yamlError(err error, data []byte) error {
 	var pe viper.ConfigParseError
 	if errors.As(err, &pe) {
 		err = pe.Unwrap()
 	}
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		return fmt.Errorf("line %s: invalid YAML: %s", m[1], msg[len(m[0]):])
+		line := m[1]
+		if n := syntaxErrorLine(data); n > 0 {
+			line = strconv.Itoa(n)
+		}
+		return fmt.Errorf("line %s: invalid YAML: %s", line, msg[len(m[0]):])
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	msg = strings.ReplaceAll(msg, "\n  ", " ")
 	msg = strings.ReplaceAll(msg, "map[string]interface {}", "a mapping")
 	return fmt.Errorf("invalid YAML: %s", msg)
+}
+
+// syntaxErrorLine returns the 1-based line after the longest prefix of
+// whole lines of data that parses as YAML, 0 when data parses or the answer
+// is unclear. A construct cut in the middle (a quoted string or flow
+// sequence over several lines) fails as a prefix but not once whole, which
+// is why the longest good prefix is sought, from the end.
+func syntaxErrorLine(data []byte) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > 5000 || yaml.Unmarshal(data, new(any)) == nil {
+		return 0
+	}
+	end := len(data)
+	for k := len(lines) - 1; k >= 0; k-- {
+		end -= len(lines[k])
+		if yaml.Unmarshal(data[:end], new(any)) == nil {
+			return k + 1
+		}
+	}
+	return 0
 }
 
 // durationHook decodes durations strictly: a string such as "2s", or the

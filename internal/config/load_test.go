@@ -233,3 +233,29 @@ func TestDefaultValidates(t *testing.T) {
 		t.Errorf("empty file = %+v, want the defaults", empty)
 	}
 }
+
+// TestYAMLErrorLine: a syntax error is reported on its own line. The YAML
+// library gives the 0-based line of the enclosing block for parser errors
+// (a bad indent on line 7 came out as line 3).
+func TestYAMLErrorLine(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		line       string
+	}{
+		{"indented key", "zookeeper:\n  servers: [\"127.0.0.1:2181\"]\nroutes:\n  - name: a\n     service: b\n", "line 5:"},
+		{"unclosed flow list", "a: 1\nb: 2\nc: 3\nd: [1, 2\ne: 5\n", "line 4:"},
+		{"unclosed quote", "log:\n  level: info\nadmin:\n  address: \"x\n", "line 4:"},
+		{"list item out of line", "log:\n  level: info\nroutes:\n  - name: a\n    service: b\n  - name: c\n   service: d\nservices: {}\n", "line 7:"},
+		{"key dedented", "log:\n  level: info\nroutes:\n  - name: a\n    service: b\n services: {}\n", "line 6:"},
+		{"sibling dedented", "log:\n  level: info\n format: json\n", "line 3:"},
+		{"after a valid multi-line list", "zookeeper:\n  servers: [\n    \"a:1\",\n    \"b:2\"]\nlog:\n  level: info\n   format: json\n", "line 7:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), "bad.yaml")
+			if err == nil || !strings.Contains(err.Error(), "bad.yaml: "+tt.line+" invalid YAML") {
+				t.Errorf("error %v; want it at %s", err, tt.line)
+			}
+		})
+	}
+}

@@ -1,0 +1,29 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Warnings returns what is valid but probably not meant in cfg: no routes
+// (every request gets 404), services no route uses, and environment
+// variables of environ (see UnknownEnv) that override nothing. serve logs
+// them at start and on each reload; validate prints them.
+func Warnings(cfg *Config, environ []string) []string {
+	var out []string
+	if len(cfg.Routes) == 0 {
+		out = append(out, "routes: none: every proxied request will be answered 404")
+	}
+	used := map[string]bool{}
+	for _, r := range cfg.Routes {
+		used[strings.ToLower(r.Service)] = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
+		if !used[strings.ToLower(name)] {
+			out = append(out, fmt.Sprintf("services.%s: no route uses it (it is still watched and checked)", name))
+		}
+	}
+	return append(out, UnknownEnv(cfg, environ)...)
+}
