@@ -3,6 +3,8 @@ package zkgate_test
 
 import (
 	"os"
+	"path"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -43,4 +45,46 @@ func TestComposeBackendScales(t *testing.T) {
 	if _, ok := f.Services["zookeeper"]["healthcheck"]; !ok {
 		t.Error("services.zookeeper.healthcheck missing: the gateway could start before ZooKeeper serves")
 	}
+}
+
+// TestComposeSnapshotOnVolume guards the membership snapshot in compose: the
+// gateway's zookeeper.snapshot_file must lie on a named volume, or a
+// restarted container would start without it.
+func TestComposeSnapshotOnVolume(t *testing.T) {
+	var gw struct {
+		ZooKeeper struct {
+			SnapshotFile string `yaml:"snapshot_file"`
+		} `yaml:"zookeeper"`
+	}
+	data, err := os.ReadFile("configs/gateway.docker.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &gw); err != nil {
+		t.Fatalf("configs/gateway.docker.yaml: %v", err)
+	}
+	if gw.ZooKeeper.SnapshotFile == "" {
+		t.Fatal("configs/gateway.docker.yaml: zookeeper.snapshot_file is not set")
+	}
+	dir := path.Dir(gw.ZooKeeper.SnapshotFile)
+
+	var f struct {
+		Services map[string]struct {
+			Volumes []string `yaml:"volumes"`
+		} `yaml:"services"`
+		Volumes map[string]any `yaml:"volumes"`
+	}
+	if data, err = os.ReadFile("docker-compose.yml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	for _, v := range f.Services["gateway"].Volumes {
+		name, target, _ := strings.Cut(v, ":")
+		if _, named := f.Volumes[name]; named && strings.TrimSuffix(target, ":rw") == dir {
+			return
+		}
+	}
+	t.Errorf("docker-compose.yml: services.gateway.volumes mounts no named volume at %s (the directory of zookeeper.snapshot_file)", dir)
 }

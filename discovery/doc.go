@@ -34,6 +34,17 @@
 // handshake is left after a third of the session timeout (go-zookeeper alone
 // would wait almost seven session timeouts).
 //
+// # Membership snapshot
+//
+// A SnapshotWriter keeps the lists the confs read (ZkConfOptions.OnPublish)
+// in a file, written atomically at most once a second and once more on
+// Close. ReadSnapshot reads it back, refusing a truncated, corrupt or
+// foreign file with its path and the problem, and Snapshot.Service refuses
+// an entry written for another service path. A gateway that starts while
+// ZooKeeper cannot give a first membership hands the members to
+// LoadBalanceZkConf.Seed: they are published, reported Stale and Seeded,
+// until the conf's first read replaces them.
+//
 // This package knows nothing of HTTP; it imports only balancer, go-zookeeper
 // and logrus besides the standard library.
 package discovery

@@ -47,6 +47,8 @@ func (z *LoadBalanceZkConf) step(verify bool) (err error) {
 	default:
 		err = z.update(children, data)
 	}
+	z.pubMu.Lock()
+	defer z.pubMu.Unlock()
 	if err != nil {
 		z.requeue(children, data)
 	} else {
@@ -57,6 +59,9 @@ func (z *LoadBalanceZkConf) step(verify bool) (err error) {
 		z.existsNow.Store(z.exists)
 		if z.isSynced.CompareAndSwap(false, true) {
 			close(z.syncedOnce)
+			if z.seededAt.Load() != 0 {
+				z.log.Info("first read of ZooKeeper done: its membership replaces the snapshot's")
+			}
 		}
 	}
 	if z.dirty {
@@ -362,5 +367,8 @@ func (z *LoadBalanceZkConf) publish() {
 	if z.Publish(eps) {
 		z.publishes.Add(1)
 		z.log.WithField("endpoints", len(eps)).Info("service membership changed")
+		if z.opts.OnPublish != nil {
+			z.opts.OnPublish(z.Endpoints())
+		}
 	}
 }

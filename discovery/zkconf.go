@@ -42,6 +42,10 @@ type ZkConfOptions struct {
 	// once (they are pipelined on the one connection). Default 32; more
 	// does not help, the server serves one session's requests in order.
 	Concurrency int
+	// OnPublish, when set, is called with every list read from ZooKeeper
+	// and published (not with a list given to Seed), from the conf's
+	// goroutine: it must be quick. A SnapshotWriter's Record fits.
+	OnPublish func(eps []balancer.Endpoint)
 }
 
 // ConfStats are a conf's counters and state, for metrics and status pages.
@@ -52,6 +56,9 @@ type ConfStats struct {
 	Stale     bool      // see LoadBalanceZkConf.Stale
 	LastSync  time.Time // last completed read of ZooKeeper
 	Exists    bool      // the service path existed at the last read
+	// SeededAt is, while the published list is a snapshot's given to
+	// Seed, when that list was read from ZooKeeper; zero otherwise.
+	SeededAt time.Time
 
 	WatchEvents    uint64 // watch events received
 	Malformed      int    // nodes currently skipped as malformed
@@ -98,7 +105,12 @@ type LoadBalanceZkConf struct {
 	failing bool    // the last step failed
 	dirty   bool    // nodes changed since the last publication
 
+	// pubMu orders Seed against the first publication of a read, so
+	// that a seeded list never replaces a list read from ZooKeeper.
+	pubMu sync.Mutex
+
 	// Read by any goroutine.
+	seededAt     atomic.Int64 // unix nanoseconds; 0: not seeded
 	syncedOnce   chan struct{}
 	isSynced     atomic.Bool
 	syncedGen    atomic.Uint64
@@ -204,9 +216,45 @@ func (z *LoadBalanceZkConf) LastSync() time.Time {
 	return time.Unix(0, ns)
 }
 
+// Seed publishes eps, the service's members as a membership snapshot holds
+// them, read from ZooKeeper at readAt, when no read of ZooKeeper has
+// completed yet; it reports whether it did. The conf stays Stale and
+// Seeded until its first read, which replaces the seeded list whatever it
+// holds (an empty list too). Seed is meant for a gateway that starts while
+// ZooKeeper cannot give a first membership: it routes to the last known
+// members instead of to none.
+func (z *LoadBalanceZkConf) Seed(eps []balancer.Endpoint, readAt time.Time) bool {
+	z.pubMu.Lock()
+	defer z.pubMu.Unlock()
+	if z.isSynced.Load() {
+		return false
+	}
+	if readAt.IsZero() {
+		readAt = time.Unix(0, 1) // zero means "not seeded"
+	}
+	z.seededAt.Store(readAt.UnixNano())
+	z.Publish(eps)
+	z.log.WithFields(logrus.Fields{"endpoints": len(eps), "read_at": readAt.UTC().Format(time.RFC3339)}).
+		Warn("no membership from ZooKeeper yet: serving the members of the snapshot, marked stale, until the first read")
+	return true
+}
+
+// Seeded returns, while the published list is the one given to Seed (no
+// read of ZooKeeper has completed since), when that list was read from
+// ZooKeeper; ok is false otherwise.
+func (z *LoadBalanceZkConf) Seeded() (readAt time.Time, ok bool) {
+	ns := z.seededAt.Load()
+	if ns == 0 || z.isSynced.Load() {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns), true
+}
+
 // Stats returns the conf's counters and state.
 func (z *LoadBalanceZkConf) Stats() ConfStats {
+	seededAt, _ := z.Seeded()
 	return ConfStats{
+		SeededAt:       seededAt,
 		Path:           z.path,
 		Endpoints:      len(z.Endpoints()),
 		Synced:         z.Synced(),

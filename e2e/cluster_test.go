@@ -48,6 +48,8 @@ type gatewayConfig struct {
 	Ejection time.Duration
 	// DrainDelay is shutdown.drain_delay (default 0).
 	DrainDelay time.Duration
+	// SnapshotFile is zookeeper.snapshot_file (default "": off).
+	SnapshotFile string
 }
 
 // yaml renders the configuration file for a gateway listening on web and
@@ -89,6 +91,7 @@ zookeeper:
   session_timeout: %s
   base_path: /services
   resync_interval: 30s
+  snapshot_file: %q
 routes:
   - name: echo
     match:
@@ -115,7 +118,7 @@ services:
     retries:
       attempts: 3
       on: %s
-`, web, adm, c.DrainDelay, strings.Join(servers, ", "), c.SessionTimeout, c.RouteTimeout, servicePath, active, c.Ejection, retryOn)
+`, web, adm, c.DrainDelay, strings.Join(servers, ", "), c.SessionTimeout, c.SnapshotFile, c.RouteTimeout, servicePath, active, c.Ejection, retryOn)
 }
 
 // gateway is a running zkgate process.

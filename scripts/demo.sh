@@ -81,6 +81,7 @@ start_gateway() {
   ZKGATE_ENTRY_POINTS_WEB_ADDRESS=127.0.0.1:$GATEWAY_PORT \
   ZKGATE_ADMIN_ADDRESS=127.0.0.1:$ADMIN_PORT \
   ZKGATE_LOG_FORMAT=text ZKGATE_SHUTDOWN_DRAIN_DELAY=1s \
+  ZKGATE_ZOOKEEPER_SNAPSHOT_FILE="$STATE/membership.json" \
     "$BIN/zkgate" serve --config "$ROOT/configs/gateway.yaml" >"$STATE/logs/access.log" 2>"$STATE/logs/gateway.log" &
   echo $! >"$(pidfile gateway)"
   wait_for 30 "the gateway to be ready (log: $STATE/logs/gateway.log)" ready
@@ -221,6 +222,7 @@ zkgate demo is running. Try, in another terminal:
   scripts/demo.sh scale 2                            # graceful scale-down (SIGTERM)
   scripts/demo.sh kill 1                             # kill -9 backend-1
   curl -s 127.0.0.1:$((BACKEND_BASE_PORT + 2))/fail  # backend-2, the one left, fails its health check
+  cat $STATE/membership.json                         # the membership snapshot a restart during a ZooKeeper outage routes from
 
 Logs are in $STATE/logs: gateway.log (what the gateway does), access.log (one JSON
 line per request), zookeeper.log, backend-N.log. Press Ctrl-C to stop everything.

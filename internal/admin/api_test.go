@@ -117,13 +117,17 @@ func TestGetService(t *testing.T) {
 	if rec.Code != http.StatusOK || got.Name != "users" || got.Counts.Total != 1 {
 		t.Errorf("GET /api/services/users = %d %+v, want 200 users with 1 endpoint", rec.Code, got)
 	}
+	// A service serving the membership snapshot says so, with the age.
+	if !strings.Contains(rec.Body.String(), `"age_seconds": 754`) || !strings.Contains(rec.Body.String(), `"read_at": "2025-05-01T11:47:`) {
+		t.Errorf("GET /api/services/users lacks the snapshot's read_at and age_seconds: %s", rec.Body.String())
+	}
 
 	rec = do(s.Handler(), "GET", "/api/services/empty", "")
 	if !strings.Contains(rec.Body.String(), `"endpoints": []`) {
 		t.Errorf("a service without endpoints shows %s, want \"endpoints\": []", rec.Body.String())
 	}
-	if strings.Contains(rec.Body.String(), "last_sync") {
-		t.Errorf("a never-synced service shows a last_sync: %s", rec.Body.String())
+	if strings.Contains(rec.Body.String(), "last_sync") || strings.Contains(rec.Body.String(), "snapshot") {
+		t.Errorf("a never-synced service without a snapshot shows a last_sync or a snapshot: %s", rec.Body.String())
 	}
 
 	rec = do(s.Handler(), "GET", "/api/services/nope", "")

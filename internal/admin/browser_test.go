@@ -84,6 +84,12 @@ func testStatusPageLive(t *testing.T, b context.Context) {
 	}
 	browsertest.WaitFor(t, b, `document.getElementById('zk-state').dataset.state === 'connected'`, 5*time.Second)
 	browsertest.WaitFor(t, b, `document.querySelector('[data-service="users"] [data-flag="flag-stale"]') !== null`, 5*time.Second)
+	// A service serving the membership snapshot says so, with the age.
+	browsertest.WaitFor(t, b, `document.querySelector('[data-service="users"] [data-flag="flag-snapshot"]')?.textContent === 'from snapshot, read 12m ago'`, 5*time.Second)
+	if n := browsertest.Eval[int](t, b, `document.querySelectorAll('[data-flag="flag-snapshot"]').length`); n != 1 {
+		t.Errorf("%d services flagged as serving the snapshot, want 1 (users)", n)
+	}
+	browsertest.WaitFor(t, b, `document.getElementById('zk-detail-snapshot').textContent.startsWith('/var/lib/zkgate/membership.json: read at start') && document.getElementById('zk-detail-snapshot').textContent.includes('serving it for users')`, 5*time.Second)
 	browsertest.WaitFor(t, b, `document.querySelectorAll('#routes tr[data-route]').length === 2`, 5*time.Second)
 	// A healthy endpoint receiving traffic shows a positive rate.
 	browsertest.WaitFor(t, b, `parseFloat(`+row("echo", "127.0.0.1:9002")+`.querySelector('.ep-rate').textContent) > 0`, 5*time.Second)

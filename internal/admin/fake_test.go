@@ -54,6 +54,7 @@ func newFakeSource() *fakeSource {
 				Synced:    true,
 				Stale:     true,
 				LastSync:  t0.Add(-30 * time.Second),
+				Snapshot:  &ServiceSnapshot{ReadAt: t0.Add(-754 * time.Second), AgeSeconds: 754},
 				Endpoints: []EndpointInfo{
 					{Addr: "127.0.0.1:9101", ID: "3f1c9a2e-users-1", Weight: 5, Format: "curator", ZNode: "/services/users/3f1c9a2e-users-1", State: StateHealthy, Requests: 800},
 				},
@@ -65,6 +66,8 @@ func newFakeSource() *fakeSource {
 			Since:     t0.Add(-time.Hour),
 			SessionID: "0x1000a2b3c4d0000",
 			Connected: true,
+			Snapshot: &SnapshotFileInfo{Path: "/var/lib/zkgate/membership.json", Loaded: true, Written: t0.Add(-750 * time.Second),
+				Seeded: []string{"users"}, Writes: 4, LastWrite: t0},
 		},
 	}
 }

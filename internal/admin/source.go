@@ -83,6 +83,10 @@ type ServiceInfo struct {
 	Stale bool `json:"stale"`
 	// LastSync is when the membership was last read successfully.
 	LastSync time.Time `json:"last_sync,omitzero"`
+	// Snapshot is set while the members served are a membership
+	// snapshot's (zookeeper.snapshot_file): the gateway started without a
+	// first read of ZooKeeper. Stale is true meanwhile.
+	Snapshot *ServiceSnapshot `json:"snapshot,omitempty"`
 	// Panicking is true while the health checker's panic threshold is
 	// crossed and traffic goes to every member, healthy or not.
 	Panicking bool `json:"panicking"`
@@ -91,6 +95,16 @@ type ServiceInfo struct {
 	Counts EndpointCounts `json:"counts"`
 	// Endpoints are the members, sorted by address.
 	Endpoints []EndpointInfo `json:"endpoints"`
+}
+
+// ServiceSnapshot tells where a service's members come from while they are
+// a membership snapshot's.
+type ServiceSnapshot struct {
+	// ReadAt is when the members were read from ZooKeeper (by an earlier
+	// run of the gateway).
+	ReadAt time.Time `json:"read_at"`
+	// AgeSeconds is how long ago that was, when the state was taken.
+	AgeSeconds float64 `json:"age_seconds"`
 }
 
 // EndpointCounts counts a service's endpoints by state.
@@ -148,6 +162,31 @@ type ZooKeeperInfo struct {
 	// LastErrorAt.
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Snapshot describes the membership snapshot file; nil when
+	// zookeeper.snapshot_file is not set.
+	Snapshot *SnapshotFileInfo `json:"snapshot,omitempty"`
+}
+
+// SnapshotFileInfo describes the membership snapshot file: the one read at
+// start and the writes since.
+type SnapshotFileInfo struct {
+	Path string `json:"path"`
+	// Loaded is true when the file read at start was usable; it was
+	// written at Written.
+	Loaded  bool      `json:"loaded"`
+	Written time.Time `json:"written,omitzero"`
+	// Problem says why the file read at start was not used (missing,
+	// corrupt, truncated, another format or version).
+	Problem string `json:"problem,omitempty"`
+	// Seeded are the services serving the snapshot's members now (no
+	// read of ZooKeeper yet), sorted by name.
+	Seeded []string `json:"seeded"`
+	// Writes counts the files written, WriteErrors the failed writes;
+	// LastWriteError is the last failure, empty after a success.
+	Writes         uint64    `json:"writes"`
+	LastWrite      time.Time `json:"last_write,omitzero"`
+	WriteErrors    uint64    `json:"write_errors"`
+	LastWriteError string    `json:"last_write_error,omitempty"`
 }
 
 // State is the whole picture the status page and /api/events show.

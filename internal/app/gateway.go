@@ -36,9 +36,12 @@ type Gateway struct {
 	log     *logrus.Logger
 	signals <-chan os.Signal                 // after ctx ends, one more ends the process at once
 	zk      atomic.Pointer[discovery.Client] // set at start when ZooKeeper is configured
-	metrics *metrics.Metrics
-	access  *proxy.AccessLog
-	handler *proxy.Handler
+	// snapshot is the membership snapshot (zookeeper.snapshot_file); set
+	// before the first apply, nil without one.
+	snapshot atomic.Pointer[membershipSnapshot]
+	metrics  *metrics.Metrics
+	access   *proxy.AccessLog
+	handler  *proxy.Handler
 
 	draining atomic.Bool
 	serving  atomic.Bool // routes are installed and listeners serve
@@ -120,6 +123,11 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 		closeListeners(listeners)
 		g.shutdownAdmin(adm)
 		return err
+	}
+	// Read before the services start, so that those ZooKeeper cannot
+	// give a membership to at once route to the snapshot's.
+	if snap := openSnapshot(cfg, g.log); snap != nil {
+		g.snapshot.Store(snap)
 	}
 	if err := g.apply(cfg); err != nil {
 		closeListeners(listeners)
@@ -320,6 +328,9 @@ func (g *Gateway) closeAll() {
 		delete(g.services, name)
 	}
 	g.mu.Unlock()
+	if snap := g.snapshot.Load(); snap != nil {
+		snap.close() // after the services: their last change is written
+	}
 	if g.access != nil {
 		_ = g.access.Close()
 	}
@@ -342,7 +353,8 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := p.start(g.zk.Load(), g.log); err != nil {
+	snap := g.snapshot.Load()
+	if err := p.start(g.zk.Load(), snap, g.log); err != nil {
 		return err
 	}
 	routes, next, rt := p.routes, p.services, p.router
@@ -363,6 +375,9 @@ func (g *Gateway) apply(cfg *config.Config) error {
 		}
 	}
 	g.routes, g.services = routes, next
+	if snap != nil {
+		snap.applied(next, g.zk.Load())
+	}
 	return nil
 }
 

@@ -91,11 +91,12 @@ func build(cfg *config.Config, running map[string]*service) (*plan, error) {
 	return p, nil
 }
 
-// start starts the services build made. If one fails to start, those
-// started before it are stopped again.
-func (p *plan) start(zk *discovery.Client, log logrus.FieldLogger) error {
+// start starts the services build made, recording their memberships in
+// snap (nil without a snapshot file). If one fails to start, those started
+// before it are stopped again.
+func (p *plan) start(zk *discovery.Client, snap *membershipSnapshot, log logrus.FieldLogger) error {
 	for i, s := range p.fresh {
-		if err := s.start(zk, log); err != nil {
+		if err := s.start(zk, snap, log); err != nil {
 			for _, started := range p.fresh[:i] {
 				started.close()
 			}

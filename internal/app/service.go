@@ -93,15 +93,18 @@ func newService(name string, cfg config.Service) (*service, error) {
 }
 
 // start starts the service's ZooKeeper watch (zk may be nil when no
-// ZooKeeper is configured) and health checker. It runs before any route to
-// the service serves a request.
-func (s *service) start(zk *discovery.Client, log logrus.FieldLogger) error {
+// ZooKeeper is configured), whose lists go to snap (nil without a snapshot
+// file), and health checker. It runs before any route to the service serves
+// a request.
+func (s *service) start(zk *discovery.Client, snap *membershipSnapshot, log logrus.FieldLogger) error {
 	log = log.WithField("service", s.name)
 	if d := s.cfg.Discovery.ZooKeeper; d != nil {
 		if zk == nil {
 			return fmt.Errorf("services.%s.discovery.zookeeper: no zookeeper client", s.name)
 		}
-		z, err := discovery.NewLoadBalanceZkConf(zk, d.Path, s.zkOpts, log)
+		opts := s.zkOpts
+		opts.OnPublish = snap.record(s.name, d.Path)
+		z, err := discovery.NewLoadBalanceZkConf(zk, d.Path, opts, log)
 		if err != nil {
 			return fmt.Errorf("services.%s.discovery.zookeeper: %w", s.name, err)
 		}

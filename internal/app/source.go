@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/zkgate/zkgate/healthcheck"
 	"github.com/zkgate/zkgate/internal/admin"
@@ -64,6 +65,9 @@ func (s *service) info() admin.ServiceInfo {
 		si.Discovery = admin.DiscoveryInfo{Kind: "zookeeper", Path: s.zkconf.Path(), Format: s.cfg.Discovery.ZooKeeper.Format}
 		si.Stale = s.zkconf.Stale()
 		si.LastSync = s.zkconf.LastSync()
+		if at, ok := s.zkconf.Seeded(); ok {
+			si.Snapshot = &admin.ServiceSnapshot{ReadAt: at, AgeSeconds: time.Since(at).Seconds()}
+		}
 	} else {
 		si.Discovery = admin.DiscoveryInfo{Kind: "static"}
 	}
@@ -139,6 +143,11 @@ func (g *Gateway) ZooKeeper() admin.ZooKeeperInfo {
 		zi.Reconnects = st.Established - 1
 	}
 	zi.Expirations = st.Expirations
+	if snap := g.snapshot.Load(); snap != nil {
+		g.mu.Lock()
+		zi.Snapshot = snap.info(g.services)
+		g.mu.Unlock()
+	}
 	return zi
 }
 
@@ -161,6 +170,9 @@ func (g *Gateway) Ready() (bool, string) {
 			continue
 		}
 		reason := "service " + name + ": first zookeeper sync pending"
+		if _, ok := g.services[name].zkconf.Seeded(); ok {
+			reason += " (serving the membership snapshot's members)"
+		}
 		if zk := g.zk.Load(); zk != nil && !zk.HasSession() {
 			st := zk.Status()
 			reason += "; no zookeeper session (" + st.State.String()
@@ -190,6 +202,10 @@ func (g *Gateway) metricsState() metrics.State {
 		st.HasAccessLog = true
 		st.AccessLogDropped = g.access.Dropped()
 	}
+	if snap := g.snapshot.Load(); snap != nil {
+		ws := snap.writer.Stats()
+		st.HasSnapshot, st.SnapshotWrites, st.SnapshotWriteErrors = true, ws.Writes, ws.Errors
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, name := range slices.Sorted(maps.Keys(g.services)) {
@@ -211,6 +227,9 @@ func (g *Gateway) metricsState() metrics.State {
 			cs := s.zkconf.Stats()
 			ss.Stale, ss.LastSync = cs.Stale, cs.LastSync
 			ss.WatchEvents, ss.MalformedNodes = cs.WatchEvents, cs.MalformedTotal
+			if !cs.SeededAt.IsZero() {
+				ss.Seeded, ss.SnapshotAge = true, time.Since(cs.SeededAt)
+			}
 		}
 		st.Services = append(st.Services, ss)
 	}

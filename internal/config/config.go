@@ -163,6 +163,13 @@ type ZooKeeper struct {
 	// a watch event, since re-setting watches can fail silently. Default
 	// 30s; 0 disables the periodic resync.
 	ResyncInterval time.Duration `mapstructure:"resync_interval"`
+	// SnapshotFile is a file where the gateway keeps the last membership
+	// read from ZooKeeper (written atomically at most once a second after a
+	// change, and at shutdown). A gateway started while ZooKeeper cannot
+	// give a first membership routes to the members in the file, reported
+	// as stale with their age, until the first read succeeds. A relative
+	// path is relative to the working directory. Default "" (off).
+	SnapshotFile string `mapstructure:"snapshot_file"`
 }
 
 // ZooKeeperAuth is the authentication sent with zk.Conn.AddAuth.

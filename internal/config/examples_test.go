@@ -41,6 +41,7 @@ func TestExampleFilesLoad(t *testing.T) {
 		{exampleDocker, func(c *Config) {
 			c.ZooKeeper.Servers = []string{"zookeeper:2181"}
 			c.Admin.Address = "0.0.0.0:9901"
+			c.ZooKeeper.SnapshotFile = "/var/lib/zkgate/membership.json"
 		}},
 	} {
 		t.Run(tt.path, func(t *testing.T) {

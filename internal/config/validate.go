@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -129,6 +130,16 @@ func (c *Config) validateZooKeeper(p *problems) {
 		p.addf("zookeeper.session_timeout", "must be positive, got %s", zk.SessionTimeout)
 	}
 	p.nonNegative("zookeeper.resync_interval", int64(zk.ResyncInterval))
+	if f := zk.SnapshotFile; f != "" {
+		switch {
+		case strings.TrimSpace(f) != f:
+			p.addf("zookeeper.snapshot_file", "%q has leading or trailing spaces", f)
+		case strings.ContainsRune(f, 0):
+			p.addf("zookeeper.snapshot_file", "%q contains a NUL byte", f)
+		case strings.HasSuffix(f, "/") || filepath.Base(f) == "." || filepath.Base(f) == "..":
+			p.addf("zookeeper.snapshot_file", "%q names a directory; give a file path such as /var/lib/zkgate/membership.json", f)
+		}
+	}
 	if err := checkZnodePath(zk.BasePath); err != nil {
 		p.add("zookeeper.base_path", err)
 	}

@@ -31,6 +31,11 @@ type State struct {
 	// fell behind; shown only when HasAccessLog is true.
 	AccessLogDropped uint64
 	HasAccessLog     bool
+	// SnapshotWrites and SnapshotWriteErrors count the membership
+	// snapshot's writes and failed writes; shown only when HasSnapshot is
+	// true (zookeeper.snapshot_file is set).
+	SnapshotWrites, SnapshotWriteErrors uint64
+	HasSnapshot                         bool
 }
 
 // ZooKeeperState is the ZooKeeper session's state.
@@ -55,6 +60,10 @@ type ServiceState struct {
 	Stale bool
 	// LastSync is when the membership was last read (zero: never).
 	LastSync time.Time
+	// Seeded is true while the members served are a membership
+	// snapshot's, read from ZooKeeper SnapshotAge ago.
+	Seeded      bool
+	SnapshotAge time.Duration
 	// WatchEvents counts ZooKeeper watch events received for the service.
 	WatchEvents uint64
 	// MalformedNodes counts nodes skipped because their data did not decode.
@@ -85,6 +94,7 @@ type stateCollector struct {
 	endpoints, sessionState, reconnects, expirations           *prometheus.Desc
 	watchEvents, stale, lastSync, malformed, panicMode, panics *prometheus.Desc
 	ejections, probes, probeFailures, accessLogDropped         *prometheus.Desc
+	snapshotAge, snapshotWrites, snapshotWriteErrors           *prometheus.Desc
 }
 
 func newStateCollector(src StateSource) *stateCollector {
@@ -92,21 +102,24 @@ func newStateCollector(src StateSource) *stateCollector {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
 	}
 	return &stateCollector{
-		src:              src,
-		endpoints:        desc("endpoints", "Endpoints of a service by state (healthy, unhealthy, ejected, draining).", "service", "state"),
-		sessionState:     desc("zookeeper_session_state", "1 for the ZooKeeper session's current state, 0 for the others; connected is the only one with a usable session.", "state"),
-		reconnects:       desc("zookeeper_reconnects_total", "New ZooKeeper connections after a disconnection."),
-		expirations:      desc("zookeeper_session_expirations_total", "ZooKeeper session expirations."),
-		watchEvents:      desc("zookeeper_watch_events_total", "ZooKeeper watch events received, by service.", "service"),
-		stale:            desc("membership_stale", "1 while a service's membership cannot be refreshed from ZooKeeper and the last known list is served.", "service"),
-		lastSync:         desc("membership_last_sync_timestamp_seconds", "Unix time a service's membership was last read from ZooKeeper.", "service"),
-		malformed:        desc("discovery_malformed_nodes_total", "ZooKeeper nodes skipped because their data did not decode, by service.", "service"),
-		panicMode:        desc("panic_mode", "1 while a service is in panic mode: too few healthy endpoints, so traffic goes to all of them.", "service"),
-		panics:           desc("panic_activations_total", "Times a service entered panic mode.", "service"),
-		ejections:        desc("passive_ejections_total", "Endpoints ejected by passive health checks (outlier detection), by service.", "service"),
-		probes:           desc("health_probes_total", "Active health probes completed, by service.", "service"),
-		probeFailures:    desc("health_probe_failures_total", "Active health probes that failed, by service.", "service"),
-		accessLogDropped: desc("access_log_dropped_total", "Access log lines dropped because the log writer fell behind."),
+		src:                 src,
+		endpoints:           desc("endpoints", "Endpoints of a service by state (healthy, unhealthy, ejected, draining).", "service", "state"),
+		sessionState:        desc("zookeeper_session_state", "1 for the ZooKeeper session's current state, 0 for the others; connected is the only one with a usable session.", "state"),
+		reconnects:          desc("zookeeper_reconnects_total", "New ZooKeeper connections after a disconnection."),
+		expirations:         desc("zookeeper_session_expirations_total", "ZooKeeper session expirations."),
+		watchEvents:         desc("zookeeper_watch_events_total", "ZooKeeper watch events received, by service.", "service"),
+		stale:               desc("membership_stale", "1 while a service's membership cannot be refreshed from ZooKeeper and the last known list is served.", "service"),
+		lastSync:            desc("membership_last_sync_timestamp_seconds", "Unix time a service's membership was last read from ZooKeeper.", "service"),
+		malformed:           desc("discovery_malformed_nodes_total", "ZooKeeper nodes skipped because their data did not decode, by service.", "service"),
+		panicMode:           desc("panic_mode", "1 while a service is in panic mode: too few healthy endpoints, so traffic goes to all of them.", "service"),
+		panics:              desc("panic_activations_total", "Times a service entered panic mode.", "service"),
+		ejections:           desc("passive_ejections_total", "Endpoints ejected by passive health checks (outlier detection), by service.", "service"),
+		probes:              desc("health_probes_total", "Active health probes completed, by service.", "service"),
+		probeFailures:       desc("health_probe_failures_total", "Active health probes that failed, by service.", "service"),
+		accessLogDropped:    desc("access_log_dropped_total", "Access log lines dropped because the log writer fell behind."),
+		snapshotAge:         desc("membership_snapshot_age_seconds", "While a service serves the members of the membership snapshot (started without a first read of ZooKeeper): seconds since they were read from ZooKeeper. Absent otherwise.", "service"),
+		snapshotWrites:      desc("membership_snapshot_writes_total", "Membership snapshot files written."),
+		snapshotWriteErrors: desc("membership_snapshot_write_errors_total", "Membership snapshot writes that failed (each retried)."),
 	}
 }
 
@@ -115,6 +128,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.endpoints, c.sessionState, c.reconnects, c.expirations, c.watchEvents, c.stale, c.lastSync,
 		c.malformed, c.panicMode, c.panics, c.ejections, c.probes, c.probeFailures, c.accessLogDropped,
+		c.snapshotAge, c.snapshotWrites, c.snapshotWriteErrors,
 	} {
 		ch <- d
 	}
@@ -162,6 +176,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if !s.LastSync.IsZero() {
 			gauge(c.lastSync, unixSeconds(s.LastSync), s.Name)
 		}
+		if s.Seeded {
+			gauge(c.snapshotAge, max(s.SnapshotAge.Seconds(), 0), s.Name)
+		}
 		counter(c.malformed, s.MalformedNodes, s.Name)
 		gauge(c.panicMode, boolValue(s.Panicking), s.Name)
 		counter(c.panics, s.PanicActivations, s.Name)
@@ -171,6 +188,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if st.HasAccessLog {
 		counter(c.accessLogDropped, st.AccessLogDropped)
+	}
+	if st.HasSnapshot {
+		counter(c.snapshotWrites, st.SnapshotWrites)
+		counter(c.snapshotWriteErrors, st.SnapshotWriteErrors)
 	}
 }
 

@@ -25,14 +25,19 @@ func sampleState() State {
 				Ejections: 4, Probes: 100, ProbeFailures: 7,
 			},
 			{
-				Name:      "users",
-				Endpoints: map[string]int{"healthy": 0, "draining": 2, "starting": 1},
-				Stale:     true,
-				Panicking: true,
+				Name:        "users",
+				Endpoints:   map[string]int{"healthy": 0, "draining": 2, "starting": 1},
+				Stale:       true,
+				Panicking:   true,
+				Seeded:      true,
+				SnapshotAge: 90*time.Second + 500*time.Millisecond,
 			},
 		},
-		HasAccessLog:     true,
-		AccessLogDropped: 5,
+		HasAccessLog:        true,
+		AccessLogDropped:    5,
+		HasSnapshot:         true,
+		SnapshotWrites:      3,
+		SnapshotWriteErrors: 1,
 	}
 }
 
@@ -73,6 +78,9 @@ zkgate_membership_stale{service="users"} 1
 # HELP zkgate_membership_last_sync_timestamp_seconds Unix time a service's membership was last read from ZooKeeper.
 # TYPE zkgate_membership_last_sync_timestamp_seconds gauge
 zkgate_membership_last_sync_timestamp_seconds{service="echo"} 1.70000000025e+09
+# HELP zkgate_membership_snapshot_age_seconds While a service serves the members of the membership snapshot (started without a first read of ZooKeeper): seconds since they were read from ZooKeeper. Absent otherwise.
+# TYPE zkgate_membership_snapshot_age_seconds gauge
+zkgate_membership_snapshot_age_seconds{service="users"} 90.5
 # HELP zkgate_discovery_malformed_nodes_total ZooKeeper nodes skipped because their data did not decode, by service.
 # TYPE zkgate_discovery_malformed_nodes_total counter
 zkgate_discovery_malformed_nodes_total{service="echo"} 1
@@ -100,6 +108,12 @@ zkgate_health_probe_failures_total{service="users"} 0
 # HELP zkgate_access_log_dropped_total Access log lines dropped because the log writer fell behind.
 # TYPE zkgate_access_log_dropped_total counter
 zkgate_access_log_dropped_total 5
+# HELP zkgate_membership_snapshot_writes_total Membership snapshot files written.
+# TYPE zkgate_membership_snapshot_writes_total counter
+zkgate_membership_snapshot_writes_total 3
+# HELP zkgate_membership_snapshot_write_errors_total Membership snapshot writes that failed (each retried).
+# TYPE zkgate_membership_snapshot_write_errors_total counter
+zkgate_membership_snapshot_write_errors_total 1
 `
 	names := []string{
 		"zkgate_endpoints", "zkgate_zookeeper_session_state", "zkgate_zookeeper_reconnects_total",
@@ -107,7 +121,8 @@ zkgate_access_log_dropped_total 5
 		"zkgate_membership_stale", "zkgate_membership_last_sync_timestamp_seconds",
 		"zkgate_discovery_malformed_nodes_total", "zkgate_panic_mode", "zkgate_panic_activations_total",
 		"zkgate_passive_ejections_total", "zkgate_health_probes_total", "zkgate_health_probe_failures_total",
-		"zkgate_access_log_dropped_total",
+		"zkgate_access_log_dropped_total", "zkgate_membership_snapshot_age_seconds",
+		"zkgate_membership_snapshot_writes_total", "zkgate_membership_snapshot_write_errors_total",
 	}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
@@ -123,8 +138,8 @@ func TestStateCollectorIsConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pedantic gather: %v", err)
 	}
-	if len(families) != 14 {
-		t.Errorf("gathered %d metric families, want 14", len(families))
+	if len(families) != 17 {
+		t.Errorf("gathered %d metric families, want 17", len(families))
 	}
 }
 
@@ -149,6 +164,9 @@ func TestStateCollectorEdgeCases(t *testing.T) {
 	}
 	if strings.Contains(text, "zkgate_access_log_dropped_total") {
 		t.Errorf("access_log_dropped_total shown without an access log")
+	}
+	if strings.Contains(text, "zkgate_membership_snapshot") {
+		t.Errorf("membership snapshot metrics shown without a snapshot file or a seeded service")
 	}
 
 	st = State{}

@@ -78,6 +78,14 @@
     return fmtInt.format(Math.round(r));
   }
   // ago formats the time between ts and now (both from the server).
+  // fmtAge formats a number of seconds as ago does.
+  function fmtAge(s) {
+    if (s < 60) return Math.floor(s) + 's';
+    if (s < 3600) return Math.floor(s / 60) + 'm';
+    if (s < 86400) return Math.floor(s / 3600) + 'h';
+    return Math.floor(s / 86400) + 'd';
+  }
+
   function ago(ts, now) {
     if (!ts) return 'never';
     const s = Math.max(0, (now - Date.parse(ts)) / 1000);
@@ -133,6 +141,18 @@
     return (zk.state || 'unknown').replace(/_/g, ' ');
   }
 
+  // snapshotText describes the membership snapshot file (zookeeper.snapshot_file).
+  function snapshotText(snap, now) {
+    if (!snap) return 'off';
+    let text = snap.path + ': ';
+    if (snap.loaded) text += 'read at start (written ' + ago(snap.written, now) + ')';
+    else text += 'not used at start (' + snap.problem + ')';
+    if (snap.seeded.length) text += '; serving it for ' + snap.seeded.join(', ');
+    text += '; ' + fmtInt.format(snap.writes) + ' writes';
+    if (snap.last_write_error) text += '; last write failed: ' + snap.last_write_error;
+    return text;
+  }
+
   function renderHeader(state) {
     const ready = byId('ready');
     setAttr(ready, 'data-ready', String(state.ready));
@@ -172,6 +192,7 @@
     setText(byId('zk-detail-servers'), zk.servers.join(', ') || '–');
     setText(byId('zk-detail-reconnects'), fmtInt.format(zk.reconnects));
     setText(byId('zk-detail-expirations'), fmtInt.format(zk.expirations));
+    setText(byId('zk-detail-snapshot'), snapshotText(zk.snapshot, Date.parse(state.time)));
   }
 
   // ---- services ------------------------------------------------------------
@@ -210,6 +231,7 @@
     const flags = [];
     if (!svc.synced) flags.push(['warn', 'waiting for first sync', 'flag-unsynced']);
     if (svc.stale) flags.push(['warn', 'stale membership', 'flag-stale']);
+    if (svc.snapshot) flags.push(['warn', 'from snapshot, read ' + fmtAge(svc.snapshot.age_seconds) + ' ago', 'flag-snapshot']);
     if (svc.panicking) flags.push(['bad', 'panic mode', 'flag-panic']);
     if (svc.synced && !svc.stale) flags.push(['ok', 'in sync', 'flag-synced']);
     const key = flags.map((f) => f[2]).join(' ');
