@@ -68,6 +68,11 @@ type ServiceState struct {
 	// Probes and ProbeFailures count active health probes and the failed
 	// ones.
 	Probes, ProbeFailures uint64
+	// RemovalGuardActive is true while the removal guard holds members
+	// removed by a mass removal.
+	RemovalGuardActive bool
+	// RemovalGuardEngagements counts the times the removal guard engaged.
+	RemovalGuardEngagements uint64
 }
 
 // endpointStates are always exported, at zero when no endpoint is in them,
@@ -85,6 +90,7 @@ type stateCollector struct {
 	endpoints, sessionState, reconnects, expirations           *prometheus.Desc
 	watchEvents, stale, lastSync, malformed, panicMode, panics *prometheus.Desc
 	ejections, probes, probeFailures, accessLogDropped         *prometheus.Desc
+	guardActive, guardEngagements                              *prometheus.Desc
 }
 
 func newStateCollector(src StateSource) *stateCollector {
@@ -106,6 +112,8 @@ func newStateCollector(src StateSource) *stateCollector {
 		ejections:        desc("passive_ejections_total", "Endpoints ejected by passive health checks (outlier detection), by service.", "service"),
 		probes:           desc("health_probes_total", "Active health probes completed, by service.", "service"),
 		probeFailures:    desc("health_probe_failures_total", "Active health probes that failed, by service.", "service"),
+		guardActive:      desc("removal_guard_active", "1 while a service's removal guard holds members that a mass removal took out of its membership.", "service"),
+		guardEngagements: desc("removal_guard_engagements_total", "Times a service's removal guard engaged: one membership change removed more than removal_guard.max_percent of the members.", "service"),
 		accessLogDropped: desc("access_log_dropped_total", "Access log lines dropped because the log writer fell behind."),
 	}
 }
@@ -115,6 +123,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.endpoints, c.sessionState, c.reconnects, c.expirations, c.watchEvents, c.stale, c.lastSync,
 		c.malformed, c.panicMode, c.panics, c.ejections, c.probes, c.probeFailures, c.accessLogDropped,
+		c.guardActive, c.guardEngagements,
 	} {
 		ch <- d
 	}
@@ -168,6 +177,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.ejections, s.Ejections, s.Name)
 		counter(c.probes, s.Probes, s.Name)
 		counter(c.probeFailures, s.ProbeFailures, s.Name)
+		gauge(c.guardActive, boolValue(s.RemovalGuardActive), s.Name)
+		counter(c.guardEngagements, s.RemovalGuardEngagements, s.Name)
 	}
 	if st.HasAccessLog {
 		counter(c.accessLogDropped, st.AccessLogDropped)

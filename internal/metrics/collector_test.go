@@ -29,6 +29,8 @@ func sampleState() State {
 				Endpoints: map[string]int{"healthy": 0, "draining": 2, "starting": 1},
 				Stale:     true,
 				Panicking: true,
+
+				RemovalGuardActive: true, RemovalGuardEngagements: 3,
 			},
 		},
 		HasAccessLog:     true,
@@ -100,6 +102,14 @@ zkgate_health_probe_failures_total{service="users"} 0
 # HELP zkgate_access_log_dropped_total Access log lines dropped because the log writer fell behind.
 # TYPE zkgate_access_log_dropped_total counter
 zkgate_access_log_dropped_total 5
+# HELP zkgate_removal_guard_active 1 while a service's removal guard holds members that a mass removal took out of its membership.
+# TYPE zkgate_removal_guard_active gauge
+zkgate_removal_guard_active{service="echo"} 0
+zkgate_removal_guard_active{service="users"} 1
+# HELP zkgate_removal_guard_engagements_total Times a service's removal guard engaged: one membership change removed more than removal_guard.max_percent of the members.
+# TYPE zkgate_removal_guard_engagements_total counter
+zkgate_removal_guard_engagements_total{service="echo"} 0
+zkgate_removal_guard_engagements_total{service="users"} 3
 `
 	names := []string{
 		"zkgate_endpoints", "zkgate_zookeeper_session_state", "zkgate_zookeeper_reconnects_total",
@@ -107,7 +117,7 @@ zkgate_access_log_dropped_total 5
 		"zkgate_membership_stale", "zkgate_membership_last_sync_timestamp_seconds",
 		"zkgate_discovery_malformed_nodes_total", "zkgate_panic_mode", "zkgate_panic_activations_total",
 		"zkgate_passive_ejections_total", "zkgate_health_probes_total", "zkgate_health_probe_failures_total",
-		"zkgate_access_log_dropped_total",
+		"zkgate_access_log_dropped_total", "zkgate_removal_guard_active", "zkgate_removal_guard_engagements_total",
 	}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
@@ -123,8 +133,8 @@ func TestStateCollectorIsConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pedantic gather: %v", err)
 	}
-	if len(families) != 14 {
-		t.Errorf("gathered %d metric families, want 14", len(families))
+	if len(families) != 16 {
+		t.Errorf("gathered %d metric families, want 16", len(families))
 	}
 }
 
