@@ -49,6 +49,7 @@ type LoadBalanceCheckConf struct {
 	snap         atomic.Pointer[map[string]*member]
 	maxFailures  int64
 	serverErrors bool
+	guarding     bool // the removal guard is on
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -74,9 +75,11 @@ type LoadBalanceCheckConf struct {
 type member struct {
 	addr string
 
-	// Lock-free, for Report. ejected is written under the checker's lock.
+	// Lock-free, for Report. ejected and held are written under the
+	// checker's lock.
 	fails   atomic.Int64 // consecutive failed requests reported
 	ejected atomic.Bool
+	held    atomic.Bool // removed upstream, kept by the removal guard
 
 	// Guarded by the checker's mu.
 	ep           balancer.Endpoint
@@ -84,7 +87,6 @@ type member struct {
 	kick         chan struct{}      // asks the probe loop for a probe now
 	gone         bool               // left the upstream membership
 	pending      bool               // awaits its first probe (RequireFirstPass)
-	held         bool               // removed upstream, kept by the removal guard
 	active       riseFall
 	draining     bool
 	lastProbe    time.Time
@@ -128,6 +130,7 @@ func New(upstream balancer.LoadBalanceConf, cfg Config, log logrus.FieldLogger, 
 		guardSet:     make(chan struct{}, 1),
 		maxFailures:  int64(cfg.Passive.MaxFailures),
 		serverErrors: cfg.Passive.ServerErrors,
+		guarding:     cfg.RemovalGuard.MaxPercent > 0 && cfg.RemovalGuard.MaxPercent < 100,
 		members:      map[string]*member{},
 	}
 	c.watch = &membership{c}
@@ -216,8 +219,8 @@ func (w *membership) Update(endpoints []balancer.Endpoint) {
 			m = &member{addr: ep.Addr, pending: c.probe != nil && c.cfg.Active.RequireFirstPass}
 			c.log.WithField("addr", ep.Addr).Debug("endpoint joined")
 			c.startProbe(m)
-		case m.held:
-			m.held = false
+		case m.held.Load():
+			m.held.Store(false)
 			c.log.WithField("addr", ep.Addr).Info("endpoint listed again: removal guard no longer holds it")
 		}
 		m.ep = ep
@@ -229,8 +232,8 @@ func (w *membership) Update(endpoints []balancer.Endpoint) {
 			continue
 		}
 		if hold {
-			if !m.held {
-				m.held = true
+			if !m.held.Load() {
+				m.held.Store(true)
 				c.kickProbe(m)
 			}
 			next[addr] = m

@@ -50,10 +50,11 @@ type Config struct {
 // RemovalGuardConfig configures the mass-removal guard: a membership change
 // that removes more than MaxPercent of the members listed before it is
 // held. Held members stay published (subject to the other checks) for
-// Hold; during the hold a held member that fails an active probe leaves at
-// once, one that comes back to the membership is a member again, and further
-// removals join the hold until its end. When the hold ends, the membership
-// upstream lists is published, even if empty.
+// Hold. During the hold a held member that fails an active probe, or a
+// request with a connect failure or timeout, leaves at once; one that comes
+// back to the membership is a member again; further removals join the hold
+// until its end. When the hold ends, the membership upstream lists is
+// published, even if empty.
 type RemovalGuardConfig struct {
 	// MaxPercent is the largest share of the members, in percent (0..100),
 	// that one membership change may remove without being held. 0 turns the
@@ -208,7 +209,8 @@ func ParseStatusRanges(s string) (StatusRanges, error) {
 // probes (when a Type is set: every 2s with a 1s timeout, rise/fall
 // thresholds of 2, 10% jitter and new members routed after their first
 // passing probe), passive ejection after 3 consecutive failures, and removals
-// of more than half the members held for 30s. The configuration package's tests hold its defaults to these.
+// of more than half the members held for 30s. The configuration package's
+// tests hold its defaults to these.
 func Defaults() Config {
 	c := Config{
 		Active:       ActiveConfig{Jitter: 0.1, RequireFirstPass: true},

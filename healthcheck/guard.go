@@ -12,7 +12,9 @@ import (
 // published when healthy, counted for the panic threshold) instead of
 // leaving. During the hold:
 //   - a held member that fails an active probe leaves at once (it is probed
-//     as soon as the hold starts);
+//     as soon as the hold starts), and so does one a request could not reach
+//     (Report of a connect failure or timeout); the other held members are
+//     then unpublished until a probe, sent at once, passes again;
 //   - a held member listed again upstream is an ordinary member again;
 //   - every further removal joins the hold, which keeps its end time, so a
 //     stream of changes cannot prolong it;
@@ -21,9 +23,7 @@ import (
 // is published, even an empty list.
 
 // guardOn reports whether the removal guard is configured.
-func (c *LoadBalanceCheckConf) guardOn() bool {
-	return c.cfg.RemovalGuard.MaxPercent > 0 && c.cfg.RemovalGuard.MaxPercent < 100
-}
+func (c *LoadBalanceCheckConf) guardOn() bool { return c.guarding }
 
 // guardHolds reports whether the members of c.members absent from next are
 // held rather than dropped, engaging the guard when next removes too many.
@@ -63,7 +63,7 @@ func (c *LoadBalanceCheckConf) guardHolds(next map[string]*member) bool {
 func (c *LoadBalanceCheckConf) heldLocked() int {
 	n := 0
 	for _, m := range c.order {
-		if m.held {
+		if m.held.Load() {
 			n++
 		}
 	}
@@ -80,16 +80,31 @@ func (c *LoadBalanceCheckConf) endGuardIfIdleLocked() {
 	c.log.Info("removal guard ended: no member held any more")
 }
 
-// dropHeldLocked makes held member m leave at once. c.mu must be held.
+// dropHeldLocked makes held member m, which failed, leave at once. A failed
+// held member is evidence that the removal was real, so with active probing
+// the other held members are taken out of the published set (pending, as new
+// members are) and probed at once: each comes back on a passing probe and
+// leaves on a failing one. That keeps the retries of a request from landing
+// on one dead held member after another. c.mu must be held.
 func (c *LoadBalanceCheckConf) dropHeldLocked(m *member) {
 	next := make(map[string]*member, len(c.members))
+	rechecks := 0
 	for addr, o := range c.members {
-		if o != m {
-			next[addr] = o
+		if o == m {
+			continue
+		}
+		next[addr] = o
+		if c.probe != nil && o.held.Load() && !o.pending {
+			o.pending = true
+			c.kickProbe(o)
+			rechecks++
 		}
 	}
 	c.dropLocked(m)
 	c.installLocked(next)
+	if rechecks > 0 {
+		c.log.WithField("rechecked", rechecks).Infof("removal guard: re-checking %d other held members before routing to them again", rechecks)
+	}
 	c.endGuardIfIdleLocked()
 	c.republishLocked()
 }
@@ -133,7 +148,7 @@ func (c *LoadBalanceCheckConf) endExpiredHold() time.Time {
 	next := make(map[string]*member, len(c.members))
 	dropped := 0
 	for addr, m := range c.members {
-		if m.held {
+		if m.held.Load() {
 			c.dropLocked(m)
 			dropped++
 			continue

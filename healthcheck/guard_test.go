@@ -272,3 +272,61 @@ func TestRemovalGuardConfigValidation(t *testing.T) {
 		t.Fatalf("Defaults: guard %+v, require_first_pass %v", d.RemovalGuard, d.Active.RequireFirstPass)
 	}
 }
+
+func TestRemovalGuardDropsHeldMemberAtItsFirstFailedRequest(t *testing.T) {
+	// Passive checks off: only the guard reads the report.
+	addrs := tenAddrs()
+	up := staticOf(addrs...)
+	c, rec, hook := start(t, up, guarded(), WithClock(newFakeClock()))
+	up.Set(eps(addrs[0])...)
+	c.Report(addrs[1], ServerError) // an answer: the backend is there
+	c.Report(addrs[2], Success)
+	c.Report(addrs[0], ConnectFailure) // not held: not the guard's business
+	if got := len(c.Endpoints()); got != 10 {
+		t.Fatalf("%d published, want 10", got)
+	}
+	c.Report(addrs[1], ConnectFailure)
+	c.Report(addrs[2], Timeout)
+	want := join(append(addrs[:1:1], addrs[3:]...)...)
+	if got := rec.addrs(); got != want {
+		t.Fatalf("published %s, want %s: held members whose requests failed leave at once", got, want)
+	}
+	if n := countMsg(logged(hook, logrus.WarnLevel), "held endpoint failed a request"); n != 2 {
+		t.Fatalf("%d held-failure warnings, want 2", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.Report(addrs[5], Success) }); n != 0 {
+		t.Errorf("Report(held, Success) allocates %.1f times", n)
+	}
+}
+
+func TestRemovalGuardRechecksHeldMembersWhenOneFails(t *testing.T) {
+	clock := newFakeClock() // probes run at start and when kicked only
+	bs := make([]*backend, 4)
+	addrs := make([]string, 4)
+	for i := range bs {
+		bs[i] = newBackend(t)
+		addrs[i] = bs[i].addr
+	}
+	up := staticOf(addrs...)
+	cfg := guarded()
+	cfg.Active = fastActive("tcp")
+	c, rec, _ := start(t, up, cfg, WithClock(clock))
+	eventually(t, "first probes", func() bool { return c.Status().Probes == 4 })
+	up.Set(eps(addrs[0])...) // 3 of 4 held, each probed at once: all pass
+	eventually(t, "hold probes", func() bool { return c.Status().Probes == 7 })
+
+	bs[1].stop()
+	bs[2].stop() // two held backends die together; bs[3] lives
+	n0 := rec.count()
+	c.Report(addrs[1], ConnectFailure)
+	// addrs[2] and addrs[3] are out at once, until each is probed again.
+	if got := rec.addrsAt(n0); got != addrs[0] {
+		t.Fatalf("published %s after a held member failed, want only %s until the others pass a probe", got, addrs[0])
+	}
+	eventually(t, "dead held member gone, live one back", func() bool { return rec.addrs() == join(addrs[0], addrs[3]) })
+	for i := n0; i < rec.count(); i++ {
+		if strings.Contains(rec.addrsAt(i), addrs[2]) {
+			t.Fatalf("dead held member republished: %s", rec.addrsAt(i))
+		}
+	}
+}

@@ -198,7 +198,7 @@ func (c *LoadBalanceCheckConf) probeDone(m *member, end time.Time, err error) {
 		m.lastResult = err.Error()
 	}
 	f := c.log.WithField("addr", m.addr)
-	if m.held && err != nil {
+	if m.held.Load() && err != nil {
 		f.WithField("error", m.lastResult).Warn("held endpoint failed a probe: removed at once")
 		c.dropHeldLocked(m)
 		return

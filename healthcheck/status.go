@@ -109,7 +109,7 @@ func (c *LoadBalanceCheckConf) Status() ServiceHealth {
 			PassiveFailures:      int(m.fails.Load()),
 			EjectedUntil:         m.ejectedUntil,
 			Ejections:            m.ejections,
-			Held:                 m.held,
+			Held:                 m.held.Load(),
 		})
 	}
 	return s

@@ -125,8 +125,9 @@ type ActiveHealthCheck struct {
 // of a service's members at once (a bulk deregistration, a mistaken
 // deletion, a registry hiccup): the removed endpoints stay routable for
 // hold. During the hold each of them is probed at once when active health
-// checks are configured and leaves as soon as a probe fails; without active
-// checks they all stay until the hold ends. An endpoint listed again ends
+// checks are configured and leaves as soon as a probe fails, or a request to
+// it cannot connect or times out; without active checks they stay until the
+// hold ends unless a request to them fails so. An endpoint listed again ends
 // its own hold; further removals during a hold join it without extending it.
 // When the hold ends the membership ZooKeeper lists is used, even if empty.
 type RemovalGuard struct {
