@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,8 +24,10 @@ var ErrUnknownEndpoint = errors.New("unknown endpoint")
 // LoadBalanceCheckConf observes an upstream LoadBalanceConf (the membership
 // of one service) and is itself a LoadBalanceConf publishing the members that
 // work: those that pass active probes, are not ejected by passive checks and
-// are not drained — or every non-drained member while the panic threshold is
-// crossed. It publishes only when that set changes. Make it with New and stop
+// are neither drained nor pending their first probe — or every such
+// non-drained, non-pending member while the panic threshold is crossed. Its
+// removal guard (see guard.go) holds mass removals for a while. It publishes
+// only when that set changes. Make it with New and stop
 // it with Close.
 type LoadBalanceCheckConf struct {
 	// subject publishes the healthy set. It is a named field rather than
@@ -39,11 +43,13 @@ type LoadBalanceCheckConf struct {
 	client   *http.Client
 	sem      chan struct{} // bounds concurrent probes
 	wake     chan struct{} // tells the expiry loop an ejection happened
+	guardSet chan struct{} // tells the guard loop a hold began
 
 	// Hot path (Report): immutable map of the current members.
 	snap         atomic.Pointer[map[string]*member]
 	maxFailures  int64
 	serverErrors bool
+	guarding     bool // the removal guard is on
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -60,6 +66,8 @@ type LoadBalanceCheckConf struct {
 	panicking        bool
 	panicActivations uint64
 	ejections        uint64
+	guardUntil       time.Time // end of the removal guard's hold; zero when not holding
+	guardEngagements uint64
 }
 
 // member is the health state of one address. It is keyed by address, so it
@@ -67,14 +75,18 @@ type LoadBalanceCheckConf struct {
 type member struct {
 	addr string
 
-	// Lock-free, for Report. ejected is written under the checker's lock.
+	// Lock-free, for Report. ejected and held are written under the
+	// checker's lock.
 	fails   atomic.Int64 // consecutive failed requests reported
 	ejected atomic.Bool
+	held    atomic.Bool // removed upstream, kept by the removal guard
 
 	// Guarded by the checker's mu.
 	ep           balancer.Endpoint
 	cancel       context.CancelFunc // stops the probe loop
+	kick         chan struct{}      // asks the probe loop for a probe now
 	gone         bool               // left the upstream membership
+	pending      bool               // awaits its first probe (RequireFirstPass)
 	active       riseFall
 	draining     bool
 	lastProbe    time.Time
@@ -115,8 +127,10 @@ func New(upstream balancer.LoadBalanceConf, cfg Config, log logrus.FieldLogger, 
 		clock:        o.clock,
 		sem:          make(chan struct{}, cfg.Active.MaxConcurrent),
 		wake:         make(chan struct{}, 1),
+		guardSet:     make(chan struct{}, 1),
 		maxFailures:  int64(cfg.Passive.MaxFailures),
 		serverErrors: cfg.Passive.ServerErrors,
+		guarding:     cfg.RemovalGuard.MaxPercent > 0 && cfg.RemovalGuard.MaxPercent < 100,
 		members:      map[string]*member{},
 	}
 	c.watch = &membership{c}
@@ -133,6 +147,10 @@ func New(upstream balancer.LoadBalanceConf, cfg Config, log logrus.FieldLogger, 
 	if c.maxFailures > 0 {
 		c.wg.Add(1)
 		go c.expiryLoop()
+	}
+	if c.guardOn() {
+		c.wg.Add(1)
+		go c.guardLoop()
 	}
 	upstream.Attach(c.watch)
 	return c, nil
@@ -181,9 +199,10 @@ func (c *LoadBalanceCheckConf) Panicking() bool {
 // that Update is not part of the checker's API.
 type membership struct{ c *LoadBalanceCheckConf }
 
-// Update receives upstream's membership: new addresses get a fresh, healthy
-// state and a probe loop; departed ones lose their loop; remaining ones keep
-// their state and take the new ID, weight and metadata.
+// Update receives upstream's membership: new addresses get a fresh state
+// (pending their first probe under RequireFirstPass) and a probe loop;
+// departed ones lose their loop, unless the removal guard holds them;
+// remaining ones keep their state and take the new ID, weight and metadata.
 func (w *membership) Update(endpoints []balancer.Endpoint) {
 	c := w.c
 	c.mu.Lock()
@@ -191,33 +210,63 @@ func (w *membership) Update(endpoints []balancer.Endpoint) {
 	if c.closed {
 		return
 	}
-	next := make(map[string]*member, len(endpoints))
-	order := make([]*member, 0, len(endpoints))
-	for _, ep := range balancer.Normalize(endpoints) {
+	listed := balancer.Normalize(endpoints)
+	next := make(map[string]*member, len(c.members)+len(listed))
+	for _, ep := range listed {
 		m := c.members[ep.Addr]
-		if m == nil {
-			m = &member{addr: ep.Addr}
+		switch {
+		case m == nil:
+			m = &member{addr: ep.Addr, pending: c.probe != nil && c.cfg.Active.RequireFirstPass}
 			c.log.WithField("addr", ep.Addr).Debug("endpoint joined")
 			c.startProbe(m)
+		case m.held.Load():
+			m.held.Store(false)
+			c.log.WithField("addr", ep.Addr).Info("endpoint listed again: removal guard no longer holds it")
 		}
 		m.ep = ep
 		next[ep.Addr] = m
+	}
+	hold := c.guardHolds(next)
+	for addr, m := range c.members {
+		if next[addr] != nil {
+			continue
+		}
+		if hold {
+			if !m.held.Load() {
+				m.held.Store(true)
+				c.kickProbe(m)
+			}
+			next[addr] = m
+			continue
+		}
+		c.dropLocked(m)
+	}
+	c.installLocked(next)
+	c.endGuardIfIdleLocked()
+	c.republishLocked()
+}
+
+// dropLocked stops m, which is leaving the membership. c.mu must be held; the
+// caller removes m from c.members.
+func (c *LoadBalanceCheckConf) dropLocked(m *member) {
+	m.gone = true
+	if m.cancel != nil {
+		m.cancel()
+	}
+	c.log.WithField("addr", m.addr).Debug("endpoint left")
+}
+
+// installLocked makes next the membership. c.mu must be held.
+func (c *LoadBalanceCheckConf) installLocked(next map[string]*member) {
+	order := make([]*member, 0, len(next))
+	for _, m := range next {
 		order = append(order, m)
 	}
-	for addr, m := range c.members {
-		if next[addr] == nil {
-			m.gone = true
-			if m.cancel != nil {
-				m.cancel()
-			}
-			c.log.WithField("addr", addr).Debug("endpoint left")
-		}
-	}
+	slices.SortFunc(order, func(a, b *member) int { return strings.Compare(a.addr, b.addr) })
 	// next is never modified after this point: Report reads it lock-free.
 	c.members = next
 	c.order = order
 	c.snap.Store(&next)
-	c.republishLocked()
 }
 
 // republishLocked publishes the set the current states call for and logs
@@ -227,7 +276,7 @@ func (c *LoadBalanceCheckConf) republishLocked() {
 	all := make([]balancer.Endpoint, 0, len(c.order))
 	healthy := make([]balancer.Endpoint, 0, len(c.order))
 	for _, m := range c.order {
-		if m.draining {
+		if m.draining || m.pending {
 			continue
 		}
 		all = append(all, m.ep)
@@ -256,13 +305,17 @@ func (c *LoadBalanceCheckConf) republishLocked() {
 
 // healthy reports whether m passes every check. The checker's mu must be
 // held.
-func (m *member) healthy() bool { return !m.draining && !m.active.down && !m.ejected.Load() }
+func (m *member) healthy() bool {
+	return !m.draining && !m.pending && !m.active.down && !m.ejected.Load()
+}
 
 // state names m's state for Status. The checker's mu must be held.
 func (m *member) state() string {
 	switch {
 	case m.draining:
 		return StateDraining
+	case m.pending:
+		return StatePending
 	case m.ejected.Load():
 		return StateEjected
 	case m.active.down:

@@ -42,6 +42,27 @@ type Config struct {
 	// healthy; 50 panics when fewer than half are. Drained members are
 	// neither counted nor published.
 	PanicThreshold int
+	// RemovalGuard holds mass removals of members for a while instead of
+	// publishing them at once.
+	RemovalGuard RemovalGuardConfig
+}
+
+// RemovalGuardConfig configures the mass-removal guard: a membership change
+// that removes more than MaxPercent of the members listed before it is
+// held. Held members stay published (subject to the other checks) for
+// Hold. During the hold a held member that fails an active probe, or a
+// request with a connect failure or timeout, leaves at once; one that comes
+// back to the membership is a member again; further removals join the hold
+// until its end. When the hold ends, the membership upstream lists is
+// published, even if empty.
+type RemovalGuardConfig struct {
+	// MaxPercent is the largest share of the members, in percent (0..100),
+	// that one membership change may remove without being held. 0 turns the
+	// guard off (100 too: a change never removes more than every member).
+	// Default (in Defaults) 50.
+	MaxPercent int
+	// Hold is how long removed members are held. Default 30s.
+	Hold time.Duration
 }
 
 // ActiveConfig configures active probing.
@@ -79,6 +100,14 @@ type ActiveConfig struct {
 	// MaxConcurrent bounds the probes in flight at once for this checker; the
 	// others wait their turn. Default 64.
 	MaxConcurrent int
+	// RequireFirstPass keeps every new member out of the published set until
+	// its first probe passes; it is probed as soon as it appears. A member
+	// whose first probe fails is unhealthy (it needs HealthyThreshold passing
+	// probes, and counts for the panic threshold). This applies to the
+	// members of the first membership too: a starting gateway routes to a
+	// member one probe after it appears. Ignored without active probing.
+	// Default (in Defaults) true.
+	RequireFirstPass bool
 }
 
 // PassiveConfig configures outlier ejection fed by Report.
@@ -178,12 +207,15 @@ func ParseStatusRanges(s string) (StatusRanges, error) {
 
 // Defaults returns the defaults of zkgate's configuration file: no active
 // probes (when a Type is set: every 2s with a 1s timeout, rise/fall
-// thresholds of 2 and 10% jitter) and passive ejection after 3 consecutive
-// failures. The configuration package's tests hold its defaults to these.
+// thresholds of 2, 10% jitter and new members routed after their first
+// passing probe), passive ejection after 3 consecutive failures, and removals
+// of more than half the members held for 30s. The configuration package's
+// tests hold its defaults to these.
 func Defaults() Config {
 	c := Config{
-		Active:  ActiveConfig{Jitter: 0.1},
-		Passive: PassiveConfig{MaxFailures: 3},
+		Active:       ActiveConfig{Jitter: 0.1, RequireFirstPass: true},
+		Passive:      PassiveConfig{MaxFailures: 3},
+		RemovalGuard: RemovalGuardConfig{MaxPercent: 50},
 	}
 	return c.withDefaults()
 }
@@ -214,6 +246,7 @@ func (c Config) withDefaults() Config {
 		p.MaxEjection = p.Ejection
 	}
 	setInt(&p.MaxEjectionPercent, 50)
+	setDuration(&c.RemovalGuard.Hold, 30*time.Second)
 	return c
 }
 
@@ -301,6 +334,13 @@ func (c Config) Validate() error {
 	}
 	if c.PanicThreshold < 0 || c.PanicThreshold > 100 {
 		bad("panic_threshold", "%d is not a percentage in 0..100", c.PanicThreshold)
+	}
+	g := c.RemovalGuard
+	if g.MaxPercent < 0 || g.MaxPercent > 100 {
+		bad("removal_guard.max_percent", "%d is not a percentage in 0..100 (0 turns the guard off)", g.MaxPercent)
+	}
+	if g.Hold < 0 {
+		bad("removal_guard.hold", "%s is negative", g.Hold)
 	}
 	return errors.Join(errs...)
 }

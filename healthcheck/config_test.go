@@ -19,10 +19,12 @@ func TestDefaults(t *testing.T) {
 			Path: "/", ExpectStatus: StatusRanges{{200, 399}},
 			Interval: 2 * time.Second, Timeout: time.Second,
 			HealthyThreshold: 2, UnhealthyThreshold: 2, Jitter: 0.1, MaxConcurrent: 64,
+			RequireFirstPass: true,
 		},
 		Passive: PassiveConfig{
 			MaxFailures: 3, Ejection: 10 * time.Second, MaxEjection: 5 * time.Minute, MaxEjectionPercent: 50,
 		},
+		RemovalGuard: RemovalGuardConfig{MaxPercent: 50, Hold: 30 * time.Second},
 	}
 	if !reflect.DeepEqual(d, want) {
 		t.Fatalf("Defaults() =\n%+v\nwant\n%+v", d, want)

@@ -12,7 +12,8 @@
 //	                  proxy ──Report(addr, outcome)
 //
 // A member is routed as soon as it joins (backends register when ready) and
-// probed at once. Three things take it out of the published set:
+// probed at once; with Active.RequireFirstPass it is routed only once that
+// first probe passes. Three things take it out of the published set:
 //
 //   - active probes (TCP connect or HTTP GET), with rise/fall thresholds so
 //     that one lost probe does not flap it;
@@ -26,9 +27,16 @@
 // publishes every non-drained member instead: a health checker that sees
 // the whole service down is more likely wrong than the service.
 //
+// The removal guard (Config.RemovalGuard) holds a membership change that
+// removes too many members at once: the removed members stay, probed at
+// once, for a hold time; those that fail a probe leave at once. Held members
+// are members like the others for health and the panic threshold: the guard
+// decides who is a member, the checks and panic mode decide who of them is
+// published.
+//
 // Health state is keyed by address: it survives weight and metadata changes
 // and is dropped, with the member's probe loop, when the address leaves the
-// membership. Only state changes are logged.
+// membership (after the removal guard's hold, if it engaged). Only state changes are logged.
 //
 // The package imports only balancer, logrus and the standard library.
 package healthcheck

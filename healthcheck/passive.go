@@ -43,16 +43,25 @@ func (o Outcome) String() string {
 // Report records the outcome of one request to addr. It is called on the
 // proxy's hot path: it takes no lock and allocates nothing, except when the
 // report completes a run of Passive.MaxFailures consecutive failures, which
-// ejects the endpoint (if the ejection cap allows) and republishes. Reports
+// ejects the endpoint (if the ejection cap allows) and republishes, or
+// reports a connect failure or timeout of a member the removal guard holds,
+// which then leaves at once (even with passive checks off). Reports
 // for unknown addresses, for ejected endpoints (requests still in flight when
 // it was ejected) or with passive checks off are ignored. Safe for concurrent
 // use.
 func (c *LoadBalanceCheckConf) Report(addr string, o Outcome) {
-	if c.maxFailures <= 0 {
+	if c.maxFailures <= 0 && !c.guarding {
 		return
 	}
 	m := (*c.snap.Load())[addr]
 	if m == nil || m.ejected.Load() {
+		return
+	}
+	if (o == ConnectFailure || o == Timeout) && m.held.Load() {
+		c.failHeld(m, o)
+		return
+	}
+	if c.maxFailures <= 0 {
 		return
 	}
 	switch o {
@@ -79,6 +88,18 @@ func (c *LoadBalanceCheckConf) Report(addr string, o Outcome) {
 	if n >= c.maxFailures && m.fails.CompareAndSwap(n, 0) {
 		c.eject(m, n)
 	}
+}
+
+// failHeld makes held member m leave at once: a request to it failed as a
+// request to a backend that is gone does.
+func (c *LoadBalanceCheckConf) failHeld(m *member, o Outcome) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || m.gone || !m.held.Load() {
+		return
+	}
+	c.log.WithFields(logrus.Fields{"addr": m.addr, "outcome": o.String()}).Warn("held endpoint failed a request: removed at once")
+	c.dropHeldLocked(m)
 }
 
 // eject takes m out of the published set for its next ejection time, unless

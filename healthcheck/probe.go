@@ -112,13 +112,15 @@ func (c *LoadBalanceCheckConf) startProbe(m *member) {
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	m.cancel = cancel
+	m.kick = make(chan struct{}, 1)
 	c.wg.Add(1)
 	c.loops.Add(1)
 	go c.probeLoop(ctx, m)
 }
 
 // probeLoop probes m at once, then every jittered Interval (measured from the
-// start of one probe to the start of the next), until ctx is done.
+// start of one probe to the start of the next) or when kicked, until ctx is
+// done.
 func (c *LoadBalanceCheckConf) probeLoop(ctx context.Context, m *member) {
 	defer c.wg.Done()
 	defer c.loops.Add(-1)
@@ -131,6 +133,8 @@ func (c *LoadBalanceCheckConf) probeLoop(ctx context.Context, m *member) {
 				t.Stop()
 				return
 			case <-t.C():
+			case <-m.kick:
+				t.Stop()
 			}
 		}
 		select {
@@ -193,15 +197,45 @@ func (c *LoadBalanceCheckConf) probeDone(m *member, end time.Time, err error) {
 	if err != nil {
 		m.lastResult = err.Error()
 	}
+	f := c.log.WithField("addr", m.addr)
+	if m.held.Load() && err != nil {
+		f.WithField("error", m.lastResult).Warn("held endpoint failed a probe: removed at once")
+		c.dropHeldLocked(m)
+		return
+	}
+	if m.pending {
+		m.pending = false
+		if err == nil {
+			m.active.okRun = 1
+			f.Info("endpoint passed its first probe: routed")
+		} else {
+			m.active.down = true
+			m.active.failRun = 1
+			f.WithField("error", m.lastResult).Warn("endpoint failed its first probe: not routed")
+		}
+		c.republishLocked()
+		return
+	}
 	a := c.cfg.Active
 	if !m.active.observe(err == nil, a.HealthyThreshold, a.UnhealthyThreshold) {
 		return
 	}
-	f := c.log.WithField("addr", m.addr)
 	if m.active.down {
 		f.WithFields(logrus.Fields{"error": m.lastResult, "failures": m.active.failRun}).Warn("endpoint down")
 	} else {
 		f.WithField("successes", m.active.okRun).Info("endpoint up")
 	}
 	c.republishLocked()
+}
+
+// kickProbe asks m's probe loop, if any, to probe now instead of at the end
+// of its interval. c.mu must be held.
+func (c *LoadBalanceCheckConf) kickProbe(m *member) {
+	if m.kick == nil {
+		return
+	}
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
 }

@@ -16,6 +16,9 @@ const (
 	StateEjected = "ejected"
 	// StateDraining: taken out by an operator with Drain.
 	StateDraining = "draining"
+	// StatePending: new, awaiting its first probe (RequireFirstPass); not
+	// published.
+	StatePending = "pending"
 )
 
 // ServiceHealth is a snapshot of a checker's state, for the admin API and
@@ -37,6 +40,13 @@ type ServiceHealth struct {
 	// ProbeLoops is the number of probe loops running (one per member while
 	// active probing is on).
 	ProbeLoops int
+	// RemovalGuardUntil is when the removal guard's hold ends; zero when the
+	// guard is not holding.
+	RemovalGuardUntil time.Time
+	// RemovalGuardHeld is the number of members the guard holds.
+	RemovalGuardHeld int
+	// RemovalGuardEngagements counts the times the guard engaged.
+	RemovalGuardEngagements uint64
 }
 
 // EndpointHealth is the state of one member.
@@ -62,6 +72,9 @@ type EndpointHealth struct {
 	EjectedUntil time.Time
 	// Ejections counts the passive ejections of this member.
 	Ejections int
+	// Held is true while the removal guard keeps this member, removed
+	// upstream, until ServiceHealth.RemovalGuardUntil.
+	Held bool
 }
 
 // Status returns the current state of every member. The result belongs to
@@ -77,6 +90,10 @@ func (c *LoadBalanceCheckConf) Status() ServiceHealth {
 		Probes:           c.probes.Load(),
 		ProbeFailures:    c.probeFailures.Load(),
 		ProbeLoops:       int(c.loops.Load()),
+
+		RemovalGuardUntil:       c.guardUntil,
+		RemovalGuardHeld:        c.heldLocked(),
+		RemovalGuardEngagements: c.guardEngagements,
 	}
 	for _, m := range c.order {
 		s.Endpoints = append(s.Endpoints, EndpointHealth{
@@ -92,6 +109,7 @@ func (c *LoadBalanceCheckConf) Status() ServiceHealth {
 			PassiveFailures:      int(m.fails.Load()),
 			EjectedUntil:         m.ejectedUntil,
 			Ejections:            m.ejections,
+			Held:                 m.held.Load(),
 		})
 	}
 	return s

@@ -88,7 +88,7 @@ func TestGetServices(t *testing.T) {
 
 	var raw []map[string]any
 	json.Unmarshal(rec.Body.Bytes(), &raw)
-	for _, key := range []string{"name", "discovery", "synced", "stale", "last_sync", "panicking", "counts", "endpoints"} {
+	for _, key := range []string{"name", "discovery", "synced", "stale", "last_sync", "panicking", "removal_guard", "counts", "endpoints"} {
 		if _, ok := raw[0][key]; !ok {
 			t.Errorf("service JSON lacks key %q", key)
 		}

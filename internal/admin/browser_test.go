@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,6 +125,25 @@ func testStatusPageLive(t *testing.T, b context.Context) {
 	if !slices.Contains(actions, "undrain echo 127.0.0.1:9005") {
 		t.Errorf("source actions = %q, want the undrain of 127.0.0.1:9005", actions)
 	}
+
+	// A removal guard holding members shows as a flag with the count and end.
+	until := time.Now().Add(30 * time.Second)
+	src.update(func(f *fakeSource) {
+		svc := f.services["echo"]
+		svc.RemovalGuard = RemovalGuardInfo{Active: true, Held: 3, Until: until, Engagements: 1}
+		f.services["echo"] = svc
+	})
+	flag := `document.querySelector('[data-service="echo"] [data-flag="flag-guard"]')`
+	browsertest.WaitFor(t, b, flag+` !== null`, 5*time.Second)
+	if got, want := browsertest.Eval[string](t, b, flag+`.textContent`), "removal guard: holding 3 members until "; !strings.HasPrefix(got, want) {
+		t.Errorf("removal guard flag %q, want it to start with %q", got, want)
+	}
+	src.update(func(f *fakeSource) {
+		svc := f.services["echo"]
+		svc.RemovalGuard = RemovalGuardInfo{Engagements: 1}
+		f.services["echo"] = svc
+	})
+	browsertest.WaitFor(t, b, flag+` === null`, 5*time.Second)
 
 	// Losing the ZooKeeper session shows in the header and a banner.
 	src.update(func(f *fakeSource) {

@@ -90,6 +90,8 @@ type ServiceInfo struct {
 	// Panicking is true while the health checker's panic threshold is
 	// crossed and traffic goes to every member, healthy or not.
 	Panicking bool `json:"panicking"`
+	// RemovalGuard is the state of the service's removal guard.
+	RemovalGuard RemovalGuardInfo `json:"removal_guard"`
 	// Counts is filled in by the server from Endpoints; a Source leaves it
 	// zero.
 	Counts EndpointCounts `json:"counts"`
@@ -105,6 +107,19 @@ type ServiceSnapshot struct {
 	ReadAt time.Time `json:"read_at"`
 	// AgeSeconds is how long ago that was, when the state was taken.
 	AgeSeconds float64 `json:"age_seconds"`
+}
+
+// RemovalGuardInfo is the state of a service's removal guard, which holds
+// members removed by a mass removal for a while.
+type RemovalGuardInfo struct {
+	// Active is true while the guard holds removed members.
+	Active bool `json:"active"`
+	// Held is the number of members held.
+	Held int `json:"held"`
+	// Until is when the hold ends (zero when not holding).
+	Until time.Time `json:"until,omitzero"`
+	// Engagements counts the times the guard engaged.
+	Engagements uint64 `json:"engagements"`
 }
 
 // EndpointCounts counts a service's endpoints by state.
@@ -133,6 +148,9 @@ type EndpointInfo struct {
 	// LastProbeResult is "ok" or the probe's error text.
 	LastProbeResult     string `json:"last_probe_result,omitempty"`
 	ConsecutiveFailures int    `json:"consecutive_failures"`
+	// Held is true while the removal guard keeps the member, which
+	// ZooKeeper no longer lists.
+	Held bool `json:"held,omitempty"`
 	// InFlight is the number of requests being proxied to the endpoint.
 	InFlight int64 `json:"in_flight"`
 	// Requests is the number of requests proxied to the endpoint since it

@@ -60,7 +60,7 @@ func newService(name string, cfg config.Service) (*service, error) {
 		return nil, fmt.Errorf("services.%s.discovery: neither zookeeper nor static", name)
 	}
 	var err error
-	if s.checker, err = cfg.HealthCheck.CheckerConfig(); err != nil {
+	if s.checker, err = cfg.CheckerConfig(); err != nil {
 		return nil, fmt.Errorf("services.%s.health_check: %w", name, err)
 	}
 	s.transport = proxy.NewTransport(proxy.TransportConfig{

@@ -73,6 +73,12 @@ func (s *service) info() admin.ServiceInfo {
 	}
 	h := s.health.Status()
 	si.Panicking = h.Panicking
+	si.RemovalGuard = admin.RemovalGuardInfo{
+		Active:      !h.RemovalGuardUntil.IsZero(),
+		Held:        h.RemovalGuardHeld,
+		Until:       h.RemovalGuardUntil,
+		Engagements: h.RemovalGuardEngagements,
+	}
 	for _, e := range h.Endpoints {
 		ei := admin.EndpointInfo{
 			Addr:                e.Addr,
@@ -82,6 +88,7 @@ func (s *service) info() admin.ServiceInfo {
 			LastProbe:           e.LastProbe,
 			LastProbeResult:     e.LastProbeResult,
 			ConsecutiveFailures: e.ConsecutiveFailures,
+			Held:                e.Held,
 			InFlight:            s.stats.inFlight(e.Addr),
 			Requests:            s.stats.requests(e.Addr),
 			Meta:                e.Meta,
@@ -219,6 +226,9 @@ func (g *Gateway) metricsState() metrics.State {
 			Ejections:        h.Ejections,
 			Probes:           h.Probes,
 			ProbeFailures:    h.ProbeFailures,
+
+			RemovalGuardActive:      !h.RemovalGuardUntil.IsZero(),
+			RemovalGuardEngagements: h.RemovalGuardEngagements,
 		}
 		for _, e := range h.Endpoints {
 			ss.Endpoints[e.State]++

@@ -30,6 +30,7 @@ func (h HealthCheck) CheckerConfig() (healthcheck.Config, error) {
 	c.Active.Timeout = a.Timeout
 	c.Active.HealthyThreshold = a.HealthyThreshold
 	c.Active.UnhealthyThreshold = a.UnhealthyThreshold
+	c.Active.RequireFirstPass = a.RequireFirstPass
 
 	p := h.Passive
 	c.Passive.MaxFailures = p.MaxFailures
@@ -42,10 +43,20 @@ func (h HealthCheck) CheckerConfig() (healthcheck.Config, error) {
 	c.Passive.MaxEjectionPercent = p.MaxEjectionPercent
 	c.Passive.ServerErrors = p.ServerErrors
 	c.PanicThreshold = h.PanicThreshold
+	c.RemovalGuard = healthcheck.RemovalGuardConfig{} // set by Service.CheckerConfig
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
+}
+
+// CheckerConfig returns the health checker's configuration for s: its
+// health_check section (see HealthCheck.CheckerConfig, whose errors it
+// returns) and its removal_guard.
+func (s Service) CheckerConfig() (healthcheck.Config, error) {
+	c, err := s.HealthCheck.CheckerConfig()
+	c.RemovalGuard = healthcheck.RemovalGuardConfig{MaxPercent: s.RemovalGuard.MaxPercent, Hold: s.RemovalGuard.Hold}
+	return c, err
 }
 
 // validateChecker reports, under key, what the health checker would refuse

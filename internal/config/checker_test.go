@@ -10,11 +10,11 @@ import (
 	"github.com/zkgate/zkgate/healthcheck"
 )
 
-// TestCheckerConfigDefaultsAgree holds the file's health_check defaults and
-// the checker's to one set: a service that says nothing about health checks
-// runs healthcheck.Defaults().
+// TestCheckerConfigDefaultsAgree holds the file's health_check and
+// removal_guard defaults and the checker's to one set: a service that says
+// nothing about them runs healthcheck.Defaults().
 func TestCheckerConfigDefaultsAgree(t *testing.T) {
-	got, err := defaultService().HealthCheck.CheckerConfig()
+	got, err := defaultService().CheckerConfig()
 	if err != nil {
 		t.Fatalf("CheckerConfig() of the defaults: %v", err)
 	}
@@ -22,7 +22,7 @@ func TestCheckerConfigDefaultsAgree(t *testing.T) {
 		t.Fatalf("the file's defaults map to\n%+v\nthe checker's defaults are\n%+v", got, want)
 	}
 	cfg := mustParse(t, "services: {echo: {}}\n")
-	if got, _ := cfg.Services["echo"].HealthCheck.CheckerConfig(); !reflect.DeepEqual(got, healthcheck.Defaults()) {
+	if got, _ := cfg.Services["echo"].CheckerConfig(); !reflect.DeepEqual(got, healthcheck.Defaults()) {
 		t.Fatalf("an empty service's health check maps to\n%+v\nwant healthcheck.Defaults()", got)
 	}
 }
@@ -33,11 +33,13 @@ services:
   echo:
     health_check:
       active: {type: http, path: /healthz, host: echo.internal, expect_status: "200-299, 304",
-               interval: 3s, timeout: 2s, healthy_threshold: 4, unhealthy_threshold: 5}
+               interval: 3s, timeout: 2s, healthy_threshold: 4, unhealthy_threshold: 5,
+               require_first_pass: false}
       passive: {max_failures: 6, ejection: 20s, max_ejection_percent: 30, server_errors: true}
       panic_threshold: 40
+    removal_guard: {max_percent: 35, hold: 45s}
 `)
-	got, err := cfg.Services["echo"].HealthCheck.CheckerConfig()
+	got, err := cfg.Services["echo"].CheckerConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +55,7 @@ services:
 		MaxEjectionPercent: 30, ServerErrors: true,
 	}
 	want.PanicThreshold = 40 // percent on both sides
+	want.RemovalGuard = healthcheck.RemovalGuardConfig{MaxPercent: 35, Hold: 45 * time.Second}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("CheckerConfig() =\n%+v\nwant\n%+v", got, want)
 	}

@@ -89,6 +89,7 @@ func defaultService() Service {
 				Timeout:            time.Second,
 				HealthyThreshold:   2,
 				UnhealthyThreshold: 2,
+				RequireFirstPass:   true,
 			},
 			Passive: PassiveHealthCheck{
 				MaxFailures:        3,
@@ -96,6 +97,7 @@ func defaultService() Service {
 				MaxEjectionPercent: 50,
 			},
 		},
+		RemovalGuard: RemovalGuard{MaxPercent: 50, Hold: 30 * time.Second},
 		Timeouts: Timeouts{
 			Dial:           2 * time.Second,
 			ResponseHeader: 15 * time.Second,

@@ -21,6 +21,9 @@ type Service struct {
 	PassHostHeader bool `mapstructure:"pass_host_header"`
 	// HealthCheck configures active and passive health checking.
 	HealthCheck HealthCheck `mapstructure:"health_check"`
+	// RemovalGuard holds membership changes that remove many members at
+	// once.
+	RemovalGuard RemovalGuard `mapstructure:"removal_guard"`
 	// Timeouts are the upstream connection timeouts.
 	Timeouts Timeouts `mapstructure:"timeouts"`
 	// MaxIdleConnsPerHost is the keep-alive pool size per endpoint.
@@ -109,6 +112,31 @@ type ActiveHealthCheck struct {
 	// UnhealthyThreshold is how many consecutive failing probes make a
 	// healthy endpoint unhealthy. Default 2.
 	UnhealthyThreshold int `mapstructure:"unhealthy_threshold"`
+	// RequireFirstPass routes a new endpoint only after its first passing
+	// probe, sent as soon as it appears; one whose first probe fails is
+	// unhealthy. This includes the endpoints present when the gateway starts
+	// or the service is rebuilt by a reload: the service has no routable
+	// endpoint until the first probes answer (at most timeout). Ignored when
+	// type is none. Default true.
+	RequireFirstPass bool `mapstructure:"require_first_pass"`
+}
+
+// RemovalGuard holds a membership change that removes more than max_percent
+// of a service's members at once (a bulk deregistration, a mistaken
+// deletion, a registry hiccup): the removed endpoints stay routable for
+// hold. During the hold each of them is probed at once when active health
+// checks are configured and leaves as soon as a probe fails, or a request to
+// it cannot connect or times out; without active checks they stay until the
+// hold ends unless a request to them fails so. An endpoint listed again ends
+// its own hold; further removals during a hold join it without extending it.
+// When the hold ends the membership ZooKeeper lists is used, even if empty.
+type RemovalGuard struct {
+	// MaxPercent is the largest share of the members, in percent (0-100),
+	// that one change may remove without being held. 0 (or 100) turns the
+	// guard off. Default 50.
+	MaxPercent int `mapstructure:"max_percent"`
+	// Hold is how long removed endpoints are held. Default 30s.
+	Hold time.Duration `mapstructure:"hold"`
 }
 
 // PassiveHealthCheck is outlier ejection driven by proxied requests.

@@ -102,6 +102,10 @@ func (c *Config) validateServices(p *problems) {
 		}
 		validateDiscovery(p, key+".discovery", &s.Discovery)
 		validateHealthCheck(p, key+".health_check", &s.HealthCheck)
+		checkPercent(p, key+".removal_guard.max_percent", s.RemovalGuard.MaxPercent)
+		if g := s.RemovalGuard; g.Hold < 0 || g.Hold == 0 && g.MaxPercent > 0 && g.MaxPercent < 100 {
+			p.addf(key+".removal_guard.hold", "must be positive, got %s (max_percent: 0 turns the guard off)", g.Hold)
+		}
 		p.nonNegative(key+".timeouts.dial", int64(s.Timeouts.Dial))
 		p.nonNegative(key+".timeouts.response_header", int64(s.Timeouts.ResponseHeader))
 		p.nonNegative(key+".timeouts.idle_conn", int64(s.Timeouts.IdleConn))

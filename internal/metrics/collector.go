@@ -77,6 +77,11 @@ type ServiceState struct {
 	// Probes and ProbeFailures count active health probes and the failed
 	// ones.
 	Probes, ProbeFailures uint64
+	// RemovalGuardActive is true while the removal guard holds members
+	// removed by a mass removal.
+	RemovalGuardActive bool
+	// RemovalGuardEngagements counts the times the removal guard engaged.
+	RemovalGuardEngagements uint64
 }
 
 // endpointStates are always exported, at zero when no endpoint is in them,
@@ -95,6 +100,7 @@ type stateCollector struct {
 	watchEvents, stale, lastSync, malformed, panicMode, panics *prometheus.Desc
 	ejections, probes, probeFailures, accessLogDropped         *prometheus.Desc
 	snapshotAge, snapshotWrites, snapshotWriteErrors           *prometheus.Desc
+	guardActive, guardEngagements                              *prometheus.Desc
 }
 
 func newStateCollector(src StateSource) *stateCollector {
@@ -120,6 +126,8 @@ func newStateCollector(src StateSource) *stateCollector {
 		snapshotAge:         desc("membership_snapshot_age_seconds", "While a service serves the members of the membership snapshot (started without a first read of ZooKeeper): seconds since they were read from ZooKeeper. Absent otherwise.", "service"),
 		snapshotWrites:      desc("membership_snapshot_writes_total", "Membership snapshot files written."),
 		snapshotWriteErrors: desc("membership_snapshot_write_errors_total", "Membership snapshot writes that failed (each retried)."),
+		guardActive:         desc("removal_guard_active", "1 while a service's removal guard holds members that a mass removal took out of its membership.", "service"),
+		guardEngagements:    desc("removal_guard_engagements_total", "Times a service's removal guard engaged: one membership change removed more than removal_guard.max_percent of the members.", "service"),
 	}
 }
 
@@ -129,6 +137,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.endpoints, c.sessionState, c.reconnects, c.expirations, c.watchEvents, c.stale, c.lastSync,
 		c.malformed, c.panicMode, c.panics, c.ejections, c.probes, c.probeFailures, c.accessLogDropped,
 		c.snapshotAge, c.snapshotWrites, c.snapshotWriteErrors,
+		c.guardActive, c.guardEngagements,
 	} {
 		ch <- d
 	}
@@ -185,6 +194,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.ejections, s.Ejections, s.Name)
 		counter(c.probes, s.Probes, s.Name)
 		counter(c.probeFailures, s.ProbeFailures, s.Name)
+		gauge(c.guardActive, boolValue(s.RemovalGuardActive), s.Name)
+		counter(c.guardEngagements, s.RemovalGuardEngagements, s.Name)
 	}
 	if st.HasAccessLog {
 		counter(c.accessLogDropped, st.AccessLogDropped)

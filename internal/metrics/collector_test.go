@@ -31,6 +31,8 @@ func sampleState() State {
 				Panicking:   true,
 				Seeded:      true,
 				SnapshotAge: 90*time.Second + 500*time.Millisecond,
+
+				RemovalGuardActive: true, RemovalGuardEngagements: 3,
 			},
 		},
 		HasAccessLog:        true,
@@ -114,6 +116,14 @@ zkgate_membership_snapshot_writes_total 3
 # HELP zkgate_membership_snapshot_write_errors_total Membership snapshot writes that failed (each retried).
 # TYPE zkgate_membership_snapshot_write_errors_total counter
 zkgate_membership_snapshot_write_errors_total 1
+# HELP zkgate_removal_guard_active 1 while a service's removal guard holds members that a mass removal took out of its membership.
+# TYPE zkgate_removal_guard_active gauge
+zkgate_removal_guard_active{service="echo"} 0
+zkgate_removal_guard_active{service="users"} 1
+# HELP zkgate_removal_guard_engagements_total Times a service's removal guard engaged: one membership change removed more than removal_guard.max_percent of the members.
+# TYPE zkgate_removal_guard_engagements_total counter
+zkgate_removal_guard_engagements_total{service="echo"} 0
+zkgate_removal_guard_engagements_total{service="users"} 3
 `
 	names := []string{
 		"zkgate_endpoints", "zkgate_zookeeper_session_state", "zkgate_zookeeper_reconnects_total",
@@ -123,6 +133,7 @@ zkgate_membership_snapshot_write_errors_total 1
 		"zkgate_passive_ejections_total", "zkgate_health_probes_total", "zkgate_health_probe_failures_total",
 		"zkgate_access_log_dropped_total", "zkgate_membership_snapshot_age_seconds",
 		"zkgate_membership_snapshot_writes_total", "zkgate_membership_snapshot_write_errors_total",
+		"zkgate_removal_guard_active", "zkgate_removal_guard_engagements_total",
 	}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
@@ -138,8 +149,8 @@ func TestStateCollectorIsConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pedantic gather: %v", err)
 	}
-	if len(families) != 17 {
-		t.Errorf("gathered %d metric families, want 17", len(families))
+	if len(families) != 19 {
+		t.Errorf("gathered %d metric families, want 19", len(families))
 	}
 }
 

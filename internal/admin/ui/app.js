@@ -233,8 +233,13 @@
     if (svc.stale) flags.push(['warn', 'stale membership', 'flag-stale']);
     if (svc.snapshot) flags.push(['warn', 'from snapshot, read ' + fmtAge(svc.snapshot.age_seconds) + ' ago', 'flag-snapshot']);
     if (svc.panicking) flags.push(['bad', 'panic mode', 'flag-panic']);
+    const guard = svc.removal_guard;
+    if (guard && guard.active) {
+      flags.push(['warn', 'removal guard: holding ' + guard.held + ' member' + (guard.held === 1 ? '' : 's') +
+        ' until ' + new Date(guard.until).toLocaleTimeString(), 'flag-guard']);
+    }
     if (svc.synced && !svc.stale) flags.push(['ok', 'in sync', 'flag-synced']);
-    const key = flags.map((f) => f[2]).join(' ');
+    const key = flags.map((f) => f[2] + ':' + f[1]).join(' ');
     if (box.dataset.flags === key) return;
     box.dataset.flags = key;
     box.replaceChildren(...flags.map(([cls, text, id]) => h('span', { class: 'flag ' + cls, 'data-flag': id, text })));

@@ -74,6 +74,10 @@ var Refused = []Case{
 		[]string{"services.echo.health_check.active.healthy_threshold: must be at least 1, got 0"}},
 	{"percent above 100", "services:\n  echo: {health_check: {passive: {max_ejection_percent: 150}}}\n",
 		[]string{"services.echo.health_check.passive.max_ejection_percent: must be a percentage between 0 and 100, got 150"}},
+	{"removal guard percent above 100", "services:\n  echo: {removal_guard: {max_percent: 101}}\n",
+		[]string{"services.echo.removal_guard.max_percent: must be a percentage between 0 and 100, got 101"}},
+	{"removal guard without hold", "services:\n  echo: {removal_guard: {max_percent: 30, hold: 0s}}\n",
+		[]string{"services.echo.removal_guard.hold: must be positive, got 0s", "max_percent: 0 turns the guard off"}},
 	{"negative panic threshold", "services:\n  echo: {health_check: {panic_threshold: -5}}\n",
 		[]string{"services.echo.health_check.panic_threshold: must be a percentage"}},
 	{"negative max_body_bytes", "services:\n  echo: {max_body_bytes: -1}\n",
@@ -162,4 +166,6 @@ var Valid = []Case{
 	{"root base path", "zookeeper: {base_path: /}\nservices: {echo: {}}\n", nil},
 	{"path_prefix with a trailing slash", route(", match: {path_prefix: /echo/}", echoService), nil},
 	{"path_prefix /", route(", match: {path_prefix: /}", echoService), nil},
+	{"removal guard off", "services:\n  echo: {removal_guard: {max_percent: 0, hold: 0s}}\n", nil},
+	{"first pass not required", "services:\n  echo: {health_check: {active: {type: tcp, require_first_pass: false}}}\n", nil},
 }
