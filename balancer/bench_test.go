@@ -155,3 +155,59 @@ func BenchmarkLeastRequestPickDone(b *testing.B) {
 		})
 	}
 }
+
+// slowStartBalancer returns the balancer of algorithm name with slow start
+// on a frozen fake clock, holding benchList(n) whose last endpoint has just
+// joined and ramps, at its floor weight.
+func slowStartBalancer(b *testing.B, name string, n int) Balancer {
+	bal, err := New(name, WithSlowStart(30*time.Second), withClock(newFakeClock()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	eps := benchList(n)
+	bal.Update(eps[:n-1])
+	bal.Update(eps)
+	return bal
+}
+
+// BenchmarkPickSlowStart measures one Pick by one goroutine while an
+// endpoint ramps, for the algorithms that honour slow start: a pick then
+// reads tables built from weights in units of 1/rampScale.
+func BenchmarkPickSlowStart(b *testing.B) {
+	for _, name := range SlowStartAlgorithms() {
+		for _, n := range benchSizes {
+			b.Run(name+"/n="+strconv.Itoa(n), func(b *testing.B) {
+				bal := slowStartBalancer(b, name, n)
+				b.ReportAllocs()
+				cpu := processCPU()
+				for b.Loop() {
+					if _, err := bal.Pick(""); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportCPU(b, cpu)
+			})
+		}
+	}
+}
+
+// BenchmarkSlowStartRefresh measures one step of the ramp for 10000
+// endpoints: rebuilding the snapshot from the effective weights, which the
+// refresh timer does rampSteps times a window while an endpoint ramps.
+func BenchmarkSlowStartRefresh(b *testing.B) {
+	for _, name := range SlowStartAlgorithms() {
+		b.Run(name+"/n=10000", func(b *testing.B) {
+			bal := slowStartBalancer(b, name, 10000)
+			refresh := map[string]func(){
+				"random":               func() { bal.(*Random).refresh() },
+				"weighted_round_robin": func() { bal.(*WeightRoundRobin).refresh() },
+			}[name]
+			b.ReportAllocs()
+			cpu := processCPU()
+			for b.Loop() {
+				refresh()
+			}
+			reportCPU(b, cpu)
+		})
+	}
+}

@@ -13,7 +13,9 @@
 // The algorithms are Random, RoundRobin, WeightRoundRobin (nginx's smooth
 // weighted round robin), ConsistentHash and LeastRequest (which implements
 // Tracker); New builds one from its configuration name, and Names lists
-// those names. Each documents how it uses weights. Their zero values are
+// those names. Each documents how it uses weights. Random and
+// WeightRoundRobin take WithSlowStart, which ramps a new endpoint's weight
+// up over a window (see SlowStartAlgorithms for why the others do not). Their zero values are
 // ready to use, and an Update that changes nothing (see Equal) keeps their
 // state.
 //

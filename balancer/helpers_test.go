@@ -4,7 +4,24 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
+
+// waitLimit bounds every awaited condition.
+const waitLimit = 5 * time.Second
+
+// eventually polls cond until it holds, failing the test with what after
+// waitLimit (as healthcheck's helper of that name does).
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", waitLimit, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
 
 // list returns normalized endpoints with the given weights, named
 // 10.0.0.1:80, 10.0.0.2:80, ... so that address order is index order for up
@@ -83,6 +100,16 @@ func randomWeights(r *rand.Rand, n, maxW int) []int {
 	w := make([]int, n)
 	for i := range w {
 		w[i] = 1 + r.IntN(maxW)
+	}
+	return w
+}
+
+// weightsOf returns the weights of eps, each at least 1, as the balancers
+// derive their tables from them when no endpoint ramps.
+func weightsOf(eps []Endpoint) []int {
+	w := make([]int, len(eps))
+	for i, e := range eps {
+		w[i] = max(e.Weight, 1)
 	}
 	return w
 }

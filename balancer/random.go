@@ -19,10 +19,14 @@ import (
 // alias table, built on Update: one draw chooses a slot, a second chooses
 // between the slot's own endpoint and its alias.
 //
+// With WithSlowStart, a new endpoint's weight ramps up over the window (see
+// slowStart): the alias table is rebuilt at each step of the ramp.
+//
 // The zero value is ready to use and picks nothing until its first Update.
 type Random struct {
-	mu   sync.Mutex // serializes Update; Pick never takes it
+	mu   sync.Mutex // serializes Update and ramp refreshes; Pick never takes it
 	snap atomic.Pointer[randomSnapshot]
+	ss   *slowStart // nil: slow start off
 	// src replaces rand.Uint64 when set; tests inject a seeded generator.
 	src func() uint64
 }
@@ -37,7 +41,9 @@ type randomSnapshot struct {
 }
 
 // NewRandom returns an empty Random balancer.
-func NewRandom() *Random { return &Random{} }
+func NewRandom(opts ...Option) *Random {
+	return &Random{ss: newSlowStart(buildOptions(opts))}
+}
 
 // Update implements Observer. It keeps endpoints (normalizing it first if it
 // is not normalized): the caller must not modify it afterwards.
@@ -53,9 +59,33 @@ func (b *Random) Update(endpoints []Endpoint) {
 		b.snap.Store(&randomSnapshot{eps: endpoints, keep: cur.keep, alias: cur.alias})
 		return
 	}
+	var prev []Endpoint
+	if cur != nil {
+		prev = cur.eps
+	}
+	b.ss.observe(prev, endpoints)
+	b.rebuild(endpoints)
+}
+
+// rebuild stores a snapshot of endpoints with the alias table of their
+// effective weights, and arms the ramp refresh while some endpoint ramps.
+// b.mu is held.
+func (b *Random) rebuild(endpoints []Endpoint) {
+	w, ramping := b.ss.weights(endpoints)
 	next := &randomSnapshot{eps: endpoints}
-	next.keep, next.alias = aliasTable(endpoints)
+	next.keep, next.alias = aliasTable(w)
 	b.snap.Store(next)
+	if ramping {
+		b.ss.schedule(b.refresh)
+	}
+}
+
+// refresh rebuilds the alias table at a step of the slow-start ramp.
+func (b *Random) refresh() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ss.fired()
+	b.rebuild(b.snap.Load().eps)
 }
 
 // Pick implements Balancer; key is ignored.
@@ -82,18 +112,18 @@ func uniform(u uint64, n int) int {
 	return int(hi)
 }
 
-// aliasTable builds Vose's alias table for the endpoints' weights, or returns
-// nil slices when all weights are equal and a uniform draw suffices.
-func aliasTable(eps []Endpoint) (keep []uint64, alias []int32) {
-	n := len(eps)
+// aliasTable builds Vose's alias table for weights w, or returns nil slices
+// when all weights are equal and a uniform draw suffices.
+func aliasTable(w []int) (keep []uint64, alias []int32) {
+	n := len(w)
 	if n == 0 {
 		return nil, nil
 	}
 	var total float64
 	equal := true
-	for _, e := range eps {
-		total += float64(e.Weight)
-		equal = equal && e.Weight == eps[0].Weight
+	for _, wi := range w {
+		total += float64(wi)
+		equal = equal && wi == w[0]
 	}
 	if equal {
 		return nil, nil
@@ -102,8 +132,8 @@ func aliasTable(eps []Endpoint) (keep []uint64, alias []int32) {
 	p := make([]float64, n)
 	small := make([]int32, 0, n)
 	large := make([]int32, 0, n)
-	for i, e := range eps {
-		p[i] = float64(e.Weight) * float64(n) / total
+	for i, wi := range w {
+		p[i] = float64(wi) * float64(n) / total
 		if p[i] < 1 {
 			small = append(small, int32(i))
 		} else {

@@ -87,7 +87,7 @@ func TestAliasTableIsExact(t *testing.T) {
 			eps[i].Weight = w[i]
 			total += w[i]
 		}
-		keep, alias := aliasTable(eps)
+		keep, alias := aliasTable(weightsOf(eps))
 		if keep == nil {
 			t.Fatalf("weights %v: no alias table", w)
 		}
@@ -110,7 +110,7 @@ func TestAliasTableIsExact(t *testing.T) {
 }
 
 func TestAliasTableEqualWeights(t *testing.T) {
-	if keep, alias := aliasTable(list(3, 3, 3)); keep != nil || alias != nil {
+	if keep, alias := aliasTable(weightsOf(list(3, 3, 3))); keep != nil || alias != nil {
 		t.Error("aliasTable built a table for equal weights")
 	}
 }

@@ -14,13 +14,13 @@ var ErrUnknownAlgorithm = errors.New("unknown balancer algorithm")
 // Names and error messages give them.
 var algorithms = []struct {
 	name string
-	make func() Balancer
+	make func(opts []Option) Balancer
 }{
-	{"random", func() Balancer { return NewRandom() }},
-	{"round_robin", func() Balancer { return NewRoundRobin() }},
-	{"weighted_round_robin", func() Balancer { return NewWeightRoundRobin() }},
-	{"consistent_hash", func() Balancer { return NewConsistentHash() }},
-	{"least_request", func() Balancer { return NewLeastRequest() }},
+	{"random", func(opts []Option) Balancer { return NewRandom(opts...) }},
+	{"round_robin", func([]Option) Balancer { return NewRoundRobin() }},
+	{"weighted_round_robin", func(opts []Option) Balancer { return NewWeightRoundRobin(opts...) }},
+	{"consistent_hash", func([]Option) Balancer { return NewConsistentHash() }},
+	{"least_request", func([]Option) Balancer { return NewLeastRequest() }},
 }
 
 // Names returns the algorithm names New accepts, as configuration spells
@@ -36,12 +36,24 @@ func Names() []string {
 // New returns an empty balancer of the named algorithm: random, round_robin,
 // weighted_round_robin, consistent_hash or least_request (see Random,
 // RoundRobin, WeightRoundRobin, ConsistentHash and LeastRequest). Only
-// least_request's balancer implements Tracker.
-func New(name string) (Balancer, error) {
+// least_request's balancer implements Tracker. opts apply to the algorithms
+// that support them (see SlowStartAlgorithms) and are ignored by the others.
+func New(name string, opts ...Option) (Balancer, error) {
 	for _, a := range algorithms {
 		if a.name == name {
-			return a.make(), nil
+			return a.make(opts), nil
 		}
 	}
 	return nil, fmt.Errorf("balancer: %w %q (valid: %s)", ErrUnknownAlgorithm, name, strings.Join(Names(), ", "))
+}
+
+// SlowStartAlgorithms returns the names of the algorithms that honour
+// WithSlowStart: those that weigh their picks by a per-endpoint weight they
+// can ramp. round_robin and least_request ignore weights, and
+// consistent_hash does not ramp because changing an endpoint's share of the
+// ring moves keys to and from it at every step (Envoy does not apply slow
+// start to its ring hash and Maglev balancers either). The caller may modify
+// the returned slice.
+func SlowStartAlgorithms() []string {
+	return []string{"random", "weighted_round_robin"}
 }

@@ -32,11 +32,15 @@ const maxSchedule = 1 << 18
 // changes do not favour the head of the cycle), and an Update that changes
 // nothing (see Equal) leaves the position exactly where it was.
 //
+// With WithSlowStart, a new endpoint's weight ramps up over the window (see
+// slowStart): the cycle is recomputed at each step of the ramp.
+//
 // The zero value is ready to use and picks nothing until its first Update.
 type WeightRoundRobin struct {
-	mu   sync.Mutex // serializes Update; Pick never takes it
+	mu   sync.Mutex // serializes Update and ramp refreshes; Pick never takes it
 	snap atomic.Pointer[wrrSnapshot]
 	next atomic.Uint64
+	ss   *slowStart // nil: slow start off
 }
 
 type wrrSnapshot struct {
@@ -46,7 +50,9 @@ type wrrSnapshot struct {
 }
 
 // NewWeightRoundRobin returns an empty WeightRoundRobin balancer.
-func NewWeightRoundRobin() *WeightRoundRobin { return &WeightRoundRobin{} }
+func NewWeightRoundRobin(opts ...Option) *WeightRoundRobin {
+	return &WeightRoundRobin{ss: newSlowStart(buildOptions(opts))}
+}
 
 // Update implements Observer. It keeps endpoints (normalizing it first if it
 // is not normalized): the caller must not modify it afterwards.
@@ -62,7 +68,30 @@ func (b *WeightRoundRobin) Update(endpoints []Endpoint) {
 		b.snap.Store(&wrrSnapshot{eps: endpoints, schedule: cur.schedule})
 		return
 	}
-	b.snap.Store(&wrrSnapshot{eps: endpoints, schedule: smoothSchedule(scheduleWeights(endpoints))})
+	var prev []Endpoint
+	if cur != nil {
+		prev = cur.eps
+	}
+	b.ss.observe(prev, endpoints)
+	b.rebuild(endpoints)
+}
+
+// rebuild stores a snapshot of endpoints with the cycle of their effective
+// weights, and arms the ramp refresh while some endpoint ramps. b.mu is held.
+func (b *WeightRoundRobin) rebuild(endpoints []Endpoint) {
+	w, ramping := b.ss.weights(endpoints)
+	b.snap.Store(&wrrSnapshot{eps: endpoints, schedule: smoothSchedule(scheduleWeights(w))})
+	if ramping {
+		b.ss.schedule(b.refresh)
+	}
+}
+
+// refresh recomputes the cycle at a step of the slow-start ramp.
+func (b *WeightRoundRobin) refresh() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ss.fired()
+	b.rebuild(b.snap.Load().eps)
 }
 
 // Pick implements Balancer; key is ignored.
@@ -76,15 +105,13 @@ func (b *WeightRoundRobin) Pick(string) (Endpoint, error) {
 }
 
 // scheduleWeights returns the weights the cycle is computed from: the
-// endpoints' weights divided by their greatest common divisor and, when
-// their sum still exceeds max(maxSchedule, len(eps)), scaled down until it
-// does not.
-func scheduleWeights(eps []Endpoint) []int {
-	w := make([]int, len(eps))
-	limit := max(maxSchedule, len(eps))
+// weights w (each at least 1), which it modifies, divided by their greatest
+// common divisor and, when their sum still exceeds max(maxSchedule, len(w)),
+// scaled down until it does not.
+func scheduleWeights(w []int) []int {
+	limit := max(maxSchedule, len(w))
 	g := 0
-	for i, e := range eps {
-		w[i] = max(e.Weight, 1)
+	for i := range w {
 		g = gcd(g, w[i])
 	}
 	total := divideAll(w, g)

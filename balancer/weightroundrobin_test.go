@@ -168,7 +168,7 @@ func TestScheduleWeightsScalesLargeTotals(t *testing.T) {
 		eps[i].Weight = 100000 + i // GCD 1, total about 1e7
 	}
 	eps[0].Weight = 1 // the smallest keeps at least 1
-	w := scheduleWeights(eps)
+	w := scheduleWeights(weightsOf(eps))
 	sum := 0
 	for _, x := range w {
 		sum += x
@@ -196,7 +196,7 @@ func TestScheduleWeightsScalesLargeTotals(t *testing.T) {
 }
 
 func TestScheduleWeightsDividesByGCD(t *testing.T) {
-	got := scheduleWeights(list(30, 60, 90))
+	got := scheduleWeights(weightsOf(list(30, 60, 90)))
 	if want := []int{1, 2, 3}; !slices.Equal(got, want) {
 		t.Errorf("scheduleWeights = %v, want %v", got, want)
 	}
@@ -208,7 +208,7 @@ func TestScheduleWeightsLongList(t *testing.T) {
 	for i := range eps {
 		eps[i].Weight = 1 + i%3
 	}
-	w := scheduleWeights(eps)
+	w := scheduleWeights(weightsOf(eps))
 	for i, x := range w {
 		if x != 1 {
 			t.Fatalf("weight %d = %d, want 1", i, x)

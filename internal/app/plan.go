@@ -57,7 +57,7 @@ func build(cfg *config.Config, running map[string]*service) (*plan, error) {
 			errs = append(errs, fmt.Errorf("routes[%d].service: unknown service %q", i, rc.Service))
 			continue
 		}
-		b, err := balancer.New(rc.Balancer)
+		b, err := balancer.New(rc.Balancer, balancer.WithSlowStart(svc.cfg.SlowStart))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("routes[%d].balancer: %w", i, err))
 			continue

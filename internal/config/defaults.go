@@ -104,6 +104,7 @@ func defaultService() Service {
 			IdleConn:       90 * time.Second,
 		},
 		MaxIdleConnsPerHost: 256,
+		SlowStart:           0, // off
 		Retries: Retries{
 			Attempts:        2,
 			On:              []string{RetryConnectFailure},

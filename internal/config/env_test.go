@@ -161,12 +161,16 @@ zookeeper: { servers: ["127.0.0.1:2181"] }
 services:
   echo: { discovery: { static: { endpoints: ["127.0.0.1:9001"] } } }
   Spare: { discovery: { static: { endpoints: ["127.0.0.1:9002"] } } }
+  warm: { discovery: { static: { endpoints: ["127.0.0.1:9003"] } }, slow_start: 30s }
 routes:
   - { name: echo, service: echo }
+  - { name: warm, service: warm }
+  - { name: warm-rr, service: warm, balancer: round_robin, match: { path_prefix: /rr } }
 `)
 	got := Warnings(cfg, []string{"ZKGATE_LOG_LEVL=debug"})
 	want := []string{
 		"services.spare: no route uses it (it is still watched and checked)",
+		"routes[2].balancer: round_robin ignores services.warm.slow_start (only random and weighted_round_robin ramp new endpoints)",
 		"environment variable ZKGATE_LOG_LEVL overrides no configuration key and is ignored (did you mean ZKGATE_LOG_LEVEL?)",
 	}
 	if !slices.Equal(got, want) {

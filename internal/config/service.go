@@ -34,6 +34,16 @@ type Service struct {
 	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
 	// Retries configures retrying a failed attempt on another endpoint.
 	Retries Retries `mapstructure:"retries"`
+	// SlowStart is the window over which a new endpoint's weight ramps
+	// linearly from 10% of its weight (at least 1% of a unit of weight) to
+	// its full weight. New means joining after the route's balancer got its
+	// first endpoints, or coming back after leaving the healthy list
+	// (unhealthy, ejected or deregistered); a reload that rebuilds the
+	// routes starts every endpoint at full weight. Routes with balancer
+	// random or weighted_round_robin honour it; round_robin and
+	// least_request ignore weights, and consistent_hash does not ramp,
+	// since each step would move keys. Default 0 (off).
+	SlowStart time.Duration `mapstructure:"slow_start"`
 }
 
 // Discovery is the endpoint source of a service. Exactly one field is set.

@@ -112,6 +112,7 @@ func (c *Config) validateServices(p *problems) {
 		p.nonNegative(key+".max_idle_conns_per_host", int64(s.MaxIdleConnsPerHost))
 		p.nonNegative(key+".max_body_bytes", s.MaxBodyBytes)
 		validateRetries(p, key+".retries", &s.Retries)
+		p.nonNegative(key+".slow_start", int64(s.SlowStart))
 	}
 }
 

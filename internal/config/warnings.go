@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/zkgate/zkgate/balancer"
 )
 
 // Warnings returns what is valid but probably not meant in cfg: no routes
@@ -25,5 +27,21 @@ func Warnings(cfg *Config, environ []string) []string {
 			out = append(out, fmt.Sprintf("services.%s: no route uses it (it is still watched and checked)", name))
 		}
 	}
+	out = append(out, slowStartWarnings(cfg)...)
 	return append(out, UnknownEnv(cfg, environ)...)
+}
+
+// slowStartWarnings names the routes whose balancer ignores the slow_start
+// of their service.
+func slowStartWarnings(cfg *Config) []string {
+	var out []string
+	for i, r := range cfg.Routes {
+		s, ok := cfg.Services[strings.ToLower(r.Service)]
+		if !ok || s.SlowStart <= 0 || slices.Contains(balancer.SlowStartAlgorithms(), r.Balancer) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("routes[%d].balancer: %s ignores services.%s.slow_start (only %s ramp new endpoints)",
+			i, r.Balancer, strings.ToLower(r.Service), strings.Join(balancer.SlowStartAlgorithms(), " and ")))
+	}
+	return out
 }

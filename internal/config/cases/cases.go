@@ -82,6 +82,8 @@ var Refused = []Case{
 		[]string{"services.echo.health_check.panic_threshold: must be a percentage"}},
 	{"negative max_body_bytes", "services:\n  echo: {max_body_bytes: -1}\n",
 		[]string{"services.echo.max_body_bytes: must not be negative"}},
+	{"negative slow_start", "services:\n  echo: {slow_start: -30s}\n",
+		[]string{"services.echo.slow_start: must not be negative"}},
 	{"negative dial timeout", "services:\n  echo: {timeouts: {dial: -2s}}\n",
 		[]string{"services.echo.timeouts.dial: must not be negative"}},
 	{"zero attempts", "services:\n  echo: {retries: {attempts: 0}}\n",
