@@ -327,6 +327,7 @@ func (z *LoadBalanceZkConf) decode(p string, r readResult, old *nodeState) *node
 	st := &nodeState{mzxid: r.mzxid, ep: ep, err: err}
 	switch {
 	case err == nil:
+		st.filtered = !z.opts.Filter.Match(ep.Meta)
 	case errors.Is(err, ErrNotServing):
 		z.log.WithField("znode", p).Info(err.Error() + "; not serving it")
 	default:
@@ -345,10 +346,12 @@ func (z *LoadBalanceZkConf) publish() {
 	}
 	slices.Sort(paths) // for a stable choice among duplicate addresses
 	eps := make([]balancer.Endpoint, 0, len(paths))
-	var malformed, notServing int64
+	var malformed, notServing, filtered int64
 	for _, p := range paths {
 		n := z.nodes[p]
 		switch {
+		case n.err == nil && n.filtered:
+			filtered++
 		case n.err == nil:
 			eps = append(eps, n.ep)
 		case errors.Is(n.err, ErrNotServing):
@@ -359,6 +362,7 @@ func (z *LoadBalanceZkConf) publish() {
 	}
 	z.malformedNow.Store(malformed)
 	z.notServing.Store(notServing)
+	z.filteredNow.Store(filtered)
 	if z.Publish(eps) {
 		z.publishes.Add(1)
 		z.log.WithField("endpoints", len(eps)).Info("service membership changed")

@@ -42,6 +42,9 @@ type ZkConfOptions struct {
 	// once (they are pipelined on the one connection). Default 32; more
 	// does not help, the server serves one session's requests in order.
 	Concurrency int
+	// Filter keeps only the members whose metadata matches (see Filter);
+	// the zero Filter keeps every member.
+	Filter Filter
 }
 
 // ConfStats are a conf's counters and state, for metrics and status pages.
@@ -56,6 +59,7 @@ type ConfStats struct {
 	WatchEvents    uint64 // watch events received
 	Malformed      int    // nodes currently skipped as malformed
 	NotServing     int    // nodes currently skipped as not serving
+	Filtered       int    // members currently left out by the filter
 	MalformedTotal uint64 // malformed node data seen (one per znode version)
 	Publishes      uint64 // lists published to observers
 	FullSyncs      uint64 // full reads that set every watch again
@@ -106,6 +110,7 @@ type LoadBalanceZkConf struct {
 	existsNow    atomic.Bool
 	malformedNow atomic.Int64
 	notServing   atomic.Int64
+	filteredNow  atomic.Int64
 	watchEvents  atomic.Uint64
 	malformedAll atomic.Uint64
 	publishes    atomic.Uint64
@@ -119,6 +124,9 @@ type nodeState struct {
 	mzxid int64 // zxid of the data read; equal zxids mean equal data
 	ep    balancer.Endpoint
 	err   error // decode error: the node is skipped
+	// filtered: the member decoded but its metadata does not match the
+	// filter; it is not published.
+	filtered bool
 }
 
 // NewLoadBalanceZkConf starts watching the service at path (e.g.
@@ -216,6 +224,7 @@ func (z *LoadBalanceZkConf) Stats() ConfStats {
 		WatchEvents:    z.watchEvents.Load(),
 		Malformed:      int(z.malformedNow.Load()),
 		NotServing:     int(z.notServing.Load()),
+		Filtered:       int(z.filteredNow.Load()),
 		MalformedTotal: z.malformedAll.Load(),
 		Publishes:      z.publishes.Load(),
 		FullSyncs:      z.fullSyncs.Load(),

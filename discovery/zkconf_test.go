@@ -28,6 +28,7 @@ var confCases = []zkCase{
 	{"ConfWatchResetFailureRearms", testConfWatchResetFailure},
 	{"ConfSharedPath", testConfSharedPath},
 	{"ConfUnreadableNode", testConfUnreadable},
+	{"ConfFilter", testConfFilter},
 }
 
 func testConfAddRemoveWeight(t *testing.T, srv *zktest.Server) {

@@ -70,6 +70,9 @@ type DiscoveryInfo struct {
 	Path string `json:"path,omitempty"`
 	// Format is the configured node format (plain, curator, serverset, nerve, auto).
 	Format string `json:"format,omitempty"`
+	// Filtered counts the members left out by the service's metadata
+	// filter (zookeeper only).
+	Filtered int `json:"filtered,omitempty"`
 }
 
 // ServiceInfo describes one service and its endpoints.

@@ -61,9 +61,10 @@ func (g *Gateway) Service(name string) (admin.ServiceInfo, bool) {
 func (s *service) info() admin.ServiceInfo {
 	si := admin.ServiceInfo{Name: s.name, Synced: s.synced()}
 	if s.zkconf != nil {
-		si.Discovery = admin.DiscoveryInfo{Kind: "zookeeper", Path: s.zkconf.Path(), Format: s.cfg.Discovery.ZooKeeper.Format}
-		si.Stale = s.zkconf.Stale()
-		si.LastSync = s.zkconf.LastSync()
+		cs := s.zkconf.Stats()
+		si.Discovery = admin.DiscoveryInfo{Kind: "zookeeper", Path: cs.Path, Format: s.cfg.Discovery.ZooKeeper.Format, Filtered: cs.Filtered}
+		si.Stale = cs.Stale
+		si.LastSync = cs.LastSync
 	} else {
 		si.Discovery = admin.DiscoveryInfo{Kind: "static"}
 	}
