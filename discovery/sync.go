@@ -252,6 +252,7 @@ const unreadable = -1
 type readResult struct {
 	data  []byte
 	mzxid int64
+	mtime int64 // Unix milliseconds, ZooKeeper's clock
 	gone  bool  // the node no longer exists
 	err   error // the node cannot be read (e.g. its ACL forbids it)
 }
@@ -290,7 +291,7 @@ func (z *LoadBalanceZkConf) fetch(paths []string, watch bool) ([]readResult, err
 			}
 			switch {
 			case err == nil:
-				results[i] = readResult{data: data, mzxid: st.Mzxid}
+				results[i] = readResult{data: data, mzxid: st.Mzxid, mtime: st.Mtime}
 			case errors.Is(err, zk.ErrNoNode):
 				results[i].gone = true
 			case errors.Is(err, zk.ErrNoAuth):
@@ -322,6 +323,9 @@ func (z *LoadBalanceZkConf) decode(p string, r readResult, old *nodeState) *node
 	}
 	if old != nil && old.mzxid == r.mzxid {
 		return old
+	}
+	if z.isSynced.Load() { // the first read measures nothing
+		z.changed = append(z.changed, r.mtime)
 	}
 	ep, err := z.codec.Decode(p, r.data)
 	st := &nodeState{mzxid: r.mzxid, ep: ep, err: err}
@@ -363,7 +367,15 @@ func (z *LoadBalanceZkConf) publish() {
 	z.malformedNow.Store(malformed)
 	z.notServing.Store(notServing)
 	z.filteredNow.Store(filtered)
-	if z.Publish(eps) {
+	changed := z.Publish(eps)
+	if changed {
+		now := time.Now()
+		for _, mt := range z.changed {
+			z.propagation.observe(now.Sub(time.UnixMilli(mt))) // clamped to 0
+		}
+	}
+	z.changed = z.changed[:0]
+	if changed {
 		z.publishes.Add(1)
 		z.log.WithField("endpoints", len(eps)).Info("service membership changed")
 	}

@@ -65,6 +65,9 @@ type ConfStats struct {
 	FullSyncs      uint64 // full reads that set every watch again
 	Repairs        uint64 // verifications that found a missed change
 	ReadErrors     uint64 // failed reads (each retried with backoff)
+
+	// Propagation is the lag from znode changes to their publication.
+	Propagation Propagation
 }
 
 // LoadBalanceZkConf is the membership of one service, read from the
@@ -101,6 +104,10 @@ type LoadBalanceZkConf struct {
 	synced  session // the session the watches were last set or verified in
 	failing bool    // the last step failed
 	dirty   bool    // nodes changed since the last publication
+	// changed holds the mtimes (Unix milliseconds, ZooKeeper's clock) of
+	// the node versions read since the last publication, for the
+	// propagation lag (see Propagation).
+	changed []int64
 
 	// Read by any goroutine.
 	syncedOnce   chan struct{}
@@ -117,6 +124,7 @@ type LoadBalanceZkConf struct {
 	fullSyncs    atomic.Uint64
 	repairs      atomic.Uint64
 	readErrors   atomic.Uint64
+	propagation  lagHistogram
 }
 
 // nodeState is what the conf knows of one child.
@@ -230,6 +238,7 @@ func (z *LoadBalanceZkConf) Stats() ConfStats {
 		FullSyncs:      z.fullSyncs.Load(),
 		Repairs:        z.repairs.Load(),
 		ReadErrors:     z.readErrors.Load(),
+		Propagation:    z.propagation.snapshot(),
 	}
 }
 

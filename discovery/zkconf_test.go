@@ -29,6 +29,7 @@ var confCases = []zkCase{
 	{"ConfSharedPath", testConfSharedPath},
 	{"ConfUnreadableNode", testConfUnreadable},
 	{"ConfFilter", testConfFilter},
+	{"ConfPropagation", testConfPropagation},
 }
 
 func testConfAddRemoveWeight(t *testing.T, srv *zktest.Server) {

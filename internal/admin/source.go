@@ -73,6 +73,10 @@ type DiscoveryInfo struct {
 	// Filtered counts the members left out by the service's metadata
 	// filter (zookeeper only).
 	Filtered int `json:"filtered,omitempty"`
+	// LastPropagationSeconds is the latest propagation lag measured: from
+	// a member's znode change to the publication of the list (see
+	// zkgate_discovery_propagation_seconds); absent until one is.
+	LastPropagationSeconds *float64 `json:"last_propagation_seconds,omitempty"`
 }
 
 // ServiceInfo describes one service and its endpoints.

@@ -63,6 +63,10 @@ func (s *service) info() admin.ServiceInfo {
 	if s.zkconf != nil {
 		cs := s.zkconf.Stats()
 		si.Discovery = admin.DiscoveryInfo{Kind: "zookeeper", Path: cs.Path, Format: s.cfg.Discovery.ZooKeeper.Format, Filtered: cs.Filtered}
+		if cs.Propagation.Count > 0 {
+			lag := cs.Propagation.Last.Seconds()
+			si.Discovery.LastPropagationSeconds = &lag
+		}
 		si.Stale = cs.Stale
 		si.LastSync = cs.LastSync
 	} else {
@@ -212,6 +216,7 @@ func (g *Gateway) metricsState() metrics.State {
 			cs := s.zkconf.Stats()
 			ss.Stale, ss.LastSync = cs.Stale, cs.LastSync
 			ss.WatchEvents, ss.MalformedNodes = cs.WatchEvents, cs.MalformedTotal
+			ss.Propagation = cs.Propagation
 		}
 		st.Services = append(st.Services, ss)
 	}

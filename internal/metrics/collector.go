@@ -59,6 +59,10 @@ type ServiceState struct {
 	WatchEvents uint64
 	// MalformedNodes counts nodes skipped because their data did not decode.
 	MalformedNodes uint64
+	// Propagation is the lag from znode changes to their publication (see
+	// discovery.Propagation); exported when Buckets is set (ZooKeeper
+	// services).
+	Propagation discovery.Propagation
 	// Panicking is true while the panic threshold is crossed.
 	Panicking bool
 	// PanicActivations counts the times the service entered panic mode.
@@ -85,6 +89,7 @@ type stateCollector struct {
 	endpoints, sessionState, reconnects, expirations           *prometheus.Desc
 	watchEvents, stale, lastSync, malformed, panicMode, panics *prometheus.Desc
 	ejections, probes, probeFailures, accessLogDropped         *prometheus.Desc
+	propagation                                                *prometheus.Desc
 }
 
 func newStateCollector(src StateSource) *stateCollector {
@@ -107,6 +112,7 @@ func newStateCollector(src StateSource) *stateCollector {
 		probes:           desc("health_probes_total", "Active health probes completed, by service.", "service"),
 		probeFailures:    desc("health_probe_failures_total", "Active health probes that failed, by service.", "service"),
 		accessLogDropped: desc("access_log_dropped_total", "Access log lines dropped because the log writer fell behind."),
+		propagation:      desc("discovery_propagation_seconds", "Time from a member's znode change (its mtime; its ctime for a new node) to the publication of the changed list to the balancers, by service. Removals are not measured; negative values from clock skew count as 0.", "service"),
 	}
 }
 
@@ -115,6 +121,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.endpoints, c.sessionState, c.reconnects, c.expirations, c.watchEvents, c.stale, c.lastSync,
 		c.malformed, c.panicMode, c.panics, c.ejections, c.probes, c.probeFailures, c.accessLogDropped,
+		c.propagation,
 	} {
 		ch <- d
 	}
@@ -163,6 +170,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.lastSync, unixSeconds(s.LastSync), s.Name)
 		}
 		counter(c.malformed, s.MalformedNodes, s.Name)
+		if p := s.Propagation; p.Buckets != nil {
+			ch <- prometheus.MustNewConstHistogram(c.propagation, p.Count, p.Sum, p.Cumulative(), s.Name)
+		}
 		gauge(c.panicMode, boolValue(s.Panicking), s.Name)
 		counter(c.panics, s.PanicActivations, s.Name)
 		counter(c.ejections, s.Ejections, s.Name)
