@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/sirupsen/logrus"
 	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/internal/logging"
 )
 
 // This file holds the conf's reads of ZooKeeper. Watches are set with
@@ -367,16 +369,64 @@ func (z *LoadBalanceZkConf) publish() {
 	z.malformedNow.Store(malformed)
 	z.notServing.Store(notServing)
 	z.filteredNow.Store(filtered)
+	prev := z.Endpoints()
 	changed := z.Publish(eps)
+	var lag time.Duration
 	if changed {
 		now := time.Now()
 		for _, mt := range z.changed {
-			z.propagation.observe(now.Sub(time.UnixMilli(mt))) // clamped to 0
+			d := max(now.Sub(time.UnixMilli(mt)), 0) // clock skew: 0
+			z.propagation.observe(d)
+			lag = max(lag, d)
 		}
 	}
+	measured := changed && len(z.changed) > 0
 	z.changed = z.changed[:0]
 	if changed {
 		z.publishes.Add(1)
-		z.log.WithField("endpoints", len(eps)).Info("service membership changed")
+		z.logChange(prev, z.Endpoints(), lag, measured)
 	}
+}
+
+// logChange logs one line for a publication: the endpoints that joined and
+// left (the first few of each, see logging.List), how many others changed
+// (weight or metadata), and the longest propagation lag measured. It is the
+// one log line of a membership change; the health checker does not log
+// joins and leaves again.
+func (z *LoadBalanceZkConf) logChange(prev, next []balancer.Endpoint, lag time.Duration, measured bool) {
+	before := make(map[string]balancer.Endpoint, len(prev))
+	for _, e := range prev {
+		before[e.Addr] = e
+	}
+	var joined, left []string
+	updated := 0
+	for _, e := range next {
+		old, ok := before[e.Addr]
+		switch {
+		case !ok:
+			joined = append(joined, e.Addr)
+		case !balancer.Equal([]balancer.Endpoint{old}, []balancer.Endpoint{e}):
+			updated++
+		}
+		delete(before, e.Addr)
+	}
+	for addr := range before {
+		left = append(left, addr)
+	}
+	slices.Sort(joined)
+	slices.Sort(left)
+	f := logrus.Fields{"endpoints": len(next)}
+	if len(joined) > 0 {
+		f["joined"] = logging.List(joined)
+	}
+	if len(left) > 0 {
+		f["left"] = logging.List(left)
+	}
+	if updated > 0 {
+		f["updated"] = updated
+	}
+	if measured {
+		f["propagation"] = logging.Duration(lag)
+	}
+	z.log.WithFields(f).Infof("service membership changed: %d joined, %d left, %d updated", len(joined), len(left), updated)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/sirupsen/logrus"
 	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/internal/logging"
 )
 
 // Defaults of ZkConfOptions.
@@ -326,7 +327,7 @@ func (z *LoadBalanceZkConf) run(ctx context.Context) {
 			if !z.failing {
 				z.log.WithError(err).Warnf("reading ZooKeeper failed; keeping the last list (%d endpoints), retrying", len(z.Endpoints()))
 			} else {
-				z.log.WithError(err).Debugf("reading ZooKeeper failed again; retrying in %v", backoff)
+				z.log.WithError(err).Debugf("reading ZooKeeper failed again; retrying in %s", logging.Duration(backoff))
 			}
 			z.failing = true
 			retry.Reset(backoff)

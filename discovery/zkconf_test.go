@@ -30,6 +30,7 @@ var confCases = []zkCase{
 	{"ConfUnreadableNode", testConfUnreadable},
 	{"ConfFilter", testConfFilter},
 	{"ConfPropagation", testConfPropagation},
+	{"ConfLogsChange", testConfLogsChange},
 }
 
 func testConfAddRemoveWeight(t *testing.T, srv *zktest.Server) {

@@ -196,8 +196,9 @@ func (w *membership) Update(endpoints []balancer.Endpoint) {
 	for _, ep := range balancer.Normalize(endpoints) {
 		m := c.members[ep.Addr]
 		if m == nil {
+			// Joins and leaves are logged once, by the membership
+			// source (discovery logs each change with its endpoints).
 			m = &member{addr: ep.Addr}
-			c.log.WithField("addr", ep.Addr).Debug("endpoint joined")
 			c.startProbe(m)
 		}
 		m.ep = ep
@@ -210,7 +211,6 @@ func (w *membership) Update(endpoints []balancer.Endpoint) {
 			if m.cancel != nil {
 				m.cancel()
 			}
-			c.log.WithField("addr", addr).Debug("endpoint left")
 		}
 	}
 	// next is never modified after this point: Report reads it lock-free.
