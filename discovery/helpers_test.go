@@ -81,6 +81,19 @@ func (s *logSink) count(substr string) int {
 	return n
 }
 
+// lines returns the captured entries containing substr, one a line.
+func (s *logSink) lines(substr string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, e := range s.entries {
+		if strings.Contains(e, substr) {
+			b.WriteString(e)
+		}
+	}
+	return b.String()
+}
+
 func testLog() (*logrus.Logger, *logSink) { return testLogAt(logrus.WarnLevel) }
 
 // testLogAt is testLog capturing entries at level and above.

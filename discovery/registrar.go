@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"github.com/sirupsen/logrus"
+	"github.com/zkgate/zkgate/internal/logging"
 )
 
 // RegistrarConfig configures a Registrar.
@@ -314,7 +315,7 @@ func (r *Registrar) keep(ctx context.Context, done chan struct{}) {
 		}
 		if err := r.ensure(); err != nil {
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
-			r.log.WithError(err).Warnf("re-registering failed; retrying in %v", backoff)
+			r.log.WithError(err).Warnf("re-registering failed; retrying in %s", logging.Duration(backoff))
 			retry = time.After(backoff)
 			continue
 		}

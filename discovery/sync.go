@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/sirupsen/logrus"
 	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/internal/logging"
 )
 
 // This file holds the conf's reads of ZooKeeper. Watches are set with
@@ -257,6 +259,7 @@ const unreadable = -1
 type readResult struct {
 	data  []byte
 	mzxid int64
+	mtime int64 // Unix milliseconds, ZooKeeper's clock
 	gone  bool  // the node no longer exists
 	err   error // the node cannot be read (e.g. its ACL forbids it)
 }
@@ -295,7 +298,7 @@ func (z *LoadBalanceZkConf) fetch(paths []string, watch bool) ([]readResult, err
 			}
 			switch {
 			case err == nil:
-				results[i] = readResult{data: data, mzxid: st.Mzxid}
+				results[i] = readResult{data: data, mzxid: st.Mzxid, mtime: st.Mtime}
 			case errors.Is(err, zk.ErrNoNode):
 				results[i].gone = true
 			case errors.Is(err, zk.ErrNoAuth):
@@ -328,10 +331,14 @@ func (z *LoadBalanceZkConf) decode(p string, r readResult, old *nodeState) *node
 	if old != nil && old.mzxid == r.mzxid {
 		return old
 	}
+	if z.isSynced.Load() { // the first read measures nothing
+		z.changed = append(z.changed, r.mtime)
+	}
 	ep, err := z.codec.Decode(p, r.data)
 	st := &nodeState{mzxid: r.mzxid, ep: ep, err: err}
 	switch {
 	case err == nil:
+		st.filtered = !z.opts.Filter.Match(ep.Meta)
 	case errors.Is(err, ErrNotServing):
 		z.log.WithField("znode", p).Info(err.Error() + "; not serving it")
 	default:
@@ -350,10 +357,12 @@ func (z *LoadBalanceZkConf) publish() {
 	}
 	slices.Sort(paths) // for a stable choice among duplicate addresses
 	eps := make([]balancer.Endpoint, 0, len(paths))
-	var malformed, notServing int64
+	var malformed, notServing, filtered int64
 	for _, p := range paths {
 		n := z.nodes[p]
 		switch {
+		case n.err == nil && n.filtered:
+			filtered++
 		case n.err == nil:
 			eps = append(eps, n.ep)
 		case errors.Is(n.err, ErrNotServing):
@@ -364,11 +373,68 @@ func (z *LoadBalanceZkConf) publish() {
 	}
 	z.malformedNow.Store(malformed)
 	z.notServing.Store(notServing)
-	if z.Publish(eps) {
+	z.filteredNow.Store(filtered)
+	prev := z.Endpoints()
+	changed := z.Publish(eps)
+	var lag time.Duration
+	if changed {
+		now := time.Now()
+		for _, mt := range z.changed {
+			d := max(now.Sub(time.UnixMilli(mt)), 0) // clock skew: 0
+			z.propagation.observe(d)
+			lag = max(lag, d)
+		}
+	}
+	measured := changed && len(z.changed) > 0
+	z.changed = z.changed[:0]
+	if changed {
 		z.publishes.Add(1)
-		z.log.WithField("endpoints", len(eps)).Info("service membership changed")
+		z.logChange(prev, z.Endpoints(), lag, measured)
 		if z.opts.OnPublish != nil {
 			z.opts.OnPublish(z.Endpoints())
 		}
 	}
+}
+
+// logChange logs one line for a publication: the endpoints that joined and
+// left (the first few of each, see logging.List), how many others changed
+// (weight or metadata), and the longest propagation lag measured. It is the
+// one log line of a membership change; the health checker does not log
+// joins and leaves again.
+func (z *LoadBalanceZkConf) logChange(prev, next []balancer.Endpoint, lag time.Duration, measured bool) {
+	before := make(map[string]balancer.Endpoint, len(prev))
+	for _, e := range prev {
+		before[e.Addr] = e
+	}
+	var joined, left []string
+	updated := 0
+	for _, e := range next {
+		old, ok := before[e.Addr]
+		switch {
+		case !ok:
+			joined = append(joined, e.Addr)
+		case !balancer.Equal([]balancer.Endpoint{old}, []balancer.Endpoint{e}):
+			updated++
+		}
+		delete(before, e.Addr)
+	}
+	for addr := range before {
+		left = append(left, addr)
+	}
+	slices.Sort(joined)
+	slices.Sort(left)
+	f := logrus.Fields{"endpoints": len(next)}
+	if len(joined) > 0 {
+		f["joined"] = logging.List(joined)
+	}
+	if len(left) > 0 {
+		f["left"] = logging.List(left)
+	}
+	if updated > 0 {
+		f["updated"] = updated
+	}
+	if measured {
+		f["propagation"] = logging.Duration(lag)
+	}
+	z.log.WithFields(f).Infof("service membership changed: %d joined, %d left, %d updated", len(joined), len(left), updated)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/zkgate/zkgate/internal/logging"
 )
 
 // go-zookeeper waits up to ten read timeouts (6.7 times the session timeout)
@@ -58,7 +59,7 @@ func (c *Client) watchHandshake() {
 		server := dc.RemoteAddr().String()
 		c.noteError(fmt.Errorf("%s accepted the connection but did not complete the session handshake within %v", server, c.handshakeTimeout))
 		c.log.WithField("server", server).
-			Warnf("zookeeper accepted the connection but did not complete the session handshake within %v; reconnecting", c.handshakeTimeout)
+			Warnf("zookeeper accepted the connection but did not complete the session handshake within %s; reconnecting", logging.Duration(c.handshakeTimeout))
 		_ = dc.Close()
 	})
 }

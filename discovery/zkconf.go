@@ -11,6 +11,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"github.com/sirupsen/logrus"
 	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/internal/logging"
 )
 
 // Defaults of ZkConfOptions.
@@ -46,6 +47,9 @@ type ZkConfOptions struct {
 	// and published (not with a list given to Seed), from the conf's
 	// goroutine: it must be quick. A SnapshotWriter's Record fits.
 	OnPublish func(eps []balancer.Endpoint)
+	// Filter keeps only the members whose metadata matches (see Filter);
+	// the zero Filter keeps every member.
+	Filter Filter
 }
 
 // ConfStats are a conf's counters and state, for metrics and status pages.
@@ -63,11 +67,15 @@ type ConfStats struct {
 	WatchEvents    uint64 // watch events received
 	Malformed      int    // nodes currently skipped as malformed
 	NotServing     int    // nodes currently skipped as not serving
+	Filtered       int    // members currently left out by the filter
 	MalformedTotal uint64 // malformed node data seen (one per znode version)
 	Publishes      uint64 // lists published to observers
 	FullSyncs      uint64 // full reads that set every watch again
 	Repairs        uint64 // verifications that found a missed change
 	ReadErrors     uint64 // failed reads (each retried with backoff)
+
+	// Propagation is the lag from znode changes to their publication.
+	Propagation Propagation
 }
 
 // LoadBalanceZkConf is the membership of one service, read from the
@@ -104,6 +112,10 @@ type LoadBalanceZkConf struct {
 	synced  session // the session the watches were last set or verified in
 	failing bool    // the last step failed
 	dirty   bool    // nodes changed since the last publication
+	// changed holds the mtimes (Unix milliseconds, ZooKeeper's clock) of
+	// the node versions read since the last publication, for the
+	// propagation lag (see Propagation).
+	changed []int64
 
 	// pubMu orders Seed against the first publication of a read, so
 	// that a seeded list never replaces a list read from ZooKeeper.
@@ -118,12 +130,14 @@ type LoadBalanceZkConf struct {
 	existsNow    atomic.Bool
 	malformedNow atomic.Int64
 	notServing   atomic.Int64
+	filteredNow  atomic.Int64
 	watchEvents  atomic.Uint64
 	malformedAll atomic.Uint64
 	publishes    atomic.Uint64
 	fullSyncs    atomic.Uint64
 	repairs      atomic.Uint64
 	readErrors   atomic.Uint64
+	propagation  lagHistogram
 }
 
 // nodeState is what the conf knows of one child.
@@ -131,6 +145,9 @@ type nodeState struct {
 	mzxid int64 // zxid of the data read; equal zxids mean equal data
 	ep    balancer.Endpoint
 	err   error // decode error: the node is skipped
+	// filtered: the member decoded but its metadata does not match the
+	// filter; it is not published.
+	filtered bool
 }
 
 // NewLoadBalanceZkConf starts watching the service at path (e.g.
@@ -264,11 +281,13 @@ func (z *LoadBalanceZkConf) Stats() ConfStats {
 		WatchEvents:    z.watchEvents.Load(),
 		Malformed:      int(z.malformedNow.Load()),
 		NotServing:     int(z.notServing.Load()),
+		Filtered:       int(z.filteredNow.Load()),
 		MalformedTotal: z.malformedAll.Load(),
 		Publishes:      z.publishes.Load(),
 		FullSyncs:      z.fullSyncs.Load(),
 		Repairs:        z.repairs.Load(),
 		ReadErrors:     z.readErrors.Load(),
+		Propagation:    z.propagation.snapshot(),
 	}
 }
 
@@ -356,7 +375,7 @@ func (z *LoadBalanceZkConf) run(ctx context.Context) {
 			if !z.failing {
 				z.log.WithError(err).Warnf("reading ZooKeeper failed; keeping the last list (%d endpoints), retrying", len(z.Endpoints()))
 			} else {
-				z.log.WithError(err).Debugf("reading ZooKeeper failed again; retrying in %v", backoff)
+				z.log.WithError(err).Debugf("reading ZooKeeper failed again; retrying in %s", logging.Duration(backoff))
 			}
 			z.failing = true
 			retry.Reset(backoff)

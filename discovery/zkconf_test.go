@@ -28,6 +28,9 @@ var confCases = []zkCase{
 	{"ConfWatchResetFailureRearms", testConfWatchResetFailure},
 	{"ConfSharedPath", testConfSharedPath},
 	{"ConfUnreadableNode", testConfUnreadable},
+	{"ConfFilter", testConfFilter},
+	{"ConfPropagation", testConfPropagation},
+	{"ConfLogsChange", testConfLogsChange},
 }
 
 func testConfAddRemoveWeight(t *testing.T, srv *zktest.Server) {

@@ -216,8 +216,9 @@ func (w *membership) Update(endpoints []balancer.Endpoint) {
 		m := c.members[ep.Addr]
 		switch {
 		case m == nil:
+			// Joins and leaves are logged once, by the membership
+			// source (discovery logs each change with its endpoints).
 			m = &member{addr: ep.Addr, pending: c.probe != nil && c.cfg.Active.RequireFirstPass}
-			c.log.WithField("addr", ep.Addr).Debug("endpoint joined")
 			c.startProbe(m)
 		case m.held.Load():
 			m.held.Store(false)
@@ -253,7 +254,6 @@ func (c *LoadBalanceCheckConf) dropLocked(m *member) {
 	if m.cancel != nil {
 		m.cancel()
 	}
-	c.log.WithField("addr", m.addr).Debug("endpoint left")
 }
 
 // installLocked makes next the membership. c.mu must be held.

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/zkgate/zkgate/internal/logging"
 )
 
 // Outcome is the result of one proxied request, as the proxy reports it to
@@ -133,7 +134,7 @@ func (c *LoadBalanceCheckConf) eject(m *member, failures int64) {
 	c.ejections++
 	m.ejected.Store(true)
 	c.log.WithFields(logrus.Fields{
-		"addr": m.addr, "failures": failures, "ejection": d, "ejections": m.ejections,
+		"addr": m.addr, "failures": failures, "ejection": logging.Duration(d), "ejections": m.ejections,
 	}).Warn("endpoint ejected")
 	c.republishLocked()
 	select {

@@ -70,6 +70,13 @@ type DiscoveryInfo struct {
 	Path string `json:"path,omitempty"`
 	// Format is the configured node format (plain, curator, serverset, nerve, auto).
 	Format string `json:"format,omitempty"`
+	// Filtered counts the members left out by the service's metadata
+	// filter (zookeeper only).
+	Filtered int `json:"filtered,omitempty"`
+	// LastPropagationSeconds is the latest propagation lag measured: from
+	// a member's znode change to the publication of the list (see
+	// zkgate_discovery_propagation_seconds); absent until one is.
+	LastPropagationSeconds *float64 `json:"last_propagation_seconds,omitempty"`
 }
 
 // ServiceInfo describes one service and its endpoints.

@@ -286,7 +286,7 @@ func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.
 func (g *Gateway) drain(cfg *config.Config, servers []*proxy.Server, wait bool) {
 	g.draining.Store(true)
 	delay := cfg.Shutdown.DrainDelay
-	g.log.WithField("drain_delay", delay).Info("shutting down: draining")
+	g.log.WithField("drain_delay", logging.Duration(delay)).Info("shutting down: draining")
 	if wait && delay > 0 {
 		time.Sleep(delay) // a configured delay for upstream load balancers, not synchronisation
 	}

@@ -55,7 +55,11 @@ func newService(name string, cfg config.Service) (*service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("services.%s.discovery.zookeeper.format: %w", name, err)
 		}
-		s.zkOpts = discovery.ZkConfOptions{Format: format, EndpointName: d.EndpointName}
+		filter, err := discovery.NewFilter(d.Filter)
+		if err != nil {
+			return nil, fmt.Errorf("services.%s.discovery.zookeeper.%w", name, err)
+		}
+		s.zkOpts = discovery.ZkConfOptions{Format: format, EndpointName: d.EndpointName, Filter: filter}
 	default:
 		return nil, fmt.Errorf("services.%s.discovery: neither zookeeper nor static", name)
 	}

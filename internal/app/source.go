@@ -62,9 +62,14 @@ func (g *Gateway) Service(name string) (admin.ServiceInfo, bool) {
 func (s *service) info() admin.ServiceInfo {
 	si := admin.ServiceInfo{Name: s.name, Synced: s.synced()}
 	if s.zkconf != nil {
-		si.Discovery = admin.DiscoveryInfo{Kind: "zookeeper", Path: s.zkconf.Path(), Format: s.cfg.Discovery.ZooKeeper.Format}
-		si.Stale = s.zkconf.Stale()
-		si.LastSync = s.zkconf.LastSync()
+		cs := s.zkconf.Stats()
+		si.Discovery = admin.DiscoveryInfo{Kind: "zookeeper", Path: cs.Path, Format: s.cfg.Discovery.ZooKeeper.Format, Filtered: cs.Filtered}
+		if cs.Propagation.Count > 0 {
+			lag := cs.Propagation.Last.Seconds()
+			si.Discovery.LastPropagationSeconds = &lag
+		}
+		si.Stale = cs.Stale
+		si.LastSync = cs.LastSync
 		if at, ok := s.zkconf.Seeded(); ok {
 			si.Snapshot = &admin.ServiceSnapshot{ReadAt: at, AgeSeconds: time.Since(at).Seconds()}
 		}
@@ -240,6 +245,7 @@ func (g *Gateway) metricsState() metrics.State {
 			if !cs.SeededAt.IsZero() {
 				ss.Seeded, ss.SnapshotAge = true, time.Since(cs.SeededAt)
 			}
+			ss.Propagation = cs.Propagation
 		}
 		st.Services = append(st.Services, ss)
 	}

@@ -116,7 +116,7 @@ func defaultService() Service {
 // defaultZooKeeperDiscovery holds the defaults of a ZooKeeper discovery; the
 // path default is derived after decoding (defaultServicePath).
 func defaultZooKeeperDiscovery() ZooKeeperDiscovery {
-	return ZooKeeperDiscovery{Format: string(discovery.FormatAuto)}
+	return ZooKeeperDiscovery{Format: string(discovery.FormatAuto), Filter: map[string]string{}}
 }
 
 // defaultServicePath is the znode watched for a service without a path.

@@ -26,7 +26,7 @@ func exampleDefaults() *Config {
 	r.Name, r.Service, r.Match.PathPrefix, r.StripPrefix = "echo", "echo", "/echo", true
 	want.Routes = []Route{r}
 	s := defaultService()
-	s.Discovery.ZooKeeper = &ZooKeeperDiscovery{Path: "/services/echo", Format: string(discovery.FormatAuto)}
+	s.Discovery.ZooKeeper = &ZooKeeperDiscovery{Path: "/services/echo", Format: string(discovery.FormatAuto), Filter: map[string]string{}}
 	s.HealthCheck.Active.Type, s.HealthCheck.Active.Path = CheckHTTP, "/healthz"
 	want.Services = map[string]Service{"echo": s}
 	return want

@@ -45,7 +45,7 @@ func TestParseAppliesDefaults(t *testing.T) {
 		t.Fatalf("service echo missing (an empty mapping must declare a service with defaults): %+v", cfg.Services)
 	}
 	wantSvc := defaultService()
-	wantSvc.Discovery.ZooKeeper = &ZooKeeperDiscovery{Path: "/services/echo", Format: string(discovery.FormatAuto)}
+	wantSvc.Discovery.ZooKeeper = &ZooKeeperDiscovery{Path: "/services/echo", Format: string(discovery.FormatAuto), Filter: map[string]string{}}
 	if !reflect.DeepEqual(svc, wantSvc) {
 		t.Errorf("service =\n%+v\nwant\n%+v", svc, wantSvc)
 	}

@@ -68,6 +68,18 @@ type ZooKeeperDiscovery struct {
 	// additionalEndpoints instead of its serviceEndpoint; serverset and
 	// auto formats only. Default "" (serviceEndpoint).
 	EndpointName string `mapstructure:"endpoint_name"`
+	// Filter publishes only the members whose metadata matches: every
+	// key must be present in a member's metadata and its value must match.
+	// A key names a metadata entry without its source prefix,
+	// case-insensitively: a Curator payload entry (or its metadata map's),
+	// a ServerSet member's metadata entry, "shard" or "endpoint" (the
+	// additional endpoint served), a Nerve label, or "format". A value
+	// without regular-expression metacharacters is compared exactly ("a"
+	// does not match "ab"); any other value is a Go regular expression that
+	// must match somewhere in the metadata value (^2\. matches "2.4.1";
+	// anchor with ^ and $). Members filtered out are not errors; the admin
+	// API counts them. Default: none (every member).
+	Filter map[string]string `mapstructure:"filter"`
 }
 
 // StaticDiscovery is a fixed endpoint list.

@@ -135,6 +135,13 @@ func validateDiscovery(p *problems, key string, d *Discovery) {
 		if f := discovery.Format(zk.Format); zk.EndpointName != "" && f != discovery.FormatServerSet && f != discovery.FormatAuto {
 			p.addf(key+".zookeeper.endpoint_name", "only used by formats serverset and auto, not %q", zk.Format)
 		}
+		for _, k := range sortedNames(zk.Filter) {
+			if k == "" {
+				p.addf(key+".zookeeper.filter", "empty metadata key")
+			} else if _, err := discovery.CompileFilterValue(zk.Filter[k]); err != nil {
+				p.add(key+".zookeeper.filter."+k, err)
+			}
+		}
 	default:
 		if len(d.Static.Endpoints) == 0 {
 			p.addf(key+".static.endpoints", "at least one endpoint is required")

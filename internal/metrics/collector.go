@@ -68,6 +68,10 @@ type ServiceState struct {
 	WatchEvents uint64
 	// MalformedNodes counts nodes skipped because their data did not decode.
 	MalformedNodes uint64
+	// Propagation is the lag from znode changes to their publication (see
+	// discovery.Propagation); exported when Buckets is set (ZooKeeper
+	// services).
+	Propagation discovery.Propagation
 	// Panicking is true while the panic threshold is crossed.
 	Panicking bool
 	// PanicActivations counts the times the service entered panic mode.
@@ -101,6 +105,7 @@ type stateCollector struct {
 	ejections, probes, probeFailures, accessLogDropped         *prometheus.Desc
 	snapshotAge, snapshotWrites, snapshotWriteErrors           *prometheus.Desc
 	guardActive, guardEngagements                              *prometheus.Desc
+	propagation                                                *prometheus.Desc
 }
 
 func newStateCollector(src StateSource) *stateCollector {
@@ -128,6 +133,7 @@ func newStateCollector(src StateSource) *stateCollector {
 		snapshotWriteErrors: desc("membership_snapshot_write_errors_total", "Membership snapshot writes that failed (each retried)."),
 		guardActive:         desc("removal_guard_active", "1 while a service's removal guard holds members that a mass removal took out of its membership.", "service"),
 		guardEngagements:    desc("removal_guard_engagements_total", "Times a service's removal guard engaged: one membership change removed more than removal_guard.max_percent of the members.", "service"),
+		propagation:         desc("discovery_propagation_seconds", "Time from a member's znode change (its mtime; its ctime for a new node) to the publication of the changed list to the balancers, by service. Removals are not measured; negative values from clock skew count as 0.", "service"),
 	}
 }
 
@@ -138,6 +144,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.malformed, c.panicMode, c.panics, c.ejections, c.probes, c.probeFailures, c.accessLogDropped,
 		c.snapshotAge, c.snapshotWrites, c.snapshotWriteErrors,
 		c.guardActive, c.guardEngagements,
+		c.propagation,
 	} {
 		ch <- d
 	}
@@ -189,6 +196,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.snapshotAge, max(s.SnapshotAge.Seconds(), 0), s.Name)
 		}
 		counter(c.malformed, s.MalformedNodes, s.Name)
+		if p := s.Propagation; p.Buckets != nil {
+			ch <- prometheus.MustNewConstHistogram(c.propagation, p.Count, p.Sum, p.Cumulative(), s.Name)
+		}
 		gauge(c.panicMode, boolValue(s.Panicking), s.Name)
 		counter(c.panics, s.PanicActivations, s.Name)
 		counter(c.ejections, s.Ejections, s.Name)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/zkgate/zkgate/discovery"
 )
 
 type fakeState struct{ state State }
@@ -187,5 +188,40 @@ func TestStateCollectorEdgeCases(t *testing.T) {
 	}
 	if strings.Contains(text, "zkgate_endpoints{") {
 		t.Errorf("endpoints shown without services")
+	}
+}
+
+func TestPropagationHistogram(t *testing.T) {
+	st := sampleState()
+	counts := make([]uint64, len(discovery.PropagationBuckets)+1)
+	counts[0], counts[2], counts[len(counts)-1] = 1, 2, 1 // ≤1ms, (2.5ms,5ms], above 60s
+	st.Services[0].Propagation = discovery.Propagation{
+		Buckets: discovery.PropagationBuckets, Counts: counts, Count: 4, Sum: 90.5, Last: 3 * time.Millisecond,
+	}
+	m := New(Options{State: fakeState{state: st}})
+	want := `
+# HELP zkgate_discovery_propagation_seconds Time from a member's znode change (its mtime; its ctime for a new node) to the publication of the changed list to the balancers, by service. Removals are not measured; negative values from clock skew count as 0.
+# TYPE zkgate_discovery_propagation_seconds histogram
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="0.001"} 1
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="0.0025"} 1
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="0.005"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="0.01"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="0.025"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="0.05"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="0.1"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="0.25"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="0.5"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="1"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="2.5"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="5"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="10"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="30"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="60"} 3
+zkgate_discovery_propagation_seconds_bucket{service="echo",le="+Inf"} 4
+zkgate_discovery_propagation_seconds_sum{service="echo"} 90.5
+zkgate_discovery_propagation_seconds_count{service="echo"} 4
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "zkgate_discovery_propagation_seconds"); err != nil {
+		t.Error(err)
 	}
 }
