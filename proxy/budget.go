@@ -80,24 +80,43 @@ type RetryBudget struct {
 	exhausted atomic.Uint64
 }
 
-// NewRetryBudget returns a budget with a full reserve, or an error naming
-// the field of cfg that is out of range.
+// FieldError is a problem with one field of a configuration, named by its
+// path in the configuration file's terms ("percent").
+type FieldError struct {
+	Path string
+	Err  error
+}
+
+// Error returns "path: problem".
+func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+// Unwrap returns the problem.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Validate reports every field of c out of range, joined, each a
+// *FieldError. A zero Window is valid (it takes the default).
+func (c RetryBudgetConfig) Validate() error {
+	var errs []error
+	if c.Percent < 0 || c.Percent > MaxRetryBudgetPercent {
+		errs = append(errs, &FieldError{"percent", fmt.Errorf("must be between 0 and %d, got %d", MaxRetryBudgetPercent, c.Percent)})
+	}
+	if c.MinPerSecond < 0 || c.MinPerSecond > MaxRetryBudgetMinPerSecond {
+		errs = append(errs, &FieldError{"min_per_second", fmt.Errorf("must be between 0 and %d, got %d", MaxRetryBudgetMinPerSecond, c.MinPerSecond)})
+	}
+	if w := c.Window; w != 0 && (w < MinRetryBudgetWindow || w > MaxRetryBudgetWindow) {
+		errs = append(errs, &FieldError{"window", fmt.Errorf("must be between %s and %s, got %s", MinRetryBudgetWindow, MaxRetryBudgetWindow, w)})
+	}
+	return errors.Join(errs...)
+}
+
+// NewRetryBudget returns a budget with a full reserve, or cfg's problems
+// (see Validate).
 func NewRetryBudget(cfg RetryBudgetConfig) (*RetryBudget, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.Window == 0 {
 		cfg.Window = DefaultRetryBudgetWindow
-	}
-	var errs []error
-	if cfg.Percent < 0 || cfg.Percent > MaxRetryBudgetPercent {
-		errs = append(errs, fmt.Errorf("percent must be between 0 and %d, got %d", MaxRetryBudgetPercent, cfg.Percent))
-	}
-	if cfg.MinPerSecond < 0 || cfg.MinPerSecond > MaxRetryBudgetMinPerSecond {
-		errs = append(errs, fmt.Errorf("min_per_second must be between 0 and %d, got %d", MaxRetryBudgetMinPerSecond, cfg.MinPerSecond))
-	}
-	if cfg.Window < MinRetryBudgetWindow || cfg.Window > MaxRetryBudgetWindow {
-		errs = append(errs, fmt.Errorf("window must be between %s and %s, got %s", MinRetryBudgetWindow, MaxRetryBudgetWindow, cfg.Window))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
 	}
 	now := cfg.Now
 	if now == nil {

@@ -223,11 +223,11 @@ func TestRetryBudgetConfigErrors(t *testing.T) {
 		cfg  RetryBudgetConfig
 		want string
 	}{
-		{RetryBudgetConfig{Percent: -1}, "percent must be between 0 and 1000, got -1"},
-		{RetryBudgetConfig{Percent: 1001}, "percent must be between 0 and 1000, got 1001"},
-		{RetryBudgetConfig{MinPerSecond: -3}, "min_per_second must be between 0 and 1000000, got -3"},
-		{RetryBudgetConfig{Window: 500 * time.Millisecond}, "window must be between 1s and 1m0s, got 500ms"},
-		{RetryBudgetConfig{Window: 2 * time.Minute}, "window must be between 1s and 1m0s, got 2m0s"},
+		{RetryBudgetConfig{Percent: -1}, "percent: must be between 0 and 1000, got -1"},
+		{RetryBudgetConfig{Percent: 1001}, "percent: must be between 0 and 1000, got 1001"},
+		{RetryBudgetConfig{MinPerSecond: -3}, "min_per_second: must be between 0 and 1000000, got -3"},
+		{RetryBudgetConfig{Window: 500 * time.Millisecond}, "window: must be between 1s and 1m0s, got 500ms"},
+		{RetryBudgetConfig{Window: 2 * time.Minute}, "window: must be between 1s and 1m0s, got 2m0s"},
 	} {
 		_, err := NewRetryBudget(tt.cfg)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -68,6 +68,9 @@ type ServiceState struct {
 	// Probes and ProbeFailures count active health probes and the failed
 	// ones.
 	Probes, ProbeFailures uint64
+	// RetryBudgetExhausted counts the retries the service's retry budget
+	// refused (0 without a budget).
+	RetryBudgetExhausted uint64
 }
 
 // endpointStates are always exported, at zero when no endpoint is in them,
@@ -85,6 +88,7 @@ type stateCollector struct {
 	endpoints, sessionState, reconnects, expirations           *prometheus.Desc
 	watchEvents, stale, lastSync, malformed, panicMode, panics *prometheus.Desc
 	ejections, probes, probeFailures, accessLogDropped         *prometheus.Desc
+	budgetExhausted                                            *prometheus.Desc
 }
 
 func newStateCollector(src StateSource) *stateCollector {
@@ -107,6 +111,7 @@ func newStateCollector(src StateSource) *stateCollector {
 		probes:           desc("health_probes_total", "Active health probes completed, by service.", "service"),
 		probeFailures:    desc("health_probe_failures_total", "Active health probes that failed, by service.", "service"),
 		accessLogDropped: desc("access_log_dropped_total", "Access log lines dropped because the log writer fell behind."),
+		budgetExhausted:  desc("retry_budget_exhausted_total", "Retries not made because the service's retry budget was spent (the request ended with its last attempt's answer), by service.", "service"),
 	}
 }
 
@@ -115,6 +120,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.endpoints, c.sessionState, c.reconnects, c.expirations, c.watchEvents, c.stale, c.lastSync,
 		c.malformed, c.panicMode, c.panics, c.ejections, c.probes, c.probeFailures, c.accessLogDropped,
+		c.budgetExhausted,
 	} {
 		ch <- d
 	}
@@ -168,6 +174,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.ejections, s.Ejections, s.Name)
 		counter(c.probes, s.Probes, s.Name)
 		counter(c.probeFailures, s.ProbeFailures, s.Name)
+		counter(c.budgetExhausted, s.RetryBudgetExhausted, s.Name)
 	}
 	if st.HasAccessLog {
 		counter(c.accessLogDropped, st.AccessLogDropped)

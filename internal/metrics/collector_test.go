@@ -23,6 +23,7 @@ func sampleState() State {
 				LastSync:    time.Unix(1700000000, 250_000_000),
 				WatchEvents: 12, MalformedNodes: 1, PanicActivations: 2,
 				Ejections: 4, Probes: 100, ProbeFailures: 7,
+				RetryBudgetExhausted: 9,
 			},
 			{
 				Name:      "users",
@@ -97,6 +98,10 @@ zkgate_health_probes_total{service="users"} 0
 # TYPE zkgate_health_probe_failures_total counter
 zkgate_health_probe_failures_total{service="echo"} 7
 zkgate_health_probe_failures_total{service="users"} 0
+# HELP zkgate_retry_budget_exhausted_total Retries not made because the service's retry budget was spent (the request ended with its last attempt's answer), by service.
+# TYPE zkgate_retry_budget_exhausted_total counter
+zkgate_retry_budget_exhausted_total{service="echo"} 9
+zkgate_retry_budget_exhausted_total{service="users"} 0
 # HELP zkgate_access_log_dropped_total Access log lines dropped because the log writer fell behind.
 # TYPE zkgate_access_log_dropped_total counter
 zkgate_access_log_dropped_total 5
@@ -107,7 +112,7 @@ zkgate_access_log_dropped_total 5
 		"zkgate_membership_stale", "zkgate_membership_last_sync_timestamp_seconds",
 		"zkgate_discovery_malformed_nodes_total", "zkgate_panic_mode", "zkgate_panic_activations_total",
 		"zkgate_passive_ejections_total", "zkgate_health_probes_total", "zkgate_health_probe_failures_total",
-		"zkgate_access_log_dropped_total",
+		"zkgate_access_log_dropped_total", "zkgate_retry_budget_exhausted_total",
 	}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
@@ -123,8 +128,8 @@ func TestStateCollectorIsConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pedantic gather: %v", err)
 	}
-	if len(families) != 14 {
-		t.Errorf("gathered %d metric families, want 14", len(families))
+	if len(families) != 15 {
+		t.Errorf("gathered %d metric families, want 15", len(families))
 	}
 }
 
