@@ -174,6 +174,15 @@ func BenchmarkServer(b *testing.B) {
 		addr := rawBackend(b, response)
 		up := &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{ResponseHeaderTimeout: 15 * time.Second}), PassHostHeader: true}
 		b.Cleanup(up.Transport.(*Transport).CloseIdleConnections)
+		// Retries with zkgate's default budget, so that each request pays
+		// its deposit (the attempt loop's only cost when nothing fails);
+		// no retry condition beyond connection failures, so that request
+		// bodies are not buffered for replays.
+		budget, err := NewRetryBudget(RetryBudgetConfig{Percent: 20, MinPerSecond: 10, Window: 10 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		up.Retry = RetryPolicy{Attempts: 2, Budget: budget}
 		route := testRoute(b, "api", "round_robin", up, addr)
 		route.PathPrefix = "/api"
 		route.StripPrefix = true

@@ -37,7 +37,8 @@ const (
 // attempts makes the attempts of one request, on either path: it picks an
 // endpoint from the route's balancer, tries it, reports the outcome to the
 // passive health checks, and while the RetryPolicy allows picks an endpoint
-// not tried yet and tries again. try sends the request to ep and says what
+// not tried yet and tries again. Each request with an endpoint to try is
+// deposited in the policy's retry budget, whether or not it is retried. try sends the request to ep and says what
 // the attempt came to; discard drops the answer of an attempt that is
 // retried. It returns the last endpoint tried (whose Done is the caller's)
 // and the last attempt's kind and error; failNoEndpoint and the balancer's
@@ -46,6 +47,9 @@ func (e *entry) attempts(ex *exchange, try func(ep balancer.Endpoint) (failKind,
 	ep, err := e.route.Balancer.Pick(ex.hashKey)
 	if err != nil {
 		return ep, failNoEndpoint, err
+	}
+	if pol := &e.route.Upstream.Retry; pol.Budget != nil && pol.Attempts > 1 {
+		pol.Budget.Deposit()
 	}
 	for attempt := 1; ; attempt++ {
 		ex.attempts = attempt
@@ -171,7 +175,8 @@ func outcome(k failKind) (healthcheck.Outcome, bool) {
 }
 
 // retry decides whether a failed attempt is tried again, and on which
-// endpoint: one not tried yet for this request.
+// endpoint: one not tried yet for this request. A retry the policy allows
+// is made only if the service's retry budget, if any, allows it.
 func (e *entry) retry(ex *exchange, k failKind, attempt int) (balancer.Endpoint, bool) {
 	pol := e.route.Upstream.Retry
 	if attempt >= pol.Attempts {
@@ -203,7 +208,14 @@ func (e *entry) retry(ex *exchange, k failKind, attempt int) (balancer.Endpoint,
 		// sent again.
 		return balancer.Endpoint{}, false
 	}
-	return e.pickUntried(ex)
+	next, ok := e.pickUntried(ex)
+	if ok && pol.Budget != nil && !pol.Budget.TryWithdraw() {
+		// The service's retry budget is spent: the request ends with
+		// what this attempt gave.
+		e.done(next)
+		return balancer.Endpoint{}, false
+	}
+	return next, ok
 }
 
 // pickUntried picks an endpoint whose address is not in ex.tried. The key

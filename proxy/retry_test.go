@@ -42,6 +42,17 @@ func (o *observer) last() observation {
 	return o.calls[len(o.calls)-1]
 }
 
+// totalAttempts returns the sum of the attempts of every request observed.
+func (o *observer) totalAttempts() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, c := range o.calls {
+		n += c.attempts
+	}
+	return n
+}
+
 func countReports(reports []string, suffix string) int {
 	n := 0
 	for _, r := range reports {
@@ -304,5 +315,123 @@ func TestRetryOfPostWithIdempotencyKeyOnBrokenConnection(t *testing.T) {
 	}
 	if bad.hits.Load() == 0 {
 		t.Fatal("the dropping backend was never tried: the test proves nothing")
+	}
+}
+
+// TestRetryBudgetCapsAttemptsToFailingService sends N requests through the
+// proxy to a service whose two endpoints answer every request with 503,
+// with retries on server errors (attempts 2). Without a budget every
+// request is retried: 2N attempts. With a budget of 20% and a floor of 1/s
+// over a 10s window (its clock stopped, so all N requests fall in one
+// window), the retries are capped at N×20/100 + 1×10, the requests beyond
+// are not retried and counted as exhausted, and every client sees the
+// last attempt's 503.
+func TestRetryBudgetCapsAttemptsToFailingService(t *testing.T) {
+	const (
+		n                  = 100
+		percent, minPerSec = 20, 1
+		window             = 10 * time.Second
+		wantRetries        = n*percent/100 + minPerSec*10
+	)
+	for _, path := range []struct {
+		name string
+		cfg  ServerConfig
+	}{{"fast path", ServerConfig{}}, {"net/http", ServerConfig{DisableFastPath: true}}} {
+		for _, budgeted := range []bool{false, true} {
+			name := path.name + "/no budget"
+			if budgeted {
+				name = path.name + "/budget"
+			}
+			t.Run(name, func(t *testing.T) {
+				a, b := failing(t, "a", 503), failing(t, "b", 503)
+				up := testUpstream(t, "svc")
+				up.Retry = RetryPolicy{Attempts: 2, OnServerError: true}
+				if budgeted {
+					clock := &budgetClock{}
+					budget, err := NewRetryBudget(RetryBudgetConfig{Percent: percent, MinPerSecond: minPerSec, Window: window, Now: clock.now})
+					if err != nil {
+						t.Fatal(err)
+					}
+					up.Retry.Budget = budget
+				}
+				obs := &observer{}
+				rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", up, a.addr(), b.addr())})
+				if err != nil {
+					t.Fatal(err)
+				}
+				fe := startFrontend(t, NewHandler(rt, Options{Metrics: obs}), path.cfg)
+				for i := range n {
+					if res, body := get(t, fe.URL+"/"); res.StatusCode != 503 {
+						t.Fatalf("request %d: status %d (%s), want the last attempt's 503", i, res.StatusCode, body)
+					}
+				}
+				attempts := a.hits.Load() + b.hits.Load()
+				waitFor(t, "the proxy to report as many attempts as the backends saw", func() bool {
+					return obs.totalAttempts() == int(attempts)
+				})
+				if !budgeted {
+					if attempts != 2*n {
+						t.Errorf("without a budget: %d attempts for %d requests, want %d (every request retried)", attempts, n, 2*n)
+					}
+					return
+				}
+				if want := int64(n + wantRetries); attempts != want {
+					t.Errorf("with a budget: %d attempts for %d requests, want %d = N + N×%d%% + %d/s × 10s", attempts, n, want, percent, minPerSec)
+				}
+				if got, want := up.Retry.Budget.Exhausted(), uint64(n-wantRetries); got != want {
+					t.Errorf("%d refused retries counted, want %d", got, want)
+				}
+			})
+		}
+	}
+}
+
+// TestRetryBudgetCountsOnlyRetriesTheBudgetRefused: a request that the
+// policy would not retry anyway (a POST answered 503) withdraws nothing
+// and is not counted as exhausted, and a connection failure refused by the
+// budget ends with the gateway's 502.
+func TestRetryBudgetCountsOnlyRetriesTheBudgetRefused(t *testing.T) {
+	a, b := failing(t, "a", 503), failing(t, "b", 503)
+	up := testUpstream(t, "svc")
+	clock := &budgetClock{}
+	budget, err := NewRetryBudget(RetryBudgetConfig{Percent: 0, MinPerSecond: 1, Window: time.Second, Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.Retry = RetryPolicy{Attempts: 2, OnServerError: true, BufferBodyBytes: 1 << 10, Budget: budget}
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, a.addr(), b.addr()))
+	for range 3 {
+		req, _ := http.NewRequest("POST", fe.URL+"/", strings.NewReader("order"))
+		if res, _ := do(t, req); res.StatusCode != 503 {
+			t.Fatalf("POST status %d, want 503", res.StatusCode)
+		}
+	}
+	if got := budget.Exhausted(); got != 0 {
+		t.Errorf("POSTs the policy never retries counted %d exhausted retries", got)
+	}
+	if got := budget.Available(); got != 1 {
+		t.Errorf("POSTs withdrew from the budget: %d retry left, want 1", got)
+	}
+
+	dead := testUpstream(t, "dead")
+	deadBudget, err := NewRetryBudget(RetryBudgetConfig{Percent: 0, MinPerSecond: 1, Window: time.Second, Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Retry = RetryPolicy{Attempts: 3, Budget: deadBudget}
+	rep := &recorder{}
+	dead.Reporter = rep
+	fe, _ = newFrontend(t, Options{}, testRoute(t, "r", "round_robin", dead, deadAddr(t), deadAddr(t), deadAddr(t)))
+	for i, want := range []int{2, 1} { // the floor's one retry, then none
+		before := len(rep.list())
+		if res, body := get(t, fe.URL+"/"); res.StatusCode != http.StatusBadGateway {
+			t.Fatalf("request %d: status %d (%s), want 502", i, res.StatusCode, body)
+		}
+		if got := len(rep.list()) - before; got != want {
+			t.Errorf("request %d: %d attempts, want %d", i, got, want)
+		}
+	}
+	if got := deadBudget.Exhausted(); got != 2 {
+		t.Errorf("Exhausted = %d, want 2 (the first request's second retry, the second's first)", got)
 	}
 }

@@ -62,6 +62,12 @@ type RetryPolicy struct {
 	// not retried once any of it was sent. 0 keeps nothing: only requests
 	// whose body was not read yet (connection failures) are retried.
 	BufferBodyBytes int64
+	// Budget caps the retries of the service at a share of its requests
+	// (see RetryBudget); a retry it refuses is not made, and the request
+	// ends with what its last attempt gave. Share one budget between the
+	// routes to a service (they share its Upstream). Nil means retries are
+	// limited by Attempts only.
+	Budget *RetryBudget
 }
 
 // Reporter receives the outcome of each attempt to an endpoint, for passive

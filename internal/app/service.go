@@ -84,6 +84,11 @@ func newService(name string, cfg config.Service) (*service, error) {
 			retry.OnServerError = true
 		}
 	}
+	if b := cfg.Retries.Budget; b.Enabled && retry.Attempts > 1 {
+		if retry.Budget, err = proxy.NewRetryBudget(b.BudgetConfig()); err != nil {
+			return nil, fmt.Errorf("services.%s.retries.budget.%w", name, err)
+		}
+	}
 	s.reporter = &countingReporter{stats: s.stats}
 	s.upstream = &proxy.Upstream{
 		Name:           name,

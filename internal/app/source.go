@@ -238,6 +238,9 @@ func (g *Gateway) metricsState() metrics.State {
 		for _, e := range h.Endpoints {
 			ss.Endpoints[e.State]++
 		}
+		if b := s.upstream.Retry.Budget; b != nil {
+			ss.RetryBudgetExhausted = b.Exhausted()
+		}
 		if s.zkconf != nil {
 			cs := s.zkconf.Stats()
 			ss.Stale, ss.LastSync = cs.Stale, cs.LastSync

@@ -109,6 +109,8 @@ func defaultService() Service {
 			Attempts:        2,
 			On:              []string{RetryConnectFailure},
 			BufferBodyBytes: 64 << 10,
+			// Finagle's and Linkerd's default budget.
+			Budget: RetryBudget{Enabled: true, Percent: 20, MinPerSecond: 10, Window: proxy.DefaultRetryBudgetWindow},
 		},
 	}
 }

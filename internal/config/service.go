@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/proxy"
 )
 
 // Service is one backend service: where its endpoints come from and how they
@@ -213,6 +214,35 @@ type Retries struct {
 	// be re-sent; a request with a larger body is not retried once sent.
 	// Default 65536.
 	BufferBodyBytes int64 `mapstructure:"buffer_body_bytes"`
+	// Budget caps the retries of the service, all routes to it together,
+	// so that retries cannot multiply the load on a failing service.
+	Budget RetryBudget `mapstructure:"budget"`
+}
+
+// RetryBudget caps a service's retries at a share of its requests plus a
+// floor, as Finagle's and Linkerd's retry budgets do: each request adds
+// percent/100 of a retry to the budget, each retry takes one, and a retry
+// the budget cannot pay for is not made (the request ends with its last
+// attempt's answer) and is counted in zkgate_retry_budget_exhausted_total.
+type RetryBudget struct {
+	// Enabled turns the budget on; when false, retries are limited by
+	// attempts only. Default true.
+	Enabled bool `mapstructure:"enabled"`
+	// Percent is the share of the requests of the last window that may be
+	// retried, 0-1000 (20: one retry per five requests). Default 20.
+	Percent int `mapstructure:"percent"`
+	// MinPerSecond is the floor: retries per second allowed whatever the
+	// request rate, for services with little traffic; given as a reserve
+	// of min_per_second × window retries. Default 10.
+	MinPerSecond int `mapstructure:"min_per_second"`
+	// Window is how long a request's credit and a retry's debit count,
+	// 1s-1m. Default 10s.
+	Window time.Duration `mapstructure:"window"`
+}
+
+// BudgetConfig returns the proxy's configuration of budget b.
+func (b RetryBudget) BudgetConfig() proxy.RetryBudgetConfig {
+	return proxy.RetryBudgetConfig{Percent: b.Percent, MinPerSecond: b.MinPerSecond, Window: b.Window}
 }
 
 // StaticEndpoints parses the static endpoint list into balancer endpoints,

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -213,6 +214,19 @@ func validateRetries(p *problems, key string, r *Retries) {
 		}
 	}
 	p.nonNegative(key+".buffer_body_bytes", r.BufferBodyBytes)
+	if r.Budget.Enabled {
+		for _, e := range leafErrors(r.Budget.BudgetConfig().Validate()) {
+			var fe *proxy.FieldError
+			if errors.As(e, &fe) {
+				p.add(key+".budget."+fe.Path, fe.Err)
+			} else {
+				p.add(key+".budget", e)
+			}
+		}
+		if r.Budget.Window == 0 {
+			p.addf(key+".budget.window", "must be between %s and %s, got 0s", proxy.MinRetryBudgetWindow, proxy.MaxRetryBudgetWindow)
+		}
+	}
 }
 
 func checkPercent(p *problems, key string, v int) {

@@ -86,6 +86,9 @@ type ServiceState struct {
 	RemovalGuardActive bool
 	// RemovalGuardEngagements counts the times the removal guard engaged.
 	RemovalGuardEngagements uint64
+	// RetryBudgetExhausted counts the retries the service's retry budget
+	// refused (0 without a budget).
+	RetryBudgetExhausted uint64
 }
 
 // endpointStates are always exported, at zero when no endpoint is in them,
@@ -106,6 +109,7 @@ type stateCollector struct {
 	snapshotAge, snapshotWrites, snapshotWriteErrors           *prometheus.Desc
 	guardActive, guardEngagements                              *prometheus.Desc
 	propagation                                                *prometheus.Desc
+	budgetExhausted                                            *prometheus.Desc
 }
 
 func newStateCollector(src StateSource) *stateCollector {
@@ -134,6 +138,7 @@ func newStateCollector(src StateSource) *stateCollector {
 		guardActive:         desc("removal_guard_active", "1 while a service's removal guard holds members that a mass removal took out of its membership.", "service"),
 		guardEngagements:    desc("removal_guard_engagements_total", "Times a service's removal guard engaged: one membership change removed more than removal_guard.max_percent of the members.", "service"),
 		propagation:         desc("discovery_propagation_seconds", "Time from a member's znode change (its mtime; its ctime for a new node) to the publication of the changed list to the balancers, by service. Removals are not measured; negative values from clock skew count as 0.", "service"),
+		budgetExhausted:     desc("retry_budget_exhausted_total", "Retries not made because the service's retry budget was spent (the request ended with its last attempt's answer), by service.", "service"),
 	}
 }
 
@@ -145,6 +150,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.snapshotAge, c.snapshotWrites, c.snapshotWriteErrors,
 		c.guardActive, c.guardEngagements,
 		c.propagation,
+		c.budgetExhausted,
 	} {
 		ch <- d
 	}
@@ -206,6 +212,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.probeFailures, s.ProbeFailures, s.Name)
 		gauge(c.guardActive, boolValue(s.RemovalGuardActive), s.Name)
 		counter(c.guardEngagements, s.RemovalGuardEngagements, s.Name)
+		counter(c.budgetExhausted, s.RetryBudgetExhausted, s.Name)
 	}
 	if st.HasAccessLog {
 		counter(c.accessLogDropped, st.AccessLogDropped)

@@ -24,6 +24,7 @@ func sampleState() State {
 				LastSync:    time.Unix(1700000000, 250_000_000),
 				WatchEvents: 12, MalformedNodes: 1, PanicActivations: 2,
 				Ejections: 4, Probes: 100, ProbeFailures: 7,
+				RetryBudgetExhausted: 9,
 			},
 			{
 				Name:        "users",
@@ -108,6 +109,10 @@ zkgate_health_probes_total{service="users"} 0
 # TYPE zkgate_health_probe_failures_total counter
 zkgate_health_probe_failures_total{service="echo"} 7
 zkgate_health_probe_failures_total{service="users"} 0
+# HELP zkgate_retry_budget_exhausted_total Retries not made because the service's retry budget was spent (the request ended with its last attempt's answer), by service.
+# TYPE zkgate_retry_budget_exhausted_total counter
+zkgate_retry_budget_exhausted_total{service="echo"} 9
+zkgate_retry_budget_exhausted_total{service="users"} 0
 # HELP zkgate_access_log_dropped_total Access log lines dropped because the log writer fell behind.
 # TYPE zkgate_access_log_dropped_total counter
 zkgate_access_log_dropped_total 5
@@ -135,6 +140,7 @@ zkgate_removal_guard_engagements_total{service="users"} 3
 		"zkgate_access_log_dropped_total", "zkgate_membership_snapshot_age_seconds",
 		"zkgate_membership_snapshot_writes_total", "zkgate_membership_snapshot_write_errors_total",
 		"zkgate_removal_guard_active", "zkgate_removal_guard_engagements_total",
+		"zkgate_retry_budget_exhausted_total",
 	}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
@@ -150,8 +156,8 @@ func TestStateCollectorIsConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pedantic gather: %v", err)
 	}
-	if len(families) != 19 {
-		t.Errorf("gathered %d metric families, want 19", len(families))
+	if len(families) != 20 {
+		t.Errorf("gathered %d metric families, want 20", len(families))
 	}
 }
 

@@ -92,6 +92,14 @@ var Refused = []Case{
 		[]string{"services.echo.retries.attempts: must be at least 1 (1 = no retries), got 0"}},
 	{"unknown retry condition", "services:\n  echo: {retries: {on: [connect_failure, reset]}}\n",
 		[]string{`services.echo.retries.on[1]: unknown condition "reset" (valid: connect_failure, timeout, server_error)`}},
+	{"retry budget percent out of range", "services:\n  echo: {retries: {budget: {percent: 1500}}}\n",
+		[]string{"services.echo.retries.budget.percent: must be between 0 and 1000, got 1500"}},
+	{"negative retry budget floor", "services:\n  echo: {retries: {budget: {min_per_second: -1}}}\n",
+		[]string{"services.echo.retries.budget.min_per_second: must be between 0 and 1000000, got -1"}},
+	{"retry budget window too short", "services:\n  echo: {retries: {budget: {window: 100ms}}}\n",
+		[]string{"services.echo.retries.budget.window: must be between 1s and 1m0s, got 100ms"}},
+	{"zero retry budget window", "services:\n  echo: {retries: {budget: {window: 0}}}\n",
+		[]string{"services.echo.retries.budget.window: must be between 1s and 1m0s, got 0s"}},
 	{"invalid service name", "services:\n  'ec ho': {}\n",
 		[]string{`services.ec ho: invalid service name "ec ho"`}},
 
@@ -173,4 +181,6 @@ var Valid = []Case{
 	{"path_prefix /", route(", match: {path_prefix: /}", echoService), nil},
 	{"removal guard off", "services:\n  echo: {removal_guard: {max_percent: 0, hold: 0s}}\n", nil},
 	{"first pass not required", "services:\n  echo: {health_check: {active: {type: tcp, require_first_pass: false}}}\n", nil},
+	{"retry budget off", "services:\n  echo: {retries: {attempts: 3, budget: {enabled: false, percent: -1}}}\n", nil},
+	{"retry budget of the floor only", "services:\n  echo: {retries: {budget: {percent: 0, min_per_second: 5, window: 1m}}}\n", nil},
 }
