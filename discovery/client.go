@@ -44,9 +44,9 @@ type ClientConfig struct {
 	// SessionTimeout is the session timeout requested from ZooKeeper
 	// (which bounds it between 2 and 20 ticks). Default 10s.
 	SessionTimeout time.Duration
-	// Auth, when Scheme is set, is added to the first session before it
-	// is declared usable (before Dial returns), and again after every
-	// reconnect.
+	// Auth, when Scheme and Credentials are set, is added to the first
+	// session before it is declared usable (before Dial returns), and again
+	// after every reconnect.
 	Auth Auth
 	// ResyncInterval is how often each LoadBalanceZkConf verifies its
 	// membership with a read without watches, repairing watches that
@@ -110,6 +110,19 @@ type Status struct {
 	HandshakeTimeouts uint64
 	// Since is when the client entered State.
 	Since time.Time
+	// NoSessionSince is when the client last lost (or, at start, began
+	// without) a session; zero while it has one.
+	NoSessionSince time.Time
+}
+
+// OutageError returns LastError when it happened during the current lack of
+// a session, "" otherwise: an error of an earlier outage, kept for the
+// record, says nothing about this one.
+func (s Status) OutageError() string {
+	if s.HasSession || s.NoSessionSince.IsZero() || s.LastErrorAt.Before(s.NoSessionSince) {
+		return ""
+	}
+	return s.LastError
 }
 
 // Client is the process's ZooKeeper session, shared by every
@@ -236,8 +249,8 @@ func (c *Client) awaitFirst(ctx context.Context) error {
 // again after every reconnect. It runs on the event goroutine before the
 // first session is declared usable, so that no subscriber reads without it.
 func (c *Client) authenticate() error {
-	if c.cfg.Auth.Scheme == "" {
-		return nil
+	if c.cfg.Auth.Scheme == "" || c.cfg.Auth.Credentials == "" {
+		return nil // no credentials: nothing to add
 	}
 	c.mu.Lock()
 	done := c.authed
@@ -297,6 +310,7 @@ func (c *Client) Status() Status {
 		WatchResetFailures: c.resetFailure,
 		HandshakeTimeouts:  c.handshakeTimeouts.Load(),
 		Since:              c.since,
+		NoSessionSince:     c.noSession,
 	}
 }
 

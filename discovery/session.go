@@ -1,7 +1,9 @@
 package discovery
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -137,6 +139,9 @@ func (c *Client) run() {
 func (c *Client) handle(st zk.State) {
 	if st == zk.StateHasSession {
 		if err := c.authenticate(); err != nil {
+			if c.closing.Load() {
+				return // Close interrupted it
+			}
 			// The connection is closed or the server refused: the
 			// library reconnects and the next session event retries.
 			c.noteError(err)
@@ -234,9 +239,8 @@ func (c *Client) reportOutages() {
 			return
 		case <-t.C:
 		}
-		c.mu.Lock()
-		since, state, lastErr := c.noSession, c.state, c.lastErr
-		c.mu.Unlock()
+		st := c.Status()
+		since, state, lastErr := st.NoSessionSince, st.State, st.OutageError()
 		if since.IsZero() {
 			continue
 		}
@@ -302,8 +306,16 @@ func (l zkLogger) Printf(format string, args ...any) {
 		l.onWatchResetFailure()
 		return
 	case strings.HasPrefix(format, "authentication failed: ") && l.onHandshakeFailure != nil:
-		// The library's name for a failed session handshake.
-		l.onHandshakeFailure(fmt.Errorf("session handshake failed: %v", fmt.Sprint(args...)))
+		// The library's name for a failed session handshake. Not for a
+		// connection the watchdog closed (it noted why) nor for an
+		// expired session (a state of its own).
+		var err error
+		if len(args) > 0 {
+			err, _ = args[0].(error)
+		}
+		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, zk.ErrSessionExpired) {
+			l.onHandshakeFailure(fmt.Errorf("session handshake failed: %v", fmt.Sprint(args...)))
+		}
 	}
 	l.log.Debugf("zookeeper: "+format, args...)
 }

@@ -71,8 +71,8 @@ func TestConnectWithoutZooKeeper(t *testing.T) {
 
 	proxy.Restore()
 	r.awaitAddrs(t, "127.0.0.1:8001")
-	if st := c.Status(); st.State != SessionConnected || !st.HasSession {
-		t.Errorf("after the server came: status %+v; want connected", st)
+	if st := c.Status(); st.State != SessionConnected || !st.HasSession || st.OutageError() != "" {
+		t.Errorf("after the server came: status %+v, outage error %q; want connected, none", st, st.OutageError())
 	}
 	if sink.count("zookeeper session established") != 1 || sink.count("without_session=") == 0 {
 		t.Errorf("want one \"session established\" line saying how long it took; log: %v", sink.entries)
@@ -147,8 +147,8 @@ func TestSessionStateWhileZooKeeperFrozen(t *testing.T) {
 	if n := sink.count("reading ZooKeeper works again"); n != 0 {
 		t.Errorf("\"reading ZooKeeper works again\" logged %d times while the server was frozen", n)
 	}
-	if st := c.Status(); !strings.Contains(st.LastError, "handshake") {
-		t.Errorf("last error %q; want the handshake that did not complete", st.LastError)
+	if st := c.Status(); !strings.Contains(st.OutageError(), "did not complete the session handshake") {
+		t.Errorf("last error %q; want the handshake that did not complete", st.OutageError())
 	}
 
 	resume()
@@ -156,5 +156,24 @@ func TestSessionStateWhileZooKeeperFrozen(t *testing.T) {
 	waitFor(t, "reading works again", func() bool { return sink.count("reading ZooKeeper works again") == 1 })
 	if got := addrsOf(z.Endpoints()); len(got) != 1 {
 		t.Errorf("endpoints after the freeze: %v", got)
+	}
+}
+
+// TestOutageError: the last error is the outage's only when it happened
+// during it; one of an earlier outage is not shown as this one's.
+func TestOutageError(t *testing.T) {
+	t0 := time.Now()
+	for _, tt := range []struct {
+		name string
+		st   Status
+		want string
+	}{
+		{"during the outage", Status{NoSessionSince: t0, LastError: "refused", LastErrorAt: t0.Add(time.Second)}, "refused"},
+		{"of an earlier outage", Status{NoSessionSince: t0, LastError: "refused", LastErrorAt: t0.Add(-time.Second)}, ""},
+		{"with a session", Status{HasSession: true, LastError: "refused", LastErrorAt: t0}, ""},
+	} {
+		if got := tt.st.OutageError(); got != tt.want {
+			t.Errorf("%s: OutageError() = %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }

@@ -59,7 +59,7 @@ func (c *Client) watchHandshake() {
 		server := dc.RemoteAddr().String()
 		c.noteError(fmt.Errorf("%s accepted the connection but did not complete the session handshake within %v", server, c.handshakeTimeout))
 		c.log.WithField("server", server).
-			Warnf("zookeeper accepted the connection but did not complete the session handshake within %s; reconnecting", logging.Duration(c.handshakeTimeout))
+			Debugf("zookeeper accepted the connection but did not complete the session handshake within %s; reconnecting", logging.Duration(c.handshakeTimeout))
 		_ = dc.Close()
 	})
 }

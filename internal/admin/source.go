@@ -183,8 +183,8 @@ type ZooKeeperInfo struct {
 	Connected   bool   `json:"connected"`
 	Reconnects  uint64 `json:"reconnects"`
 	Expirations uint64 `json:"expirations"`
-	// LastError is the last failure to get or keep a session, at
-	// LastErrorAt.
+	// LastError is the last failure to get a session during the current
+	// lack of one, at LastErrorAt; empty while connected.
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	// Snapshot describes the membership snapshot file; nil when

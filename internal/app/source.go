@@ -147,7 +147,9 @@ func (g *Gateway) ZooKeeper() admin.ZooKeeperInfo {
 	zi.State = st.State.String()
 	zi.Since = st.Since
 	zi.Connected = st.HasSession
-	zi.LastError, zi.LastErrorAt = st.LastError, st.LastErrorAt
+	if e := st.OutageError(); e != "" {
+		zi.LastError, zi.LastErrorAt = e, st.LastErrorAt
+	}
 	if st.SessionID != 0 {
 		zi.SessionID = "0x" + strconv.FormatInt(st.SessionID, 16)
 	}
@@ -188,8 +190,8 @@ func (g *Gateway) Ready() (bool, string) {
 		if zk := g.zk.Load(); zk != nil && !zk.HasSession() {
 			st := zk.Status()
 			reason += "; no zookeeper session (" + st.State.String()
-			if st.LastError != "" {
-				reason += ", last error: " + st.LastError
+			if e := st.OutageError(); e != "" {
+				reason += ", last error: " + e
 			}
 			reason += ")"
 		}
