@@ -2,6 +2,7 @@
 package zkgate_test
 
 import (
+	"fmt"
 	"os"
 	"path"
 	"strings"
@@ -41,6 +42,18 @@ func TestComposeBackendScales(t *testing.T) {
 		if s, _ := p.(string); len(s) < 10 || s[:10] != "127.0.0.1:" {
 			t.Errorf("services.gateway.ports: %v is not published on the host's loopback only", p)
 		}
+	}
+	// The backend reuses the gateway's image, whose HEALTHCHECK asks the
+	// gateway's admin port: it needs a check of its own.
+	hc, _ := backend["healthcheck"].(map[string]any)
+	if test := fmt.Sprint(hc["test"]); !strings.Contains(test, ":9000/healthz") {
+		t.Errorf("services.backend.healthcheck.test = %s; want a check of the backend's own /healthz", test)
+	}
+	// One variable points both at ZooKeeper (the ensemble profile).
+	gwEnv, _ := f.Services["gateway"]["environment"].(map[string]any)
+	beEnv, _ := backend["environment"].(map[string]any)
+	if gz, bz := fmt.Sprint(gwEnv["ZKGATE_ZOOKEEPER_SERVERS"]), fmt.Sprint(beEnv["ZOOKEEPER"]); gz != bz || !strings.Contains(gz, "${ZOOKEEPER_SERVERS") {
+		t.Errorf("gateway's ZooKeeper %q, backend's %q; want both from ${ZOOKEEPER_SERVERS}", gz, bz)
 	}
 	if _, ok := f.Services["zookeeper"]["healthcheck"]; !ok {
 		t.Error("services.zookeeper.healthcheck missing: the gateway could start before ZooKeeper serves")
