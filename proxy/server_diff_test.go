@@ -694,6 +694,29 @@ func (s *diffSide) converse(t *testing.T, c diffCase) string {
 }
 
 // compare runs c on both frontends and reports every difference.
+// closedAfterFirst reports whether the client's connection was closed
+// after the case's answer, before the follow-up.
+func closedAfterFirst(r sideResult) bool {
+	_, after, _ := strings.Cut(r.client, "follow-up:\n")
+	return strings.HasPrefix(after, "read: closed")
+}
+
+// firstExchange keeps of r what the case's own request caused: the client's
+// view up to the follow-up, and the first record of each log.
+func firstExchange(r sideResult) sideResult {
+	r.client, _, _ = strings.Cut(r.client, "follow-up:\n")
+	r.client = strings.Replace(r.client, "  Connection: \"keep-alive\"\n", "", 1)
+	first := func(s string) string {
+		s, _, _ = strings.Cut(s, "\n")
+		return s
+	}
+	if i := strings.Index(r.backend[min(1, len(r.backend)):], "\n["); i >= 0 {
+		r.backend = r.backend[:i+2]
+	}
+	r.metrics, r.reports, r.access = first(r.metrics), first(r.reports), first(r.access)
+	return r
+}
+
 // emptyFramingField matches the framing field of an empty body (see
 // diffCase.emptyFraming).
 var emptyFramingField = regexp.MustCompile(`(?m)^\s*(Content-Length: "0"|Transfer-Encoding: "chunked")\n`)
@@ -744,6 +767,13 @@ func (p *diffPair) compare(t *testing.T, c diffCase) (ref, fast sideResult) {
 	if c.emptyFraming {
 		want.client = emptyFramingField.ReplaceAllString(want.client, "")
 		fast.client = emptyFramingField.ReplaceAllString(fast.client, "")
+		// Without framing an HTTP/1.0 client's connection can be kept
+		// only with Content-Length: 0, which the reference chooses or
+		// not as its flush timer falls: when one side closed, only the
+		// first exchange is compared.
+		if closedAfterFirst(want) || closedAfterFirst(fast) {
+			want, fast = firstExchange(want), firstExchange(fast)
+		}
 	}
 	for _, part := range []struct {
 		what      string
