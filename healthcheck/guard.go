@@ -112,26 +112,7 @@ func (c *LoadBalanceCheckConf) dropHeldLocked(m *member) {
 // guardLoop ends holds when they expire, until the checker closes.
 func (c *LoadBalanceCheckConf) guardLoop() {
 	defer c.wg.Done()
-	for {
-		next := c.endExpiredHold()
-		var t Timer
-		var fire <-chan time.Time
-		if !next.IsZero() {
-			t = c.clock.NewTimer(next)
-			fire = t.C()
-		}
-		select {
-		case <-c.ctx.Done():
-		case <-c.guardSet:
-		case <-fire:
-		}
-		if t != nil {
-			t.Stop()
-		}
-		if c.ctx.Err() != nil {
-			return
-		}
-	}
+	c.deadlineLoop(c.endExpiredHold, c.guardSet)
 }
 
 // endExpiredHold drops the held members once the hold has expired and

@@ -156,8 +156,15 @@ func ejectionTime(base, max time.Duration, level int) time.Duration {
 // checker closes.
 func (c *LoadBalanceCheckConf) expiryLoop() {
 	defer c.wg.Done()
+	c.deadlineLoop(c.safeRestoreExpired, c.wake)
+}
+
+// deadlineLoop runs step, then waits until the deadline step returned (none
+// when zero) or a signal on wake, and again, until the checker closes. The
+// ejection expiry and the removal guard's hold both run on it.
+func (c *LoadBalanceCheckConf) deadlineLoop(step func() time.Time, wake <-chan struct{}) {
 	for {
-		next := c.safeRestoreExpired()
+		next := step()
 		var t Timer
 		var fire <-chan time.Time
 		if !next.IsZero() {
@@ -166,7 +173,7 @@ func (c *LoadBalanceCheckConf) expiryLoop() {
 		}
 		select {
 		case <-c.ctx.Done():
-		case <-c.wake:
+		case <-wake:
 		case <-fire:
 		}
 		if t != nil {
