@@ -6,18 +6,22 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// The states of a fast connection, for Shutdown: only an idle connection
-// (waiting for a request) may be closed under its goroutine.
+// The states of a client connection (cconn, idleconn.go), for Shutdown,
+// the poller and the sweep of hot waits: only a connection between
+// requests may be closed by another goroutine than its own.
 const (
-	connIdle int32 = iota
-	connActive
-	connClosed
+	connIdle    int32 = iota // parked in the poller, or (not parkable) waiting in a read
+	connActive               // a goroutine serves it
+	connClosed               //
+	connWaiting              // its goroutine waits for bytes without buffers (hot)
+	connKicked               // the hot wait was interrupted to park it
 )
 
 // clientBufferSize is the size of a fast connection's write buffer.
@@ -29,15 +33,16 @@ const clientBufferSize = 4 << 10
 // second instead of once per request (each costs a timer update).
 const deadlineSlack = time.Second
 
-// fconn is one client connection served by the fast path.
+// fconn is the serving state of a client connection (cc) while the fast
+// path serves it; nc, remoteAddr and peer are cc's.
 type fconn struct {
 	s          *Server
+	cc         *cconn
 	nc         net.Conn
 	in         inBuf // what the client sent and the fast path has not consumed
 	bw         *clientWriter
 	remoteAddr string
 	peer       string // the peer's IP
-	state      atomic.Int32
 
 	readDeadline time.Time // the read deadline last set (zero: none)
 	// now is the time last read from the clock: the connection's start,
@@ -68,33 +73,33 @@ type fconn struct {
 	ex     exchange
 }
 
-// fconnPool keeps the state of closed fast connections, buffers included,
-// for new ones: a client that opens a connection per request (HTTP/1.0,
-// as nginx talks to upstreams by default) then costs no 8 KiB of buffers
-// each time.
+// fconnPool keeps the serving state of connections gone idle or closed,
+// buffers included, for the connections that have bytes to serve: the
+// serving state and its 8 KiB of buffers are the busy connections', not
+// every open one's.
 var fconnPool sync.Pool
 
-func newFconn(s *Server, nc net.Conn) *fconn {
+// bindFconn returns serving state for cc.
+func bindFconn(cc *cconn) *fconn {
 	c, _ := fconnPool.Get().(*fconn)
 	if c == nil {
 		c = &fconn{}
 		c.bw = newClientWriter(nil)
 		c.req.hdrs = make([]hdrLine, 0, 16)
 	}
-	c.s, c.nc, c.now = s, nc, time.Now()
+	c.s, c.cc, c.nc, c.now = cc.s, cc, cc.nc, time.Now()
+	c.remoteAddr, c.peer = cc.remoteAddr, cc.peer
+	c.readDeadline = cc.readDeadline
 	c.in.bp = getInBuf(0)
-	c.remoteAddr = nc.RemoteAddr().String()
-	c.peer = peerHost(c.remoteAddr)
-	c.bw.reset(nc)
+	c.bw.reset(cc.nc)
 	return c
 }
 
-// recycle returns c, whose connection is closed and whose goroutine ends,
-// to fconnPool: everything is zeroed but the reusable slices, which are
-// emptied; the input buffer goes back to its pool. No one else refers to c
-// any more: the Server dropped it from its set, the client watch is
-// disarmed, and a connection handed to net/http (whose bufferedConn reads
-// the input buffer) is never recycled.
+// recycle returns c, whose connection is parked or closed, to fconnPool:
+// everything is zeroed but the reusable slices, which are emptied; the
+// input buffer goes back to its pool. No one else refers to c any more:
+// the client watch is disarmed, and a connection handed to net/http (whose
+// bufferedConn reads the input buffer) is never recycled.
 func (c *fconn) recycle() {
 	c.in.release()
 	bw, out, dec := c.bw, c.out[:0], c.req.pathBuf[:0]
@@ -107,13 +112,6 @@ func (c *fconn) recycle() {
 	// The timer is stopped (disarmWatch) and bound to c, which it keeps.
 	c.watchTimer, c.watchDone = watchTimer, watchDone
 	fconnPool.Put(c)
-}
-
-// closeIfIdle closes c if it waits for a request (Shutdown).
-func (c *fconn) closeIfIdle() {
-	if c.state.CompareAndSwap(connIdle, connClosed) {
-		_ = c.nc.SetReadDeadline(aLongTimeAgo)
-	}
 }
 
 // The verdicts on a request besides an HTTP status to reject it with:
@@ -130,34 +128,39 @@ const (
 var errInputFull = errors.New("proxy: request larger than the buffer limit")
 
 // serve runs the connection: it reads requests and serves those the fast
-// path takes, until the connection closes or is handed to net/http.
-func (c *fconn) serve() {
+// path takes, until the connection closes or is handed to net/http, or,
+// when it can be parked, until it has served a request and has no byte
+// left to serve, or has waited for its first request for hotIdle. It
+// reports true in the last two cases: the caller makes the connection wait
+// without its buffers (idleconn.go). ready is whether bytes are waiting to
+// be read.
+func (c *fconn) serve(ready bool) (park bool) {
+	cc := c.cc
 	handedOff := false
 	defer func() {
-		if !handedOff { // handoff has untracked it
-			c.s.trackConn(c, false)
-			_ = c.nc.Close()
+		if !park && !handedOff { // handoff has untracked it
+			cc.close()
 			c.recycle()
 		}
 	}()
-	for first := true; ; first = false {
-		c.waitDeadline(first)
-		if c.state.Load() == connClosed {
-			// Shutdown's closeIfIdle came between the end of the last
-			// request and waitDeadline, which undid its deadline.
-			return
+	for {
+		if len(c.in.unread()) == 0 && c.watchN == 0 {
+			if !ready && cc.parkable && cc.served {
+				return !c.s.closing.Load()
+			}
+			switch c.waitRequest() {
+			case waitCold:
+				return !c.s.closing.Load()
+			case waitClosed:
+				return false
+			}
 		}
-		if len(c.in.unread()) == 0 && c.fill(c.s.cfg.MaxHeaderBytes, true) != nil {
-			return
-		}
-		if !c.state.CompareAndSwap(connIdle, connActive) {
-			return // Shutdown closed it while idle
-		}
+		ready = false
 		c.req.reset()
 		c.why = ""
 		n, verdict, err := c.readHead()
 		if err != nil {
-			return
+			return false
 		}
 		if verdict == serveFast {
 			verdict = c.parseRequest(c.in.unread()[:n])
@@ -166,21 +169,60 @@ func (c *fconn) serve() {
 		if verdict == serveFast {
 			keep, verdict = c.serveRequest(n)
 		}
+		cc.served = true
 		switch {
 		case verdict == handOff:
 			c.handoff()
 			handedOff = true
-			return
+			return false
 		case verdict > 0:
 			c.reject(verdict)
-			return
+			return false
 		case verdict != serveFast || !keep:
-			return
+			return false
 		}
-		if !c.state.CompareAndSwap(connActive, connIdle) || c.s.closing.Load() {
-			return
+		if c.s.closing.Load() {
+			return false
 		}
 	}
+}
+
+// waitRequest reads the start of the next request into the empty input
+// buffer, bounded by the idle timeout: for a connection's first request
+// (which mostly comes with the connection), and for every request of one
+// that cannot be parked. Meanwhile the connection is idle: Shutdown may
+// close it, and kickCold may interrupt the read of a parkable one that
+// stays silent for hotIdle (waitCold: it is to be parked).
+func (c *fconn) waitRequest() int {
+	c.waitDeadline()
+	cc := c.cc
+	st := connIdle
+	if cc.parkable {
+		st = connWaiting
+		cc.since.Store(c.now.UnixNano())
+	}
+	cc.state.Store(st)
+	if c.s.closing.Load() {
+		return waitClosed
+	}
+	err := c.fill(c.s.cfg.MaxHeaderBytes, true)
+	switch cc.endWait(st) {
+	case st:
+		if err != nil {
+			return waitClosed
+		}
+		return waitReady
+	case connKicked:
+		c.readDeadline = aLongTimeAgo // kickCold's
+		if err == nil {
+			c.waitDeadline()
+			return waitReady
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return waitCold
+		}
+	}
+	return waitClosed
 }
 
 // fill reads what one read of the client connection returns into the
@@ -205,7 +247,7 @@ func (c *fconn) fill(limit int, move bool) error {
 
 // handoff gives the connection, with its unread bytes, to net/http.
 func (c *fconn) handoff() {
-	c.s.trackConn(c, false)
+	c.s.trackConn(c.cc, false)
 	_ = c.nc.SetDeadline(time.Time{}) // net/http sets its own
 	// The input buffer's bytes come first, then the watch's byte, which
 	// was read from the connection after them. The buffer is not pooled
@@ -284,17 +326,9 @@ func (c *fconn) lingerClose() {
 }
 
 // waitDeadline sets the read deadline for waiting for a request, as
-// net/http does: the first from the connection's start bounded by
-// ReadHeaderTimeout, the next ones by IdleTimeout (each else ReadTimeout),
-// give or take deadlineSlack.
-func (c *fconn) waitDeadline(first bool) {
-	d := c.s.cfg.IdleTimeout
-	if first {
-		d = c.s.cfg.ReadHeaderTimeout
-	}
-	if d <= 0 {
-		d = c.s.cfg.ReadTimeout
-	}
+// net/http does (cconn.idleTimeout), give or take deadlineSlack.
+func (c *fconn) waitDeadline() {
+	d := c.cc.idleTimeout()
 	if d <= 0 {
 		if !c.readDeadline.IsZero() {
 			c.readDeadline = time.Time{}

@@ -37,10 +37,12 @@ type Server struct {
 	hl  *handoffListener
 
 	mu       sync.Mutex
-	conns    map[*fconn]struct{}
+	conns    map[*cconn]struct{}
 	lns      map[net.Listener]struct{}
 	closing  atomic.Bool
-	handoffs atomic.Bool // hs.Serve is running
+	closed   chan struct{} // closed with closing
+	kicking  atomic.Bool   // kickCold runs
+	handoffs atomic.Bool   // hs.Serve is running
 }
 
 // ServerConfig is an entry point's limits, with net/http.Server's meaning.
@@ -125,10 +127,11 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 func NewServer(h *Handler, cfg ServerConfig) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{
-		h:     h,
-		cfg:   cfg,
-		conns: make(map[*fconn]struct{}),
-		lns:   make(map[net.Listener]struct{}),
+		h:      h,
+		cfg:    cfg,
+		conns:  make(map[*cconn]struct{}),
+		closed: make(chan struct{}),
+		lns:    make(map[net.Listener]struct{}),
 	}
 	s.hl = newHandoffListener()
 	base := cfg.BaseContext
@@ -180,18 +183,21 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.handoff(nc)
 			continue
 		}
-		c := newFconn(s, nc)
-		if !s.trackConn(c, true) {
+		cc := newCconn(s, nc)
+		if !s.trackConn(cc, true) {
 			_ = nc.Close()
 			continue
 		}
-		go c.serve()
+		if cc.parkable && !s.kicking.Load() && s.kicking.CompareAndSwap(false, true) {
+			go s.kickCold()
+		}
+		go cc.run(false)
 	}
 }
 
 func (s *Server) trackListener(ln net.Listener, add bool) bool { return track(s, s.lns, ln, add) }
 
-func (s *Server) trackConn(c *fconn, add bool) bool { return track(s, s.conns, c, add) }
+func (s *Server) trackConn(cc *cconn, add bool) bool { return track(s, s.conns, cc, add) }
 
 // track adds k to, or removes it from, one of s's sets under s.mu; an add
 // fails once s is closing.
@@ -250,7 +256,9 @@ func (s *Server) Close() error {
 
 func (s *Server) beginClose() {
 	s.mu.Lock()
-	s.closing.Store(true)
+	if !s.closing.Swap(true) {
+		close(s.closed)
+	}
 	for ln := range s.lns {
 		_ = ln.Close()
 	}
@@ -261,18 +269,28 @@ func (s *Server) beginClose() {
 // closeIdle closes the fast connections waiting for a request and returns
 // how many connections remain.
 func (s *Server) closeIdle() int {
+	for _, cc := range s.connList() {
+		cc.closeIfIdle()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for c := range s.conns {
-		c.closeIfIdle()
-	}
 	return len(s.conns)
 }
 
 func (s *Server) closeAll() {
+	for _, cc := range s.connList() {
+		cc.closeIfIdle()
+		_ = cc.nc.Close()
+	}
+}
+
+// connList returns the fast connections (closing one takes s.mu).
+func (s *Server) connList() []*cconn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for c := range s.conns {
-		_ = c.nc.Close()
+	l := make([]*cconn, 0, len(s.conns))
+	for cc := range s.conns {
+		l = append(l, cc)
 	}
+	return l
 }

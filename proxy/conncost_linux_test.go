@@ -1,0 +1,315 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// What a held client connection costs the gateway: these tests and the
+// benchmark hold connections from raw sockets (file descriptors, no Go
+// objects), so that the Go heap and stacks they measure are the server's.
+
+// costServer is a fast-path Server on loopback with one route to an
+// in-process backend answering "ok".
+func costServer(tb testing.TB, cfg ServerConfig) (*Server, *net.TCPAddr) {
+	tb.Helper()
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok"))
+	}))
+	tb.Cleanup(be.Close)
+	up := &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{}), PassHostHeader: true}
+	tb.Cleanup(up.Transport.(*Transport).CloseIdleConnections)
+	rt, err := NewRouter([]*Route{testRoute(tb, "r", "round_robin", up, be.Listener.Addr().String())})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := NewServer(NewHandler(rt, Options{}), cfg)
+	go func() { _ = s.Serve(ln) }()
+	tb.Cleanup(func() { _ = s.Close() })
+	return s, ln.Addr().(*net.TCPAddr)
+}
+
+// connCount returns the number of fast connections s holds.
+func (s *Server) connCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// rawClient is a client connection as a bare socket.
+type rawClient int
+
+// dialRaw connects a blocking socket to addr (an IPv4 loopback address),
+// with a receive timeout so that no read waits unbounded.
+func dialRaw(tb testing.TB, addr *net.TCPAddr) rawClient {
+	tb.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tv := syscall.NsecToTimeval(int64(diffDeadline))
+	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
+		tb.Fatal(err)
+	}
+	sa := &syscall.SockaddrInet4{Port: addr.Port}
+	copy(sa.Addr[:], addr.IP.To4())
+	if err := syscall.Connect(fd, sa); err != nil {
+		_ = syscall.Close(fd)
+		tb.Fatal(err)
+	}
+	return rawClient(fd)
+}
+
+// get sends a GET and reads its whole answer, "ok" with a Content-Length,
+// into buf.
+func (c rawClient) get(buf []byte) error {
+	if _, err := syscall.Write(int(c), []byte("GET /x HTTP/1.1\r\nHost: example.net\r\n\r\n")); err != nil {
+		return err
+	}
+	n := 0
+	for {
+		k, err := syscall.Read(int(c), buf[n:])
+		if err != nil {
+			return err
+		}
+		if k == 0 {
+			return fmt.Errorf("connection closed after %q", buf[:n])
+		}
+		n += k
+		if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && bytes.HasSuffix(buf[:n], []byte("\r\n\r\nok")) {
+			if !bytes.HasPrefix(buf[:n], []byte("HTTP/1.1 200 ")) {
+				return fmt.Errorf("answer %q", buf[:n])
+			}
+			return nil
+		}
+		if n == len(buf) {
+			return fmt.Errorf("answer too long: %q", buf[:n])
+		}
+	}
+}
+
+func (c rawClient) close() { _ = syscall.Close(int(c)) }
+
+// waitGoroutines waits, bounded, until at most n goroutines run.
+func waitGoroutines(t *testing.T, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(diffDeadline)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d goroutines, want at most %d", what, runtime.NumGoroutine(), n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, bounded
+	}
+}
+
+// TestIdleConnectionsHoldNoGoroutine: keep-alive connections that were
+// served and went quiet are parked in the poller, not held by a goroutine
+// each (issue 18); each still serves its next request.
+func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
+	_, addr := costServer(t, ServerConfig{})
+	const n = 200
+	buf := make([]byte, 1024)
+	base := runtime.NumGoroutine()
+	conns := make([]rawClient, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.close()
+		}
+	})
+	for range n {
+		c := dialRaw(t, addr)
+		conns = append(conns, c)
+		if err := c.get(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitGoroutines(t, base+n/10, fmt.Sprintf("%d idle connections", n))
+	for i, c := range conns {
+		if err := c.get(buf); err != nil {
+			t.Fatalf("connection %d after being parked: %v", i, err)
+		}
+	}
+}
+
+// TestSilentConnectionsParked: connections that send nothing after they
+// open keep a goroutine (and buffers) only for hotIdle, then are parked;
+// each is served when its request comes.
+func TestSilentConnectionsParked(t *testing.T) {
+	s, addr := costServer(t, ServerConfig{})
+	const n = 100
+	buf := make([]byte, 1024)
+	warm := dialRaw(t, addr) // the upstream connection's goroutines
+	if err := warm.get(buf); err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+	conns := make([]rawClient, 0, n)
+	t.Cleanup(func() {
+		for _, c := range append(conns, warm) {
+			c.close()
+		}
+	})
+	for range n {
+		conns = append(conns, dialRaw(t, addr))
+	}
+	deadline := time.Now().Add(diffDeadline)
+	for s.connCount() < n+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server has %d connections, want %d", s.connCount(), n+1)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, bounded
+	}
+	waitGoroutines(t, base+n/10, fmt.Sprintf("%d silent connections", n))
+	for i, c := range conns {
+		if err := c.get(buf); err != nil {
+			t.Fatalf("silent connection %d once it spoke: %v", i, err)
+		}
+	}
+}
+
+// TestQuickClientsParkedWhenQuiet: connections whose requests came in quick
+// succession wait for the next one with their goroutine (hot), and are
+// parked once quiet for hotIdle; each is served after.
+func TestQuickClientsParkedWhenQuiet(t *testing.T) {
+	_, addr := costServer(t, ServerConfig{})
+	const n = 100
+	buf := make([]byte, 1024)
+	warm := dialRaw(t, addr)
+	if err := warm.get(buf); err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+	conns := make([]rawClient, 0, n)
+	t.Cleanup(func() {
+		for _, c := range append(conns, warm) {
+			c.close()
+		}
+	})
+	for range n {
+		c := dialRaw(t, addr)
+		conns = append(conns, c)
+		for range 3 {
+			if err := c.get(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if g := runtime.NumGoroutine(); g < base+n/2 {
+		t.Errorf("%d goroutines right after %d quick clients' requests, %d before: they did not wait hot", g, n, base)
+	}
+	waitGoroutines(t, base+n/10, fmt.Sprintf("%d quiet quick clients", n))
+	for i, c := range conns {
+		if err := c.get(buf); err != nil {
+			t.Fatalf("connection %d after being parked: %v", i, err)
+		}
+	}
+}
+
+// TestParkedConnectionNumbersReused: a connection closed while parked frees
+// its descriptor number for the next one, whose registration is new;
+// each connection is served across several park and wake cycles.
+func TestParkedConnectionNumbersReused(t *testing.T) {
+	_, addr := costServer(t, ServerConfig{})
+	buf := make([]byte, 1024)
+	for i := range 50 {
+		c := dialRaw(t, addr)
+		for j := range 3 {
+			if err := c.get(buf); err != nil {
+				c.close()
+				t.Fatalf("connection %d, request %d: %v", i, j, err)
+			}
+		}
+		c.close()
+	}
+}
+
+// BenchmarkHeldConnection measures what an idle keep-alive client
+// connection costs the server once it was served one GET: each operation
+// opens a connection and serves it one request, and the connections stay
+// open (at most heldMax at a time; past that the oldest is closed). At the
+// end, with the connections quiet, the Go heap and stacks in use are
+// compared with before, per connection held. Kernel socket memory is not
+// counted (it is not the process's).
+func BenchmarkHeldConnection(b *testing.B) {
+	const heldMax = 4000
+	_, addr := costServer(b, ServerConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second})
+	buf := make([]byte, 1024)
+	// Warm up the upstream pool and the server's pools.
+	warm := dialRaw(b, addr)
+	if err := warm.get(buf); err != nil {
+		b.Fatal(err)
+	}
+	warm.close()
+	held := make([]rawClient, 0, heldMax)
+	defer func() {
+		for _, c := range held {
+			c.close()
+		}
+	}()
+	before := memInUse()
+	goroutines := runtime.NumGoroutine()
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(held) == heldMax {
+			held[0].close()
+			held = held[1:]
+		}
+		c := dialRaw(b, addr)
+		held = append(held, c)
+		if err := c.get(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	after := memInUse()
+	n := float64(len(held))
+	b.ReportMetric(float64(after.heap-before.heap)/n, "heap-B/conn")
+	b.ReportMetric(float64(after.stack-before.stack)/n, "stack-B/conn")
+	b.ReportMetric(float64(runtime.NumGoroutine()-goroutines)/n, "goroutines/conn")
+}
+
+type memFigures struct{ heap, stack int64 }
+
+// memInUse returns the heap and stack memory in use after two collections
+// (the second empties sync.Pools of what the first left in their victim
+// caches).
+func memInUse() memFigures {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return memFigures{heap: int64(m.HeapInuse), stack: int64(m.StackInuse)}
+}
+
+// TestFormatAddrAsNet: a connection's address is written as net.TCPAddr
+// writes it.
+func TestFormatAddrAsNet(t *testing.T) {
+	for _, a := range []*net.TCPAddr{
+		{IP: net.IPv4(192, 0, 2, 1), Port: 40000},
+		{IP: net.ParseIP("192.0.2.1").To4(), Port: 1},
+		{IP: net.ParseIP("2001:db8::1"), Port: 443},
+		{IP: net.ParseIP("fe80::1"), Port: 8080, Zone: "eth0"},
+		{IP: net.ParseIP("fe80::1:2:3:4"), Port: 65535, Zone: "a-very-long-interface-name-0123456789"},
+		{IP: net.ParseIP("::ffff:10.0.0.1"), Port: 80},
+		{IP: net.ParseIP("::"), Port: 0},
+		{Port: 80},
+	} {
+		var buf [48]byte
+		if got, want := formatAddr(a, &buf), a.String(); got != want {
+			t.Errorf("formatAddr(%#v) = %q, net writes %q", a, got, want)
+		}
+	}
+}

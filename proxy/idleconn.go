@@ -1,0 +1,340 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// A client connection costs what it holds between requests, and most of a
+// gateway's connections are between requests at any instant (browsers,
+// mobile clients, keep-alive pools of other proxies). So a fast connection
+// is split in two:
+//
+//   - cconn, what the connection keeps for its whole life: the socket, the
+//     peer's address, its state and its read deadline — a few hundred bytes
+//     besides the runtime's own socket structures;
+//   - fconn, the serving state — input and output buffers, the parsed
+//     request and response, the exchange — bound to the connection only
+//     while it has bytes to serve, and given back to a pool as soon as it
+//     has none.
+//
+// Between requests a connection waits in one of two ways:
+//
+//   - hot (connWaiting): its goroutine waits, holding no buffer, for the
+//     socket to become readable in the runtime's network poller, which
+//     runs the goroutine again directly when the next request comes — what
+//     a busy keep-alive connection costs per request is what it cost when
+//     it waited in a read;
+//   - cold (connIdle): the connection is parked in an epoll poller
+//     (poller_linux.go) and its goroutine ends: a parked connection has no
+//     goroutine, no stack and no buffer, as in nginx's event loop. The
+//     poller starts a goroutine for it when it becomes readable, and
+//     closes it when its idle timeout passes first. Waking a parked
+//     connection costs a goroutine start and a thread hand-off more than a
+//     hot wait.
+//
+// A connection waits hot for its first request, and after a request when
+// its previous wait ended within hotIdle (a client sending requests in
+// quick succession: a load generator, a page's assets, an API client's
+// pool); otherwise it is parked at once (a client that sent its request and
+// went quiet). A hot wait that lasts hotIdle is interrupted by a
+// per-Server sweep (kickCold) and the connection parked.
+//
+// A connection that is not a socket of the runtime's network poller (a
+// listener wrapping its connections), or any connection where there is no
+// poller (other systems than Linux), waits in a read with its buffers.
+type cconn struct {
+	s          *Server
+	nc         net.Conn
+	parkable   bool            // false: it waits in reads
+	raw        syscall.RawConn // made at the first hot wait
+	remoteAddr string          // in addrBuf, or allocated when longer
+	peer       string          // the peer's IP
+	addrBuf    [48]byte
+	state      atomic.Int32
+	// since is when the current hot wait began (Unix nanoseconds).
+	since atomic.Int64
+	// mu orders the sweep's interruption of a hot wait (state connKicked
+	// and a read deadline in the past) with the waiting goroutine's
+	// wake-up, so that the interruption never lands on a connection
+	// already serving again.
+	mu sync.Mutex
+
+	// readDeadline is the read deadline last set on nc (zero: none),
+	// kept across the fconns that serve the connection so that a busy
+	// connection moves it about once per deadlineSlack.
+	readDeadline time.Time
+	// served is whether a request was served: the wait for the first is
+	// bounded by ReadHeaderTimeout, the next ones by IdleTimeout.
+	served bool
+	// quick is whether the connection's last wait between requests ended
+	// within hotIdle: only then does the next one wait hot; else the
+	// connection is parked as soon as it has nothing to serve.
+	quick bool
+
+	// Poller bookkeeping (poller_linux.go): the descriptor's number, the
+	// registration's generation (events of an earlier registration of
+	// the same number are told apart by it), whether the descriptor is in
+	// the poller's epoll set, and while parked the time (Unix
+	// nanoseconds) after which the poller closes it (0: never).
+	fd         int32 // -1 until the first park
+	gen        int32
+	registered bool
+	until      atomic.Int64
+}
+
+// hotIdle is how long a quiet connection keeps its goroutine (waiting in
+// the runtime's poller) before it is parked in the epoll poller, and
+// kickTick how often each Server looks for such connections.
+const (
+	hotIdle  = time.Second
+	kickTick = 250 * time.Millisecond
+)
+
+func newCconn(s *Server, nc net.Conn) *cconn {
+	cc := &cconn{s: s, nc: nc, fd: -1}
+	cc.remoteAddr = formatAddr(nc.RemoteAddr(), &cc.addrBuf)
+	cc.peer = peerHost(cc.remoteAddr)
+	if _, ok := nc.(syscall.Conn); ok {
+		cc.parkable = pollersReady()
+	}
+	cc.state.Store(connActive)
+	return cc
+}
+
+// run serves cc on the calling goroutine until the connection closes, is
+// handed to net/http, or is parked. ready is whether bytes are known to be
+// waiting (the poller woke it).
+func (cc *cconn) run(ready bool) {
+	for {
+		c := bindFconn(cc)
+		if ready && cc.served {
+			cc.quick = c.now.UnixNano()-cc.since.Load() < int64(hotIdle)
+		}
+		if !c.serve(ready) {
+			return
+		}
+		if !cc.served || !cc.quick {
+			// Silent for hotIdle before its first request (since is the
+			// wait's start), or not a quick client: parked at once.
+			if cc.served {
+				cc.since.Store(c.now.UnixNano())
+			}
+			cc.readDeadline = c.readDeadline
+			c.recycle()
+			cc.park()
+			return
+		}
+		c.waitDeadline()
+		cc.readDeadline = c.readDeadline
+		since := c.now
+		c.recycle()
+		switch cc.wait(since) {
+		case waitReady:
+			ready = true
+		case waitCold:
+			cc.park()
+			return
+		default:
+			return
+		}
+	}
+}
+
+// The outcomes of a hot wait.
+const (
+	waitReady  = iota // bytes came
+	waitCold          // quiet for hotIdle: to be parked
+	waitClosed        // closed: its idle timeout passed, or Shutdown
+)
+
+// wait is the hot wait: the goroutine waits, holding no buffer, for the
+// connection's next bytes in the runtime's network poller, bounded by its
+// read deadline (the idle timeout, set by waitDeadline) and by kickCold.
+func (cc *cconn) wait(since time.Time) int {
+	if !cc.makeRaw() {
+		cc.close()
+		return waitClosed
+	}
+	cc.since.Store(since.UnixNano())
+	cc.state.Store(connWaiting)
+	if cc.s.closing.Load() {
+		cc.closeIfIdle()
+		return waitClosed
+	}
+	err := cc.raw.Read(peekReadable)
+	switch cc.endWait(connWaiting) {
+	case connWaiting:
+		if err == nil {
+			return waitReady
+		}
+		cc.close() // the idle timeout passed
+		return waitClosed
+	case connKicked:
+		cc.readDeadline = aLongTimeAgo // kickCold's: the next waitDeadline moves it
+		if err == nil {
+			return waitReady
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return waitCold
+		}
+		cc.close()
+		return waitClosed
+	}
+	return waitClosed // Shutdown closed it
+}
+
+// makeRaw makes cc.raw, on the first wait or park rather than at accept:
+// a connection that closes after one request never needs it. It reports
+// false when the socket is closed.
+func (cc *cconn) makeRaw() bool {
+	if cc.raw != nil {
+		return true
+	}
+	raw, err := cc.nc.(syscall.Conn).SyscallConn()
+	cc.raw = raw
+	return err == nil
+}
+
+// endWait ends a wait begun in state st: the connection is active again
+// unless it was closed meanwhile. It returns the state the wait ended in:
+// st, connKicked (kickCold interrupted it) or connClosed.
+func (cc *cconn) endWait(st int32) int32 {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cur := cc.state.Load()
+	if cur == st || cur == connKicked {
+		cc.state.Store(connActive)
+	}
+	return cur
+}
+
+// kick interrupts the hot wait of cc if it began before t (Unix
+// nanoseconds): the goroutine then parks the connection.
+func (cc *cconn) kick(t int64) {
+	if cc.state.Load() != connWaiting || cc.since.Load() > t {
+		return
+	}
+	cc.mu.Lock()
+	if cc.state.CompareAndSwap(connWaiting, connKicked) {
+		_ = cc.nc.SetReadDeadline(aLongTimeAgo)
+	}
+	cc.mu.Unlock()
+}
+
+// park hands the cold connection, holding no buffer, to its poller, which
+// serves it on a goroutine of its own when bytes come and closes it when
+// its idle timeout passes first. The idle timeout counts from the start of
+// the hot wait.
+func (cc *cconn) park() {
+	d := cc.idleTimeout()
+	var until int64
+	if d > 0 {
+		until = cc.since.Load() + int64(d)
+	}
+	cc.until.Store(until)
+	cc.state.Store(connIdle)
+	if cc.s.closing.Load() {
+		cc.expire()
+		return
+	}
+	a := getArmer()
+	ok := cc.makeRaw() && a.fetchFd(cc) && pollerFor(cc).park(cc, d, a)
+	putArmer(a)
+	if !ok {
+		cc.expire()
+	}
+}
+
+// idleTimeout is how long the idle connection may stay silent, as net/http
+// bounds it: before its first request by ReadHeaderTimeout, then by
+// IdleTimeout (each else ReadTimeout); 0 means no bound.
+func (cc *cconn) idleTimeout() time.Duration {
+	cfg := &cc.s.cfg
+	d := cfg.IdleTimeout
+	if !cc.served {
+		d = cfg.ReadHeaderTimeout
+	}
+	if d <= 0 {
+		d = cfg.ReadTimeout
+	}
+	return d
+}
+
+// wake takes the parked connection back for serving: it reports false when
+// it was closed meanwhile.
+func (cc *cconn) wake() bool { return cc.state.CompareAndSwap(connIdle, connActive) }
+
+// expire closes the parked connection if it is still parked.
+func (cc *cconn) expire() {
+	if cc.state.CompareAndSwap(connIdle, connClosed) {
+		cc.close()
+	}
+}
+
+// closeIfIdle closes cc if it is between requests (Shutdown): parked, in
+// its hot wait, or waiting in a read when it cannot wait otherwise.
+func (cc *cconn) closeIfIdle() {
+	for _, st := range [...]int32{connIdle, connWaiting, connKicked} {
+		if cc.state.CompareAndSwap(st, connClosed) {
+			cc.close()
+			return
+		}
+	}
+}
+
+// close ends the connection: it leaves the Server's set and its socket is
+// closed (which also takes it out of any epoll set).
+func (cc *cconn) close() {
+	cc.state.Store(connClosed)
+	cc.s.trackConn(cc, false)
+	_ = cc.nc.Close()
+}
+
+// kickCold parks the connections quiet for hotIdle, every kickTick, until
+// the Server closes.
+func (s *Server) kickCold() {
+	t := time.NewTicker(kickTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case now := <-t.C:
+			before := now.Add(-hotIdle).UnixNano()
+			s.mu.Lock()
+			for cc := range s.conns {
+				cc.kick(before)
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// formatAddr returns a.String(), written in buf when a is a TCP address
+// that fits (as net.TCPAddr writes it: an IPv4-mapped address as IPv4), so
+// that a connection's address costs no allocation of its own. The string
+// refers to buf, which must live as long as it.
+func formatAddr(a net.Addr, buf *[48]byte) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ap := ta.AddrPort()
+	ip := ap.Addr().Unmap()
+	if !ip.IsValid() {
+		return a.String()
+	}
+	b := netip.AddrPortFrom(ip, ap.Port()).AppendTo(buf[:0])
+	if len(b) == 0 || &b[0] != &buf[0] {
+		return a.String() // it did not fit
+	}
+	return unsafe.String(&buf[0], len(b))
+}

@@ -1,0 +1,295 @@
+//go:build linux
+
+package proxy
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// A poller watches parked client connections (idleconn.go) with an epoll
+// set of its own, besides the runtime's: each parked socket is registered
+// one-shot for readability (and peer hang-up), so that an idle connection
+// costs a slot in the set and no goroutine, stack or buffer. The poller's
+// goroutine waits for the epoll descriptor itself to become readable
+// through the runtime's network poller — no thread blocks in epoll_wait —
+// then collects the ready sockets without waiting and starts a goroutine
+// for each. Every tick it closes the parked connections whose idle timeout
+// has passed.
+//
+// The socket stays registered with the runtime's poller too, which is
+// edge-triggered and needs nothing from a socket no goroutine reads: once
+// woken, the connection's reads go through net.Conn as before. A one-shot
+// registration reports at most one event per arming, and the event carries
+// the registration's generation, so that an event collected just before
+// its socket was closed and its number reused cannot wake the connection
+// that reused it.
+type poller struct {
+	epfd int
+	f    *os.File // epfd, in the runtime's network poller
+	rc   syscall.RawConn
+
+	mu      sync.Mutex
+	slots   []*cconn // the parked connections by descriptor number
+	gen     int32
+	woken   []*cconn
+	expired []*cconn
+
+	// tick is the sweep interval in nanoseconds: pollTick, or less when a
+	// shorter idle timeout is used (a quarter of it, at least a
+	// millisecond).
+	tick     atomic.Int64
+	n        int
+	events   [256]syscall.EpollEvent
+	collectF func(uintptr) bool
+}
+
+const pollTick = 250 * time.Millisecond
+
+var pollers struct {
+	once sync.Once
+	ps   []*poller
+}
+
+// pollersReady starts the pollers on first use — one per processor the
+// runtime runs goroutines on, at most 16 — and reports whether they run.
+func pollersReady() bool {
+	pollers.once.Do(func() {
+		n := min(runtime.GOMAXPROCS(0), 16)
+		for range n {
+			p, err := newPoller()
+			if err != nil {
+				pollers.ps = nil // parking off: connections wait in reads
+				return
+			}
+			pollers.ps = append(pollers.ps, p)
+		}
+		for _, p := range pollers.ps {
+			go p.loop()
+		}
+	})
+	return len(pollers.ps) > 0
+}
+
+// pollerFor returns the poller of a parkable connection.
+func pollerFor(cc *cconn) *poller { return pollers.ps[int(cc.fd)%len(pollers.ps)] }
+
+func newPoller() (*poller, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		_ = syscall.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	// A non-blocking descriptor is added to the runtime's poller.
+	f := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	p := &poller{epfd: epfd, f: f, rc: rc}
+	p.tick.Store(int64(pollTick))
+	p.collectF = p.collect
+	if err := f.SetReadDeadline(time.Now().Add(pollTick)); err != nil {
+		_ = f.Close()
+		return nil, err // not in the runtime's poller
+	}
+	return p, nil
+}
+
+// park registers cc, whose state is connIdle, for its next bytes, with idle
+// timeout d (0: none), through a, the parking goroutine's own. It reports
+// false when the socket could not be armed (it was closed). Once armed, cc
+// belongs to the poller: everything park writes of it is written under
+// p.mu before, and nothing after.
+func (p *poller) park(cc *cconn, d time.Duration, a *armer) bool {
+	if d > 0 {
+		t := max(int64(d)/4, int64(time.Millisecond))
+		for {
+			cur := p.tick.Load()
+			if t >= cur || p.tick.CompareAndSwap(cur, t) {
+				break
+			}
+		}
+	}
+	p.mu.Lock()
+	a.op = syscall.EPOLL_CTL_MOD
+	if !cc.registered {
+		a.op = syscall.EPOLL_CTL_ADD
+		p.gen++
+		cc.gen = p.gen
+		cc.registered = true
+	}
+	a.epfd = p.epfd
+	a.ev = syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: cc.fd, Pad: cc.gen}
+	fd := int(cc.fd)
+	if fd >= len(p.slots) {
+		p.slots = append(p.slots, make([]*cconn, fd+1-len(p.slots))...)
+	}
+	p.slots[fd] = cc
+	p.mu.Unlock()
+	// Control holds the descriptor open while it runs: a connection closed
+	// meanwhile (Shutdown) fails it rather than letting the number, maybe
+	// reused already, be armed.
+	a.ok = false
+	if cc.raw.Control(a.fn) == nil && a.ok {
+		return true
+	}
+	p.mu.Lock()
+	if a.op == syscall.EPOLL_CTL_ADD {
+		cc.registered = false
+	}
+	if p.slots[fd] == cc {
+		p.slots[fd] = nil
+	}
+	p.mu.Unlock()
+	return false
+}
+
+// armer arms a parked connection's registration: the state of one parking
+// goroutine, so that the result of arming is never read from the
+// connection, which the poller may have handed to another goroutine by
+// then.
+type armer struct {
+	op   int
+	epfd int
+	ev   syscall.EpollEvent
+	ok   bool
+	fn   func(uintptr) // a.arm, bound once
+	fd   int32
+	fdFn func(uintptr) // a.readFd, bound once
+}
+
+var armers sync.Pool
+
+func getArmer() *armer {
+	if a, ok := armers.Get().(*armer); ok {
+		return a
+	}
+	a := &armer{}
+	a.fn, a.fdFn = a.arm, a.readFd
+	return a
+}
+
+// fetchFd records cc's descriptor number at its first park; it reports
+// false when the socket is closed.
+func (a *armer) fetchFd(cc *cconn) bool {
+	if cc.fd >= 0 {
+		return true
+	}
+	a.fd = -1
+	if cc.raw.Control(a.fdFn) != nil || a.fd < 0 {
+		return false
+	}
+	cc.fd = a.fd
+	return true
+}
+
+func (a *armer) readFd(fd uintptr) { a.fd = int32(fd) }
+
+func putArmer(a *armer) { armers.Put(a) }
+
+// peekReadable is the hot wait's RawConn.Read function: it reports whether
+// the socket has bytes (or end of stream, or an error) to read, without
+// consuming any, and so makes the runtime wait for readability when it has
+// none.
+func peekReadable(fd uintptr) bool {
+	var b [1]byte
+	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK && err != syscall.EINTR
+}
+
+func (a *armer) arm(fd uintptr) {
+	a.ok = syscall.EpollCtl(a.epfd, a.op, int(fd), &a.ev) == nil
+}
+
+// loop collects ready connections and sweeps expired ones, for the life of
+// the process.
+func (p *poller) loop() {
+	for {
+		err := p.rc.Read(p.collectF)
+		if err == nil {
+			p.dispatch()
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			p.sweep(time.Now())
+			_ = p.f.SetReadDeadline(time.Now().Add(time.Duration(p.tick.Load())))
+			continue
+		}
+		// The epoll descriptor failed, which does not happen to a valid
+		// one: wait a tick rather than spin, and go on.
+		time.Sleep(pollTick) // a back-off, not synchronisation
+	}
+}
+
+// collect is p.collectF: it takes the ready events without waiting, and
+// asks the runtime to wait for the epoll descriptor when there are none.
+func (p *poller) collect(fd uintptr) bool {
+	n, err := syscall.EpollWait(int(fd), p.events[:], 0)
+	if err != nil || n <= 0 {
+		return false
+	}
+	p.n = n
+	return true
+}
+
+// dispatch starts a goroutine for each connection an event woke.
+func (p *poller) dispatch() {
+	p.mu.Lock()
+	for i := range p.events[:p.n] {
+		ev := &p.events[i]
+		fd := int(ev.Fd)
+		if fd < 0 || fd >= len(p.slots) {
+			continue
+		}
+		cc := p.slots[fd]
+		if cc == nil || cc.gen != ev.Pad {
+			continue // a registration gone since
+		}
+		p.slots[fd] = nil
+		p.woken = append(p.woken, cc)
+	}
+	p.mu.Unlock()
+	for i, cc := range p.woken {
+		p.woken[i] = nil
+		if cc.wake() {
+			go cc.run(true)
+		}
+	}
+	p.woken = p.woken[:0]
+}
+
+// sweep closes the parked connections whose idle timeout has passed, and
+// forgets those closed meanwhile.
+func (p *poller) sweep(now time.Time) {
+	t := now.UnixNano()
+	p.mu.Lock()
+	for fd, cc := range p.slots {
+		if cc == nil {
+			continue
+		}
+		if cc.state.Load() != connIdle {
+			p.slots[fd] = nil
+			continue
+		}
+		if u := cc.until.Load(); u != 0 && t >= u {
+			p.slots[fd] = nil
+			p.expired = append(p.expired, cc)
+		}
+	}
+	p.mu.Unlock()
+	for i, cc := range p.expired {
+		p.expired[i] = nil
+		cc.expire()
+	}
+	p.expired = p.expired[:0]
+}
