@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/zkgate/zkgate/balancer"
 )
 
 // The states of a client connection (cconn, idleconn.go), for Shutdown,
@@ -22,6 +25,7 @@ const (
 	connClosed               //
 	connWaiting              // its goroutine waits for bytes without buffers (hot)
 	connKicked               // the hot wait was interrupted to park it
+	connTunnel               // a tunnel after a protocol switch (tunnel.go)
 )
 
 // clientBufferSize is the size of a fast connection's write buffer.
@@ -71,6 +75,11 @@ type fconn struct {
 	out    []byte // the outbound request head without its Host value
 	hostAt int    // where in out the Host value goes
 	ex     exchange
+	// tunnelUp is the endpoint connection of a protocol switch the
+	// endpoint accepted: serve starts the tunnel.
+	tunnelUp    *upConn
+	tunnelEntry *entry
+	tunnelEp    balancer.Endpoint
 }
 
 // fconnPool keeps the serving state of connections gone idle or closed,
@@ -170,6 +179,12 @@ func (c *fconn) serve(ready bool) (park bool) {
 			keep, verdict = c.serveRequest(n)
 		}
 		cc.served = true
+		if c.tunnelUp != nil {
+			c.startTunnel()
+			handedOff = true // the tunnel's now
+			c.recycle()
+			return false
+		}
 		switch {
 		case verdict == handOff:
 			c.handoff()

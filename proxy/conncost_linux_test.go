@@ -236,20 +236,44 @@ func TestParkedConnectionNumbersReused(t *testing.T) {
 	}
 }
 
-// BenchmarkHeldConnection measures what an idle keep-alive client
-// connection costs the server once it was served one GET: each operation
-// opens a connection and serves it one request, and the connections stay
-// open (at most heldMax at a time; past that the oldest is closed). At the
-// end, with the connections quiet, the Go heap and stacks in use are
-// compared with before, per connection held. Kernel socket memory is not
-// counted (it is not the process's).
+// BenchmarkHeldConnection measures what a held client connection costs the
+// server: each operation opens a connection and either serves it one GET
+// (idle: a keep-alive connection gone quiet) or switches it to a tunnel
+// (upgraded: a WebSocket handshake answered 101 by a backend that holds its
+// side as a bare socket, so that both of the server's sockets count and
+// nothing else does), and the connections stay open (at most heldMax at a
+// time; past that the oldest is closed). At the end, with the connections
+// quiet, the Go heap and stacks in use are compared with before, per
+// connection held. Kernel socket memory is not counted (it is not the
+// process's); `make bench` measures the process's RSS.
 func BenchmarkHeldConnection(b *testing.B) {
+	b.Run("idle", func(b *testing.B) {
+		_, addr := costServer(b, ServerConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second})
+		benchHeld(b, addr, rawClient.get)
+	})
+	b.Run("upgraded", func(b *testing.B) {
+		backend := rawSwitchBackend(b)
+		rt, err := NewRouter([]*Route{testRoute(b, "r", "round_robin", &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{}), PassHostHeader: true}, backend)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := NewServer(NewHandler(rt, Options{}), ServerConfig{})
+		go func() { _ = s.Serve(ln) }()
+		b.Cleanup(func() { _ = s.Close() })
+		benchHeld(b, ln.Addr().(*net.TCPAddr), rawClient.upgrade)
+	})
+}
+
+func benchHeld(b *testing.B, addr *net.TCPAddr, open func(rawClient, []byte) error) {
 	const heldMax = 4000
-	_, addr := costServer(b, ServerConfig{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second})
 	buf := make([]byte, 1024)
-	// Warm up the upstream pool and the server's pools.
+	// Warm up the server's pools.
 	warm := dialRaw(b, addr)
-	if err := warm.get(buf); err != nil {
+	if err := open(warm, buf); err != nil {
 		b.Fatal(err)
 	}
 	warm.close()
@@ -269,7 +293,7 @@ func BenchmarkHeldConnection(b *testing.B) {
 		}
 		c := dialRaw(b, addr)
 		held = append(held, c)
-		if err := c.get(buf); err != nil {
+		if err := open(c, buf); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -279,6 +303,80 @@ func BenchmarkHeldConnection(b *testing.B) {
 	b.ReportMetric(float64(after.heap-before.heap)/n, "heap-B/conn")
 	b.ReportMetric(float64(after.stack-before.stack)/n, "stack-B/conn")
 	b.ReportMetric(float64(runtime.NumGoroutine()-goroutines)/n, "goroutines/conn")
+}
+
+// upgrade sends a WebSocket handshake and reads the 101's head into buf.
+func (c rawClient) upgrade(buf []byte) error {
+	if _, err := syscall.Write(int(c), []byte(wsHandshake)); err != nil {
+		return err
+	}
+	n := 0
+	for !bytes.HasSuffix(buf[:n], []byte("\r\n\r\n")) {
+		k, err := syscall.Read(int(c), buf[n:])
+		if err != nil {
+			return err
+		}
+		if k == 0 || n+k == len(buf) {
+			return fmt.Errorf("answer %q", buf[:n+k])
+		}
+		n += k
+	}
+	if !bytes.HasPrefix(buf[:n], []byte("HTTP/1.1 101 ")) {
+		return fmt.Errorf("answer %q", buf[:n])
+	}
+	return nil
+}
+
+// rawSwitchBackend answers every request head with a 101 to websocket and
+// holds the connection as a bare socket, with no Go object per connection.
+func rawSwitchBackend(tb testing.TB) string {
+	tb.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 1024); err != nil {
+		tb.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	var held []int
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		answer := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		for {
+			c, _, err := syscall.Accept4(fd, syscall.SOCK_CLOEXEC)
+			if err != nil {
+				return // the listener was shut down
+			}
+			held = append(held, c)
+			n := 0
+			for !bytes.Contains(buf[:n], []byte("\r\n\r\n")) && n < len(buf) {
+				k, err := syscall.Read(c, buf[n:])
+				if err != nil || k == 0 {
+					break
+				}
+				n += k
+			}
+			_, _ = syscall.Write(c, answer)
+		}
+	}()
+	tb.Cleanup(func() {
+		_ = syscall.Shutdown(fd, syscall.SHUT_RDWR) // ends the blocked accept
+		<-done
+		_ = syscall.Close(fd)
+		for _, c := range held {
+			_ = syscall.Close(c)
+		}
+	})
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 type memFigures struct{ heap, stack int64 }
@@ -310,6 +408,29 @@ func TestFormatAddrAsNet(t *testing.T) {
 		var buf [48]byte
 		if got, want := formatAddr(a, &buf), a.String(); got != want {
 			t.Errorf("formatAddr(%#v) = %q, net writes %q", a, got, want)
+		}
+	}
+}
+
+// TestTunnelsHoldNoGoroutine: open tunnels with nothing flowing hold no
+// goroutine on the fast path (issue 18); each still carries bytes.
+func TestTunnelsHoldNoGoroutine(t *testing.T) {
+	addr, _ := switchBackend(t, switchAnswer("websocket", ""))
+	s := startServer(t, true, ServerConfig{}, addr)
+	warm := openTunnel(t, s.addr) // the backend's and the pool's goroutines
+	_ = warm
+	const n = 50
+	base := runtime.NumGoroutine()
+	conns := make([]*clientConn, 0, n)
+	for range n {
+		conns = append(conns, openTunnel(t, s.addr))
+	}
+	// The backend holds a goroutine per connection: n more are its.
+	waitGoroutines(t, base+n+n/10, fmt.Sprintf("%d idle tunnels", n))
+	for i, c := range conns {
+		c.send(t, "again\n")
+		if line, err := c.br.ReadString('\n'); err != nil || line != "echo: again\n" {
+			t.Fatalf("tunnel %d after waiting: %q, %v", i, line, err)
 		}
 	}
 }

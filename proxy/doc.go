@@ -40,13 +40,18 @@
 // parseRequest, whose rules are written as a table at the function: a head
 // that breaks them is refused with a named status before any backend is
 // contacted. A plain request (a method of the table, a clean origin-form
-// target, no upgrade or 100-continue, a body of up to 64 KiB) is served by
+// target, no 100-continue, a body of up to 64 KiB, or a WebSocket
+// handshake) is served by
 // the fast path: the route is found over the parsed fields (a headerSource),
 // the body read whole, the outbound head written as bytes from the route's
 // headerPlan (edits.go), and the attempts made by entry.attempts, which the
 // net/http side shares. The answer's head is parsed strictly (respparse.go:
 // anything ambiguous is a 502) and relayed with its body; the connection
-// then reads the next request. Any other request is handed, with the bytes
+// then reads the next request — between requests it holds no buffer and,
+// once quiet, no goroutine: it is parked in an epoll poller (idleconn.go,
+// poller_linux.go). A 101 to a WebSocket handshake turns the two
+// connections into a tunnel the poller relays (tunnel.go). Any other
+// request is handed, with the bytes
 // buffered after it, to a net/http server running the Handler, which
 // serves it with a stock httputil.ReverseProxy over the service's
 // http.Transport and closes the connection after it. With

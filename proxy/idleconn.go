@@ -51,12 +51,12 @@ import (
 // listener wrapping its connections), or any connection where there is no
 // poller (other systems than Linux), waits in a read with its buffers.
 type cconn struct {
+	pollReg    // raw is made at the first hot wait or park
 	s          *Server
 	nc         net.Conn
-	parkable   bool            // false: it waits in reads
-	raw        syscall.RawConn // made at the first hot wait
-	remoteAddr string          // in addrBuf, or allocated when longer
-	peer       string          // the peer's IP
+	parkable   bool   // false: it waits in reads
+	remoteAddr string // in addrBuf, or allocated when longer
+	peer       string // the peer's IP
 	addrBuf    [48]byte
 	state      atomic.Int32
 	// since is when the current hot wait began (Unix nanoseconds).
@@ -78,16 +78,6 @@ type cconn struct {
 	// within hotIdle: only then does the next one wait hot; else the
 	// connection is parked as soon as it has nothing to serve.
 	quick bool
-
-	// Poller bookkeeping (poller_linux.go): the descriptor's number, the
-	// registration's generation (events of an earlier registration of
-	// the same number are told apart by it), whether the descriptor is in
-	// the poller's epoll set, and while parked the time (Unix
-	// nanoseconds) after which the poller closes it (0: never).
-	fd         int32 // -1 until the first park
-	gen        int32
-	registered bool
-	until      atomic.Int64
 }
 
 // hotIdle is how long a quiet connection keeps its goroutine (waiting in
@@ -99,7 +89,8 @@ const (
 )
 
 func newCconn(s *Server, nc net.Conn) *cconn {
-	cc := &cconn{s: s, nc: nc, fd: -1}
+	cc := &cconn{s: s, nc: nc}
+	cc.fd, cc.owner = -1, cc
 	cc.remoteAddr = formatAddr(nc.RemoteAddr(), &cc.addrBuf)
 	cc.peer = peerHost(cc.remoteAddr)
 	if _, ok := nc.(syscall.Conn); ok {
@@ -246,7 +237,7 @@ func (cc *cconn) park() {
 		return
 	}
 	a := getArmer()
-	ok := cc.makeRaw() && a.fetchFd(cc) && pollerFor(cc).park(cc, d, a)
+	ok := cc.makeRaw() && a.fetchFd(&cc.pollReg) && pollerFor(&cc.pollReg).park(&cc.pollReg, d, a)
 	putArmer(a)
 	if !ok {
 		cc.expire()
@@ -268,11 +259,19 @@ func (cc *cconn) idleTimeout() time.Duration {
 	return d
 }
 
-// wake takes the parked connection back for serving: it reports false when
-// it was closed meanwhile.
-func (cc *cconn) wake() bool { return cc.state.CompareAndSwap(connIdle, connActive) }
+// woken serves the parked connection, which became readable, on a
+// goroutine of its own, unless it was closed meanwhile (pollOwner).
+func (cc *cconn) woken() {
+	if cc.state.CompareAndSwap(connIdle, connActive) {
+		go cc.run(true)
+	}
+}
 
-// expire closes the parked connection if it is still parked.
+// gone reports whether the connection is no longer parked (pollOwner).
+func (cc *cconn) gone() bool { return cc.state.Load() != connIdle }
+
+// expire closes the parked connection if it is still parked (pollOwner:
+// its idle timeout passed).
 func (cc *cconn) expire() {
 	if cc.state.CompareAndSwap(connIdle, connClosed) {
 		cc.close()
@@ -296,6 +295,29 @@ func (cc *cconn) close() {
 	cc.state.Store(connClosed)
 	cc.s.trackConn(cc, false)
 	_ = cc.nc.Close()
+}
+
+// pollReg is a socket's registration in a poller (poller_linux.go): its
+// descriptor's number (-1 until known), the registration's generation
+// (events of an earlier registration of the same number are told apart by
+// it), whether the descriptor is in the poller's epoll set, while parked
+// the time (Unix nanoseconds) after which the poller expires it (0:
+// never), and who is told of its events.
+type pollReg struct {
+	raw        syscall.RawConn
+	fd         int32
+	gen        int32
+	registered bool
+	until      atomic.Int64
+	owner      pollOwner
+}
+
+// pollOwner is what a poller registration belongs to: a parked client
+// connection (cconn), or a side of a tunnel.
+type pollOwner interface {
+	woken()     // the socket became readable (or hung up); called once per arming
+	gone() bool // closed or taken back: the poller forgets the registration
+	expire()    // the registration's until passed
 }
 
 // kickCold parks the connections quiet for hotIdle, every kickTick, until

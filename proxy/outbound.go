@@ -76,7 +76,7 @@ func (c *fconn) appendInbound(b []byte, e *entry, ex *exchange) ([]byte, inbound
 	for i := range c.req.hdrs {
 		l := &c.req.hdrs[i]
 		switch l.kind {
-		case hkHost, hkConnection, hkHop, hkTe, hkForwarded, hkXRealIP, hkContentLength, hkTransferEncoding:
+		case hkHost, hkConnection, hkHop, hkTe, hkForwarded, hkXRealIP, hkContentLength, hkTransferEncoding, hkUpgrade:
 			continue
 		case hkXForwardedFor:
 			fwd.xff++
@@ -109,6 +109,11 @@ func (c *fconn) appendInbound(b []byte, e *entry, ex *exchange) ([]byte, inbound
 	}
 	if c.req.te {
 		b = append(b, "Te: trailers\r\n"...)
+	}
+	if c.req.upgrade != nil {
+		// As ReverseProxy forwards a protocol switch.
+		b = append(b, "Connection: Upgrade\r\n"...)
+		b = appendField(b, "Upgrade", c.req.upgrade)
 	}
 	return b, fwd
 }

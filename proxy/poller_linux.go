@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// A poller watches parked client connections (idleconn.go) with an epoll
+// A poller watches parked sockets — idle client connections (idleconn.go),
+// the two sides of tunnels (tunnel.go) — with an epoll
 // set of its own, besides the runtime's: each parked socket is registered
 // one-shot for readability (and peer hang-up), so that an idle connection
 // costs a slot in the set and no goroutine, stack or buffer. The poller's
@@ -35,10 +36,10 @@ type poller struct {
 	rc   syscall.RawConn
 
 	mu      sync.Mutex
-	slots   []*cconn // the parked connections by descriptor number
+	slots   []*pollReg // the parked sockets by descriptor number
 	gen     int32
-	woken   []*cconn
-	expired []*cconn
+	woken   []*pollReg
+	expired []*pollReg
 
 	// tick is the sweep interval in nanoseconds: pollTick, or less when a
 	// shorter idle timeout is used (a quarter of it, at least a
@@ -76,8 +77,8 @@ func pollersReady() bool {
 	return len(pollers.ps) > 0
 }
 
-// pollerFor returns the poller of a parkable connection.
-func pollerFor(cc *cconn) *poller { return pollers.ps[int(cc.fd)%len(pollers.ps)] }
+// pollerFor returns the poller of a registration whose fd is known.
+func pollerFor(r *pollReg) *poller { return pollers.ps[int(r.fd)%len(pollers.ps)] }
 
 func newPoller() (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -105,12 +106,13 @@ func newPoller() (*poller, error) {
 	return p, nil
 }
 
-// park registers cc, whose state is connIdle, for its next bytes, with idle
-// timeout d (0: none), through a, the parking goroutine's own. It reports
-// false when the socket could not be armed (it was closed). Once armed, cc
-// belongs to the poller: everything park writes of it is written under
-// p.mu before, and nothing after.
-func (p *poller) park(cc *cconn, d time.Duration, a *armer) bool {
+// park registers r, whose owner is ready for its events, for the socket's
+// next bytes, with timeout d (0: none; the sweep interval follows it),
+// through a, the parking goroutine's own. It reports false when the socket
+// could not be armed (it was closed). Once armed, r belongs to the poller:
+// everything park writes of it is written under p.mu before, and nothing
+// after.
+func (p *poller) park(r *pollReg, d time.Duration, a *armer) bool {
 	if d > 0 {
 		t := max(int64(d)/4, int64(time.Millisecond))
 		for {
@@ -122,32 +124,32 @@ func (p *poller) park(cc *cconn, d time.Duration, a *armer) bool {
 	}
 	p.mu.Lock()
 	a.op = syscall.EPOLL_CTL_MOD
-	if !cc.registered {
+	if !r.registered {
 		a.op = syscall.EPOLL_CTL_ADD
 		p.gen++
-		cc.gen = p.gen
-		cc.registered = true
+		r.gen = p.gen
+		r.registered = true
 	}
 	a.epfd = p.epfd
-	a.ev = syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: cc.fd, Pad: cc.gen}
-	fd := int(cc.fd)
+	a.ev = syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: r.fd, Pad: r.gen}
+	fd := int(r.fd)
 	if fd >= len(p.slots) {
-		p.slots = append(p.slots, make([]*cconn, fd+1-len(p.slots))...)
+		p.slots = append(p.slots, make([]*pollReg, fd+1-len(p.slots))...)
 	}
-	p.slots[fd] = cc
+	p.slots[fd] = r
 	p.mu.Unlock()
-	// Control holds the descriptor open while it runs: a connection closed
+	// Control holds the descriptor open while it runs: a socket closed
 	// meanwhile (Shutdown) fails it rather than letting the number, maybe
 	// reused already, be armed.
 	a.ok = false
-	if cc.raw.Control(a.fn) == nil && a.ok {
+	if r.raw.Control(a.fn) == nil && a.ok {
 		return true
 	}
 	p.mu.Lock()
 	if a.op == syscall.EPOLL_CTL_ADD {
-		cc.registered = false
+		r.registered = false
 	}
-	if p.slots[fd] == cc {
+	if p.slots[fd] == r {
 		p.slots[fd] = nil
 	}
 	p.mu.Unlock()
@@ -179,17 +181,17 @@ func getArmer() *armer {
 	return a
 }
 
-// fetchFd records cc's descriptor number at its first park; it reports
+// fetchFd records r's descriptor number at its first park; it reports
 // false when the socket is closed.
-func (a *armer) fetchFd(cc *cconn) bool {
-	if cc.fd >= 0 {
+func (a *armer) fetchFd(r *pollReg) bool {
+	if r.fd >= 0 {
 		return true
 	}
 	a.fd = -1
-	if cc.raw.Control(a.fdFn) != nil || a.fd < 0 {
+	if r.raw.Control(a.fdFn) != nil || a.fd < 0 {
 		return false
 	}
-	cc.fd = a.fd
+	r.fd = a.fd
 	return true
 }
 
@@ -242,7 +244,7 @@ func (p *poller) collect(fd uintptr) bool {
 	return true
 }
 
-// dispatch starts a goroutine for each connection an event woke.
+// dispatch tells the owner of each registration an event came for.
 func (p *poller) dispatch() {
 	p.mu.Lock()
 	for i := range p.events[:p.n] {
@@ -251,45 +253,43 @@ func (p *poller) dispatch() {
 		if fd < 0 || fd >= len(p.slots) {
 			continue
 		}
-		cc := p.slots[fd]
-		if cc == nil || cc.gen != ev.Pad {
+		r := p.slots[fd]
+		if r == nil || r.gen != ev.Pad {
 			continue // a registration gone since
 		}
 		p.slots[fd] = nil
-		p.woken = append(p.woken, cc)
+		p.woken = append(p.woken, r)
 	}
 	p.mu.Unlock()
-	for i, cc := range p.woken {
+	for i, r := range p.woken {
 		p.woken[i] = nil
-		if cc.wake() {
-			go cc.run(true)
-		}
+		r.owner.woken()
 	}
 	p.woken = p.woken[:0]
 }
 
-// sweep closes the parked connections whose idle timeout has passed, and
-// forgets those closed meanwhile.
+// sweep expires the registrations whose until has passed, and forgets
+// those whose owner is gone.
 func (p *poller) sweep(now time.Time) {
 	t := now.UnixNano()
 	p.mu.Lock()
-	for fd, cc := range p.slots {
-		if cc == nil {
+	for fd, r := range p.slots {
+		if r == nil {
 			continue
 		}
-		if cc.state.Load() != connIdle {
+		if r.owner.gone() {
 			p.slots[fd] = nil
 			continue
 		}
-		if u := cc.until.Load(); u != 0 && t >= u {
+		if u := r.until.Load(); u != 0 && t >= u {
 			p.slots[fd] = nil
-			p.expired = append(p.expired, cc)
+			p.expired = append(p.expired, r)
 		}
 	}
 	p.mu.Unlock()
-	for i, cc := range p.expired {
+	for i, r := range p.expired {
 		p.expired[i] = nil
-		cc.expire()
+		r.owner.expire()
 	}
 	p.expired = p.expired[:0]
 }

@@ -9,9 +9,9 @@ func pollersReady() bool { return false }
 
 type poller struct{}
 
-func pollerFor(*cconn) *poller { return nil }
+func pollerFor(*pollReg) *poller { return nil }
 
-func (*poller) park(*cconn, time.Duration, *armer) bool { return false }
+func (*poller) park(*pollReg, time.Duration, *armer) bool { return false }
 
 type armer struct{}
 
@@ -19,6 +19,6 @@ func getArmer() *armer { return nil }
 
 func putArmer(*armer) {}
 
-func (*armer) fetchFd(*cconn) bool { return false }
+func (*armer) fetchFd(*pollReg) bool { return false }
 
 func peekReadable(uintptr) bool { return true }

@@ -26,7 +26,12 @@ type fastRequest struct {
 	idemKey   bool  // an Idempotency-Key or X-Idempotency-Key field
 	clen      int64 // the body's length; for a chunked body, decoded, once read
 	chunked   bool  // Transfer-Encoding: chunked
-	hdrs      []hdrLine
+	// upgrade is the protocol a fast-path upgrade asks for (a WebSocket
+	// handshake: judgeHead's rules), else nil; connUpgrade is an
+	// "upgrade" option of Connection.
+	upgrade     []byte
+	connUpgrade bool
+	hdrs        []hdrLine
 }
 
 // hdrLine is one request header field.
@@ -42,7 +47,8 @@ type hdrKind uint8
 const (
 	hkOther hdrKind = iota
 	hkHost
-	hkHandoff // a field that makes the request net/http's: a body, an upgrade, 100-continue, trailers
+	hkHandoff // a field that makes the request net/http's: 100-continue, trailers
+	hkUpgrade // Upgrade: a protocol switch, fast only as judgeHead allows
 	hkConnection
 	hkHop // a hop-by-hop field removed before forwarding
 	hkTe
@@ -117,7 +123,7 @@ func (t *kindTable) kind(name []byte) hdrKind {
 var requestKinds = newKindTable(fieldKinds(hkHop, map[string]hdrKind{
 	"Host":               hkHost,
 	"Expect":             hkHandoff,
-	"Upgrade":            hkHandoff,
+	"Upgrade":            hkUpgrade,
 	"Trailer":            hkHandoff,
 	"Transfer-Encoding":  hkTransferEncoding,
 	"Connection":         hkConnection,
@@ -150,7 +156,7 @@ func fieldKinds(hop hdrKind, special map[string]hdrKind) map[string]hdrKind {
 func (r *fastRequest) reset() {
 	r.method, r.target, r.host, r.hdrs = "", nil, nil, r.hdrs[:0]
 	r.close, r.http10, r.keepAlive, r.te, r.idemKey, r.chunked = false, false, false, false, false, false
-	r.clen = 0
+	r.clen, r.upgrade, r.connUpgrade = 0, nil, false
 }
 
 // parseRequest parses the request head b (through its empty line, every
@@ -193,9 +199,16 @@ func (r *fastRequest) reset() {
 //	                   answer; refusing it, as nginx does, forwards nothing
 //	                   a length-reading hop before us may have split
 //	                   differently). Other than "chunked": 501
-//	Expect, Upgrade,   handOff (100-continue, WebSockets, announced
-//	Trailer            trailers); Connection naming other options than
-//	                   close and keep-alive: handOff
+//	Expect, Trailer    handOff (100-continue, announced trailers);
+//	                   Connection naming other options than close,
+//	                   keep-alive and upgrade: handOff
+//	Upgrade            served here (a tunnel once the endpoint answers
+//	                   101, tunnel.go) only when it is one field naming
+//	                   one protocol token, Connection names upgrade, the
+//	                   method is GET on HTTP/1.1, and there is no body
+//	                   (Content-Length or Transfer-Encoding): a WebSocket
+//	                   handshake. Any other use of Upgrade, or a
+//	                   Connection naming upgrade without it: handOff
 //
 // The chunked body's rules are chunkScan's.
 func (c *fconn) parseRequest(b []byte) int {
@@ -251,7 +264,7 @@ func (c *fconn) parseRequestLine(line []byte) (handoff bool, verdict int) {
 }
 
 // fieldCounts counts the fields parseFields allows once at most.
-type fieldCounts struct{ hosts, lengths, codings int }
+type fieldCounts struct{ hosts, lengths, codings, upgrades int }
 
 // parseFields parses the field lines b (through the empty line) into
 // c.req, counting in n: a verdict other than serveFast refuses the
@@ -275,6 +288,9 @@ func (c *fconn) parseFields(b []byte, n *fieldCounts) (handoff bool, verdict int
 		switch kind {
 		case hkHandoff:
 			handoff = true
+		case hkUpgrade:
+			n.upgrades++
+			r.upgrade = value
 		case hkHost:
 			n.hosts++
 			if n.hosts > 1 || !validHost(value) {
@@ -345,7 +361,20 @@ func (c *fconn) judgeHead(n fieldCounts, handoff bool) int {
 	if handoff || n.hosts == 0 {
 		return handOff
 	}
+	if n.upgrades > 0 || r.connUpgrade {
+		if n.upgrades != 1 || !r.connUpgrade || r.method != http.MethodGet || r.http10 ||
+			n.lengths > 0 || n.codings > 0 || !isProtocol(r.upgrade) || c.cc == nil || !c.cc.parkable {
+			return handOff
+		}
+	}
 	return serveFast
+}
+
+// isProtocol reports whether v is one protocol of an Upgrade field: a
+// token, optionally "/" and a version token (RFC 9110 §7.8).
+func isProtocol(v []byte) bool {
+	name, version, versioned := bytes.Cut(v, []byte("/"))
+	return validFieldName(name) && (!versioned || validFieldName(version))
 }
 
 // checkTarget applies the request target's rules (parseRequest) and, for
@@ -497,6 +526,8 @@ func (r *fastRequest) parseConnection(v []byte) bool {
 			r.close = true
 		case bytes.EqualFold(item, []byte("keep-alive")):
 			r.keepAlive = true
+		case bytes.EqualFold(item, []byte("upgrade")):
+			r.connUpgrade = true
 		default:
 			return false
 		}

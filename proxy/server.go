@@ -11,18 +11,22 @@ import (
 )
 
 // Server serves a proxy listener. Plain requests — HTTP/1.1 or HTTP/1.0,
-// no body or a Content-Length or chunked body of up to 64 KiB, no protocol
-// switch, no 100-continue, a clean origin-form target, a route the fast
-// path serves (fastRoute) or none — are proxied on the connection's own
-// goroutine by the fast path: the request head is parsed in place in the
-// read buffer (reqparse.go) and forwarded as bytes, the response head is
-// filtered as bytes and its body relayed (relay.go), with no http.Request,
-// header maps or per-request goroutines. A request the fast path does not
-// take, once the same parser has accepted its head, is handed with the
-// connection's buffered bytes to a standard net/http server running the
-// Handler (handoff.go), which serves that one request and closes the
-// connection: streamed bodies, WebSockets, trailers and 100-continue are
-// net/http's and ReverseProxy's.
+// no body or a Content-Length or chunked body of up to 64 KiB, no
+// 100-continue, a clean origin-form target, a route the fast path serves
+// (fastRoute) or none — and WebSocket handshakes are proxied on the
+// connection's own goroutine by the fast path: the request head is parsed
+// in place in the read buffer (reqparse.go) and forwarded as bytes, the
+// response head is filtered as bytes and its body relayed (relay.go), with
+// no http.Request, header maps or per-request goroutines; a switch the
+// endpoint accepts becomes a tunnel relayed by a poller (tunnel.go). A
+// request the fast path does not take, once the same parser has accepted
+// its head, is handed with the connection's buffered bytes to a standard
+// net/http server running the Handler (handoff.go), which serves that one
+// request and closes the connection: streamed bodies, other protocol
+// switches, trailers and 100-continue are net/http's and ReverseProxy's.
+//
+// Between requests a connection holds no buffer, and once quiet no
+// goroutine either: it is parked in an epoll poller (idleconn.go).
 //
 // The fast path keeps the Handler's behaviour for what it serves: the
 // route match, path cleaning, hop-by-hop and forwarding headers, the
@@ -38,6 +42,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*cconn]struct{}
+	tunnels  map[*tunnel]struct{}
 	lns      map[net.Listener]struct{}
 	closing  atomic.Bool
 	closed   chan struct{} // closed with closing
@@ -127,17 +132,19 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 func NewServer(h *Handler, cfg ServerConfig) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{
-		h:      h,
-		cfg:    cfg,
-		conns:  make(map[*cconn]struct{}),
-		closed: make(chan struct{}),
-		lns:    make(map[net.Listener]struct{}),
+		h:       h,
+		cfg:     cfg,
+		conns:   make(map[*cconn]struct{}),
+		tunnels: make(map[*tunnel]struct{}),
+		closed:  make(chan struct{}),
+		lns:     make(map[net.Listener]struct{}),
 	}
 	s.hl = newHandoffListener()
 	base := cfg.BaseContext
 	if base == nil {
 		base = context.Background()
 	}
+	context.AfterFunc(base, s.closeTunnels)
 	s.hs = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		ConnState:         s.connState,
@@ -282,6 +289,7 @@ func (s *Server) closeAll() {
 		cc.closeIfIdle()
 		_ = cc.nc.Close()
 	}
+	s.closeTunnels()
 }
 
 // connList returns the fast connections (closing one takes s.mu).

@@ -390,6 +390,16 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// SyscallConn passes the socket on, so that the fast path parks idle
+// connections and relays tunnels in its poller as it does unwrapped ones.
+func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
+}
+
 // CloseWrite passes net/http's half-close on (it sends a 400 or 431 with
 // CloseWrite and a delay before closing, so that the client reads it
 // before a reset), so that the wrapper changes nothing.
@@ -1015,7 +1025,7 @@ func requestCorpus() []diffCase {
 		{name: "large chunked PUT then GETs", raw: rq("PUT /x HTTP/1.1", hostField, "Transfer-Encoding: chunked") +
 			chunked(patterned(30000, 5), 7000) + get("/y") + get("/z"), methods: []string{"PUT", "GET", "GET"}, fast: true},
 		{name: "Expect", handoff: true, raw: get("/x", "Expect: 100-continue")},
-		{name: "Upgrade", handoff: true, raw: get("/x", "Connection: Upgrade", "Upgrade: websocket")},
+		{name: "Upgrade", raw: get("/x", "Connection: Upgrade", "Upgrade: websocket"), fast: true},
 		{name: "Upgrade without Connection", handoff: true, raw: get("/x", "Upgrade: websocket")},
 		{name: "Trailer field", handoff: true, raw: get("/x", "Trailer: X-T")},
 

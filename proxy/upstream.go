@@ -43,6 +43,17 @@ func (c *fconn) proxy(e *entry, ex *exchange) bool {
 		e.done(ep)
 		return c.fail(ex, kind, err)
 	}
+	if c.res.status == http.StatusSwitchingProtocols {
+		keep := c.switchProtocols(uc, ex)
+		if c.tunnelUp != nil {
+			// In flight until the tunnel closes: least_request counts
+			// it as the net/http side does.
+			c.tunnelEntry, c.tunnelEp = e, ep
+		} else {
+			e.done(ep)
+		}
+		return keep
+	}
 	keep := c.relay(uc, ex)
 	e.done(ep)
 	return keep
@@ -137,6 +148,9 @@ func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error
 			return nil
 		}
 		if c.res.status == http.StatusSwitchingProtocols {
+			if c.req.upgrade != nil {
+				return nil // switchProtocols checks it
+			}
 			return errUnaskedSwitch
 		}
 		if informational == max1xx {
