@@ -133,6 +133,15 @@ func (w *clientWriter) statusLine(http10 bool, code int, reason string) {
 	_, _ = w.WriteString("\r\n")
 }
 
+// line writes an upstream response's field line as it came (parse
+// checked it).
+func (w *clientWriter) line(l *hdrLine) {
+	_, _ = w.Write(l.name)
+	_, _ = w.WriteString(": ")
+	_, _ = w.Write(l.value)
+	_, _ = w.WriteString("\r\n")
+}
+
 // field writes one header line; CR and LF in the value become spaces.
 func (w *clientWriter) field(name, value string) {
 	_, _ = w.WriteString(name)

@@ -56,10 +56,7 @@ func (c *fconn) writeHead(final bool) {
 		if len(res.conn) > 0 && res.namedByConnection(l.name) {
 			continue
 		}
-		_, _ = w.Write(l.name)
-		_, _ = w.WriteString(": ")
-		_, _ = w.Write(l.value)
-		_, _ = w.WriteString("\r\n")
+		w.line(l)
 	}
 	if !final {
 		_, _ = w.WriteString("\r\n")

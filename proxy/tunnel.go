@@ -71,10 +71,7 @@ func (c *fconn) switchProtocols(uc *upConn, ex *exchange) bool {
 		if len(res.conn) > 0 && res.namedByConnection(l.name) {
 			continue
 		}
-		_, _ = w.Write(l.name)
-		_, _ = w.WriteString(": ")
-		_, _ = w.Write(l.value)
-		_, _ = w.WriteString("\r\n")
+		w.line(l)
 	}
 	_, _ = w.WriteString("Connection: Upgrade\r\nUpgrade: ")
 	_, _ = w.Write(up)
