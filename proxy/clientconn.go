@@ -99,7 +99,13 @@ func bindFconn(cc *cconn) *fconn {
 	c.s, c.cc, c.nc, c.now = cc.s, cc, cc.nc, time.Now()
 	c.remoteAddr, c.peer = cc.remoteAddr, cc.peer
 	c.readDeadline = cc.readDeadline
-	c.in.bp = getInBuf(0)
+	if cc.got != nil {
+		// The start of a request the hot wait read.
+		c.in.bp, c.in.w = cc.got, cc.gotN
+		cc.got = nil
+	} else {
+		c.in.bp = getInBuf(0)
+	}
 	c.bw.reset(cc.nc)
 	return c
 }

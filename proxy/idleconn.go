@@ -74,6 +74,11 @@ type cconn struct {
 	// served is whether a request was served: the wait for the first is
 	// bounded by ReadHeaderTimeout, the next ones by IdleTimeout.
 	served bool
+	// got is what the last hot wait read (gotN bytes), for the next
+	// fconn; recvFn is cc.recv, bound once.
+	got    *[]byte
+	gotN   int
+	recvFn func(uintptr) bool
 	// quick is whether the connection's last wait between requests ended
 	// within hotIdle: only then does the next one wait hot; else the
 	// connection is parked as soon as it has nothing to serve.
@@ -160,26 +165,58 @@ func (cc *cconn) wait(since time.Time) int {
 		cc.closeIfIdle()
 		return waitClosed
 	}
-	err := cc.raw.Read(peekReadable)
+	err := cc.raw.Read(cc.recvFn)
+	got := cc.got
 	switch cc.endWait(connWaiting) {
 	case connWaiting:
-		if err == nil {
+		if err == nil && got != nil {
 			return waitReady
 		}
-		cc.close() // the idle timeout passed
-		return waitClosed
 	case connKicked:
 		cc.readDeadline = aLongTimeAgo // kickCold's: the next waitDeadline moves it
-		if err == nil {
+		if err == nil && got != nil {
 			return waitReady
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			return waitCold
 		}
-		cc.close()
-		return waitClosed
+	default:
+		cc.dropGot()
+		return waitClosed // Shutdown closed it
 	}
-	return waitClosed // Shutdown closed it
+	// The idle timeout passed, the client closed, or an error.
+	cc.dropGot()
+	cc.close()
+	return waitClosed
+}
+
+// recv is cc.recvFn, the hot wait's RawConn.Read function: one
+// non-blocking read into a buffer taken from the pool for it, given back
+// when nothing came (the runtime then waits for readability). What came —
+// the start of the next request, or the end of stream — is left in cc.got
+// for the next fconn's input buffer: the wait costs the reads a blocking
+// read costs, and holds no buffer.
+func (cc *cconn) recv(fd uintptr) bool {
+	bp := getInBuf(0)
+	n, err := syscall.Read(int(fd), *bp)
+	if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR {
+		putInBuf(bp)
+		return false
+	}
+	if n <= 0 { // the end of stream, or an error: nothing to serve
+		putInBuf(bp)
+		return true
+	}
+	cc.got, cc.gotN = bp, n
+	return true
+}
+
+// dropGot gives back what a hot wait read, when it is not served.
+func (cc *cconn) dropGot() {
+	if cc.got != nil {
+		putInBuf(cc.got)
+		cc.got = nil
+	}
 }
 
 // makeRaw makes cc.raw, on the first wait or park rather than at accept:
@@ -190,7 +227,7 @@ func (cc *cconn) makeRaw() bool {
 		return true
 	}
 	raw, err := cc.nc.(syscall.Conn).SyscallConn()
-	cc.raw = raw
+	cc.raw, cc.recvFn = raw, cc.recv
 	return err == nil
 }
 

@@ -199,16 +199,6 @@ func (a *armer) readFd(fd uintptr) { a.fd = int32(fd) }
 
 func putArmer(a *armer) { armers.Put(a) }
 
-// peekReadable is the hot wait's RawConn.Read function: it reports whether
-// the socket has bytes (or end of stream, or an error) to read, without
-// consuming any, and so makes the runtime wait for readability when it has
-// none.
-func peekReadable(fd uintptr) bool {
-	var b [1]byte
-	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK && err != syscall.EINTR
-}
-
 func (a *armer) arm(fd uintptr) {
 	a.ok = syscall.EpollCtl(a.epfd, a.op, int(fd), &a.ev) == nil
 }

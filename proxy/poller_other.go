@@ -20,5 +20,3 @@ func getArmer() *armer { return nil }
 func putArmer(*armer) {}
 
 func (*armer) fetchFd(*pollReg) bool { return false }
-
-func peekReadable(uintptr) bool { return true }
