@@ -3,6 +3,12 @@
 //	zkbench run [flags]       measure every target and write docs/bench/results.{md,svg}
 //	zkbench backend [flags]   one fast backend, registered in ZooKeeper (the harness starts these)
 //	zkbench reverseproxy --listen ADDR --upstream ADDR   a bare httputil.ReverseProxy (a baseline target)
+//	zkbench hold --addr ADDR --kind idle|upgrade --conns N [flags]   open N connections to a proxy and hold them
+//
+// hold is the client side of the connection benchmark, in a process of its
+// own so that its descriptors are not the harness's: it prints a ZKHOLD
+// line once every connection was tried, holds them until SIGTERM or
+// --max-hold, then prints a second line, closes them and exits.
 //
 // Every flag of run defaults to an environment variable: BENCH_ROUNDS,
 // BENCH_DURATION, BENCH_LAT_DURATION, BENCH_WARMUP, BENCH_CONNS,
@@ -43,6 +49,8 @@ func main() {
 		err = backend(ctx, os.Args[2:], log)
 	case "reverseproxy":
 		err = reverseProxy(ctx, os.Args[2:])
+	case "hold":
+		err = hold(ctx, os.Args[2:])
 	default:
 		usage()
 	}
@@ -57,7 +65,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR")
+	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench hold --addr ADDR --kind idle|upgrade --conns N")
 	os.Exit(2)
 }
 
@@ -191,4 +199,26 @@ func reverseProxy(ctx context.Context, args []string) error {
 		return errors.New("reverseproxy: --listen and --upstream are required")
 	}
 	return benchkit.RunReverseProxy(ctx, *listen, *upstream)
+}
+
+func hold(ctx context.Context, args []string) error {
+	o := benchkit.HoldOptions{Out: os.Stdout}
+	fs := flag.NewFlagSet("zkbench hold", flag.ExitOnError)
+	fs.StringVar(&o.Addr, "addr", "", "the proxy's host:port")
+	fs.StringVar(&o.Path, "path", "/", "request target")
+	fs.StringVar(&o.Kind, "kind", "", benchkit.HoldIdle+" (one GET, then silent) or "+benchkit.HoldUpgrade+" (WebSocket handshake, 101, then held)")
+	fs.IntVar(&o.Conns, "conns", 0, "connections to open and hold")
+	fs.IntVar(&o.Concurrency, "concurrency", 32, "connections being opened at once")
+	fs.IntVar(&o.EchoEvery, "echo-every", 100, "upgrade: echo one frame on every Nth connection (negative: none)")
+	fs.DurationVar(&o.Exchange, "exchange-timeout", 5*time.Second, "bound on one connection's dial, request and answer")
+	fs.DurationVar(&o.Establish, "establish-timeout", 60*time.Second, "bound on opening every connection")
+	fs.DurationVar(&o.MaxHold, "max-hold", 2*time.Minute, "close everything after this even without SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("hold: unexpected arguments %q", fs.Args())
+	}
+	_, err := benchkit.Hold(ctx, o)
+	return err
 }
