@@ -173,6 +173,7 @@ func targetNames() string {
 type target struct {
 	TargetInfo
 	url       string       // without trailing slash
+	prefix    string       // the route requests take: RoutePrefix, or "" without routes
 	proc      *Proc        // its main process (the backend for direct)
 	pids      func() []int // the processes whose CPU and memory count
 	accessLog string       // truncated before each run when set

@@ -137,14 +137,18 @@ func (r Results) Markdown() string {
 	b.WriteString("### The setup\n\n")
 	b.WriteString("- **Backends**: `zkbench backend`, a Go `net/http` server answering a fixed body with precomputed headers, " +
 		"registered in ZooKeeper as ephemeral nodes through `discovery.Registrar`. Three run throughout; *direct* and the one-backend targets use the first.\n")
-	b.WriteString("- **zkgate**: `bin/zkgate serve`, routes from ZooKeeper discovery (a real ZooKeeper from Debian's package), `round_robin`, " +
-		"the service settings of `configs/gateway.yaml` (active HTTP health checks every 2s, passive ejection, retries on connect failures), " +
-		"metrics on, the JSON access log on standard output written to a file, as a user runs it; one variant with the access log off. Default GOMAXPROCS (every core).\n")
-	b.WriteString("- **bare Go httputil.ReverseProxy**: `zkbench reverseproxy`, a `ReverseProxy` with only `SetURL` and a 256-connection keep-alive pool: " +
+	fmt.Fprintf(&b, "- **Routing, as a user runs it**: every proxy but the bare `ReverseProxy` has a route on `%s` whose prefix is stripped "+
+		"(`/echo/16k` reaches the backend as `/16k`) and a route on everything else; wrk asks `%s/` and `%s%s`, *direct* `/` and `%s`.\n",
+		RoutePrefix, RoutePrefix, RoutePrefix, LargePath, LargePath)
+	b.WriteString("- **zkgate**: `bin/zkgate serve`, routes from ZooKeeper discovery (a real ZooKeeper from Debian's package): `" + RoutePrefix + "` with `strip_prefix: true` " +
+		"and a route on `\"\"`, both `round_robin`, the service settings of `configs/gateway.yaml` (active HTTP health checks every 2s, passive ejection, retries on connect failures), " +
+		"metrics on, the JSON access log on standard output written to a file, every other key at its default, as in the issue's reference run; one variant with the access log off. Default GOMAXPROCS (every core).\n")
+	b.WriteString("- **bare Go httputil.ReverseProxy**: `zkbench reverseproxy`, a `ReverseProxy` with only `SetURL` and a 256-connection keep-alive pool, no routes: " +
 		"what any Go proxy pays before routing, balancing, health checks, metrics and logging; zkgate's distance to it is zkgate's own cost.\n")
-	b.WriteString("- **nginx**: one worker, `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `proxy_set_header Connection \"\"`, access log off.\n")
-	b.WriteString("- **HAProxy**: `nbthread 1`, `http-reuse always`, no logging.\n")
-	b.WriteString("- **Caddy**: `reverse_proxy` with 64 idle keep-alive connections per upstream, no access log, default GOMAXPROCS.\n")
+	b.WriteString("- **nginx**: one worker, `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `location " + RoutePrefix + "/ { proxy_pass http://bench/; }` beside `location /`, " +
+		"`Connection` from the WebSocket `map` (`\"\"` for plain requests, so upstream connections are kept alive), access log off.\n")
+	b.WriteString("- **HAProxy**: `nbthread 1`, `http-reuse always`, `http-request replace-path ^" + RoutePrefix + "(/.*)$ \\1 if { path_beg " + RoutePrefix + "/ }`, no logging.\n")
+	b.WriteString("- **Caddy**: `uri strip_prefix " + RoutePrefix + "` for `" + RoutePrefix + "/*`, then `reverse_proxy` with 64 idle keep-alive connections per upstream, no access log, default GOMAXPROCS.\n")
 	b.WriteString("- wrk, the backends and the proxy share the machine's cores, as do other processes of the machine: " +
 		"a proxy that uses fewer CPU µs per request leaves more of them to the backend and the client, which is why the CPU column is the fairer comparison " +
 		"between a one-worker proxy and a multi-threaded one.\n")

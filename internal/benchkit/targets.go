@@ -23,7 +23,7 @@ func (h *harness) startTargets(ctx context.Context) ([]*target, error) {
 		var err error
 		switch info.Name {
 		case Reference:
-			t.url, t.proc = "http://"+one[0], h.backend[0]
+			t.url, t.proc, t.prefix = "http://"+one[0], h.backend[0], ""
 		case "zkgate":
 			err = h.startZkgate(ctx, t, offZkgate, "/services/bench1", true, true)
 		case "zkgate-3":
@@ -45,6 +45,9 @@ func (h *harness) startTargets(ctx context.Context) ([]*target, error) {
 		if err != nil {
 			return nil, err
 		}
+		if info.Name != Reference && info.Name != "go-reverseproxy" {
+			t.prefix = RoutePrefix // the bare ReverseProxy has no routes
+		}
 		if t.pids == nil {
 			pid := t.proc.PID()
 			t.pids = func() []int { return []int{pid} }
@@ -53,18 +56,18 @@ func (h *harness) startTargets(ctx context.Context) ([]*target, error) {
 	}
 	for _, t := range targets {
 		what := t.Label + " at " + t.url
-		if err := WaitFor(ctx, 30*time.Second, what+" to answer the small body", h.answers(t.proc, t.url+"/", []byte(SmallBody))); err != nil {
+		if err := WaitFor(ctx, 30*time.Second, what+" to answer the small body", h.answers(t.proc, t.url+t.prefix+"/", []byte(SmallBody))); err != nil {
 			return nil, err
 		}
-		if err := WaitFor(ctx, 10*time.Second, what+" to answer the 16 KiB body", h.answers(t.proc, t.url+LargePath, largeBody)); err != nil {
+		if err := WaitFor(ctx, 10*time.Second, what+" to answer the 16 KiB body", h.answers(t.proc, t.url+t.prefix+LargePath, largeBody)); err != nil {
 			return nil, err
 		}
 		if t.wantIDs > 1 {
-			if err := WaitFor(ctx, 30*time.Second, fmt.Sprintf("%s to route to %d backends", what, t.wantIDs), h.distinct(t.proc, t.url, t.wantIDs)); err != nil {
+			if err := WaitFor(ctx, 30*time.Second, fmt.Sprintf("%s to route to %d backends", what, t.wantIDs), h.distinct(t.proc, t.url+t.prefix, t.wantIDs)); err != nil {
 				return nil, err
 			}
 		}
-		h.say("%-34s %s  pids %v", t.Label, t.url, t.pids())
+		h.say("%-34s %s  pids %v", t.Label, t.url+t.prefix, t.pids())
 	}
 	return targets, nil
 }
@@ -131,7 +134,7 @@ func (h *harness) startNginx(t *target, upstreams []string) error {
 		return fmt.Errorf("benchkit: %w", err)
 	}
 	cfg := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cfg, []byte(NginxConfig(dir, h.port(offNginx), upstreams)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(NginxConfig(dir, h.port(offNginx), 1, upstreams)), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}
 	p, err := h.procs.Start(ProcSpec{
@@ -157,7 +160,7 @@ func (h *harness) startHAProxy(t *target, upstreams []string) error {
 		return fmt.Errorf("benchkit: %w", err)
 	}
 	cfg := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(HAProxyConfig(h.port(offHAProxy), upstreams)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(HAProxyConfig(h.port(offHAProxy), 1, upstreams)), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}
 	p, err := h.procs.Start(ProcSpec{
@@ -266,7 +269,7 @@ func (h *harness) measure(ctx context.Context, t *target, body string, conns int
 	if err != nil {
 		return Sample{}, fmt.Errorf("benchkit: %s: %w", t.Name, err)
 	}
-	res, err := RunWrk(ctx, WrkOptions{Bin: h.tools["wrk"], Script: h.script, URL: t.url + bodyPath(body),
+	res, err := RunWrk(ctx, WrkOptions{Bin: h.tools["wrk"], Script: h.script, URL: t.url + t.prefix + bodyPath(body),
 		Threads: 1, Conns: conns, Duration: d})
 	if err != nil {
 		return Sample{}, err
