@@ -17,8 +17,8 @@
 #   BENCH_WARMUP=1s         one unrecorded run per target and body first (0 = none)
 #   BENCH_CONNS=64          wrk connections of the main runs
 #   BENCH_PROP_EVENTS=100   discovery propagation events (0 = skip)
-#   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,go-reverseproxy,nginx,haproxy,caddy
-#   BENCH_BASE_PORT=19100   ports BASE..BASE+23 on 127.0.0.1 must be free
+#   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,go-reverseproxy,nginx,haproxy,caddy,nginx-2,haproxy-2
+#   BENCH_BASE_PORT=19100   ports BASE..BASE+25 on 127.0.0.1 must be free
 #   BENCH_TIMEOUT=20m       hard bound on the whole run
 #
 # Iterating quickly: BENCH_ROUNDS=2 BENCH_DURATION=3s BENCH_PROP_EVENTS=20 scripts/bench.sh

@@ -43,7 +43,7 @@ type Options struct {
 	// Conns is the main concurrency. Default 64.
 	Conns int
 	// BasePort is the first of the loopback ports used (BasePort to
-	// BasePort+23). Default 19100.
+	// BasePort+25). Default 19100.
 	BasePort int
 	// PropEvents is the number of discovery propagation events; 0 = skip.
 	PropEvents int
@@ -78,7 +78,9 @@ const (
 	offHAProxy   = 21
 	offCaddy     = 22
 	offGoProxy   = 23
-	offLast      = offGoProxy
+	offNginx2    = 24
+	offHAProxy2  = 25
+	offLast      = offHAProxy2
 )
 
 // Targets lists every measured target in report order.
@@ -92,7 +94,14 @@ var Targets = []TargetInfo{
 	{Name: "nginx", Label: "nginx, 1 worker"},
 	{Name: "haproxy", Label: "HAProxy, nbthread 1"},
 	{Name: "caddy", Label: "Caddy"},
+	{Name: "nginx-2", Label: "nginx, 2 workers", BothCores: true},
+	{Name: "haproxy-2", Label: "HAProxy, nbthread 2", BothCores: true},
 }
+
+// BothCoresTargets are the rows of the both-cores table, in order: zkgate
+// at its default GOMAXPROCS against nginx and HAProxy allowed both cores
+// too, and the reference.
+var BothCoresTargets = []string{Reference, "zkgate", "nginx-2", "haproxy-2"}
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Root == "" {
@@ -328,7 +337,7 @@ func findTools(root string) (map[string]string, error) {
 // checkPorts fails naming every port of the layout that is in use.
 func checkPorts(base int) error {
 	var busy []string
-	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy}
+	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2}
 	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro} {
 		offs = append(offs, off, off+1)
 	}

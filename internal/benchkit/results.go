@@ -35,7 +35,13 @@ func (r Results) Write(dir string) error {
 	}
 	svg := filepath.Join(dir, "results.svg")
 	title := fmt.Sprintf("zkgate vs direct, nginx, HAProxy, Caddy — %s, %d cores", r.Started.UTC().Format("2006-01-02"), r.Machine.CPUs)
-	if err := os.WriteFile(svg, Chart(r.Rows, title, r.Options.Conns), 0o644); err != nil {
+	var charted []Row // the main table's rows
+	for _, row := range r.Rows {
+		if !row.BothCores {
+			charted = append(charted, row)
+		}
+	}
+	if err := os.WriteFile(svg, Chart(charted, title, r.Options.Conns), 0o644); err != nil {
 		return fmt.Errorf("benchkit: results: %w", err)
 	}
 	return nil
@@ -47,6 +53,11 @@ func (r Results) Tables() string {
 	for _, body := range []string{BodySmall, BodyLarge} {
 		fmt.Fprintf(&b, "%s\n\n%s\n", BodyTitle(body), Table(r.Rows, body, r.Options.Conns, Reference))
 	}
+	if r.hasBothCores() {
+		for _, body := range []string{BodySmall, BodyLarge} {
+			fmt.Fprintf(&b, "Both cores, %s\n\n%s\n", BodyTitle(body), BothCoresTable(r.Rows, BothCoresTargets, body, r.Options.Conns, Reference))
+		}
+	}
 	if r.Propagation != nil {
 		fmt.Fprintf(&b, "Discovery propagation\n\n%s", PropagationTable(*r.Propagation))
 	}
@@ -57,6 +68,16 @@ func (r Results) Tables() string {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
 	return b.String()
+}
+
+// hasBothCores reports whether a both-cores target was measured.
+func (r Results) hasBothCores() bool {
+	for _, row := range r.Rows {
+		if row.BothCores {
+			return true
+		}
+	}
+	return false
 }
 
 // PropagationTable renders p as a Markdown table of milliseconds.
@@ -132,6 +153,17 @@ func (r Results) Markdown() string {
 	b.WriteString("- **errors**: wrk's socket errors and non-2xx answers over every run; anything but 0 makes the row suspect.\n\n")
 	for _, body := range []string{BodySmall, BodyLarge} {
 		fmt.Fprintf(&b, "### %s\n\n%s\n", BodyTitle(body), Table(r.Rows, body, o.Conns, Reference))
+	}
+
+	if r.hasBothCores() {
+		b.WriteString("### Both cores\n\n")
+		b.WriteString("The tables above put one nginx worker and one HAProxy thread against Go processes that may use both cores. " +
+			"Here zkgate (default GOMAXPROCS, the same process and runs as above) stands against nginx with `worker_processes 2` and HAProxy with `nbthread 2`, " +
+			"measured in the same rounds with the same `wrk -t1 -c" + fmt.Sprint(o.Conns) + "` runs, so the ratios to *direct* are of the same round. " +
+			"**cores busy** is CPU µs/req × req/s: how much of the machine's two cores the proxy kept busy; wrk and the backend share the same two cores.\n\n")
+		for _, body := range []string{BodySmall, BodyLarge} {
+			fmt.Fprintf(&b, "#### Both cores, %s\n\n%s\n", BodyTitle(body), BothCoresTable(r.Rows, BothCoresTargets, body, o.Conns, Reference))
+		}
 	}
 
 	b.WriteString("### The setup\n\n")

@@ -73,6 +73,28 @@ func TestResultsWrite(t *testing.T) {
 	if !strings.HasPrefix(string(svg), "<svg ") || !strings.Contains(string(svg), "2026-01-02, 2 cores") {
 		t.Errorf("results.svg does not start as an SVG with the date and cores: %.200s", svg)
 	}
+	if strings.Contains(string(md), "Both cores") {
+		t.Error("results.md has a both-cores section without both-cores targets")
+	}
+	r.Rows = append(r.Rows, Row{TargetInfo: TargetInfo{Name: "nginx-2", Label: "nginx, 2 workers", BothCores: true}, Body: BodySmall, RPS: 7000, Ratio: 0.23, CPUPerReq: 30})
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	md, _ = os.ReadFile(filepath.Join(dir, "results.md"))
+	svg, _ = os.ReadFile(filepath.Join(dir, "results.svg"))
+	if !strings.Contains(string(md), "#### Both cores, 13-byte body") || !strings.Contains(string(md), "| nginx, 2 workers | 7,000 (") ||
+		!strings.Contains(string(md), "`worker_processes 2`") {
+		t.Errorf("results.md lacks the both-cores table:\n%s", md)
+	}
+	if strings.Contains(string(svg), "2 workers") {
+		t.Error("the chart shows a both-cores target")
+	}
+	if n := strings.Count(string(md), "| nginx, 2 workers |"); n != 1 {
+		t.Errorf("nginx with 2 workers appears in %d tables, want only the both-cores one", n)
+	}
+	if tables := r.Tables(); !strings.Contains(tables, "Both cores, 16 KiB body") {
+		t.Errorf("Tables lacks the both-cores tables:\n%s", tables)
+	}
 	r.Propagation = nil
 	if md := r.Markdown(); !strings.Contains(md, "Skipped in this run") {
 		t.Error("without propagation results, the page does not say it was skipped")

@@ -36,9 +36,13 @@ func (h *harness) startTargets(ctx context.Context) ([]*target, error) {
 		case "go-reverseproxy":
 			err = h.startGoProxy(t, one[0])
 		case "nginx":
-			err = h.startNginx(t, one)
+			err = h.startNginx(t, offNginx, 1, one)
+		case "nginx-2":
+			err = h.startNginx(t, offNginx2, 2, one)
 		case "haproxy":
-			err = h.startHAProxy(t, one)
+			err = h.startHAProxy(t, offHAProxy, 1, one)
+		case "haproxy-2":
+			err = h.startHAProxy(t, offHAProxy2, 2, one)
 		case "caddy":
 			err = h.startCaddy(t, one)
 		}
@@ -128,50 +132,54 @@ func (h *harness) startGoProxy(t *target, upstream string) error {
 	return nil
 }
 
-func (h *harness) startNginx(t *target, upstreams []string) error {
-	dir := filepath.Join(h.run, "nginx")
+// startNginx runs nginx with NginxConfig, workers worker processes, on
+// port offset off; its CPU and memory are those of the master and workers.
+func (h *harness) startNginx(t *target, off, workers int, upstreams []string) error {
+	dir := filepath.Join(h.run, t.Name)
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		return fmt.Errorf("benchkit: %w", err)
 	}
 	cfg := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cfg, []byte(NginxConfig(dir, h.port(offNginx), 1, upstreams)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(NginxConfig(dir, h.port(off), workers, upstreams)), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}
 	p, err := h.procs.Start(ProcSpec{
-		Name: "nginx",
+		Name: t.Name,
 		Argv: []string{h.tools["nginx"], "-p", dir, "-c", cfg, "-e", "stderr", "-g", "daemon off;"},
 		Log:  filepath.Join(dir, "nginx.log"),
 	})
 	if err != nil {
 		return err
 	}
-	t.proc, t.url = p, "http://"+h.addr(offNginx)
+	t.proc, t.url = p, "http://"+h.addr(off)
 	master := p.PID()
-	t.pids = func() []int { // the master and its worker
+	t.pids = func() []int { // the master and its workers
 		kids, _ := Children(master)
 		return append([]int{master}, kids...)
 	}
 	return nil
 }
 
-func (h *harness) startHAProxy(t *target, upstreams []string) error {
-	dir := filepath.Join(h.run, "haproxy")
+// startHAProxy runs HAProxy with HAProxyConfig, threads threads, on port
+// offset off.
+func (h *harness) startHAProxy(t *target, off, threads int, upstreams []string) error {
+	dir := filepath.Join(h.run, t.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("benchkit: %w", err)
 	}
 	cfg := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(HAProxyConfig(h.port(offHAProxy), 1, upstreams)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(HAProxyConfig(h.port(off), threads, upstreams)), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}
 	p, err := h.procs.Start(ProcSpec{
-		Name: "haproxy",
+		Name: t.Name,
 		Argv: []string{h.tools["haproxy"], "-f", cfg, "-db"},
 		Log:  filepath.Join(dir, "haproxy.log"),
 	})
 	if err != nil {
 		return err
 	}
-	t.proc, t.url = p, "http://"+h.addr(offHAProxy)
+	t.proc, t.url = p, "http://"+h.addr(off)
 	return nil
 }
 
@@ -221,19 +229,29 @@ func (h *harness) measureAll(ctx context.Context, targets []*target) ([]Sample, 
 			}
 		}
 	}
-	perRound := len(targets) * len(bodies) * int((o.Duration+o.LatencyDuration)/time.Second)
+	var perRound time.Duration
+	for _, t := range targets {
+		perRound += time.Duration(len(bodies)) * o.Duration.Truncate(time.Second)
+		if !t.BothCores {
+			perRound += time.Duration(len(bodies)) * o.LatencyDuration.Truncate(time.Second)
+		}
+	}
 	h.say("%d rounds of %d targets × 2 bodies × (wrk -c%d -d%v, then -c1 -d%v): about %v",
-		o.Rounds, len(targets), o.Conns, o.Duration, o.LatencyDuration, time.Duration(o.Rounds*perRound)*time.Second)
+		o.Rounds, len(targets), o.Conns, o.Duration, o.LatencyDuration, time.Duration(o.Rounds)*perRound)
 	var samples []Sample
 	for round := range o.Rounds {
 		for i := range targets {
 			t := targets[(i+round)%len(targets)]
 			for j := range bodies {
 				body := bodies[(j+round)%len(bodies)]
-				for _, c := range []struct {
+				runs := []struct {
 					conns int
 					dur   time.Duration
-				}{{o.Conns, o.Duration}, {1, o.LatencyDuration}} {
+				}{{o.Conns, o.Duration}, {1, o.LatencyDuration}}
+				if t.BothCores {
+					runs = runs[:1] // its table has no latency at c=1
+				}
+				for _, c := range runs {
 					s, err := h.measure(ctx, t, body, c.conns, c.dur, round)
 					if err != nil {
 						return nil, err

@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", env.dur("BENCH_LAT_DURATION", 3*time.Second), "each wrk run at -c1")
 	fs.DurationVar(&o.Warmup, "warmup", env.dur("BENCH_WARMUP", time.Second), "unrecorded run per target and body first (0: none)")
 	fs.IntVar(&o.Conns, "conns", env.int("BENCH_CONNS", 64), "wrk connections of the main runs")
-	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+23)")
+	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+25)")
 	fs.IntVar(&o.PropEvents, "prop-events", env.int("BENCH_PROP_EVENTS", 100), "discovery propagation events (0: skip)")
 	fs.DurationVar(&o.PropQuiet, "prop-quiet", env.dur("BENCH_PROP_QUIET", 150*time.Millisecond), "silence that ends a deregistration event")
 	fs.StringVar(&only, "targets", env.str("BENCH_TARGETS", ""), "comma-separated targets to measure besides direct (default all)")
