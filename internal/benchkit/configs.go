@@ -88,7 +88,13 @@ http {
 // timeout tunnel keeps upgraded connections, timeout http-keep-alive idle
 // clients, as long as nginx's default keepalive_timeout. maxconn 9000 lets
 // 8,000 held connections and the load beside them in, within 20,000
-// descriptors (HAProxy needs two per connection).
+// descriptors (HAProxy needs two per connection). The idle server
+// connection pool's descriptor thresholds are raised: at their defaults
+// (tune.pool-low-fd-ratio 20%, high 25% of HAProxy's descriptors) 8,000
+// held clients, 44% of the 18,000 descriptors that maxconn gives, make
+// HAProxy stop pooling server connections and open one per request,
+// tripling its CPU per request; a deployment that holds that many clients
+// has a descriptor limit far above it and keeps its pool.
 func HAProxyConfig(port, threads int, upstreams []string) string {
 	var servers strings.Builder
 	for i, u := range upstreams {
@@ -98,6 +104,8 @@ func HAProxyConfig(port, threads int, upstreams []string) string {
 global
     nbthread %d
     maxconn 9000
+    tune.pool-low-fd-ratio 80
+    tune.pool-high-fd-ratio 90
 
 defaults
     mode http

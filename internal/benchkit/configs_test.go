@@ -75,7 +75,7 @@ func TestNginxConfig(t *testing.T) {
 func TestHAProxyConfig(t *testing.T) {
 	text := HAProxyConfig(19121, 1, upstreams)
 	mustContain(t, "haproxy.cfg", text, "nbthread 1", "http-reuse always", "bind 127.0.0.1:19121", "timeout tunnel",
-		`http-request replace-path ^/echo(/.*)$ \1 if { path_beg /echo/ }`, "maxconn 9000",
+		`http-request replace-path ^/echo(/.*)$ \1 if { path_beg /echo/ }`, "maxconn 9000", "tune.pool-low-fd-ratio 80",
 		"server b1 127.0.0.1:19101", "server b2 127.0.0.1:19102", "balance roundrobin")
 	haproxy := tool(t, "haproxy")
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
