@@ -47,6 +47,12 @@ type Options struct {
 	BasePort int
 	// PropEvents is the number of discovery propagation events; 0 = skip.
 	PropEvents int
+	// HeldConns is the number of connections the connection benchmark
+	// holds open through each of ConnTargets. Default 8000, at most
+	// MaxHeldConns.
+	HeldConns int
+	// SkipConns turns the connection benchmark off.
+	SkipConns bool
 	// PropQuiet ends a deregistration event (see PropagationConfig.Quiet).
 	// Default 150ms.
 	PropQuiet time.Duration
@@ -138,6 +144,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.PropQuiet == 0 {
 		o.PropQuiet = 150 * time.Millisecond
 	}
+	if o.HeldConns == 0 {
+		o.HeldConns = 8000
+	}
 	if o.Log == nil {
 		l := logrus.New()
 		l.SetLevel(logrus.WarnLevel)
@@ -158,6 +167,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Conns < 1 {
 		errs = append(errs, fmt.Errorf("benchkit: connections %d: want at least 1", o.Conns))
+	}
+	if !o.SkipConns && (o.HeldConns < 1 || o.HeldConns > MaxHeldConns) {
+		errs = append(errs, fmt.Errorf("benchkit: held connections %d: want 1 to %d (a process here may hold 20,000 descriptors; a proxy holds two per upgraded connection)", o.HeldConns, MaxHeldConns))
 	}
 	if o.BasePort < 1024 || o.BasePort+offLast > 65535 {
 		errs = append(errs, fmt.Errorf("benchkit: base port %d: want 1024-%d", o.BasePort, 65535-offLast))
@@ -198,6 +210,7 @@ type harness struct {
 	script  string // wrk's script
 	procs   *Procs
 	backend []*Proc
+	holders int // holder processes started, for their log names
 }
 
 // Run starts ZooKeeper, three backends and every target, measures them in
@@ -254,6 +267,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	notes := accessLogNotes(targets)
+	var conns *ConnResults
+	if !o.SkipConns {
+		if conns, err = h.connections(ctx, targets); err != nil {
+			return err
+		}
+	}
 	for _, t := range targets {
 		if t.Name != Reference && t.proc != nil {
 			_ = h.procs.Stop(t.proc, 10*time.Second)
@@ -276,6 +295,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	res := Results{
 		Rows:        Summarize(samples, infos, Reference, o.Conns),
 		Propagation: prop,
+		Conns:       conns,
 		Machine:     ReadMachine(h.versionCommands()),
 		LoadStart:   loadStart,
 		LoadEnd:     loadEnd,

@@ -38,6 +38,15 @@ type Sample struct {
 	RSS int64
 }
 
+// CPUPerReq returns the CPU time per request of the run, microseconds; 0
+// without a request.
+func (s Sample) CPUPerReq() float64 {
+	if s.Wrk.Requests <= 0 {
+		return 0
+	}
+	return float64(s.CPU.Microseconds()) / float64(s.Wrk.Requests)
+}
+
 // Row summarizes one target's samples for one body size.
 type Row struct {
 	TargetInfo

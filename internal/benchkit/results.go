@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,7 +15,9 @@ type Results struct {
 	Rows []Row
 	// Propagation is nil when it was skipped.
 	Propagation *Propagation
-	Machine     Machine
+	// Conns is the connection benchmark's outcome, nil when skipped.
+	Conns   *ConnResults
+	Machine Machine
 	// LoadStart and LoadEnd are the load averages before and after.
 	LoadStart, LoadEnd string
 	Started            time.Time
@@ -58,16 +61,32 @@ func (r Results) Tables() string {
 			fmt.Fprintf(&b, "Both cores, %s\n\n%s\n", BodyTitle(body), BothCoresTable(r.Rows, BothCoresTargets, body, r.Options.Conns, Reference))
 		}
 	}
+	if c := r.Conns; c != nil {
+		fmt.Fprintf(&b, "Memory per held connection (%d connections)\n\n%s\n%s\n", c.Conns, ConnSummaryTable(*c), ConnMemoryTable(*c))
+		if rt := ConnRuntimeTable(*c); rt != "" {
+			fmt.Fprintf(&b, "zkgate's Go runtime\n\n%s\n", rt)
+		}
+		fmt.Fprintf(&b, "Steady load beside %d idle connections\n\n%s\n", c.Conns, IdleLoadTable(*c))
+	}
 	if r.Propagation != nil {
 		fmt.Fprintf(&b, "Discovery propagation\n\n%s", PropagationTable(*r.Propagation))
 	}
-	for i, n := range r.Notes {
+	for i, n := range r.allNotes() {
 		if i == 0 {
 			b.WriteString("\nNotes\n\n")
 		}
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
 	return b.String()
+}
+
+// allNotes returns the run's notes and the connection benchmark's.
+func (r Results) allNotes() []string {
+	notes := r.Notes
+	if r.Conns != nil {
+		notes = append(slices.Clip(notes), r.Conns.Notes...)
+	}
+	return notes
 }
 
 // hasBothCores reports whether a both-cores target was measured.
@@ -179,19 +198,28 @@ func (r Results) Markdown() string {
 		"what any Go proxy pays before routing, balancing, health checks, metrics and logging; zkgate's distance to it is zkgate's own cost.\n")
 	b.WriteString("- **nginx**: one worker, `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `location " + RoutePrefix + "/ { proxy_pass http://bench/; }` beside `location /`, " +
 		"`Connection` from the WebSocket `map` (`\"\"` for plain requests, so upstream connections are kept alive), access log off.\n")
-	b.WriteString("- **HAProxy**: `nbthread 1`, `http-reuse always`, `http-request replace-path ^" + RoutePrefix + "(/.*)$ \\1 if { path_beg " + RoutePrefix + "/ }`, no logging.\n")
+	b.WriteString("- **HAProxy**: `nbthread 1`, `http-reuse always`, `http-request replace-path ^" + RoutePrefix + "(/.*)$ \\1 if { path_beg " + RoutePrefix + "/ }`, no logging; " +
+		"`maxconn 9000` and the idle server pool's descriptor thresholds raised (`tune.pool-low-fd-ratio 80`, `tune.pool-high-fd-ratio 90`): at their defaults (20%, 25%), " +
+		"8,000 held clients make HAProxy stop pooling server connections and connect once per request, which tripled its CPU per request in the steady load beside idle connections.\n")
 	b.WriteString("- **Caddy**: `uri strip_prefix " + RoutePrefix + "` for `" + RoutePrefix + "/*`, then `reverse_proxy` with 64 idle keep-alive connections per upstream, no access log, default GOMAXPROCS.\n")
+	b.WriteString("- **Against the issue's reference run** (zkgate as a user runs it, measured apart from `make bench`): the bench's zkgate had one route on `\"\"`, " +
+		"so its requests needed no route choice and no prefix stripping; it now has the user's `" + RoutePrefix + "` route with `strip_prefix` beside the route on `\"\"`, and every other key at its default " +
+		"(`log.format` was pinned to `json`, the default `auto` writes the same JSON to a file). What did not differ: GOMAXPROCS (the default, every core, in both), " +
+		"the access log's destination (standard output to a regular file in both; here opened O_APPEND and truncated before each run) and the log writer. " +
+		"An A/B run of the two route layouts side by side (static discovery, 3 × `wrk -c64 -d5s` each, on a busy machine) showed no difference beyond the noise between runs.\n")
 	b.WriteString("- wrk, the backends and the proxy share the machine's cores, as do other processes of the machine: " +
 		"a proxy that uses fewer CPU µs per request leaves more of them to the backend and the client, which is why the CPU column is the fairer comparison " +
 		"between a one-worker proxy and a multi-threaded one.\n")
 	fmt.Fprintf(&b, "- Raw per-run samples: `%s`.\n\n", filepath.Join(".bench", "run", "samples.csv"))
-	if len(r.Notes) > 0 {
+	if notes := r.allNotes(); len(notes) > 0 {
 		b.WriteString("### Notes on this run\n\n")
-		for _, n := range r.Notes {
+		for _, n := range notes {
 			fmt.Fprintf(&b, "- %s\n", n)
 		}
 		b.WriteString("\n")
 	}
+
+	r.connMarkdown(&b)
 
 	b.WriteString("## Discovery propagation\n\n")
 	if r.Propagation == nil {
@@ -206,4 +234,50 @@ func (r Results) Markdown() string {
 		b.WriteString(PropagationTable(*r.Propagation))
 	}
 	return b.String()
+}
+
+// connMarkdown writes the connection benchmark's section.
+func (r Results) connMarkdown(b *strings.Builder) {
+	o := r.Options
+	b.WriteString("## Held connections\n\n")
+	c := r.Conns
+	if c == nil {
+		b.WriteString("Skipped in this run (BENCH_HELD_CONNS=0).\n\n")
+		return
+	}
+	var labels []string
+	for _, m := range c.Memory {
+		if !slices.Contains(labels, m.Label) {
+			labels = append(labels, m.Label)
+		}
+	}
+	fmt.Fprintf(b, "A client process of its own (`zkbench hold`, so that its %d descriptors are not the harness's) opens %d connections to the proxy, "+
+		"32 at a time, and holds them; the same Go backend as above answers behind each proxy (%s), through the `%s` route. "+
+		"Each proxy is restarted before each kind, so both start from a fresh process.\n\n", c.Conns, c.Conns, strings.Join(labels, ", "), RoutePrefix)
+	fmt.Fprintf(b, "- **idle**: each connection sends `GET %s/`, reads the whole answer (a 200 that keeps the connection alive), then stays open and silent.\n", RoutePrefix)
+	fmt.Fprintf(b, "- **upgraded**: each sends a WebSocket handshake (`GET %s/ws`, `Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Key`, version 13) "+
+		"and checks the backend's `101` and its `Sec-WebSocket-Accept` through the proxy; every 100th sends one masked frame and reads it back (the backend echoes), "+
+		"proving the tunnel. The proxy then holds two sockets per connection, the client's and the backend's: the figure counts both.\n", RoutePrefix)
+	fmt.Fprintf(b, "- **RSS**: VmRSS summed over the proxy's processes (nginx's master and worker), read every %v until two reads differ by less than 1%% "+
+		"(at most %v; *still moving* marks a value that had not settled), before the connections are opened and once all are held. "+
+		"**per connection** is (after − before) / connections held. **descriptors** count `/proc/PID/fd` entries: about N more for idle connections, 2N for upgraded ones, "+
+		"and N more in the backend, show that the connections are really held; **still held at the close** is the holder's non-blocking check, "+
+		"just before closing, that the proxy had not closed them.\n\n", settleEvery, settleBound)
+	fmt.Fprintf(b, "### Memory per held connection\n\n%s\n%s\n", ConnSummaryTable(*c), ConnMemoryTable(*c))
+	if rt := ConnRuntimeTable(*c); rt != "" {
+		b.WriteString("### What a held connection costs zkgate, by the Go runtime's accounting\n\n")
+		b.WriteString("From zkgate's own `/metrics` (the Go collector), read with the RSS before and after: goroutines, " +
+			"`go_memstats_stack_inuse_bytes` (goroutine stacks) and `go_memstats_heap_inuse_bytes` (heap spans in use: buffers, connection state, " +
+			"net/http's and the runtime's objects, and garbage not yet collected). The last column is the RSS growth minus both: " +
+			"positive, runtime metadata and memory freed but not yet returned to the system; negative, heap spans in use whose pages were never written " +
+			"(a fresh span comes zeroed from the system, so a large buffer allocated but only partly filled, such as a 32 KiB copy buffer, is mostly not resident). " +
+			"The kernel's socket memory is in no process's RSS.\n\n")
+		b.WriteString(rt + "\n")
+	}
+	fmt.Fprintf(b, "### Steady load beside %d idle connections\n\n", c.Conns)
+	fmt.Fprintf(b, "On the process of the idle measurement: `wrk -t1 -c%d -d%v --latency` on the 13-byte body through `%s/` alone, then again while the holder "+
+		"holds %d idle connections opened as above (the holder is started, all its connections established, then wrk runs; the holder closes them after). "+
+		"CPU µs/req as in the throughput tables; × is with idle / alone (the issue's target: p99 and CPU within 1.10×). One run each.\n\n",
+		o.Conns, o.Duration, RoutePrefix, c.Conns)
+	b.WriteString(IdleLoadTable(*c) + "\n")
 }

@@ -13,67 +13,89 @@ import (
 // startTargets starts every selected target's proxy and waits until each
 // answers both bodies correctly through it.
 func (h *harness) startTargets(ctx context.Context) ([]*target, error) {
-	one := []string{h.addr(offBackends)}
 	var targets []*target
 	for _, info := range Targets {
 		if !h.selected(info.Name) {
 			continue
 		}
 		t := &target{TargetInfo: info}
-		var err error
-		switch info.Name {
-		case Reference:
-			t.url, t.proc, t.prefix = "http://"+one[0], h.backend[0], ""
-		case "zkgate":
-			err = h.startZkgate(ctx, t, offZkgate, "/services/bench1", true, true)
-		case "zkgate-3":
-			err = h.startZkgate(ctx, t, offZkgate3, "/services/bench3", true, true)
-			t.wantIDs = 3
-		case "zkgate-nolog":
-			err = h.startZkgate(ctx, t, offZkgateOff, "/services/bench1", false, true)
-		case "zkgate-nethttp":
-			err = h.startZkgate(ctx, t, offZkgateStd, "/services/bench1", true, false)
-		case "go-reverseproxy":
-			err = h.startGoProxy(t, one[0])
-		case "nginx":
-			err = h.startNginx(t, offNginx, 1, one)
-		case "nginx-2":
-			err = h.startNginx(t, offNginx2, 2, one)
-		case "haproxy":
-			err = h.startHAProxy(t, offHAProxy, 1, one)
-		case "haproxy-2":
-			err = h.startHAProxy(t, offHAProxy2, 2, one)
-		case "caddy":
-			err = h.startCaddy(t, one)
-		}
-		if err != nil {
-			return nil, err
-		}
 		if info.Name != Reference && info.Name != "go-reverseproxy" {
 			t.prefix = RoutePrefix // the bare ReverseProxy has no routes
 		}
-		if t.pids == nil {
-			pid := t.proc.PID()
-			t.pids = func() []int { return []int{pid} }
+		if info.Name == "zkgate-3" {
+			t.wantIDs = 3
+		}
+		if err := h.launch(ctx, t); err != nil {
+			return nil, err
 		}
 		targets = append(targets, t)
 	}
 	for _, t := range targets {
-		what := t.Label + " at " + t.url
-		if err := WaitFor(ctx, 30*time.Second, what+" to answer the small body", h.answers(t.proc, t.url+t.prefix+"/", []byte(SmallBody))); err != nil {
+		if err := h.ready(ctx, t); err != nil {
 			return nil, err
-		}
-		if err := WaitFor(ctx, 10*time.Second, what+" to answer the 16 KiB body", h.answers(t.proc, t.url+t.prefix+LargePath, largeBody)); err != nil {
-			return nil, err
-		}
-		if t.wantIDs > 1 {
-			if err := WaitFor(ctx, 30*time.Second, fmt.Sprintf("%s to route to %d backends", what, t.wantIDs), h.distinct(t.proc, t.url+t.prefix, t.wantIDs)); err != nil {
-				return nil, err
-			}
 		}
 		h.say("%-34s %s  pids %v", t.Label, t.url+t.prefix, t.pids())
 	}
 	return targets, nil
+}
+
+// launch starts t's proxy (for the reference, takes the first backend)
+// and sets its URL, process and the PIDs whose usage counts.
+func (h *harness) launch(ctx context.Context, t *target) error {
+	one := []string{h.addr(offBackends)}
+	var err error
+	switch t.Name {
+	case Reference:
+		t.url, t.proc = "http://"+one[0], h.backend[0]
+	case "zkgate":
+		err = h.startZkgate(ctx, t, offZkgate, "/services/bench1", true, true)
+	case "zkgate-3":
+		err = h.startZkgate(ctx, t, offZkgate3, "/services/bench3", true, true)
+	case "zkgate-nolog":
+		err = h.startZkgate(ctx, t, offZkgateOff, "/services/bench1", false, true)
+	case "zkgate-nethttp":
+		err = h.startZkgate(ctx, t, offZkgateStd, "/services/bench1", true, false)
+	case "go-reverseproxy":
+		err = h.startGoProxy(t, one[0])
+	case "nginx":
+		err = h.startNginx(t, offNginx, 1, one)
+	case "nginx-2":
+		err = h.startNginx(t, offNginx2, 2, one)
+	case "haproxy":
+		err = h.startHAProxy(t, offHAProxy, 1, one)
+	case "haproxy-2":
+		err = h.startHAProxy(t, offHAProxy2, 2, one)
+	case "caddy":
+		err = h.startCaddy(t, one)
+	default:
+		err = fmt.Errorf("benchkit: no way to start target %q", t.Name)
+	}
+	if err != nil {
+		return err
+	}
+	if t.pids == nil {
+		pid := t.proc.PID()
+		t.pids = func() []int { return []int{pid} }
+	}
+	return nil
+}
+
+// ready waits until t answers both bodies through its route, and routes
+// to t.wantIDs backends when set.
+func (h *harness) ready(ctx context.Context, t *target) error {
+	what := t.Label + " at " + t.url
+	if err := WaitFor(ctx, 30*time.Second, what+" to answer the small body", h.answers(t.proc, t.url+t.prefix+"/", []byte(SmallBody))); err != nil {
+		return err
+	}
+	if err := WaitFor(ctx, 10*time.Second, what+" to answer the 16 KiB body", h.answers(t.proc, t.url+t.prefix+LargePath, largeBody)); err != nil {
+		return err
+	}
+	if t.wantIDs > 1 {
+		if err := WaitFor(ctx, 30*time.Second, fmt.Sprintf("%s to route to %d backends", what, t.wantIDs), h.distinct(t.proc, t.url+t.prefix, t.wantIDs)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // startZkgate starts bin/zkgate with ZkgateConfig; web and admin listen on

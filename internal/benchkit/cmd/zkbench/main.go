@@ -12,7 +12,7 @@
 //
 // Every flag of run defaults to an environment variable: BENCH_ROUNDS,
 // BENCH_DURATION, BENCH_LAT_DURATION, BENCH_WARMUP, BENCH_CONNS,
-// BENCH_BASE_PORT, BENCH_PROP_EVENTS, BENCH_PROP_QUIET, BENCH_TARGETS,
+// BENCH_BASE_PORT, BENCH_HELD_CONNS, BENCH_PROP_EVENTS, BENCH_PROP_QUIET, BENCH_TARGETS,
 // BENCH_STATE, BENCH_OUT.
 package main
 
@@ -120,6 +120,7 @@ func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	fs.DurationVar(&o.Warmup, "warmup", env.dur("BENCH_WARMUP", time.Second), "unrecorded run per target and body first (0: none)")
 	fs.IntVar(&o.Conns, "conns", env.int("BENCH_CONNS", 64), "wrk connections of the main runs")
 	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+25)")
+	fs.IntVar(&o.HeldConns, "held-conns", env.int("BENCH_HELD_CONNS", 8000), "connections held open through zkgate, nginx and HAProxy (0: skip that part)")
 	fs.IntVar(&o.PropEvents, "prop-events", env.int("BENCH_PROP_EVENTS", 100), "discovery propagation events (0: skip)")
 	fs.DurationVar(&o.PropQuiet, "prop-quiet", env.dur("BENCH_PROP_QUIET", 150*time.Millisecond), "silence that ends a deregistration event")
 	fs.StringVar(&only, "targets", env.str("BENCH_TARGETS", ""), "comma-separated targets to measure besides direct (default all)")
@@ -134,6 +135,9 @@ func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	}
 	if only != "" {
 		o.Only = strings.Split(only, ",")
+	}
+	if o.HeldConns == 0 {
+		o.SkipConns = true
 	}
 	o.Command = commandLine(o)
 	o.Log = log
@@ -157,6 +161,11 @@ func commandLine(o benchkit.Options) string {
 	}
 	if o.Conns != 64 {
 		parts = append(parts, fmt.Sprintf("BENCH_CONNS=%d", o.Conns))
+	}
+	if o.SkipConns {
+		parts = append(parts, "BENCH_HELD_CONNS=0")
+	} else if o.HeldConns != 8000 {
+		parts = append(parts, fmt.Sprintf("BENCH_HELD_CONNS=%d", o.HeldConns))
 	}
 	if o.PropEvents != 100 {
 		parts = append(parts, fmt.Sprintf("BENCH_PROP_EVENTS=%d", o.PropEvents))
