@@ -196,9 +196,9 @@ func (r Results) Markdown() string {
 		"metrics on, the JSON access log on standard output written to a file, every other key at its default, as in the issue's reference run; one variant with the access log off. Default GOMAXPROCS (every core).\n")
 	b.WriteString("- **bare Go httputil.ReverseProxy**: `zkbench reverseproxy`, a `ReverseProxy` with only `SetURL` and a 256-connection keep-alive pool, no routes: " +
 		"what any Go proxy pays before routing, balancing, health checks, metrics and logging; zkgate's distance to it is zkgate's own cost.\n")
-	b.WriteString("- **nginx**: one worker, `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `location " + RoutePrefix + "/ { proxy_pass http://bench/; }` beside `location /`, " +
+	b.WriteString("- **nginx**: one worker (two for the both-cores table), `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `location " + RoutePrefix + "/ { proxy_pass http://bench/; }` beside `location /`, " +
 		"`Connection` from the WebSocket `map` (`\"\"` for plain requests, so upstream connections are kept alive), access log off.\n")
-	b.WriteString("- **HAProxy**: `nbthread 1`, `http-reuse always`, `http-request replace-path ^" + RoutePrefix + "(/.*)$ \\1 if { path_beg " + RoutePrefix + "/ }`, no logging; " +
+	b.WriteString("- **HAProxy**: `nbthread 1` (2 for the both-cores table), `http-reuse always`, `http-request replace-path ^" + RoutePrefix + "(/.*)$ \\1 if { path_beg " + RoutePrefix + "/ }`, no logging; " +
 		"`maxconn 9000` and the idle server pool's descriptor thresholds raised (`tune.pool-low-fd-ratio 80`, `tune.pool-high-fd-ratio 90`): at their defaults (20%, 25%), " +
 		"8,000 held clients make HAProxy stop pooling server connections and connect once per request, which tripled its CPU per request in the steady load beside idle connections.\n")
 	b.WriteString("- **Caddy**: `uri strip_prefix " + RoutePrefix + "` for `" + RoutePrefix + "/*`, then `reverse_proxy` with 64 idle keep-alive connections per upstream, no access log, default GOMAXPROCS.\n")
@@ -253,7 +253,7 @@ func (r Results) connMarkdown(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "A client process of its own (`zkbench hold`, so that its %d descriptors are not the harness's) opens %d connections to the proxy, "+
 		"32 at a time, and holds them; the same Go backend as above answers behind each proxy (%s), through the `%s` route. "+
-		"Each proxy is restarted before each kind, so both start from a fresh process.\n\n", c.Conns, c.Conns, strings.Join(labels, ", "), RoutePrefix)
+		"Each proxy is restarted before each kind, so both start from a fresh process.\n\n", c.Conns, c.Conns, strings.Join(labels, "; "), RoutePrefix)
 	fmt.Fprintf(b, "- **idle**: each connection sends `GET %s/`, reads the whole answer (a 200 that keeps the connection alive), then stays open and silent.\n", RoutePrefix)
 	fmt.Fprintf(b, "- **upgraded**: each sends a WebSocket handshake (`GET %s/ws`, `Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Key`, version 13) "+
 		"and checks the backend's `101` and its `Sec-WebSocket-Accept` through the proxy; every 100th sends one masked frame and reads it back (the backend echoes), "+

@@ -102,7 +102,7 @@ func TestResultsWrite(t *testing.T) {
 	conns.Notes = []string{"A connection note."}
 	r.Conns = &conns
 	md = []byte(r.Markdown())
-	for _, want := range []string{"## Held connections", "`zkbench hold`", "opens 8000 connections", "zkgate, 1 backend, nginx, 1 worker",
+	for _, want := range []string{"## Held connections", "`zkbench hold`", "opens 8000 connections", "(zkgate, 1 backend; nginx, 1 worker)",
 		"### Memory per held connection", "| keep-alive, served one GET, now idle | 17.0 KiB | 1.0 KiB |",
 		"### What a held connection costs zkgate", "25 → 8025 (1.00)", "### Steady load beside 8000 idle connections",
 		"`wrk -t1 -c64 -d5s --latency` on the 13-byte body through `/echo/`", "- A connection note.", "## Discovery propagation"} {
