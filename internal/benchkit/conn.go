@@ -107,15 +107,21 @@ func (h *harness) connMemory(ctx context.Context, t *target, kind string, res *C
 	return m, nil
 }
 
-// idleLoad runs the steady load alone, then beside HeldConns idle
-// connections.
+// idleLoad runs the steady load alone, twice beside HeldConns idle
+// connections, then alone again (ABBA: a drift of the machine over the
+// four runs weighs on both sides alike).
 func (h *harness) idleLoad(ctx context.Context, t *target, res *ConnResults) (IdleLoad, error) {
 	l := IdleLoad{TargetInfo: t.TargetInfo}
 	fds, err := GroupFDs(t.pids())
 	if err != nil {
 		return l, err
 	}
-	if l.Alone, err = h.measure(ctx, t, BodySmall, h.o.Conns, h.o.Duration, 0); err != nil {
+	run := func(into *[]Sample) error {
+		s, err := h.measure(ctx, t, BodySmall, h.o.Conns, h.o.Duration, 0)
+		*into = append(*into, s)
+		return err
+	}
+	if err := run(&l.Alone); err != nil {
 		return l, err
 	}
 	hp, opened, err := h.startHolder(ctx, t, HoldIdle)
@@ -123,16 +129,23 @@ func (h *harness) idleLoad(ctx context.Context, t *target, res *ConnResults) (Id
 		return l, err
 	}
 	l.Opened = opened
-	l.WithIdle, err = h.measure(ctx, t, BodySmall, h.o.Conns, h.o.Duration, 0)
+	err = run(&l.WithIdle)
+	if err == nil {
+		err = run(&l.WithIdle)
+	}
 	closed, serr := h.stopHolder(hp)
 	l.Closed = closed
 	if err = errors.Join(err, serr); err != nil {
 		return l, err
 	}
 	h.released(ctx, t, fds, -1, res)
+	if err := run(&l.Alone); err != nil {
+		return l, err
+	}
+	alone, with := MergeRuns(l.Alone), MergeRuns(l.WithIdle)
 	fmt.Fprintf(h.o.Progress, "    %-22s wrk -c%d alone %8.0f req/s p99 %6.2fms cpu %5.1f µs/req; beside %d idle %8.0f req/s p99 %6.2fms cpu %5.1f µs/req\n",
-		t.Label, h.o.Conns, l.Alone.Wrk.RPS(), float64(l.Alone.Wrk.P99)/1e6, l.Alone.CPUPerReq(), opened.Established,
-		l.WithIdle.Wrk.RPS(), float64(l.WithIdle.Wrk.P99)/1e6, l.WithIdle.CPUPerReq())
+		t.Label, h.o.Conns, alone.Wrk.RPS(), float64(alone.Wrk.P99)/1e6, alone.CPUPerReq(), opened.Established,
+		with.Wrk.RPS(), float64(with.Wrk.P99)/1e6, with.CPUPerReq())
 	return l, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 )
 
 // ConnTargets are the targets the connection benchmark measures, in
@@ -53,10 +54,12 @@ func perConnKiB(bytes float64, n int) float64 {
 // held beside it.
 type IdleLoad struct {
 	TargetInfo
-	// Alone is the wrk run without idle connections; WithIdle the same run
-	// while the holder held Opened.Established idle connections.
-	Alone, WithIdle Sample
-	// Opened and Closed are the holder's reports around the WithIdle run.
+	// Alone are the wrk runs without idle connections; WithIdle the same
+	// runs while the holder held Opened.Established idle connections. They
+	// ran in the order alone, with, with, alone, so that a drift of the
+	// machine over the four runs weighs on both sides alike.
+	Alone, WithIdle []Sample
+	// Opened and Closed are the holder's reports around the WithIdle runs.
 	Opened, Closed HoldReport
 }
 
@@ -184,6 +187,36 @@ func ConnRuntimeTable(c ConnResults) string {
 	return b.String()
 }
 
+// MergeRuns combines runs of the same load into one sample: requests,
+// durations, CPU time and errors add up (so req/s and CPU per request are
+// over every run), latencies are the mean of the runs'.
+func MergeRuns(runs []Sample) Sample {
+	var m Sample
+	if len(runs) == 0 {
+		return m
+	}
+	m.Round, m.Target, m.Body, m.Conns = runs[0].Round, runs[0].Target, runs[0].Body, runs[0].Conns
+	n := time.Duration(len(runs))
+	for _, s := range runs {
+		w := &m.Wrk
+		w.Requests += s.Wrk.Requests
+		w.Duration += s.Wrk.Duration
+		w.Bytes += s.Wrk.Bytes
+		w.Connect += s.Wrk.Connect
+		w.Read += s.Wrk.Read
+		w.Write += s.Wrk.Write
+		w.Status += s.Wrk.Status
+		w.Timeout += s.Wrk.Timeout
+		w.P50 += s.Wrk.P50 / n
+		w.P90 += s.Wrk.P90 / n
+		w.P99 += s.Wrk.P99 / n
+		w.Max = max(w.Max, s.Wrk.Max)
+		m.CPU += s.CPU
+		m.RSS = max(m.RSS, s.RSS)
+	}
+	return m
+}
+
 // IdleLoadTable renders the steady load with and without the idle
 // connections: throughput, p99 and CPU per request, each with the ratio
 // with / without.
@@ -198,7 +231,7 @@ func IdleLoadTable(c ConnResults) string {
 		return fmt.Sprintf("%.2f×", with/alone)
 	}
 	for _, l := range c.IdleLoad {
-		a, w := l.Alone, l.WithIdle
+		a, w := MergeRuns(l.Alone), MergeRuns(l.WithIdle)
 		fmt.Fprintf(&b, "| %s | %d (%d) | %s → %s (%s) | %s → %s (%s) | %.1f → %.1f (%s) | %d |\n", l.Label,
 			l.Opened.Established, l.Closed.Alive,
 			groupDigits(a.Wrk.RPS()), groupDigits(w.Wrk.RPS()), ratio(a.Wrk.RPS(), w.Wrk.RPS()),

@@ -93,13 +93,32 @@ func TestIdleLoadTable(t *testing.T) {
 	}
 	o, c := held(HoldIdle, 8000, 8000, 7990)
 	r := ConnResults{Conns: 8000, IdleLoad: []IdleLoad{{TargetInfo: zkgateInfo, Opened: o, Closed: c,
-		Alone:    wrk(20000, 8*time.Millisecond, 800*time.Millisecond, 0),
-		WithIdle: wrk(18000, 10*time.Millisecond, 810*time.Millisecond, 2)}}}
+		// Two runs a side: 30,000 and 10,000 requests alone make 20,000/s
+		// over both; p99 the mean of 6ms and 10ms.
+		Alone:    []Sample{wrk(30000, 6*time.Millisecond, 1000*time.Millisecond, 0), wrk(10000, 10*time.Millisecond, 600*time.Millisecond, 0)},
+		WithIdle: []Sample{wrk(18000, 12*time.Millisecond, 810*time.Millisecond, 2), wrk(18000, 8*time.Millisecond, 810*time.Millisecond, 0)}}}}
 	want := "| zkgate, 1 backend | 8000 (7990) | 20,000 → 18,000 (0.90×) | 8.00 → 10.00 (1.25×) | 40.0 → 45.0 (1.12×) | 2 |\n"
 	if got := IdleLoadTable(r); !strings.HasSuffix(got, want) {
 		t.Errorf("IdleLoadTable =\n%s\nwant its row\n%s", got, want)
 	}
 	if got := (Sample{}).CPUPerReq(); got != 0 {
 		t.Errorf("CPU per request of an empty run = %v, want 0", got)
+	}
+}
+
+func TestMergeRuns(t *testing.T) {
+	a := Sample{Target: "px", Body: BodySmall, Conns: 64, CPU: time.Second, RSS: 10,
+		Wrk: WrkResult{Requests: 100, Duration: time.Second, Bytes: 1000, Read: 1, P50: 2 * time.Millisecond, P99: 4 * time.Millisecond, Max: 9 * time.Millisecond}}
+	b := Sample{Target: "px", Body: BodySmall, Conns: 64, CPU: 3 * time.Second, RSS: 30,
+		Wrk: WrkResult{Requests: 300, Duration: 3 * time.Second, Bytes: 3000, Timeout: 2, P50: 4 * time.Millisecond, P99: 8 * time.Millisecond, Max: 5 * time.Millisecond}}
+	m := MergeRuns([]Sample{a, b})
+	if m.Wrk.Requests != 400 || m.Wrk.Duration != 4*time.Second || m.Wrk.RPS() != 100 || m.CPU != 4*time.Second || m.CPUPerReq() != 10000 {
+		t.Errorf("merged totals: %+v, want 400 requests over 4s and 4s of CPU", m)
+	}
+	if m.Wrk.P50 != 3*time.Millisecond || m.Wrk.P99 != 6*time.Millisecond || m.Wrk.Max != 9*time.Millisecond || m.Wrk.Errors() != 3 || m.RSS != 30 || m.Target != "px" {
+		t.Errorf("merged latencies and errors: %+v, want means 3ms / 6ms, max 9ms, 3 errors", m)
+	}
+	if z := MergeRuns(nil); z.Wrk.Requests != 0 || z.CPUPerReq() != 0 {
+		t.Errorf("MergeRuns(nil) = %+v, want the zero sample", z)
 	}
 }

@@ -275,9 +275,11 @@ func (r Results) connMarkdown(b *strings.Builder) {
 		b.WriteString(rt + "\n")
 	}
 	fmt.Fprintf(b, "### Steady load beside %d idle connections\n\n", c.Conns)
-	fmt.Fprintf(b, "On the process of the idle measurement: `wrk -t1 -c%d -d%v --latency` on the 13-byte body through `%s/` alone, then again while the holder "+
-		"holds %d idle connections opened as above (the holder is started, all its connections established, then wrk runs; the holder closes them after). "+
-		"CPU µs/req as in the throughput tables; × is with idle / alone (the issue's target: p99 and CPU within 1.10×). One run each.\n\n",
+	fmt.Fprintf(b, "On the process of the idle measurement: `wrk -t1 -c%d -d%v --latency` on the 13-byte body through `%s/`, four runs in the order "+
+		"alone, with idle, with idle, alone, so that a drift of the machine weighs on both sides alike; *with idle* runs while the holder holds %d idle connections "+
+		"opened as above (the holder is started and all its connections established before the first, and closes them after the second). "+
+		"req/s and CPU µs/req are over both runs of a side (CPU as in the throughput tables), p99 the mean of both runs'; × is with idle / alone "+
+		"(the issue's target: p99 and CPU within 1.10×).\n\n",
 		o.Conns, o.Duration, RoutePrefix, c.Conns)
 	b.WriteString(IdleLoadTable(*c) + "\n")
 }
