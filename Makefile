@@ -74,7 +74,8 @@ demo: build
 demo-smoke: build
 	./scripts/demo.sh --smoke
 
-## bench: Go micro-benchmarks, then zkgate against direct, nginx, HAProxy and Caddy with wrk
+## bench: Go micro-benchmarks, then zkgate against direct, nginx, HAProxy and Caddy with wrk (one worker
+## and both cores), connections held open through zkgate, nginx and HAProxy, discovery propagation
 bench: build bench-go
 	./scripts/bench.sh
 

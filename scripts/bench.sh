@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench.sh — zkgate against a direct connection, nginx, HAProxy and Caddy with
-# wrk, and ZooKeeper discovery propagation; writes docs/bench/results.md and
-# docs/bench/results.svg and prints the tables. `make bench` runs it after
-# `make build`.
+# wrk (one worker / one thread, and both cores), the memory of connections
+# held open through zkgate, nginx and HAProxy (idle and upgraded) and a
+# steady load beside idle ones, and ZooKeeper discovery propagation; writes
+# docs/bench/results.md and docs/bench/results.svg and prints the tables.
+# `make bench` runs it after `make build` (about 12 minutes).
 #
 # Installs wrk, nginx, haproxy, caddy and ZooKeeper from Debian when missing
 # (as root), but never enables or starts their system services: each runs as
@@ -16,12 +18,18 @@
 #   BENCH_LAT_DURATION=3s   each wrk run at -c1 (latency)
 #   BENCH_WARMUP=1s         one unrecorded run per target and body first (0 = none)
 #   BENCH_CONNS=64          wrk connections of the main runs
+#   BENCH_HELD_CONNS=8000   connections held open through each of zkgate, nginx and
+#                           HAProxy, idle then upgraded, and beside the wrk -c64 load
+#                           (0 = skip that part, about 2 minutes; at most 8900: a
+#                           process may hold 20,000 descriptors, a proxy holds two
+#                           per upgraded connection)
 #   BENCH_PROP_EVENTS=100   discovery propagation events (0 = skip)
-#   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,go-reverseproxy,nginx,haproxy,caddy
-#   BENCH_BASE_PORT=19100   ports BASE..BASE+23 on 127.0.0.1 must be free
+#   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,go-reverseproxy,nginx,haproxy,caddy,nginx-2,haproxy-2
+#   BENCH_BASE_PORT=19100   ports BASE..BASE+25 on 127.0.0.1 must be free
 #   BENCH_TIMEOUT=20m       hard bound on the whole run
 #
 # Iterating quickly: BENCH_ROUNDS=2 BENCH_DURATION=3s BENCH_PROP_EVENTS=20 scripts/bench.sh
+# Only the connection part: BENCH_ROUNDS=1 BENCH_TARGETS=zkgate,nginx,haproxy BENCH_PROP_EVENTS=0 scripts/bench.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -53,7 +53,9 @@ func LargeBody() []byte { return append([]byte(nil), largeBody...) }
 
 // Backend is the fast HTTP backend of the throughput benchmark: it answers
 // a fixed body with precomputed headers and does nothing else, so that the
-// proxy in front of it dominates the cost of a request.
+// proxy in front of it dominates the cost of a request. It also answers
+// WebSocket handshakes, for the connection benchmark's upgraded
+// connections.
 type Backend struct {
 	// ID is answered at IDPath.
 	ID string
@@ -61,8 +63,13 @@ type Backend struct {
 
 // ServeHTTP answers SmallBody, the 16 KiB body at LargePath, or the ID at
 // IDPath. The header values are shared, read-only slices: no allocation
-// beyond net/http's own.
+// beyond net/http's own. A WebSocket handshake, on any path, is answered
+// with 101 and the connection then echoes what it receives (serveUpgrade).
 func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header["Upgrade"] != nil && wantsWebSocket(r) {
+		serveUpgrade(w, r)
+		return
+	}
 	h := w.Header()
 	switch r.URL.Path {
 	case LargePath:

@@ -6,28 +6,42 @@ import (
 	"strings"
 )
 
-// The proxies' configurations. Each listens on one loopback port, proxies
-// every path to its upstreams over keep-alive HTTP/1.1 connections, logs no
-// requests (zkgate's access log aside, which ZkgateConfig controls) and
-// keeps every file it writes in the harness's state directory.
+// The proxies' configurations. Each listens on one loopback port and routes
+// as a user's gateway does (the issue's "what a user runs"): requests under
+// RoutePrefix go to the upstreams with the prefix stripped (zkgate's
+// strip_prefix), every other path goes to them as it is (a route on "").
+// Upstream connections are keep-alive HTTP/1.1; WebSocket upgrades pass
+// through; no proxy logs requests (zkgate's access log aside, which
+// ZkgateConfig controls); every file a proxy writes stays in the harness's
+// state directory.
 
-// NginxConfig returns an nginx.conf for one worker in the foreground (the
-// harness adds -g 'daemon off;'), with its pid file, logs and temporary
-// files under dir, proxying 127.0.0.1:port to upstreams with a keep-alive
-// pool of 64 connections.
-func NginxConfig(dir string, port int, upstreams []string) string {
+// RoutePrefix is the prefix of the route the benchmark's requests take
+// through each proxy: GET RoutePrefix+"/" reaches the backend as GET "/".
+const RoutePrefix = "/echo"
+
+// NginxConfig returns an nginx.conf for workers worker processes in the
+// foreground (the harness adds -g 'daemon off;'), with its pid file, logs
+// and temporary files under dir, proxying 127.0.0.1:port to upstreams with
+// a keep-alive pool of 64 connections. location RoutePrefix/ strips the
+// prefix (proxy_pass with a URI); WebSocket upgrades get Upgrade and
+// Connection: upgrade upstream, every other request Connection "" so that
+// the upstream connection is kept alive (the map of nginx's WebSocket
+// documentation). Each worker may hold 19,000 connections, clients and
+// upstreams together: 8,000 upgraded connections are 16,000.
+func NginxConfig(dir string, port, workers int, upstreams []string) string {
 	var servers strings.Builder
 	for _, u := range upstreams {
 		fmt.Fprintf(&servers, "        server %s;\n", u)
 	}
 	tmp := func(name string) string { return filepath.Join(dir, "tmp", name) }
-	return fmt.Sprintf(`# written by zkbench (internal/benchkit); one worker, as in the issue's reference run
-worker_processes 1;
+	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
+worker_processes %d;
+worker_rlimit_nofile 20000;
 pid %s;
 error_log %s warn;
 
 events {
-    worker_connections 4096;
+    worker_connections 19000;
 }
 
 http {
@@ -38,58 +52,87 @@ http {
     uwsgi_temp_path %s;
     scgi_temp_path %s;
 
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      '';
+    }
+
     upstream bench {
 %s        keepalive 64;
     }
 
     server {
         listen 127.0.0.1:%d;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+
+        location %s/ {
+            proxy_pass http://bench/;
+        }
         location / {
             proxy_pass http://bench;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
         }
     }
 }
-`, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"),
+`, workers, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"),
 		tmp("client_body"), tmp("proxy"), tmp("fastcgi"), tmp("uwsgi"), tmp("scgi"),
-		servers.String(), port)
+		servers.String(), port, RoutePrefix)
 }
 
-// HAProxyConfig returns a haproxy.cfg for one thread in the foreground (the
-// harness passes -db), proxying 127.0.0.1:port round robin to upstreams and
-// reusing idle server connections across clients (http-reuse always).
-func HAProxyConfig(port int, upstreams []string) string {
+// HAProxyConfig returns a haproxy.cfg for threads threads in the foreground
+// (the harness passes -db), proxying 127.0.0.1:port round robin to
+// upstreams and reusing idle server connections across clients (http-reuse
+// always). Paths under RoutePrefix/ lose the prefix (replace-path); every
+// path goes to the same backend. WebSocket upgrades are HAProxy's default;
+// timeout tunnel keeps upgraded connections, timeout http-keep-alive idle
+// clients, as long as nginx's default keepalive_timeout. maxconn 9000 lets
+// 8,000 held connections and the load beside them in, within 20,000
+// descriptors (HAProxy needs two per connection). The idle server
+// connection pool's descriptor thresholds are raised: at their defaults
+// (tune.pool-low-fd-ratio 20%, high 25% of HAProxy's descriptors) 8,000
+// held clients, 44% of the 18,000 descriptors that maxconn gives, make
+// HAProxy stop pooling server connections and open one per request,
+// tripling its CPU per request; a deployment that holds that many clients
+// has a descriptor limit far above it and keeps its pool.
+func HAProxyConfig(port, threads int, upstreams []string) string {
 	var servers strings.Builder
 	for i, u := range upstreams {
 		fmt.Fprintf(&servers, "    server b%d %s\n", i+1, u)
 	}
 	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
 global
-    nbthread 1
-    maxconn 8192
+    nbthread %d
+    maxconn 9000
+    tune.pool-low-fd-ratio 80
+    tune.pool-high-fd-ratio 90
 
 defaults
     mode http
     timeout connect 2s
     timeout client 30s
     timeout server 30s
+    timeout http-keep-alive 75s
+    timeout tunnel 1h
     http-reuse always
 
 frontend bench
     bind 127.0.0.1:%d
+    http-request replace-path ^%s(/.*)$ \1 if { path_beg %s/ }
     default_backend backends
 
 backend backends
     balance roundrobin
-%s`, port, servers.String())
+%s`, threads, port, RoutePrefix, RoutePrefix, servers.String())
 }
 
 // CaddyConfig returns a Caddyfile proxying http://127.0.0.1:port round robin
 // to upstreams, without the admin endpoint (its default port 2019 could be
 // anyone's) or automatic HTTPS; the harness points its data and config
-// directories (XDG_*) at the state directory. The keep-alive pool
-// is raised to 64 idle connections per upstream, as nginx's.
+// directories (XDG_*) at the state directory. Paths under RoutePrefix/
+// lose the prefix (uri strip_prefix) before the one reverse_proxy. The
+// keep-alive pool is raised to 64 idle connections per upstream, as
+// nginx's.
 func CaddyConfig(port int, upstreams []string) string {
 	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
 {
@@ -98,6 +141,8 @@ func CaddyConfig(port int, upstreams []string) string {
 }
 
 http://127.0.0.1:%d {
+	@route path %s/*
+	uri @route strip_prefix %s
 	reverse_proxy %s {
 		lb_policy round_robin
 		transport http {
@@ -107,15 +152,18 @@ http://127.0.0.1:%d {
 		}
 	}
 }
-`, port, strings.Join(upstreams, " "))
+`, port, RoutePrefix, RoutePrefix, strings.Join(upstreams, " "))
 }
 
-// ZkgateConfig returns a zkgate configuration whose one route sends every
-// path to the service watched at zkPath in ZooKeeper (127.0.0.1:zkPort),
-// round robin, with the service settings of configs/gateway.yaml: active
-// HTTP health checks, passive ejection, retries on connect failures. The
-// access log, when on, goes to standard output as users run it; metrics are
-// always collected. fastPath false serves every request with net/http
+// ZkgateConfig returns a zkgate configuration shaped like a user's
+// (configs/gateway.yaml, the issue's reference run): a route on
+// RoutePrefix with strip_prefix and a route on "" (every other path), both
+// to the service watched at zkPath in ZooKeeper (127.0.0.1:zkPort), round
+// robin, with the service settings of configs/gateway.yaml: active HTTP
+// health checks, passive ejection, retries on connect failures. The access
+// log, when on, goes to standard output as users run it (the harness
+// sends it to a file); metrics are always collected; logging and the rest
+// keep their defaults. fastPath false serves every request with net/http
 // (entry_points.web.fast_path), to measure that side.
 func ZkgateConfig(webPort, adminPort, zkPort int, zkPath string, accessLog, fastPath bool) string {
 	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
@@ -126,8 +174,6 @@ entry_points:
 admin:
   address: "127.0.0.1:%d"
 log:
-  level: info
-  format: json
   access_log:
     enabled: %t
 shutdown:
@@ -135,9 +181,14 @@ shutdown:
   grace_timeout: 5s
 zookeeper:
   servers: ["127.0.0.1:%d"]
-  session_timeout: 10s
 routes:
-  - name: bench
+  - name: echo
+    match:
+      path_prefix: %s
+    strip_prefix: true
+    service: bench
+    balancer: round_robin
+  - name: rest
     match:
       path_prefix: ""
     service: bench
@@ -159,5 +210,5 @@ services:
     retries:
       attempts: 2
       on: [connect_failure]
-`, webPort, fastPath, adminPort, accessLog, zkPort, zkPath)
+`, webPort, fastPath, adminPort, accessLog, zkPort, RoutePrefix, zkPath)
 }

@@ -2,6 +2,10 @@ package benchkit
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zkgate/zkgate/internal/config"
+	"github.com/zkgate/zkgate/internal/zktest"
 )
 
 var upstreams = []string{"127.0.0.1:19101", "127.0.0.1:19102"}
@@ -50,9 +55,11 @@ func mustContain(t *testing.T, what, text string, parts ...string) {
 
 func TestNginxConfig(t *testing.T) {
 	dir := t.TempDir()
-	text := NginxConfig(dir, 19120, upstreams)
+	text := NginxConfig(dir, 19120, 1, upstreams)
 	mustContain(t, "nginx.conf", text, "worker_processes 1;", "keepalive 64;", "proxy_http_version 1.1;",
-		`proxy_set_header Connection "";`, "listen 127.0.0.1:19120;", "server 127.0.0.1:19101;", "server 127.0.0.1:19102;",
+		"proxy_set_header Connection $connection_upgrade;", "proxy_set_header Upgrade $http_upgrade;", "''      '';",
+		"location /echo/ {\n            proxy_pass http://bench/;", "location / {\n            proxy_pass http://bench;",
+		"worker_connections 19000;", "listen 127.0.0.1:19120;", "server 127.0.0.1:19101;", "server 127.0.0.1:19102;",
 		"access_log off;", "pid "+filepath.Join(dir, "nginx.pid"))
 	nginx := tool(t, "nginx")
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
@@ -66,8 +73,9 @@ func TestNginxConfig(t *testing.T) {
 }
 
 func TestHAProxyConfig(t *testing.T) {
-	text := HAProxyConfig(19121, upstreams)
-	mustContain(t, "haproxy.cfg", text, "nbthread 1", "http-reuse always", "bind 127.0.0.1:19121",
+	text := HAProxyConfig(19121, 1, upstreams)
+	mustContain(t, "haproxy.cfg", text, "nbthread 1", "http-reuse always", "bind 127.0.0.1:19121", "timeout tunnel",
+		`http-request replace-path ^/echo(/.*)$ \1 if { path_beg /echo/ }`, "maxconn 9000", "tune.pool-low-fd-ratio 80",
 		"server b1 127.0.0.1:19101", "server b2 127.0.0.1:19102", "balance roundrobin")
 	haproxy := tool(t, "haproxy")
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
@@ -80,7 +88,8 @@ func TestHAProxyConfig(t *testing.T) {
 func TestCaddyConfig(t *testing.T) {
 	text := CaddyConfig(19122, upstreams)
 	mustContain(t, "Caddyfile", text, "admin off", "auto_https off", "http://127.0.0.1:19122",
-		"reverse_proxy 127.0.0.1:19101 127.0.0.1:19102", "keepalive_idle_conns_per_host 64")
+		"reverse_proxy 127.0.0.1:19101 127.0.0.1:19102", "keepalive_idle_conns_per_host 64",
+		"@route path /echo/*", "uri @route strip_prefix /echo")
 	caddy := tool(t, "caddy")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "Caddyfile")
@@ -107,11 +116,129 @@ func TestZkgateConfigLoads(t *testing.T) {
 		if cfg.Admin.Address != "127.0.0.1:19111" || cfg.Log.AccessLog.Enabled != accessLog {
 			t.Errorf("admin %q, access log %v; want 127.0.0.1:19111 and %v", cfg.Admin.Address, cfg.Log.AccessLog.Enabled, accessLog)
 		}
-		if len(cfg.Routes) != 1 || cfg.Routes[0].Balancer != "round_robin" || cfg.Routes[0].Service != "bench" {
-			t.Errorf("routes = %+v, want one round_robin route to bench", cfg.Routes)
+		if len(cfg.Routes) != 2 {
+			t.Fatalf("routes = %+v, want /echo and the rest", cfg.Routes)
+		}
+		for i, r := range cfg.Routes {
+			if r.Balancer != "round_robin" || r.Service != "bench" {
+				t.Errorf("route %d = %+v, want a round_robin route to bench", i, r)
+			}
+		}
+		if echo, rest := cfg.Routes[0], cfg.Routes[1]; echo.Match.PathPrefix != RoutePrefix || !echo.StripPrefix || rest.Match.PathPrefix != "" || rest.StripPrefix {
+			t.Errorf("routes = %+v, want %s with strip_prefix, then \"\" without", cfg.Routes, RoutePrefix)
+		}
+		if cfg.Log.Format != "auto" || cfg.EntryPoints["web"].IdleTimeout != 90*time.Second {
+			t.Errorf("log format %q, idle timeout %v: want the defaults (auto, 90s), as a user runs it", cfg.Log.Format, cfg.EntryPoints["web"].IdleTimeout)
 		}
 		if zk := cfg.Services["bench"].Discovery.ZooKeeper; zk == nil || zk.Path != "/services/bench3" {
 			t.Errorf("bench discovery = %+v, want ZooKeeper at /services/bench3", cfg.Services["bench"].Discovery)
 		}
 	}
+}
+
+// startProxy starts a proxy from argv (its configuration written by the
+// caller) and waits until port answers the small body through the route.
+func startProxy(t *testing.T, name string, port int, env []string, argv ...string) {
+	t.Helper()
+	p, err := StartProc(ProcSpec{Name: name, Argv: argv, Env: env, Log: filepath.Join(t.TempDir(), name+".log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(10 * time.Second) })
+	url := fmt.Sprintf("http://127.0.0.1:%d%s/", port, RoutePrefix)
+	err = WaitFor(context.Background(), 20*time.Second, name+" to answer at "+url, func() (bool, error) {
+		if err := p.Err(); err != nil {
+			return false, err
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == 200, nil
+	})
+	if err != nil {
+		log, _ := os.ReadFile(p.LogPath)
+		t.Fatalf("%v\n%s", err, log)
+	}
+}
+
+// checkRouting asks the proxy on port for the 16 KiB body through the
+// route (the prefix must be stripped for the backend to serve it) and
+// beside it, then holds upgraded connections through it when upgrades is
+// set.
+func checkRouting(t *testing.T, port int, upgrades bool) {
+	t.Helper()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for path, want := range map[string]string{RoutePrefix + LargePath: string(LargeBody()), LargePath: string(LargeBody()),
+		RoutePrefix + "/": SmallBody, "/other": SmallBody} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != want {
+			t.Errorf("GET %s: %d, %d bytes; want 200 and %d bytes", path, resp.StatusCode, len(body), len(want))
+		}
+	}
+	kinds := []string{HoldIdle}
+	if upgrades {
+		kinds = append(kinds, HoldUpgrade)
+	}
+	for _, kind := range kinds {
+		est, stop := holdUntilEstablished(t, HoldOptions{Addr: fmt.Sprintf("127.0.0.1:%d", port), Path: RoutePrefix + "/ws",
+			Kind: kind, Conns: 40, EchoEvery: 4})
+		closed := stop()
+		if est.Established != 40 || (kind == HoldUpgrade && est.EchoOK != 10) || closed.Alive != 40 {
+			t.Errorf("%s connections through the proxy: %+v, then %+v; want 40 held (10 echoes for upgrades), all alive at the close", kind, est, closed)
+		}
+	}
+}
+
+// freeBackend serves Backend on a loopback port for a proxy to reach.
+func freeBackend(t *testing.T) []string {
+	t.Helper()
+	srv := httptest.NewServer(&Backend{ID: "b"})
+	t.Cleanup(srv.Close)
+	return []string{strings.TrimPrefix(srv.URL, "http://")}
+}
+
+func TestNginxConfigRoutesAndUpgrades(t *testing.T) {
+	nginx := tool(t, "nginx")
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	port := zktest.FreePort(t)
+	cfg := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(cfg, []byte(NginxConfig(dir, port, 2, freeBackend(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startProxy(t, "nginx", port, nil, nginx, "-p", dir, "-c", cfg, "-e", "stderr", "-g", "daemon off;")
+	checkRouting(t, port, true)
+}
+
+func TestHAProxyConfigRoutesAndUpgrades(t *testing.T) {
+	haproxy := tool(t, "haproxy")
+	port := zktest.FreePort(t)
+	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(cfg, []byte(HAProxyConfig(port, 2, freeBackend(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startProxy(t, "haproxy", port, nil, haproxy, "-f", cfg, "-db")
+	checkRouting(t, port, true)
+}
+
+func TestCaddyConfigRoutes(t *testing.T) {
+	caddy := tool(t, "caddy")
+	dir := t.TempDir()
+	port := zktest.FreePort(t)
+	cfg := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfg, []byte(CaddyConfig(port, freeBackend(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startProxy(t, "caddy", port, []string{"HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "XDG_DATA_HOME=" + dir},
+		caddy, "run", "--config", cfg, "--adapter", "caddyfile")
+	checkRouting(t, port, false)
 }

@@ -43,10 +43,16 @@ type Options struct {
 	// Conns is the main concurrency. Default 64.
 	Conns int
 	// BasePort is the first of the loopback ports used (BasePort to
-	// BasePort+23). Default 19100.
+	// BasePort+25). Default 19100.
 	BasePort int
 	// PropEvents is the number of discovery propagation events; 0 = skip.
 	PropEvents int
+	// HeldConns is the number of connections the connection benchmark
+	// holds open through each of ConnTargets. Default 8000, at most
+	// MaxHeldConns.
+	HeldConns int
+	// SkipConns turns the connection benchmark off.
+	SkipConns bool
 	// PropQuiet ends a deregistration event (see PropagationConfig.Quiet).
 	// Default 150ms.
 	PropQuiet time.Duration
@@ -78,7 +84,9 @@ const (
 	offHAProxy   = 21
 	offCaddy     = 22
 	offGoProxy   = 23
-	offLast      = offGoProxy
+	offNginx2    = 24
+	offHAProxy2  = 25
+	offLast      = offHAProxy2
 )
 
 // Targets lists every measured target in report order.
@@ -92,7 +100,14 @@ var Targets = []TargetInfo{
 	{Name: "nginx", Label: "nginx, 1 worker"},
 	{Name: "haproxy", Label: "HAProxy, nbthread 1"},
 	{Name: "caddy", Label: "Caddy"},
+	{Name: "nginx-2", Label: "nginx, 2 workers", BothCores: true},
+	{Name: "haproxy-2", Label: "HAProxy, nbthread 2", BothCores: true},
 }
+
+// BothCoresTargets are the rows of the both-cores table, in order: zkgate
+// at its default GOMAXPROCS against nginx and HAProxy allowed both cores
+// too, and the reference.
+var BothCoresTargets = []string{Reference, "zkgate", "nginx-2", "haproxy-2"}
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Root == "" {
@@ -129,6 +144,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.PropQuiet == 0 {
 		o.PropQuiet = 150 * time.Millisecond
 	}
+	if o.HeldConns == 0 {
+		o.HeldConns = 8000
+	}
 	if o.Log == nil {
 		l := logrus.New()
 		l.SetLevel(logrus.WarnLevel)
@@ -149,6 +167,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Conns < 1 {
 		errs = append(errs, fmt.Errorf("benchkit: connections %d: want at least 1", o.Conns))
+	}
+	if !o.SkipConns && (o.HeldConns < 1 || o.HeldConns > MaxHeldConns) {
+		errs = append(errs, fmt.Errorf("benchkit: held connections %d: want 1 to %d (a process here may hold 20,000 descriptors; a proxy holds two per upgraded connection)", o.HeldConns, MaxHeldConns))
 	}
 	if o.BasePort < 1024 || o.BasePort+offLast > 65535 {
 		errs = append(errs, fmt.Errorf("benchkit: base port %d: want 1024-%d", o.BasePort, 65535-offLast))
@@ -173,6 +194,7 @@ func targetNames() string {
 type target struct {
 	TargetInfo
 	url       string       // without trailing slash
+	prefix    string       // the route requests take: RoutePrefix, or "" without routes
 	proc      *Proc        // its main process (the backend for direct)
 	pids      func() []int // the processes whose CPU and memory count
 	accessLog string       // truncated before each run when set
@@ -188,6 +210,7 @@ type harness struct {
 	script  string // wrk's script
 	procs   *Procs
 	backend []*Proc
+	holders int // holder processes started, for their log names
 }
 
 // Run starts ZooKeeper, three backends and every target, measures them in
@@ -244,6 +267,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	notes := accessLogNotes(targets)
+	var conns *ConnResults
+	if !o.SkipConns {
+		if conns, err = h.connections(ctx, targets); err != nil {
+			return err
+		}
+	}
 	for _, t := range targets {
 		if t.Name != Reference && t.proc != nil {
 			_ = h.procs.Stop(t.proc, 10*time.Second)
@@ -266,6 +295,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	res := Results{
 		Rows:        Summarize(samples, infos, Reference, o.Conns),
 		Propagation: prop,
+		Conns:       conns,
 		Machine:     ReadMachine(h.versionCommands()),
 		LoadStart:   loadStart,
 		LoadEnd:     loadEnd,
@@ -327,7 +357,7 @@ func findTools(root string) (map[string]string, error) {
 // checkPorts fails naming every port of the layout that is in use.
 func checkPorts(base int) error {
 	var busy []string
-	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy}
+	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2}
 	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro} {
 		offs = append(offs, off, off+1)
 	}

@@ -33,21 +33,50 @@ func accessLogNotes(targets []*target) []string {
 
 // metricValue returns the value of an unlabelled Prometheus metric.
 func metricValue(url, name string) (float64, error) {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	v, err := metricValues(url, name)
 	if err != nil {
 		return 0, err
+	}
+	return v[0], nil
+}
+
+// metricValues returns the values of unlabelled Prometheus metrics, in
+// the order of names, from one scrape of url.
+func metricValues(url string, names ...string) ([]float64, error) {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	for line := range strings.SplitSeq(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+	return parseMetrics(string(body), names...)
+}
+
+// parseMetrics finds the values of unlabelled metrics in a Prometheus
+// text exposition, in the order of names.
+func parseMetrics(text string, names ...string) ([]float64, error) {
+	vals := make([]float64, len(names))
+	found := make([]bool, len(names))
+	for line := range strings.SplitSeq(text, "\n") {
+		for i, name := range names {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					return nil, fmt.Errorf("metric %s: %w", name, err)
+				}
+				vals[i], found[i] = x, true
+			}
 		}
 	}
-	return 0, fmt.Errorf("no %s in %s", name, url)
+	for i, name := range names {
+		if !found[i] {
+			return nil, fmt.Errorf("no %s in the metrics", name)
+		}
+	}
+	return vals, nil
 }
 
 // busyNote warns when the machine was busy before the run started.

@@ -31,12 +31,12 @@ func (h *harness) propagation(ctx context.Context) (Propagation, error) {
 		return Propagation{}, fmt.Errorf("benchkit: propagation: register the base member: %w", err)
 	}
 	if err := WaitFor(ctx, 20*time.Second, "the propagation gateway to route to its base member",
-		h.answers(t.proc, t.url+IDPath, []byte(base.ID()))); err != nil {
+		h.answers(t.proc, t.url+RoutePrefix+IDPath, []byte(base.ID()))); err != nil {
 		return Propagation{}, err
 	}
-	h.say("discovery propagation: %d events through %s (log: %s)", h.o.PropEvents, t.url, filepath.Dir(t.accessLog))
+	h.say("discovery propagation: %d events through %s (log: %s)", h.o.PropEvents, t.url+RoutePrefix, filepath.Dir(t.accessLog))
 	return MeasurePropagation(ctx, PropagationConfig{
-		URL:    t.url + IDPath,
+		URL:    t.url + RoutePrefix + IDPath, // the strip_prefix route, as a user's requests
 		Events: h.o.PropEvents,
 		Quiet:  h.o.PropQuiet,
 		Spawn:  ZkInstances{Client: client, Path: "/services/prop", Prefix: "prop-", Log: h.o.Log}.Spawn,

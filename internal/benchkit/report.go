@@ -19,6 +19,10 @@ type TargetInfo struct {
 	Name string
 	// Label is the report's description ("nginx, 1 worker").
 	Label string
+	// BothCores marks a target measured for the both-cores table only
+	// (nginx with 2 workers, HAProxy with 2 threads): it is left out of
+	// the main table and the chart, and has no run at concurrency 1.
+	BothCores bool
 }
 
 // Sample is one wrk run against one target.
@@ -32,6 +36,15 @@ type Sample struct {
 	CPU time.Duration
 	// RSS is their resident memory after the run, bytes.
 	RSS int64
+}
+
+// CPUPerReq returns the CPU time per request of the run, microseconds; 0
+// without a request.
+func (s Sample) CPUPerReq() float64 {
+	if s.Wrk.Requests <= 0 {
+		return 0
+	}
+	return float64(s.CPU.Microseconds()) / float64(s.Wrk.Requests)
 }
 
 // Row summarizes one target's samples for one body size.
@@ -136,15 +149,15 @@ func BodyTitle(body string) string {
 	return body
 }
 
-// Table renders the rows of one body size as a Markdown table. conns is
-// the main concurrency (column headings); reference names the ratio's
-// denominator.
+// Table renders the rows of one body size as a Markdown table, leaving
+// out the both-cores targets. conns is the main concurrency (column
+// headings); reference names the ratio's denominator.
 func Table(rows []Row, body string, conns int, reference string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| target | req/s median (min–max) | × %s (same round) | p50 / p99 at c=%d (ms) | p50 / p99 at c=1 (µs) | CPU µs/req | RSS MiB | errors |\n", reference, conns)
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		if r.Body != body {
+		if r.Body != body || r.BothCores {
 			continue
 		}
 		ratio := "1 (reference)"
@@ -161,6 +174,35 @@ func Table(rows []Row, body string, conns int, reference string) string {
 		fmt.Fprintf(&b, "| %s | %s (%s–%s) | %s | %s / %s | %s | %.1f | %.1f | %d |\n",
 			r.Label, groupDigits(r.RPS), groupDigits(r.RPSMin), groupDigits(r.RPSMax), ratio,
 			ms(r.P50), ms(r.P99), lat1, r.CPUPerReq, float64(r.RSS)/(1<<20), r.Errors)
+	}
+	return b.String()
+}
+
+// BothCoresTable renders, for one body size, the rows named in names (in
+// that order) as the both-cores table: throughput, its ratio to the
+// reference of the same round, latency and CPU at the main concurrency,
+// and the cores the target kept busy (CPU per request × requests per
+// second).
+func BothCoresTable(rows []Row, names []string, body string, conns int, reference string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| target | req/s median (min–max) | × %s (same round) | p50 / p99 at c=%d (ms) | CPU µs/req | cores busy | errors |\n", reference, conns)
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, name := range names {
+		for _, r := range rows {
+			if r.Body != body || r.Name != name {
+				continue
+			}
+			ratio := "1 (reference)"
+			if r.Name != reference {
+				ratio = "–"
+				if !math.IsNaN(r.Ratio) {
+					ratio = fmt.Sprintf("%.2f×", r.Ratio)
+				}
+			}
+			fmt.Fprintf(&b, "| %s | %s (%s–%s) | %s | %s / %s | %.1f | %.2f | %d |\n",
+				r.Label, groupDigits(r.RPS), groupDigits(r.RPSMin), groupDigits(r.RPSMax), ratio,
+				ms(r.P50), ms(r.P99), r.CPUPerReq, r.CPUPerReq*r.RPS/1e6, r.Errors)
+		}
 	}
 	return b.String()
 }

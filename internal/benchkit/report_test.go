@@ -102,3 +102,28 @@ func TestGroupDigits(t *testing.T) {
 		t.Errorf("body titles %q, %q", BodyTitle(BodySmall), BodyTitle(BodyLarge))
 	}
 }
+
+func TestBothCoresTable(t *testing.T) {
+	rows := []Row{
+		{TargetInfo: TargetInfo{Name: Reference, Label: "direct"}, Body: BodySmall, RPS: 40000, RPSMin: 39000, RPSMax: 41000,
+			Ratio: math.NaN(), P50: 1100 * time.Microsecond, P99: 7000 * time.Microsecond, CPUPerReq: 25},
+		{TargetInfo: TargetInfo{Name: "nginx", Label: "nginx, 1 worker"}, Body: BodySmall, RPS: 24000, Ratio: 0.6, CPUPerReq: 26},
+		{TargetInfo: TargetInfo{Name: "nginx-2", Label: "nginx, 2 workers", BothCores: true}, Body: BodySmall, RPS: 30000, RPSMin: 29000,
+			RPSMax: 31000, Ratio: 0.75, P50: 2000 * time.Microsecond, P99: 5000 * time.Microsecond, CPUPerReq: 30, Errors: 1},
+		{TargetInfo: TargetInfo{Name: "zkgate", Label: "zkgate"}, Body: BodySmall, RPS: 20000, RPSMin: 19000, RPSMax: 21000, Ratio: 0.5,
+			P50: 3000 * time.Microsecond, P99: 8000 * time.Microsecond, CPUPerReq: 40},
+		{TargetInfo: TargetInfo{Name: "zkgate", Label: "zkgate"}, Body: BodyLarge, RPS: 1},
+	}
+	got := BothCoresTable(rows, []string{Reference, "zkgate", "nginx-2", "haproxy-2"}, BodySmall, 64, Reference)
+	want := "| target | req/s median (min–max) | × direct (same round) | p50 / p99 at c=64 (ms) | CPU µs/req | cores busy | errors |\n" +
+		"|---|---:|---:|---:|---:|---:|---:|\n" +
+		"| direct | 40,000 (39,000–41,000) | 1 (reference) | 1.10 / 7.00 | 25.0 | 1.00 | 0 |\n" +
+		"| zkgate | 20,000 (19,000–21,000) | 0.50× | 3.00 / 8.00 | 40.0 | 0.80 | 0 |\n" +
+		"| nginx, 2 workers | 30,000 (29,000–31,000) | 0.75× | 2.00 / 5.00 | 30.0 | 0.90 | 1 |\n"
+	if got != want {
+		t.Errorf("BothCoresTable =\n%s\nwant (the names' order, no 1-worker nginx, no missing target)\n%s", got, want)
+	}
+	if main := Table(rows, BodySmall, 64, Reference); strings.Contains(main, "2 workers") || !strings.Contains(main, "nginx, 1 worker") {
+		t.Errorf("the main table shows a both-cores target or lacks nginx with 1 worker:\n%s", main)
+	}
+}

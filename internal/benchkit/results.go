@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -14,7 +15,9 @@ type Results struct {
 	Rows []Row
 	// Propagation is nil when it was skipped.
 	Propagation *Propagation
-	Machine     Machine
+	// Conns is the connection benchmark's outcome, nil when skipped.
+	Conns   *ConnResults
+	Machine Machine
 	// LoadStart and LoadEnd are the load averages before and after.
 	LoadStart, LoadEnd string
 	Started            time.Time
@@ -35,7 +38,13 @@ func (r Results) Write(dir string) error {
 	}
 	svg := filepath.Join(dir, "results.svg")
 	title := fmt.Sprintf("zkgate vs direct, nginx, HAProxy, Caddy — %s, %d cores", r.Started.UTC().Format("2006-01-02"), r.Machine.CPUs)
-	if err := os.WriteFile(svg, Chart(r.Rows, title, r.Options.Conns), 0o644); err != nil {
+	var charted []Row // the main table's rows
+	for _, row := range r.Rows {
+		if !row.BothCores {
+			charted = append(charted, row)
+		}
+	}
+	if err := os.WriteFile(svg, Chart(charted, title, r.Options.Conns), 0o644); err != nil {
 		return fmt.Errorf("benchkit: results: %w", err)
 	}
 	return nil
@@ -47,16 +56,47 @@ func (r Results) Tables() string {
 	for _, body := range []string{BodySmall, BodyLarge} {
 		fmt.Fprintf(&b, "%s\n\n%s\n", BodyTitle(body), Table(r.Rows, body, r.Options.Conns, Reference))
 	}
+	if r.hasBothCores() {
+		for _, body := range []string{BodySmall, BodyLarge} {
+			fmt.Fprintf(&b, "Both cores, %s\n\n%s\n", BodyTitle(body), BothCoresTable(r.Rows, BothCoresTargets, body, r.Options.Conns, Reference))
+		}
+	}
+	if c := r.Conns; c != nil {
+		fmt.Fprintf(&b, "Memory per held connection (%d connections)\n\n%s\n%s\n", c.Conns, ConnSummaryTable(*c), ConnMemoryTable(*c))
+		if rt := ConnRuntimeTable(*c); rt != "" {
+			fmt.Fprintf(&b, "zkgate's Go runtime\n\n%s\n", rt)
+		}
+		fmt.Fprintf(&b, "Steady load beside %d idle connections\n\n%s\n", c.Conns, IdleLoadTable(*c))
+	}
 	if r.Propagation != nil {
 		fmt.Fprintf(&b, "Discovery propagation\n\n%s", PropagationTable(*r.Propagation))
 	}
-	for i, n := range r.Notes {
+	for i, n := range r.allNotes() {
 		if i == 0 {
 			b.WriteString("\nNotes\n\n")
 		}
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
 	return b.String()
+}
+
+// allNotes returns the run's notes and the connection benchmark's.
+func (r Results) allNotes() []string {
+	notes := r.Notes
+	if r.Conns != nil {
+		notes = append(slices.Clip(notes), r.Conns.Notes...)
+	}
+	return notes
+}
+
+// hasBothCores reports whether a both-cores target was measured.
+func (r Results) hasBothCores() bool {
+	for _, row := range r.Rows {
+		if row.BothCores {
+			return true
+		}
+	}
+	return false
 }
 
 // PropagationTable renders p as a Markdown table of milliseconds.
@@ -134,28 +174,52 @@ func (r Results) Markdown() string {
 		fmt.Fprintf(&b, "### %s\n\n%s\n", BodyTitle(body), Table(r.Rows, body, o.Conns, Reference))
 	}
 
+	if r.hasBothCores() {
+		b.WriteString("### Both cores\n\n")
+		b.WriteString("The tables above put one nginx worker and one HAProxy thread against Go processes that may use both cores. " +
+			"Here zkgate (default GOMAXPROCS, the same process and runs as above) stands against nginx with `worker_processes 2` and HAProxy with `nbthread 2`, " +
+			"measured in the same rounds with the same `wrk -t1 -c" + fmt.Sprint(o.Conns) + "` runs, so the ratios to *direct* are of the same round. " +
+			"**cores busy** is CPU µs/req × req/s: how much of the machine's two cores the proxy kept busy; wrk and the backend share the same two cores.\n\n")
+		for _, body := range []string{BodySmall, BodyLarge} {
+			fmt.Fprintf(&b, "#### Both cores, %s\n\n%s\n", BodyTitle(body), BothCoresTable(r.Rows, BothCoresTargets, body, o.Conns, Reference))
+		}
+	}
+
 	b.WriteString("### The setup\n\n")
 	b.WriteString("- **Backends**: `zkbench backend`, a Go `net/http` server answering a fixed body with precomputed headers, " +
 		"registered in ZooKeeper as ephemeral nodes through `discovery.Registrar`. Three run throughout; *direct* and the one-backend targets use the first.\n")
-	b.WriteString("- **zkgate**: `bin/zkgate serve`, routes from ZooKeeper discovery (a real ZooKeeper from Debian's package), `round_robin`, " +
-		"the service settings of `configs/gateway.yaml` (active HTTP health checks every 2s, passive ejection, retries on connect failures), " +
-		"metrics on, the JSON access log on standard output written to a file, as a user runs it; one variant with the access log off. Default GOMAXPROCS (every core).\n")
-	b.WriteString("- **bare Go httputil.ReverseProxy**: `zkbench reverseproxy`, a `ReverseProxy` with only `SetURL` and a 256-connection keep-alive pool: " +
+	fmt.Fprintf(&b, "- **Routing, as a user runs it**: every proxy but the bare `ReverseProxy` has a route on `%s` whose prefix is stripped "+
+		"(`/echo/16k` reaches the backend as `/16k`) and a route on everything else; wrk asks `%s/` and `%s%s`, *direct* `/` and `%s`.\n",
+		RoutePrefix, RoutePrefix, RoutePrefix, LargePath, LargePath)
+	b.WriteString("- **zkgate**: `bin/zkgate serve`, routes from ZooKeeper discovery (a real ZooKeeper from Debian's package): `" + RoutePrefix + "` with `strip_prefix: true` " +
+		"and a route on `\"\"`, both `round_robin`, the service settings of `configs/gateway.yaml` (active HTTP health checks every 2s, passive ejection, retries on connect failures), " +
+		"metrics on, the JSON access log on standard output written to a file, every other key at its default, as in the issue's reference run; one variant with the access log off. Default GOMAXPROCS (every core).\n")
+	b.WriteString("- **bare Go httputil.ReverseProxy**: `zkbench reverseproxy`, a `ReverseProxy` with only `SetURL` and a 256-connection keep-alive pool, no routes: " +
 		"what any Go proxy pays before routing, balancing, health checks, metrics and logging; zkgate's distance to it is zkgate's own cost.\n")
-	b.WriteString("- **nginx**: one worker, `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `proxy_set_header Connection \"\"`, access log off.\n")
-	b.WriteString("- **HAProxy**: `nbthread 1`, `http-reuse always`, no logging.\n")
-	b.WriteString("- **Caddy**: `reverse_proxy` with 64 idle keep-alive connections per upstream, no access log, default GOMAXPROCS.\n")
+	b.WriteString("- **nginx**: one worker (two for the both-cores table), `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `location " + RoutePrefix + "/ { proxy_pass http://bench/; }` beside `location /`, " +
+		"`Connection` from the WebSocket `map` (`\"\"` for plain requests, so upstream connections are kept alive), access log off.\n")
+	b.WriteString("- **HAProxy**: `nbthread 1` (2 for the both-cores table), `http-reuse always`, `http-request replace-path ^" + RoutePrefix + "(/.*)$ \\1 if { path_beg " + RoutePrefix + "/ }`, no logging; " +
+		"`maxconn 9000` and the idle server pool's descriptor thresholds raised (`tune.pool-low-fd-ratio 80`, `tune.pool-high-fd-ratio 90`): at their defaults (20%, 25%), " +
+		"8,000 held clients make HAProxy stop pooling server connections and connect once per request, which tripled its CPU per request in the steady load beside idle connections.\n")
+	b.WriteString("- **Caddy**: `uri strip_prefix " + RoutePrefix + "` for `" + RoutePrefix + "/*`, then `reverse_proxy` with 64 idle keep-alive connections per upstream, no access log, default GOMAXPROCS.\n")
+	b.WriteString("- **Against the issue's reference run** (zkgate as a user runs it, measured apart from `make bench`): the bench's zkgate had one route on `\"\"`, " +
+		"so its requests needed no route choice and no prefix stripping; it now has the user's `" + RoutePrefix + "` route with `strip_prefix` beside the route on `\"\"`, and every other key at its default " +
+		"(`log.format` was pinned to `json`, the default `auto` writes the same JSON to a file). What did not differ: GOMAXPROCS (the default, every core, in both), " +
+		"the access log's destination (standard output to a regular file in both; here opened O_APPEND and truncated before each run) and the log writer. " +
+		"An A/B run of the two route layouts side by side (static discovery, 3 × `wrk -c64 -d5s` each, on a busy machine) showed no difference beyond the noise between runs.\n")
 	b.WriteString("- wrk, the backends and the proxy share the machine's cores, as do other processes of the machine: " +
 		"a proxy that uses fewer CPU µs per request leaves more of them to the backend and the client, which is why the CPU column is the fairer comparison " +
 		"between a one-worker proxy and a multi-threaded one.\n")
 	fmt.Fprintf(&b, "- Raw per-run samples: `%s`.\n\n", filepath.Join(".bench", "run", "samples.csv"))
-	if len(r.Notes) > 0 {
+	if notes := r.allNotes(); len(notes) > 0 {
 		b.WriteString("### Notes on this run\n\n")
-		for _, n := range r.Notes {
+		for _, n := range notes {
 			fmt.Fprintf(&b, "- %s\n", n)
 		}
 		b.WriteString("\n")
 	}
+
+	r.connMarkdown(&b)
 
 	b.WriteString("## Discovery propagation\n\n")
 	if r.Propagation == nil {
@@ -170,4 +234,52 @@ func (r Results) Markdown() string {
 		b.WriteString(PropagationTable(*r.Propagation))
 	}
 	return b.String()
+}
+
+// connMarkdown writes the connection benchmark's section.
+func (r Results) connMarkdown(b *strings.Builder) {
+	o := r.Options
+	b.WriteString("## Held connections\n\n")
+	c := r.Conns
+	if c == nil {
+		b.WriteString("Skipped in this run (BENCH_HELD_CONNS=0).\n\n")
+		return
+	}
+	var labels []string
+	for _, m := range c.Memory {
+		if !slices.Contains(labels, m.Label) {
+			labels = append(labels, m.Label)
+		}
+	}
+	fmt.Fprintf(b, "A client process of its own (`zkbench hold`, so that its %d descriptors are not the harness's) opens %d connections to the proxy, "+
+		"32 at a time, and holds them; the same Go backend as above answers behind each proxy (%s), through the `%s` route. "+
+		"Each proxy is restarted before each kind, so both start from a fresh process.\n\n", c.Conns, c.Conns, strings.Join(labels, "; "), RoutePrefix)
+	fmt.Fprintf(b, "- **idle**: each connection sends `GET %s/`, reads the whole answer (a 200 that keeps the connection alive), then stays open and silent.\n", RoutePrefix)
+	fmt.Fprintf(b, "- **upgraded**: each sends a WebSocket handshake (`GET %s/ws`, `Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Key`, version 13) "+
+		"and checks the backend's `101` and its `Sec-WebSocket-Accept` through the proxy; every 100th sends one masked frame and reads it back (the backend echoes), "+
+		"proving the tunnel. The proxy then holds two sockets per connection, the client's and the backend's: the figure counts both.\n", RoutePrefix)
+	fmt.Fprintf(b, "- **RSS**: VmRSS summed over the proxy's processes (nginx's master and worker), read every %v until two reads differ by less than 1%% "+
+		"(at most %v; *still moving* marks a value that had not settled), before the connections are opened and once all are held. "+
+		"**per connection** is (after − before) / connections held. **descriptors** count `/proc/PID/fd` entries: about N more for idle connections, 2N for upgraded ones, "+
+		"and N more in the backend, show that the connections are really held; **still held at the close** is the holder's non-blocking check, "+
+		"just before closing, that the proxy had not closed them.\n\n", settleEvery, settleBound)
+	fmt.Fprintf(b, "### Memory per held connection\n\n%s\n%s\n", ConnSummaryTable(*c), ConnMemoryTable(*c))
+	if rt := ConnRuntimeTable(*c); rt != "" {
+		b.WriteString("### What a held connection costs zkgate, by the Go runtime's accounting\n\n")
+		b.WriteString("From zkgate's own `/metrics` (the Go collector), read with the RSS before and after: goroutines, " +
+			"`go_memstats_stack_inuse_bytes` (goroutine stacks) and `go_memstats_heap_inuse_bytes` (heap spans in use: buffers, connection state, " +
+			"net/http's and the runtime's objects, and garbage not yet collected). The last column is the RSS growth minus both: " +
+			"positive, runtime metadata and memory freed but not yet returned to the system; negative, heap spans in use whose pages were never written " +
+			"(a fresh span comes zeroed from the system, so a large buffer allocated but only partly filled, such as a 32 KiB copy buffer, is mostly not resident). " +
+			"The kernel's socket memory is in no process's RSS.\n\n")
+		b.WriteString(rt + "\n")
+	}
+	fmt.Fprintf(b, "### Steady load beside %d idle connections\n\n", c.Conns)
+	fmt.Fprintf(b, "On the process of the idle measurement: `wrk -t1 -c%d -d%v --latency` on the 13-byte body through `%s/`, four runs in the order "+
+		"alone, with idle, with idle, alone, so that a drift of the machine weighs on both sides alike; *with idle* runs while the holder holds %d idle connections "+
+		"opened as above (the holder is started and all its connections established before the first, and closes them after the second). "+
+		"req/s and CPU µs/req are over both runs of a side (CPU as in the throughput tables), p99 the mean of both runs'; × is with idle / alone "+
+		"(the issue's target: p99 and CPU within 1.10×).\n\n",
+		o.Conns, o.Duration, RoutePrefix, c.Conns)
+	b.WriteString(IdleLoadTable(*c) + "\n")
 }

@@ -73,6 +73,47 @@ func TestResultsWrite(t *testing.T) {
 	if !strings.HasPrefix(string(svg), "<svg ") || !strings.Contains(string(svg), "2026-01-02, 2 cores") {
 		t.Errorf("results.svg does not start as an SVG with the date and cores: %.200s", svg)
 	}
+	if strings.Contains(string(md), "Both cores") {
+		t.Error("results.md has a both-cores section without both-cores targets")
+	}
+	r.Rows = append(r.Rows, Row{TargetInfo: TargetInfo{Name: "nginx-2", Label: "nginx, 2 workers", BothCores: true}, Body: BodySmall, RPS: 7000, Ratio: 0.23, CPUPerReq: 30})
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	md, _ = os.ReadFile(filepath.Join(dir, "results.md"))
+	svg, _ = os.ReadFile(filepath.Join(dir, "results.svg"))
+	if !strings.Contains(string(md), "#### Both cores, 13-byte body") || !strings.Contains(string(md), "| nginx, 2 workers | 7,000 (") ||
+		!strings.Contains(string(md), "`worker_processes 2`") {
+		t.Errorf("results.md lacks the both-cores table:\n%s", md)
+	}
+	if strings.Contains(string(svg), "2 workers") {
+		t.Error("the chart shows a both-cores target")
+	}
+	if n := strings.Count(string(md), "| nginx, 2 workers |"); n != 1 {
+		t.Errorf("nginx with 2 workers appears in %d tables, want only the both-cores one", n)
+	}
+	if tables := r.Tables(); !strings.Contains(tables, "Both cores, 16 KiB body") {
+		t.Errorf("Tables lacks the both-cores tables:\n%s", tables)
+	}
+	if md := r.Markdown(); !strings.Contains(md, "## Held connections\n\nSkipped in this run (BENCH_HELD_CONNS=0)") {
+		t.Error("without connection results, the page does not say they were skipped")
+	}
+	conns := sampleConnResults()
+	conns.Notes = []string{"A connection note."}
+	r.Conns = &conns
+	md = []byte(r.Markdown())
+	for _, want := range []string{"## Held connections", "`zkbench hold`", "opens 8000 connections", "(zkgate, 1 backend; nginx, 1 worker)",
+		"### Memory per held connection", "| keep-alive, served one GET, now idle | 17.0 KiB | 1.0 KiB |",
+		"### What a held connection costs zkgate", "25 → 8025 (1.00)", "### Steady load beside 8000 idle connections",
+		"`wrk -t1 -c64 -d5s --latency` on the 13-byte body through `/echo/`", "- A connection note.", "## Discovery propagation"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("results.md with connection results lacks %q", want)
+		}
+	}
+	if tables := r.Tables(); !strings.Contains(tables, "Memory per held connection (8000 connections)") ||
+		!strings.Contains(tables, "Steady load beside 8000 idle connections") || !strings.Contains(tables, "- A connection note.") {
+		t.Errorf("Tables lacks the connection tables or notes:\n%s", tables)
+	}
 	r.Propagation = nil
 	if md := r.Markdown(); !strings.Contains(md, "Skipped in this run") {
 		t.Error("without propagation results, the page does not say it was skipped")
@@ -103,7 +144,7 @@ func TestOptionsDefaultsAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.State != "/repo/.bench" || o.Out != "/repo/docs/bench" || o.Rounds != 3 || o.Duration != 5*time.Second ||
+	if o.State != "/repo/.bench" || o.Out != "/repo/docs/bench" || o.Rounds != 3 || o.Duration != 5*time.Second || o.HeldConns != 8000 ||
 		o.LatencyDuration != 3*time.Second || o.Conns != 64 || o.BasePort != 19100 || o.PropQuiet != 150*time.Millisecond {
 		t.Errorf("defaults = %+v", o)
 	}
@@ -112,10 +153,19 @@ func TestOptionsDefaultsAndErrors(t *testing.T) {
 		t.Errorf("no root: %v, want an error naming Root", err)
 	}
 	_, err = Options{Root: "/r", Self: "x", Rounds: -1, Duration: 500 * time.Millisecond, Conns: -2, BasePort: 70000,
-		Warmup: -time.Second, Only: []string{"nginx", "envoy"}}.withDefaults()
-	for _, want := range []string{"rounds -1", "500ms", "connections -2", "base port 70000", "must not be negative", `target "envoy": unknown (valid: direct, zkgate`} {
+		Warmup: -time.Second, Only: []string{"nginx", "envoy"}, HeldConns: 9000}.withDefaults()
+	for _, want := range []string{"held connections 9000: want 1 to 8900", "rounds -1", "500ms", "connections -2", "base port 70000", "must not be negative", `target "envoy": unknown (valid: direct, zkgate`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad options: error %v, want it to contain %q", err, want)
 		}
+	}
+}
+
+func TestOptionsSkipConns(t *testing.T) {
+	if _, err := (Options{Root: "/r", Self: "x", SkipConns: true, HeldConns: -1}).withDefaults(); err != nil {
+		t.Errorf("connections skipped: %v, want their count unchecked", err)
+	}
+	if _, err := (Options{Root: "/r", Self: "x", HeldConns: -1}).withDefaults(); err == nil {
+		t.Error("held connections -1 accepted")
 	}
 }

@@ -13,60 +13,89 @@ import (
 // startTargets starts every selected target's proxy and waits until each
 // answers both bodies correctly through it.
 func (h *harness) startTargets(ctx context.Context) ([]*target, error) {
-	one := []string{h.addr(offBackends)}
 	var targets []*target
 	for _, info := range Targets {
 		if !h.selected(info.Name) {
 			continue
 		}
 		t := &target{TargetInfo: info}
-		var err error
-		switch info.Name {
-		case Reference:
-			t.url, t.proc = "http://"+one[0], h.backend[0]
-		case "zkgate":
-			err = h.startZkgate(ctx, t, offZkgate, "/services/bench1", true, true)
-		case "zkgate-3":
-			err = h.startZkgate(ctx, t, offZkgate3, "/services/bench3", true, true)
+		if info.Name != Reference && info.Name != "go-reverseproxy" {
+			t.prefix = RoutePrefix // the bare ReverseProxy has no routes
+		}
+		if info.Name == "zkgate-3" {
 			t.wantIDs = 3
-		case "zkgate-nolog":
-			err = h.startZkgate(ctx, t, offZkgateOff, "/services/bench1", false, true)
-		case "zkgate-nethttp":
-			err = h.startZkgate(ctx, t, offZkgateStd, "/services/bench1", true, false)
-		case "go-reverseproxy":
-			err = h.startGoProxy(t, one[0])
-		case "nginx":
-			err = h.startNginx(t, one)
-		case "haproxy":
-			err = h.startHAProxy(t, one)
-		case "caddy":
-			err = h.startCaddy(t, one)
 		}
-		if err != nil {
+		if err := h.launch(ctx, t); err != nil {
 			return nil, err
-		}
-		if t.pids == nil {
-			pid := t.proc.PID()
-			t.pids = func() []int { return []int{pid} }
 		}
 		targets = append(targets, t)
 	}
 	for _, t := range targets {
-		what := t.Label + " at " + t.url
-		if err := WaitFor(ctx, 30*time.Second, what+" to answer the small body", h.answers(t.proc, t.url+"/", []byte(SmallBody))); err != nil {
+		if err := h.ready(ctx, t); err != nil {
 			return nil, err
 		}
-		if err := WaitFor(ctx, 10*time.Second, what+" to answer the 16 KiB body", h.answers(t.proc, t.url+LargePath, largeBody)); err != nil {
-			return nil, err
-		}
-		if t.wantIDs > 1 {
-			if err := WaitFor(ctx, 30*time.Second, fmt.Sprintf("%s to route to %d backends", what, t.wantIDs), h.distinct(t.proc, t.url, t.wantIDs)); err != nil {
-				return nil, err
-			}
-		}
-		h.say("%-34s %s  pids %v", t.Label, t.url, t.pids())
+		h.say("%-34s %s  pids %v", t.Label, t.url+t.prefix, t.pids())
 	}
 	return targets, nil
+}
+
+// launch starts t's proxy (for the reference, takes the first backend)
+// and sets its URL, process and the PIDs whose usage counts.
+func (h *harness) launch(ctx context.Context, t *target) error {
+	one := []string{h.addr(offBackends)}
+	var err error
+	switch t.Name {
+	case Reference:
+		t.url, t.proc = "http://"+one[0], h.backend[0]
+	case "zkgate":
+		err = h.startZkgate(ctx, t, offZkgate, "/services/bench1", true, true)
+	case "zkgate-3":
+		err = h.startZkgate(ctx, t, offZkgate3, "/services/bench3", true, true)
+	case "zkgate-nolog":
+		err = h.startZkgate(ctx, t, offZkgateOff, "/services/bench1", false, true)
+	case "zkgate-nethttp":
+		err = h.startZkgate(ctx, t, offZkgateStd, "/services/bench1", true, false)
+	case "go-reverseproxy":
+		err = h.startGoProxy(t, one[0])
+	case "nginx":
+		err = h.startNginx(t, offNginx, 1, one)
+	case "nginx-2":
+		err = h.startNginx(t, offNginx2, 2, one)
+	case "haproxy":
+		err = h.startHAProxy(t, offHAProxy, 1, one)
+	case "haproxy-2":
+		err = h.startHAProxy(t, offHAProxy2, 2, one)
+	case "caddy":
+		err = h.startCaddy(t, one)
+	default:
+		err = fmt.Errorf("benchkit: no way to start target %q", t.Name)
+	}
+	if err != nil {
+		return err
+	}
+	if t.pids == nil {
+		pid := t.proc.PID()
+		t.pids = func() []int { return []int{pid} }
+	}
+	return nil
+}
+
+// ready waits until t answers both bodies through its route, and routes
+// to t.wantIDs backends when set.
+func (h *harness) ready(ctx context.Context, t *target) error {
+	what := t.Label + " at " + t.url
+	if err := WaitFor(ctx, 30*time.Second, what+" to answer the small body", h.answers(t.proc, t.url+t.prefix+"/", []byte(SmallBody))); err != nil {
+		return err
+	}
+	if err := WaitFor(ctx, 10*time.Second, what+" to answer the 16 KiB body", h.answers(t.proc, t.url+t.prefix+LargePath, largeBody)); err != nil {
+		return err
+	}
+	if t.wantIDs > 1 {
+		if err := WaitFor(ctx, 30*time.Second, fmt.Sprintf("%s to route to %d backends", what, t.wantIDs), h.distinct(t.proc, t.url+t.prefix, t.wantIDs)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // startZkgate starts bin/zkgate with ZkgateConfig; web and admin listen on
@@ -125,50 +154,54 @@ func (h *harness) startGoProxy(t *target, upstream string) error {
 	return nil
 }
 
-func (h *harness) startNginx(t *target, upstreams []string) error {
-	dir := filepath.Join(h.run, "nginx")
+// startNginx runs nginx with NginxConfig, workers worker processes, on
+// port offset off; its CPU and memory are those of the master and workers.
+func (h *harness) startNginx(t *target, off, workers int, upstreams []string) error {
+	dir := filepath.Join(h.run, t.Name)
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		return fmt.Errorf("benchkit: %w", err)
 	}
 	cfg := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cfg, []byte(NginxConfig(dir, h.port(offNginx), upstreams)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(NginxConfig(dir, h.port(off), workers, upstreams)), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}
 	p, err := h.procs.Start(ProcSpec{
-		Name: "nginx",
+		Name: t.Name,
 		Argv: []string{h.tools["nginx"], "-p", dir, "-c", cfg, "-e", "stderr", "-g", "daemon off;"},
 		Log:  filepath.Join(dir, "nginx.log"),
 	})
 	if err != nil {
 		return err
 	}
-	t.proc, t.url = p, "http://"+h.addr(offNginx)
+	t.proc, t.url = p, "http://"+h.addr(off)
 	master := p.PID()
-	t.pids = func() []int { // the master and its worker
+	t.pids = func() []int { // the master and its workers
 		kids, _ := Children(master)
 		return append([]int{master}, kids...)
 	}
 	return nil
 }
 
-func (h *harness) startHAProxy(t *target, upstreams []string) error {
-	dir := filepath.Join(h.run, "haproxy")
+// startHAProxy runs HAProxy with HAProxyConfig, threads threads, on port
+// offset off.
+func (h *harness) startHAProxy(t *target, off, threads int, upstreams []string) error {
+	dir := filepath.Join(h.run, t.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("benchkit: %w", err)
 	}
 	cfg := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(HAProxyConfig(h.port(offHAProxy), upstreams)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(HAProxyConfig(h.port(off), threads, upstreams)), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}
 	p, err := h.procs.Start(ProcSpec{
-		Name: "haproxy",
+		Name: t.Name,
 		Argv: []string{h.tools["haproxy"], "-f", cfg, "-db"},
 		Log:  filepath.Join(dir, "haproxy.log"),
 	})
 	if err != nil {
 		return err
 	}
-	t.proc, t.url = p, "http://"+h.addr(offHAProxy)
+	t.proc, t.url = p, "http://"+h.addr(off)
 	return nil
 }
 
@@ -218,19 +251,29 @@ func (h *harness) measureAll(ctx context.Context, targets []*target) ([]Sample, 
 			}
 		}
 	}
-	perRound := len(targets) * len(bodies) * int((o.Duration+o.LatencyDuration)/time.Second)
+	var perRound time.Duration
+	for _, t := range targets {
+		perRound += time.Duration(len(bodies)) * o.Duration.Truncate(time.Second)
+		if !t.BothCores {
+			perRound += time.Duration(len(bodies)) * o.LatencyDuration.Truncate(time.Second)
+		}
+	}
 	h.say("%d rounds of %d targets × 2 bodies × (wrk -c%d -d%v, then -c1 -d%v): about %v",
-		o.Rounds, len(targets), o.Conns, o.Duration, o.LatencyDuration, time.Duration(o.Rounds*perRound)*time.Second)
+		o.Rounds, len(targets), o.Conns, o.Duration, o.LatencyDuration, time.Duration(o.Rounds)*perRound)
 	var samples []Sample
 	for round := range o.Rounds {
 		for i := range targets {
 			t := targets[(i+round)%len(targets)]
 			for j := range bodies {
 				body := bodies[(j+round)%len(bodies)]
-				for _, c := range []struct {
+				runs := []struct {
 					conns int
 					dur   time.Duration
-				}{{o.Conns, o.Duration}, {1, o.LatencyDuration}} {
+				}{{o.Conns, o.Duration}, {1, o.LatencyDuration}}
+				if t.BothCores {
+					runs = runs[:1] // its table has no latency at c=1
+				}
+				for _, c := range runs {
 					s, err := h.measure(ctx, t, body, c.conns, c.dur, round)
 					if err != nil {
 						return nil, err
@@ -266,7 +309,7 @@ func (h *harness) measure(ctx context.Context, t *target, body string, conns int
 	if err != nil {
 		return Sample{}, fmt.Errorf("benchkit: %s: %w", t.Name, err)
 	}
-	res, err := RunWrk(ctx, WrkOptions{Bin: h.tools["wrk"], Script: h.script, URL: t.url + bodyPath(body),
+	res, err := RunWrk(ctx, WrkOptions{Bin: h.tools["wrk"], Script: h.script, URL: t.url + t.prefix + bodyPath(body),
 		Threads: 1, Conns: conns, Duration: d})
 	if err != nil {
 		return Sample{}, err

@@ -3,10 +3,16 @@
 //	zkbench run [flags]       measure every target and write docs/bench/results.{md,svg}
 //	zkbench backend [flags]   one fast backend, registered in ZooKeeper (the harness starts these)
 //	zkbench reverseproxy --listen ADDR --upstream ADDR   a bare httputil.ReverseProxy (a baseline target)
+//	zkbench hold --addr ADDR --kind idle|upgrade --conns N [flags]   open N connections to a proxy and hold them
+//
+// hold is the client side of the connection benchmark, in a process of its
+// own so that its descriptors are not the harness's: it prints a ZKHOLD
+// line once every connection was tried, holds them until SIGTERM or
+// --max-hold, then prints a second line, closes them and exits.
 //
 // Every flag of run defaults to an environment variable: BENCH_ROUNDS,
 // BENCH_DURATION, BENCH_LAT_DURATION, BENCH_WARMUP, BENCH_CONNS,
-// BENCH_BASE_PORT, BENCH_PROP_EVENTS, BENCH_PROP_QUIET, BENCH_TARGETS,
+// BENCH_BASE_PORT, BENCH_HELD_CONNS, BENCH_PROP_EVENTS, BENCH_PROP_QUIET, BENCH_TARGETS,
 // BENCH_STATE, BENCH_OUT.
 package main
 
@@ -43,6 +49,8 @@ func main() {
 		err = backend(ctx, os.Args[2:], log)
 	case "reverseproxy":
 		err = reverseProxy(ctx, os.Args[2:])
+	case "hold":
+		err = hold(ctx, os.Args[2:])
 	default:
 		usage()
 	}
@@ -57,7 +65,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR")
+	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench hold --addr ADDR --kind idle|upgrade --conns N")
 	os.Exit(2)
 }
 
@@ -111,7 +119,8 @@ func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", env.dur("BENCH_LAT_DURATION", 3*time.Second), "each wrk run at -c1")
 	fs.DurationVar(&o.Warmup, "warmup", env.dur("BENCH_WARMUP", time.Second), "unrecorded run per target and body first (0: none)")
 	fs.IntVar(&o.Conns, "conns", env.int("BENCH_CONNS", 64), "wrk connections of the main runs")
-	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+23)")
+	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+25)")
+	fs.IntVar(&o.HeldConns, "held-conns", env.int("BENCH_HELD_CONNS", 8000), "connections held open through zkgate, nginx and HAProxy (0: skip that part)")
 	fs.IntVar(&o.PropEvents, "prop-events", env.int("BENCH_PROP_EVENTS", 100), "discovery propagation events (0: skip)")
 	fs.DurationVar(&o.PropQuiet, "prop-quiet", env.dur("BENCH_PROP_QUIET", 150*time.Millisecond), "silence that ends a deregistration event")
 	fs.StringVar(&only, "targets", env.str("BENCH_TARGETS", ""), "comma-separated targets to measure besides direct (default all)")
@@ -126,6 +135,9 @@ func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	}
 	if only != "" {
 		o.Only = strings.Split(only, ",")
+	}
+	if o.HeldConns == 0 {
+		o.SkipConns = true
 	}
 	o.Command = commandLine(o)
 	o.Log = log
@@ -149,6 +161,11 @@ func commandLine(o benchkit.Options) string {
 	}
 	if o.Conns != 64 {
 		parts = append(parts, fmt.Sprintf("BENCH_CONNS=%d", o.Conns))
+	}
+	if o.SkipConns {
+		parts = append(parts, "BENCH_HELD_CONNS=0")
+	} else if o.HeldConns != 8000 {
+		parts = append(parts, fmt.Sprintf("BENCH_HELD_CONNS=%d", o.HeldConns))
 	}
 	if o.PropEvents != 100 {
 		parts = append(parts, fmt.Sprintf("BENCH_PROP_EVENTS=%d", o.PropEvents))
@@ -191,4 +208,26 @@ func reverseProxy(ctx context.Context, args []string) error {
 		return errors.New("reverseproxy: --listen and --upstream are required")
 	}
 	return benchkit.RunReverseProxy(ctx, *listen, *upstream)
+}
+
+func hold(ctx context.Context, args []string) error {
+	o := benchkit.HoldOptions{Out: os.Stdout}
+	fs := flag.NewFlagSet("zkbench hold", flag.ExitOnError)
+	fs.StringVar(&o.Addr, "addr", "", "the proxy's host:port")
+	fs.StringVar(&o.Path, "path", "/", "request target")
+	fs.StringVar(&o.Kind, "kind", "", benchkit.HoldIdle+" (one GET, then silent) or "+benchkit.HoldUpgrade+" (WebSocket handshake, 101, then held)")
+	fs.IntVar(&o.Conns, "conns", 0, "connections to open and hold")
+	fs.IntVar(&o.Concurrency, "concurrency", 32, "connections being opened at once")
+	fs.IntVar(&o.EchoEvery, "echo-every", 100, "upgrade: echo one frame on every Nth connection (negative: none)")
+	fs.DurationVar(&o.Exchange, "exchange-timeout", 5*time.Second, "bound on one connection's dial, request and answer")
+	fs.DurationVar(&o.Establish, "establish-timeout", 60*time.Second, "bound on opening every connection")
+	fs.DurationVar(&o.MaxHold, "max-hold", 2*time.Minute, "close everything after this even without SIGTERM")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("hold: unexpected arguments %q", fs.Args())
+	}
+	_, err := benchkit.Hold(ctx, o)
+	return err
 }
