@@ -31,10 +31,11 @@ const (
 // clientBufferSize is the size of a fast connection's write buffer.
 const clientBufferSize = 4 << 10
 
-// deadlineSlack is how far a refreshed read deadline may lag behind the
-// exact one: an idle connection's deadline is moved only when it is more
-// than this behind, so that a busy connection sets it about once per
-// second instead of once per request (each costs a timer update).
+// deadlineSlack is how far past the exact one a refreshed read deadline
+// may lie (at most a sixteenth of the timeout): an idle connection's
+// deadline is moved only when it falls outside that window, so that a busy
+// connection sets it about once per second instead of once per request
+// (each costs a timer update).
 const deadlineSlack = time.Second
 
 // fconn is the serving state of a client connection (cc) while the fast
@@ -347,7 +348,8 @@ func (c *fconn) lingerClose() {
 }
 
 // waitDeadline sets the read deadline for waiting for a request, as
-// net/http does (cconn.idleTimeout), give or take deadlineSlack.
+// net/http does (cconn.idleTimeout), or up to a sixteenth of it (at most
+// deadlineSlack) later.
 func (c *fconn) waitDeadline() {
 	d := c.cc.idleTimeout()
 	if d <= 0 {
@@ -357,17 +359,20 @@ func (c *fconn) waitDeadline() {
 		}
 		return
 	}
-	c.setReadDeadline(c.now.Add(d))
+	c.setReadDeadline(c.now.Add(d), min(d/16, deadlineSlack))
 }
 
-// setReadDeadline moves the read deadline to t unless it is already within
-// deadlineSlack before t.
-func (c *fconn) setReadDeadline(t time.Time) {
-	if !c.readDeadline.IsZero() && c.readDeadline.Before(t) && t.Sub(c.readDeadline) < deadlineSlack {
+// setReadDeadline makes the read deadline t, or up to slack later: a
+// deadline already in [t, t+slack] stays, else it is moved to t+slack, so
+// that a busy connection moves it about once per slack and a timeout never
+// fires early (an earlier deadline cut off clients that were never idle
+// that long).
+func (c *fconn) setReadDeadline(t time.Time, slack time.Duration) {
+	if !c.readDeadline.IsZero() && !c.readDeadline.Before(t) && c.readDeadline.Sub(t) <= slack {
 		return
 	}
-	c.readDeadline = t
-	_ = c.nc.SetReadDeadline(t)
+	c.readDeadline = t.Add(slack)
+	_ = c.nc.SetReadDeadline(c.readDeadline)
 }
 
 // readHead reads until the input holds a whole request head and returns

@@ -36,7 +36,7 @@ type poller struct {
 	rc   syscall.RawConn
 
 	mu      sync.Mutex
-	slots   []*pollReg // the parked sockets by descriptor number
+	slots   []*pollReg // the parked sockets by descriptor number (slot)
 	gen     int32
 	woken   []*pollReg
 	expired []*pollReg
@@ -130,39 +130,38 @@ func (p *poller) park(r *pollReg, d time.Duration, a *armer) bool {
 		r.gen = p.gen
 		r.registered = true
 	}
-	a.epfd = p.epfd
-	a.ev = syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: r.fd, Pad: r.gen}
-	fd := int(r.fd)
-	if fd >= len(p.slots) {
-		p.slots = append(p.slots, make([]*pollReg, fd+1-len(p.slots))...)
-	}
-	p.slots[fd] = r
 	p.mu.Unlock()
-	// Control holds the descriptor open while it runs: a socket closed
-	// meanwhile (Shutdown) fails it rather than letting the number, maybe
-	// reused already, be armed.
+	a.p, a.r = p, r
+	a.ev = syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: r.fd, Pad: r.gen}
+	// Control holds the descriptor open while arm runs: the slot is the
+	// socket's own then (its number cannot belong to another socket), and
+	// a socket closed meanwhile (Shutdown) fails Control rather than
+	// letting the number, maybe reused already, be armed or its slot
+	// touched.
 	a.ok = false
-	if r.raw.Control(a.fn) == nil && a.ok {
+	err := r.raw.Control(a.fn)
+	a.p, a.r = nil, nil
+	if err == nil && a.ok {
 		return true
 	}
-	p.mu.Lock()
 	if a.op == syscall.EPOLL_CTL_ADD {
-		r.registered = false
+		r.registered = false // r is still the caller's
 	}
-	if p.slots[fd] == r {
-		p.slots[fd] = nil
-	}
-	p.mu.Unlock()
 	return false
 }
+
+// slot returns the index of descriptor fd in p.slots: the pollers share the
+// numbers out by their remainder, so each keeps a slot per n-th number.
+func slot(fd int32) int { return int(fd) / len(pollers.ps) }
 
 // armer arms a parked connection's registration: the state of one parking
 // goroutine, so that the result of arming is never read from the
 // connection, which the poller may have handed to another goroutine by
 // then.
 type armer struct {
+	p    *poller
+	r    *pollReg
 	op   int
-	epfd int
 	ev   syscall.EpollEvent
 	ok   bool
 	fn   func(uintptr) // a.arm, bound once
@@ -199,8 +198,25 @@ func (a *armer) readFd(fd uintptr) { a.fd = int32(fd) }
 
 func putArmer(a *armer) { armers.Put(a) }
 
+// arm is a.fn, run by Control with the socket held open: it takes the
+// socket's slot, then registers or re-arms it; a failure gives the slot up.
 func (a *armer) arm(fd uintptr) {
-	a.ok = syscall.EpollCtl(a.epfd, a.op, int(fd), &a.ev) == nil
+	p, r := a.p, a.r
+	i := slot(r.fd)
+	p.mu.Lock()
+	if i >= len(p.slots) {
+		p.slots = append(p.slots, make([]*pollReg, i+1-len(p.slots))...)
+	}
+	p.slots[i] = r
+	p.mu.Unlock()
+	if a.ok = syscall.EpollCtl(p.epfd, a.op, int(fd), &a.ev) == nil; a.ok {
+		return
+	}
+	p.mu.Lock()
+	if p.slots[i] == r {
+		p.slots[i] = nil
+	}
+	p.mu.Unlock()
 }
 
 // loop collects ready connections and sweeps expired ones, for the life of
@@ -239,15 +255,18 @@ func (p *poller) dispatch() {
 	p.mu.Lock()
 	for i := range p.events[:p.n] {
 		ev := &p.events[i]
-		fd := int(ev.Fd)
-		if fd < 0 || fd >= len(p.slots) {
+		if ev.Fd < 0 {
 			continue
 		}
-		r := p.slots[fd]
-		if r == nil || r.gen != ev.Pad {
+		i := slot(ev.Fd)
+		if i >= len(p.slots) {
+			continue
+		}
+		r := p.slots[i]
+		if r == nil || r.fd != ev.Fd || r.gen != ev.Pad {
 			continue // a registration gone since
 		}
-		p.slots[fd] = nil
+		p.slots[i] = nil
 		p.woken = append(p.woken, r)
 	}
 	p.mu.Unlock()

@@ -40,14 +40,18 @@ type Server struct {
 	hs  *http.Server
 	hl  *handoffListener
 
-	mu       sync.Mutex
-	conns    map[*cconn]struct{}
-	tunnels  map[*tunnel]struct{}
-	lns      map[net.Listener]struct{}
-	closing  atomic.Bool
-	closed   chan struct{} // closed with closing
-	kicking  atomic.Bool   // kickCold runs
-	handoffs atomic.Bool   // hs.Serve is running
+	mu      sync.Mutex
+	conns   map[*cconn]struct{}
+	tunnels map[*tunnel]struct{}
+	// tunnelsClosed: closeTunnels ran, no tunnel opens any more.
+	tunnelsClosed bool
+	base          context.Context // cfg.BaseContext or Background
+	stopAfter     func() bool     // unregisters closeTunnels from base
+	lns           map[net.Listener]struct{}
+	closing       atomic.Bool
+	closed        chan struct{} // closed with closing
+	kicking       atomic.Bool   // kickCold runs
+	handoffs      atomic.Bool   // hs.Serve is running
 }
 
 // ServerConfig is an entry point's limits, with net/http.Server's meaning.
@@ -144,7 +148,8 @@ func NewServer(h *Handler, cfg ServerConfig) *Server {
 	if base == nil {
 		base = context.Background()
 	}
-	context.AfterFunc(base, s.closeTunnels)
+	s.base = base
+	s.stopAfter = context.AfterFunc(base, s.closeTunnels)
 	s.hs = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		ConnState:         s.connState,
@@ -289,6 +294,7 @@ func (s *Server) closeAll() {
 		cc.closeIfIdle()
 		_ = cc.nc.Close()
 	}
+	s.stopAfter()
 	s.closeTunnels()
 }
 

@@ -45,12 +45,13 @@ var tunnelBufs = sync.Pool{New: func() any { b := make([]byte, tunnelBufSize); r
 // 101 (its head parsed in c.res, still in uc's buffer): the 101 is written
 // to the client and uc kept in c.tunnelUp for serve, which starts the
 // tunnel once the request is accounted for. A 101 to another protocol than
-// the one asked for is a bad answer: 502, as ReverseProxy answers it. It
+// the one asked for, or whose Connection does not name upgrade, is a bad
+// answer: 502, as ReverseProxy answers it. It
 // reports false: the connection serves no more requests.
 func (c *fconn) switchProtocols(uc *upConn, ex *exchange) bool {
 	res := &c.res
 	up, n := res.fieldValue("Upgrade")
-	if n != 1 || !bytes.EqualFold(up, c.req.upgrade) {
+	if n != 1 || !bytes.EqualFold(up, c.req.upgrade) || !res.namedByConnection([]byte("upgrade")) {
 		uc.close()
 		c.req.close = true
 		return c.fail(ex, failBackend, fmt.Errorf("proxy: the endpoint switched to protocol %q when %q was asked", up, c.req.upgrade))
@@ -281,12 +282,31 @@ func (t *tunnel) close() {
 	_ = t.sides[1].nc.Close()
 }
 
-func (s *Server) trackTunnel(t *tunnel, add bool) bool { return track(s, s.tunnels, t, add) }
+// trackTunnel adds t to, or removes it from, s's tunnels. Unlike a
+// connection, a tunnel may open during a graceful shutdown (a handshake in
+// flight gets its tunnel, which lasts until BaseContext ends, as on the
+// net/http side); not once Close has closed the tunnels or BaseContext has
+// ended.
+func (s *Server) trackTunnel(t *tunnel, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.tunnels, t)
+		return true
+	}
+	if s.tunnelsClosed || s.base.Err() != nil {
+		return false
+	}
+	s.tunnels[t] = struct{}{}
+	return true
+}
 
-// closeTunnels closes every tunnel (Close, or the end of BaseContext, as
-// upgraded connections on the net/http side end with it).
+// closeTunnels closes every tunnel and refuses new ones (Close, or the end
+// of BaseContext, as upgraded connections on the net/http side end with
+// it).
 func (s *Server) closeTunnels() {
 	s.mu.Lock()
+	s.tunnelsClosed = true
 	l := make([]*tunnel, 0, len(s.tunnels))
 	for t := range s.tunnels {
 		l = append(l, t)
