@@ -1,18 +1,42 @@
 #!/usr/bin/env bash
-# readme-bench.sh — copy the small-body table of docs/bench/results.md into
-# README.md between the BENCH-TABLE markers (run after `make bench`).
+# readme-bench.sh — copy tables of docs/bench/results.md into README.md
+# between their markers (run after `make bench`): the small-body table
+# (BENCH-TABLE), the both-cores small-body table (BENCH-2CORE) and the
+# memory per held connection (BENCH-HELD).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-table=$(awk '/^### 13-byte body/{on=1; next} on && /^\|/{print; next} on && /^### /{exit}' docs/bench/results.md)
-[ -n "$table" ] || { echo "readme-bench: no table in docs/bench/results.md" >&2; exit 1; }
-python3 - "$table" <<'PY'
+python3 - <<'PY'
 import re, sys
-table = sys.argv[1]
+
+results = open("docs/bench/results.md").read().splitlines()
+
+def first_table(heading):
+    """The first table after the line heading (exact), or exit."""
+    try:
+        i = results.index(heading)
+    except ValueError:
+        sys.exit(f"readme-bench: no {heading!r} in docs/bench/results.md")
+    rows = []
+    for line in results[i + 1:]:
+        if line.startswith("|"):
+            rows.append(line)
+        elif rows or line.startswith("#"):
+            break
+    if not rows:
+        sys.exit(f"readme-bench: no table after {heading!r}")
+    return "\n".join(rows)
+
 s = open("README.md").read()
-block = "<!-- BENCH-TABLE -->\n" + table + "\n<!-- /BENCH-TABLE -->"
-if "<!-- /BENCH-TABLE -->" in s:
-    s = re.sub(r"<!-- BENCH-TABLE -->.*?<!-- /BENCH-TABLE -->", lambda m: block, s, flags=re.S)
-else:
-    s = s.replace("<!-- BENCH-TABLE -->", block, 1)
+for marker, heading in [("BENCH-TABLE", "### 13-byte body"),
+                        ("BENCH-2CORE", "#### Both cores, 13-byte body"),
+                        ("BENCH-HELD", "### Memory per held connection")]:
+    block = f"<!-- {marker} -->\n{first_table(heading)}\n<!-- /{marker} -->"
+    pat = re.compile(rf"<!-- {marker} -->.*?<!-- /{marker} -->", re.S)
+    if pat.search(s):
+        s = pat.sub(lambda m: block, s)
+    elif f"<!-- {marker} -->" in s:
+        s = s.replace(f"<!-- {marker} -->", block, 1)
+    else:
+        sys.exit(f"readme-bench: README.md has no <!-- {marker} --> marker")
 open("README.md", "w").write(s)
 PY
