@@ -93,7 +93,8 @@ type EntryPoint struct {
 	// FastPath serves plain requests (HTTP/1.1 or HTTP/1.0; GET, HEAD,
 	// POST, PUT, PATCH, DELETE, OPTIONS; no body or a Content-Length or
 	// chunked body of up to 64 KiB, read whole before the endpoint is
-	// contacted; no upgrade or 100-continue) on zkgate's own HTTP/1.1 loop, which
+	// contacted; no 100-continue; WebSocket handshakes too, whose
+	// tunnels it relays) on zkgate's own HTTP/1.1 loop, which
 	// forwards the request and response heads as bytes; the first other
 	// request of a connection hands it to Go's net/http. Default true;
 	// false serves every connection with net/http.
