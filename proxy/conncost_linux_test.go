@@ -440,3 +440,52 @@ func TestTunnelsHoldNoGoroutine(t *testing.T) {
 		}
 	}
 }
+
+// TestConnStats: the Server counts its connections by what they hold —
+// parked idle ones, tunnels, and those net/http's server holds.
+func TestConnStats(t *testing.T) {
+	waitStats := func(t *testing.T, s *Server, what string, ok func(ConnStats) bool) {
+		t.Helper()
+		deadline := time.Now().Add(diffDeadline)
+		for !ok(s.ConnStats()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v", what, s.ConnStats())
+			}
+			time.Sleep(5 * time.Millisecond) // polling a condition, bounded
+		}
+	}
+	t.Run("parked", func(t *testing.T) {
+		s, addr := costServer(t, ServerConfig{})
+		buf := make([]byte, 1024)
+		for range 20 {
+			c := dialRaw(t, addr)
+			t.Cleanup(c.close)
+			if err := c.get(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitStats(t, s, "20 idle connections parked", func(st ConnStats) bool {
+			return st == ConnStats{Parked: 20}
+		})
+	})
+	t.Run("tunnel", func(t *testing.T) {
+		addr, _ := switchBackend(t, switchAnswer("websocket", ""))
+		s := startServer(t, true, ServerConfig{}, addr)
+		c := openTunnel(t, s.addr)
+		waitStats(t, s.srv, "one tunnel", func(st ConnStats) bool { return st == ConnStats{Tunnels: 1} })
+		c.Close()
+		waitStats(t, s.srv, "the tunnel closed", func(st ConnStats) bool { return st == ConnStats{} })
+	})
+	t.Run("nethttp", func(t *testing.T) {
+		addr, arrived, release := blockingBackend(t)
+		defer release()
+		s := startServer(t, true, ServerConfig{}, addr)
+		c := dialServer(t, s.addr)
+		c.send(t, "TRACE /x HTTP/1.1\r\nHost: example.net\r\n\r\n") // handed off
+		<-arrived
+		waitStats(t, s.srv, "a connection net/http serves", func(st ConnStats) bool { return st == ConnStats{NetHTTP: 1} })
+		release()
+		c.response(t, "TRACE")
+		waitStats(t, s.srv, "the handed-off connection closed", func(st ConnStats) bool { return st == ConnStats{} })
+	})
+}

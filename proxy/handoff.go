@@ -74,8 +74,15 @@ func (w *closeAfterWriter) Unwrap() http.ResponseWriter { return w.ResponseWrite
 // connState closes a handed-over connection once its request is answered
 // (serveHTTP).
 func (s *Server) connState(nc net.Conn, st http.ConnState) {
-	if st == http.StateIdle && !s.cfg.DisableFastPath {
-		_ = nc.Close()
+	switch st {
+	case http.StateNew:
+		s.netHTTPConns.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.netHTTPConns.Add(-1)
+	case http.StateIdle:
+		if !s.cfg.DisableFastPath {
+			_ = nc.Close()
+		}
 	}
 }
 

@@ -397,3 +397,45 @@ func formatAddr(a net.Addr, buf *[48]byte) string {
 	}
 	return unsafe.String(&buf[0], len(b))
 }
+
+// ConnStats counts a Server's client connections by what they hold at the
+// moment (issue 18's accounting; zkgate_client_connections).
+type ConnStats struct {
+	// Serving: a goroutine serves a request, with the connection's
+	// buffers.
+	Serving int
+	// Waiting: between requests with a goroutine and no buffer (a hot
+	// wait), or, not parkable, in a read with its buffers.
+	Waiting int
+	// Parked: between requests in the poller, with no goroutine.
+	Parked int
+	// Tunnels: WebSocket tunnels relayed by the poller (two sockets each).
+	Tunnels int
+	// NetHTTP: connections net/http's server holds (handed off; an
+	// upgraded one leaves its count when ReverseProxy hijacks it).
+	NetHTTP int
+}
+
+// ConnStats returns the Server's connection counts.
+func (s *Server) ConnStats() ConnStats {
+	var st ConnStats
+	s.mu.Lock()
+	for cc := range s.conns {
+		switch cc.state.Load() {
+		case connActive:
+			st.Serving++
+		case connIdle:
+			if cc.parkable {
+				st.Parked++
+			} else {
+				st.Waiting++
+			}
+		case connWaiting, connKicked:
+			st.Waiting++
+		}
+	}
+	st.Tunnels = len(s.tunnels)
+	s.mu.Unlock()
+	st.NetHTTP = int(s.netHTTPConns.Load())
+	return st
+}

@@ -52,6 +52,9 @@ type Server struct {
 	closed        chan struct{} // closed with closing
 	kicking       atomic.Bool   // kickCold runs
 	handoffs      atomic.Bool   // hs.Serve is running
+	// netHTTPConns counts the connections net/http's server holds
+	// (ConnStats).
+	netHTTPConns atomic.Int64
 }
 
 // ServerConfig is an entry point's limits, with net/http.Server's meaning.

@@ -253,6 +253,10 @@ func TestReloadAppliesValidConfigAndKeepsRunningOnInvalid(t *testing.T) {
 	if !strings.Contains(metrics, `zkgate_config_reloads_total{result="failure"} 1`) {
 		t.Errorf("metrics do not count the failed reload:\n%s", grepLines(metrics, "reloads"))
 	}
+	// The entry point's connections are counted by what they hold.
+	if !strings.Contains(metrics, `zkgate_client_connections{entry_point="web",state="parked"}`) {
+		t.Errorf("metrics do not count the entry point's connections:\n%s", grepLines(metrics, "client_connections"))
+	}
 
 	// The admin reload endpoint reports the same error.
 	resp, err := http.Post(g.admin+"/api/reload", "", nil)

@@ -45,7 +45,10 @@ type Gateway struct {
 
 	draining atomic.Bool
 	serving  atomic.Bool // routes are installed and listeners serve
-	cfg      atomic.Pointer[config.Config]
+	// entryPoints are the proxy servers by entry point name, for the
+	// connection metrics; set once when the listeners serve.
+	entryPoints atomic.Pointer[map[string]*proxy.Server]
+	cfg         atomic.Pointer[config.Config]
 
 	mu       sync.Mutex // serializes reloads; guards services, routes and closed
 	services map[string]*service
@@ -251,6 +254,7 @@ func (g *Gateway) connectZooKeeper(cfg *config.Config) error {
 // listener that fails sends its error on the returned channel.
 func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.Listener, baseCtx context.Context) ([]*proxy.Server, <-chan error) {
 	var servers []*proxy.Server
+	byName := make(map[string]*proxy.Server, len(listeners))
 	serveErr := make(chan error, len(listeners))
 	for name, ln := range listeners {
 		ep := cfg.EntryPoints[name]
@@ -269,6 +273,7 @@ func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.
 			DisableFastPath:   !ep.FastPath,
 		})
 		servers = append(servers, srv)
+		byName[name] = srv
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- fmt.Errorf("entry_points.%s: %w", name, err)
@@ -276,6 +281,7 @@ func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.
 		}()
 		g.log.WithFields(logrus.Fields{"entry_point": name, "address": ln.Addr().String()}).Info("proxy listening")
 	}
+	g.entryPoints.Store(&byName)
 	return servers, serveErr
 }
 

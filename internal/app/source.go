@@ -220,6 +220,14 @@ func (g *Gateway) metricsState() metrics.State {
 		ws := snap.writer.Stats()
 		st.HasSnapshot, st.SnapshotWrites, st.SnapshotWriteErrors = true, ws.Writes, ws.Errors
 	}
+	if eps := g.entryPoints.Load(); eps != nil {
+		for _, name := range slices.Sorted(maps.Keys(*eps)) {
+			cs := (*eps)[name].ConnStats()
+			st.Connections = append(st.Connections, metrics.EntryPointConnections{EntryPoint: name, States: map[string]int{
+				"serving": cs.Serving, "waiting": cs.Waiting, "parked": cs.Parked, "tunnel": cs.Tunnels, "nethttp": cs.NetHTTP,
+			}})
+		}
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, name := range slices.Sorted(maps.Keys(g.services)) {

@@ -36,7 +36,21 @@ type State struct {
 	// true (zookeeper.snapshot_file is set).
 	SnapshotWrites, SnapshotWriteErrors uint64
 	HasSnapshot                         bool
+	// Connections are the client connections of each entry point by what
+	// they hold (proxy.ConnStats).
+	Connections []EntryPointConnections
 }
+
+// EntryPointConnections is one entry point's client connections by state:
+// "serving", "waiting", "parked", "tunnel" and "nethttp" (see
+// proxy.ConnStats).
+type EntryPointConnections struct {
+	EntryPoint string
+	States     map[string]int
+}
+
+// connectionStates are always exported for each entry point.
+var connectionStates = []string{"serving", "waiting", "parked", "tunnel", "nethttp"}
 
 // ZooKeeperState is the ZooKeeper session's state.
 type ZooKeeperState struct {
@@ -110,6 +124,7 @@ type stateCollector struct {
 	guardActive, guardEngagements                              *prometheus.Desc
 	propagation                                                *prometheus.Desc
 	budgetExhausted                                            *prometheus.Desc
+	connections                                                *prometheus.Desc
 }
 
 func newStateCollector(src StateSource) *stateCollector {
@@ -138,6 +153,7 @@ func newStateCollector(src StateSource) *stateCollector {
 		guardActive:         desc("removal_guard_active", "1 while a service's removal guard holds members that a mass removal took out of its membership.", "service"),
 		guardEngagements:    desc("removal_guard_engagements_total", "Times a service's removal guard engaged: one membership change removed more than removal_guard.max_percent of the members.", "service"),
 		propagation:         desc("discovery_propagation_seconds", "Time from a member's znode change (its mtime; its ctime for a new node) to the publication of the changed list to the balancers, by service. Removals are not measured; negative values from clock skew count as 0.", "service"),
+		connections:         desc("client_connections", "Client connections of an entry point by what they hold: serving (a goroutine serves a request), waiting (between requests with a goroutine and no buffer), parked (between requests in the poller: no goroutine), tunnel (WebSocket tunnels relayed by the poller), nethttp (held by net/http's server).", "entry_point", "state"),
 		budgetExhausted:     desc("retry_budget_exhausted_total", "Retries not made because the service's retry budget was spent (the request ended with its last attempt's answer), by service.", "service"),
 	}
 }
@@ -151,6 +167,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.guardActive, c.guardEngagements,
 		c.propagation,
 		c.budgetExhausted,
+		c.connections,
 	} {
 		ch <- d
 	}
@@ -213,6 +230,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.guardActive, boolValue(s.RemovalGuardActive), s.Name)
 		counter(c.guardEngagements, s.RemovalGuardEngagements, s.Name)
 		counter(c.budgetExhausted, s.RetryBudgetExhausted, s.Name)
+	}
+	for _, ep := range st.Connections {
+		for _, state := range connectionStates {
+			gauge(c.connections, float64(ep.States[state]), ep.EntryPoint, state)
+		}
 	}
 	if st.HasAccessLog {
 		counter(c.accessLogDropped, st.AccessLogDropped)

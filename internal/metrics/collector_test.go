@@ -42,6 +42,9 @@ func sampleState() State {
 		HasSnapshot:         true,
 		SnapshotWrites:      3,
 		SnapshotWriteErrors: 1,
+		Connections: []EntryPointConnections{
+			{EntryPoint: "web", States: map[string]int{"serving": 2, "waiting": 3, "parked": 8000, "tunnel": 40}},
+		},
 	}
 }
 
@@ -116,6 +119,13 @@ zkgate_retry_budget_exhausted_total{service="users"} 0
 # HELP zkgate_access_log_dropped_total Access log lines dropped because the log writer fell behind.
 # TYPE zkgate_access_log_dropped_total counter
 zkgate_access_log_dropped_total 5
+# HELP zkgate_client_connections Client connections of an entry point by what they hold: serving (a goroutine serves a request), waiting (between requests with a goroutine and no buffer), parked (between requests in the poller: no goroutine), tunnel (WebSocket tunnels relayed by the poller), nethttp (held by net/http's server).
+# TYPE zkgate_client_connections gauge
+zkgate_client_connections{entry_point="web",state="nethttp"} 0
+zkgate_client_connections{entry_point="web",state="parked"} 8000
+zkgate_client_connections{entry_point="web",state="serving"} 2
+zkgate_client_connections{entry_point="web",state="tunnel"} 40
+zkgate_client_connections{entry_point="web",state="waiting"} 3
 # HELP zkgate_membership_snapshot_writes_total Membership snapshot files written.
 # TYPE zkgate_membership_snapshot_writes_total counter
 zkgate_membership_snapshot_writes_total 3
@@ -140,7 +150,7 @@ zkgate_removal_guard_engagements_total{service="users"} 3
 		"zkgate_access_log_dropped_total", "zkgate_membership_snapshot_age_seconds",
 		"zkgate_membership_snapshot_writes_total", "zkgate_membership_snapshot_write_errors_total",
 		"zkgate_removal_guard_active", "zkgate_removal_guard_engagements_total",
-		"zkgate_retry_budget_exhausted_total",
+		"zkgate_retry_budget_exhausted_total", "zkgate_client_connections",
 	}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
@@ -156,8 +166,8 @@ func TestStateCollectorIsConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pedantic gather: %v", err)
 	}
-	if len(families) != 20 {
-		t.Errorf("gathered %d metric families, want 20", len(families))
+	if len(families) != 21 {
+		t.Errorf("gathered %d metric families, want 21", len(families))
 	}
 }
 
