@@ -362,17 +362,27 @@ type pollOwner interface {
 func (s *Server) kickCold() {
 	t := time.NewTicker(kickTick)
 	defer t.Stop()
+	var cold []*cconn
 	for {
 		select {
 		case <-s.closed:
 			return
 		case now := <-t.C:
+			// The candidates are picked under s.mu, which accepts and
+			// closes take, and kicked (a deadline each) outside it.
 			before := now.Add(-hotIdle).UnixNano()
 			s.mu.Lock()
 			for cc := range s.conns {
-				cc.kick(before)
+				if cc.state.Load() == connWaiting && cc.since.Load() <= before {
+					cold = append(cold, cc)
+				}
 			}
 			s.mu.Unlock()
+			for i, cc := range cold {
+				cc.kick(before)
+				cold[i] = nil
+			}
+			cold = cold[:0]
 		}
 	}
 }
