@@ -49,7 +49,10 @@ import (
 //
 // A connection that is not a socket of the runtime's network poller (a
 // listener wrapping its connections), or any connection where there is no
-// poller (other systems than Linux), waits in a read with its buffers.
+// poller (other systems than Linux), waits in a read with its buffers. A
+// wrapper that passes SyscallConn on must not buffer reads of its own (a
+// PROXY protocol reader, say): the poller and the hot wait read the socket
+// itself.
 type cconn struct {
 	pollReg    // raw is made at the first hot wait or park
 	s          *Server
