@@ -115,77 +115,15 @@ func waitGoroutines(t *testing.T, n int, what string) {
 	}
 }
 
-// TestIdleConnectionsHoldNoGoroutine: keep-alive connections that were
-// served and went quiet are parked in the poller, not held by a goroutine
-// each (issue 18); each still serves its next request.
-func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
-	_, addr := costServer(t, ServerConfig{})
-	const n = 200
-	buf := make([]byte, 1024)
-	base := runtime.NumGoroutine()
-	conns := make([]rawClient, 0, n)
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.close()
-		}
-	})
-	for range n {
-		c := dialRaw(t, addr)
-		conns = append(conns, c)
-		if err := c.get(buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitGoroutines(t, base+n/10, fmt.Sprintf("%d idle connections", n))
-	for i, c := range conns {
-		if err := c.get(buf); err != nil {
-			t.Fatalf("connection %d after being parked: %v", i, err)
-		}
-	}
-}
-
-// TestSilentConnectionsParked: connections that send nothing after they
-// open keep a goroutine (and buffers) only for hotIdle, then are parked;
-// each is served when its request comes.
-func TestSilentConnectionsParked(t *testing.T) {
+// wantParked opens n connections to a fresh server, each through open,
+// waits (bounded) until they hold no goroutine — at most n/10 more than
+// before them, the server's upstream connection warmed first — and checks
+// that each then serves a GET. held, when not nil, is awaited first: the
+// condition that the server holds the connections at all.
+func wantParked(t *testing.T, what string, open func(rawClient, []byte) error, held func(*Server, int) bool) {
+	t.Helper()
+	const n = 100
 	s, addr := costServer(t, ServerConfig{})
-	const n = 100
-	buf := make([]byte, 1024)
-	warm := dialRaw(t, addr) // the upstream connection's goroutines
-	if err := warm.get(buf); err != nil {
-		t.Fatal(err)
-	}
-	base := runtime.NumGoroutine()
-	conns := make([]rawClient, 0, n)
-	t.Cleanup(func() {
-		for _, c := range append(conns, warm) {
-			c.close()
-		}
-	})
-	for range n {
-		conns = append(conns, dialRaw(t, addr))
-	}
-	deadline := time.Now().Add(diffDeadline)
-	for s.connCount() < n+1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server has %d connections, want %d", s.connCount(), n+1)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, bounded
-	}
-	waitGoroutines(t, base+n/10, fmt.Sprintf("%d silent connections", n))
-	for i, c := range conns {
-		if err := c.get(buf); err != nil {
-			t.Fatalf("silent connection %d once it spoke: %v", i, err)
-		}
-	}
-}
-
-// TestQuickClientsParkedWhenQuiet: connections whose requests came in quick
-// succession wait for the next one with their goroutine (hot), and are
-// parked once quiet for hotIdle; each is served after.
-func TestQuickClientsParkedWhenQuiet(t *testing.T) {
-	_, addr := costServer(t, ServerConfig{})
-	const n = 100
 	buf := make([]byte, 1024)
 	warm := dialRaw(t, addr)
 	if err := warm.get(buf); err != nil {
@@ -201,21 +139,61 @@ func TestQuickClientsParkedWhenQuiet(t *testing.T) {
 	for range n {
 		c := dialRaw(t, addr)
 		conns = append(conns, c)
-		for range 3 {
-			if err := c.get(buf); err != nil {
-				t.Fatal(err)
-			}
+		if err := open(c, buf); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if g := runtime.NumGoroutine(); g < base+n/2 {
-		t.Errorf("%d goroutines right after %d quick clients' requests, %d before: they did not wait hot", g, n, base)
+	if held != nil {
+		deadline := time.Now().Add(diffDeadline)
+		for !held(s, n) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the server holds %d connections, want %d", what, s.connCount(), n+1)
+			}
+			time.Sleep(5 * time.Millisecond) // polling a condition, bounded
+		}
 	}
-	waitGoroutines(t, base+n/10, fmt.Sprintf("%d quiet quick clients", n))
+	waitGoroutines(t, base+n/10, fmt.Sprintf("%d %s", n, what))
 	for i, c := range conns {
 		if err := c.get(buf); err != nil {
-			t.Fatalf("connection %d after being parked: %v", i, err)
+			t.Fatalf("%s: connection %d after being parked: %v", what, i, err)
 		}
 	}
+}
+
+// TestIdleConnectionsHoldNoGoroutine: keep-alive connections that were
+// served and went quiet are parked in the poller, not held by a goroutine
+// each (issue 18); each still serves its next request.
+func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
+	wantParked(t, "idle connections", rawClient.get, nil)
+}
+
+// TestSilentConnectionsParked: connections that send nothing after they
+// open keep a goroutine (and buffers) only for hotIdle, then are parked;
+// each is served when its request comes.
+func TestSilentConnectionsParked(t *testing.T) {
+	wantParked(t, "silent connections", func(rawClient, []byte) error { return nil },
+		func(s *Server, n int) bool { return s.connCount() >= n+1 })
+}
+
+// TestQuickClientsParkedWhenQuiet: connections whose requests came in quick
+// succession wait for the next one with their goroutine (hot), and are
+// parked once quiet for hotIdle; each is served after.
+func TestQuickClientsParkedWhenQuiet(t *testing.T) {
+	base := runtime.NumGoroutine()
+	wantParked(t, "quiet quick clients", func(c rawClient, buf []byte) error {
+		for range 3 {
+			if err := c.get(buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func(_ *Server, n int) bool {
+		// Right after their requests they wait hot, with their goroutine.
+		if g := runtime.NumGoroutine(); g < base+n/2 {
+			t.Errorf("%d goroutines right after %d quick clients' requests, %d before: they did not wait hot", g, n, base)
+		}
+		return true
+	})
 }
 
 // TestParkedConnectionNumbersReused: a connection closed while parked frees
