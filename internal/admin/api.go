@@ -40,9 +40,16 @@ func (s *Server) State() State {
 		Time:      s.opts.Now().UTC(),
 		Ready:     ready,
 		Reason:    reason,
+		Gateway:   src.Gateway(),
 		ZooKeeper: src.ZooKeeper(),
 		Routes:    src.Routes(),
 		Services:  s.services(),
+	}
+	if !st.Gateway.StartedAt.IsZero() {
+		st.Gateway.UptimeSeconds = max(st.Time.Sub(st.Gateway.StartedAt).Seconds(), 0)
+	}
+	if st.Gateway.EntryPoints == nil {
+		st.Gateway.EntryPoints = []EntryPointInfo{}
 	}
 	if st.Routes == nil {
 		st.Routes = []RouteInfo{}

@@ -161,6 +161,14 @@ func TestGetZooKeeperAndState(t *testing.T) {
 		st.ZooKeeper.SessionID != "0x1000a2b3c4d0000" || st.Services[0].Counts.Total != 5 {
 		t.Errorf("GET /api/state = %+v", st)
 	}
+	// The gateway itself: version, start, uptime against the state's time,
+	// entry points with their connections.
+	g := src.Gateway()
+	if st.Gateway.Version != g.Version || !st.Gateway.StartedAt.Equal(g.StartedAt) ||
+		st.Gateway.UptimeSeconds != now.Sub(g.StartedAt).Seconds() ||
+		!reflect.DeepEqual(st.Gateway.EntryPoints, g.EntryPoints) {
+		t.Errorf("GET /api/state gateway = %+v, want %+v with uptime %v", st.Gateway, g, now.Sub(g.StartedAt))
+	}
 }
 
 func TestDrainAndUndrain(t *testing.T) {

@@ -149,6 +149,17 @@ func (f *fakeSource) ZooKeeper() ZooKeeperInfo {
 	return zk
 }
 
+func (f *fakeSource) Gateway() GatewayInfo {
+	return GatewayInfo{
+		Version:   "v9.9.9-test",
+		StartedAt: time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC),
+		EntryPoints: []EntryPointInfo{{
+			Name: "web", Address: "127.0.0.1:8080", Protocol: "http", FastPath: true,
+			Connections: map[string]int{"serving": 1, "waiting": 2, "parked": 30, "tunnel": 4, "nethttp": 0},
+		}},
+	}
+}
+
 func (f *fakeSource) Ready() (bool, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

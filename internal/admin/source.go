@@ -47,6 +47,31 @@ type Source interface {
 	// every service had its first ZooKeeper sync, and while shutting down.
 	// reason says why not (it is shown by /readyz).
 	Ready() (ready bool, reason string)
+	// Gateway returns what the gateway is: its version, when it started,
+	// and its entry points.
+	Gateway() GatewayInfo
+}
+
+// GatewayInfo is the gateway itself.
+type GatewayInfo struct {
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	// UptimeSeconds is filled in by the server from StartedAt.
+	UptimeSeconds float64          `json:"uptime_seconds"`
+	EntryPoints   []EntryPointInfo `json:"entry_points"`
+}
+
+// EntryPointInfo is one listener for proxied traffic.
+type EntryPointInfo struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// Protocol is what the entry point speaks to clients: "http".
+	Protocol string `json:"protocol"`
+	FastPath bool   `json:"fast_path"`
+	// Connections counts its client connections by what they hold
+	// (serving, waiting, parked, tunnel, nethttp), as the metric
+	// zkgate_client_connections.
+	Connections map[string]int `json:"connections"`
 }
 
 // RouteInfo describes one route.
@@ -221,6 +246,7 @@ type State struct {
 	Time      time.Time     `json:"time"`
 	Ready     bool          `json:"ready"`
 	Reason    string        `json:"reason,omitempty"`
+	Gateway   GatewayInfo   `json:"gateway"`
 	ZooKeeper ZooKeeperInfo `json:"zookeeper"`
 	Routes    []RouteInfo   `json:"routes"`
 	Services  []ServiceInfo `json:"services"`

@@ -257,6 +257,16 @@ func TestReloadAppliesValidConfigAndKeepsRunningOnInvalid(t *testing.T) {
 	if !strings.Contains(metrics, `zkgate_client_connections{entry_point="web",state="parked"}`) {
 		t.Errorf("metrics do not count the entry point's connections:\n%s", grepLines(metrics, "client_connections"))
 	}
+	// The admin API says what the gateway is: version, uptime, entry points.
+	_, stateDoc := get(t, g.admin+"/api/state")
+	var st admin.State
+	if err := json.Unmarshal([]byte(stateDoc), &st); err != nil {
+		t.Fatal(err)
+	}
+	if gw := st.Gateway; gw.Version == "" || gw.UptimeSeconds <= 0 || len(gw.EntryPoints) != 1 ||
+		gw.EntryPoints[0].Name != "web" || "http://"+gw.EntryPoints[0].Address != g.proxy || gw.EntryPoints[0].Protocol != "http" {
+		t.Errorf("/api/state gateway = %+v, want the version, an uptime and entry point web at %s", gw, g.proxy)
+	}
 
 	// The admin reload endpoint reports the same error.
 	resp, err := http.Post(g.admin+"/api/reload", "", nil)

@@ -46,14 +46,30 @@ type Gateway struct {
 	draining atomic.Bool
 	serving  atomic.Bool // routes are installed and listeners serve
 	// entryPoints are the proxy servers by entry point name, for the
-	// connection metrics; set once when the listeners serve.
-	entryPoints atomic.Pointer[map[string]*proxy.Server]
+	// connection metrics and the admin API; set once when the listeners
+	// serve.
+	entryPoints atomic.Pointer[map[string]entryPoint]
+	started     time.Time
 	cfg         atomic.Pointer[config.Config]
 
 	mu       sync.Mutex // serializes reloads; guards services, routes and closed
 	services map[string]*service
 	routes   []*route
 	closed   bool // closeAll ran: apply refuses
+}
+
+// entryPoint is one serving listener.
+type entryPoint struct {
+	srv      *proxy.Server
+	addr     string
+	fastPath bool
+}
+
+// connections returns the entry point's client connections by state, as
+// the metric and the admin API name them.
+func (ep entryPoint) connections() map[string]int {
+	cs := ep.srv.ConnStats()
+	return map[string]int{"serving": cs.Serving, "waiting": cs.Waiting, "parked": cs.Parked, "tunnel": cs.Tunnels, "nethttp": cs.NetHTTP}
 }
 
 // errShuttingDown is a reload's error once the gateway has begun to stop.
@@ -88,7 +104,7 @@ func serve(ctx context.Context, path string, stderr io.Writer, signals <-chan os
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
-	g := &Gateway{path: path, log: log, signals: signals, services: map[string]*service{}}
+	g := &Gateway{path: path, log: log, signals: signals, services: map[string]*service{}, started: time.Now()}
 	g.cfg.Store(cfg)
 	log.WithFields(logrus.Fields{"version": version.Version, "config": path}).Info("zkgate starting")
 	for _, w := range config.Warnings(cfg, os.Environ()) {
@@ -254,7 +270,7 @@ func (g *Gateway) connectZooKeeper(cfg *config.Config) error {
 // listener that fails sends its error on the returned channel.
 func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.Listener, baseCtx context.Context) ([]*proxy.Server, <-chan error) {
 	var servers []*proxy.Server
-	byName := make(map[string]*proxy.Server, len(listeners))
+	byName := make(map[string]entryPoint, len(listeners))
 	serveErr := make(chan error, len(listeners))
 	for name, ln := range listeners {
 		ep := cfg.EntryPoints[name]
@@ -273,7 +289,7 @@ func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.
 			DisableFastPath:   !ep.FastPath,
 		})
 		servers = append(servers, srv)
-		byName[name] = srv
+		byName[name] = entryPoint{srv: srv, addr: ln.Addr().String(), fastPath: ep.FastPath}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- fmt.Errorf("entry_points.%s: %w", name, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/zkgate/zkgate/healthcheck"
 	"github.com/zkgate/zkgate/internal/admin"
 	"github.com/zkgate/zkgate/internal/metrics"
+	"github.com/zkgate/zkgate/internal/version"
 )
 
 // The Gateway is the admin API's view of the running state.
@@ -168,6 +169,21 @@ func (g *Gateway) ZooKeeper() admin.ZooKeeperInfo {
 // stateNotConfigured is the session state shown without ZooKeeper.
 const stateNotConfigured = "not_configured"
 
+// Gateway implements admin.Source: the version, the start and the entry
+// points with their connections.
+func (g *Gateway) Gateway() admin.GatewayInfo {
+	info := admin.GatewayInfo{Version: version.Version, StartedAt: g.started}
+	if eps := g.entryPoints.Load(); eps != nil {
+		for _, name := range slices.Sorted(maps.Keys(*eps)) {
+			ep := (*eps)[name]
+			info.EntryPoints = append(info.EntryPoints, admin.EntryPointInfo{
+				Name: name, Address: ep.addr, Protocol: "http", FastPath: ep.fastPath, Connections: ep.connections(),
+			})
+		}
+	}
+	return info
+}
+
 // Ready implements admin.Source: ready once every service has its first
 // membership, and not while draining.
 func (g *Gateway) Ready() (bool, string) {
@@ -222,10 +238,7 @@ func (g *Gateway) metricsState() metrics.State {
 	}
 	if eps := g.entryPoints.Load(); eps != nil {
 		for _, name := range slices.Sorted(maps.Keys(*eps)) {
-			cs := (*eps)[name].ConnStats()
-			st.Connections = append(st.Connections, metrics.EntryPointConnections{EntryPoint: name, States: map[string]int{
-				"serving": cs.Serving, "waiting": cs.Waiting, "parked": cs.Parked, "tunnel": cs.Tunnels, "nethttp": cs.NetHTTP,
-			}})
+			st.Connections = append(st.Connections, metrics.EntryPointConnections{EntryPoint: name, States: (*eps)[name].connections()})
 		}
 	}
 	g.mu.Lock()

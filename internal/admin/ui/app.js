@@ -153,7 +153,21 @@
     return text;
   }
 
+  // gatewayText is the version, the uptime and the entry points with their
+  // protocol and open connections.
+  function gatewayText(gw) {
+    if (!gw || !gw.version) return '';
+    const eps = (gw.entry_points || []).map(function (ep) {
+      const c = ep.connections || {};
+      let open = 0;
+      for (const k in c) open += c[k];
+      return ep.name + ' ' + ep.address + ' (' + ep.protocol + ', ' + fmtInt.format(open) + ' conn)';
+    });
+    return [gw.version, 'up ' + fmtAge(gw.uptime_seconds || 0)].concat(eps).join(' · ');
+  }
+
   function renderHeader(state) {
+    setText(byId('gw-info'), gatewayText(state.gateway));
     const ready = byId('ready');
     setAttr(ready, 'data-ready', String(state.ready));
     ready.className = 'badge ' + (state.ready ? 'ok' : 'bad');
