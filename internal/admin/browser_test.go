@@ -84,6 +84,21 @@ func testStatusPageLive(t *testing.T, b context.Context) {
 		}
 	}
 	browsertest.WaitFor(t, b, `document.getElementById('zk-state').dataset.state === 'connected'`, 5*time.Second)
+	// Ready, but the header says what is wrong: users serves a stale
+	// membership.
+	browsertest.WaitFor(t, b, `document.getElementById('ready').dataset.problems === '1' && document.getElementById('ready').textContent === 'Ready · 1 problem: users stale' && document.getElementById('ready').classList.contains('warn')`, 5*time.Second)
+	// A service in panic mode is named first among them, with its counts.
+	setPanic := func(on bool) {
+		src.update(func(f *fakeSource) {
+			svc := f.services["users"]
+			svc.Panicking = on
+			f.services["users"] = svc
+		})
+	}
+	setPanic(true)
+	browsertest.WaitFor(t, b, `document.getElementById('ready').textContent === 'Ready · 2 problems: users in panic mode (1 of 1 healthy), users stale'`, 5*time.Second)
+	setPanic(false)
+	browsertest.WaitFor(t, b, `document.getElementById('ready').dataset.problems === '1'`, 5*time.Second)
 	// The header names the version, the uptime and the entry points with
 	// their protocol and open connections (the fake's: 37 of them).
 	browsertest.WaitFor(t, b, `/^v9\.9\.9-test · up \d+d · web 127\.0\.0\.1:8080 \(http, 37 conn\)$/.test(document.getElementById('gw-info').textContent)`, 5*time.Second)

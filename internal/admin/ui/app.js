@@ -166,13 +166,36 @@
     return [gw.version, 'up ' + fmtAge(gw.uptime_seconds || 0)].concat(eps).join(' · ');
   }
 
+  // problems lists what is wrong though the gateway may be ready: the
+  // header summarises the worst state, so that a green "Ready" never stands
+  // next to a service in panic mode.
+  function problems(state) {
+    const list = [];
+    const zk = state.zookeeper || {};
+    if (zk.state && zk.state !== 'connected' && zk.state !== 'not_configured') list.push('ZooKeeper ' + zkLabel(zk));
+    for (const svc of state.services || []) {
+      const c = svc.counts || {};
+      if (svc.panicking) list.push(svc.name + ' in panic mode (' + c.healthy + ' of ' + c.total + ' healthy)');
+      else if (c.total > 0 && c.healthy === 0) list.push(svc.name + ' has no healthy endpoint');
+      if (!svc.synced) list.push(svc.name + ' not synced yet');
+      else if (svc.stale) list.push(svc.name + ' stale');
+    }
+    return list;
+  }
+
   function renderHeader(state) {
     setText(byId('gw-info'), gatewayText(state.gateway));
     const ready = byId('ready');
+    const found = problems(state);
     setAttr(ready, 'data-ready', String(state.ready));
-    ready.className = 'badge ' + (state.ready ? 'ok' : 'bad');
-    setText(ready, state.ready ? 'Ready' : 'Not ready' + (state.reason ? ' · ' + state.reason : ''));
-    ready.title = state.ready ? 'Receiving traffic' : (state.reason || 'not ready');
+    setAttr(ready, 'data-problems', String(found.length));
+    ready.className = 'badge ' + (!state.ready ? 'bad' : found.length ? 'warn' : 'ok');
+    let text = state.ready ? 'Ready' : 'Not ready' + (state.reason ? ' · ' + state.reason : '');
+    if (found.length) {
+      text += ' · ' + found.length + (found.length === 1 ? ' problem: ' : ' problems: ') + found.slice(0, 2).join(', ') + (found.length > 2 ? ', …' : '');
+    }
+    setText(ready, text);
+    ready.title = (state.ready ? 'Receiving traffic' : (state.reason || 'not ready')) + (found.length ? '\n' + found.join('\n') : '');
 
     const zk = state.zookeeper;
     const badge = byId('zk-state');
