@@ -210,6 +210,19 @@ func TestServeFollowsZooKeeperWithoutRestart(t *testing.T) {
 	if code != 200 || !strings.Contains(body, hostPort(b)) || strings.Contains(body, hostPort(a)) {
 		t.Fatalf("admin service view: %d %s", code, body)
 	}
+	// Each fact once: the member's znode path (no id repeating it), its
+	// format as a field of its own (not also in meta).
+	var svc struct {
+		Endpoints []map[string]any `json:"endpoints"`
+	}
+	if err := json.Unmarshal([]byte(body), &svc); err != nil || len(svc.Endpoints) != 1 {
+		t.Fatalf("admin service view: %v in %s", err, body)
+	}
+	ep := svc.Endpoints[0]
+	meta, _ := ep["meta"].(map[string]any)
+	if _, hasID := ep["id"]; hasID || ep["znode"] != "/services/echo/"+hostPort(b) || ep["format"] == nil || meta["format"] != nil {
+		t.Errorf("an endpoint repeats itself or misses a fact: %v", ep)
+	}
 }
 
 func TestReloadAppliesValidConfigAndKeepsRunningOnInvalid(t *testing.T) {

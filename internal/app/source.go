@@ -88,7 +88,6 @@ func (s *service) info() admin.ServiceInfo {
 	for _, e := range h.Endpoints {
 		ei := admin.EndpointInfo{
 			Addr:                e.Addr,
-			ID:                  e.ID,
 			Weight:              e.Weight,
 			State:               e.State,
 			LastProbe:           e.LastProbe,
@@ -97,13 +96,25 @@ func (s *service) info() admin.ServiceInfo {
 			Held:                e.Held,
 			InFlight:            s.stats.inFlight(e.Addr),
 			Requests:            s.stats.requests(e.Addr),
-			Meta:                e.Meta,
 		}
-		if e.Meta != nil {
-			ei.Format = e.Meta["format"]
-		}
-		if s.zkconf != nil {
+		// Each fact once (issue 22): a ZooKeeper member's id is its znode
+		// path, shown as znode; an id that is the address is not repeated;
+		// the node format is a field of its own, not also in meta.
+		switch {
+		case s.zkconf != nil:
 			ei.ZNode = e.ID
+		case e.ID != e.Addr:
+			ei.ID = e.ID
+		}
+		for k, v := range e.Meta {
+			if k == "format" {
+				ei.Format = v
+				continue
+			}
+			if ei.Meta == nil {
+				ei.Meta = make(map[string]string, len(e.Meta))
+			}
+			ei.Meta[k] = v
 		}
 		si.Endpoints = append(si.Endpoints, ei)
 	}
