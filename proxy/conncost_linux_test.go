@@ -147,9 +147,9 @@ func wantParked(t *testing.T, what string, open func(rawClient, []byte) error, h
 		deadline := time.Now().Add(diffDeadline)
 		for !held(s, n) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: the server holds %d connections, want %d", what, s.connCount(), n+1)
+				t.Fatalf("%s: the server holds %d connections (%+v), want them %d and held as asked", what, s.connCount(), s.ConnStats(), n+1)
 			}
-			time.Sleep(5 * time.Millisecond) // polling a condition, bounded
+			time.Sleep(time.Millisecond) // polling a condition, bounded
 		}
 	}
 	waitGoroutines(t, base+n/10, fmt.Sprintf("%d %s", n, what))
@@ -179,7 +179,6 @@ func TestSilentConnectionsParked(t *testing.T) {
 // succession wait for the next one with their goroutine (hot), and are
 // parked once quiet for hotIdle; each is served after.
 func TestQuickClientsParkedWhenQuiet(t *testing.T) {
-	base := runtime.NumGoroutine()
 	wantParked(t, "quiet quick clients", func(c rawClient, buf []byte) error {
 		for range 3 {
 			if err := c.get(buf); err != nil {
@@ -187,12 +186,11 @@ func TestQuickClientsParkedWhenQuiet(t *testing.T) {
 			}
 		}
 		return nil
-	}, func(_ *Server, n int) bool {
-		// Right after their requests they wait hot, with their goroutine.
-		if g := runtime.NumGoroutine(); g < base+n/2 {
-			t.Errorf("%d goroutines right after %d quick clients' requests, %d before: they did not wait hot", g, n, base)
-		}
-		return true
+	}, func(s *Server, _ int) bool {
+		// The last one was served just now: it waits hot, with its
+		// goroutine, for a second (the earlier ones may be parked by now
+		// on a slow machine).
+		return s.ConnStats().Waiting >= 1
 	})
 }
 
