@@ -101,7 +101,7 @@ func testStatusPageLive(t *testing.T, b context.Context) {
 	browsertest.WaitFor(t, b, `document.getElementById('ready').dataset.problems === '1'`, 5*time.Second)
 	// The header names the version, the uptime and the entry points with
 	// their protocol and open connections (the fake's: 37 of them).
-	browsertest.WaitFor(t, b, `/^v9\.9\.9-test · up \d+d · web 127\.0\.0\.1:8080 \(http, 37 conn\)$/.test(document.getElementById('gw-info').textContent)`, 5*time.Second)
+	browsertest.WaitFor(t, b, `/^v9\.9\.9-test · up 3h · web 127\.0\.0\.1:8080 \(http, 37 conn\)$/.test(document.getElementById('gw-info').textContent)`, 5*time.Second)
 	browsertest.WaitFor(t, b, `document.querySelector('[data-service="users"] [data-flag="flag-stale"]') !== null`, 5*time.Second)
 	// A service serving the membership snapshot says so, with the age.
 	browsertest.WaitFor(t, b, `document.querySelector('[data-service="users"] [data-flag="flag-snapshot"]')?.textContent === 'from snapshot, read 12m ago'`, 5*time.Second)

@@ -150,9 +150,12 @@ func (f *fakeSource) ZooKeeper() ZooKeeperInfo {
 }
 
 func (f *fakeSource) Gateway() GatewayInfo {
+	f.mu.Lock()
+	started := f.zk.Since.Add(-2 * time.Hour) // three hours before the fake's time
+	f.mu.Unlock()
 	return GatewayInfo{
 		Version:   "v9.9.9-test",
-		StartedAt: time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC),
+		StartedAt: started,
 		EntryPoints: []EntryPointInfo{{
 			Name: "web", Address: "127.0.0.1:8080", Protocol: "http", FastPath: true,
 			Connections: map[string]int{"serving": 1, "waiting": 2, "parked": 30, "tunnel": 4, "nethttp": 0},
