@@ -771,12 +771,21 @@ type fzAnswer struct {
 	// flushed, the fast path what it had relayed): the client can tell
 	// either from a whole answer, but not what it would have been.
 	cut bool
+	// stalled: the body never ended, the connection neither (the client's
+	// deadline passed) — the gateway was waiting for bytes that never
+	// came; head is the text before how the body ended.
+	stalled bool
+	head    string
 }
 
 // same reports whether a and b are the same answer.
 func (a fzAnswer) same(b fzAnswer) bool {
 	if a.cut || b.cut {
-		return a.cut && b.cut
+		// Both cut, or one cut the answer where the other stalled after
+		// the same head and body: it refused, at once, framing the other
+		// was still reading (a trailer line with a bare CR and no LF
+		// after it, which net/http waits on until its deadline).
+		return a.cut && b.cut || (a.cut && b.stalled || a.stalled && b.cut) && a.head == b.head
 	}
 	return a.text == b.text && (a.ctype == b.ctype || a.ctype == "" || b.ctype == "")
 }
@@ -848,9 +857,11 @@ func fzGet(addr, target string) fzAnswer {
 	a.ctype = strings.Join(m.values("Content-Type"), "\n")
 	fmt.Fprintf(&b, "  body: %s\n", formatBody(a.body))
 	fzFields(&b, "  trailer ", m.trailer, nil)
+	a.head = b.String()
 	if bodyErr != nil {
 		fmt.Fprintf(&b, "  body ended: %s\n", connErr(bodyErr))
 		a.cut = fzCut(bodyErr)
+		a.stalled = connErr(bodyErr) == "timeout"
 	}
 	a.text = b.String()
 	return a
