@@ -193,27 +193,6 @@ func (cc *cconn) wait(since time.Time) int {
 	return waitClosed
 }
 
-// recv is cc.recvFn, the hot wait's RawConn.Read function: one
-// non-blocking read into a buffer taken from the pool for it, given back
-// when nothing came (the runtime then waits for readability). What came —
-// the start of the next request, or the end of stream — is left in cc.got
-// for the next fconn's input buffer: the wait costs the reads a blocking
-// read costs, and holds no buffer.
-func (cc *cconn) recv(fd uintptr) bool {
-	bp := getInBuf(0)
-	n, err := syscall.Read(int(fd), *bp)
-	if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR {
-		putInBuf(bp)
-		return false
-	}
-	if n <= 0 { // the end of stream, or an error: nothing to serve
-		putInBuf(bp)
-		return true
-	}
-	cc.got, cc.gotN = bp, n
-	return true
-}
-
 // dropGot gives back what a hot wait read, when it is not served.
 func (cc *cconn) dropGot() {
 	if cc.got != nil {

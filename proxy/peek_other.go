@@ -8,7 +8,12 @@ func (c *upConn) peerClosed() bool { return false }
 
 func (c *upConn) peek(uintptr) {}
 
-// readNow cannot read without waiting here: the caller then waits.
-func (c *upConn) readNow([]byte) (int, error) { return 0, errWouldBlock }
+// nowReader cannot read without waiting here: the caller then waits.
+type nowReader struct{}
 
-func (c *upConn) recvNow(uintptr) bool { return true }
+func (r *nowReader) init(any) {}
+
+func (r *nowReader) readNow([]byte) (int, error) { return 0, errWouldBlock }
+
+// recv reports nothing read: the poller that waits with it is Linux's.
+func (cc *cconn) recv(uintptr) bool { return true }

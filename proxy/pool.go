@@ -47,10 +47,9 @@ type upConn struct {
 	peekBuf [1]byte
 	peekN   int
 	peekErr error
-	// nonblock makes Read take only what has arrived (readNow).
-	nonblock  bool
-	nowBuf    []byte
-	readNowFn func(fd uintptr) bool
+	// nonblock makes Read take only what has arrived (now.readNow).
+	nonblock bool
+	now      nowReader
 	// dl is the read deadline set on nc (zero: none). The fast path
 	// moves it only when it would fire before the wanted deadline or more
 	// than a sixteenth of the timeout after it, not on every request: each
@@ -92,7 +91,7 @@ func newUpConn(nc net.Conn, p *hostPool) *upConn {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.peekFn = c.peek
-			c.readNowFn = c.recvNow
+			c.now.init(raw)
 		}
 	}
 	c.br = bufio.NewReaderSize(c, connReadBufferSize)
@@ -104,7 +103,7 @@ func newUpConn(nc net.Conn, p *hostPool) *upConn {
 // failed before any byte arrived was closed by the endpoint while idle.
 func (c *upConn) Read(p []byte) (int, error) {
 	if c.nonblock {
-		n, err := c.readNow(p)
+		n, err := c.now.readNow(p)
 		c.nread += int64(n)
 		return n, err
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/zkgate/zkgate/balancer"
@@ -117,11 +116,7 @@ type tunnelSide struct {
 	own  pollReg  // the endpoint's
 	eof  atomic.Bool
 
-	// readNow's state: the raw read of the side's goroutine.
-	buf    []byte
-	n      int
-	err    error
-	readFn func(uintptr) bool // s.recv, bound once
+	now nowReader // the side's goroutine reads through it
 }
 
 // startTunnel relays the client connection and c.tunnelUp to each other,
@@ -139,7 +134,6 @@ func (c *fconn) startTunnel() {
 	*up = tunnelSide{t: t, peer: client, nc: uc.nc}
 	up.reg = &up.own
 	up.own.raw, up.own.fd, up.own.owner = uc.raw, -1, up
-	client.readFn, up.readFn = client.recv, up.recv
 	cc.state.Store(connTunnel)
 	c.s.trackConn(cc, false)
 	if !c.s.trackTunnel(t, true) {
@@ -167,6 +161,8 @@ func (c *fconn) startTunnel() {
 		t.close()
 		return
 	}
+	client.now.init(cc.raw)
+	up.now.init(uc.raw)
 	cc.owner = client
 	cc.until.Store(0)
 	client.park()
@@ -215,7 +211,7 @@ func (s *tunnelSide) pump() {
 	bp := tunnelBufs.Get().(*[]byte)
 	defer tunnelBufs.Put(bp)
 	for {
-		n, err := s.readNow(*bp)
+		n, err := s.now.readNow(*bp)
 		if n > 0 && !s.peer.write((*bp)[:n]) {
 			return
 		}
@@ -241,33 +237,6 @@ func (s *tunnelSide) pump() {
 			return
 		}
 	}
-}
-
-// readNow reads what the side has sent already into p, without waiting:
-// errWouldBlock when nothing is there, io.EOF at its end of stream.
-func (s *tunnelSide) readNow(p []byte) (int, error) {
-	s.buf = p
-	err := s.reg.raw.Read(s.readFn)
-	s.buf = nil
-	if err != nil {
-		return 0, err
-	}
-	switch n, err := s.n, s.err; {
-	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
-		return 0, errWouldBlock
-	case err != nil:
-		return 0, err
-	case n == 0:
-		return 0, io.EOF
-	default:
-		return n, nil
-	}
-}
-
-// recv is s.readFn: one non-blocking read.
-func (s *tunnelSide) recv(fd uintptr) bool {
-	s.n, s.err = syscall.Read(int(fd), s.buf)
-	return true
 }
 
 // close closes both connections of the tunnel, once.
