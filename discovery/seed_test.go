@@ -75,9 +75,8 @@ func TestSeedUntilFirstRead(t *testing.T) {
 	if ep, _ := find(r.last(), "127.0.0.1:8003"); ep.Weight != 4 {
 		t.Errorf("read member has weight %d, want 4 (from ZooKeeper)", ep.Weight)
 	}
-	if n := recorded.Load(); n < 1 {
-		t.Error("OnPublish not called for the list read from ZooKeeper")
-	}
+	// OnPublish runs after the subscribers have the list: awaited.
+	waitFor(t, "OnPublish called for the list read from ZooKeeper", func() bool { return recorded.Load() >= 1 })
 
 	// A late Seed (the gateway's bound expired just as the read came)
 	// must not put the snapshot back.
