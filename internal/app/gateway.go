@@ -129,10 +129,12 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	// says why the gateway is not ready while ZooKeeper is sought.
 	adm, err := g.startAdmin(cfg)
 	if err != nil {
+		g.closeAll() // the access log's writer
 		return err
 	}
 	listeners, err := bindEntryPoints(cfg)
 	if err != nil {
+		g.closeAll()
 		g.shutdownAdmin(adm)
 		return err
 	}
@@ -140,6 +142,7 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	// once, with 503 for a service whose membership is not known yet.
 	if err := g.connectZooKeeper(cfg); err != nil {
 		closeListeners(listeners)
+		g.closeAll()
 		g.shutdownAdmin(adm)
 		return err
 	}
