@@ -21,34 +21,36 @@ const reloadDebounce = 250 * time.Millisecond
 // and on SIGHUP, until ctx ends. It watches the file's directory, not the file,
 // so that an atomic rename-into-place (and Kubernetes' ConfigMap symlink swap)
 // is seen. The returned channel is closed when the watcher has stopped (after
-// ctx ended), a reload it started included; it is closed at once when the
-// watch could not be set up (err).
+// ctx ended), a reload it started included. When the file's directory cannot
+// be watched, err says why and SIGHUP still reloads.
 func watchReloads(ctx context.Context, path string, log logrus.FieldLogger, reload func(reason string)) (<-chan struct{}, error) {
 	done := make(chan struct{})
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		signal.Stop(hup)
-		close(done)
-		return done, err
-	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		abs = path
 	}
 	dir := filepath.Dir(abs)
-	if err := w.Add(dir); err != nil {
-		signal.Stop(hup)
-		_ = w.Close()
-		close(done)
-		return done, err
+	// Without a file watch, SIGHUP still reloads: the error is returned
+	// and the loop below runs with nil event channels.
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		if err = w.Add(dir); err != nil {
+			_ = w.Close()
+		} else {
+			events, errs = w.Events, w.Errors
+		}
 	}
 	go func() {
 		defer close(done)
 		defer signal.Stop(hup)
-		defer w.Close()
+		if events != nil {
+			defer w.Close()
+		}
 		timer := time.NewTimer(time.Hour)
 		timer.Stop()
 		for {
@@ -58,7 +60,7 @@ func watchReloads(ctx context.Context, path string, log logrus.FieldLogger, relo
 				return
 			case <-hup:
 				reload("SIGHUP")
-			case ev, ok := <-w.Events:
+			case ev, ok := <-events:
 				if !ok {
 					return
 				}
@@ -66,7 +68,7 @@ func watchReloads(ctx context.Context, path string, log logrus.FieldLogger, relo
 					continue
 				}
 				timer.Reset(reloadDebounce)
-			case err, ok := <-w.Errors:
+			case err, ok := <-errs:
 				if !ok {
 					return
 				}
@@ -76,7 +78,7 @@ func watchReloads(ctx context.Context, path string, log logrus.FieldLogger, relo
 			}
 		}
 	}()
-	return done, nil
+	return done, err
 }
 
 // isSymlinkSwap reports whether name is the "..data" link Kubernetes swaps
