@@ -99,6 +99,76 @@ type EntryPoint struct {
 	// request of a connection hands it to Go's net/http. Default true;
 	// false serves every connection with net/http.
 	FastPath bool `mapstructure:"fast_path"`
+	// TLS makes this an HTTPS entry point: the connections are TLS, served
+	// by Go's net/http (HTTP/1.1, and HTTP/2 chosen by ALPN unless http2
+	// is off). Default: none (plain HTTP).
+	TLS *EntryPointTLS `mapstructure:"tls"`
+	// HTTP2 is how HTTP/2 is offered: auto (by ALPN "h2" on a TLS entry
+	// point, not at all on a plain one), off (HTTP/1.1 only), or h2c (a
+	// plain entry point also accepts HTTP/2 with prior knowledge, which
+	// gRPC clients without TLS use). The server's HTTP/2 limits: 250
+	// concurrent streams per connection, 16 KiB frames read, header
+	// lists up to max_header_bytes, a 4 KiB HPACK table, and Go's
+	// protections against rapid reset and CONTINUATION floods. Default
+	// "auto".
+	HTTP2 string `mapstructure:"http2"`
+	// RedirectTo names a TLS entry point: every request to this one is
+	// answered 308 Permanent Redirect to the same host and target on that
+	// entry point's port (omitted when it is 443), except paths under
+	// /.well-known/acme-challenge/, which are routed as usual. Default ""
+	// (no redirect).
+	RedirectTo string `mapstructure:"redirect_to"`
+}
+
+// HTTP2 modes of EntryPoint.HTTP2.
+const (
+	HTTP2Auto = "auto"
+	HTTP2Off  = "off"
+	HTTP2H2C  = "h2c"
+)
+
+// EntryPointTLS is the TLS of an entry point. The certificate and key files
+// (and the client CA file) are watched: a renewed pair is served to new
+// handshakes within a second, open connections keep theirs, and a pair that
+// does not load is refused (logged and counted) while the old one stays.
+// Certificates expiring within 14 days are warned about in the log, the
+// admin API, the status page and the metric
+// zkgate_tls_certificate_expiry_timestamp_seconds.
+type EntryPointTLS struct {
+	// Certificates are the certificate and key pairs. A handshake's server
+	// name (SNI) picks the pair with that exact DNS name, then one with a
+	// wildcard name one level up (*.example.com for a.example.com), then
+	// the first pair. At least one is required.
+	Certificates []Certificate `mapstructure:"certificates"`
+	// MinVersion is the oldest TLS version accepted: "1.2" or "1.3".
+	// Default "1.2".
+	MinVersion string `mapstructure:"min_version"`
+	// ClientAuth asks clients for certificates. Default: none asked.
+	ClientAuth *ClientAuth `mapstructure:"client_auth"`
+}
+
+// TLS versions of EntryPointTLS.MinVersion.
+const (
+	TLSVersion12 = "1.2"
+	TLSVersion13 = "1.3"
+)
+
+// Certificate is one certificate and key pair, PEM files.
+type Certificate struct {
+	// CertFile is the certificate chain, leaf first. Required.
+	CertFile string `mapstructure:"cert_file"`
+	// KeyFile is the private key of the leaf. Required.
+	KeyFile string `mapstructure:"key_file"`
+}
+
+// ClientAuth is the client certificate check of a TLS entry point.
+type ClientAuth struct {
+	// CAFile holds the PEM certificates of the authorities a client
+	// certificate must chain to. Required.
+	CAFile string `mapstructure:"ca_file"`
+	// Required refuses handshakes without a valid client certificate;
+	// otherwise one is asked for and checked when given. Default false.
+	Required bool `mapstructure:"required"`
 }
 
 // Admin is the admin listener.

@@ -57,6 +57,7 @@ func defaultEntryPoint() EntryPoint {
 		BodyTimeout:    proxy.DefaultBodyTimeout,
 		MinBodyRate:    proxy.DefaultMinBodyRate,
 		FastPath:       true,
+		HTTP2:          HTTP2Auto,
 	}
 }
 
@@ -105,6 +106,7 @@ func defaultService() Service {
 		},
 		MaxIdleConnsPerHost: 256,
 		SlowStart:           0, // off
+		Upstream:            Upstream{Protocol: ProtocolHTTP1},
 		Retries: Retries{
 			Attempts:        2,
 			On:              []string{RetryConnectFailure},

@@ -56,7 +56,9 @@ func TestConfigurationDoc(t *testing.T) {
 		switch name {
 		case "entry_points":
 			writeSection(name, docs["Config"]["EntryPoints"]+" Keys of each entry point `<name>`:")
-			writeRows(&b, docs, reflect.ValueOf(defaultEntryPoint()), []string{name, "<name>"}, true, reload)
+			ep := defaultEntryPoint()
+			ep.TLS = &EntryPointTLS{MinVersion: TLSVersion12, ClientAuth: &ClientAuth{}}
+			writeRows(&b, docs, reflect.ValueOf(ep), []string{name, "<name>"}, true, reload)
 		case "routes":
 			writeSection(name, docs["Config"]["Routes"]+" Keys of each list item:")
 			writeRows(&b, docs, reflect.ValueOf(defaultRoute()), []string{"routes[]"}, false, reload)
@@ -118,6 +120,14 @@ func writeRows(b *bytes.Buffer, docs map[string]map[string]string, v reflect.Val
 		}
 		if ft.Kind() == reflect.Struct && ft != durationType {
 			writeRows(b, docs, fv, key, envable, reload)
+			continue
+		}
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			// A list of mappings: a row per key of an item, which the
+			// environment cannot set.
+			writeRow(b, key, f, fv, docs[v.Type().Name()][f.Name], false, reload)
+			key[len(key)-1] += "[]"
+			writeRows(b, docs, reflect.New(ft.Elem()).Elem(), key, false, reload)
 			continue
 		}
 		writeRow(b, key, f, fv, docs[v.Type().Name()][f.Name], envable, reload)

@@ -79,7 +79,7 @@ func TestExampleFilesShowEveryKey(t *testing.T) {
 		want = append(want, k)
 	}
 	want = slices.DeleteFunc(want, func(k string) bool {
-		return strings.HasPrefix(k, "services.echo.discovery.static.")
+		return strings.HasPrefix(k, "services.echo.discovery.static.") || strings.HasPrefix(k, "entry_points.web.tls.")
 	})
 	for _, path := range []string{exampleLocal, exampleDocker} {
 		data, err := os.ReadFile(path)
@@ -101,6 +101,11 @@ func TestExampleFilesShowEveryKey(t *testing.T) {
 		}
 		if !bytes.Contains(data, []byte("# static:")) || !bytes.Contains(data, []byte("#   endpoints:")) {
 			t.Errorf("%s: the static discovery alternative is not shown", path)
+		}
+		for _, k := range []string{"# tls:", "#   certificates:", "cert_file:", "key_file:", "#   min_version:", "#   client_auth:", "ca_file:", "required:"} {
+			if !bytes.Contains(data, []byte(k)) {
+				t.Errorf("%s: the entry point's tls is not shown (%q is missing)", path, k)
+			}
 		}
 	}
 }

@@ -14,6 +14,14 @@ func (c *Config) normalize() {
 	for i, s := range c.ZooKeeper.Servers {
 		c.ZooKeeper.Servers[i] = withZooKeeperPort(strings.TrimSpace(s))
 	}
+	for name, ep := range c.EntryPoints {
+		if ep.TLS != nil && ep.TLS.MinVersion == "" {
+			tls := *ep.TLS
+			tls.MinVersion = TLSVersion12
+			ep.TLS = &tls
+			c.EntryPoints[name] = ep
+		}
+	}
 	for i := range c.TrustedProxies {
 		c.TrustedProxies[i] = strings.TrimSpace(c.TrustedProxies[i])
 	}

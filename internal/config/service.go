@@ -45,7 +45,54 @@ type Service struct {
 	// least_request ignore weights, and consistent_hash does not ramp,
 	// since each step would move keys. Default 0 (off).
 	SlowStart time.Duration `mapstructure:"slow_start"`
+	// Upstream is the protocol spoken to the endpoints.
+	Upstream Upstream `mapstructure:"upstream"`
 }
+
+// Upstream protocols of Upstream.Protocol.
+const (
+	ProtocolHTTP1 = "http1"
+	ProtocolH2C   = "h2c"
+	ProtocolH2    = "h2"
+)
+
+// Upstream is how the gateway talks to a service's endpoints. Requests to a
+// service that is not plain HTTP/1.1 are served by net/http's transport
+// rather than the fast path.
+type Upstream struct {
+	// Protocol is http1 (HTTP/1.1), h2c (HTTP/2 without TLS, with prior
+	// knowledge: gRPC servers without TLS) or h2 (HTTP/2 over TLS, chosen
+	// by ALPN; tls.enabled is implied). Default "http1".
+	Protocol string `mapstructure:"protocol"`
+	// TLS is the TLS to the endpoints.
+	TLS UpstreamTLS `mapstructure:"tls"`
+}
+
+// UpstreamTLS is the client TLS towards a service's endpoints. With it, a
+// Curator registration's sslPort is dialled (a registration without one is
+// reported as malformed); other formats' ports are used as they are.
+// Active http probes use TLS too.
+type UpstreamTLS struct {
+	// Enabled turns TLS to the endpoints on. Default false.
+	Enabled bool `mapstructure:"enabled"`
+	// CAFile holds the PEM certificates of the authorities the endpoints'
+	// certificates must chain to. Default "" (the system's roots).
+	CAFile string `mapstructure:"ca_file"`
+	// ServerName is the name sent by SNI and checked in the endpoints'
+	// certificates. Default "" (the endpoint's host).
+	ServerName string `mapstructure:"server_name"`
+	// InsecureSkipVerify accepts any certificate: for tests only, it
+	// gives up the protection TLS exists for. Default false.
+	InsecureSkipVerify bool `mapstructure:"insecure_skip_verify"`
+	// CertFile and KeyFile are a client certificate and key presented to
+	// the endpoints (mutual TLS); both or neither. Default "".
+	CertFile string `mapstructure:"cert_file"`
+	// KeyFile is the client certificate's key; see cert_file.
+	KeyFile string `mapstructure:"key_file"`
+}
+
+// UsesTLS reports whether requests to the endpoints go over TLS.
+func (u Upstream) UsesTLS() bool { return u.TLS.Enabled || u.Protocol == ProtocolH2 }
 
 // Discovery is the endpoint source of a service. Exactly one field is set.
 type Discovery struct {

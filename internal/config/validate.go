@@ -78,6 +78,55 @@ func (c *Config) validateEntryPoints(p *problems) {
 		p.nonNegative(key+".max_body_bytes", ep.MaxBodyBytes)
 		p.nonNegative(key+".body_timeout", int64(ep.BodyTimeout))
 		p.nonNegative(key+".min_body_rate", ep.MinBodyRate)
+		c.validateEntryPointTLS(p, key, &ep)
+	}
+}
+
+// validateEntryPointTLS checks an entry point's TLS, HTTP/2 and redirect
+// keys. Whether the files load is checked where they are loaded (the
+// certificate store), by zkgate validate as by serve.
+func (c *Config) validateEntryPointTLS(p *problems, key string, ep *EntryPoint) {
+	switch ep.HTTP2 {
+	case HTTP2Auto, HTTP2Off:
+	case HTTP2H2C:
+		if ep.TLS != nil {
+			p.addf(key+".http2", "h2c is HTTP/2 without TLS; a TLS entry point offers HTTP/2 by ALPN (auto)")
+		}
+	default:
+		p.addf(key+".http2", "unknown mode %q (valid: auto, off, h2c)", ep.HTTP2)
+	}
+	if t := ep.TLS; t != nil {
+		if len(t.Certificates) == 0 {
+			p.addf(key+".tls.certificates", "at least one certificate is required")
+		}
+		for i, crt := range t.Certificates {
+			ck := fmt.Sprintf("%s.tls.certificates[%d]", key, i)
+			if crt.CertFile == "" {
+				p.addf(ck+".cert_file", "required")
+			}
+			if crt.KeyFile == "" {
+				p.addf(ck+".key_file", "required")
+			}
+		}
+		switch t.MinVersion {
+		case TLSVersion12, TLSVersion13:
+		default:
+			p.addf(key+".tls.min_version", "unknown version %q (valid: 1.2, 1.3)", t.MinVersion)
+		}
+		if t.ClientAuth != nil && t.ClientAuth.CAFile == "" {
+			p.addf(key+".tls.client_auth.ca_file", "required")
+		}
+	}
+	if ep.RedirectTo != "" {
+		to, ok := c.EntryPoints[ep.RedirectTo]
+		switch {
+		case !ok:
+			p.addf(key+".redirect_to", "no entry point %q (entry points: %s)", ep.RedirectTo, strings.Join(sortedNames(c.EntryPoints), ", "))
+		case to.TLS == nil:
+			p.addf(key+".redirect_to", "entry point %q has no tls", ep.RedirectTo)
+		case ep.TLS != nil:
+			p.addf(key+".redirect_to", "a TLS entry point does not redirect to another")
+		}
 	}
 }
 

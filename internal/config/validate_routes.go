@@ -114,6 +114,22 @@ func (c *Config) validateServices(p *problems) {
 		p.nonNegative(key+".max_body_bytes", s.MaxBodyBytes)
 		validateRetries(p, key+".retries", &s.Retries)
 		p.nonNegative(key+".slow_start", int64(s.SlowStart))
+		validateUpstream(p, key+".upstream", &s.Upstream)
+	}
+}
+
+func validateUpstream(p *problems, key string, u *Upstream) {
+	switch u.Protocol {
+	case ProtocolHTTP1, ProtocolH2C:
+		if u.Protocol == ProtocolH2C && u.TLS.Enabled {
+			p.addf(key+".protocol", "h2c is HTTP/2 without TLS; with tls.enabled use h2")
+		}
+	case ProtocolH2:
+	default:
+		p.addf(key+".protocol", "unknown protocol %q (valid: http1, h2c, h2)", u.Protocol)
+	}
+	if (u.TLS.CertFile == "") != (u.TLS.KeyFile == "") {
+		p.addf(key+".tls", "cert_file and key_file go together: set both or neither")
 	}
 }
 
