@@ -178,6 +178,11 @@ func (c *fconn) serve(ready bool) (park bool) {
 		if err != nil {
 			return false
 		}
+		if verdict == serveFast && !cc.served && c.s.cfg.HTTP2 == HTTP2H2C && bytes.HasPrefix(c.in.unread(), h2Preface) {
+			c.handoff(true) // an h2c connection: net/http's for good
+			handedOff = true
+			return false
+		}
 		if verdict == serveFast {
 			verdict = c.parseRequest(c.in.unread()[:n])
 		}
@@ -194,7 +199,7 @@ func (c *fconn) serve(ready bool) (park bool) {
 		}
 		switch {
 		case verdict == handOff:
-			c.handoff()
+			c.handoff(false)
 			handedOff = true
 			return false
 		case verdict > 0:
@@ -267,8 +272,13 @@ func (c *fconn) fill(limit int, move bool) error {
 	return err
 }
 
-// handoff gives the connection, with its unread bytes, to net/http.
-func (c *fconn) handoff() {
+// h2Preface is the start of the HTTP/2 connection preface (RFC 9113 §3.4)
+// up to its empty line: a request head to an HTTP/1.1 parser.
+var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\n")
+
+// handoff gives the connection, with its unread bytes, to net/http: for one
+// request, or for its whole life (an h2c connection).
+func (c *fconn) handoff(whole bool) {
 	c.s.trackConn(c.cc, false)
 	_ = c.nc.SetDeadline(time.Time{}) // net/http sets its own
 	// The input buffer's bytes come first, then the watch's byte, which
@@ -280,8 +290,8 @@ func (c *fconn) handoff() {
 		c.watchN = 0
 	}
 	var nc net.Conn = c.nc
-	if len(unread) > 0 {
-		nc = &bufferedConn{Conn: c.nc, unread: unread}
+	if len(unread) > 0 || whole {
+		nc = &bufferedConn{Conn: c.nc, unread: unread, whole: whole}
 	}
 	c.s.handoff(nc)
 }

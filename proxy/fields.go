@@ -24,12 +24,12 @@ func reservedField(name string) bool {
 }
 
 // fastRoute reports whether the fast path may serve route r's requests at
-// all: its upstream's transport is a *Transport, whose connection pools the
-// fast path writes to. Which of those requests it serves is parseRequest's
+// all: its upstream's transport is a *Transport speaking plain HTTP/1.1,
+// whose connection pools the fast path writes to. Which of those requests it serves is parseRequest's
 // decision, per request.
 func fastRoute(r *Route) bool {
-	_, ok := r.Upstream.Transport.(*Transport)
-	return ok
+	t, ok := r.Upstream.Transport.(*Transport)
+	return ok && t.fast()
 }
 
 // isHopByHop reports whether the canonical name is in hopByHop.

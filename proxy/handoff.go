@@ -4,6 +4,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -28,8 +30,12 @@ import (
 // slower than MinBodyRate once BodyTimeout has passed, so that a slow
 // client cannot hold an endpoint connection for long.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.cfg.DisableFastPath {
+	if s.cfg.fastPath() && r.ProtoMajor == 1 {
 		w = &closeAfterWriter{ResponseWriter: w}
+	}
+	if s.cfg.RedirectPort != 0 && !strings.HasPrefix(r.URL.Path, acmeChallengePrefix) {
+		s.redirectHTTPS(w, r)
+		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &guardedBody{
@@ -80,10 +86,48 @@ func (s *Server) connState(nc net.Conn, st http.ConnState) {
 	case http.StateClosed, http.StateHijacked:
 		s.netHTTPConns.Add(-1)
 	case http.StateIdle:
-		if !s.cfg.DisableFastPath {
+		if s.cfg.fastPath() && !isWholeConn(nc) {
 			_ = nc.Close()
 		}
 	}
+}
+
+// isWholeConn reports whether net/http serves nc for its whole life: an
+// h2c connection the fast path handed over at its preface.
+func isWholeConn(nc net.Conn) bool {
+	bc, ok := nc.(*bufferedConn)
+	return ok && bc.whole
+}
+
+// acmeChallengePrefix is the path of ACME HTTP-01 challenges (RFC 8555
+// §8.3), which a redirecting entry point still routes.
+const acmeChallengePrefix = "/.well-known/acme-challenge/"
+
+// redirectHTTPS answers 308 to the request's target on https at
+// RedirectPort: the same host (without its port) and target. A request
+// without a host has nowhere to go: 400.
+func (s *Server) redirectHTTPS(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "" {
+		http.Error(w, "400 Bad Request: no Host to redirect to", http.StatusBadRequest)
+		return
+	}
+	if strings.IndexByte(host, ':') >= 0 {
+		host = "[" + host + "]" // IPv6
+	}
+	if s.cfg.RedirectPort != 443 {
+		host = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(s.cfg.RedirectPort))
+	}
+	target := r.URL.RequestURI()
+	if r.URL.Path == "" || r.URL.Path[0] != '/' {
+		target = "/" // an asterisk-form or authority-form target
+	}
+	w.Header().Set("Location", "https://"+host+target)
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusPermanentRedirect)
 }
 
 // guardedBody is a request body on the net/http side (serveHTTP).
@@ -205,6 +249,9 @@ func (handoffAddr) String() string  { return "zkgate-handoff" }
 type bufferedConn struct {
 	net.Conn
 	unread []byte
+	// whole: net/http serves the connection for its whole life (an h2c
+	// connection), not one handed-over request.
+	whole bool
 }
 
 // CloseWrite half-closes the connection, as net/http does before closing

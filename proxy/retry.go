@@ -83,7 +83,7 @@ func (e *entry) roundTrip(ex *exchange, req *http.Request) (*http.Response, erro
 			u := *req.URL
 			r.URL = &u
 		}
-		r.URL.Scheme = "http"
+		r.URL.Scheme = up.scheme()
 		r.URL.Host = ep.Addr
 		if hasBody {
 			r.Body = ex.body.view()
@@ -123,6 +123,13 @@ func (e *entry) roundTrip(ex *exchange, req *http.Request) (*http.Response, erro
 	}
 	if e.track != nil {
 		res.Body = trackBody(res.Body, e.track, ep)
+	}
+	if len(res.Trailer) > 0 && res.ContentLength >= 0 && req.ProtoMajor == 1 && req.ProtoMinor >= 1 {
+		// An HTTP/2 endpoint may send a length and trailers (gRPC
+		// status, checksums); an HTTP/1.1 client gets trailers only in a
+		// chunked body, so the length goes.
+		res.ContentLength = -1
+		delete(res.Header, "Content-Length")
 	}
 	return res, nil
 }

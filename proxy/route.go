@@ -34,6 +34,15 @@ type Upstream struct {
 	Reporter Reporter
 }
 
+// scheme is the URL scheme of requests to u's endpoints: https when its
+// Transport speaks TLS.
+func (u *Upstream) scheme() string {
+	if t, ok := u.Transport.(*Transport); ok {
+		return t.scheme()
+	}
+	return "http"
+}
+
 // RetryPolicy says when a failed attempt is tried again, always on an
 // endpoint not tried yet for the request.
 //

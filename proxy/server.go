@@ -2,12 +2,17 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"log"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // Server serves a proxy listener. Plain requests — HTTP/1.1 or HTTP/1.0,
@@ -100,7 +105,46 @@ type ServerConfig struct {
 	BaseContext context.Context
 	// DisableFastPath hands every connection to net/http.
 	DisableFastPath bool
+	// TLS makes the entry point HTTPS: every connection is a TLS server
+	// connection with this configuration, served by net/http for its
+	// whole life (HTTP/1.1, or HTTP/2 when the handshake chose "h2" and
+	// HTTP2 is not HTTP2Off; list "h2" in its NextProtos). Nil: plain.
+	TLS *tls.Config
+	// HTTP2 is how HTTP/2 is served (HTTP2Auto: by ALPN with TLS, not
+	// without it).
+	HTTP2 HTTP2Mode
+	// RedirectPort, when not 0, answers every request 308 Permanent
+	// Redirect to https on the same host at this port (left out when it
+	// is 443), except requests under /.well-known/acme-challenge/, which
+	// are proxied as usual.
+	RedirectPort int
 }
+
+// HTTP2Mode is how an entry point serves HTTP/2.
+type HTTP2Mode int
+
+const (
+	// HTTP2Auto offers HTTP/2 by ALPN on a TLS entry point and not on a
+	// plain one.
+	HTTP2Auto HTTP2Mode = iota
+	// HTTP2Off serves HTTP/1.x only.
+	HTTP2Off
+	// HTTP2H2C also accepts HTTP/2 with prior knowledge on a plain entry
+	// point (a connection that opens with the HTTP/2 preface).
+	HTTP2H2C
+)
+
+// The HTTP/2 server's limits (http.HTTP2Config); the header list is
+// bounded by MaxHeaderBytes. Go's server also bounds the work a peer can
+// cause with resets (CVE-2023-44487, rapid reset) and CONTINUATION frames
+// (CVE-2023-45288).
+const (
+	h2MaxConcurrentStreams = 250
+	h2MaxReadFrameSize     = 16 << 10
+	h2HPACKTableSize       = 4 << 10
+	h2PingTimeout          = 15 * time.Second
+	h2WriteByteTimeout     = 60 * time.Second // nginx's send_timeout
+)
 
 // Defaults of ServerConfig's limits.
 const (
@@ -162,8 +206,55 @@ func NewServer(h *Handler, cfg ServerConfig) *Server {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return base },
+		Protocols:         cfg.protocols(),
+		ErrorLog:          serverErrorLog(h),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:      h2MaxConcurrentStreams,
+			MaxReadFrameSize:          h2MaxReadFrameSize,
+			MaxDecoderHeaderTableSize: h2HPACKTableSize,
+			MaxEncoderHeaderTableSize: h2HPACKTableSize,
+			SendPingTimeout:           h2PingTimeout,
+			PingTimeout:               h2PingTimeout,
+			WriteByteTimeout:          h2WriteByteTimeout,
+		},
 	}
 	return s
+}
+
+// serverErrorLog is net/http's server's ErrorLog: what a client got wrong
+// (failed TLS handshakes from scanners, HTTP/2 protocol errors) goes to the
+// Handler's logger at debug level, not to stderr.
+func serverErrorLog(h *Handler) *log.Logger {
+	if h == nil || h.log == nil {
+		return discardLog
+	}
+	return log.New(debugWriter{h.log.WithField("component", "http_server")}, "", 0)
+}
+
+// debugWriter logs each write as one debug entry.
+type debugWriter struct{ log logrus.FieldLogger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.log.Debug(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// protocols are the protocols net/http's server speaks for cfg.
+func (cfg ServerConfig) protocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	switch {
+	case cfg.TLS != nil && cfg.HTTP2 != HTTP2Off:
+		p.SetHTTP2(true)
+	case cfg.TLS == nil && cfg.HTTP2 == HTTP2H2C:
+		p.SetUnencryptedHTTP2(true)
+	}
+	return p
+}
+
+// fastPath reports whether plain connections start on the fast path.
+func (cfg ServerConfig) fastPath() bool {
+	return !cfg.DisableFastPath && cfg.TLS == nil && cfg.RedirectPort == 0
 }
 
 // Serve accepts connections on ln until Shutdown or Close, and returns
@@ -194,7 +285,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		if s.cfg.DisableFastPath {
+		if s.cfg.TLS != nil {
+			s.handoff(tls.Server(nc, s.cfg.TLS)) // the handshake runs on net/http's goroutine
+			continue
+		}
+		if !s.cfg.fastPath() {
 			s.handoff(nc)
 			continue
 		}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -28,7 +29,28 @@ type TransportConfig struct {
 	// 100-continue" waits for the endpoint's 100 Continue before sending
 	// its body anyway. Default 1s.
 	ExpectContinueTimeout time.Duration
+	// Protocol is what is spoken to the endpoints: UpstreamHTTP1 (the
+	// fast path's), UpstreamH2C or UpstreamH2. Default UpstreamHTTP1.
+	Protocol UpstreamProtocol
+	// TLS, when not nil, is the client TLS configuration towards the
+	// endpoints (UpstreamH2 requires it); ServerName empty means the
+	// endpoint's host.
+	TLS *tls.Config
 }
+
+// UpstreamProtocol is the protocol spoken to a service's endpoints.
+type UpstreamProtocol int
+
+const (
+	// UpstreamHTTP1 is HTTP/1.1 (over TLS when TransportConfig.TLS is
+	// set).
+	UpstreamHTTP1 UpstreamProtocol = iota
+	// UpstreamH2C is HTTP/2 without TLS, with prior knowledge.
+	UpstreamH2C
+	// UpstreamH2 is HTTP/2 over TLS, which the endpoint must choose by
+	// ALPN.
+	UpstreamH2
+)
 
 // Transport defaults.
 const (
@@ -73,7 +95,43 @@ func NewTransport(cfg TransportConfig) *Transport {
 		DisableCompression:  true,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
+	p := new(http.Protocols)
+	switch cfg.Protocol {
+	case UpstreamH2C:
+		p.SetUnencryptedHTTP2(true)
+	case UpstreamH2:
+		p.SetHTTP2(true)
+	default:
+		p.SetHTTP1(true)
+	}
+	t.std.Protocols = p
+	if cfg.TLS != nil {
+		c := cfg.TLS.Clone()
+		if cfg.Protocol == UpstreamH2 {
+			c.NextProtos = []string{"h2"}
+		} else {
+			c.NextProtos = nil
+		}
+		t.std.TLSClientConfig = c
+	}
+	if p.HTTP2() || p.UnencryptedHTTP2() {
+		// A connection carries many streams: ping an idle one so that a
+		// dead endpoint is noticed before a request waits on it.
+		t.std.HTTP2 = &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 15 * time.Second}
+	}
 	return t
+}
+
+// fast reports whether the fast path may write to t's endpoints: plain
+// HTTP/1.1 only.
+func (t *Transport) fast() bool { return t.cfg.Protocol == UpstreamHTTP1 && t.cfg.TLS == nil }
+
+// scheme is the URL scheme of requests to t's endpoints.
+func (t *Transport) scheme() string {
+	if t.cfg.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // copyBufferSize is the size of the buffers ReverseProxy copies bodies with.
