@@ -1,6 +1,7 @@
 package healthcheck
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -108,6 +109,12 @@ type ActiveConfig struct {
 	// member one probe after it appears. Ignored without active probing.
 	// Default (in Defaults) true.
 	RequireFirstPass bool
+	// TLS, when set, makes http probes HTTPS with this client
+	// configuration (the service's TLS to its endpoints). Default nil.
+	TLS *tls.Config
+	// H2C makes http probes HTTP/2 with prior knowledge, for endpoints
+	// that speak only that (gRPC servers without TLS). Default false.
+	H2C bool
 }
 
 // PassiveConfig configures outlier ejection fed by Report.

@@ -42,6 +42,13 @@ func newProbeClient(cfg ActiveConfig) *http.Client {
 		DisableKeepAlives:      true,
 		DisableCompression:     true,
 		MaxResponseHeaderBytes: 64 << 10,
+		TLSClientConfig:        cfg.TLS,
+		TLSHandshakeTimeout:    cfg.Timeout,
+	}
+	if cfg.H2C {
+		p := new(http.Protocols)
+		p.SetUnencryptedHTTP2(true)
+		tr.Protocols = p
 	}
 	return &http.Client{
 		Transport:     tr,
@@ -52,7 +59,11 @@ func newProbeClient(cfg ActiveConfig) *http.Client {
 // httpProbe sends GET cfg.Path and expects a status in cfg.ExpectStatus.
 func httpProbe(client *http.Client, cfg ActiveConfig) prober {
 	return func(ctx context.Context, addr string) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+cfg.Path, nil)
+		scheme := "http://"
+		if cfg.TLS != nil {
+			scheme = "https://"
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+addr+cfg.Path, nil)
 		if err != nil {
 			return err
 		}
