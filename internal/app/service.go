@@ -63,15 +63,25 @@ func newService(name string, cfg config.Service) (*service, error) {
 	default:
 		return nil, fmt.Errorf("services.%s.discovery: neither zookeeper nor static", name)
 	}
-	var err error
+	// A Curator registration's sslPort is the endpoint of a TLS service.
+	s.zkOpts.SSL = cfg.Upstream.UsesTLS()
+	tlsCfg, err := upstreamTLS("services."+name+".upstream", cfg.Upstream)
+	if err != nil {
+		return nil, err
+	}
 	if s.checker, err = cfg.CheckerConfig(); err != nil {
 		return nil, fmt.Errorf("services.%s.health_check: %w", name, err)
 	}
+	// Probes speak what requests do.
+	s.checker.Active.TLS = tlsCfg
+	s.checker.Active.H2C = cfg.Upstream.Protocol == config.ProtocolH2C
 	s.transport = proxy.NewTransport(proxy.TransportConfig{
 		DialTimeout:           cfg.Timeouts.Dial,
 		ResponseHeaderTimeout: cfg.Timeouts.ResponseHeader,
 		IdleConnTimeout:       cfg.Timeouts.IdleConn,
 		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
+		Protocol:              upstreamProtocol(cfg.Upstream),
+		TLS:                   tlsCfg,
 	})
 	retry := proxy.RetryPolicy{Attempts: cfg.Retries.Attempts, BufferBodyBytes: cfg.Retries.BufferBodyBytes}
 	for _, on := range cfg.Retries.On {
