@@ -68,20 +68,31 @@ func writeFailure(w http.ResponseWriter, ex *exchange, kind failKind) {
 		ex.sw.status = StatusClientClosedRequest
 	case failNoEndpoint:
 		w.Header()["Retry-After"] = retryAfter
-		writeError(w, http.StatusServiceUnavailable, "no healthy endpoint", route, service)
+		ex.writeError(w, http.StatusServiceUnavailable, "no healthy endpoint", route, service)
 	case failTimeout, failRouteTimeout:
-		writeError(w, http.StatusGatewayTimeout, "gateway timeout", route, service)
+		ex.writeError(w, http.StatusGatewayTimeout, "gateway timeout", route, service)
 	case failBodyTooLarge:
-		writeError(w, http.StatusRequestEntityTooLarge, "request body too large", route, service)
+		ex.writeError(w, http.StatusRequestEntityTooLarge, "request body too large", route, service)
 	case failBadBody:
-		writeError(w, http.StatusBadRequest, "bad request body", route, service)
+		ex.writeError(w, http.StatusBadRequest, "bad request body", route, service)
 	case failBodyTimeout:
-		writeError(w, http.StatusRequestTimeout, "request body timeout", route, service)
+		ex.writeError(w, http.StatusRequestTimeout, "request body timeout", route, service)
 	case failBadRequest:
-		writeError(w, http.StatusBadRequest, "bad request", route, service)
+		ex.writeError(w, http.StatusBadRequest, "bad request", route, service)
 	default:
-		writeError(w, http.StatusBadGateway, "bad gateway", route, service)
+		ex.writeError(w, http.StatusBadGateway, "bad gateway", route, service)
 	}
+}
+
+// writeError answers the exchange's request with status: a gRPC error for a
+// gRPC request, the JSON error body otherwise.
+func (ex *exchange) writeError(w http.ResponseWriter, status int, msg, route, service string) {
+	if ex.grpc {
+		writeGRPCError(w, status, msg, route, service)
+		ex.sw.status = status // what the log and metrics record
+		return
+	}
+	writeError(w, status, msg, route, service)
 }
 
 // writeError sends status with the body {"error":msg,"route":...,"service":...}.

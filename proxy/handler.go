@@ -110,6 +110,8 @@ type exchange struct {
 	// bodyUnkept: a fast-path request body that RetryPolicy does not keep
 	// for replays.
 	bodyUnkept bool
+	// grpc: a gRPC request, answered gRPC errors (grpc.go).
+	grpc bool
 }
 
 // forward is a request the net/http side serves: its exchange, and the
@@ -161,20 +163,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.tried = ex.triedBuf[:0]
 	defer h.finish(ex, r)
 	ex.clientIP, ex.trusted = clientIP(peerHost(r.RemoteAddr), headerMap(r.Header), h.trusted)
+	ex.grpc = isGRPC(r)
 
 	if r.Method == http.MethodConnect {
 		// A CONNECT tunnel would reach any host the client names.
-		writeError(&ex.sw, http.StatusMethodNotAllowed, "method not allowed", "", "")
+		ex.writeError(&ex.sw, http.StatusMethodNotAllowed, "method not allowed", "", "")
 		return
 	}
 	path, rawPath, ok := normalizePath(r.URL.Path, r.URL.RawPath)
 	if !ok {
-		writeError(&ex.sw, http.StatusBadRequest, "bad request", "", "")
+		ex.writeError(&ex.sw, http.StatusBadRequest, "bad request", "", "")
 		return
 	}
 	e := h.router.Load().match(r, path)
 	if e == nil {
-		writeError(&ex.sw, http.StatusNotFound, "no route", "", "")
+		ex.writeError(&ex.sw, http.StatusNotFound, "no route", "", "")
 		return
 	}
 	ex.e = e
@@ -183,7 +186,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()["Content-Type"] = nil
 	up := e.route.Upstream
 	if up.MaxBodyBytes > 0 && r.ContentLength > up.MaxBodyBytes {
-		writeError(&ex.sw, http.StatusRequestEntityTooLarge, "request body too large", e.route.Name, e.service)
+		ex.writeError(&ex.sw, http.StatusRequestEntityTooLarge, "request body too large", e.route.Name, e.service)
 		return
 	}
 	ex.hashKey = e.hash.key(headerMap(r.Header), path, ex.clientIP)
@@ -223,10 +226,16 @@ func (ex *exchange) initBody(w http.ResponseWriter, r *http.Request) {
 
 // outbound returns the request ReverseProxy forwards: r with the cleaned
 // path, and with a context Route.Timeout's timer cancels when the route
-// has one. r itself is left as it came (the access log reads it).
+// has one (or a gRPC request's grpc-timeout, when shorter). r itself is left as it came (the access log reads it).
 func (ex *exchange) outbound(r *http.Request, path, rawPath string) *http.Request {
 	ctx := r.Context()
-	if t := ex.e.route.Timeout; t > 0 {
+	t := ex.e.route.Timeout
+	if ex.grpc {
+		if d, ok := grpcTimeout(r.Header); ok && (t <= 0 || d < t) {
+			t = d // the caller's deadline comes first
+		}
+	}
+	if t > 0 {
 		ctx, ex.cancel = context.WithCancelCause(ctx)
 		ex.timer = time.AfterFunc(t, ex.expire)
 	}
