@@ -39,6 +39,25 @@ type State struct {
 	// Connections are the client connections of each entry point by what
 	// they hold (proxy.ConnStats).
 	Connections []EntryPointConnections
+	// TLS are the certificate stores of the TLS entry points.
+	TLS []EntryPointTLS
+}
+
+// EntryPointTLS is one TLS entry point's certificates and their reloads.
+type EntryPointTLS struct {
+	EntryPoint string
+	// Certificates are the pairs served now.
+	Certificates []Certificate
+	// Reloads and ReloadFailures count the reloads of the files, done and
+	// refused (a pair that did not load: the old ones stayed).
+	Reloads, ReloadFailures uint64
+}
+
+// Certificate is one served certificate.
+type Certificate struct {
+	CertFile string
+	Subject  string
+	NotAfter time.Time
 }
 
 // EntryPointConnections is one entry point's client connections by state:
@@ -125,6 +144,7 @@ type stateCollector struct {
 	propagation                                                *prometheus.Desc
 	budgetExhausted                                            *prometheus.Desc
 	connections                                                *prometheus.Desc
+	certExpiry, certReloads, certReloadFailures                *prometheus.Desc
 }
 
 func newStateCollector(src StateSource) *stateCollector {
@@ -154,6 +174,9 @@ func newStateCollector(src StateSource) *stateCollector {
 		guardEngagements:    desc("removal_guard_engagements_total", "Times a service's removal guard engaged: one membership change removed more than removal_guard.max_percent of the members.", "service"),
 		propagation:         desc("discovery_propagation_seconds", "Time from a member's znode change (its mtime; its ctime for a new node) to the publication of the changed list to the balancers, by service. Removals are not measured; negative values from clock skew count as 0.", "service"),
 		connections:         desc("client_connections", "Client connections of an entry point by what they hold: serving (a goroutine serves a request), waiting (between requests with a goroutine and no buffer), parked (between requests in the poller: no goroutine), tunnel (WebSocket tunnels relayed by the poller), nethttp (held by net/http's server).", "entry_point", "state"),
+		certExpiry:          desc("tls_certificate_expiry_timestamp_seconds", "Unix time a served certificate expires (its NotAfter), by entry point, certificate file and subject; zkgate warns 14 days ahead.", "entry_point", "cert_file", "subject"),
+		certReloads:         desc("tls_certificate_reloads_total", "Reloads of a TLS entry point's certificate files that took effect.", "entry_point"),
+		certReloadFailures:  desc("tls_certificate_reload_failures_total", "Reloads of a TLS entry point's certificate files refused because a pair did not load (the served ones stayed).", "entry_point"),
 		budgetExhausted:     desc("retry_budget_exhausted_total", "Retries not made because the service's retry budget was spent (the request ended with its last attempt's answer), by service.", "service"),
 	}
 }
@@ -168,6 +191,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.propagation,
 		c.budgetExhausted,
 		c.connections,
+		c.certExpiry, c.certReloads, c.certReloadFailures,
 	} {
 		ch <- d
 	}
@@ -235,6 +259,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, state := range connectionStates {
 			gauge(c.connections, float64(ep.States[state]), ep.EntryPoint, state)
 		}
+	}
+	for _, ep := range st.TLS {
+		seenCert := map[string]bool{}
+		for _, crt := range ep.Certificates {
+			if k := crt.CertFile + "\x00" + crt.Subject; !seenCert[k] {
+				seenCert[k] = true
+				gauge(c.certExpiry, unixSeconds(crt.NotAfter), ep.EntryPoint, crt.CertFile, crt.Subject)
+			}
+		}
+		counter(c.certReloads, ep.Reloads, ep.EntryPoint)
+		counter(c.certReloadFailures, ep.ReloadFailures, ep.EntryPoint)
 	}
 	if st.HasAccessLog {
 		counter(c.accessLogDropped, st.AccessLogDropped)

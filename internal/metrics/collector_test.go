@@ -45,6 +45,14 @@ func sampleState() State {
 		Connections: []EntryPointConnections{
 			{EntryPoint: "web", States: map[string]int{"serving": 2, "waiting": 3, "parked": 8000, "tunnel": 40}},
 		},
+		TLS: []EntryPointTLS{{
+			EntryPoint: "websecure",
+			Certificates: []Certificate{
+				{CertFile: "/etc/tls/a.crt", Subject: "CN=a.example", NotAfter: time.Unix(1800000000, 0)},
+				{CertFile: "/etc/tls/b.crt", Subject: "CN=*.example", NotAfter: time.Unix(1790000000, 0)},
+			},
+			Reloads: 4, ReloadFailures: 1,
+		}},
 	}
 }
 
@@ -140,6 +148,16 @@ zkgate_removal_guard_active{service="users"} 1
 # TYPE zkgate_removal_guard_engagements_total counter
 zkgate_removal_guard_engagements_total{service="echo"} 0
 zkgate_removal_guard_engagements_total{service="users"} 3
+# HELP zkgate_tls_certificate_expiry_timestamp_seconds Unix time a served certificate expires (its NotAfter), by entry point, certificate file and subject; zkgate warns 14 days ahead.
+# TYPE zkgate_tls_certificate_expiry_timestamp_seconds gauge
+zkgate_tls_certificate_expiry_timestamp_seconds{cert_file="/etc/tls/a.crt",entry_point="websecure",subject="CN=a.example"} 1.8e+09
+zkgate_tls_certificate_expiry_timestamp_seconds{cert_file="/etc/tls/b.crt",entry_point="websecure",subject="CN=*.example"} 1.79e+09
+# HELP zkgate_tls_certificate_reloads_total Reloads of a TLS entry point's certificate files that took effect.
+# TYPE zkgate_tls_certificate_reloads_total counter
+zkgate_tls_certificate_reloads_total{entry_point="websecure"} 4
+# HELP zkgate_tls_certificate_reload_failures_total Reloads of a TLS entry point's certificate files refused because a pair did not load (the served ones stayed).
+# TYPE zkgate_tls_certificate_reload_failures_total counter
+zkgate_tls_certificate_reload_failures_total{entry_point="websecure"} 1
 `
 	names := []string{
 		"zkgate_endpoints", "zkgate_zookeeper_session_state", "zkgate_zookeeper_reconnects_total",
@@ -151,6 +169,8 @@ zkgate_removal_guard_engagements_total{service="users"} 3
 		"zkgate_membership_snapshot_writes_total", "zkgate_membership_snapshot_write_errors_total",
 		"zkgate_removal_guard_active", "zkgate_removal_guard_engagements_total",
 		"zkgate_retry_budget_exhausted_total", "zkgate_client_connections",
+		"zkgate_tls_certificate_expiry_timestamp_seconds", "zkgate_tls_certificate_reloads_total",
+		"zkgate_tls_certificate_reload_failures_total",
 	}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
@@ -166,8 +186,8 @@ func TestStateCollectorIsConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pedantic gather: %v", err)
 	}
-	if len(families) != 21 {
-		t.Errorf("gathered %d metric families, want 21", len(families))
+	if len(families) != 24 {
+		t.Errorf("gathered %d metric families, want 24", len(families))
 	}
 }
 
