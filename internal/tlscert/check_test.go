@@ -163,3 +163,38 @@ func TestCheckCA(t *testing.T) {
 		}
 	}
 }
+
+func TestNewErrorsNameTheSetting(t *testing.T) {
+	ca := newCA(t, "test CA")
+	dir := t.TempDir()
+	a := writePair(t, dir, "a", ca.issue(t, leafSpec{dns: []string{"a.test"}}))
+	b := writePair(t, dir, "b", ca.issue(t, leafSpec{dns: []string{"b.test"}}))
+	bBroken := Pair{CertFile: b.CertFile, KeyFile: a.KeyFile}
+	missing := filepath.Join(dir, "missing.pem")
+
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want string // the error's beginning
+	}{
+		{"no pairs", Options{}, "certificates: none given"},
+		{"second pair bad", Options{Pairs: []Pair{a, bBroken}},
+			"certificates[1].key_file " + a.KeyFile + ": does not match cert_file " + b.CertFile},
+		{"first pair missing", Options{Pairs: []Pair{{missing, a.KeyFile}, b}},
+			"certificates[0].cert_file " + missing + ": no such file"},
+		{"CA missing", Options{Pairs: []Pair{a}, ClientCAFile: missing},
+			"client_auth.ca_file " + missing + ": no such file"},
+		{"required without CA", Options{Pairs: []Pair{a}, ClientAuthRequired: true}, "client_auth.required: needs client_auth.ca_file"},
+		{"bad min version", Options{Pairs: []Pair{a}, MinVersion: 0x0200}, "min_version: 0x0200 is not a TLS version"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(tc.opts)
+			if err == nil {
+				t.Fatalf("New accepted it: %v", s.Certificates())
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error %q, want it to begin with %q", err, tc.want)
+			}
+		})
+	}
+}
