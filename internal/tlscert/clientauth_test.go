@@ -91,6 +91,46 @@ func TestClientAuthOptional(t *testing.T) {
 	}
 }
 
+// TestClientCAReload: after the CA file changes (seen by Watch), new handshakes are verified
+// against the new pool, resumed ones included: a client whose session was
+// opened under the old CA cannot resume it once that CA is gone.
+func TestClientCAReload(t *testing.T) {
+	for _, v := range versions {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			f := newClientAuthFixture(t, true)
+			cache := tls.NewLRUClientSessionCache(4)
+			c, err := f.dialWith(v, &f.fromA, cache)
+			if err != nil {
+				t.Fatalf("first handshake of client A: %v", err)
+			}
+			c.Close()
+			c, err = f.dialWith(v, &f.fromA, cache)
+			if err != nil {
+				t.Fatalf("second handshake of client A: %v", err)
+			}
+			if !c.ConnectionState().DidResume {
+				t.Fatal("client A's second handshake did not resume: the test would prove nothing")
+			}
+			c.Close()
+			if err := f.try(v, &f.fromB); err == nil {
+				t.Fatal("client B served before the CA file names its CA")
+			}
+
+			watch(t, f.store)
+			writeFile(t, f.caFile, f.caB.pem)
+			eventually(t, "client B to be served after its CA replaced A's", func() bool { return f.try(v, &f.fromB) == nil })
+			if err := f.try(v, &f.fromA); err == nil {
+				t.Error("client A served (full handshake) after its CA was removed")
+			}
+			c, err = f.dialWith(v, &f.fromA, cache)
+			if err == nil {
+				c.Close()
+				t.Errorf("client A served (resumed: %v) after its CA was removed", c.ConnectionState().DidResume)
+			}
+		})
+	}
+}
+
 // TestClientAuthChain: a client certificate issued by an intermediate of
 // the CA is accepted when the client sends the intermediate.
 func TestClientAuthChain(t *testing.T) {
