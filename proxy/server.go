@@ -252,6 +252,10 @@ func (cfg ServerConfig) protocols() *http.Protocols {
 	return p
 }
 
+// FastPath reports whether the Server serves plain requests on its fast
+// path: not over TLS, not when it redirects, and not when it is disabled.
+func (s *Server) FastPath() bool { return s.cfg.fastPath() }
+
 // fastPath reports whether plain connections start on the fast path.
 func (cfg ServerConfig) fastPath() bool {
 	return !cfg.DisableFastPath && cfg.TLS == nil && cfg.RedirectPort == 0

@@ -102,6 +102,19 @@ func testStatusPageLive(t *testing.T, b context.Context) {
 	// The header names the version, the uptime and the entry points with
 	// their protocol and open connections (the fake's: 37 of them).
 	browsertest.WaitFor(t, b, `/^v9\.9\.9-test · up 3h · web 127\.0\.0\.1:8080 \(http, 37 conn\)$/.test(document.getElementById('gw-info').textContent)`, 5*time.Second)
+	// A TLS entry point shows its protocols and soonest expiry; a
+	// certificate expiring soon and a refused reload are problems.
+	src.update(func(f *fakeSource) {
+		f.tls = &TLSInfo{MinVersion: "1.2", ClientAuth: "none", ReloadFailures: 1,
+			LastReloadFailure: "certificates[0].key_file /etc/tls/api.key: does not match cert_file /etc/tls/api.crt",
+			Certificates: []CertificateInfo{
+				{CertFile: "/etc/tls/api.crt", Names: []string{"api.example.com"}, NotAfter: time.Date(2026, 12, 12, 0, 0, 0, 0, time.UTC), ExpiresSoon: true},
+				{CertFile: "/etc/tls/www.crt", Names: []string{"www.example.com"}, NotAfter: time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)},
+			}}
+	})
+	browsertest.WaitFor(t, b, `/ · websecure 127\.0\.0\.1:8443 \(https, h2, 2 conn\) cert expires 2026-12-12$/.test(document.getElementById('gw-info').textContent)`, 5*time.Second)
+	browsertest.WaitFor(t, b, `document.getElementById('ready').title.includes('websecure certificate api.example.com expires 2026-12-12') && document.getElementById('ready').title.includes('websecure certificate reload refused: certificates[0].key_file /etc/tls/api.key')`, 5*time.Second)
+	src.update(func(f *fakeSource) { f.tls = nil })
 	browsertest.WaitFor(t, b, `document.querySelector('[data-service="users"] [data-flag="flag-stale"]') !== null`, 5*time.Second)
 	// A service serving the membership snapshot says so, with the age.
 	browsertest.WaitFor(t, b, `document.querySelector('[data-service="users"] [data-flag="flag-snapshot"]')?.textContent === 'from snapshot, read 12m ago'`, 5*time.Second)

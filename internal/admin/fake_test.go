@@ -13,6 +13,7 @@ import (
 // runs. Drain and Undrain flip the endpoint's state, as the real one does.
 type fakeSource struct {
 	mu        sync.Mutex
+	tls       *TLSInfo // a websecure entry point when set
 	routes    []RouteInfo
 	services  map[string]ServiceInfo
 	zk        ZooKeeperInfo
@@ -152,15 +153,23 @@ func (f *fakeSource) ZooKeeper() ZooKeeperInfo {
 func (f *fakeSource) Gateway() GatewayInfo {
 	f.mu.Lock()
 	started := f.zk.Since.Add(-2 * time.Hour) // three hours before the fake's time
+	tls := f.tls
 	f.mu.Unlock()
-	return GatewayInfo{
+	gi := GatewayInfo{
 		Version:   "v9.9.9-test",
 		StartedAt: started,
 		EntryPoints: []EntryPointInfo{{
-			Name: "web", Address: "127.0.0.1:8080", Protocol: "http", FastPath: true,
+			Name: "web", Address: "127.0.0.1:8080", Protocol: "http", HTTP2: "auto", FastPath: true,
 			Connections: map[string]int{"serving": 1, "waiting": 2, "parked": 30, "tunnel": 4, "nethttp": 0},
 		}},
 	}
+	if tls != nil {
+		gi.EntryPoints = append(gi.EntryPoints, EntryPointInfo{
+			Name: "websecure", Address: "127.0.0.1:8443", Protocol: "https", HTTP2: "auto",
+			Connections: map[string]int{"nethttp": 2}, TLS: tls,
+		})
+	}
+	return gi
 }
 
 func (f *fakeSource) Ready() (bool, string) {

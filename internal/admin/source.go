@@ -65,13 +65,42 @@ type GatewayInfo struct {
 type EntryPointInfo struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
-	// Protocol is what the entry point speaks to clients: "http".
+	// Protocol is what the entry point speaks to clients: "http" or
+	// "https".
 	Protocol string `json:"protocol"`
-	FastPath bool   `json:"fast_path"`
+	// HTTP2 is how it serves HTTP/2: "auto", "off" or "h2c".
+	HTTP2 string `json:"http2"`
+	// RedirectTo names the TLS entry point it redirects to, if any.
+	RedirectTo string `json:"redirect_to,omitempty"`
+	FastPath   bool   `json:"fast_path"`
+	// TLS is the entry point's certificate state; nil for plain HTTP.
+	TLS *TLSInfo `json:"tls,omitempty"`
 	// Connections counts its client connections by what they hold
 	// (serving, waiting, parked, tunnel, nethttp), as the metric
 	// zkgate_client_connections.
 	Connections map[string]int `json:"connections"`
+}
+
+// TLSInfo is a TLS entry point's certificates and their reloads.
+type TLSInfo struct {
+	MinVersion        string            `json:"min_version"`
+	ClientAuth        string            `json:"client_auth"` // "none", "optional" or "required"
+	Certificates      []CertificateInfo `json:"certificates"`
+	Reloads           uint64            `json:"reloads"`
+	ReloadFailures    uint64            `json:"reload_failures"`
+	LastReloadFailure string            `json:"last_reload_failure,omitempty"`
+}
+
+// CertificateInfo is one served certificate.
+type CertificateInfo struct {
+	CertFile    string    `json:"cert_file"`
+	KeyFile     string    `json:"key_file"`
+	Names       []string  `json:"names"`
+	Subject     string    `json:"subject"`
+	Issuer      string    `json:"issuer"`
+	NotAfter    time.Time `json:"not_after"`
+	ExpiresSoon bool      `json:"expires_soon"`
+	Expired     bool      `json:"expired"`
 }
 
 // RouteInfo describes one route.

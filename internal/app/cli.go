@@ -104,6 +104,8 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		// Build the routes and services as serve would, starting
 		// nothing: a file that validates also starts and reloads.
 		_, err = build(cfg, nil)
+		_, tlsErr := buildTLSStores(cfg, nil)
+		err = errors.Join(err, tlsErr)
 	}
 	if err != nil {
 		printErrors(stderr, err)

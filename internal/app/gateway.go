@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"github.com/zkgate/zkgate/internal/config"
 	"github.com/zkgate/zkgate/internal/logging"
 	"github.com/zkgate/zkgate/internal/metrics"
+	"github.com/zkgate/zkgate/internal/tlscert"
 	"github.com/zkgate/zkgate/internal/version"
 	"github.com/zkgate/zkgate/proxy"
 )
@@ -42,6 +44,9 @@ type Gateway struct {
 	metrics  *metrics.Metrics
 	access   *proxy.AccessLog
 	handler  *proxy.Handler
+	// tls are the certificate stores of the TLS entry points, by name;
+	// set at start.
+	tls map[string]*tlscert.Store
 
 	draining atomic.Bool
 	serving  atomic.Bool // routes are installed and listeners serve
@@ -60,9 +65,10 @@ type Gateway struct {
 
 // entryPoint is one serving listener.
 type entryPoint struct {
-	srv      *proxy.Server
-	addr     string
-	fastPath bool
+	srv  *proxy.Server
+	addr string
+	cfg  config.EntryPoint
+	tls  *tlscert.Store // nil for plain HTTP
 }
 
 // connections returns the entry point's client connections by state, as
@@ -127,9 +133,16 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 
 	// The admin listener comes first, so that /livez answers and /readyz
 	// says why the gateway is not ready while ZooKeeper is sought.
+	// The certificates are loaded first: a TLS entry point without them
+	// is a configuration error, found before anything listens.
+	var err error
+	if g.tls, err = buildTLSStores(cfg, g.log); err != nil {
+		g.closeAll() // the access log's writer
+		return &ConfigError{Err: err}
+	}
 	adm, err := g.startAdmin(cfg)
 	if err != nil {
-		g.closeAll() // the access log's writer
+		g.closeAll()
 		return err
 	}
 	listeners, err := bindEntryPoints(cfg)
@@ -167,6 +180,7 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	servers, serveErr := g.serveEntryPoints(cfg, listeners, baseCtx)
 
 	watchCtx, stopWatch := context.WithCancel(ctx)
+	g.watchTLSStores(watchCtx)
 	watching, err := watchReloads(watchCtx, g.path, g.log, func(reason string) { _ = g.reload(reason) })
 	if err != nil {
 		g.log.WithError(err).Warn("config file is not watched; reload with SIGHUP or POST /api/reload")
@@ -184,6 +198,7 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	// progress finishes before anything is stopped.
 	stopWatch()
 	<-watching
+	g.waitTLSStores()
 
 	g.drain(cfg, servers, runErr == nil)
 	cancelBase()
@@ -277,6 +292,14 @@ func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.
 	serveErr := make(chan error, len(listeners))
 	for name, ln := range listeners {
 		ep := cfg.EntryPoints[name]
+		var tlsCfg *tls.Config
+		if st := g.tls[name]; st != nil {
+			tlsCfg = st.TLSConfig()
+		}
+		var redirect int
+		if ep.RedirectTo != "" {
+			redirect = redirectPort(listeners, ep.RedirectTo)
+		}
 		srv := proxy.NewServer(g.handler, proxy.ServerConfig{
 			ReadHeaderTimeout: ep.ReadHeaderTimeout,
 			ReadTimeout:       ep.ReadTimeout,
@@ -290,15 +313,18 @@ func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.
 			MinBodyRate:       ep.MinBodyRate,
 			BaseContext:       baseCtx,
 			DisableFastPath:   !ep.FastPath,
+			TLS:               tlsCfg,
+			HTTP2:             http2Mode(ep.HTTP2),
+			RedirectPort:      redirect,
 		})
 		servers = append(servers, srv)
-		byName[name] = entryPoint{srv: srv, addr: ln.Addr().String(), fastPath: ep.FastPath}
+		byName[name] = entryPoint{srv: srv, addr: ln.Addr().String(), cfg: ep, tls: g.tls[name]}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- fmt.Errorf("entry_points.%s: %w", name, err)
 			}
 		}()
-		g.log.WithFields(logrus.Fields{"entry_point": name, "address": ln.Addr().String()}).Info("proxy listening")
+		g.log.WithFields(logrus.Fields{"entry_point": name, "address": ln.Addr().String(), "protocol": protocolOf(ep)}).Info("proxy listening")
 	}
 	g.entryPoints.Store(&byName)
 	return servers, serveErr
@@ -411,6 +437,9 @@ func (g *Gateway) apply(cfg *config.Config) error {
 // configuration in place.
 func (g *Gateway) reload(reason string) error {
 	log := g.log.WithField("reason", reason)
+	// The certificate files too, whether or not their watch saw a change
+	// (a store keeps its pairs when one does not load).
+	g.reloadTLSStores()
 	cfg, err := config.Load(g.path)
 	if err == nil {
 		if serr := config.Reloadable(g.cfg.Load(), cfg); serr != nil {

@@ -188,7 +188,9 @@ func (g *Gateway) Gateway() admin.GatewayInfo {
 		for _, name := range slices.Sorted(maps.Keys(*eps)) {
 			ep := (*eps)[name]
 			info.EntryPoints = append(info.EntryPoints, admin.EntryPointInfo{
-				Name: name, Address: ep.addr, Protocol: "http", FastPath: ep.fastPath, Connections: ep.connections(),
+				Name: name, Address: ep.addr, Protocol: protocolOf(ep.cfg), HTTP2: ep.cfg.HTTP2, RedirectTo: ep.cfg.RedirectTo,
+				FastPath: ep.srv.FastPath(), Connections: ep.connections(),
+				TLS: tlsInfo(ep.cfg, ep.tls),
 			})
 		}
 	}
@@ -247,6 +249,7 @@ func (g *Gateway) metricsState() metrics.State {
 		ws := snap.writer.Stats()
 		st.HasSnapshot, st.SnapshotWrites, st.SnapshotWriteErrors = true, ws.Writes, ws.Errors
 	}
+	st.TLS = g.tlsMetrics()
 	if eps := g.entryPoints.Load(); eps != nil {
 		for _, name := range slices.Sorted(maps.Keys(*eps)) {
 			st.Connections = append(st.Connections, metrics.EntryPointConnections{EntryPoint: name, States: (*eps)[name].connections()})

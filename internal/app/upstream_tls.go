@@ -2,11 +2,10 @@ package app
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 
 	"github.com/zkgate/zkgate/internal/config"
+	"github.com/zkgate/zkgate/internal/tlscert"
 	"github.com/zkgate/zkgate/proxy"
 )
 
@@ -35,32 +34,18 @@ func upstreamTLS(key string, u config.Upstream) (*tls.Config, error) {
 		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // the operator's explicit choice, documented as for tests
 	}
 	if t.CAFile != "" {
-		pool, err := loadCertPool(t.CAFile)
+		pool, err := tlscert.CheckCA(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("%s.tls.ca_file: %w", key, err)
+			return nil, fmt.Errorf("%s.tls.%w", key, err)
 		}
 		c.RootCAs = pool
 	}
 	if t.CertFile != "" {
-		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		pair, err := tlscert.Check(tlscert.Pair{CertFile: t.CertFile, KeyFile: t.KeyFile})
 		if err != nil {
-			return nil, fmt.Errorf("%s.tls: cert_file %s, key_file %s: %w", key, t.CertFile, t.KeyFile, err)
+			return nil, fmt.Errorf("%s.tls.%w", key, err)
 		}
-		c.Certificates = []tls.Certificate{pair}
+		c.Certificates = []tls.Certificate{*pair}
 	}
 	return c, nil
-}
-
-// loadCertPool reads PEM certificates from path; a file with none is an
-// error.
-func loadCertPool(path string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
-	}
-	return pool, nil
 }

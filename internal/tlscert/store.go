@@ -75,6 +75,7 @@ type Store struct {
 	reloadMu sync.Mutex // one load at a time, so that the last one read wins
 	reloads  atomic.Uint64
 	failures atomic.Uint64
+	lastErr  atomic.Pointer[error] // the last reload's, nil after a good one
 	watches  sync.WaitGroup
 }
 
@@ -334,6 +335,7 @@ func (s *Store) Reload() error {
 	snap, err := s.load()
 	if err != nil {
 		s.failures.Add(1)
+		s.lastErr.Store(&err)
 		e := s.log.WithError(err)
 		var fe *FileError
 		if errors.As(err, &fe) {
@@ -343,9 +345,19 @@ func (s *Store) Reload() error {
 		return err
 	}
 	s.snap.Store(snap)
+	s.lastErr.Store(nil)
 	s.reloads.Add(1)
 	s.log.WithField("certificates", len(snap.infos)).Info("TLS certificates reloaded")
 	s.warnExpiry(snap)
+	return nil
+}
+
+// LastReloadError is the error of the last reload when it was refused: nil
+// once a reload succeeds (the files were fixed).
+func (s *Store) LastReloadError() error {
+	if e := s.lastErr.Load(); e != nil {
+		return *e
+	}
 	return nil
 }
 

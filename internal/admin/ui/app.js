@@ -161,9 +161,20 @@
       const c = ep.connections || {};
       let open = 0;
       for (const k in c) open += c[k];
-      return ep.name + ' ' + ep.address + ' (' + ep.protocol + ', ' + fmtInt.format(open) + ' conn)';
+      let proto = ep.protocol;
+      if (ep.protocol === 'https' && ep.http2 !== 'off') proto += ', h2';
+      if (ep.http2 === 'h2c') proto += ', h2c';
+      if (ep.redirect_to) proto += ' → ' + ep.redirect_to;
+      let text = ep.name + ' ' + ep.address + ' (' + proto + ', ' + fmtInt.format(open) + ' conn)';
+      const soonest = certificates(ep).sort(function (a, b) { return Date.parse(a.not_after) - Date.parse(b.not_after); })[0];
+      if (soonest) text += ' cert ' + (soonest.expired ? 'EXPIRED' : 'expires ' + soonest.not_after.slice(0, 10));
+      return text;
     });
     return [gw.version, 'up ' + fmtAge(gw.uptime_seconds || 0)].concat(eps).join(' · ');
+  }
+
+  function certificates(ep) {
+    return ((ep.tls || {}).certificates || []).slice();
   }
 
   // problems lists what is wrong though the gateway may be ready: the
@@ -179,6 +190,15 @@
       else if (c.total > 0 && c.healthy === 0) list.push(svc.name + ' has no healthy endpoint');
       if (!svc.synced) list.push(svc.name + ' not synced yet');
       else if (svc.stale) list.push(svc.name + ' stale');
+    }
+    for (const ep of (state.gateway || {}).entry_points || []) {
+      for (const c of certificates(ep)) {
+        const name = (c.names || [])[0] || c.cert_file;
+        if (c.expired) list.push(ep.name + ' certificate ' + name + ' expired');
+        else if (c.expires_soon) list.push(ep.name + ' certificate ' + name + ' expires ' + c.not_after.slice(0, 10));
+      }
+      const t = ep.tls || {};
+      if (t.last_reload_failure) list.push(ep.name + ' certificate reload refused: ' + t.last_reload_failure);
     }
     return list;
   }
