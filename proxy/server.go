@@ -139,7 +139,7 @@ const (
 // cause with resets (CVE-2023-44487, rapid reset) and CONTINUATION frames
 // (CVE-2023-45288).
 const (
-	h2MaxConcurrentStreams = 250
+	h2MaxConcurrentStreams = 128 // nginx's http2_max_concurrent_streams
 	h2MaxReadFrameSize     = 16 << 10
 	h2HPACKTableSize       = 4 << 10
 	h2PingTimeout          = 15 * time.Second

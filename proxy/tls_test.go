@@ -286,3 +286,59 @@ func TestH2CPrefaceOnlyFirst(t *testing.T) {
 		t.Fatalf("a preface after a request was answered %d, want a refusal", second.StatusCode)
 	}
 }
+
+// The HTTP/2 server announces the limits zkgate sets (RFC 9113 §6.5.2):
+// at most 128 concurrent streams (nginx's; Go's default is 250), 16 KiB
+// frames (Go's default is 1 MiB), a 4 KiB HPACK table and a
+// header list bounded by MaxHeaderBytes. A regression here would hand
+// clients Go's defaults silently.
+func TestHTTP2ServerLimits(t *testing.T) {
+	b := newBackend(t, "b1", nil)
+	_, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), b.addr()))
+	fe := startFrontend(t, h, ServerConfig{HTTP2: HTTP2H2C, MaxHeaderBytes: 8 << 10})
+	nc, err := net.DialTimeout("tcp", strings.TrimPrefix(fe.URL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	// The preface, then an empty SETTINGS frame.
+	if _, err := io.WriteString(nc, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"); err != nil {
+		t.Fatal(err)
+	}
+	var hdr [9]byte
+	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	n := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
+	if hdr[3] != 0x4 || hdr[4]&0x1 != 0 || n%6 != 0 {
+		t.Fatalf("first frame type %d flags %d length %d, want the server's SETTINGS", hdr[3], hdr[4], n)
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(nc, payload); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint16]uint32{}
+	for i := 0; i < n; i += 6 {
+		id := uint16(payload[i])<<8 | uint16(payload[i+1])
+		got[id] = uint32(payload[i+2])<<24 | uint32(payload[i+3])<<16 | uint32(payload[i+4])<<8 | uint32(payload[i+5])
+	}
+	const (
+		headerTableSize      = 0x1
+		maxConcurrentStreams = 0x3
+		maxFrameSize         = 0x5
+		maxHeaderListSize    = 0x6
+	)
+	if got[maxConcurrentStreams] != 128 {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want 128", got[maxConcurrentStreams])
+	}
+	if v, ok := got[maxFrameSize]; ok && v != 16<<10 {
+		t.Errorf("SETTINGS_MAX_FRAME_SIZE %d, want 16384 (or absent: the protocol's default)", v)
+	}
+	if v, ok := got[headerTableSize]; ok && v != 4<<10 {
+		t.Errorf("SETTINGS_HEADER_TABLE_SIZE %d, want 4096 (or absent: the protocol's default)", v)
+	}
+	if v := got[maxHeaderListSize]; v == 0 || v > 16<<10 {
+		t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE %d, want about max_header_bytes (8 KiB)", v)
+	}
+}

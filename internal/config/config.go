@@ -106,7 +106,7 @@ type EntryPoint struct {
 	// HTTP2 is how HTTP/2 is offered: auto (by ALPN "h2" on a TLS entry
 	// point, not at all on a plain one), off (HTTP/1.1 only), or h2c (a
 	// plain entry point also accepts HTTP/2 with prior knowledge, which
-	// gRPC clients without TLS use). The server's HTTP/2 limits: 250
+	// gRPC clients without TLS use). The server's HTTP/2 limits: 128
 	// concurrent streams per connection, 16 KiB frames read, header
 	// lists up to max_header_bytes, a 4 KiB HPACK table, and Go's
 	// protections against rapid reset and CONTINUATION floods. Default
