@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-zookeeper/zk"
 
 	"github.com/zkgate/zkgate/internal/admin"
 	"github.com/zkgate/zkgate/internal/testpki"
@@ -323,4 +326,88 @@ func TestValidateChecksCertificates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A service with TLS to its endpoints dials a Curator registration's
+// sslPort over TLS (verifying it with the service's CA and server name),
+// and its http probes are HTTPS too: the plain port, which answers
+// "plain", is never used.
+func TestUpstreamTLSUsesCuratorSSLPort(t *testing.T) {
+	zktest.Require(t)
+	srv := zktest.Start(t)
+	conn := zktest.Connect(t, srv.Addr())
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "internal CA")
+	caFile := filepath.Join(dir, "internal-ca.pem")
+	testpki.WriteFile(t, caFile, ca.PEM)
+
+	plain := backend(t, "plain")
+	var probes atomic.Int64
+	tlsSrv := httptestTLS(t, ca.Issue(t, testpki.Options{Key: testpki.RSA}, "orders.internal").TLS, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			probes.Add(1)
+			return
+		}
+		_, _ = io.WriteString(w, "tls "+r.URL.Path)
+	})
+	ap, pp := zktest.FreePort(t), zktest.FreePort(t)
+	text := fmt.Sprintf(`entry_points: { web: { address: "127.0.0.1:%d" } }
+admin: { address: "127.0.0.1:%d" }
+log: { level: debug, format: json, access_log: { enabled: false } }
+shutdown: { drain_delay: 0s, grace_timeout: 10s }
+zookeeper: { servers: ["%s"], session_timeout: 4s }
+routes:
+  - { name: orders, match: { path_prefix: / }, service: orders }
+services:
+  orders:
+    discovery: { zookeeper: { path: /services/orders, format: curator } }
+    upstream: { tls: { enabled: true, ca_file: %q, server_name: orders.internal } }
+    health_check: { active: { type: http, path: /healthz, interval: 200ms, timeout: 200ms } }
+`, pp, ap, srv.Addr(), caFile)
+	g := &gateway{cfgPath: filepath.Join(dir, "gateway.yaml"), log: &syncBuffer{}, done: make(chan error, 1)}
+	testpki.WriteFile(t, g.cfgPath, []byte(text))
+	g.proxy, g.admin = fmt.Sprintf("http://127.0.0.1:%d", pp), fmt.Sprintf("http://127.0.0.1:%d", ap)
+	ctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go func() { g.done <- Serve(ctx, g.cfgPath, g.log) }()
+	t.Cleanup(func() {
+		g.stop(t)
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", g.log.String())
+		}
+	})
+
+	_, plainPort, _ := net.SplitHostPort(hostPort(plain))
+	_, sslPort, _ := net.SplitHostPort(strings.TrimPrefix(tlsSrv.URL, "https://"))
+	for _, p := range []string{"/services", "/services/orders"} {
+		if _, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && err != zk.ErrNodeExists {
+			t.Fatal(err)
+		}
+	}
+	node := fmt.Sprintf(`{"name":"orders","id":"i-1","address":"127.0.0.1","port":%s,"sslPort":%s,"payload":null,"registrationTimeUTC":1700000000000,"serviceType":"DYNAMIC","uriSpec":null}`, plainPort, sslPort)
+	if _, err := conn.Create("/services/orders/i-1", []byte(node), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	zktest.WaitFor(t, 15*time.Second, func() bool {
+		code, body := get(t, g.proxy+"/o/1")
+		return code == 200 && body == "tls /o/1"
+	}, "the sslPort served over TLS")
+	if probes.Load() == 0 {
+		t.Fatal("no https probe reached the sslPort")
+	}
+	for range 5 {
+		if code, body := get(t, g.proxy+"/o/2"); code != 200 || body != "tls /o/2" {
+			t.Fatalf("GET /o/2: %d %q, want the TLS endpoint", code, body)
+		}
+	}
+}
+
+// httptestTLS starts an HTTPS server with cert on loopback.
+func httptestTLS(t *testing.T, cert tls.Certificate, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	s := httptest.NewUnstartedServer(h)
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
 }
