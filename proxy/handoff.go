@@ -33,7 +33,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.fastPath() && r.ProtoMajor == 1 {
 		w = &closeAfterWriter{ResponseWriter: w}
 	}
-	if s.cfg.RedirectPort != 0 && !strings.HasPrefix(r.URL.Path, acmeChallengePrefix) {
+	if s.cfg.RedirectPort != 0 && !isACMEChallenge(r) {
 		s.redirectHTTPS(w, r)
 		return
 	}
@@ -102,6 +102,14 @@ func isWholeConn(nc net.Conn) bool {
 // acmeChallengePrefix is the path of ACME HTTP-01 challenges (RFC 8555
 // §8.3), which a redirecting entry point still routes.
 const acmeChallengePrefix = "/.well-known/acme-challenge/"
+
+// isACMEChallenge reports whether r asks for an ACME challenge: its path,
+// cleaned as routing cleans it, is under acmeChallengePrefix (so that
+// "/.well-known/acme-challenge/../../admin" is redirected like "/admin").
+func isACMEChallenge(r *http.Request) bool {
+	path, _, ok := normalizePath(r.URL.Path, r.URL.RawPath)
+	return ok && strings.HasPrefix(path, acmeChallengePrefix)
+}
 
 // redirectHTTPS answers 308 to the request's target on https at
 // RedirectPort: the same host (without its port) and target. A request

@@ -173,6 +173,19 @@ func TestRedirectToHTTPS(t *testing.T) {
 	if res.StatusCode != http.StatusOK || decodeEcho(t, body).Path != "/.well-known/acme-challenge/tok" {
 		t.Fatalf("ACME challenge: %d %s, want it proxied", res.StatusCode, body)
 	}
+	// Only a path that stays under the prefix once cleaned is a challenge:
+	// dot segments cannot reach other routes over plain HTTP.
+	for _, target := range []string{
+		"/.well-known/acme-challenge/../../admin",
+		"/.well-known/acme-challenge/%2e%2e/%2e%2e/admin",
+		"/.well-known/acme-challenge",
+		"/.well-known/acme-challengeX/tok",
+	} {
+		res, _ := rawRequest(t, strings.TrimPrefix(fe.URL, "http://"), "GET "+target+" HTTP/1.1\r\nHost: example.com\r\n\r\n")
+		if res.StatusCode != http.StatusPermanentRedirect {
+			t.Errorf("GET %s on a redirecting entry point: %d, want 308", target, res.StatusCode)
+		}
+	}
 }
 
 // tlsBackend is an HTTPS endpoint with a certificate for 127.0.0.1 from a
