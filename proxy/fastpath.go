@@ -15,7 +15,7 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 	h := c.s.h
 	r := &c.req
 	path := bstr(r.path)
-	e := h.router.Load().find(hostOnly(bstr(r.host)), r.method, path, r)
+	e := h.router.Load().find(hostOnly(bstr(r.host)), r.method, path, bstr(r.query), r)
 	limit := c.s.cfg.MaxBodyBytes
 	if e != nil {
 		if !e.fast {

@@ -105,6 +105,15 @@ type Route struct {
 	// the cleaned path: "/api" matches "/api", "/api/" and "/api/x", not
 	// "/apis". "" and "/" accept every path; a trailing slash is ignored.
 	PathPrefix string
+	// Path, when set, is the one cleaned path accepted, exactly.
+	Path string
+	// PathRegex, when set, is a regular expression (RE2) the cleaned path
+	// must match.
+	PathRegex string
+	// Query are query parameters that must be present with one value
+	// equal to the given one, compared after percent- and '+'-decoding; an
+	// empty value only requires the parameter.
+	Query map[string]string
 	// Methods are the accepted methods (case-sensitive, as HTTP methods
 	// are). Empty accepts every method except CONNECT, which the Handler
 	// always refuses.

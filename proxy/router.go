@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -31,6 +32,9 @@ type entry struct {
 	hosts    []string // exact names, lower case
 	suffixes []string // ".example.com" for "*.example.com", lower case
 	prefix   string   // "" matches every path
+	exact    string   // a path matched exactly, "" for none
+	regex    *regexp.Regexp
+	query    []headerMatch // query parameters: name, value ("" presence)
 	methods  []string
 	headers  []headerMatch
 
@@ -77,7 +81,7 @@ func NewRouter(routes []*Route) (*Router, error) {
 		if c := cmp.Compare(b.route.Priority, a.route.Priority); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(len(b.prefix), len(a.prefix)); c != 0 {
+		if c := cmp.Compare(b.specificity(), a.specificity()); c != 0 {
 			return c
 		}
 		switch {
@@ -90,6 +94,20 @@ func NewRouter(routes []*Route) (*Router, error) {
 		}
 	})
 	return rt, nil
+}
+
+// specificity orders routes of equal priority: the longer path wins, an
+// exact path over a prefix of the same length, then a route with a
+// regular expression or query conditions over one without.
+func (e *entry) specificity() int {
+	n := 4 * len(e.prefix)
+	if e.exact != "" {
+		n = 4*len(e.exact) + 2
+	}
+	if e.regex != nil || len(e.query) > 0 {
+		n++
+	}
+	return n
 }
 
 // Routes returns the routes in matching order. The caller must not modify
@@ -114,7 +132,7 @@ func (rt *Router) Match(r *http.Request) *Route {
 
 // match is Match with the path given separately (the Handler's cleaned one).
 func (rt *Router) match(r *http.Request, path string) *entry {
-	return rt.find(hostOnly(r.Host), r.Method, path, headerMap(r.Header))
+	return rt.find(hostOnly(r.Host), r.Method, path, r.URL.RawQuery, headerMap(r.Header))
 }
 
 // headerSource is a request's header fields as both paths read them for
@@ -145,23 +163,35 @@ func (h headerMap) value(name string, i int) (string, bool) {
 	return "", false
 }
 
-// find returns the first entry matching host, method, path and headers h
-// (both headerSources are pointer-shaped: passing them allocates nothing).
-func (rt *Router) find(host, method, path string, h headerSource) *entry {
+// find returns the first entry matching host, method, path, the raw query
+// and headers h (both headerSources are pointer-shaped: passing them
+// allocates nothing).
+func (rt *Router) find(host, method, path, query string, h headerSource) *entry {
 	if path == "" {
 		path = "/"
 	}
 	for _, e := range rt.entries {
-		if e.matches(host, method, path, h) {
+		if e.matches(host, method, path, query, h) {
 			return e
 		}
 	}
 	return nil
 }
 
-func (e *entry) matches(host, method, path string, h headerSource) bool {
+func (e *entry) matches(host, method, path, query string, h headerSource) bool {
 	if !hasPathPrefix(path, e.prefix) || !e.matchesHost(host) {
 		return false
+	}
+	if e.exact != "" && path != e.exact {
+		return false
+	}
+	if e.regex != nil && !e.regex.MatchString(path) {
+		return false
+	}
+	for _, q := range e.query {
+		if !queryHas(query, q.name, q.value) {
+			return false
+		}
 	}
 	if len(e.methods) > 0 && !slices.Contains(e.methods, method) {
 		return false
@@ -251,6 +281,26 @@ func compile(r *Route) (*entry, error) {
 		errs = append(errs, err)
 	}
 	e.prefix = prefix
+	if r.Path != "" {
+		if r.Path[0] != '/' || cleanPath(r.Path) != r.Path && cleanPath(r.Path)+"/" != r.Path {
+			errs = append(errs, fmt.Errorf("path %q must be a clean path starting with '/'", r.Path))
+		}
+		e.exact = r.Path
+	}
+	if r.PathRegex != "" {
+		re, err := regexp.Compile(r.PathRegex)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("path regex %q: %w", r.PathRegex, err))
+		}
+		e.regex = re
+	}
+	for _, name := range sortedKeys(r.Query) {
+		if name == "" {
+			errs = append(errs, errors.New("query match with an empty parameter name"))
+			continue
+		}
+		e.query = append(e.query, headerMatch{name: name, value: r.Query[name]})
+	}
 	for _, m := range r.Methods {
 		if !isToken(m) {
 			errs = append(errs, fmt.Errorf("method %q is not a valid method", m))
@@ -358,4 +408,51 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// queryHas reports whether the raw query has a parameter called name with
+// value (both compared decoded: %XX escapes and '+' for a space), or at all
+// when value is "". It allocates nothing.
+func queryHas(raw, name, value string) bool {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		k, v, hasValue := strings.Cut(pair, "=")
+		if !decodedEqual(k, name) {
+			continue
+		}
+		if value == "" || hasValue && decodedEqual(v, value) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodedEqual reports whether the query component s, decoded, equals
+// want. A malformed escape never matches.
+func decodedEqual(s, want string) bool {
+	j := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '+':
+			c = ' '
+		case '%':
+			if i+2 >= len(s) {
+				return false
+			}
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if !ok1 || !ok2 {
+				return false
+			}
+			c = hi<<4 | lo
+			i += 2
+		}
+		if j >= len(want) || want[j] != c {
+			return false
+		}
+		j++
+	}
+	return j == len(want)
 }

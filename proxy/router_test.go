@@ -245,3 +245,73 @@ func BenchmarkRouterMatch(b *testing.B) {
 		}
 	}
 }
+
+func TestRouterMatchExactPathRegexAndQuery(t *testing.T) {
+	router := mustRouter(t,
+		rt("prefix", func(r *Route) { r.PathPrefix = "/api" }),
+		rt("exact", func(r *Route) { r.Path = "/api/health" }),
+		rt("versioned", func(r *Route) { r.PathRegex = `^/v[0-9]+/` }),
+		rt("tenant", func(r *Route) { r.PathPrefix = "/api"; r.Query = map[string]string{"tenant": "acme corp", "debug": ""} }),
+	)
+	for _, tt := range []struct{ target, want string }{
+		{"/api/health", "exact"},
+		{"/api/health/", "prefix"},
+		{"/api/health/x", "prefix"},
+		{"/api/healthz", "prefix"},
+		{"/v2/users", "versioned"},
+		{"/v/users", ""},
+		{"/x/v2/users", ""},
+		{"/api/x?tenant=acme+corp&debug", "tenant"},
+		{"/api/x?debug=1&tenant=acme%20corp", "tenant"},
+		{"/api/x?tenant=acme%20corp", "prefix"},              // debug missing
+		{"/api/x?tenant=acme&debug", "prefix"},               // wrong value
+		{"/api/x?tenant=acme%2", "prefix"},                   // malformed escape never matches
+		{"/api/x?t%65nant=acme+corp&debug=", "tenant"},       // an escaped name
+		{"/api/x?tenant=acme+corp&tenant=x&debug", "tenant"}, // one of the values
+		{"/api/health?tenant=acme+corp&debug", "exact"},      // exact beats prefix+query
+	} {
+		if got := matchName(router, http.MethodGet, tt.target, "h", nil); got != tt.want {
+			t.Errorf("GET %s matched %q, want %q", tt.target, got, tt.want)
+		}
+	}
+}
+
+func TestQueryMatchDoesNotAllocate(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() {
+		if !queryHas("a=1&tenant=acme+corp&b=%41", "tenant", "acme corp") || !queryHas("b=%41", "b", "A") {
+			t.Fatal("no match")
+		}
+	}); n != 0 {
+		t.Fatalf("queryHas allocates %.0f times", n)
+	}
+}
+
+// The fast path and the net/http side match queries and exact paths alike.
+func TestQueryAndExactPathOnBothPaths(t *testing.T) {
+	a, b := newBackend(t, "a", nil), newBackend(t, "b", nil)
+	up := testUpstream(t, "svc")
+	ra := testRoute(t, "a", "round_robin", up, a.addr())
+	ra.Query = map[string]string{"tenant": "acme"}
+	rb := testRoute(t, "b", "round_robin", up, b.addr())
+	rb.Path = "/exact"
+	_, h := newFrontend(t, Options{}, ra, rb)
+	for _, fast := range []bool{true, false} {
+		fe := startFrontend(t, h, ServerConfig{DisableFastPath: !fast})
+		addr := strings.TrimPrefix(fe.URL, "http://")
+		for _, tt := range []struct{ target, want string }{
+			{"/x?tenant=acme", "a"},
+			{"/exact", "b"},
+			{"/exact?tenant=acme", "b"},
+			{"/x?tenant=other", ""},
+		} {
+			res, body := rawRequest(t, addr, "GET "+tt.target+" HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+			got := ""
+			if res.StatusCode == http.StatusOK {
+				got = decodeEcho(t, body).Backend
+			}
+			if got != tt.want {
+				t.Errorf("fast=%v GET %s: %d from %q, want %q", fast, tt.target, res.StatusCode, got, tt.want)
+			}
+		}
+	}
+}

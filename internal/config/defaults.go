@@ -69,6 +69,7 @@ func defaultRoute() Route {
 			Hosts:   []string{},
 			Methods: []string{},
 			Headers: map[string]string{},
+			Query:   map[string]string{},
 		},
 		RequestHeaders: HeaderRules{Set: map[string]string{}, Remove: []string{}},
 		Timeout:        30 * time.Second,

@@ -48,6 +48,18 @@ type Match struct {
 	// whole segments: "/echo" matches "/echo" and "/echo/x", not "/echoes".
 	// Default "" (any path).
 	PathPrefix string `mapstructure:"path_prefix"`
+	// Path is the one path accepted, exactly, after cleaning ("/api/health"
+	// matches "/api/health", not "/api/health/" or "/api/health/x").
+	// Default "" (any path).
+	Path string `mapstructure:"path"`
+	// PathRegex is a regular expression (Go's RE2 syntax: linear time, no
+	// backtracking) the cleaned path must match somewhere; anchor it with
+	// ^ and $. Default "" (any path).
+	PathRegex string `mapstructure:"path_regex"`
+	// Query are query parameters that must be present with one value
+	// equal to the given one (after decoding); an empty value only
+	// requires the parameter. Default: none.
+	Query map[string]string `mapstructure:"query"`
 	// Methods are the HTTP methods accepted; stored in upper case.
 	// Default: empty (any method).
 	Methods []string `mapstructure:"methods"`

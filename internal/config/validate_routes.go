@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -72,6 +73,24 @@ func validateMatch(p *problems, key string, m *Match) {
 			p.addf(key+".path_prefix", "%q must start with \"/\"", pp)
 		case strings.ContainsAny(pp, "?# \t\r\n"):
 			p.addf(key+".path_prefix", "%q must be a plain path (no query, fragment or spaces)", pp)
+		}
+	}
+	if m.Path != "" {
+		switch {
+		case !strings.HasPrefix(m.Path, "/"):
+			p.addf(key+".path", "%q must start with \"/\"", m.Path)
+		case strings.ContainsAny(m.Path, "?# \t\r\n"):
+			p.addf(key+".path", "%q must be a plain path (no query, fragment or spaces)", m.Path)
+		}
+	}
+	if m.PathRegex != "" {
+		if _, err := regexp.Compile(m.PathRegex); err != nil {
+			p.addf(key+".path_regex", "%q: %v", m.PathRegex, err)
+		}
+	}
+	for _, name := range sortedNames(m.Query) {
+		if name == "" {
+			p.addf(key+".query", "empty parameter name")
 		}
 	}
 	for j, meth := range m.Methods {
