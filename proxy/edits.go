@@ -55,9 +55,19 @@ var generated = []struct {
 
 // compileHeaderPlan validates and compiles r's header edits; prefix is
 // its compiled path prefix.
-func compileHeaderPlan(r *Route, prefix string) (headerPlan, []error) {
+func compileHeaderPlan(r *Route, prefix string, pol *policies) (headerPlan, []error) {
 	var p headerPlan
 	var errs []error
+	if pol != nil {
+		// The credential stays at the gateway unless forwarded; headers
+		// claims go in are the gateway's, whatever the client sent.
+		if pol.auth != nil && !pol.auth.ForwardCredentials {
+			p.remove = append(p.remove, pol.authHeader)
+		}
+		for _, c := range pol.claims {
+			p.remove = append(p.remove, c[1])
+		}
+	}
 	for _, name := range r.RemoveHeaders {
 		canon := textproto.CanonicalMIMEHeaderKey(name)
 		switch {

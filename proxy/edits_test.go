@@ -16,7 +16,7 @@ func TestHeaderPlan(t *testing.T) {
 		RemoveHeaders: []string{"x-forwarded-host"},
 		SetHeaders:    map[string]string{"X-Real-IP": "\u00a010.0.0.1 ", "User-Agent": " ", "X-Team": "\tblue\t"},
 	}
-	p, errs := compileHeaderPlan(r, "/api")
+	p, errs := compileHeaderPlan(r, "/api", nil)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -45,7 +45,7 @@ func TestHeaderPlan(t *testing.T) {
 	if !p.edits("x-real-ip") || !p.edits("X-FORWARDED-HOST") || p.edits("X-Forwarded-For") {
 		t.Error("edits does not match the route's set and removed names case-insensitively")
 	}
-	plain, _ := compileHeaderPlan(&Route{Name: "p", PathPrefix: "/api"}, "/api")
+	plain, _ := compileHeaderPlan(&Route{Name: "p", PathPrefix: "/api"}, "/api", nil)
 	if plain.prefix != nil || plain.gen != genXFF|genXFHost|genXFProto|genRealIP|genPrefix {
 		t.Errorf("a route without edits: prefix %q, generated %05b; want none and all", plain.prefix, plain.gen)
 	}

@@ -45,6 +45,15 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 	}
 	ex := &c.ex
 	c.begin(e, start)
+	if e.pol != nil {
+		var w bufferedResponse
+		if e.admit(ex, r.method, r, &w, start) {
+			// Refused, or a preflight answered: no endpoint is contacted,
+			// and the connection stays (its body, if any, was read).
+			c.writeBuffered(ex, &w)
+			return c.end(n, true), serveFast
+		}
+	}
 	up := e.route.Upstream
 	ex.replayable = isIdempotent(r.method) || r.idemKey
 	ex.bodyUnkept = r.clen > 0 && !(e.record && ex.replayable && r.clen <= up.Retry.BufferBodyBytes)

@@ -112,6 +112,11 @@ type exchange struct {
 	bodyUnkept bool
 	// grpc: a gRPC request, answered gRPC errors (grpc.go).
 	grpc bool
+	// origin is the request's Origin when the route's CORS allows it: the
+	// answer gets the CORS fields.
+	origin string
+	// claims are the verified token's, forwarded by the route's policy.
+	claims Claims
 }
 
 // forward is a request the net/http side serves: its exchange, and the
@@ -131,6 +136,11 @@ func (f *forward) rewrite(pr *httputil.ProxyRequest) { f.e.rewrite(pr, &f.exchan
 
 func (f *forward) RoundTrip(req *http.Request) (*http.Response, error) {
 	return f.e.roundTrip(&f.exchange, req)
+}
+
+func (f *forward) modifyResponse(res *http.Response) error {
+	f.e.pol.editResponse(res.Header, f.exchange.origin)
+	return nil
 }
 
 func (f *forward) handleError(w http.ResponseWriter, _ *http.Request, err error) {
@@ -184,6 +194,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A proxy passes the content type it got, or none: the key without a
 	// value keeps net/http from sniffing one for an answer without it.
 	w.Header()["Content-Type"] = nil
+	if e.pol != nil && e.admit(ex, r.Method, headerMap(r.Header), &ex.sw, time.Now()) {
+		return
+	}
 	up := e.route.Upstream
 	if up.MaxBodyBytes > 0 && r.ContentLength > up.MaxBodyBytes {
 		ex.writeError(&ex.sw, http.StatusRequestEntityTooLarge, "request body too large", e.route.Name, e.service)
@@ -202,6 +215,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		BufferPool:   sharedBufferPool,
 		ErrorHandler: f.handleError,
 		ErrorLog:     discardLog,
+	}
+	if e.pol != nil {
+		f.rp.ModifyResponse = f.modifyResponse
 	}
 	f.rp.ServeHTTP(&ex.sw, out)
 }

@@ -15,7 +15,21 @@ func (c *fconn) buildOutbound(e *entry, ex *exchange, path string) {
 	b := c.appendRequestLine(c.out[:0], e, path)
 	b, fwd := c.appendInbound(b, e, ex)
 	b = c.appendForwarding(b, e, ex, fwd)
+	if ex.claims != nil {
+		b = appendClaims(b, e.pol, ex.claims)
+	}
 	c.out = append(b, "\r\n"...)
+}
+
+// appendClaims appends the verified claims the route forwards, each in its
+// header (whose inbound fields the plan removed).
+func appendClaims(b []byte, p *policies, claims Claims) []byte {
+	for _, cl := range p.claims {
+		if v, ok := claims.String(cl[0]); ok && validFieldValue(sbytes(v)) {
+			b = appendField(b, cl[1], v)
+		}
+	}
+	return b
 }
 
 // appendRequestLine appends the request line with the path the route

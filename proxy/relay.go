@@ -32,6 +32,10 @@ func (c *fconn) writeHead(final bool) {
 	_ = w.WriteByte(' ')
 	_, _ = w.Write(res.reason)
 	_, _ = w.WriteString("\r\n")
+	var pol *policies
+	if e := c.ex.e; e != nil {
+		pol = e.pol
+	}
 	body := final && res.hasBody(c.req.method)
 	bodyless := res.status < 200 || res.status == http.StatusNoContent || res.status == http.StatusNotModified
 	clSent := false
@@ -56,11 +60,17 @@ func (c *fconn) writeHead(final bool) {
 		if len(res.conn) > 0 && res.namedByConnection(l.name) {
 			continue
 		}
+		if pol != nil && final && pol.editsResponseField(l.name) {
+			continue
+		}
 		w.line(l)
 	}
 	if !final {
 		_, _ = w.WriteString("\r\n")
 		return
+	}
+	if pol != nil {
+		pol.writeResponseFields(w, c.ex.origin)
 	}
 	framed := !body || (!res.chunked && res.clen >= 0)
 	if !framed && !c.req.http10 {

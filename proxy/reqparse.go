@@ -669,6 +669,15 @@ func bstr(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
+// sbytes views s as bytes without copying, for functions that take bytes
+// and neither keep nor modify them.
+func sbytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}
+
 // has and value make a fastRequest a headerSource.
 func (r *fastRequest) has(name, value string) bool {
 	for i := range r.hdrs {

@@ -54,6 +54,13 @@ func (e *entry) shape(out, in *http.Request, ex *exchange) {
 	for _, s := range p.set {
 		out.Header[s.name] = s.value
 	}
+	if ex.claims != nil {
+		for _, c := range e.pol.claims {
+			if v, ok := ex.claims.String(c[0]); ok && validFieldValue(sbytes(v)) {
+				out.Header[c[1]] = []string{v}
+			}
+		}
+	}
 	if e.route.Upstream.PassHostHeader {
 		out.Host = in.Host
 	} else {

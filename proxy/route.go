@@ -151,6 +151,9 @@ type Route struct {
 	Balancer balancer.Balancer
 	// Upstream is the service the route sends to. Required.
 	Upstream *Upstream
+	// Policies admit or refuse requests and edit answers (policy.go). Nil:
+	// none.
+	Policies *Policies
 }
 
 // isReplayable reports whether r may be sent twice: its method is

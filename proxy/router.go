@@ -43,6 +43,7 @@ type entry struct {
 	track  balancer.Tracker // the balancer, if it tracks requests in flight
 	record bool             // keep request bodies for replay (see RetryPolicy)
 	fast   bool             // the fast path may serve the route (fastRoute)
+	pol    *policies        // nil: none
 }
 
 type headerMatch struct {
@@ -319,7 +320,12 @@ func compile(r *Route) (*entry, error) {
 		}
 		e.headers = append(e.headers, headerMatch{name: textproto.CanonicalMIMEHeaderKey(name), value: r.Headers[name]})
 	}
-	plan, planErrs := compileHeaderPlan(r, prefix)
+	pol, err := compilePolicies(r.Policies)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	e.pol = pol
+	plan, planErrs := compileHeaderPlan(r, prefix, pol)
 	e.plan = plan
 	errs = append(errs, planErrs...)
 	if e.hash, err = parseHashOn(r.HashOn); err != nil {

@@ -62,6 +62,11 @@ func build(cfg *config.Config, running map[string]*service) (*plan, error) {
 			errs = append(errs, fmt.Errorf("routes[%d].balancer: %w", i, err))
 			continue
 		}
+		pol, err := routePolicies(i, rc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		p.routes = append(p.routes, &route{cfg: rc, balancer: b, svc: svc})
 		prs = append(prs, &proxy.Route{
 			Name:          rc.Name,
@@ -81,6 +86,7 @@ func build(cfg *config.Config, running map[string]*service) (*plan, error) {
 			Service:       rc.Service,
 			Balancer:      newCountingBalancer(b, svc.stats),
 			Upstream:      svc.upstream,
+			Policies:      pol,
 		})
 	}
 	if err := errors.Join(errs...); err != nil {

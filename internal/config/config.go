@@ -256,9 +256,14 @@ type ZooKeeperAuth struct {
 // TrustedProxyPrefixes returns TrustedProxies parsed; single addresses
 // become one-address prefixes. Entries that do not parse are skipped
 // (Validate reports them).
-func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(c.TrustedProxies))
-	for _, s := range c.TrustedProxies {
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix { return Prefixes(c.TrustedProxies) }
+
+// Prefixes parses CIDRs or single IP addresses (trusted_proxies, ip_allow,
+// ip_deny); single addresses become one-address prefixes. Entries that do
+// not parse are skipped (Validate reports them).
+func Prefixes(list []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
 		if p, err := parsePrefix(s); err == nil {
 			out = append(out, p)
 		}

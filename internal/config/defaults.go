@@ -71,8 +71,11 @@ func defaultRoute() Route {
 			Headers: map[string]string{},
 			Query:   map[string]string{},
 		},
-		RequestHeaders: HeaderRules{Set: map[string]string{}, Remove: []string{}},
-		Timeout:        30 * time.Second,
+		RequestHeaders:  HeaderRules{Set: map[string]string{}, Remove: []string{}},
+		ResponseHeaders: HeaderRules{Set: map[string]string{}, Remove: []string{}},
+		Timeout:         30 * time.Second,
+		IPAllow:         []string{},
+		IPDeny:          []string{},
 	}
 }
 

@@ -61,7 +61,10 @@ func TestConfigurationDoc(t *testing.T) {
 			writeRows(&b, docs, reflect.ValueOf(ep), []string{name, "<name>"}, true, reload)
 		case "routes":
 			writeSection(name, docs["Config"]["Routes"]+" Keys of each list item:")
-			writeRows(&b, docs, reflect.ValueOf(defaultRoute()), []string{"routes[]"}, false, reload)
+			r := defaultRoute()
+			r.CORS, r.RateLimit, r.Compress = &CORS{}, &RateLimit{}, &Compress{}
+			r.Auth = &Auth{APIKey: &APIKeyAuth{}, JWT: &JWTAuth{}, Basic: &BasicAuth{}}
+			writeRows(&b, docs, reflect.ValueOf(r), []string{"routes[]"}, false, reload)
 		case "services":
 			svc := defaultService()
 			zk := defaultZooKeeperDiscovery()

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"math"
 	"net"
 	"net/netip"
 	"net/textproto"
 	"strings"
+	"time"
 )
 
 // normalize puts names into the forms the rest of zkgate compares them in
@@ -36,6 +38,11 @@ func (c *Config) normalize() {
 			r.Match.Methods[j] = strings.ToUpper(strings.TrimSpace(m))
 		}
 		r.Match.Headers = canonicalKeys(r.Match.Headers)
+		r.ResponseHeaders.Set = canonicalKeys(r.ResponseHeaders.Set)
+		for j, h := range r.ResponseHeaders.Remove {
+			r.ResponseHeaders.Remove[j] = canonicalHeader(strings.TrimSpace(h))
+		}
+		r.normalizePolicies()
 		r.RequestHeaders.Set = canonicalKeys(r.RequestHeaders.Set)
 		for j, h := range r.RequestHeaders.Remove {
 			r.RequestHeaders.Remove[j] = canonicalHeader(strings.TrimSpace(h))
@@ -83,4 +90,62 @@ func canonicalKeys(m map[string]string) map[string]string {
 // not valid tokens are returned unchanged.
 func canonicalHeader(name string) string {
 	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+// normalizePolicies fills the defaults of the policy blocks a route has
+// (they are pointers: absent blocks are off, so the defaults merger does
+// not reach them).
+func (r *Route) normalizePolicies() {
+	if c := r.CORS; c != nil {
+		if len(c.AllowedMethods) == 0 {
+			c.AllowedMethods = []string{"GET", "HEAD", "POST"}
+		}
+		for i, m := range c.AllowedMethods {
+			c.AllowedMethods[i] = strings.ToUpper(strings.TrimSpace(m))
+		}
+		for i, h := range c.AllowedHeaders {
+			c.AllowedHeaders[i] = canonicalHeader(strings.TrimSpace(h))
+		}
+		for i, h := range c.ExposedHeaders {
+			c.ExposedHeaders[i] = canonicalHeader(strings.TrimSpace(h))
+		}
+	}
+	if a := r.Auth; a != nil {
+		if k := a.APIKey; k != nil {
+			if k.Header == "" {
+				k.Header = "X-API-Key"
+			}
+			k.Header = canonicalHeader(strings.TrimSpace(k.Header))
+		}
+		if j := a.JWT; j != nil {
+			j.ForwardClaims = canonicalValues(j.ForwardClaims)
+		}
+		if b := a.Basic; b != nil && b.Realm == "" {
+			b.Realm = "zkgate"
+		}
+	}
+	if l := r.RateLimit; l != nil {
+		if l.Period == 0 {
+			l.Period = time.Second
+		}
+		if l.Key == "" {
+			l.Key = RateKeyClientIP
+		}
+		if l.Burst == 0 && l.Average > 0 {
+			l.Burst = int(math.Ceil(l.Average))
+		}
+	}
+	if c := r.Compress; c != nil && c.MinBytes == 0 {
+		c.MinBytes = 1024
+	}
+}
+
+// canonicalValues returns m with its values (header names) in canonical
+// form.
+func canonicalValues(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = canonicalHeader(strings.TrimSpace(v))
+	}
+	return out
 }

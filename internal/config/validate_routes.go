@@ -58,7 +58,133 @@ func (c *Config) validateRoutes(p *problems) {
 			}
 		}
 		p.nonNegative(key+".timeout", int64(r.Timeout))
+		validatePolicies(p, key, &r)
 	}
+}
+
+// validatePolicies checks a route's admission and response policies.
+// Whether their files load is checked where they are loaded, by validate
+// as by serve.
+func validatePolicies(p *problems, key string, r *Route) {
+	for j, c := range r.IPAllow {
+		if _, err := parsePrefix(c); err != nil {
+			p.addf(fmt.Sprintf("%s.ip_allow[%d]", key, j), "%q is not a CIDR or IP address", c)
+		}
+	}
+	for j, c := range r.IPDeny {
+		if _, err := parsePrefix(c); err != nil {
+			p.addf(fmt.Sprintf("%s.ip_deny[%d]", key, j), "%q is not a CIDR or IP address", c)
+		}
+	}
+	if c := r.CORS; c != nil {
+		ck := key + ".cors"
+		if len(c.AllowedOrigins) == 0 {
+			p.addf(ck+".allowed_origins", "at least one origin is required (\"*\" for any)")
+		}
+		for j, o := range c.AllowedOrigins {
+			if err := checkOrigin(o); err != nil {
+				p.add(fmt.Sprintf("%s.allowed_origins[%d]", ck, j), err)
+			} else if o == "*" && c.AllowCredentials {
+				p.addf(fmt.Sprintf("%s.allowed_origins[%d]", ck, j), "\"*\" cannot be used with allow_credentials: list the origins")
+			}
+		}
+		for j, m := range c.AllowedMethods {
+			if !proxy.ValidToken(m) {
+				p.addf(fmt.Sprintf("%s.allowed_methods[%d]", ck, j), "invalid method %q", m)
+			}
+		}
+		for j, h := range c.AllowedHeaders {
+			if !proxy.ValidToken(h) {
+				p.addf(fmt.Sprintf("%s.allowed_headers[%d]", ck, j), "invalid header name %q", h)
+			}
+		}
+		for j, h := range c.ExposedHeaders {
+			if !proxy.ValidToken(h) {
+				p.addf(fmt.Sprintf("%s.exposed_headers[%d]", ck, j), "invalid header name %q", h)
+			}
+		}
+		p.nonNegative(ck+".max_age", int64(c.MaxAge))
+	}
+	if a := r.Auth; a != nil {
+		ak := key + ".auth"
+		n := 0
+		if a.APIKey != nil {
+			n++
+			if !proxy.ValidToken(a.APIKey.Header) {
+				p.addf(ak+".api_key.header", "invalid header name %q", a.APIKey.Header)
+			}
+			if a.APIKey.KeysFile == "" {
+				p.addf(ak+".api_key.keys_file", "required")
+			}
+		}
+		if a.JWT != nil {
+			n++
+			if a.JWT.JWKSFile == "" {
+				p.addf(ak+".jwt.jwks_file", "required")
+			}
+			for _, claim := range sortedNames(a.JWT.ForwardClaims) {
+				if h := a.JWT.ForwardClaims[claim]; !proxy.ValidToken(h) {
+					p.addf(ak+".jwt.forward_claims."+claim, "invalid header name %q", h)
+				}
+			}
+		}
+		if a.Basic != nil {
+			n++
+			if a.Basic.UsersFile == "" {
+				p.addf(ak+".basic.users_file", "required")
+			}
+			if strings.ContainsAny(a.Basic.Realm, "\"\\\r\n") {
+				p.addf(ak+".basic.realm", "%q must not contain quotes, backslashes or line breaks", a.Basic.Realm)
+			}
+		}
+		if n != 1 {
+			p.addf(ak, "set exactly one of api_key, jwt and basic")
+		}
+	}
+	if l := r.RateLimit; l != nil {
+		lk := key + ".rate_limit"
+		if !(l.Average > 0) {
+			p.addf(lk+".average", "must be positive, got %v", l.Average)
+		}
+		if l.Burst < 1 {
+			p.addf(lk+".burst", "must be at least 1, got %d", l.Burst)
+		}
+		if l.Period <= 0 {
+			p.addf(lk+".period", "must be positive, got %s", l.Period)
+		}
+		switch name, isHeader := strings.CutPrefix(l.Key, "header:"); {
+		case l.Key == RateKeyClientIP, l.Key == RateKeyRoute:
+		case isHeader && proxy.ValidToken(name):
+		default:
+			p.addf(lk+".key", "unknown key %q (valid: client_ip, header:NAME, route)", l.Key)
+		}
+	}
+	if c := r.Compress; c != nil {
+		p.nonNegative(key+".compress.min_bytes", c.MinBytes)
+	}
+	validateHeaderMap(p, key+".response_headers.set", r.ResponseHeaders.Set)
+	for j, h := range r.ResponseHeaders.Remove {
+		if !proxy.ValidToken(h) {
+			p.addf(fmt.Sprintf("%s.response_headers.remove[%d]", key, j), "invalid header name %q", h)
+		}
+	}
+}
+
+// checkOrigin checks a CORS origin: "*", or scheme://host[:port] with an
+// optional leading "*." label.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	scheme, rest, ok := strings.Cut(o, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		return fmt.Errorf("%q: want scheme://host[:port] with scheme http or https, or \"*\"", o)
+	}
+	host := strings.TrimPrefix(rest, "*.")
+	if host == "" || strings.ContainsAny(host, "/?#*@ ") || strings.HasSuffix(o, "/") {
+		return fmt.Errorf("%q: want scheme://host[:port], without path, and '*' only as a leading \"*.\" label", o)
+	}
+	return nil
 }
 
 func validateMatch(p *problems, key string, m *Match) {
