@@ -17,9 +17,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// InstanceHeader is the gRPC response header (metadata key) in which every
-// call of the gRPC mode names the instance that served it, so that a client
-// of a stream can tell backends apart.
+// InstanceHeader is the metadata key with which every call of the gRPC
+// mode names the instance that served it, in its response headers (so that
+// a client of a stream can tell backends apart) and in its trailers (so
+// that a client can check that trailers other than the status reach it).
 const InstanceHeader = "echo-instance"
 
 // maxPayload bounds the payload a client may ask a response to carry
@@ -45,7 +46,7 @@ const maxPayload = 1 << 20
 //
 // The payload of the k-th response of a stream (from 0) is Size bytes of
 // 'a'+k%26, so that a client can check what it got. Every call sends the
-// instance id in its InstanceHeader response header.
+// instance id in its InstanceHeader response header and trailer.
 type GRPCService struct {
 	testpb.UnimplementedTestServiceServer
 
@@ -64,10 +65,12 @@ func NewGRPCServer(instance string, opts ...grpc.ServerOption) (*grpc.Server, *h
 			// SetHeader, not SendHeader: the headers leave with the answer,
 			// as a server's usually do, so a slow call sends nothing first.
 			_ = grpc.SetHeader(ctx, md)
+			_ = grpc.SetTrailer(ctx, md)
 			return h(ctx, req)
 		}),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			_ = ss.SetHeader(md)
+			ss.SetTrailer(md)
 			return h(srv, ss)
 		}),
 	)

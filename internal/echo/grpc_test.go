@@ -55,8 +55,8 @@ func payload(s string) *testpb.Payload { return &testpb.Payload{Body: []byte(s)}
 
 func TestGRPCUnaryEchoesPayloadAndInstance(t *testing.T) {
 	c := testpb.NewTestServiceClient(startGRPC(t, "b-1"))
-	var hdr metadata.MD
-	resp, err := c.UnaryCall(callCtx(t), &testpb.SimpleRequest{Payload: payload("hello")}, grpc.Header(&hdr))
+	var hdr, trl metadata.MD
+	resp, err := c.UnaryCall(callCtx(t), &testpb.SimpleRequest{Payload: payload("hello")}, grpc.Header(&hdr), grpc.Trailer(&trl))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +65,9 @@ func TestGRPCUnaryEchoesPayloadAndInstance(t *testing.T) {
 	}
 	if got := hdr.Get(InstanceHeader); len(got) != 1 || got[0] != "b-1" {
 		t.Fatalf("header %s = %v, want [b-1]", InstanceHeader, got)
+	}
+	if got := trl.Get(InstanceHeader); len(got) != 1 || got[0] != "b-1" {
+		t.Fatalf("trailer %s = %v, want [b-1]", InstanceHeader, got)
 	}
 	if _, err := c.EmptyCall(callCtx(t), &testpb.Empty{}); err != nil {
 		t.Fatalf("EmptyCall: %v", err)
@@ -127,6 +130,9 @@ func TestGRPCServerStreaming(t *testing.T) {
 	}
 	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the last response: %v, want io.EOF", err)
+	}
+	if got := stream.Trailer().Get(InstanceHeader); len(got) != 1 || got[0] != "b-1" {
+		t.Fatalf("stream trailer %s = %v, want [b-1]", InstanceHeader, got)
 	}
 	if d := time.Since(start); d < 80*time.Millisecond {
 		t.Fatalf("four responses 20ms apart took %v", d)
