@@ -243,6 +243,10 @@ func TestGRPCThroughGateway(t *testing.T) {
 		if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
 			t.Fatalf("after the last response: %v, want io.EOF (status OK in the trailers)", err)
 		}
+		hdr, _ := stream.Header()
+		if inst, trl := hdr.Get(echo.InstanceHeader), stream.Trailer().Get(echo.InstanceHeader); len(inst) != 1 || len(trl) != 1 || trl[0] != inst[0] {
+			t.Fatalf("instance in the header %v and the trailer %v: want the backend's trailer passed through", inst, trl)
+		}
 	})
 
 	t.Run("client streaming", func(t *testing.T) {
@@ -297,6 +301,9 @@ func TestGRPCThroughGateway(t *testing.T) {
 		inst := hdr.Get(echo.InstanceHeader)
 		if st.Code() != codes.NotFound || len(inst) != 1 || st.Message() != "echo "+inst[0]+": failing with NotFound as asked" {
 			t.Fatalf("fail:5 answered %v (instance %v), want NotFound with the backend's message", err, inst)
+		}
+		if got := trl.Get(echo.InstanceHeader); len(got) != 1 || got[0] != inst[0] {
+			t.Fatalf("trailer %s = %v with the status, want [%s]", echo.InstanceHeader, got, inst[0])
 		}
 	})
 
