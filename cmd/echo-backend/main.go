@@ -7,6 +7,10 @@
 //	--listen LISTEN_ADDR   --advertise ADVERTISE_ADDR   --id INSTANCE_ID
 //	--zookeeper ZOOKEEPER  --path SERVICE_PATH          --weight WEIGHT
 //	--format FORMAT        --drain DRAIN                --session-timeout SESSION_TIMEOUT
+//	--grpc GRPC
+//
+// With --grpc the listener serves gRPC over h2c instead of the HTTP API:
+// gRPC's interop TestService (see echo.GRPCService) and the health service.
 package main
 
 import (
@@ -46,6 +50,10 @@ func main() {
 	if err != nil {
 		log.Fatalf("SESSION_TIMEOUT=%q: %v", os.Getenv("SESSION_TIMEOUT"), err)
 	}
+	grpcMode, err := strconv.ParseBool(env("GRPC", "false"))
+	if err != nil {
+		log.Fatalf("GRPC=%q: not a boolean (true or false)", os.Getenv("GRPC"))
+	}
 	var o echo.Options
 	var zks string
 	flag.StringVar(&o.Listen, "listen", env("LISTEN_ADDR", ":9000"), "listen address")
@@ -57,6 +65,7 @@ func main() {
 	flag.StringVar(&o.Format, "format", env("FORMAT", "plain"), "node format: plain or curator")
 	flag.DurationVar(&o.Drain, "drain", drain, "keep serving this long after deregistering")
 	flag.DurationVar(&o.SessionTimeout, "session-timeout", session, "ZooKeeper session timeout")
+	flag.BoolVar(&o.GRPC, "grpc", grpcMode, "serve gRPC over h2c (grpc.testing.TestService and health) instead of HTTP")
 	flag.Parse()
 	if zks != "" {
 		o.ZooKeeper = strings.Split(zks, ",")

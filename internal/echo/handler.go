@@ -1,7 +1,8 @@
 // Package echo is the demo backend behind cmd/echo-backend: an HTTP server
-// that answers with its identity and the request it saw, registers itself in
-// ZooKeeper through discovery.Registrar, and on SIGTERM deregisters, drains
-// and exits.
+// that answers with its identity and the request it saw (Handler), or in
+// gRPC mode a gRPC server over h2c implementing gRPC's interop TestService
+// and the health service (GRPCService). Either registers itself in ZooKeeper
+// through discovery.Registrar, and on SIGTERM deregisters, drains and exits.
 package echo
 
 import (

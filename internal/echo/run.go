@@ -38,6 +38,9 @@ type Options struct {
 	// Drain is how long to keep serving after deregistering on SIGTERM, so
 	// that gateways see the node go before the listener closes.
 	Drain time.Duration
+	// GRPC makes the listener serve gRPC (HTTP/2 without TLS, h2c) instead
+	// of the HTTP API: GRPCService and the health service.
+	GRPC bool
 }
 
 // Run serves until ctx ends, registering in ZooKeeper once listening and
@@ -62,17 +65,16 @@ func Run(ctx context.Context, o Options, log logrus.FieldLogger) error {
 		o.ID = o.Advertise
 	}
 	log = log.WithFields(logrus.Fields{"instance": o.ID, "addr": o.Advertise})
-	h := &Handler{Instance: o.ID, Addr: o.Advertise, Weight: o.Weight}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(o)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("echo backend listening")
+	go func() { serveErr <- srv.serve(ln) }()
+	log.WithField("grpc", o.GRPC).Info("echo backend listening")
 
 	var reg *discovery.Registrar
 	if len(o.ZooKeeper) > 0 {
 		client, err := discovery.Dial(ctx, discovery.ClientConfig{Servers: o.ZooKeeper, SessionTimeout: o.SessionTimeout}, log)
 		if err != nil {
-			_ = srv.Close()
+			srv.close()
 			return fmt.Errorf("echo: zookeeper %v: %w", o.ZooKeeper, err)
 		}
 		defer client.Close()
@@ -83,7 +85,7 @@ func Run(ctx context.Context, o Options, log logrus.FieldLogger) error {
 			err = reg.Register(ctx)
 		}
 		if err != nil {
-			_ = srv.Close()
+			srv.close()
 			return fmt.Errorf("echo: register under %s: %w", o.Path, err)
 		}
 		log.WithField("path", o.Path).Info("registered in zookeeper")
@@ -107,11 +109,47 @@ func Run(ctx context.Context, o Options, log logrus.FieldLogger) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := srv.shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("echo: shutdown: %w", err)
 	}
 	log.Info("echo backend stopped")
 	return nil
+}
+
+// server is what the listener serves: the HTTP API or gRPC.
+type server struct {
+	serve    func(net.Listener) error
+	shutdown func(context.Context) error // graceful, bounded by the context
+	close    func()                      // at once
+}
+
+func newServer(o Options) server {
+	if o.GRPC {
+		gs, hs := NewGRPCServer(o.ID)
+		return server{
+			serve: gs.Serve,
+			shutdown: func(ctx context.Context) error {
+				hs.Shutdown() // health answers NOT_SERVING from now on
+				done := make(chan struct{})
+				go func() {
+					gs.GracefulStop() // GOAWAY, then wait for the calls in flight
+					close(done)
+				}()
+				select {
+				case <-done:
+					return nil
+				case <-ctx.Done():
+					gs.Stop()
+					<-done
+					return ctx.Err()
+				}
+			},
+			close: gs.Stop,
+		}
+	}
+	h := &Handler{Instance: o.ID, Addr: o.Advertise, Weight: o.Weight}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return server{serve: srv.Serve, shutdown: srv.Shutdown, close: func() { _ = srv.Close() }}
 }
 
 // advertiseAddr finds the local IP that routes to the first ZooKeeper server.
