@@ -139,3 +139,22 @@ func TestBasicReload(t *testing.T) {
 		t.Error("after a refused reload bob is refused")
 	}
 }
+
+// TestBasicUnknownUserCostsBcrypt: an unknown user is compared against a
+// dummy hash, so a miss takes a bcrypt comparison like a wrong password
+// and its time does not tell which users exist. bcrypt allocates and the
+// rest of the check does not, so allocations show whether it ran.
+func TestBasicUnknownUserCostsBcrypt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "htpasswd")
+	writeFile(t, path, []byte(htpasswdLine(t, "alice", "wonderland")))
+	b, err := NewBasicUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(3, func() { b.Valid([]byte("carol"), []byte("x")) }); n == 0 {
+		t.Error("an unknown user was refused without a bcrypt comparison")
+	}
+	if cost := b.state.Load().cost; cost != bcrypt.MinCost {
+		t.Errorf("dummy hash cost %d, want the file's %d", cost, bcrypt.MinCost)
+	}
+}
