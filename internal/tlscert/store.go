@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/zkgate/zkgate/internal/filewatch"
 )
 
 // DefaultExpiryWarning is how long before its NotAfter a certificate is
@@ -22,7 +23,7 @@ const DefaultExpiryWarning = 14 * 24 * time.Hour
 
 // DefaultWatchDebounce is how long the watched files must stay quiet before
 // Watch reloads when Options.WatchDebounce is zero.
-const DefaultWatchDebounce = 250 * time.Millisecond
+const DefaultWatchDebounce = filewatch.DefaultDebounce
 
 // Options configures a Store.
 type Options struct {
