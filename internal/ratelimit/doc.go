@@ -1,0 +1,60 @@
+// Package ratelimit limits the rate of requests per key (a client address,
+// a header's value, a route) with a token bucket per key. It knows
+// nothing of HTTP routing or configuration files: the wiring layer builds one
+// Limiter per route from a Config and calls Allow on the request path.
+//
+// # The bucket
+//
+// Each key has a bucket of Burst tokens, refilled at Average tokens per
+// Period; a request takes one token or is refused. The bucket is kept as
+// the generic cell rate algorithm (GCRA) keeps it: one int64, the instant
+// at which the bucket will be full (its theoretical arrival time, TAT). With
+// interval = Period/Average and tau = Burst × interval, the bucket holds
+// (tau - (TAT - now)) / interval tokens, a request is allowed when moving
+// TAT one interval later (from now if it has passed) leaves TAT - now ≤ tau,
+// and that move is one compare-and-swap. Over any window of length W a key
+// is admitted at most Burst + W/interval requests, whatever the order in
+// which concurrent callers' timestamps arrive. interval is rounded down to
+// a nanosecond (never stricter than configured; at most one request per
+// microsecond, so the excess stays below 0.1%).
+//
+// # Keys and memory
+//
+// Keys live in up to 64 shards, each a map from the key (copied when it is
+// added) to its 8-byte bucket behind a read-write lock: Allow for a known key
+// takes the read lock and allocates nothing; adding a key takes the write
+// lock. The shard of a key is chosen by a hash seeded per Limiter.
+//
+// A key whose bucket is full carries no state and may be dropped. Keys are
+// dropped lazily, with no goroutine: when a shard holds its share of
+// MaxKeys and a new key arrives, the shard is swept under its write lock.
+// The sweep frees at least an eighth of the shard: every key whose bucket is
+// full, then, only if that is not enough, the keys nearest to full; the
+// survivors move to a map built afresh (a Go map that keys churn through
+// keeps its deleted slots and grows: 98 instead of 62 bytes per key after
+// 1,000,000 keys). So the number of keys never exceeds MaxKeys, and a flood
+// of distinct keys costs one sweep per MaxKeys/512 new keys, a constant
+// amortized cost per new key (about 1.5µs, BenchmarkAllowNewKeys).
+//
+// Measured by TestMemoryBoundedUnderDistinctKeys (1,000,000 distinct IPv4
+// addresses through a Limiter of the default MaxKeys, live heap after GC):
+// 62 bytes per tracked key — the map slot with its share of the map's spare
+// capacity, the copied key and the bucket — and 5.8 MB in all at the
+// default bound of 100,000 keys, the same after 200,000 and 1,000,000
+// keys. Longer keys (IPv6 addresses, header values) add their length
+// rounded up to Go's size classes.
+//
+// # When more than MaxKeys keys are active
+//
+// Evicting a key whose bucket is not full forgives its debt: if it comes
+// back it starts with a full bucket, gaining at most Burst requests once.
+// The alternative, refusing keys the limiter has no room for, would let a
+// flood of distinct keys (an IPv6 client has 2^64 addresses in its /64)
+// lock out every new legitimate client. Eviction instead costs enforcement
+// only to keys the flood displaces, those nearest to full are chosen (they
+// are forgiven least), and a client hammering one key keeps the largest debt
+// and is evicted last. A flooding client gains nothing it did not have
+// already: each of its new keys starts with a full bucket anyway. Evicted
+// counts such evictions; a nonzero count means MaxKeys is too small for the
+// traffic.
+package ratelimit
