@@ -1,5 +1,6 @@
 // Package ratelimit limits the rate of requests per key (a client address,
-// a header's value, a route) with a token bucket per key. It knows
+// a header's value, a route) with a token bucket per key, and writes the
+// RateLimit-Policy and RateLimit header values of the IETF draft. It knows
 // nothing of HTTP routing or configuration files: the wiring layer builds one
 // Limiter per route from a Config and calls Allow on the request path.
 //
@@ -57,4 +58,10 @@
 // already: each of its new keys starts with a full bucket anyway. Evicted
 // counts such evictions; a nonzero count means MaxKeys is too small for the
 // traffic.
+//
+// # Headers
+//
+// AppendPolicy, AppendRateLimit and AppendRetryAfter append the field values
+// of draft-ietf-httpapi-ratelimit-headers-11 without allocating; see
+// headers.go for how a token bucket maps onto the draft's quota and window.
 package ratelimit

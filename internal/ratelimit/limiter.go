@@ -32,6 +32,9 @@ type Limiter struct {
 	mask   uint64
 	shards []shard
 	forced atomic.Uint64 // keys evicted before their bucket was full
+
+	policy []byte // the RateLimit-Policy value
+	item   []byte // the quoted policy name, which starts a RateLimit item
 }
 
 // shard is one lock and the buckets of the keys that hash to it. A bucket is
@@ -91,6 +94,8 @@ func New(cfg Config) (*Limiter, error) {
 		}
 		s.m = make(map[string]*bucket)
 	}
+	l.policy = appendPolicy(nil, p)
+	l.item = appendString(nil, p.name)
 	return l, nil
 }
 
