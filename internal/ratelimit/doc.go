@@ -59,6 +59,20 @@
 // counts such evictions; a nonzero count means MaxKeys is too small for the
 // traffic.
 //
+// # Why not golang.org/x/time/rate
+//
+// A rate.Limiter per key is 80 bytes (a mutex, two float64s, two
+// time.Times) behind its own pointer, and its AllowN takes that mutex.
+// Measured with the same 64 shards of map[string]*rate.Limiter and the same
+// benchmarks (outside this module, which does not depend on it): 100,000
+// IPv4 keys take 131 bytes per key (13.1 MB) against 59 here (5.9 MB), and
+// a parallel allow costs 134 ns on one key and 228 ns over 10,000 keys
+// against 35 ns and 133 ns here (medians of 3 runs side by side on 2 cores
+// shared with other work; both allocation-free). The bucket here is one
+// atomic word, and its Decision carries what the headers need (remaining
+// tokens, reset and retry times), which rate.Limiter gives only through a
+// Reservation.
+//
 // # Headers
 //
 // AppendPolicy, AppendRateLimit and AppendRetryAfter append the field values
