@@ -47,8 +47,9 @@ type Config struct {
 	Burst int
 	// MaxKeys bounds the number of keys tracked at once, and with it the
 	// memory: about 60 bytes per key of up to 15 bytes (an IPv4 address),
-	// so about 6 MB at the default 100,000. See the package doc for what
-	// happens at the bound.
+	// so about 6 MB at the default 100,000, and at most about 110 bytes
+	// per key whatever the keys (see MaxKeyLen). Default 100,000. See the
+	// package doc for what happens at the bound.
 	MaxKeys int
 }
 

@@ -42,8 +42,14 @@
 // 62 bytes per tracked key — the map slot with its share of the map's spare
 // capacity, the copied key and the bucket — and 5.8 MB in all at the
 // default bound of 100,000 keys, the same after 200,000 and 1,000,000
-// keys. Longer keys (IPv6 addresses, header values) add their length
-// rounded up to Go's size classes.
+// keys. Longer keys (IPv6 addresses, header values) cost their length
+// rounded up to Go's size classes, up to MaxKeyLen (64) bytes; a longer key
+// is tracked by its 32-byte SHA-256 digest. So no key costs more than about
+// 110 bytes, and the default bound is at most 11 MB whatever the keys.
+//
+// A sweep holds its shard's write lock for a time proportional to the
+// shard's share of MaxKeys (about 0.2 ms at the default): requests whose
+// keys hash to that shard wait that long, once per MaxKeys/512 new keys.
 //
 // # When more than MaxKeys keys are active
 //

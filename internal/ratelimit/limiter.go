@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"crypto/sha256"
 	"hash/maphash"
 	"strings"
 	"sync"
@@ -63,6 +64,10 @@ const (
 	minShardKeys = 64
 )
 
+// MaxKeyLen is the longest key tracked as it is; longer keys are tracked by
+// their 32-byte SHA-256 digest.
+const MaxKeyLen = 64
+
 // clockBound clamps the limiter's clock to ±2^61 ns (73 years) around its
 // epoch, so that adding a fill time (at most MaxFill, under 2^59 ns) can
 // never overflow, whatever time the caller passes.
@@ -109,11 +114,25 @@ func New(cfg Config) (*Limiter, error) {
 // the key's timestamp. A new key takes its shard's write lock and, when the
 // shard is full, evicts (see the package doc).
 //
+// A key longer than MaxKeyLen bytes (a header's value may be kilobytes) is
+// tracked by its SHA-256 digest, so that every key costs the same memory:
+// two keys share a bucket only if their digests collide.
+//
 // now is the caller's clock: pass time.Now() (its monotonic reading makes
 // the limiter immune to wall-clock steps), or a virtual time in tests. A
 // request stamped earlier than one already counted is charged from that
 // later one: out-of-order stamps never admit more than the rate.
 func (l *Limiter) Allow(key string, now time.Time) Decision {
+	if len(key) > MaxKeyLen {
+		// Read in place (Sum256 neither keeps nor changes its input).
+		sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(key), len(key)))
+		return l.allow(string(sum[:]), now)
+	}
+	return l.allow(key, now)
+}
+
+// allow is Allow for a key of at most MaxKeyLen bytes.
+func (l *Limiter) allow(key string, now time.Time) Decision {
 	t := min(max(int64(now.Sub(l.epoch)), -clockBound), clockBound)
 	s := &l.shards[maphash.String(l.seed, key)&l.mask]
 	s.mu.RLock()

@@ -2,8 +2,10 @@ package ratelimit
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -272,5 +274,39 @@ func TestSelectNth(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestLongKeysCostTheSame checks that keys longer than MaxKeyLen are
+// tracked by their digest: distinct long keys stay distinct, a known long
+// key allocates nothing, and a flood of 8 KiB keys (a header's value) costs
+// no more memory per key than short ones.
+func TestLongKeysCostTheSame(t *testing.T) {
+	l := newLimiter(t, Config{Average: 1, Period: time.Hour, Burst: 1, MaxKeys: 1000})
+	long := func(i int) string {
+		return strings.Repeat("x", 8<<10-8) + strconv.Itoa(10_000_000+i)
+	}
+	a, b := long(1), long(2)
+	if !l.Allow(a, t0).Allowed || !l.Allow(b, t0).Allowed {
+		t.Fatal("a first request of a long key refused")
+	}
+	if l.Allow(a, t0).Allowed || l.Allow(b, t0).Allowed {
+		t.Fatal("a long key's second request allowed: its bucket was not found")
+	}
+	if allocs := testing.AllocsPerRun(100, func() { l.Allow(a, t0) }); allocs != 0 {
+		t.Errorf("Allow for a tracked long key: %v allocations per run, want 0", allocs)
+	}
+	keys := make([]string, 2000)
+	for i := range keys {
+		keys[i] = long(i)
+	}
+	base := heapAfterGC()
+	for _, k := range keys {
+		l.Allow(k, t0)
+	}
+	perKey := float64(heapAfterGC()-base) / float64(l.Keys())
+	runtime.KeepAlive(keys)
+	if perKey > 200 {
+		t.Errorf("%.0f bytes per 8 KiB key tracked, want under 200: long keys are kept whole", perKey)
 	}
 }
