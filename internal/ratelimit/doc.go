@@ -48,8 +48,9 @@
 // 110 bytes, and the default bound is at most 11 MB whatever the keys.
 //
 // A sweep holds its shard's write lock for a time proportional to the
-// shard's share of MaxKeys (about 0.2 ms at the default): requests whose
-// keys hash to that shard wait that long, once per MaxKeys/512 new keys.
+// shard's share of MaxKeys (0.27 ms on average for the default's 1,563
+// keys, measured on 2 shared cores): requests whose keys hash to that
+// shard wait that long, once per MaxKeys/512 new keys.
 //
 // # When more than MaxKeys keys are active
 //
