@@ -115,8 +115,9 @@ func New(cfg Config) (*Limiter, error) {
 // shard is full, evicts (see the package doc).
 //
 // A key longer than MaxKeyLen bytes (a header's value may be kilobytes) is
-// tracked by its SHA-256 digest, so that every key costs the same memory:
-// two keys share a bucket only if their digests collide.
+// tracked by its SHA-256 digest, so that no key costs more memory than a
+// 64-byte one: two keys share a bucket only if their digests collide (or a
+// 32-byte key equals another's digest), which no client can arrange.
 //
 // now is the caller's clock: pass time.Now() (its monotonic reading makes
 // the limiter immune to wall-clock steps), or a virtual time in tests. A
