@@ -86,6 +86,8 @@ type route struct {
 	cfg      config.Route
 	balancer balancer.Balancer
 	svc      *service
+	files    []fileWatcher      // its policies' files, watched while it serves
+	stop     context.CancelFunc // ends the watches; nil when none run
 }
 
 // Serve runs the gateway with the configuration at path until ctx ends, then
@@ -372,6 +374,7 @@ func (g *Gateway) closeAll() {
 	g.closed = true
 	for _, r := range g.routes {
 		r.svc.health.Detach(r.balancer)
+		r.stopFiles()
 	}
 	g.routes = nil
 	for name, s := range g.services {
@@ -400,7 +403,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 		return errShuttingDown
 	}
 
-	p, err := build(cfg, g.services)
+	p, err := build(cfg, g.services, g.log)
 	if err != nil {
 		return err
 	}
@@ -416,9 +419,13 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	}
 	g.metrics.SetRouter(rt)
 	g.handler.SetRouter(rt)
+	for _, r := range routes {
+		r.watchFiles(g.log)
+	}
 
 	for _, r := range g.routes {
 		r.svc.health.Detach(r.balancer)
+		r.stopFiles()
 	}
 	for name, s := range g.services {
 		if next[name] != s {

@@ -28,7 +28,7 @@ type plan struct {
 // build builds cfg's services and routes. A service of running (which may
 // be nil) whose configuration is unchanged is taken over as it is; the
 // others are built new and not started. Every problem found is returned.
-func build(cfg *config.Config, running map[string]*service) (*plan, error) {
+func build(cfg *config.Config, running map[string]*service, log logrus.FieldLogger) (*plan, error) {
 	p := &plan{services: make(map[string]*service, len(cfg.Services))}
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
@@ -62,12 +62,12 @@ func build(cfg *config.Config, running map[string]*service) (*plan, error) {
 			errs = append(errs, fmt.Errorf("routes[%d].balancer: %w", i, err))
 			continue
 		}
-		pol, err := routePolicies(i, rc)
+		pol, files, err := routePolicies(i, rc, log)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		p.routes = append(p.routes, &route{cfg: rc, balancer: b, svc: svc})
+		p.routes = append(p.routes, &route{cfg: rc, balancer: b, svc: svc, files: files})
 		prs = append(prs, &proxy.Route{
 			Name:          rc.Name,
 			Priority:      rc.Priority,

@@ -229,7 +229,7 @@ var Valid = []Case{
 	{"first pass not required", "services:\n  echo: {health_check: {active: {type: tcp, require_first_pass: false}}}\n", nil},
 	{"retry budget off", "services:\n  echo: {retries: {attempts: 3, budget: {enabled: false, percent: -1}}}\n", nil},
 	{"exact path, regex and query", route(", match: {path: /api/health, path_regex: '^/api/', query: {tenant: acme, debug: ''}}", echoService), nil},
-	{"route policies", route(", ip_allow: ['10.0.0.0/8', '::1'], ip_deny: ['10.9.0.0/16'], cors: {allowed_origins: ['https://app.example', 'https://*.example.com'], allow_credentials: true, max_age: 10m}, response_headers: {set: {X-Frame-Options: DENY}, remove: [Server]}", echoService), nil},
+	{"route policies", route(", ip_allow: ['10.0.0.0/8', '::1'], ip_deny: ['10.9.0.0/16'], cors: {allowed_origins: ['https://app.example', 'https://*.example.com'], allow_credentials: true, max_age: 10m}, rate_limit: {average: 100, burst: 200, key: 'header:X-Tenant'}, response_headers: {set: {X-Frame-Options: DENY}, remove: [Server]}", echoService), nil},
 	{"h2c entry point", "entry_points: {web: {http2: h2c}}\n", nil},
 	{"HTTP/2 off", "entry_points: {web: {http2: 'off'}}\n", nil},
 	{"h2c upstream", "services:\n  echo: {upstream: {protocol: h2c}}\n", nil},
