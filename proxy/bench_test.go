@@ -170,7 +170,11 @@ func BenchmarkServer(b *testing.B) {
 		strings.Repeat("x", 16384)
 	const postChunked = "POST /api/items HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
 		"10\r\n{\"name\":\"widget\"\r\nb\r\n,\"qty\":12}\n\r\n0\r\n\r\n"
+	var runWith func(b *testing.B, cfg ServerConfig, opts Options, request string, pol *Policies)
 	run := func(b *testing.B, cfg ServerConfig, opts Options, request string) {
+		runWith(b, cfg, opts, request, nil)
+	}
+	runWith = func(b *testing.B, cfg ServerConfig, opts Options, request string, pol *Policies) {
 		addr := rawBackend(b, response)
 		up := &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{ResponseHeaderTimeout: 15 * time.Second}), PassHostHeader: true}
 		b.Cleanup(up.Transport.(*Transport).CloseIdleConnections)
@@ -186,6 +190,7 @@ func BenchmarkServer(b *testing.B) {
 		route := testRoute(b, "api", "round_robin", up, addr)
 		route.PathPrefix = "/api"
 		route.StripPrefix = true
+		route.Policies = pol
 		rt, err := NewRouter(append(benchRouter(b).Routes(), route))
 		if err != nil {
 			b.Fatal(err)
@@ -239,6 +244,13 @@ func BenchmarkServer(b *testing.B) {
 	b.Run("fast-post-16k", func(b *testing.B) { run(b, ServerConfig{}, Options{}, post16k) })
 	b.Run("fast-post-chunked", func(b *testing.B) { run(b, ServerConfig{}, Options{}, postChunked) })
 	b.Run("fast-http10", func(b *testing.B) { run(b, ServerConfig{}, Options{}, http10) })
+	// A route with CORS, a JWT (a hot token: cached) forwarding a claim,
+	// and a rate limit per client, as issue 20 measures it.
+	pol, token := benchPolicies(b)
+	polRequest := "GET /api/items/42?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nAccept: */*\r\n" +
+		"Origin: https://app.example\r\nAuthorization: Bearer " + token + "\r\n\r\n"
+	b.Run("fast-policies", func(b *testing.B) { runWith(b, ServerConfig{}, Options{}, polRequest, pol) })
+	b.Run("nethttp-policies", func(b *testing.B) { runWith(b, ServerConfig{DisableFastPath: true}, Options{}, polRequest, pol) })
 	b.Run("nethttp", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, request) })
 	b.Run("nethttp-http10", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, http10) })
 	b.Run("nethttp-post", func(b *testing.B) { run(b, ServerConfig{DisableFastPath: true}, Options{}, post) })

@@ -41,6 +41,9 @@ const deadlineSlack = time.Second
 // fconn is the serving state of a client connection (cc) while the fast
 // path serves it; nc, remoteAddr and peer are cc's.
 type fconn struct {
+	// polAnswer is the answer of a request the route's policies refuse
+	// (or a preflight), reused by the connection's requests.
+	polAnswer  bufferedResponse
 	s          *Server
 	cc         *cconn
 	nc         net.Conn

@@ -46,11 +46,15 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 	ex := &c.ex
 	c.begin(e, start)
 	if e.pol != nil {
-		var w bufferedResponse
-		if e.admit(ex, r.method, r, &w, start) {
+		// The connection's answer buffer, reused: an admitted request
+		// allocates nothing here.
+		w := &c.polAnswer
+		w.status, w.body = 0, w.body[:0]
+		clear(w.h)
+		if e.admit(ex, r.method, r, w, start) {
 			// Refused, or a preflight answered: no endpoint is contacted,
 			// and the connection stays (its body, if any, was read).
-			c.writeBuffered(ex, &w)
+			c.writeBuffered(ex, w)
 			return c.end(n, true), serveFast
 		}
 	}
