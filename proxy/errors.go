@@ -18,6 +18,11 @@ const StatusClientClosedRequest = 499
 // Route.Timeout expired.
 var errRouteTimeout = errors.New("proxy: route timeout")
 
+// errClientDeadline is the cancellation cause of a request whose client's
+// own deadline (a gRPC call's grpc-timeout) passed first: the endpoint is
+// not to blame.
+var errClientDeadline = errors.New("proxy: the client's deadline passed")
+
 var (
 	jsonContentType = []string{"application/json"}
 	nosniff         = []string{"nosniff"}
@@ -71,6 +76,8 @@ func writeFailure(w http.ResponseWriter, ex *exchange, kind failKind) {
 		ex.writeError(w, http.StatusServiceUnavailable, "no healthy endpoint", route, service)
 	case failTimeout, failRouteTimeout:
 		ex.writeError(w, http.StatusGatewayTimeout, "gateway timeout", route, service)
+	case failClientDeadline:
+		ex.writeError(w, http.StatusGatewayTimeout, "deadline exceeded", route, service)
 	case failBodyTooLarge:
 		ex.writeError(w, http.StatusRequestEntityTooLarge, "request body too large", route, service)
 	case failBadBody:

@@ -71,7 +71,9 @@ var grpcContentType = []string{"application/grpc"}
 // for: a Trailers-Only answer.
 func writeGRPCError(w http.ResponseWriter, status int, msg, route, service string) {
 	h := w.Header()
-	delete(h, "Content-Length")
+	// A nil value keeps net/http from adding "content-length: 0" to the
+	// Trailers-Only answer.
+	h["Content-Length"] = nil
 	h["Content-Type"] = grpcContentType
 	h.Set("Grpc-Status", strconv.Itoa(grpcCode(status)))
 	text := "zkgate: " + msg

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -112,6 +113,9 @@ type exchange struct {
 	bodyUnkept bool
 	// grpc: a gRPC request, answered gRPC errors (grpc.go).
 	grpc bool
+	// byClient: the timer is the client's deadline (grpc-timeout), not
+	// Route.Timeout.
+	byClient bool
 	// origin is the request's Origin when the route's CORS allows it: the
 	// answer gets the CORS fields.
 	origin string
@@ -157,12 +161,41 @@ func (ex *exchange) triedAddr(addr string) bool {
 }
 
 // expire is the Route.Timeout timer's function.
-func (ex *exchange) expire() { ex.cancel(errRouteTimeout) }
+func (ex *exchange) expire() {
+	if ex.byClient {
+		ex.cancel(errClientDeadline)
+		return
+	}
+	ex.cancel(errRouteTimeout)
+}
 
 // stopTimer stops the Route.Timeout timer as the answer arrived and reports
 // whether it had not fired (true when there is none).
 func (ex *exchange) stopTimer() bool {
 	return ex.timer == nil || ex.timer.Stop()
+}
+
+// refuse answers a request the entry point's rules refuse before any route
+// is matched — in net/http's words, as the fast path's reject does, or as
+// a gRPC error to a gRPC call — and records it without a route.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, why string) {
+	ex := &exchange{h: h, start: time.Now()}
+	ex.sw.w = w
+	ex.clientIP, ex.trusted = clientIP(peerHost(r.RemoteAddr), headerMap(r.Header), h.trusted)
+	defer h.finish(ex, r)
+	if isGRPC(r) {
+		writeGRPCError(&ex.sw, status, why, "", "")
+		ex.sw.status = status
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr["X-Content-Type-Options"] = nosniff
+	if r.ProtoMajor == 1 {
+		hdr["Connection"] = connectionClose
+	}
+	ex.sw.WriteHeader(status)
+	_, _ = io.WriteString(&ex.sw, strconv.Itoa(status)+" "+http.StatusText(status)+": "+why)
 }
 
 // ServeHTTP proxies r to the route it matches.
@@ -248,7 +281,7 @@ func (ex *exchange) outbound(r *http.Request, path, rawPath string) *http.Reques
 	t := ex.e.route.Timeout
 	if ex.grpc {
 		if d, ok := grpcTimeout(r.Header); ok && (t <= 0 || d < t) {
-			t = d // the caller's deadline comes first
+			t, ex.byClient = d, true // the caller's deadline comes first
 		}
 	}
 	if t > 0 {

@@ -25,6 +25,7 @@ const (
 	failConnect               // nothing was sent (dial failed): 502, retry any method
 	failTimeout               // the endpoint did not answer in time: 504
 	failRouteTimeout          // Route.Timeout expired: 504, no retry
+	failClientDeadline        // the client's own deadline (grpc-timeout) passed: 504, no retry, no report
 	failBackend               // the connection broke after sending: 502
 	failServerError           // a 5xx answer (passed on unless retried)
 	failClientGone            // the client went away: no response, no report
@@ -92,6 +93,9 @@ func (e *entry) roundTrip(ex *exchange, req *http.Request) (*http.Response, erro
 		res, err = up.Transport.RoundTrip(r)
 		if err != nil {
 			ctx := r.Context()
+			if errors.Is(context.Cause(ctx), errClientDeadline) {
+				return failClientDeadline, err
+			}
 			return classify(err, ex.body.readErr(), errors.Is(context.Cause(ctx), errRouteTimeout), ctx.Err() != nil), err
 		}
 		if res.StatusCode >= 500 {
@@ -119,12 +123,16 @@ func (e *entry) roundTrip(ex *exchange, req *http.Request) (*http.Response, erro
 		res.Body.Close()
 		e.done(ep)
 		ex.fail = failRouteTimeout
+		if ex.byClient {
+			ex.fail = failClientDeadline
+		}
 		return nil, context.DeadlineExceeded
 	}
 	if e.track != nil {
 		res.Body = trackBody(res.Body, e.track, ep)
 	}
-	if len(res.Trailer) > 0 && res.ContentLength >= 0 && req.ProtoMajor == 1 && req.ProtoMinor >= 1 {
+	if len(res.Trailer) > 0 && res.ContentLength >= 0 && req.ProtoMajor == 1 && req.ProtoMinor >= 1 &&
+		req.Method != http.MethodHead && res.StatusCode >= 200 && res.StatusCode != http.StatusNoContent && res.StatusCode != http.StatusNotModified {
 		// An HTTP/2 endpoint may send a length and trailers (gRPC
 		// status, checksums); an HTTP/1.1 client gets trailers only in a
 		// chunked body, so the length goes.
