@@ -32,18 +32,62 @@ import (
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.fastPath() && r.ProtoMajor == 1 {
 		w = &closeAfterWriter{ResponseWriter: w}
+	} else if status, why := s.checkRequest(r); status != 0 {
+		// Not handed over by the fast path, whose parser applied the
+		// entry point's rules: TLS, HTTP/2, or the fast path off.
+		s.h.refuse(w, r, status, why)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody && !(s.cfg.fastPath() && r.ProtoMajor == 1) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	}
 	if s.cfg.RedirectPort != 0 && !isACMEChallenge(r) {
 		s.redirectHTTPS(w, r)
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &guardedBody{
+		g := &guardedBody{
 			src: r.Body, req: r, rc: http.NewResponseController(w), start: time.Now(),
 			timeout: s.cfg.BodyTimeout, rate: s.cfg.MinBodyRate, max: s.cfg.ReadTimeout,
 		}
+		if isGRPC(r) {
+			// A gRPC stream's messages come when the application has
+			// them: a quiet client stream is not a slow body. Only
+			// ReadTimeout bounds it; HTTP/2's flow control bounds what
+			// it holds.
+			g.rate = 0
+		}
+		r.Body = g
 	}
 	s.h.ServeHTTP(w, r)
+}
+
+// checkRequest applies the entry point's request rules that the fast
+// path's parser applies to what it reads, to a request net/http parsed:
+// the Host (a plain host[:port]; HTTP/2's :authority too), the number of
+// header fields, the target's length and a declared body's size. It
+// returns the status to refuse the request with, or 0.
+func (s *Server) checkRequest(r *http.Request) (int, string) {
+	if r.Host != "" && !validHost(sbytes(r.Host)) {
+		return http.StatusBadRequest, "malformed Host or :authority"
+	}
+	if r.ProtoMajor == 1 && r.ProtoMinor == 1 && r.Host == "" {
+		return http.StatusBadRequest, "missing Host"
+	}
+	if len(r.RequestURI) > s.cfg.MaxTargetBytes {
+		return http.StatusRequestURITooLong, "request target too long"
+	}
+	n := 0
+	for _, vs := range r.Header {
+		n += len(vs)
+	}
+	if n > s.cfg.MaxHeaderCount {
+		return http.StatusRequestHeaderFieldsTooLarge, "too many header fields"
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return http.StatusRequestEntityTooLarge, "request body too large"
+	}
+	return 0, ""
 }
 
 var connectionClose = []string{"close"}
@@ -145,7 +189,7 @@ type guardedBody struct {
 	rc       *http.ResponseController
 	start    time.Time
 	timeout  time.Duration
-	rate     int64 // bytes per second
+	rate     int64 // bytes per second; 0: no rate rule, ReadTimeout only
 	max      time.Duration
 	n        int64     // bytes read
 	deadline time.Time // the read deadline set, zero before the first read
@@ -158,7 +202,12 @@ type guardedBody struct {
 // net/http's watch for the client going away reads the connection after
 // the body, and must not time out while the backend answers.
 func (b *guardedBody) Read(p []byte) (int, error) {
-	if now := time.Now(); b.deadline.Sub(now) < b.timeout/2 {
+	if b.rate <= 0 {
+		if b.max > 0 && b.deadline.IsZero() {
+			b.deadline = b.start.Add(b.max)
+			_ = b.rc.SetReadDeadline(b.deadline)
+		}
+	} else if now := time.Now(); b.deadline.Sub(now) < b.timeout/2 {
 		allowed := b.timeout + time.Duration(float64(b.n)/float64(b.rate)*float64(time.Second))
 		if b.max > 0 && allowed > b.max {
 			allowed = b.max // ReadTimeout bounds the whole request
