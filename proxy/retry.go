@@ -20,19 +20,19 @@ const maxRepicks = 8
 type failKind uint8
 
 const (
-	failNone         failKind = iota
-	failNoEndpoint            // the balancer had no endpoint: 503
-	failConnect               // nothing was sent (dial failed): 502, retry any method
-	failTimeout               // the endpoint did not answer in time: 504
-	failRouteTimeout          // Route.Timeout expired: 504, no retry
-	failClientDeadline        // the client's own deadline (grpc-timeout) passed: 504, no retry, no report
-	failBackend               // the connection broke after sending: 502
-	failServerError           // a 5xx answer (passed on unless retried)
-	failClientGone            // the client went away: no response, no report
-	failBodyTooLarge          // the request body passed MaxBodyBytes: 413
-	failBadBody               // reading the client's body failed: 400
-	failBodyTimeout           // the client's body did not come within BodyTimeout: 408
-	failBadRequest            // ReverseProxy refused the request itself: 400
+	failNone           failKind = iota
+	failNoEndpoint              // the balancer had no endpoint: 503
+	failConnect                 // nothing was sent (dial failed): 502, retry any method
+	failTimeout                 // the endpoint did not answer in time: 504
+	failRouteTimeout            // Route.Timeout expired: 504, no retry
+	failClientDeadline          // the client's own deadline (grpc-timeout) passed: 504, no retry, no report
+	failBackend                 // the connection broke after sending: 502
+	failServerError             // a 5xx answer (passed on unless retried)
+	failClientGone              // the client went away: no response, no report
+	failBodyTooLarge            // the request body passed MaxBodyBytes: 413
+	failBadBody                 // reading the client's body failed: 400
+	failBodyTimeout             // the client's body did not come within BodyTimeout: 408
+	failBadRequest              // ReverseProxy refused the request itself: 400
 )
 
 // attempts makes the attempts of one request, on either path: it picks an
