@@ -115,6 +115,9 @@ type ActiveConfig struct {
 	// H2C makes http probes HTTP/2 with prior knowledge, for endpoints
 	// that speak only that (gRPC servers without TLS). Default false.
 	H2C bool
+	// H2 makes https probes HTTP/2 (ALPN h2 only), for endpoints that
+	// speak only that over TLS (gRPC servers with TLS). Default false.
+	H2 bool
 }
 
 // PassiveConfig configures outlier ejection fed by Report.

@@ -45,10 +45,16 @@ func newProbeClient(cfg ActiveConfig) *http.Client {
 		TLSClientConfig:        cfg.TLS,
 		TLSHandshakeTimeout:    cfg.Timeout,
 	}
-	if cfg.H2C {
+	switch {
+	case cfg.H2C:
 		p := new(http.Protocols)
 		p.SetUnencryptedHTTP2(true)
 		tr.Protocols = p
+	case cfg.H2:
+		p := new(http.Protocols)
+		p.SetHTTP2(true)
+		tr.Protocols = p
+		tr.ForceAttemptHTTP2 = true
 	}
 	return &http.Client{
 		Transport:     tr,

@@ -33,6 +33,7 @@ type service struct {
 	upstream   *proxy.Upstream
 	reporter   *countingReporter // the upstream's; passes outcomes on to health
 	stats      *endpointStats
+	files      [32]byte // upstreamFilesDigest when built
 }
 
 // newService builds one service from its configuration and checks
@@ -65,6 +66,7 @@ func newService(name string, cfg config.Service) (*service, error) {
 	}
 	// A Curator registration's sslPort is the endpoint of a TLS service.
 	s.zkOpts.SSL = cfg.Upstream.UsesTLS()
+	s.files = upstreamFilesDigest(cfg.Upstream)
 	tlsCfg, err := upstreamTLS("services."+name+".upstream", cfg.Upstream)
 	if err != nil {
 		return nil, err
@@ -75,6 +77,7 @@ func newService(name string, cfg config.Service) (*service, error) {
 	// Probes speak what requests do.
 	s.checker.Active.TLS = tlsCfg
 	s.checker.Active.H2C = cfg.Upstream.Protocol == config.ProtocolH2C
+	s.checker.Active.H2 = cfg.Upstream.Protocol == config.ProtocolH2
 	s.transport = proxy.NewTransport(proxy.TransportConfig{
 		DialTimeout:           cfg.Timeouts.Dial,
 		ResponseHeaderTimeout: cfg.Timeouts.ResponseHeader,
@@ -141,7 +144,11 @@ func (s *service) start(zk *discovery.Client, snap *membershipSnapshot, log logr
 }
 
 // sameConfig reports whether s runs exactly cfg, so a reload can keep it.
-func (s *service) sameConfig(cfg config.Service) bool { return reflect.DeepEqual(s.cfg, cfg) }
+// A service whose upstream TLS files changed is rebuilt too (a renewed
+// CA or client certificate).
+func (s *service) sameConfig(cfg config.Service) bool {
+	return reflect.DeepEqual(s.cfg, cfg) && s.files == upstreamFilesDigest(cfg.Upstream)
+}
 
 // synced reports whether the service has its first membership.
 func (s *service) synced() bool { return s.zkconf == nil || s.zkconf.Synced() }

@@ -1,8 +1,10 @@
 package app
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
+	"os"
 
 	"github.com/zkgate/zkgate/internal/config"
 	"github.com/zkgate/zkgate/internal/tlscert"
@@ -48,4 +50,27 @@ func upstreamTLS(key string, u config.Upstream) (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{*pair}
 	}
 	return c, nil
+}
+
+// upstreamFilesDigest is a digest of the files a service's upstream TLS
+// reads (CA, client certificate and key), so that a reload rebuilds a
+// service whose files changed though its configuration did not.
+func upstreamFilesDigest(u config.Upstream) [sha256.Size]byte {
+	h := sha256.New()
+	if u.UsesTLS() {
+		for _, path := range []string{u.TLS.CAFile, u.TLS.CertFile, u.TLS.KeyFile} {
+			if path == "" {
+				continue
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				data = []byte("error: " + err.Error())
+			}
+			fmt.Fprintf(h, "%s\x00%d\x00", path, len(data))
+			h.Write(data)
+		}
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }

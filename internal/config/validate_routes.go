@@ -276,6 +276,11 @@ func validateUpstream(p *problems, key string, u *Upstream) {
 	if (u.TLS.CertFile == "") != (u.TLS.KeyFile == "") {
 		p.addf(key+".tls", "cert_file and key_file go together: set both or neither")
 	}
+	if t := u.TLS; !u.UsesTLS() && (t.CAFile != "" || t.ServerName != "" || t.InsecureSkipVerify || t.CertFile != "" || t.KeyFile != "") {
+		// Settings that would do nothing: the endpoints are reached in
+		// plain HTTP, which the operator surely did not mean.
+		p.addf(key+".tls.enabled", "TLS settings are given but TLS is off: set enabled: true (or protocol: h2), or remove them")
+	}
 }
 
 func validateDiscovery(p *problems, key string, d *Discovery) {

@@ -177,6 +177,8 @@ var Refused = []Case{
 		[]string{`services.echo.upstream.protocol: unknown protocol "http3" (valid: http1, h2c, h2)`}},
 	{"h2c with upstream TLS", "services:\n  echo: {upstream: {protocol: h2c, tls: {enabled: true}}}\n",
 		[]string{"services.echo.upstream.protocol: h2c is HTTP/2 without TLS; with tls.enabled use h2"}},
+	{"upstream TLS settings with TLS off", "services:\n  echo: {upstream: {tls: {ca_file: ca.pem}}}\n",
+		[]string{"services.echo.upstream.tls.enabled: TLS settings are given but TLS is off"}},
 	{"upstream client certificate without key", "services:\n  echo: {upstream: {tls: {enabled: true, cert_file: c.crt}}}\n",
 		[]string{"services.echo.upstream.tls: cert_file and key_file go together"}},
 	{"invalid admin address", "admin: {address: '127.0.0.1'}\n",
