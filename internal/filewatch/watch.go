@@ -6,7 +6,10 @@
 // renamed into place (an editor's or an atomic writer's), a symlink
 // re-pointed (certbot's live/ links) and the "..data" symlink swap of a
 // Kubernetes Secret or ConfigMap volume are all seen; a watch on the file
-// itself would follow the old inode and miss them. Changes are debounced: the
+// itself would follow the old inode and miss them. Symbolic links are
+// followed: the directories of a link's targets are watched as well (a
+// configured path that links into certbot's live/ directory, whose links
+// point into archive/), and the chain is followed again after each change. Changes are debounced: the
 // function runs once the files have stayed quiet for the debounce period, so
 // a set written as several files is read once, complete.
 package filewatch
@@ -15,6 +18,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -55,6 +59,7 @@ func Watch(ctx context.Context, opts Options) error {
 	}
 	files := make(map[string]bool)
 	dirs := make(map[string]bool)
+	var roots []string
 	for _, path := range opts.Files {
 		if path == "" {
 			continue
@@ -62,12 +67,14 @@ func Watch(ctx context.Context, opts Options) error {
 		if abs, err := filepath.Abs(path); err == nil {
 			path = abs
 		}
-		path = filepath.Clean(path)
-		files[path] = true
-		dirs[filepath.Dir(path)] = true
+		roots = append(roots, filepath.Clean(path))
 	}
-	if len(files) == 0 {
+	if len(roots) == 0 {
 		return fmt.Errorf("watch: no files given")
+	}
+	for _, p := range followLinks(roots) {
+		files[p] = true
+		dirs[filepath.Dir(p)] = true
 	}
 	debounce := opts.Debounce
 	if debounce <= 0 {
@@ -99,6 +106,21 @@ func Watch(ctx context.Context, opts Options) error {
 		name = filepath.Clean(name)
 		return files[name] || (filepath.Base(name) == "..data" && dirs[filepath.Dir(name)])
 	}
+	// After a change, links may point elsewhere (certbot re-points
+	// live/ at new archive/ files): the paths they lead to are watched
+	// from then on. Runs in the watch goroutine only.
+	refollow := func() {
+		for _, p := range followLinks(roots) {
+			files[p] = true
+			if d := filepath.Dir(p); !dirs[d] {
+				if err := w.Add(d); err != nil {
+					log.WithError(err).WithField("directory", d).Warn("file watch: a link's directory cannot be watched")
+					continue
+				}
+				dirs[d] = true
+			}
+		}
+	}
 	if opts.WaitGroup != nil {
 		opts.WaitGroup.Add(1)
 	}
@@ -107,7 +129,7 @@ func Watch(ctx context.Context, opts Options) error {
 			defer opts.WaitGroup.Done()
 		}
 		defer w.Close()
-		loop(ctx, w, relevant, debounce, opts.OnChange, log)
+		loop(ctx, w, relevant, debounce, func() { refollow(); opts.OnChange() }, log)
 	}()
 	return nil
 }
@@ -148,4 +170,37 @@ func safeCall(f func(), log logrus.FieldLogger) {
 		}
 	}()
 	f()
+}
+
+// maxLinks bounds the symbolic links followed from one path.
+const maxLinks = 16
+
+// followLinks returns the paths, and for each the symbolic links it goes
+// through and the paths they point to, so that a change anywhere along the
+// way is seen: /etc/zkgate/tls/api.crt → /etc/letsencrypt/live/x/
+// fullchain.pem → ../../archive/x/fullchain2.pem.
+func followLinks(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		out = append(out, p)
+		for range maxLinks {
+			fi, err := os.Lstat(p)
+			if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				break
+			}
+			target, err := os.Readlink(p)
+			if err != nil {
+				break
+			}
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(filepath.Dir(p), target)
+			}
+			p = filepath.Clean(target)
+			out = append(out, p)
+		}
+		if real, err := filepath.EvalSymlinks(p); err == nil && real != p {
+			out = append(out, real) // links among the directories
+		}
+	}
+	return out
 }
