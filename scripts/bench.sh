@@ -30,7 +30,7 @@
 #                           and of the TLS section: zkgate-tls,nginx-tls,nginx-tls-2 (naming TLS targets
 #                           only runs that section alone; naming none skips it)
 #   BENCH_BASE_PORT=19100   ports BASE..BASE+29 on 127.0.0.1 must be free
-#   BENCH_TIMEOUT=20m       hard bound on the whole run
+#   BENCH_TIMEOUT=25m       hard bound on the whole run
 #
 # Iterating quickly: BENCH_ROUNDS=2 BENCH_DURATION=3s BENCH_PROP_EVENTS=20 scripts/bench.sh
 # Only the connection part: BENCH_ROUNDS=1 BENCH_TARGETS=zkgate,nginx,haproxy BENCH_PROP_EVENTS=0 scripts/bench.sh
@@ -57,11 +57,11 @@ mkdir -p "$STATE"
 harness=
 stop() { [ -n "$harness" ] && kill -TERM "$harness" 2>/dev/null; wait "$harness" 2>/dev/null; }
 trap 'stop; exit 130' INT TERM
-timeout --foreground -k 30s "${BENCH_TIMEOUT:-20m}" "$STATE/zkbench" run --root "$ROOT" --state "$STATE" "$@" &
+timeout --foreground -k 30s "${BENCH_TIMEOUT:-25m}" "$STATE/zkbench" run --root "$ROOT" --state "$STATE" "$@" &
 harness=$!
 set +e
 wait "$harness"; rc=$?
 set -e
 harness=
-[ "$rc" = 124 ] && die "timed out after ${BENCH_TIMEOUT:-20m} (BENCH_TIMEOUT)"
+[ "$rc" = 124 ] && die "timed out after ${BENCH_TIMEOUT:-25m} (BENCH_TIMEOUT)"
 exit "$rc"
