@@ -433,3 +433,32 @@ func (l *lockedWriter) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// results.md carries the TLS section, its goals table first under the
+// heading scripts/readme-bench.sh copies (BENCH-TLS), and says when the
+// section was skipped.
+func TestResultsTLSSection(t *testing.T) {
+	rows := SummarizeTLS([]TLSSample{
+		{Target: Reference, Kind: KindHTTPS, Requests: 300, Duration: time.Second, CPU: 3 * time.Millisecond},
+		{Target: "zkgate-tls", Kind: KindHTTPS, Requests: 100, Duration: time.Second, CPU: 4 * time.Millisecond},
+		{Target: NginxTLS, Kind: KindHTTPS, Requests: 100, Duration: time.Second, CPU: 3 * time.Millisecond},
+	}, []TargetInfo{{Name: Reference, Label: "direct"}, TLSTargets[0], TLSTargets[1]}, Reference)
+	r := Results{Options: Options{Command: "make bench", Conns: 64, Rounds: 3, Duration: 5 * time.Second, LatencyDuration: 3 * time.Second},
+		TLS: &TLSResults{Rows: rows, Conns: 64, Rounds: 3, Duration: 5 * time.Second, Protocols: map[string]string{KindH2: "TLSv1.3 X h2"}}}
+	md := r.Markdown()
+	mustContain(t, "results.md", md, "## TLS\n", "### TLS against nginx\n\n| measurement |",
+		"| HTTPS keep-alive (wrk -c64) | 100 req/s (0.33× direct) | 100 req/s (0.33× direct) | – | 1.00× | 40.0 | 30.0 | 1.33× | CPU ≤ 1.2× nginx's | no |",
+		"`h2load -t1 -n1000 -c1000 --h1 https://…/echo/`", "`h2load -t1 -c4 -m16 -D 5 https://…/echo/`", "HTTP/2 (h2load -c4 -m16): TLSv1.3 X h2.",
+		"### TLS, new TLS connection per request (full handshake)\n\n| target | handshakes/s")
+	if i, j := strings.Index(md, "## TLS\n"), strings.Index(md, "## Discovery propagation"); i < 0 || j < i {
+		t.Errorf("the TLS section is not before discovery propagation")
+	}
+	readme, err := os.ReadFile("../../scripts/readme-bench.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, "readme-bench.sh", string(readme), `("BENCH-TLS", "### TLS against nginx")`)
+	mustContain(t, "tables", r.Tables(), "TLS against nginx\n\n| measurement |")
+	r.TLS = nil
+	mustContain(t, "results.md without TLS", r.Markdown(), "## TLS\n\nSkipped in this run (BENCH_TARGETS named no TLS target).")
+}

@@ -325,7 +325,9 @@ func (r Results) tlsMarkdown(b *strings.Builder) {
 		"(a full TLS 1.3 handshake with ECDHE and an ECDSA P-256 signature), one HTTP/1.1 request, then closed; handshakes/s is the answered requests over the "+
 		"sum of h2load's measured times. Neither wrk with `Connection: close` nor h2load's reconnecting clients will do: they resume their TLS session on "+
 		"every new connection (a Go server counted 99%% of them resumed), which skips the signature. A test (`TestHandshakesAreFullHandshakes`) "+
-		"checks that every request of this measurement came on a new connection that did not resume a session.\n",
+		"checks that every request of this measurement came on a new connection that did not resume a session. "+
+		"h2load does the client's half of every handshake on one thread: when neither server keeps a core busy, the client is the limit, "+
+		"and CPU µs per handshake is the sharper comparison.\n",
 		KindTitle(KindHandshake, t.Conns), HandshakeBurst, HandshakeBurst, RoutePrefix, t.Duration, HandshakeBurst)
 	fmt.Fprintf(b, "- **%s**: `h2load -t1 -c%d -m%d -D %d https://…%s/`: %d streams at a time on %d connections, HTTP/2 chosen by ALPN.\n",
 		KindTitle(KindH2, t.Conns), H2Clients, H2Streams, int(t.Duration/time.Second), RoutePrefix, H2Clients*H2Streams, H2Clients)
