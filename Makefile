@@ -15,10 +15,10 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 ## deps-test: install what the tests need when missing: ZooKeeper, Chromium (status page
-## test), docker-compose (compose check), curl (demo), and the proxies and wrk whose
-## benchmark configurations are validated by the tests
+## test), docker-compose (compose check), curl (demo), and the proxies, wrk and h2load whose
+## benchmark configurations and runs are checked by the tests
 deps-test:
-	./scripts/ensure-deps.sh zookeeper chromium docker-compose curl wrk nginx haproxy caddy
+	./scripts/ensure-deps.sh zookeeper chromium docker-compose curl wrk h2load nginx haproxy caddy
 
 ## test: every test — lint, unit, integration against a real ZooKeeper, a short run of every
 ## fuzz target (FUZZ_SMOKE_EXECS), demo smoke

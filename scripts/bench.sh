@@ -2,11 +2,13 @@
 # bench.sh — zkgate against a direct connection, nginx, HAProxy and Caddy with
 # wrk (one worker / one thread, and both cores), the memory of connections
 # held open through zkgate, nginx and HAProxy (idle and upgraded) and a
-# steady load beside idle ones, and ZooKeeper discovery propagation; writes
+# steady load beside idle ones, zkgate's TLS entry point against nginx with
+# the same certificate (HTTPS keep-alive with wrk, a new TLS connection per
+# request and HTTP/2 with h2load), and ZooKeeper discovery propagation; writes
 # docs/bench/results.md and docs/bench/results.svg and prints the tables.
-# `make bench` runs it after `make build` (about 12 minutes).
+# `make bench` runs it after `make build` (about 15 minutes).
 #
-# Installs wrk, nginx, haproxy, caddy and ZooKeeper from Debian when missing
+# Installs wrk, h2load, nginx, haproxy, caddy and ZooKeeper from Debian when missing
 # (as root), but never enables or starts their system services: each runs as
 # a foreground process of the harness with its own configuration under .bench/,
 # on its own loopback port, and is stopped by its PID on every exit (errors
@@ -25,11 +27,14 @@
 #                           per upgraded connection)
 #   BENCH_PROP_EVENTS=100   discovery propagation events (0 = skip)
 #   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,go-reverseproxy,nginx,haproxy,caddy,nginx-2,haproxy-2
-#   BENCH_BASE_PORT=19100   ports BASE..BASE+25 on 127.0.0.1 must be free
-#   BENCH_TIMEOUT=20m       hard bound on the whole run
+#                           and of the TLS section: zkgate-tls,nginx-tls,nginx-tls-2 (naming TLS targets
+#                           only runs that section alone; naming none skips it)
+#   BENCH_BASE_PORT=19100   ports BASE..BASE+29 on 127.0.0.1 must be free
+#   BENCH_TIMEOUT=25m       hard bound on the whole run
 #
 # Iterating quickly: BENCH_ROUNDS=2 BENCH_DURATION=3s BENCH_PROP_EVENTS=20 scripts/bench.sh
 # Only the connection part: BENCH_ROUNDS=1 BENCH_TARGETS=zkgate,nginx,haproxy BENCH_PROP_EVENTS=0 scripts/bench.sh
+# Only the TLS section (about 3 minutes): BENCH_TARGETS=zkgate-tls,nginx-tls,nginx-tls-2 BENCH_PROP_EVENTS=0 scripts/bench.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,7 +44,7 @@ GO=${GO:-go}
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 [ -x "$ROOT/bin/zkgate" ] || die "$ROOT/bin/zkgate missing: run 'make build' (or 'make bench')"
-"$ROOT/scripts/ensure-deps.sh" wrk nginx haproxy caddy zookeeper
+"$ROOT/scripts/ensure-deps.sh" wrk h2load nginx haproxy caddy zookeeper
 # Debian's packages live in /usr/sbin, which a non-root PATH may lack.
 export PATH=$PATH:/usr/sbin:/sbin
 
@@ -52,11 +57,11 @@ mkdir -p "$STATE"
 harness=
 stop() { [ -n "$harness" ] && kill -TERM "$harness" 2>/dev/null; wait "$harness" 2>/dev/null; }
 trap 'stop; exit 130' INT TERM
-timeout --foreground -k 30s "${BENCH_TIMEOUT:-20m}" "$STATE/zkbench" run --root "$ROOT" --state "$STATE" "$@" &
+timeout --foreground -k 30s "${BENCH_TIMEOUT:-25m}" "$STATE/zkbench" run --root "$ROOT" --state "$STATE" "$@" &
 harness=$!
 set +e
 wait "$harness"; rc=$?
 set -e
 harness=
-[ "$rc" = 124 ] && die "timed out after ${BENCH_TIMEOUT:-20m} (BENCH_TIMEOUT)"
+[ "$rc" = 124 ] && die "timed out after ${BENCH_TIMEOUT:-25m} (BENCH_TIMEOUT)"
 exit "$rc"

@@ -2,7 +2,7 @@
 # ensure-deps.sh PKG... — make sure the named tools are installed.
 #
 # Each argument is a logical dependency: zookeeper, chromium, docker-compose,
-# wrk, nginx, haproxy, caddy. A missing one is installed from Debian's packages
+# wrk, h2load (Debian's nghttp2-client), nginx, haproxy, caddy. A missing one is installed from Debian's packages
 # with apt-get when we run as root on Debian/Ubuntu; otherwise the script stops
 # and says exactly what to install.
 set -euo pipefail
@@ -13,6 +13,7 @@ for dep in "$@"; do
     zookeeper)      [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null || missing+=(zookeeper) ;;
     chromium)       command -v chromium >/dev/null || missing+=(chromium) ;;
     docker-compose) command -v docker-compose >/dev/null || missing+=(docker-compose) ;;
+    h2load)         command -v h2load >/dev/null || missing+=(nghttp2-client) ;;
     curl|wrk|nginx|haproxy|caddy)
                     command -v "$dep" >/dev/null || [ -x "/usr/sbin/$dep" ] || missing+=("$dep") ;;
     *) echo "ensure-deps: unknown dependency $dep" >&2; exit 2 ;;

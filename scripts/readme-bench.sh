@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # readme-bench.sh — copy tables of docs/bench/results.md into README.md
 # between their markers (run after `make bench`): the small-body table
-# (BENCH-TABLE), the both-cores small-body table (BENCH-2CORE) and the
-# memory per held connection (BENCH-HELD).
+# (BENCH-TABLE), the both-cores small-body table (BENCH-2CORE), the
+# memory per held connection (BENCH-HELD) and zkgate's TLS entry point
+# against nginx (BENCH-TLS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 - <<'PY'
@@ -29,7 +30,8 @@ def first_table(heading):
 s = open("README.md").read()
 for marker, heading in [("BENCH-TABLE", "### 13-byte body"),
                         ("BENCH-2CORE", "#### Both cores, 13-byte body"),
-                        ("BENCH-HELD", "### Memory per held connection")]:
+                        ("BENCH-HELD", "### Memory per held connection"),
+                        ("BENCH-TLS", "### TLS against nginx")]:
     block = f"<!-- {marker} -->\n{first_table(heading)}\n<!-- /{marker} -->"
     pat = re.compile(rf"<!-- {marker} -->.*?<!-- /{marker} -->", re.S)
     if pat.search(s):

@@ -29,6 +29,33 @@ const RoutePrefix = "/echo"
 // documentation). Each worker may hold 19,000 connections, clients and
 // upstreams together: 8,000 upgraded connections are 16,000.
 func NginxConfig(dir string, port, workers int, upstreams []string) string {
+	return nginxConfig(dir, fmt.Sprintf("127.0.0.1:%d", port), "", workers, upstreams)
+}
+
+// NginxTLSConfig is NginxConfig with TLS on the listener: `listen ...
+// ssl http2` (nginx 1.22, Debian 12's, predates the `http2 on` directive;
+// ALPN offers h2 and http/1.1, as zkgate's TLS entry point does), TLS 1.2
+// and 1.3, the certificate and key given, and a listen backlog of 4096
+// (the kernel's somaxconn, which Go's listeners take; nginx's default is
+// 511) so that a burst of new connections meets the same queue in both.
+// Session caching and tickets keep nginx's defaults, as zkgate keeps Go's.
+// keepalive_requests is raised from 1000 to a million, as Go's servers
+// set no such limit: at 1000 nginx ends each HTTP/2 connection with a
+// GOAWAY that h2load's timed runs do not recover from (the streams in
+// flight fail and the connection is not reopened), and each HTTPS
+// keep-alive connection with a new handshake every 1000 requests.
+func NginxTLSConfig(dir string, port, workers int, upstreams []string, certFile, keyFile string) string {
+	tls := fmt.Sprintf(`        ssl_certificate %s;
+        ssl_certificate_key %s;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        keepalive_requests 1000000;
+`, certFile, keyFile)
+	return nginxConfig(dir, fmt.Sprintf("127.0.0.1:%d ssl http2 backlog=4096", port), tls, workers, upstreams)
+}
+
+// nginxConfig is NginxConfig's text with listen's parameters and extra
+// server directives.
+func nginxConfig(dir, listen, extra string, workers int, upstreams []string) string {
 	var servers strings.Builder
 	for _, u := range upstreams {
 		fmt.Fprintf(&servers, "        server %s;\n", u)
@@ -62,8 +89,8 @@ http {
     }
 
     server {
-        listen 127.0.0.1:%d;
-        proxy_http_version 1.1;
+        listen %s;
+%s        proxy_http_version 1.1;
         proxy_set_header Upgrade $http_upgrade;
         proxy_set_header Connection $connection_upgrade;
 
@@ -77,7 +104,7 @@ http {
 }
 `, workers, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"),
 		tmp("client_body"), tmp("proxy"), tmp("fastcgi"), tmp("uwsgi"), tmp("scgi"),
-		servers.String(), port, RoutePrefix)
+		servers.String(), listen, extra, RoutePrefix)
 }
 
 // HAProxyConfig returns a haproxy.cfg for threads threads in the foreground
@@ -166,12 +193,34 @@ http://127.0.0.1:%d {
 // keep their defaults. fastPath false serves every request with net/http
 // (entry_points.web.fast_path), to measure that side.
 func ZkgateConfig(webPort, adminPort, zkPort int, zkPath string, accessLog, fastPath bool) string {
-	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
-entry_points:
-  web:
+	web := fmt.Sprintf(`  web:
     address: "127.0.0.1:%d"
     fast_path: %t
-admin:
+`, webPort, fastPath)
+	return zkgateConfig(web, adminPort, zkPort, zkPath, accessLog)
+}
+
+// ZkgateTLSConfig is ZkgateConfig with one TLS entry point, websecure, on
+// port instead of web: the certificate and key given, every other TLS key
+// at its default (TLS 1.2 and 1.3, HTTP/2 by ALPN beside HTTP/1.1). Its
+// connections are served by Go's net/http (the fast path serves plain
+// HTTP/1.1 only).
+func ZkgateTLSConfig(port, adminPort, zkPort int, zkPath, certFile, keyFile string, accessLog bool) string {
+	secure := fmt.Sprintf(`  websecure:
+    address: "127.0.0.1:%d"
+    tls:
+      certificates:
+        - cert_file: %q
+          key_file: %q
+`, port, certFile, keyFile)
+	return zkgateConfig(secure, adminPort, zkPort, zkPath, accessLog)
+}
+
+// zkgateConfig is ZkgateConfig's text with the entry points given.
+func zkgateConfig(entryPoints string, adminPort, zkPort int, zkPath string, accessLog bool) string {
+	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
+entry_points:
+%sadmin:
   address: "127.0.0.1:%d"
 log:
   access_log:
@@ -210,5 +259,5 @@ services:
     retries:
       attempts: 2
       on: [connect_failure]
-`, webPort, fastPath, adminPort, accessLog, zkPort, RoutePrefix, zkPath)
+`, entryPoints, adminPort, accessLog, zkPort, RoutePrefix, zkPath)
 }

@@ -1,6 +1,9 @@
 // Package benchkit is the harness behind `make bench`: it measures zkgate
-// against a direct connection, nginx, HAProxy and Caddy with wrk, and the
-// time ZooKeeper membership changes take to reach the gateway's routing.
+// against a direct connection, nginx, HAProxy and Caddy with wrk, its TLS
+// entry point against nginx with TLS (same certificate, made at run time:
+// HTTPS keep-alive with wrk, a full handshake per request and HTTP/2 with
+// h2load; tlsbench.go), and the time ZooKeeper membership changes take to
+// reach the gateway's routing.
 //
 // Everything runs as local processes on loopback: a ZooKeeper started from
 // Debian's package, fast Go backends (Backend, registered in ZooKeeper like

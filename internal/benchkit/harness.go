@@ -43,7 +43,7 @@ type Options struct {
 	// Conns is the main concurrency. Default 64.
 	Conns int
 	// BasePort is the first of the loopback ports used (BasePort to
-	// BasePort+25). Default 19100.
+	// BasePort+29). Default 19100.
 	BasePort int
 	// PropEvents is the number of discovery propagation events; 0 = skip.
 	PropEvents int
@@ -56,8 +56,10 @@ type Options struct {
 	// PropQuiet ends a deregistration event (see PropagationConfig.Quiet).
 	// Default 150ms.
 	PropQuiet time.Duration
-	// Only restricts the measured targets to these names (the reference,
-	// "direct", is always measured). Empty: every target.
+	// Only restricts the measured targets to these names, of Targets and
+	// TLSTargets (the reference, "direct", is always measured). Naming
+	// only TLS targets skips the plain section and the connection
+	// benchmark; naming none skips the TLS section. Empty: every target.
 	Only []string
 	// Command is the command line recorded in the results.
 	Command string
@@ -86,7 +88,7 @@ const (
 	offGoProxy   = 23
 	offNginx2    = 24
 	offHAProxy2  = 25
-	offLast      = offHAProxy2
+	offLast      = offNginxTLS2 // the TLS section's ports (tlsbench.go) come last
 )
 
 // Targets lists every measured target in report order.
@@ -175,7 +177,7 @@ func (o Options) withDefaults() (Options, error) {
 		errs = append(errs, fmt.Errorf("benchkit: base port %d: want 1024-%d", o.BasePort, 65535-offLast))
 	}
 	for _, name := range o.Only {
-		if !slices.ContainsFunc(Targets, func(t TargetInfo) bool { return t.Name == name }) {
+		if !slices.ContainsFunc(slices.Concat(Targets, TLSTargets), func(t TargetInfo) bool { return t.Name == name }) {
 			errs = append(errs, fmt.Errorf("benchkit: target %q: unknown (valid: %s)", name, targetNames()))
 		}
 	}
@@ -184,7 +186,7 @@ func (o Options) withDefaults() (Options, error) {
 
 func targetNames() string {
 	var names []string
-	for _, t := range Targets {
+	for _, t := range slices.Concat(Targets, TLSTargets) {
 		names = append(names, t.Name)
 	}
 	return strings.Join(names, ", ")
@@ -255,27 +257,37 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err := h.startBackends(ctx); err != nil {
 		return err
 	}
-	targets, err := h.startTargets(ctx)
-	if err != nil {
-		return err
-	}
-	samples, err := h.measureAll(ctx, targets)
-	if err != nil {
-		return err
-	}
-	if err := writeSamples(filepath.Join(h.run, "samples.csv"), samples); err != nil {
-		return err
-	}
-	notes := accessLogNotes(targets)
-	var conns *ConnResults
-	if !o.SkipConns {
-		if conns, err = h.connections(ctx, targets); err != nil {
+	var (
+		targets []*target
+		samples []Sample
+		conns   *ConnResults
+	)
+	if h.mainSelected() {
+		if targets, err = h.startTargets(ctx); err != nil {
 			return err
 		}
+		if samples, err = h.measureAll(ctx, targets); err != nil {
+			return err
+		}
+		if err := writeSamples(filepath.Join(h.run, "samples.csv"), samples); err != nil {
+			return err
+		}
+		if !o.SkipConns {
+			if conns, err = h.connections(ctx, targets); err != nil {
+				return err
+			}
+		}
+		for _, t := range targets {
+			if t.Name != Reference && t.proc != nil {
+				_ = h.procs.Stop(t.proc, 10*time.Second)
+			}
+		}
 	}
-	for _, t := range targets {
-		if t.Name != Reference && t.proc != nil {
-			_ = h.procs.Stop(t.proc, 10*time.Second)
+	notes := accessLogNotes(targets)
+	var tlsRes *TLSResults
+	if h.tlsSelected() {
+		if tlsRes, err = h.tlsSection(ctx); err != nil {
+			return err
 		}
 	}
 	var prop *Propagation
@@ -296,6 +308,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		Rows:        Summarize(samples, infos, Reference, o.Conns),
 		Propagation: prop,
 		Conns:       conns,
+		TLS:         tlsRes,
 		Machine:     ReadMachine(h.versionCommands()),
 		LoadStart:   loadStart,
 		LoadEnd:     loadEnd,
@@ -327,7 +340,7 @@ func findTools(root string) (map[string]string, error) {
 		return nil, fmt.Errorf("benchkit: %s missing: run 'make build'", tools["zkgate"])
 	}
 	var missing []string
-	for _, name := range []string{"wrk", "nginx", "haproxy", "caddy", "java", "go"} {
+	for _, name := range []string{"wrk", "h2load", "nginx", "haproxy", "caddy", "java", "go"} {
 		p, err := exec.LookPath(name)
 		if err != nil {
 			for _, dir := range []string{"/usr/sbin", "/sbin"} {
@@ -349,7 +362,7 @@ func findTools(root string) (map[string]string, error) {
 		missing = append(missing, "zookeeper")
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("benchkit: missing %s: run scripts/ensure-deps.sh wrk nginx haproxy caddy zookeeper (as root it installs them)", strings.Join(missing, ", "))
+		return nil, fmt.Errorf("benchkit: missing %s: run scripts/ensure-deps.sh wrk h2load nginx haproxy caddy zookeeper (as root it installs them)", strings.Join(missing, ", "))
 	}
 	return tools, nil
 }
@@ -357,8 +370,9 @@ func findTools(root string) (map[string]string, error) {
 // checkPorts fails naming every port of the layout that is in use.
 func checkPorts(base int) error {
 	var busy []string
-	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2}
-	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro} {
+	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2,
+		offNginxTLS, offNginxTLS2}
+	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateTLS} {
 		offs = append(offs, off, off+1)
 	}
 	for _, off := range offs {

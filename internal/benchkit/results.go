@@ -16,7 +16,9 @@ type Results struct {
 	// Propagation is nil when it was skipped.
 	Propagation *Propagation
 	// Conns is the connection benchmark's outcome, nil when skipped.
-	Conns   *ConnResults
+	Conns *ConnResults
+	// TLS is the TLS section's outcome, nil when skipped.
+	TLS     *TLSResults
 	Machine Machine
 	// LoadStart and LoadEnd are the load averages before and after.
 	LoadStart, LoadEnd string
@@ -67,6 +69,12 @@ func (r Results) Tables() string {
 			fmt.Fprintf(&b, "zkgate's Go runtime\n\n%s\n", rt)
 		}
 		fmt.Fprintf(&b, "Steady load beside %d idle connections\n\n%s\n", c.Conns, IdleLoadTable(*c))
+	}
+	if t := r.TLS; t != nil {
+		fmt.Fprintf(&b, "TLS against nginx\n\n%s\n", TLSGoalsTable(*t))
+		for _, kind := range TLSKinds {
+			fmt.Fprintf(&b, "TLS, %s\n\n%s\n", KindTitle(kind, t.Conns), TLSTable(*t, kind))
+		}
 	}
 	if r.Propagation != nil {
 		fmt.Fprintf(&b, "Discovery propagation\n\n%s", PropagationTable(*r.Propagation))
@@ -220,6 +228,7 @@ func (r Results) Markdown() string {
 	}
 
 	r.connMarkdown(&b)
+	r.tlsMarkdown(&b)
 
 	b.WriteString("## Discovery propagation\n\n")
 	if r.Propagation == nil {

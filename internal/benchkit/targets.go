@@ -165,6 +165,16 @@ func (h *harness) startNginx(t *target, off, workers int, upstreams []string) er
 	if err := os.WriteFile(cfg, []byte(NginxConfig(dir, h.port(off), workers, upstreams)), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}
+	if err := h.startNginxProc(t, dir, cfg); err != nil {
+		return err
+	}
+	t.url = "http://" + h.addr(off)
+	return nil
+}
+
+// startNginxProc runs nginx in the foreground with cfg, its prefix dir;
+// t's CPU and memory are those of the master and its workers.
+func (h *harness) startNginxProc(t *target, dir, cfg string) error {
 	p, err := h.procs.Start(ProcSpec{
 		Name: t.Name,
 		Argv: []string{h.tools["nginx"], "-p", dir, "-c", cfg, "-e", "stderr", "-g", "daemon off;"},
@@ -173,7 +183,7 @@ func (h *harness) startNginx(t *target, off, workers int, upstreams []string) er
 	if err != nil {
 		return err
 	}
-	t.proc, t.url = p, "http://"+h.addr(off)
+	t.proc = p
 	master := p.PID()
 	t.pids = func() []int { // the master and its workers
 		kids, _ := Children(master)
@@ -344,6 +354,7 @@ func (h *harness) versionCommands() []ToolCommand {
 		{Name: "HAProxy", Argv: []string{h.tools["haproxy"], "-v"}, Trim: "HAProxy version", Cut: " - "},
 		{Name: "Caddy", Argv: []string{h.tools["caddy"], "version"}},
 		{Name: "wrk", Argv: []string{h.tools["wrk"], "-v"}, Trim: "wrk", Cut: " Copyright"},
+		{Name: "h2load", Argv: []string{h.tools["h2load"], "--version"}, Trim: "h2load"},
 	}
 	if g := h.tools["go"]; g != "" {
 		cmds = append(cmds, ToolCommand{Name: "Go", Argv: []string{g, "version"}, Trim: "go version"})

@@ -1,6 +1,6 @@
 // Command zkbench is the harness of `make bench` (scripts/bench.sh runs it).
 //
-//	zkbench run [flags]       measure every target and write docs/bench/results.{md,svg}
+//	zkbench run [flags]       measure every target (plain, then TLS) and write docs/bench/results.{md,svg}
 //	zkbench backend [flags]   one fast backend, registered in ZooKeeper (the harness starts these)
 //	zkbench reverseproxy --listen ADDR --upstream ADDR   a bare httputil.ReverseProxy (a baseline target)
 //	zkbench hold --addr ADDR --kind idle|upgrade --conns N [flags]   open N connections to a proxy and hold them
@@ -119,11 +119,11 @@ func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", env.dur("BENCH_LAT_DURATION", 3*time.Second), "each wrk run at -c1")
 	fs.DurationVar(&o.Warmup, "warmup", env.dur("BENCH_WARMUP", time.Second), "unrecorded run per target and body first (0: none)")
 	fs.IntVar(&o.Conns, "conns", env.int("BENCH_CONNS", 64), "wrk connections of the main runs")
-	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+25)")
+	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+29)")
 	fs.IntVar(&o.HeldConns, "held-conns", env.int("BENCH_HELD_CONNS", 8000), "connections held open through zkgate, nginx and HAProxy (0: skip that part)")
 	fs.IntVar(&o.PropEvents, "prop-events", env.int("BENCH_PROP_EVENTS", 100), "discovery propagation events (0: skip)")
 	fs.DurationVar(&o.PropQuiet, "prop-quiet", env.dur("BENCH_PROP_QUIET", 150*time.Millisecond), "silence that ends a deregistration event")
-	fs.StringVar(&only, "targets", env.str("BENCH_TARGETS", ""), "comma-separated targets to measure besides direct (default all)")
+	fs.StringVar(&only, "targets", env.str("BENCH_TARGETS", ""), "comma-separated targets to measure besides direct (default all; naming only TLS targets runs the TLS section alone)")
 	if len(env.errs) > 0 {
 		return errors.Join(env.errs...)
 	}
