@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -30,6 +32,13 @@ import (
 // slower than MinBodyRate once BodyTimeout has passed, so that a slow
 // client cannot hold an endpoint connection for long.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil {
+		// A TLS connection the fast path handed over with bytes it had
+		// read: net/http sees the wrapper, not the *tls.Conn.
+		if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok {
+			r.TLS = st
+		}
+	}
 	if s.cfg.fastPath() && r.ProtoMajor == 1 {
 		w = &closeAfterWriter{ResponseWriter: w}
 	} else if status, why := s.checkRequest(r); status != 0 {
@@ -136,11 +145,34 @@ func (s *Server) connState(nc net.Conn, st http.ConnState) {
 	}
 }
 
+// tlsStateKey is the context key of a handed-over TLS connection's state.
+type tlsStateKey struct{}
+
+// connContext is net/http's ConnContext: a bufferedConn over a TLS
+// connection puts the connection's state in the context, for serveHTTP.
+func connContext(ctx context.Context, nc net.Conn) context.Context {
+	if bc, ok := nc.(*bufferedConn); ok {
+		if tc, ok := bc.Conn.(*tls.Conn); ok {
+			st := tc.ConnectionState()
+			return context.WithValue(ctx, tlsStateKey{}, &st)
+		}
+	}
+	return ctx
+}
+
 // isWholeConn reports whether net/http serves nc for its whole life: an
-// h2c connection the fast path handed over at its preface.
+// h2c connection the fast path handed over at its preface, or a TLS
+// connection that chose HTTP/2.
 func isWholeConn(nc net.Conn) bool {
-	bc, ok := nc.(*bufferedConn)
-	return ok && bc.whole
+	switch c := nc.(type) {
+	case *bufferedConn:
+		return c.whole
+	case *tls.Conn:
+		// HTTP/2 chosen by ALPN (serveTLS handed it over at once); an
+		// HTTP/1.1 one came from the fast path for one request.
+		return c.ConnectionState().NegotiatedProtocol == "h2"
+	}
+	return false
 }
 
 // acmeChallengePrefix is the path of ACME HTTP-01 challenges (RFC 8555

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -58,6 +59,7 @@ type cconn struct {
 	s          *Server
 	nc         net.Conn
 	parkable   bool   // false: it waits in reads
+	tls        bool   // a TLS connection (https in X-Forwarded-Proto)
 	remoteAddr string // in addrBuf, or allocated when longer
 	peer       string // the peer's IP
 	addrBuf    [48]byte
@@ -104,6 +106,7 @@ func newCconn(s *Server, nc net.Conn) *cconn {
 	if _, ok := nc.(syscall.Conn); ok {
 		cc.parkable = pollersReady()
 	}
+	_, cc.tls = nc.(*tls.Conn)
 	cc.state.Store(connActive)
 	return cc
 }

@@ -157,6 +157,9 @@ func (c *fconn) appendForwarding(b []byte, e *entry, ex *exchange, fwd inboundFo
 		b = appendField(b, "X-Forwarded-Host", host)
 	}
 	proto := "http"
+	if c.cc != nil && c.cc.tls {
+		proto = "https"
+	}
 	if ex.trusted && len(fwd.xfProto) > 0 {
 		proto = bstr(fwd.xfProto)
 	}

@@ -106,9 +106,11 @@ type ServerConfig struct {
 	// DisableFastPath hands every connection to net/http.
 	DisableFastPath bool
 	// TLS makes the entry point HTTPS: every connection is a TLS server
-	// connection with this configuration, served by net/http for its
-	// whole life (HTTP/1.1, or HTTP/2 when the handshake chose "h2" and
-	// HTTP2 is not HTTP2Off; list "h2" in its NextProtos). Nil: plain.
+	// connection with this configuration. Once the handshake is done
+	// (within the head timeout), HTTP/1.1 is served by the fast path as a
+	// plain connection is, never parked; HTTP/2 (the handshake chose "h2",
+	// which HTTP2Off leaves out of NextProtos) by net/http for the
+	// connection's life. Nil: plain.
 	TLS *tls.Config
 	// HTTP2 is how HTTP/2 is served (HTTP2Auto: by ALPN with TLS, not
 	// without it).
@@ -200,6 +202,7 @@ func NewServer(h *Handler, cfg ServerConfig) *Server {
 	s.hs = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		ConnState:         s.connState,
+		ConnContext:       connContext,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
@@ -252,13 +255,15 @@ func (cfg ServerConfig) protocols() *http.Protocols {
 	return p
 }
 
-// FastPath reports whether the Server serves plain requests on its fast
-// path: not over TLS, not when it redirects, and not when it is disabled.
+// FastPath reports whether the Server serves HTTP/1.x requests on its fast
+// path (plain or in TLS): not when it redirects, and not when it is
+// disabled.
 func (s *Server) FastPath() bool { return s.cfg.fastPath() }
 
-// fastPath reports whether plain connections start on the fast path.
+// fastPath reports whether HTTP/1.x connections start on the fast path
+// (over TLS too, once the handshake chose HTTP/1.1).
 func (cfg ServerConfig) fastPath() bool {
-	return !cfg.DisableFastPath && cfg.TLS == nil && cfg.RedirectPort == 0
+	return !cfg.DisableFastPath && cfg.RedirectPort == 0
 }
 
 // Serve accepts connections on ln until Shutdown or Close, and returns
@@ -289,25 +294,68 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		if s.cfg.TLS != nil {
-			s.handoff(tls.Server(nc, s.cfg.TLS)) // the handshake runs on net/http's goroutine
-			continue
-		}
 		if !s.cfg.fastPath() {
+			if s.cfg.TLS != nil {
+				nc = tls.Server(nc, s.cfg.TLS) // net/http runs the handshake
+			}
 			s.handoff(nc)
 			continue
 		}
-		cc := newCconn(s, nc)
-		if !s.trackConn(cc, true) {
-			_ = nc.Close()
+		if s.cfg.TLS != nil {
+			go s.serveTLS(tls.Server(nc, s.cfg.TLS))
 			continue
 		}
-		if cc.parkable && !s.kicking.Load() && s.kicking.CompareAndSwap(false, true) {
-			go s.kickCold()
-		}
-		go cc.run(false)
+		s.serveFast(nc)
 	}
 }
+
+// serveFast serves nc on the fast path, on a goroutine of its own.
+func (s *Server) serveFast(nc net.Conn) {
+	cc := newCconn(s, nc)
+	if !s.trackConn(cc, true) {
+		_ = nc.Close()
+		return
+	}
+	if cc.parkable && !s.kicking.Load() && s.kicking.CompareAndSwap(false, true) {
+		go s.kickCold()
+	}
+	go cc.run(false)
+}
+
+// serveTLS runs the TLS handshake of tc within the head timeout, then
+// serves the connection: HTTP/1.1 on the fast path (a TLS connection is
+// never parked: its reads hold TLS state the poller cannot see), HTTP/2
+// (ALPN h2) by net/http's server.
+func (s *Server) serveTLS(tc *tls.Conn) {
+	t := s.cfg.ReadHeaderTimeout
+	if t <= 0 {
+		t = s.cfg.ReadTimeout
+	}
+	if t <= 0 {
+		t = defaultHandshakeTimeout
+	}
+	_ = tc.SetDeadline(time.Now().Add(t))
+	ctx, cancel := context.WithTimeout(s.base, t)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		if s.h != nil && s.h.log != nil && debugEnabled(s.h.log) {
+			s.h.log.WithError(err).WithField("remote_addr", tc.RemoteAddr().String()).Debug("TLS handshake failed")
+		}
+		_ = tc.Close()
+		return
+	}
+	_ = tc.SetDeadline(time.Time{})
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		s.handoff(tc)
+		return
+	}
+	s.serveFast(tc)
+}
+
+// defaultHandshakeTimeout bounds a TLS handshake when the entry point sets
+// no read timeout at all.
+const defaultHandshakeTimeout = 10 * time.Second
 
 func (s *Server) trackListener(ln net.Listener, add bool) bool { return track(s, s.lns, ln, add) }
 

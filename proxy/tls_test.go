@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -353,5 +354,48 @@ func TestHTTP2ServerLimits(t *testing.T) {
 	}
 	if v := got[maxHeaderListSize]; v == 0 || v > 16<<10 {
 		t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE %d, want about max_header_bytes (8 KiB)", v)
+	}
+}
+
+// HTTP/1.1 inside TLS is served by the fast path on a kept-alive
+// connection, and tells the endpoint https; a request the fast path hands
+// to net/http over TLS (here to an h2c service) keeps its TLS state there.
+func TestTLSHTTP1OnFastPath(t *testing.T) {
+	b := newBackend(t, "b1", nil)
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	h2cSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto+" "+r.Header.Get("X-Forwarded-Proto"))
+	}), Protocols: p}
+	h2cLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = h2cSrv.Serve(h2cLn) }()
+	t.Cleanup(func() { _ = h2cSrv.Close() })
+	slow := testRoute(t, "grpcish", "round_robin", &Upstream{Name: "h2c", Transport: NewTransport(TransportConfig{Protocol: UpstreamH2C})}, h2cLn.Addr().String())
+	slow.PathPrefix = "/h2c"
+	_, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), b.addr()), slow)
+	var fast atomic.Int64
+	h.onFast = func() { fast.Add(1) }
+	fe, tc := tlsFrontend(t, h, ServerConfig{}, "h2", "http/1.1")
+	client := protoClient(t, tc, func(p *http.Protocols) { p.SetHTTP1(true) })
+	for i := range 3 {
+		res, body := getWith(t, client, fe.URL+"/x")
+		if res.StatusCode != 200 || decodeEcho(t, body).Header["X-Forwarded-Proto"][0] != "https" {
+			t.Fatalf("request %d: %d %s", i, res.StatusCode, body)
+		}
+	}
+	if n := fast.Load(); n != 3 {
+		t.Fatalf("%d of 3 HTTP/1.1 requests over TLS on the fast path", n)
+	}
+	if st := fe.srv.ConnStats(); st.NetHTTP != 0 || st.Serving+st.Waiting+st.Parked != 1 {
+		t.Fatalf("connections %+v, want one kept-alive fast connection", st)
+	}
+	// Handed over: net/http sees the TLS state (the endpoint hears the
+	// protocol through the h2c service's echo).
+	res, body := getWith(t, client, fe.URL+"/h2c/y")
+	if res.StatusCode != 200 || string(body) != "HTTP/2.0 https" || fast.Load() != 3 {
+		t.Fatalf("handed over: %d %q (fast %d)", res.StatusCode, body, fast.Load())
 	}
 }

@@ -99,9 +99,10 @@ type EntryPoint struct {
 	// request of a connection hands it to Go's net/http. Default true;
 	// false serves every connection with net/http.
 	FastPath bool `mapstructure:"fast_path"`
-	// TLS makes this an HTTPS entry point: the connections are TLS, served
-	// by Go's net/http (HTTP/1.1, and HTTP/2 chosen by ALPN unless http2
-	// is off). Default: none (plain HTTP).
+	// TLS makes this an HTTPS entry point: the connections are TLS; after
+	// the handshake, HTTP/1.1 is served by the fast path (when fast_path is
+	// on) and HTTP/2, chosen by ALPN unless http2 is off, by Go's net/http.
+	// Default: none (plain HTTP).
 	TLS *EntryPointTLS `mapstructure:"tls"`
 	// HTTP2 is how HTTP/2 is offered: auto (by ALPN "h2" on a TLS entry
 	// point, not at all on a plain one), off (HTTP/1.1 only), or h2c (a
