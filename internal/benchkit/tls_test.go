@@ -410,7 +410,7 @@ func TestSummarizeTLS(t *testing.T) {
 	}
 	table := TLSTable(res, KindHandshake)
 	mustContain(t, "handshake table", table, "| target | handshakes/s median (min–max) |", "CPU µs per handshake",
-		"| zkgate, TLS entry point (net/http) | 1,800 (900–3,600) | – | 0.90× | – | 200.0 | 0.36 | 0 |")
+		"| zkgate, TLS entry point | 1,800 (900–3,600) | – | 0.90× | – | 200.0 | 0.36 | 0 |")
 	if strings.Contains(table, "| direct") {
 		t.Errorf("the handshake table has a direct row:\n%s", table)
 	}

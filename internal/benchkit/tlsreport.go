@@ -40,7 +40,7 @@ const NginxTLS = "nginx-tls"
 // TLSTargets lists the TLS section's targets in report order; the
 // reference of KindHTTPS, direct plain HTTP, is measured beside them.
 var TLSTargets = []TargetInfo{
-	{Name: "zkgate-tls", Label: "zkgate, TLS entry point (net/http)"},
+	{Name: "zkgate-tls", Label: "zkgate, TLS entry point"},
 	{Name: NginxTLS, Label: "nginx, 1 worker, listen ssl http2"},
 	{Name: "nginx-tls-2", Label: "nginx, 2 workers, listen ssl http2", BothCores: true},
 }
