@@ -48,7 +48,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody && !(s.cfg.fastPath() && r.ProtoMajor == 1) {
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		r.Body = http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes) // nil: the transport may read it after the handler returned
 	}
 	if s.cfg.RedirectPort != 0 && !isACMEChallenge(r) {
 		s.redirectHTTPS(w, r)
@@ -67,6 +67,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			g.rate = 0
 		}
 		r.Body = g
+		defer g.handlerDone()
 	}
 	s.h.ServeHTTP(w, r)
 }
@@ -225,6 +226,28 @@ type guardedBody struct {
 	max      time.Duration
 	n        int64     // bytes read
 	deadline time.Time // the read deadline set, zero before the first read
+	// mu guards rc against the handler's end: the transport may still
+	// read the body (on its own goroutine) after the handler returned,
+	// when net/http's response writer must no longer be used.
+	mu   sync.Mutex
+	done bool // the handler returned: rc is not used any more
+}
+
+// setReadDeadline sets the connection's read deadline through rc while
+// the handler runs.
+func (b *guardedBody) setReadDeadline(t time.Time) {
+	b.mu.Lock()
+	if !b.done {
+		_ = b.rc.SetReadDeadline(t)
+	}
+	b.mu.Unlock()
+}
+
+// handlerDone marks the handler's end (serveHTTP).
+func (b *guardedBody) handlerDone() {
+	b.mu.Lock()
+	b.done = true
+	b.mu.Unlock()
 }
 
 // Read reads the body under a read deadline that allows BodyTimeout plus
@@ -237,7 +260,7 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 	if b.rate <= 0 {
 		if b.max > 0 && b.deadline.IsZero() {
 			b.deadline = b.start.Add(b.max)
-			_ = b.rc.SetReadDeadline(b.deadline)
+			b.setReadDeadline(b.deadline)
 		}
 	} else if now := time.Now(); b.deadline.Sub(now) < b.timeout/2 {
 		allowed := b.timeout + time.Duration(float64(b.n)/float64(b.rate)*float64(time.Second))
@@ -245,12 +268,12 @@ func (b *guardedBody) Read(p []byte) (int, error) {
 			allowed = b.max // ReadTimeout bounds the whole request
 		}
 		b.deadline = b.start.Add(allowed)
-		_ = b.rc.SetReadDeadline(b.deadline)
+		b.setReadDeadline(b.deadline)
 	}
 	n, err := b.src.Read(p)
 	b.n += int64(n)
 	if err == io.EOF {
-		_ = b.rc.SetReadDeadline(time.Time{})
+		b.setReadDeadline(time.Time{})
 		if len(b.req.Trailer) > 0 {
 			// net/http fills the trailer map when the body ends, before
 			// the transport writes the trailers.

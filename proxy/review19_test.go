@@ -603,6 +603,17 @@ func TestReview19H2DowngradeFramingTricks(t *testing.T) {
 			}
 			continue
 		}
+		if s.Path == "/long" {
+			// Go's server resets the stream at the DATA past its
+			// content-length; whether the gateway had begun to send the
+			// request by then is a race. Either way no byte past the
+			// declared length reaches the endpoint, and a begun request
+			// is cut (its connection closed), never completed.
+			if strings.Contains(s.Body, "smuggled") || strings.Contains(s.Body, "GET ") || len(strings.TrimSuffix(s.Body, "<read error: unexpected EOF>")) > 5 {
+				t.Errorf("the endpoint saw /long with %q past its content-length", s.Body)
+			}
+			continue
+		}
 		if cl := http.Header(s.Header).Get("Content-Length"); cl != "" && cl != fmt.Sprint(len(s.Body)) {
 			t.Errorf("the endpoint saw %s with Content-Length %s and a %d-byte body %q", s.Path, cl, len(s.Body), s.Body)
 		}
