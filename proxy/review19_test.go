@@ -588,8 +588,11 @@ func TestReview19H2DowngradeFramingTricks(t *testing.T) {
 	for _, s := range sb.list() {
 		paths[s.Path] = s
 	}
-	if paths["/last"].Path == "" || paths["/host"].Host != "x" || paths["/short"].Path == "" {
-		t.Fatalf("the endpoint saw %v; want /host (with Host x, from :authority), /short and /last among them", paths)
+	// /short may or may not reach the endpoint before its body breaks
+	// (a race of the stream's reset with the forwarding): checked below
+	// when it did.
+	if paths["/last"].Path == "" || paths["/host"].Host != "x" {
+		t.Fatalf("the endpoint saw %v; want /host (with Host x, from :authority) and /last among them", paths)
 	}
 	for _, s := range sb.list() {
 		if s.Path == "/smuggled" || s.Header["Transfer-Encoding"] != nil || s.Header["Connection"] != nil || s.Header["X-Secret"] != nil {
