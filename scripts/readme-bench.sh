@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # readme-bench.sh — copy tables of docs/bench/results.md into README.md
 # between their markers (run after `make bench`): the small-body table
-# (BENCH-TABLE), the both-cores small-body table (BENCH-2CORE), the
-# memory per held connection (BENCH-HELD) and zkgate's TLS entry point
-# against nginx (BENCH-TLS).
+# (BENCH-TABLE, with the "CPU ÷ plain zkgate" line under it when the
+# policies target was measured), the both-cores small-body table
+# (BENCH-2CORE), the memory per held connection (BENCH-HELD) and zkgate's
+# TLS entry point against nginx (BENCH-TLS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 - <<'PY'
@@ -17,14 +18,19 @@ def first_table(heading):
         i = results.index(heading)
     except ValueError:
         sys.exit(f"readme-bench: no {heading!r} in docs/bench/results.md")
-    rows = []
-    for line in results[i + 1:]:
+    rows, end = [], len(results)
+    for j, line in enumerate(results[i + 1:], i + 1):
         if line.startswith("|"):
             rows.append(line)
         elif rows or line.startswith("#"):
+            end = j
             break
     if not rows:
         sys.exit(f"readme-bench: no table after {heading!r}")
+    # The line under a table giving the policies row's CPU against the
+    # plain zkgate row's goes with it.
+    if end + 1 < len(results) and results[end] == "" and results[end + 1].startswith("CPU ÷ plain zkgate"):
+        rows += ["", results[end + 1]]
     return "\n".join(rows)
 
 s = open("README.md").read()

@@ -197,7 +197,29 @@ func ZkgateConfig(webPort, adminPort, zkPort int, zkPath string, accessLog, fast
     address: "127.0.0.1:%d"
     fast_path: %t
 `, webPort, fastPath)
-	return zkgateConfig(web, adminPort, zkPort, zkPath, accessLog)
+	return zkgateConfig(web, adminPort, zkPort, zkPath, accessLog, "")
+}
+
+// ZkgatePoliciesConfig is ZkgateConfig (access log and fast path on, as
+// the plain zkgate target) with policies on the RoutePrefix route, written
+// as docs/configuration.md documents them: a JWT check against jwksFile
+// forwarding the sub claim as X-User-ID, a rate limit per client address
+// far above any load the harness sends (it never refuses), and CORS for
+// PolicyOrigin. Requests need the token WriteBenchToken signs.
+func ZkgatePoliciesConfig(webPort, adminPort, zkPort int, zkPath, jwksFile string) string {
+	web := fmt.Sprintf(`  web:
+    address: "127.0.0.1:%d"
+    fast_path: true
+`, webPort)
+	policies := fmt.Sprintf(`    cors:
+      allowed_origins: [%q]
+    auth:
+      jwt:
+        jwks_file: %q
+        forward_claims: { sub: X-User-ID }
+    rate_limit: { average: 1000000, burst: 1000000, key: client_ip }
+`, PolicyOrigin, jwksFile)
+	return zkgateConfig(web, adminPort, zkPort, zkPath, true, policies)
 }
 
 // ZkgateTLSConfig is ZkgateConfig with one TLS entry point, websecure, on
@@ -213,11 +235,13 @@ func ZkgateTLSConfig(port, adminPort, zkPort int, zkPath, certFile, keyFile stri
         - cert_file: %q
           key_file: %q
 `, port, certFile, keyFile)
-	return zkgateConfig(secure, adminPort, zkPort, zkPath, accessLog)
+	return zkgateConfig(secure, adminPort, zkPort, zkPath, accessLog, "")
 }
 
-// zkgateConfig is ZkgateConfig's text with the entry points given.
-func zkgateConfig(entryPoints string, adminPort, zkPort int, zkPath string, accessLog bool) string {
+// zkgateConfig is ZkgateConfig's text with the entry points given and
+// echoPolicies (YAML lines indented as route keys) on the RoutePrefix
+// route.
+func zkgateConfig(entryPoints string, adminPort, zkPort int, zkPath string, accessLog bool, echoPolicies string) string {
 	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
 entry_points:
 %sadmin:
@@ -237,7 +261,7 @@ routes:
     strip_prefix: true
     service: bench
     balancer: round_robin
-  - name: rest
+%s  - name: rest
     match:
       path_prefix: ""
     service: bench
@@ -259,5 +283,5 @@ services:
     retries:
       attempts: 2
       on: [connect_failure]
-`, entryPoints, adminPort, accessLog, zkPort, RoutePrefix, zkPath)
+`, entryPoints, adminPort, accessLog, zkPort, RoutePrefix, echoPolicies, zkPath)
 }

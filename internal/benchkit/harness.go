@@ -77,6 +77,7 @@ const Reference = "direct"
 const (
 	offZooKeeper = 0
 	offBackends  = 1 // three backends: +1, +2, +3
+	offZkgatePol = 4 // zkgate with policies: web, then admin
 	offZkgate    = 10
 	offZkgate3   = 12
 	offZkgateOff = 14
@@ -95,6 +96,7 @@ const (
 var Targets = []TargetInfo{
 	{Name: Reference, Label: "direct (no proxy)"},
 	{Name: "zkgate", Label: "zkgate, 1 backend"},
+	{Name: PoliciesTarget, Label: "zkgate, 1 backend, JWT + rate limit + CORS"},
 	{Name: "zkgate-3", Label: "zkgate, 3 backends"},
 	{Name: "zkgate-nolog", Label: "zkgate, 1 backend, no access log"},
 	{Name: "zkgate-nethttp", Label: "zkgate, net/http side (fast_path: false)"},
@@ -105,6 +107,15 @@ var Targets = []TargetInfo{
 	{Name: "nginx-2", Label: "nginx, 2 workers", BothCores: true},
 	{Name: "haproxy-2", Label: "HAProxy, nbthread 2", BothCores: true},
 }
+
+// PoliciesTarget is the plain zkgate target with policies on its route
+// (ZkgatePoliciesConfig); its requests carry a bench token and an Origin.
+// Its CPU per request is also reported against PoliciesBase's.
+const PoliciesTarget = "zkgate-policies"
+
+// PoliciesBase is the target PoliciesTarget's CPU per request is divided
+// by: the same zkgate and routes without policies.
+const PoliciesBase = "zkgate"
 
 // BothCoresTargets are the rows of the both-cores table, in order: zkgate
 // at its default GOMAXPROCS against nginx and HAProxy allowed both cores
@@ -201,6 +212,7 @@ type target struct {
 	pids      func() []int // the processes whose CPU and memory count
 	accessLog string       // truncated before each run when set
 	admin     string       // zkgate's admin URL
+	headers   []string     // added to every request ("Name: value"), by wrk and the readiness checks
 	wantIDs   int          // distinct backends to see answering before measuring
 }
 
@@ -372,7 +384,7 @@ func checkPorts(base int) error {
 	var busy []string
 	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2,
 		offNginxTLS, offNginxTLS2}
-	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateTLS} {
+	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateStd, offZkgateTLS, offZkgatePol} {
 		offs = append(offs, off, off+1)
 	}
 	for _, off := range offs {
@@ -415,8 +427,9 @@ func (h *harness) startBackends(ctx context.Context) error {
 	return nil
 }
 
-// answers returns a condition: url answers 200 with body want, while p runs.
-func (h *harness) answers(p *Proc, url string, want []byte) func() (bool, error) {
+// answers returns a condition: url answers 200 with body want, while p
+// runs. headers ("Name: value") are sent with the request.
+func (h *harness) answers(p *Proc, url string, want []byte, headers ...string) func() (bool, error) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	return func() (bool, error) {
 		if p != nil {
@@ -424,7 +437,15 @@ func (h *harness) answers(p *Proc, url string, want []byte) func() (bool, error)
 				return false, err
 			}
 		}
-		resp, err := client.Get(url)
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			return false, err
+		}
+		for _, hv := range headers {
+			name, value, _ := strings.Cut(hv, ":")
+			req.Header.Add(name, strings.TrimSpace(value))
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			return false, nil
 		}

@@ -175,7 +175,41 @@ func Table(rows []Row, body string, conns int, reference string) string {
 			r.Label, groupDigits(r.RPS), groupDigits(r.RPSMin), groupDigits(r.RPSMax), ratio,
 			ms(r.P50), ms(r.P99), lat1, r.CPUPerReq, float64(r.RSS)/(1<<20), r.Errors)
 	}
+	if line := PoliciesCPULine(rows, body); line != "" {
+		fmt.Fprintf(&b, "\n%s\n", line)
+	}
 	return b.String()
+}
+
+// PoliciesGoal is the bound on PoliciesTarget's CPU per request
+// divided by PoliciesBase's.
+const PoliciesGoal = 1.3
+
+// PoliciesCPULine returns, for one body size, the line giving
+// PoliciesTarget's CPU per request divided by PoliciesBase's (the same
+// zkgate without policies, measured in the same rounds) against
+// PoliciesGoal; "" unless both rows were measured.
+func PoliciesCPULine(rows []Row, body string) string {
+	var pol, base *Row
+	for i := range rows {
+		switch r := &rows[i]; {
+		case r.Body != body:
+		case r.Name == PoliciesTarget:
+			pol = r
+		case r.Name == PoliciesBase:
+			base = r
+		}
+	}
+	if pol == nil || base == nil || base.CPUPerReq <= 0 {
+		return ""
+	}
+	ratio := pol.CPUPerReq / base.CPUPerReq
+	verdict := "met"
+	if ratio > PoliciesGoal {
+		verdict = "missed"
+	}
+	return fmt.Sprintf("CPU ÷ plain zkgate, %s: %.1f / %.1f µs/req = **%.2f×** (goal ≤ %.1f×: %s)",
+		pol.Label, pol.CPUPerReq, base.CPUPerReq, ratio, PoliciesGoal, verdict)
 }
 
 // BothCoresTable renders, for one body size, the rows named in names (in

@@ -127,3 +127,27 @@ func TestBothCoresTable(t *testing.T) {
 		t.Errorf("the main table shows a both-cores target or lacks nginx with 1 worker:\n%s", main)
 	}
 }
+
+func TestPoliciesCPULine(t *testing.T) {
+	row := func(name, body string, cpu float64) Row {
+		return Row{TargetInfo: TargetInfo{Name: name, Label: name + " label"}, Body: body, CPUPerReq: cpu, Ratio: math.NaN()}
+	}
+	rows := []Row{row(Reference, BodySmall, 20), row(PoliciesBase, BodySmall, 40), row(PoliciesTarget, BodySmall, 48),
+		row(PoliciesBase, BodyLarge, 50), row(PoliciesTarget, BodyLarge, 70)}
+	want := "CPU ÷ plain zkgate, zkgate-policies label: 48.0 / 40.0 µs/req = **1.20×** (goal ≤ 1.3×: met)"
+	if got := PoliciesCPULine(rows, BodySmall); got != want {
+		t.Errorf("small: %q, want %q", got, want)
+	}
+	if got := PoliciesCPULine(rows, BodyLarge); !strings.Contains(got, "= **1.40×** (goal ≤ 1.3×: missed)") {
+		t.Errorf("large: %q, want 1.40× missed", got)
+	}
+	if got := Table(rows, BodySmall, 64, Reference); !strings.HasSuffix(got, "| 0 |\n\n"+want+"\n") {
+		t.Errorf("Table does not end with the line:\n%s", got)
+	}
+	if got := PoliciesCPULine(rows[:2], BodySmall); got != "" {
+		t.Errorf("without the policies row: %q, want no line", got)
+	}
+	if got := PoliciesCPULine(rows[2:3], BodySmall); got != "" {
+		t.Errorf("without the plain row: %q, want no line", got)
+	}
+}

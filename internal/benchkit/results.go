@@ -202,6 +202,10 @@ func (r Results) Markdown() string {
 	b.WriteString("- **zkgate**: `bin/zkgate serve`, routes from ZooKeeper discovery (a real ZooKeeper from Debian's package): `" + RoutePrefix + "` with `strip_prefix: true` " +
 		"and a route on `\"\"`, both `round_robin`, the service settings of `configs/gateway.yaml` (active HTTP health checks every 2s, passive ejection, retries on connect failures), " +
 		"metrics on, the JSON access log on standard output written to a file, every other key at its default, as in the issue's reference run; one variant with the access log off. Default GOMAXPROCS (every core).\n")
+	b.WriteString("- **zkgate with policies** (`" + PoliciesTarget + "`): the same zkgate and routes, the `" + RoutePrefix + "` route with `auth: { jwt: { jwks_file, forward_claims: { sub: X-User-ID } } }` " +
+		"(an ES256 key and JWKS made at bench time, one token valid for a day), `rate_limit: { average: 1000000, burst: 1000000, key: client_ip }` (never refuses) and " +
+		"`cors: { allowed_origins: [\"" + PolicyOrigin + "\"] }`; only its wrk runs send `Authorization: Bearer <token>` and `Origin: " + PolicyOrigin + "`. " +
+		"**CPU ÷ plain zkgate** under its table is its CPU µs/req divided by the plain zkgate row's (issue's goal ≤ 1.3×).\n")
 	b.WriteString("- **bare Go httputil.ReverseProxy**: `zkbench reverseproxy`, a `ReverseProxy` with only `SetURL` and a 256-connection keep-alive pool, no routes: " +
 		"what any Go proxy pays before routing, balancing, health checks, metrics and logging; zkgate's distance to it is zkgate's own cost.\n")
 	b.WriteString("- **nginx**: one worker (two for the both-cores table), `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `location " + RoutePrefix + "/ { proxy_pass http://bench/; }` beside `location /`, " +

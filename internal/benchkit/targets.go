@@ -49,6 +49,8 @@ func (h *harness) launch(ctx context.Context, t *target) error {
 		t.url, t.proc = "http://"+one[0], h.backend[0]
 	case "zkgate":
 		err = h.startZkgate(ctx, t, offZkgate, "/services/bench1", true, true)
+	case PoliciesTarget:
+		err = h.startZkgatePolicies(ctx, t)
 	case "zkgate-3":
 		err = h.startZkgate(ctx, t, offZkgate3, "/services/bench3", true, true)
 	case "zkgate-nolog":
@@ -84,10 +86,10 @@ func (h *harness) launch(ctx context.Context, t *target) error {
 // to t.wantIDs backends when set.
 func (h *harness) ready(ctx context.Context, t *target) error {
 	what := t.Label + " at " + t.url
-	if err := WaitFor(ctx, 30*time.Second, what+" to answer the small body", h.answers(t.proc, t.url+t.prefix+"/", []byte(SmallBody))); err != nil {
+	if err := WaitFor(ctx, 30*time.Second, what+" to answer the small body", h.answers(t.proc, t.url+t.prefix+"/", []byte(SmallBody), t.headers...)); err != nil {
 		return err
 	}
-	if err := WaitFor(ctx, 10*time.Second, what+" to answer the 16 KiB body", h.answers(t.proc, t.url+t.prefix+LargePath, largeBody)); err != nil {
+	if err := WaitFor(ctx, 10*time.Second, what+" to answer the 16 KiB body", h.answers(t.proc, t.url+t.prefix+LargePath, largeBody, t.headers...)); err != nil {
 		return err
 	}
 	if t.wantIDs > 1 {
@@ -101,12 +103,32 @@ func (h *harness) ready(ctx context.Context, t *target) error {
 // startZkgate starts bin/zkgate with ZkgateConfig; web and admin listen on
 // off and off+1.
 func (h *harness) startZkgate(ctx context.Context, t *target, off int, zkPath string, accessLog, fastPath bool) error {
+	text := ZkgateConfig(h.port(off), h.port(off+1), h.port(offZooKeeper), zkPath, accessLog, fastPath)
+	return h.startZkgateWith(ctx, t, off, text, accessLog)
+}
+
+// startZkgatePolicies starts the policies target: a bench token and its
+// JWKS in the target's directory, bin/zkgate with ZkgatePoliciesConfig
+// (the plain zkgate target's, policies on the route) at offZkgatePol, and
+// the token and Origin on every request sent to it.
+func (h *harness) startZkgatePolicies(ctx context.Context, t *target) error {
+	tok, err := WriteBenchToken(filepath.Join(h.run, t.Name))
+	if err != nil {
+		return err
+	}
+	t.headers = tok.Headers()
+	text := ZkgatePoliciesConfig(h.port(offZkgatePol), h.port(offZkgatePol+1), h.port(offZooKeeper), "/services/bench1", tok.JWKSFile)
+	return h.startZkgateWith(ctx, t, offZkgatePol, text, true)
+}
+
+// startZkgateWith starts bin/zkgate with the configuration text; web and
+// admin listen on off and off+1.
+func (h *harness) startZkgateWith(ctx context.Context, t *target, off int, text string, accessLog bool) error {
 	dir := filepath.Join(h.run, t.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("benchkit: %w", err)
 	}
 	cfg := filepath.Join(dir, "gateway.yaml")
-	text := ZkgateConfig(h.port(off), h.port(off+1), h.port(offZooKeeper), zkPath, accessLog, fastPath)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}
@@ -320,7 +342,7 @@ func (h *harness) measure(ctx context.Context, t *target, body string, conns int
 		return Sample{}, fmt.Errorf("benchkit: %s: %w", t.Name, err)
 	}
 	res, err := RunWrk(ctx, WrkOptions{Bin: h.tools["wrk"], Script: h.script, URL: t.url + t.prefix + bodyPath(body),
-		Threads: 1, Conns: conns, Duration: d})
+		Threads: 1, Conns: conns, Duration: d, Headers: t.headers})
 	if err != nil {
 		return Sample{}, err
 	}

@@ -297,18 +297,50 @@ func TestNginxTLSConfigRoutes(t *testing.T) {
 // zkgate's TLS configuration, served by zkgate itself (in process) with
 // the backend registered in a real ZooKeeper, as the harness runs it.
 func TestZkgateTLSConfigRoutes(t *testing.T) {
-	zktest.Require(t)
-	zk := zktest.Start(t)
 	dir := t.TempDir()
 	cert, err := WriteBenchCert(filepath.Join(dir, "cert"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	port := zktest.FreePort(t)
+	ctx, gatewayDone := serveZkgate(t, func(admin, zkPort int) string {
+		return ZkgateTLSConfig(port, admin, zkPort, "/services/bench1", cert.CertFile, cert.KeyFile, false)
+	})
+	base := fmt.Sprintf("https://127.0.0.1:%d", port)
+	err = WaitFor(ctx, 30*time.Second, "zkgate over TLS", func() (bool, error) {
+		if err := exited(gatewayDone); err != nil {
+			return false, err
+		}
+		_, body, status, err := TLSGet(cert.Pool, base+RoutePrefix+"/", false)
+		return err == nil && status == 200 && body == SmallBody, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTLSRouting(t, cert.Pool, base)
+}
+
+// serveZkgate starts a real ZooKeeper, a backend registered under
+// /services/bench1 and zkgate itself (in process) with the configuration
+// config returns for its admin port and ZooKeeper's port. Everything ends
+// with the test; the context ends then, and gatewayDone receives Serve's
+// result.
+func serveZkgate(t *testing.T, config func(admin, zkPort int) string) (ctx context.Context, gatewayDone chan error) {
+	t.Helper()
+	zktest.Require(t)
+	zk := zktest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	backendDone, gatewayDone := make(chan error, 1), make(chan error, 1)
+	backendDone := make(chan error, 1)
+	gatewayDone = make(chan error, 1)
+	gatewayStarted := false
 	t.Cleanup(func() {
 		cancel()
-		for _, done := range []chan error{gatewayDone, backendDone} {
+		var dones []chan error
+		if gatewayStarted {
+			dones = append(dones, gatewayDone)
+		}
+		dones = append(dones, backendDone)
+		for _, done := range dones {
 			select {
 			case <-done:
 			case <-time.After(20 * time.Second):
@@ -324,13 +356,13 @@ func TestZkgateTLSConfigRoutes(t *testing.T) {
 	select {
 	case <-ready:
 	case err := <-backendDone:
+		backendDone <- err
 		t.Fatalf("backend: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("backend not registered within 30s")
 	}
-	port, admin := zktest.FreePort(t), zktest.FreePort(t)
-	cfg := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(cfg, []byte(ZkgateTLSConfig(port, admin, zk.Port(), "/services/bench1", cert.CertFile, cert.KeyFile, false)), 0o644); err != nil {
+	cfg := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(cfg, []byte(config(zktest.FreePort(t), zk.Port())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logs := &lockedWriter{}
@@ -339,22 +371,21 @@ func TestZkgateTLSConfigRoutes(t *testing.T) {
 			t.Logf("zkgate's log:\n%s", logs.String())
 		}
 	})
+	gatewayStarted = true
 	go func() { gatewayDone <- app.Serve(ctx, cfg, logs) }()
-	base := fmt.Sprintf("https://127.0.0.1:%d", port)
-	err = WaitFor(ctx, 30*time.Second, "zkgate over TLS", func() (bool, error) {
-		select {
-		case err := <-gatewayDone:
-			gatewayDone <- err
-			return false, fmt.Errorf("zkgate exited: %v", err)
-		default:
-		}
-		_, body, status, err := TLSGet(cert.Pool, base+RoutePrefix+"/", false)
-		return err == nil && status == 200 && body == SmallBody, nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	return ctx, gatewayDone
+}
+
+// exited returns an error when the gateway serveZkgate started has ended,
+// leaving its result for the test's cleanup.
+func exited(gatewayDone chan error) error {
+	select {
+	case err := <-gatewayDone:
+		gatewayDone <- err
+		return fmt.Errorf("zkgate exited: %v", err)
+	default:
+		return nil
 	}
-	checkTLSRouting(t, cert.Pool, base)
 }
 
 func TestSummarizeTLS(t *testing.T) {

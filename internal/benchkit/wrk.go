@@ -44,6 +44,8 @@ type WrkOptions struct {
 	Threads, Conns int
 	// Duration is wrk's -d, rounded down to whole seconds (at least 1).
 	Duration time.Duration
+	// Headers are added to every request ("Name: value", wrk's -H).
+	Headers []string
 }
 
 // Args returns wrk's command line for o, without the executable.
@@ -54,10 +56,14 @@ func (o WrkOptions) Args() []string {
 	}
 	conns = max(conns, threads) // wrk wants at least one connection per thread
 	secs := max(int(o.Duration/time.Second), 1)
-	return []string{
+	args := []string{
 		"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(secs) + "s",
-		"--latency", "-s", o.Script, o.URL,
+		"--latency", "-s", o.Script,
 	}
+	for _, h := range o.Headers {
+		args = append(args, "-H", h)
+	}
+	return append(args, o.URL)
 }
 
 // WrkResult is what one wrk run measured.

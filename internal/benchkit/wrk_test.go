@@ -67,6 +67,11 @@ func TestWrkArgs(t *testing.T) {
 	if !slices.Equal(got[:3], []string{"-t2", "-c2", "-d1s"}) {
 		t.Errorf("Args with 2 threads, 1 connection, no duration = %q, want -t2 -c2 -d1s first", got)
 	}
+	got = WrkOptions{Script: "s", URL: "u", Headers: []string{"Authorization: Bearer t", "Origin: o"}}.Args()
+	want = []string{"-t1", "-c64", "-d1s", "--latency", "-s", "s", "-H", "Authorization: Bearer t", "-H", "Origin: o", "u"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Args with headers = %q, want %q", got, want)
+	}
 }
 
 func TestRunWrkAgainstBackend(t *testing.T) {
