@@ -26,7 +26,7 @@
 #                           process may hold 20,000 descriptors, a proxy holds two
 #                           per upgraded connection)
 #   BENCH_PROP_EVENTS=100   discovery propagation events (0 = skip)
-#   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,go-reverseproxy,nginx,haproxy,caddy,nginx-2,haproxy-2
+#   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,zkgate-policies,go-reverseproxy,nginx,haproxy,caddy,nginx-2,haproxy-2
 #                           and of the TLS section: zkgate-tls,nginx-tls,nginx-tls-2 (naming TLS targets
 #                           only runs that section alone; naming none skips it)
 #   BENCH_BASE_PORT=19100   ports BASE..BASE+29 on 127.0.0.1 must be free

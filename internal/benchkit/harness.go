@@ -273,6 +273,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		targets []*target
 		samples []Sample
 		conns   *ConnResults
+		notes   []string
 	)
 	if h.mainSelected() {
 		if targets, err = h.startTargets(ctx); err != nil {
@@ -289,13 +290,15 @@ func Run(ctx context.Context, opts Options) (err error) {
 				return err
 			}
 		}
+		// The access logs' drop counts are read from the running
+		// gateways, before they stop.
+		notes = accessLogNotes(targets)
 		for _, t := range targets {
 			if t.Name != Reference && t.proc != nil {
 				_ = h.procs.Stop(t.proc, 10*time.Second)
 			}
 		}
 	}
-	notes := accessLogNotes(targets)
 	var tlsRes *TLSResults
 	if h.tlsSelected() {
 		if tlsRes, err = h.tlsSection(ctx); err != nil {
