@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -48,37 +45,12 @@ func buildOptions(opts []Option) options {
 // empty (or all blank) file and one larger than maxFileSize. The error is a
 // *FileError naming path.
 func readFile(path string) ([]byte, error) {
-	fail := func(err error) error {
-		// The *PathError's text repeats the path the FileError already gives.
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return &FileError{Path: path, Err: err}
-	}
 	if path == "" {
 		return nil, &FileError{Path: `""`, Err: errors.New("no file named")}
 	}
-	f, err := os.Open(path)
+	data, err := filewatch.ReadFile(path, maxFileSize)
 	if err != nil {
-		return nil, fail(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fail(err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fail(fmt.Errorf("not a regular file (%s)", st.Mode().Type()))
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	switch {
-	case err != nil:
-		return nil, fail(err)
-	case len(data) > maxFileSize:
-		return nil, fail(fmt.Errorf("larger than %d bytes", maxFileSize))
-	case len(bytes.TrimSpace(data)) == 0:
-		return nil, fail(errors.New("is empty"))
+		return nil, &FileError{Path: path, Err: err}
 	}
 	return data, nil
 }

@@ -1,7 +1,6 @@
 package tlscert
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -11,10 +10,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"strings"
+
+	"github.com/zkgate/zkgate/internal/filewatch"
 )
 
 // maxFileSize bounds what is read from a certificate, key or CA file. A real
@@ -114,38 +112,10 @@ func readPEMFile(key, path string) ([]byte, error) {
 	if path == "" {
 		return nil, &FileError{Key: key, Err: errors.New("is empty; give the path of a PEM file")}
 	}
-	fail := func(err error) error {
-		// The *PathError's text repeats the path the FileError already gives.
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-			if errors.Is(err, fs.ErrNotExist) {
-				err = fmt.Errorf("no such file: %w", fs.ErrNotExist)
-			}
-		}
-		return &FileError{Key: key, Path: path, Err: err}
-	}
-	f, err := os.Open(path)
+	fail := func(err error) error { return &FileError{Key: key, Path: path, Err: err} }
+	data, err := filewatch.ReadFile(path, maxFileSize)
 	if err != nil {
 		return nil, fail(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fail(err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fail(fmt.Errorf("not a regular file (%s)", st.Mode().Type()))
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fail(err)
-	}
-	switch {
-	case len(data) > maxFileSize:
-		return nil, fail(fmt.Errorf("larger than %d bytes", maxFileSize))
-	case len(bytes.TrimSpace(data)) == 0:
-		return nil, fail(errors.New("is empty"))
 	}
 	if b, _ := pem.Decode(data); b == nil {
 		return nil, fail(errors.New("holds no PEM data"))
