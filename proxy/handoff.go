@@ -50,7 +50,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody && !(s.cfg.fastPath() && r.ProtoMajor == 1) {
 		r.Body = http.MaxBytesReader(nil, r.Body, s.cfg.MaxBodyBytes) // nil: the transport may read it after the handler returned
 	}
-	if s.cfg.RedirectPort != 0 && !isACMEChallenge(r) {
+	if s.cfg.RedirectPort != 0 && !isACMEChallenge(r) && !s.viaHTTPS(r) {
 		s.redirectHTTPS(w, r)
 		return
 	}
@@ -179,6 +179,17 @@ func isWholeConn(nc net.Conn) bool {
 // acmeChallengePrefix is the path of ACME HTTP-01 challenges (RFC 8555
 // §8.3), which a redirecting entry point still routes.
 const acmeChallengePrefix = "/.well-known/acme-challenge/"
+
+// viaHTTPS reports whether a trusted proxy in front (a load balancer that
+// terminates TLS) says the client came over https: no redirect then, or
+// the client would loop.
+func (s *Server) viaHTTPS(r *http.Request) bool {
+	if len(s.h.trusted) == 0 || !isTrusted(peerHost(r.RemoteAddr), s.h.trusted) {
+		return false
+	}
+	proto := r.Header.Values("X-Forwarded-Proto")
+	return len(proto) > 0 && strings.EqualFold(strings.TrimSpace(proto[len(proto)-1]), "https")
+}
 
 // isACMEChallenge reports whether r asks for an ACME challenge: its path,
 // cleaned as routing cleans it, is under acmeChallengePrefix (so that

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -186,6 +187,28 @@ func TestRedirectToHTTPS(t *testing.T) {
 		if res.StatusCode != http.StatusPermanentRedirect {
 			t.Errorf("GET %s on a redirecting entry point: %d, want 308", target, res.StatusCode)
 		}
+	}
+}
+
+// Behind a trusted load balancer that terminates TLS, a request it says
+// came over https is routed, not redirected (which would loop); an
+// untrusted peer's X-Forwarded-Proto changes nothing.
+func TestRedirectBehindTLSProxy(t *testing.T) {
+	b := newBackend(t, "b1", nil)
+	r := testRoute(t, "r", "round_robin", testUpstream(t, "svc"), b.addr())
+	_, trusting := newFrontend(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, r)
+	fe := startFrontend(t, trusting, ServerConfig{RedirectPort: 8443})
+	addr := strings.TrimPrefix(fe.URL, "http://")
+	if res, _ := rawRequest(t, addr, "GET /a HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-Proto: https\r\n\r\n"); res.StatusCode != http.StatusOK {
+		t.Fatalf("X-Forwarded-Proto https from a trusted proxy: %d, want it routed", res.StatusCode)
+	}
+	if res, _ := rawRequest(t, addr, "GET /a HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-Proto: http\r\n\r\n"); res.StatusCode != http.StatusPermanentRedirect {
+		t.Fatalf("X-Forwarded-Proto http from a trusted proxy: %d, want 308", res.StatusCode)
+	}
+	_, untrusting := newFrontend(t, Options{}, r)
+	fe2 := startFrontend(t, untrusting, ServerConfig{RedirectPort: 8443})
+	if res, _ := rawRequest(t, strings.TrimPrefix(fe2.URL, "http://"), "GET /a HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-Proto: https\r\n\r\n"); res.StatusCode != http.StatusPermanentRedirect {
+		t.Fatalf("X-Forwarded-Proto https from an untrusted peer: %d, want 308", res.StatusCode)
 	}
 }
 

@@ -116,8 +116,9 @@ type EntryPoint struct {
 	// RedirectTo names a TLS entry point: every request to this one is
 	// answered 308 Permanent Redirect to the same host and target on that
 	// entry point's port (omitted when it is 443), except paths under
-	// /.well-known/acme-challenge/, which are routed as usual. Default ""
-	// (no redirect).
+	// /.well-known/acme-challenge/, which are routed as usual, and
+	// requests a trusted proxy says came over https (X-Forwarded-Proto:
+	// a load balancer that terminates TLS). Default "" (no redirect).
 	RedirectTo string `mapstructure:"redirect_to"`
 }
 
