@@ -103,7 +103,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		// Build the routes and services as serve would, starting
 		// nothing: a file that validates also starts and reloads.
-		_, err = build(cfg, nil, nil)
+		_, err = build(cfg, nil, nil, nil)
 		_, tlsErr := buildTLSStores(cfg, nil)
 		err = errors.Join(err, tlsErr)
 	}

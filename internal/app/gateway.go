@@ -87,6 +87,7 @@ type route struct {
 	balancer balancer.Balancer
 	svc      *service
 	files    []fileWatcher      // its policies' files, watched while it serves
+	limiter  *routeLimiter      // its rate limiter, kept across reloads when unchanged
 	stop     context.CancelFunc // ends the watches; nil when none run
 }
 
@@ -403,7 +404,13 @@ func (g *Gateway) apply(cfg *config.Config) error {
 		return errShuttingDown
 	}
 
-	p, err := build(cfg, g.services, g.log)
+	limiters := map[string]*routeLimiter{}
+	for _, r := range g.routes {
+		if r.limiter != nil {
+			limiters[r.cfg.Name] = r.limiter
+		}
+	}
+	p, err := build(cfg, g.services, g.log, limiters)
 	if err != nil {
 		return err
 	}

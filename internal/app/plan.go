@@ -27,8 +27,10 @@ type plan struct {
 
 // build builds cfg's services and routes. A service of running (which may
 // be nil) whose configuration is unchanged is taken over as it is; the
-// others are built new and not started. Every problem found is returned.
-func build(cfg *config.Config, running map[string]*service, log logrus.FieldLogger) (*plan, error) {
+// others are built new and not started. A route's rate limiter in
+// limiters (by route name; may be nil) is kept when its rate_limit is
+// unchanged, so that a reload does not refill every bucket. Every problem found is returned.
+func build(cfg *config.Config, running map[string]*service, log logrus.FieldLogger, limiters map[string]*routeLimiter) (*plan, error) {
 	p := &plan{services: make(map[string]*service, len(cfg.Services))}
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(cfg.Services)) {
@@ -62,12 +64,12 @@ func build(cfg *config.Config, running map[string]*service, log logrus.FieldLogg
 			errs = append(errs, fmt.Errorf("routes[%d].balancer: %w", i, err))
 			continue
 		}
-		pol, files, err := routePolicies(i, rc, log)
+		pol, files, lim, err := routePolicies(i, rc, log, limiters[rc.Name])
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		p.routes = append(p.routes, &route{cfg: rc, balancer: b, svc: svc, files: files})
+		p.routes = append(p.routes, &route{cfg: rc, balancer: b, svc: svc, files: files, limiter: lim})
 		prs = append(prs, &proxy.Route{
 			Name:          rc.Name,
 			Priority:      rc.Priority,

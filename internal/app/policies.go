@@ -25,10 +25,11 @@ type fileWatcher interface {
 // loading the files they name (so that validate refuses a bad one by key).
 // The returned watchers are started by Gateway.apply. Errors name the
 // route's keys.
-func routePolicies(i int, rc config.Route, log logrus.FieldLogger) (*proxy.Policies, []fileWatcher, error) {
+func routePolicies(i int, rc config.Route, log logrus.FieldLogger, prev *routeLimiter) (*proxy.Policies, []fileWatcher, *routeLimiter, error) {
 	key := fmt.Sprintf("routes[%d]", i)
 	var errs []error
 	var files []fileWatcher
+	var rl *routeLimiter
 	if rc.Compress != nil && rc.Compress.Enabled {
 		errs = append(errs, fmt.Errorf("%s.compress: not supported by this build yet", key))
 	}
@@ -57,21 +58,32 @@ func routePolicies(i int, rc config.Route, log logrus.FieldLogger) (*proxy.Polic
 		}
 	}
 	if l := rc.RateLimit; l != nil {
-		lim, err := ratelimit.New(ratelimit.Config{Name: rc.Name, Average: l.Average, Period: l.Period, Burst: l.Burst})
-		if err != nil {
+		if prev != nil && prev.cfg == *l {
+			rl = prev // the same limit: its buckets go on
+		} else if lim, err := ratelimit.New(ratelimit.Config{Name: rc.Name, Average: l.Average, Period: l.Period, Burst: l.Burst}); err != nil {
 			errs = append(errs, fmt.Errorf("%s.rate_limit.%w", key, err))
 		} else {
-			p.RateLimit = &proxy.RateLimitPolicy{Limiter: rateLimiter{lim}, Key: l.Key}
+			rl = &routeLimiter{cfg: *l, lim: lim}
+		}
+		if rl != nil {
+			p.RateLimit = &proxy.RateLimitPolicy{Limiter: rateLimiter{rl.lim}, Key: l.Key}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if len(p.IPAllow) == 0 && len(p.IPDeny) == 0 && p.CORS == nil && p.Auth == nil && p.RateLimit == nil &&
 		len(p.SetResponseHeaders) == 0 && len(p.RemoveResponseHeaders) == 0 {
-		return nil, nil, nil // a route without policies pays nothing for them
+		return nil, nil, nil, nil // a route without policies pays nothing for them
 	}
-	return p, files, nil
+	return p, files, rl, nil
+}
+
+// routeLimiter is a route's rate limiter with the configuration it was
+// made for.
+type routeLimiter struct {
+	cfg config.RateLimit
+	lim *ratelimit.Limiter
 }
 
 // routeAuth loads a route's credential file and returns the proxy's policy

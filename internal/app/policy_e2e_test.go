@@ -139,6 +139,18 @@ func TestPoliciesThroughGateway(t *testing.T) {
 	if code != 429 || h.Get("Retry-After") == "" || !strings.Contains(h.Get("Ratelimit-Policy"), `"jwt";q=5`) || !strings.HasPrefix(h.Get("Ratelimit"), `"jwt";r=0`) {
 		t.Fatalf("over the limit: %d %v", code, h)
 	}
+	// A reload that leaves the limit as it is keeps the buckets: still 429.
+	res, err := http.Post(g.admin+"/api/reload", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/reload: %d", res.StatusCode)
+	}
+	if code, _, _ := do("/jwt/x", "Authorization: Bearer "+token); code != 429 {
+		t.Fatalf("after a reload with the same rate_limit: %d, want the bucket kept (429)", code)
+	}
 
 	// API keys, and their file rotated.
 	if code, h, _ := do("/keys/x", "X-API-Key: key-two"); code != 401 || !strings.HasPrefix(h.Get("Www-Authenticate"), "APIKey") {

@@ -51,7 +51,7 @@ func TestValidateIsServe(t *testing.T) {
 
 			cfg, serveErr := config.Load(path)
 			if serveErr == nil {
-				_, serveErr = build(cfg, nil, nil)
+				_, serveErr = build(cfg, nil, nil, nil)
 			}
 			serves := serveErr == nil
 
