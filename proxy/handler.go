@@ -23,6 +23,13 @@ type RequestObserver interface {
 	ObserveRequest(route *Route, method string, status int, d time.Duration, attempts int)
 }
 
+// RefusalObserver, when the RequestObserver implements it too, counts the
+// requests a route's policies refuse, by reason: "ip", "cors", "auth" or
+// "rate_limit".
+type RefusalObserver interface {
+	ObserveRefusal(route *Route, reason string)
+}
+
 // Options configures a Handler.
 type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For, X-Forwarded-Host

@@ -359,6 +359,7 @@ func (e *entry) admit(ex *exchange, method string, h headerSource, w http.Respon
 	p := e.pol
 	if len(p.allow) > 0 || len(p.deny) > 0 {
 		if !p.ipAdmitted(ex.clientIP) {
+			ex.refused(e, "ip")
 			ex.writeError(w, http.StatusForbidden, "forbidden", e.route.Name, e.service)
 			return true
 		}
@@ -375,6 +376,7 @@ func (e *entry) admit(ex *exchange, method string, h headerSource, w http.Respon
 		}
 	}
 	if p.auth != nil && !p.authenticate(ex, h, w, now) {
+		ex.refused(e, "auth")
 		ex.writeErrorHeaders(w, http.StatusUnauthorized, "unauthorized", e)
 		return true
 	}
@@ -394,11 +396,23 @@ func (e *entry) admit(ex *exchange, method string, h headerSource, w http.Respon
 			hdr.Set("Retry-After", strconv.FormatInt(int64(max(secs, 1)), 10))
 			hdr.Set("Ratelimit-Policy", string(l.Limiter.AppendPolicy(nil)))
 			hdr.Set("Ratelimit", string(l.Limiter.AppendRateLimit(nil, d)))
+			ex.refused(e, "rate_limit")
 			ex.writeErrorHeaders(w, http.StatusTooManyRequests, "too many requests", e)
 			return true
 		}
 	}
 	return false
+}
+
+// refused counts a request of route e that its policies refused for
+// reason, when the Handler's observer counts refusals.
+func (ex *exchange) refused(e *entry, reason string) {
+	if ex.h == nil {
+		return
+	}
+	if o, ok := ex.h.metrics.(RefusalObserver); ok {
+		o.ObserveRefusal(e.route, reason)
+	}
 }
 
 // writeErrorHeaders writes an error answer with the headers already set
@@ -439,6 +453,7 @@ func (c *corsPolicy) preflight(ex *exchange, w http.ResponseWriter, h headerSour
 	hdr["Vary"] = varyPreflight
 	reqHeaders, _ := h.value("Access-Control-Request-Headers", 0)
 	if !c.allowOrigin(origin) || !slices.Contains(c.methodList, reqMethod) && !corsSafeMethod(reqMethod) || !c.allowHeaders(reqHeaders) {
+		ex.refused(ex.e, "cors")
 		hdr.Set("Content-Length", "0")
 		w.WriteHeader(http.StatusForbidden)
 		ex.sw.status = http.StatusForbidden

@@ -139,6 +139,13 @@ func TestPoliciesThroughGateway(t *testing.T) {
 	if code != 429 || h.Get("Retry-After") == "" || !strings.Contains(h.Get("Ratelimit-Policy"), `"jwt";q=5`) || !strings.HasPrefix(h.Get("Ratelimit"), `"jwt";r=0`) {
 		t.Fatalf("over the limit: %d %v", code, h)
 	}
+	// Refusals are counted per route and reason.
+	_, metrics := get(t, g.admin+"/metrics")
+	for _, want := range []string{`zkgate_policy_refusals_total{reason="auth",route="jwt"} 2`, `zkgate_policy_refusals_total{reason="rate_limit",route="jwt"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics lacks %s:\n%s", want, grepLines(metrics, "policy_refusals"))
+		}
+	}
 	// A reload that leaves the limit as it is keeps the buckets: still 429.
 	res, err := http.Post(g.admin+"/api/reload", "application/json", nil)
 	if err != nil {

@@ -54,6 +54,7 @@ type Metrics struct {
 	now func() time.Time
 
 	requests *prometheus.CounterVec   // route, service, method, code_class
+	refusals *prometheus.CounterVec   // route, reason
 	duration *prometheus.HistogramVec // route, service, code_class
 	attempts *prometheus.CounterVec   // service, result
 
@@ -95,6 +96,11 @@ func New(opts Options) *Metrics {
 			Name:      "upstream_attempts_total",
 			Help:      `Attempts to reach a backend, by service and result: "ok" (the final attempt, status below 500), "error" (the final attempt, 5xx or no response) or "retried" (failed and retried on another endpoint); the retried ones are the retries.`,
 		}, []string{"service", "result"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "policy_refusals_total",
+			Help:      `Requests a route's policies refused before any backend was contacted, by route and reason: "ip" (ip_allow/ip_deny, 403), "cors" (a preflight refused, 403), "auth" (401) or "rate_limit" (429).`,
+		}, []string{"route", "reason"}),
 	}
 	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace,
@@ -117,7 +123,7 @@ func New(opts Options) *Metrics {
 	build.Set(1)
 
 	m.reg.MustRegister(
-		m.requests, m.duration, m.attempts,
+		m.requests, m.duration, m.attempts, m.refusals,
 		reloads, m.lastReload, build,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -38,3 +38,10 @@ func (m *Metrics) ObserveRequest(route *proxy.Route, method string, status int, 
 	}
 	m.Observe(name, method, status, d, attempts)
 }
+
+// ObserveRefusal implements proxy.RefusalObserver: a request route's
+// policies refused for reason. Refusals are rare enough for the label
+// lookup.
+func (m *Metrics) ObserveRefusal(route *proxy.Route, reason string) {
+	m.refusals.WithLabelValues(route.Name, reason).Inc()
+}
