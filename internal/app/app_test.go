@@ -92,6 +92,16 @@ func startGateway(t *testing.T, zkAddr, routes, services string) *gateway {
 	writeConfig(t, g.cfgPath, zkAddr, pp, ap, routes, services)
 	g.proxy = fmt.Sprintf("http://127.0.0.1:%d", pp)
 	g.admin = fmt.Sprintf("http://127.0.0.1:%d", ap)
+	g.serve(t)
+	zktest.WaitFor(t, 30*time.Second, func() bool { return statusOf(g.admin+"/readyz") == http.StatusOK },
+		"gateway ready at %s", g.admin)
+	return g
+}
+
+// serve runs Serve on g's configuration file until the test ends, then
+// stops it and, if the test failed, logs the gateway's log.
+func (g *gateway) serve(t *testing.T) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go func() { g.done <- Serve(ctx, g.cfgPath, g.log) }()
@@ -101,9 +111,6 @@ func startGateway(t *testing.T, zkAddr, routes, services string) *gateway {
 			t.Logf("gateway log:\n%s", g.log.String())
 		}
 	})
-	zktest.WaitFor(t, 30*time.Second, func() bool { return statusOf(g.admin+"/readyz") == http.StatusOK },
-		"gateway ready at %s", g.admin)
-	return g
 }
 
 func (g *gateway) stop(t *testing.T) {

@@ -72,15 +72,7 @@ services:
 	g := &gateway{cfgPath: filepath.Join(dir, "gateway.yaml"), log: &syncBuffer{}, done: make(chan error, 1)}
 	testpki.WriteFile(t, g.cfgPath, []byte(text))
 	g.proxy, g.admin = fmt.Sprintf("http://127.0.0.1:%d", pp), fmt.Sprintf("http://127.0.0.1:%d", ap)
-	ctx, cancel := context.WithCancel(context.Background())
-	g.cancel = cancel
-	go func() { g.done <- Serve(ctx, g.cfgPath, g.log) }()
-	t.Cleanup(func() {
-		g.stop(t)
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.log.String())
-		}
-	})
+	g.serve(t)
 	zktest.WaitFor(t, 15*time.Second, func() bool {
 		code, body := getOrZero(g.proxy + "/o/1")
 		return code == http.StatusOK && body == "orders /o/1"

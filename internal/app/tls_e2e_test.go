@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -57,15 +56,7 @@ services:
 	testpki.WriteFile(t, g.cfgPath, []byte(text))
 	g.proxy = fmt.Sprintf("https://127.0.0.1:%d", sp)
 	g.admin = fmt.Sprintf("http://127.0.0.1:%d", ap)
-	ctx, cancel := context.WithCancel(context.Background())
-	g.cancel = cancel
-	go func() { g.done <- Serve(ctx, g.cfgPath, g.log) }()
-	t.Cleanup(func() {
-		g.stop(t)
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.log.String())
-		}
-	})
+	g.serve(t)
 	zktest.WaitFor(t, 30*time.Second, func() bool { return statusOf(g.admin+"/readyz") == http.StatusOK },
 		"gateway ready at %s", g.admin)
 	return &tlsGateway{gateway: g, secure: fmt.Sprintf("127.0.0.1:%d", sp), web: fmt.Sprintf("127.0.0.1:%d", wp), dir: dir}
@@ -367,15 +358,7 @@ services:
 	g := &gateway{cfgPath: filepath.Join(dir, "gateway.yaml"), log: &syncBuffer{}, done: make(chan error, 1)}
 	testpki.WriteFile(t, g.cfgPath, []byte(text))
 	g.proxy, g.admin = fmt.Sprintf("http://127.0.0.1:%d", pp), fmt.Sprintf("http://127.0.0.1:%d", ap)
-	ctx, cancel := context.WithCancel(context.Background())
-	g.cancel = cancel
-	go func() { g.done <- Serve(ctx, g.cfgPath, g.log) }()
-	t.Cleanup(func() {
-		g.stop(t)
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.log.String())
-		}
-	})
+	g.serve(t)
 
 	_, plainPort, _ := net.SplitHostPort(hostPort(plain))
 	_, sslPort, _ := net.SplitHostPort(strings.TrimPrefix(tlsSrv.URL, "https://"))
