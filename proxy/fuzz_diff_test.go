@@ -773,29 +773,31 @@ type fzAnswer struct {
 	cut bool
 	// stalled: the body never ended, the connection neither (the client's
 	// deadline passed) — the gateway was waiting for bytes that never
-	// came; head is the text before how the body ended.
+	// came.
 	stalled bool
-	head    string
 	fields  string // the text before the body: status and fields
 }
 
 // same reports whether a and b are the same answer.
 func (a fzAnswer) same(b fzAnswer) bool {
-	if a.cut || b.cut {
-		// Both cut, or one cut the answer where the other stalled after
-		// the same head and body: it refused, at once, framing the other
-		// was still reading (a trailer line with a bare CR and no LF
-		// after it, which net/http waits on until its deadline).
-		return a.cut && b.cut || (a.cut && b.stalled || a.stalled && b.cut) && a.head == b.head
+	if a.cut && b.cut {
+		return true
 	}
 	sameType := a.ctype == b.ctype || a.ctype == "" || b.ctype == ""
-	if a.stalled && b.stalled && a.fields == b.fields && sameType {
-		// Both waited on a body that never ended: what reached the
-		// client before the wait depends on how far each read ahead
-		// (net/http's chunked reader holds a whole chunk back while it
-		// reads the trailer after a last chunk; the fast path relays
+	unfinished := func(x fzAnswer) bool { return x.cut || x.stalled }
+	if unfinished(a) && unfinished(b) && a.fields == b.fields && sameType {
+		// Neither answer finished: one side waited on a body that never
+		// ended, and the other waited too or refused at once framing the
+		// first was still reading (a trailer line with a bare CR, which
+		// net/http reads as a field and then waits for the blank line).
+		// What reached the client before depends on how far each read
+		// ahead (net/http's chunked reader holds a whole chunk back while
+		// it reads the trailer after the last chunk; the fast path relays
 		// the chunk at once), so one body need only begin the other.
 		return bytes.HasPrefix(a.body, b.body) || bytes.HasPrefix(b.body, a.body)
+	}
+	if a.cut || b.cut {
+		return false
 	}
 	return a.text == b.text && sameType
 }
@@ -868,7 +870,6 @@ func fzGet(addr, target string) fzAnswer {
 	a.fields = b.String()
 	fmt.Fprintf(&b, "  body: %s\n", formatBody(a.body))
 	fzFields(&b, "  trailer ", m.trailer, nil)
-	a.head = b.String()
 	if bodyErr != nil {
 		fmt.Fprintf(&b, "  body ended: %s\n", connErr(bodyErr))
 		a.cut = fzCut(bodyErr)
