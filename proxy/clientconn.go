@@ -73,6 +73,9 @@ type fconn struct {
 	req fastRequest
 	why string // what is wrong with a refused request head (reject)
 	res fastResponse
+	// z encodes the body of the answer being relayed when the route
+	// compresses it (compress.go), else nil.
+	z *encoder
 	// body is the request body as received (a chunked body with its
 	// framing), in the input buffer right after the head.
 	body   []byte

@@ -128,6 +128,8 @@ type exchange struct {
 	origin string
 	// claims are the verified token's, forwarded by the route's policy.
 	claims Claims
+	// enc is the coding the client accepts, when the route compresses.
+	enc encoding
 }
 
 // forward is a request the net/http side serves: its exchange, and the
@@ -150,8 +152,38 @@ func (f *forward) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (f *forward) modifyResponse(res *http.Response) error {
-	f.e.pol.editResponse(res.Header, f.exchange.origin)
+	p := f.e.pol
+	p.editResponse(res.Header, f.exchange.origin)
+	if z := p.compress; z != nil {
+		f.compress(z, res)
+	}
 	return nil
+}
+
+// compress sets up the compression of res, when it is eligible, as the
+// fast path's writeHead does: the answer's fields now, and an encoder the
+// body goes through (statusWriter), ended after ReverseProxy has copied it.
+func (f *forward) compress(z *compressPolicy, res *http.Response) {
+	facts := headerFacts(res.Header, res.ContentLength)
+	if !z.eligible(res.Request.Method, res.StatusCode, &facts) {
+		return
+	}
+	if !facts.varies {
+		res.Header.Add("Vary", "Accept-Encoding")
+	}
+	enc := f.exchange.enc
+	if enc == encNone {
+		return
+	}
+	h := res.Header
+	delete(h, "Content-Length")
+	delete(h, "Accept-Ranges")
+	if et := h.Get("Etag"); et != "" {
+		h.Set("Etag", weakETag(et))
+	}
+	h.Set("Content-Encoding", enc.token())
+	sw := &f.exchange.sw
+	sw.z = z.get(enc, encSink{w: sw.w, n: &sw.size})
 }
 
 func (f *forward) handleError(w http.ResponseWriter, _ *http.Request, err error) {
@@ -260,6 +292,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.rp.ModifyResponse = f.modifyResponse
 	}
 	f.rp.ServeHTTP(&ex.sw, out)
+	if z := ex.sw.z; z != nil {
+		// The body was copied whole (a broken one panics out of
+		// ServeHTTP, and the client sees it cut): end the stream.
+		_ = z.close()
+	}
 }
 
 // initBody prepares ex.body to serve r's body, if it has one, under the
@@ -311,6 +348,10 @@ func (h *Handler) finish(ex *exchange, r *http.Request) {
 	if ex.timer != nil {
 		ex.timer.Stop()
 		ex.cancel(nil)
+	}
+	if z := ex.sw.z; z != nil {
+		z.release()
+		ex.sw.z = nil
 	}
 	d := time.Since(ex.start)
 	status := ex.sw.status

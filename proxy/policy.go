@@ -32,7 +32,8 @@ import (
 //
 // Then the request is proxied; response headers are edited (removals, then
 // settings) and, for a request from an allowed origin, the CORS headers
-// added. A route without policies pays one nil check.
+// added; last, an eligible answer is compressed (compress.go). A route
+// without policies pays one nil check.
 
 // Policies are a route's admission rules and response edits; the zero
 // value has none.
@@ -50,6 +51,8 @@ type Policies struct {
 	// RemoveResponseHeaders removed from it, before the settings.
 	SetResponseHeaders    map[string]string
 	RemoveResponseHeaders []string
+	// Compress compresses eligible answers (compress.go).
+	Compress *CompressPolicy
 }
 
 // CORSPolicy is a route's CORS configuration.
@@ -146,6 +149,7 @@ type policies struct {
 	limitHeader string      // canonical, for key "header:NAME"
 	setResp     [][2]string // canonical name, value
 	removeResp  []string
+	compress    *compressPolicy
 }
 
 type corsPolicy struct {
@@ -232,6 +236,13 @@ func compilePolicies(p *Policies) (*policies, error) {
 			continue
 		}
 		c.setResp = append(c.setResp, [2]string{textproto.CanonicalMIMEHeaderKey(name), p.SetResponseHeaders[name]})
+	}
+	if p.Compress != nil {
+		z, err := compileCompress(p.Compress)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.compress = z
 	}
 	for _, name := range p.RemoveResponseHeaders {
 		if !isToken(name) {
@@ -400,6 +411,9 @@ func (e *entry) admit(ex *exchange, method string, h headerSource, w http.Respon
 			ex.writeErrorHeaders(w, http.StatusTooManyRequests, "too many requests", e)
 			return true
 		}
+	}
+	if p.compress != nil {
+		ex.enc = acceptedEncoding(h)
 	}
 	return false
 }

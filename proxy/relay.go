@@ -38,6 +38,15 @@ func (c *fconn) writeHead(final bool) {
 	}
 	body := final && res.hasBody(c.req.method)
 	bodyless := res.status < 200 || res.status == http.StatusNoContent || res.status == http.StatusNotModified
+	var enc encoding // the body's coding, when the route compresses it
+	vary := false    // the answer gets Vary: Accept-Encoding
+	if body && pol != nil && pol.compress != nil {
+		f := res.facts()
+		if vary = pol.compress.eligible(c.req.method, res.status, &f); vary {
+			enc = c.ex.enc
+			vary = !f.varies
+		}
+	}
 	clSent := false
 	for i := range res.hdrs {
 		l := &res.hdrs[i]
@@ -45,10 +54,10 @@ func (c *fconn) writeHead(final bool) {
 		case rkHop, rkConnection, rkTransferEncoding:
 			continue
 		case rkContentLength:
-			if res.chunked || bodyless || clSent {
+			if res.chunked || bodyless || clSent || enc != encNone {
 				// Transfer-Encoding wins; a status without a body has no
 				// length (net/http's server drops it); equal repeats
-				// are one.
+				// are one; a compressed body's length is not known.
 				continue
 			}
 			clSent = true
@@ -63,6 +72,15 @@ func (c *fconn) writeHead(final bool) {
 		if pol != nil && final && pol.editsResponseField(l.name) {
 			continue
 		}
+		if enc != encNone {
+			if sameName(l.name, "Accept-Ranges") {
+				continue
+			}
+			if sameName(l.name, "Etag") {
+				w.field("Etag", weakETag(bstr(l.value)))
+				continue
+			}
+		}
 		w.line(l)
 	}
 	if !final {
@@ -72,7 +90,14 @@ func (c *fconn) writeHead(final bool) {
 	if pol != nil {
 		pol.writeResponseFields(w, c.ex.origin)
 	}
-	framed := !body || (!res.chunked && res.clen >= 0)
+	if vary {
+		w.field("Vary", "Accept-Encoding")
+	}
+	if enc != encNone {
+		w.field("Content-Encoding", enc.token())
+		c.z = pol.compress.get(enc, encSink{cw: w, chunked: !c.req.http10, n: &c.ex.sw.size})
+	}
+	framed := !body || (enc == encNone && !res.chunked && res.clen >= 0)
 	if !framed && !c.req.http10 {
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	}
@@ -131,6 +156,13 @@ func (c *fconn) relay(uc *upConn, ex *exchange) bool {
 		err = c.relayToEOF(uc, ex)
 		keepUp = false
 	}
+	if z := c.z; z != nil {
+		if err == nil && !z.closed {
+			err = c.endEncoded()
+		}
+		z.release()
+		c.z = nil
+	}
 	if err != nil {
 		uc.close()
 		return false
@@ -167,6 +199,11 @@ func (c *fconn) fillUp(uc *upConn) error {
 // response head included) waits on a slow or stalled endpoint; the wait
 // itself has no deadline but the client's (the body may be slow).
 func (c *fconn) flushBeforeWait(uc *upConn) error {
+	if c.z != nil {
+		if err := c.z.flush(); err != nil {
+			return err
+		}
+	}
 	if err := c.bw.Flush(); err != nil {
 		return err
 	}
@@ -186,20 +223,18 @@ func (c *fconn) relayN(uc *upConn, n int64, ex *exchange) error {
 			nr, err := uc.now.readNow(want)
 			uc.nread += int64(nr)
 			if err == errWouldBlock {
-				if err = c.bw.Flush(); err != nil {
+				if err = c.flushBeforeWait(uc); err != nil {
 					sharedBufferPool.Put(buf)
 					return err
 				}
-				uc.clearDeadline()
 				nr, err = uc.br.Read(want)
 			}
 			if nr > 0 {
-				if _, werr := c.bw.Write(buf[:nr]); werr != nil {
+				if werr := c.writeData(buf[:nr], ex); werr != nil {
 					sharedBufferPool.Put(buf)
 					return werr
 				}
 				n -= int64(nr)
-				ex.sw.size += int64(nr)
 			}
 			sharedBufferPool.Put(buf)
 			if err != nil && n > 0 {
@@ -212,14 +247,38 @@ func (c *fconn) relayN(uc *upConn, n int64, ex *exchange) error {
 		}
 		k := int(min(int64(uc.br.Buffered()), n))
 		b, _ := uc.br.Peek(k)
-		if _, err := c.bw.Write(b); err != nil {
+		if err := c.writeData(b, ex); err != nil {
 			return err
 		}
 		_, _ = uc.br.Discard(k)
 		n -= int64(k)
-		ex.sw.size += int64(k)
 	}
 	return nil
+}
+
+// writeData passes body bytes to the client: through the encoder when the
+// answer is compressed (which counts what it sends), else as they are.
+func (c *fconn) writeData(b []byte, ex *exchange) error {
+	if c.z != nil {
+		return c.z.write(b)
+	}
+	_, err := c.bw.Write(b)
+	ex.sw.size += int64(len(b))
+	return err
+}
+
+// endEncoded ends a compressed body: the encoder's last bytes, then the
+// last chunk to an HTTP/1.1 client (a body relayed from chunks has had
+// its last chunk and trailer written by relayChunked).
+func (c *fconn) endEncoded() error {
+	if err := c.z.close(); err != nil {
+		return err
+	}
+	if c.req.http10 {
+		return nil
+	}
+	_, err := c.bw.WriteString("0\r\n\r\n")
+	return err
 }
 
 func unexpected(err error) error {
@@ -251,7 +310,9 @@ func (c *fconn) upstreamLine(uc *upConn) ([]byte, error) {
 // space or an extension its parser may read otherwise); trailer fields are
 // relayed. An HTTP/1.0 client gets the data only.
 func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
-	plain := c.req.http10
+	// plain: the endpoint's chunks are not the client's — an HTTP/1.0
+	// client gets the data only, a compressed body has chunks of its own.
+	plain := c.req.http10 || c.z != nil
 	for {
 		line, err := c.upstreamLine(uc)
 		if err != nil {
@@ -268,6 +329,14 @@ func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 			}
 		}
 		if size == 0 {
+			if c.z != nil {
+				if err := c.z.close(); err != nil {
+					return err
+				}
+				if !c.req.http10 {
+					_, _ = c.bw.WriteString("0\r\n")
+				}
+			}
 			// The trailer section, through its empty line.
 			for {
 				line, err := c.upstreamLine(uc)
@@ -282,7 +351,7 @@ func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 						return errBadResponse
 					}
 				}
-				if !plain {
+				if !c.req.http10 {
 					if _, err := c.bw.Write(line); err != nil {
 						return err
 					}
@@ -338,19 +407,25 @@ func (c *fconn) relayToEOF(uc *upConn, ex *exchange) error {
 	chunked := !c.req.http10
 	for {
 		if err := c.fillUp(uc); err != nil {
-			if err == io.EOF && chunked {
+			if err == io.EOF && chunked && c.z == nil {
 				_, err = c.bw.WriteString("0\r\n\r\n")
 			} else if err == io.EOF {
-				err = nil
+				err = nil // a compressed body is ended by relay
 			}
 			return err
 		}
 		b, _ := uc.br.Peek(uc.br.Buffered())
-		if err := c.bw.writeBody(b, chunked); err != nil {
-			return err
+		if c.z != nil {
+			if err := c.z.write(b); err != nil {
+				return err
+			}
+		} else {
+			if err := c.bw.writeBody(b, chunked); err != nil {
+				return err
+			}
+			ex.sw.size += int64(len(b))
 		}
 		_, _ = uc.br.Discard(len(b))
-		ex.sw.size += int64(len(b))
 	}
 }
 

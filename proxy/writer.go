@@ -14,6 +14,9 @@ type statusWriter struct {
 	w      http.ResponseWriter
 	status int   // the final status; 0 until one is written
 	size   int64 // body bytes written
+	// z encodes the body when the route compresses the answer
+	// (forward.compress); size then counts what it sends.
+	z *encoder
 }
 
 func (s *statusWriter) Header() http.Header { return s.w.Header() }
@@ -31,13 +34,25 @@ func (s *statusWriter) Write(p []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}
+	if s.z != nil {
+		if err := s.z.write(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	n, err := s.w.Write(p)
 	s.size += int64(n)
 	return n, err
 }
 
-// FlushError flushes the underlying writer (see http.ResponseController).
+// FlushError flushes the encoder, if any, and the underlying writer (see
+// http.ResponseController).
 func (s *statusWriter) FlushError() error {
+	if s.z != nil {
+		if err := s.z.flush(); err != nil {
+			return err
+		}
+	}
 	return http.NewResponseController(s.w).Flush()
 }
 

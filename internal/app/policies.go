@@ -30,14 +30,14 @@ func routePolicies(i int, rc config.Route, log logrus.FieldLogger, prev *routeLi
 	var errs []error
 	var files []fileWatcher
 	var rl *routeLimiter
-	if rc.Compress != nil && rc.Compress.Enabled {
-		errs = append(errs, fmt.Errorf("%s.compress: not supported by this build yet", key))
-	}
 	p := &proxy.Policies{
 		IPAllow:               config.Prefixes(rc.IPAllow),
 		IPDeny:                config.Prefixes(rc.IPDeny),
 		SetResponseHeaders:    rc.ResponseHeaders.Set,
 		RemoveResponseHeaders: rc.ResponseHeaders.Remove,
+	}
+	if c := rc.Compress; c != nil && c.Enabled {
+		p.Compress = &proxy.CompressPolicy{MinBytes: c.MinBytes, Level: c.Level}
 	}
 	if c := rc.CORS; c != nil {
 		p.CORS = &proxy.CORSPolicy{
@@ -72,7 +72,7 @@ func routePolicies(i int, rc config.Route, log logrus.FieldLogger, prev *routeLi
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, nil, err
 	}
-	if len(p.IPAllow) == 0 && len(p.IPDeny) == 0 && p.CORS == nil && p.Auth == nil && p.RateLimit == nil &&
+	if len(p.IPAllow) == 0 && len(p.IPDeny) == 0 && p.CORS == nil && p.Auth == nil && p.RateLimit == nil && p.Compress == nil &&
 		len(p.SetResponseHeaders) == 0 && len(p.RemoveResponseHeaders) == 0 {
 		return nil, nil, nil, nil // a route without policies pays nothing for them
 	}

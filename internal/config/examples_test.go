@@ -111,7 +111,7 @@ func TestExampleFilesShowEveryKey(t *testing.T) {
 		for _, k := range []string{"# cors:", "#   allowed_origins:", "#   allowed_methods:", "#   allowed_headers:", "#   exposed_headers:",
 			"#   allow_credentials:", "#   max_age:", "# auth:", "#   api_key: { header:", "keys_file:", "#   jwt: { jwks_file:", "issuer:",
 			"audiences:", "forward_claims:", "#   basic: { users_file:", "realm:", "#   forward_credentials:",
-			"# rate_limit: { average:", "burst:", "period:", "key:", "# compress: { enabled:", "min_bytes:"} {
+			"# rate_limit: { average:", "burst:", "period:", "key:", "# compress: { enabled:", "min_bytes:", "level:"} {
 			if !bytes.Contains(data, []byte(k)) {
 				t.Errorf("%s: the route policies are not shown (%q is missing)", path, k)
 			}

@@ -135,8 +135,13 @@ func (r *Route) normalizePolicies() {
 			l.Burst = int(math.Ceil(l.Average))
 		}
 	}
-	if c := r.Compress; c != nil && c.MinBytes == 0 {
-		c.MinBytes = 1024
+	if c := r.Compress; c != nil {
+		if c.MinBytes == 0 {
+			c.MinBytes = 1024
+		}
+		if c.Level == 0 {
+			c.Level = 5
+		}
 	}
 }
 

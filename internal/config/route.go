@@ -162,6 +162,10 @@ type Compress struct {
 	// MinBytes is the smallest body compressed, when its length is known.
 	// Default 1024.
 	MinBytes int64 `mapstructure:"min_bytes"`
+	// Level is 1 (fastest) to 9 (smallest output): gzip's level; zstd
+	// runs at the speed of its own level of that number (1–2 fastest,
+	// 3–5 default, 6–9 better compression). Default 5.
+	Level int `mapstructure:"level"`
 }
 
 // Match is the request predicate of a route. All given conditions must hold.

@@ -161,6 +161,9 @@ func validatePolicies(p *problems, key string, r *Route) {
 	}
 	if c := r.Compress; c != nil {
 		p.nonNegative(key+".compress.min_bytes", c.MinBytes)
+		if c.Level < 1 || c.Level > 9 {
+			p.addf(key+".compress.level", "%d is not a level from 1 to 9", c.Level)
+		}
 	}
 	validateHeaderMap(p, key+".response_headers.set", r.ResponseHeaders.Set)
 	for j, h := range r.ResponseHeaders.Remove {

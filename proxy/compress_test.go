@@ -1,0 +1,355 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+func TestAcceptedEncoding(t *testing.T) {
+	for _, c := range []struct {
+		fields []string
+		want   encoding
+	}{
+		{nil, encNone},
+		{[]string{"gzip"}, encGzip},
+		{[]string{"GZIP"}, encGzip},
+		{[]string{"x-gzip"}, encGzip},
+		{[]string{"zstd"}, encZstd},
+		{[]string{"gzip, deflate, br, zstd"}, encZstd}, // a tie: zstd
+		{[]string{"gzip;q=1.0, zstd;q=0.5"}, encGzip},
+		{[]string{"gzip;q=0.2, zstd;q=0.5"}, encZstd},
+		{[]string{"gzip", "zstd"}, encZstd}, // two fields are one list
+		{[]string{"gzip;q=0"}, encNone},
+		{[]string{"gzip;q=0.000"}, encNone},
+		{[]string{"zstd;q=0, gzip"}, encGzip},
+		{[]string{"*"}, encZstd},
+		{[]string{"*;q=0.5, zstd;q=0"}, encGzip},
+		{[]string{"identity"}, encNone},
+		{[]string{"br, deflate"}, encNone},
+		{[]string{"gzip;q=2"}, encNone},      // a weight above 1: refused
+		{[]string{"gzip;q=0.5555"}, encNone}, // four decimals: refused
+		{[]string{"gzip;q=abc"}, encNone},
+		{[]string{"gzip ; Q=0.7"}, encGzip},
+		{[]string{"gzip;level=1"}, encGzip}, // another parameter: q is 1
+		{[]string{",,gzip,"}, encGzip},
+		{[]string{"gzipx"}, encNone},
+	} {
+		h := http.Header{}
+		for _, f := range c.fields {
+			h.Add("Accept-Encoding", f)
+		}
+		if got := acceptedEncoding(headerMap(h)); got != c.want {
+			t.Errorf("Accept-Encoding %q: got %q, want %q", c.fields, got.token(), c.want.token())
+		}
+	}
+}
+
+func TestCompressEligible(t *testing.T) {
+	z := &compressPolicy{minBytes: 100, level: 5}
+	json := answerFacts{ctype: "application/json", clen: 1000}
+	with := func(f func(*answerFacts)) *answerFacts { a := json; f(&a); return &a }
+	for _, c := range []struct {
+		name   string
+		method string
+		status int
+		facts  *answerFacts
+		want   bool
+	}{
+		{"json", "GET", 200, &json, true},
+		{"error page", "GET", 500, with(func(a *answerFacts) { a.ctype = "text/html; charset=utf-8" }), true},
+		{"unknown length", "GET", 200, with(func(a *answerFacts) { a.clen = -1 }), true},
+		{"HEAD", "HEAD", 200, &json, false},
+		{"204", "GET", 204, &json, false},
+		{"206", "GET", 206, &json, false},
+		{"304", "GET", 304, &json, false},
+		{"101", "GET", 101, &json, false},
+		{"too small", "GET", 200, with(func(a *answerFacts) { a.clen = 99 }), false},
+		{"threshold", "GET", 200, with(func(a *answerFacts) { a.clen = 100 }), true},
+		{"empty", "GET", 200, with(func(a *answerFacts) { a.clen = 0 }), false},
+		{"encoded", "GET", 200, with(func(a *answerFacts) { a.encoded = true }), false},
+		{"no-transform", "GET", 200, with(func(a *answerFacts) { a.noTransform = true }), false},
+		{"image", "GET", 200, with(func(a *answerFacts) { a.ctype = "image/png" }), false},
+		{"svg", "GET", 200, with(func(a *answerFacts) { a.ctype = "image/svg+xml" }), true},
+		{"problem+json", "GET", 200, with(func(a *answerFacts) { a.ctype = "application/problem+json" }), true},
+		{"event stream", "GET", 200, with(func(a *answerFacts) { a.ctype = "text/event-stream" }), false},
+		{"no type", "GET", 200, with(func(a *answerFacts) { a.ctype = "" }), false},
+		{"gRPC", "POST", 200, with(func(a *answerFacts) { a.ctype = "application/grpc" }), false},
+		{"octets", "GET", 200, with(func(a *answerFacts) { a.ctype = "application/octet-stream" }), false},
+	} {
+		if got := z.eligible(c.method, c.status, c.facts); got != c.want {
+			t.Errorf("%s: eligible %v, want %v", c.name, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		name, value string
+		check       func(answerFacts) bool
+	}{
+		{"Content-Encoding", "identity", func(f answerFacts) bool { return !f.encoded }},
+		{"content-encoding", "br", func(f answerFacts) bool { return f.encoded }},
+		{"Cache-Control", "public, No-Transform", func(f answerFacts) bool { return f.noTransform }},
+		{"Vary", "Origin, accept-encoding", func(f answerFacts) bool { return f.varies }},
+		{"Vary", "*", func(f answerFacts) bool { return f.varies }},
+		{"Vary", "Accept-Encoding-X", func(f answerFacts) bool { return !f.varies }},
+	} {
+		var f answerFacts
+		f.note([]byte(c.name), []byte(c.value))
+		if !c.check(f) {
+			t.Errorf("%s: %s gave %+v", c.name, c.value, f)
+		}
+	}
+}
+
+// compressBody is what the test backend answers: 64 KiB of JSON.
+var compressBody = func() []byte {
+	var b bytes.Buffer
+	b.WriteString("[")
+	for i := 0; b.Len() < 64<<10-64; i++ {
+		fmt.Fprintf(&b, `{"id":%d,"name":"item %d","tags":["a","b"]},`, i, i)
+	}
+	b.WriteString(`{"id":-1}]`)
+	return b.Bytes()
+}()
+
+// compressBackend answers by path: the JSON with a length, an ETag and
+// Accept-Ranges; streamed in chunks with a trailer; and the answers that
+// must not be compressed.
+func compressBackend(t *testing.T) *backend {
+	return newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		body := compressBody
+		switch r.URL.Path {
+		case "/json":
+			h.Set("Etag", `"v1"`)
+			h.Set("Accept-Ranges", "bytes")
+		case "/chunked":
+			h.Set("Trailer", "X-Sum")
+			h.Set("Content-Type", "text/plain; charset=utf-8")
+			for i := 0; i < len(body); i += 10000 {
+				_, _ = w.Write(body[i:min(i+10000, len(body))])
+				w.(http.Flusher).Flush()
+			}
+			h.Set("X-Sum", strconv.Itoa(len(body)))
+			return
+		case "/small":
+			body = body[:100]
+		case "/png":
+			h.Set("Content-Type", "image/png")
+		case "/encoded":
+			h.Set("Content-Encoding", "br")
+		case "/no-transform":
+			h.Set("Cache-Control", "no-transform")
+		case "/vary":
+			h.Set("Vary", "Accept-Encoding")
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body)
+	})
+}
+
+// decode decodes body by the answer's Content-Encoding.
+func decode(t *testing.T, res *http.Response, body []byte) []byte {
+	t.Helper()
+	var r io.Reader
+	switch ce := res.Header.Get("Content-Encoding"); ce {
+	case "":
+		return body
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("gzip: %v", err)
+		}
+		r = zr
+	case "zstd":
+		zr, err := zstd.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("zstd: %v", err)
+		}
+		defer zr.Close()
+		r = zr
+	default:
+		return body // the endpoint's own coding
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s body does not decode: %v", res.Header.Get("Content-Encoding"), err)
+	}
+	return out
+}
+
+func TestCompressAnswers(t *testing.T) {
+	b := compressBackend(t)
+	r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
+	r.Policies = &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 5}}
+	_, h := newFrontend(t, Options{}, r)
+	for _, fast := range []bool{true, false} {
+		addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: !fast}).URL, "http://")
+		for _, c := range []struct {
+			method, path, accept string
+			proto                string // HTTP/1.1 unless set
+			enc                  string // the Content-Encoding wanted
+			vary                 bool   // one Vary: Accept-Encoding wanted
+		}{
+			{"GET", "/json", "gzip", "", "gzip", true},
+			{"GET", "/json", "gzip, deflate, br, zstd", "", "zstd", true},
+			{"GET", "/json", "", "", "", true},
+			{"GET", "/json", "gzip;q=0", "", "", true},
+			{"GET", "/json", "gzip", "HTTP/1.0", "gzip", true},
+			{"GET", "/chunked", "gzip", "", "gzip", true},
+			{"GET", "/chunked", "zstd", "HTTP/1.0", "zstd", true},
+			{"HEAD", "/json", "gzip", "", "", false},
+			{"GET", "/small", "gzip", "", "", false},
+			{"GET", "/png", "gzip", "", "", false},
+			{"GET", "/encoded", "gzip", "", "br", false},
+			{"GET", "/no-transform", "gzip", "", "", false},
+			{"GET", "/vary", "gzip", "", "gzip", true},
+			{"GET", "/empty", "gzip", "", "", false},
+		} {
+			name := fmt.Sprintf("fast=%v %s %s %s Accept-Encoding %q", fast, c.proto, c.method, c.path, c.accept)
+			proto := c.proto
+			if proto == "" {
+				proto = "HTTP/1.1"
+			}
+			req := c.method + " " + c.path + " " + proto + "\r\nHost: api.example\r\nConnection: close\r\n"
+			if c.accept != "" {
+				req += "Accept-Encoding: " + c.accept + "\r\n"
+			}
+			res, body := rawRequestMethod(t, addr, req+"\r\n", c.method)
+			hdr := res.Header
+			if got := hdr.Get("Content-Encoding"); got != c.enc {
+				t.Errorf("%s: Content-Encoding %q, want %q", name, got, c.enc)
+				continue
+			}
+			if vary := hdr.Values("Vary"); c.vary != (len(vary) == 1 && vary[0] == "Accept-Encoding") {
+				t.Errorf("%s: Vary %q", name, vary)
+			}
+			want := compressBody
+			switch c.path {
+			case "/small":
+				want = compressBody[:100]
+			case "/empty":
+				want = nil
+			}
+			if c.method == "HEAD" {
+				want = nil
+				if hdr.Get("Content-Length") != strconv.Itoa(len(compressBody)) {
+					t.Errorf("%s: Content-Length %q", name, hdr.Get("Content-Length"))
+				}
+			}
+			if got := decode(t, res, body); !bytes.Equal(got, want) {
+				t.Errorf("%s: the body decodes to %d bytes, want %d", name, len(got), len(want))
+			}
+			if c.enc == "gzip" || c.enc == "zstd" {
+				if cl := hdr.Get("Content-Length"); cl != "" || res.ContentLength >= 0 && proto == "HTTP/1.1" {
+					t.Errorf("%s: a compressed answer with a length (%q, %d)", name, cl, res.ContentLength)
+				}
+				if len(body) >= len(want)/4 {
+					t.Errorf("%s: %d bytes compressed to %d", name, len(want), len(body))
+				}
+				if c.path == "/json" && (hdr.Get("Etag") != `W/"v1"` || hdr.Get("Accept-Ranges") != "") {
+					t.Errorf("%s: ETag %q, Accept-Ranges %q", name, hdr.Get("Etag"), hdr.Get("Accept-Ranges"))
+				}
+				if c.path == "/chunked" && proto == "HTTP/1.1" && res.Trailer.Get("X-Sum") != strconv.Itoa(len(compressBody)) {
+					t.Errorf("%s: trailer %v", name, res.Trailer)
+				}
+			}
+			if c.path == "/json" && c.enc == "" && c.method == "GET" && (hdr.Get("Etag") != `"v1"` || hdr.Get("Content-Length") == "") {
+				t.Errorf("%s: an uncompressed answer changed: %v", name, hdr)
+			}
+		}
+	}
+}
+
+// rawRequestMethod is rawRequest for a request whose method the response
+// reader must know (HEAD: no body).
+func rawRequestMethod(t *testing.T, addr, request, method string) (*http.Response, []byte) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, body
+}
+
+// A compressed stream is not held back: what the endpoint sent before it
+// paused reaches the client, decodable, while the endpoint still waits.
+func TestCompressStreams(t *testing.T) {
+	release := make(chan struct{})
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "first part\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+		_, _ = io.WriteString(w, "second part\n")
+	})
+	r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
+	r.Policies = &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 5}}
+	_, h := newFrontend(t, Options{}, r)
+	bothPaths(t, func(t *testing.T) {
+		fe := startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")})
+		for _, enc := range []string{"gzip", "zstd"} {
+			c, err := net.DialTimeout("tcp", strings.TrimPrefix(fe.URL, "http://"), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.WriteString(c, "GET /s HTTP/1.1\r\nHost: h\r\nAccept-Encoding: "+enc+"\r\n\r\n")
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Header.Get("Content-Encoding") != enc {
+				t.Fatalf("%s: Content-Encoding %q", enc, res.Header.Get("Content-Encoding"))
+			}
+			var zr io.Reader
+			if enc == "gzip" {
+				zr, err = gzip.NewReader(res.Body)
+			} else {
+				var d *zstd.Decoder
+				d, err = zstd.NewReader(res.Body)
+				zr = d
+				defer d.Close()
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", enc, err)
+			}
+			line, err := bufio.NewReader(zr).ReadString('\n')
+			if err != nil || line != "first part\n" {
+				t.Fatalf("%s: before the endpoint went on, the client read %q, %v", enc, line, err)
+			}
+			release <- struct{}{}
+			c.Close()
+		}
+	})
+}
