@@ -73,8 +73,8 @@ func (c *fconn) writeHead(final bool) {
 			continue
 		}
 		if enc != encNone {
-			if sameName(l.name, "Accept-Ranges") {
-				continue
+			if sameName(l.name, "Accept-Ranges") || sameName(l.name, "Content-Encoding") {
+				continue // ranges of the coded body are not offered; "identity" is replaced
 			}
 			if sameName(l.name, "Etag") {
 				w.field("Etag", weakETag(bstr(l.value)))
