@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -287,8 +288,23 @@ func (s *encSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// get returns an encoder of enc from the route's pool, writing to sink.
+// maxEncoders bounds the encoders in use at once, across routes: each
+// holds about a megabyte (gzip 0.8–1.2 MiB by level, zstd 1.4 MiB, with
+// klauspost/compress as with the standard library), so a flood of slow
+// clients on compressed routes could otherwise take the gateway's memory.
+// Past the bound, answers go out as the endpoint sent them.
+var maxEncoders int64 = 256
+
+// activeEncoders counts the encoders in use.
+var activeEncoders atomic.Int64
+
+// get returns an encoder of enc from the route's pool, writing to sink, or
+// nil when maxEncoders are in use.
 func (z *compressPolicy) get(enc encoding, sink encSink) *encoder {
+	if activeEncoders.Add(1) > maxEncoders {
+		activeEncoders.Add(-1)
+		return nil
+	}
 	pool := &z.gzips
 	if enc == encZstd {
 		pool = &z.zstds
@@ -321,6 +337,7 @@ func (z *compressPolicy) get(enc encoding, sink encSink) *encoder {
 
 // release returns e to its route's pool.
 func (e *encoder) release() {
+	activeEncoders.Add(-1)
 	e.sink = encSink{} // the encoder's writer is &e.sink: nothing else kept
 	if e.zs != nil {
 		e.pol.zstds.Put(e)

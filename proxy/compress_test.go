@@ -469,3 +469,79 @@ func readAnyResponse(br *bufio.Reader) (int64, error) {
 		total += size
 	}
 }
+
+// Encoders are bounded (maxEncoders): past the bound an answer goes out
+// as the endpoint sent it, and every way an answer ends — whole, the
+// client gone midway, the endpoint broken midway — gives its encoder back.
+func TestCompressEncoderBound(t *testing.T) {
+	defer func(n int64) { maxEncoders = n }(maxEncoders)
+	maxEncoders = 1
+	hold := make(chan struct{})
+	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		switch r.URL.Path {
+		case "/hold":
+			_, _ = w.Write(compressBody[:2000])
+			w.(http.Flusher).Flush()
+			select {
+			case <-hold:
+			case <-time.After(10 * time.Second):
+			}
+		case "/broken":
+			w.Header().Set("Content-Length", strconv.Itoa(len(compressBody)))
+			_, _ = w.Write(compressBody[:5000])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler) // the endpoint breaks off midway
+		default:
+			_, _ = w.Write(compressBody)
+		}
+	})
+	r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
+	r.Policies = &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 1}}
+	_, h := newFrontend(t, Options{}, r)
+	idle := func() bool { return activeEncoders.Load() == 0 }
+	bothPaths(t, func(t *testing.T) {
+		addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+		get := func(path string) *http.Response {
+			res, _ := rawRequest(t, addr, "GET "+path+" HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+			return res
+		}
+		// One answer streams, holding the one encoder.
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(c, "GET /hold HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip\r\n\r\n")
+		held, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || held.Header.Get("Content-Encoding") != "gzip" {
+			t.Fatalf("the held answer: %v %v", held, err)
+		}
+		if res := get("/x"); res.Header.Get("Content-Encoding") != "" || res.Header.Get("Vary") != "Accept-Encoding" {
+			t.Errorf("past the bound: Content-Encoding %q, Vary %q; want the answer as it is, with Vary", res.Header.Get("Content-Encoding"), res.Header.Get("Vary"))
+		}
+		// The client of the held answer goes away: its encoder comes back.
+		c.Close()
+		hold <- struct{}{}
+		waitFor(t, "the encoder of an answer whose client left to be given back", idle)
+		if res := get("/x"); res.Header.Get("Content-Encoding") != "gzip" {
+			t.Errorf("under the bound again: Content-Encoding %q", res.Header.Get("Content-Encoding"))
+		}
+		waitFor(t, "the encoder of a whole answer to be given back", idle)
+		c2, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(c2, "GET /broken HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip\r\n\r\n")
+		// net/http's side may send nothing at all (the head was still
+		// in its buffer); either way the client must not see a whole one.
+		if res, err := http.ReadResponse(bufio.NewReader(c2), nil); err == nil {
+			if _, err := io.ReadAll(res.Body); err == nil {
+				t.Error("an answer the endpoint broke off reached the client as a whole one")
+			}
+		}
+		waitFor(t, "the encoder of a broken answer to be given back", idle)
+	})
+}

@@ -175,6 +175,10 @@ func (f *forward) compress(z *compressPolicy, res *http.Response) {
 	if enc == encNone {
 		return
 	}
+	sw := &f.exchange.sw
+	if sw.z = z.get(enc, encSink{w: sw.w, n: &sw.size}); sw.z == nil {
+		return // maxEncoders in use: the answer as it is
+	}
 	h := res.Header
 	delete(h, "Content-Length")
 	delete(h, "Accept-Ranges")
@@ -182,8 +186,6 @@ func (f *forward) compress(z *compressPolicy, res *http.Response) {
 		h.Set("Etag", weakETag(et))
 	}
 	h.Set("Content-Encoding", enc.token())
-	sw := &f.exchange.sw
-	sw.z = z.get(enc, encSink{w: sw.w, n: &sw.size})
 }
 
 func (f *forward) handleError(w http.ResponseWriter, _ *http.Request, err error) {

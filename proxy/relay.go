@@ -43,7 +43,12 @@ func (c *fconn) writeHead(final bool) {
 	if body && pol != nil && pol.compress != nil {
 		f := res.facts()
 		if vary = pol.compress.eligible(c.req.method, res.status, &f); vary {
-			enc = c.ex.enc
+			if c.ex.enc != encNone {
+				c.z = pol.compress.get(c.ex.enc, encSink{cw: w, chunked: !c.req.http10, n: &c.ex.sw.size})
+			}
+			if c.z != nil {
+				enc = c.ex.enc
+			}
 			vary = !f.varies
 		}
 	}
@@ -95,7 +100,6 @@ func (c *fconn) writeHead(final bool) {
 	}
 	if enc != encNone {
 		w.field("Content-Encoding", enc.token())
-		c.z = pol.compress.get(enc, encSink{cw: w, chunked: !c.req.http10, n: &c.ex.sw.size})
 	}
 	framed := !body || (enc == encNone && !res.chunked && res.clen >= 0)
 	if !framed && !c.req.http10 {
