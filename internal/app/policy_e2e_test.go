@@ -197,3 +197,44 @@ func TestPoliciesThroughGateway(t *testing.T) {
 		t.Fatalf("after a refused reload: %d, want the running configuration", code)
 	}
 }
+
+// A route's compression, configured in YAML: a client that accepts gzip
+// gets the body gzipped, and a reload that turns it off is applied live.
+func TestCompressionThroughGateway(t *testing.T) {
+	zktest.Require(t)
+	srv := zktest.Start(t)
+	body := strings.Repeat(`{"id":1,"name":"widget"},`, 200)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(be.Close)
+	routes := `  - name: api
+    service: echo
+    compress: { enabled: true, min_bytes: 100, level: 1 }`
+	services := fmt.Sprintf("  echo: { discovery: { static: { endpoints: [%q] } } }", hostPort(be))
+	g := startGateway(t, srv.Addr(), routes, services)
+	get := func() (*http.Response, string) {
+		t.Helper()
+		res, err := http.Get(g.proxy + "/items") // the client asks for gzip and decodes it
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, string(b)
+	}
+	if res, got := get(); !res.Uncompressed || got != body {
+		t.Fatalf("compressed route: decoded by the client %v, body intact %v", res.Uncompressed, got == body)
+	}
+	pp, _ := strconv.Atoi(port(strings.TrimPrefix(g.proxy, "http://")))
+	ap, _ := strconv.Atoi(port(strings.TrimPrefix(g.admin, "http://")))
+	writeConfig(t, g.cfgPath, srv.Addr(), pp, ap, strings.Replace(routes, "enabled: true", "enabled: false", 1), services)
+	zktest.WaitFor(t, 10*time.Second, func() bool { res, _ := get(); return !res.Uncompressed }, "the reload that turns compression off")
+	if res, got := get(); res.Uncompressed || got != body || res.Header.Get("Vary") != "" {
+		t.Fatalf("after the reload: %v %d", res.Header, len(got))
+	}
+}
