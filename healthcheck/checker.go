@@ -39,7 +39,8 @@ type LoadBalanceCheckConf struct {
 	cfg      Config
 	log      logrus.FieldLogger
 	clock    Clock
-	probe    prober // nil without active probing
+	onEject  func(addr string) // nil without OnEject
+	probe    prober            // nil without active probing
 	client   *http.Client
 	sem      chan struct{} // bounds concurrent probes
 	wake     chan struct{} // tells the expiry loop an ejection happened
@@ -95,6 +96,8 @@ type member struct {
 	ejections    int
 	level        int       // exponent of the next ejection time
 	restoredAt   time.Time // end of the last ejection
+	shown        string    // state() at the last republish
+	since        time.Time // when it entered shown
 }
 
 var _ balancer.LoadBalanceConf = (*LoadBalanceCheckConf)(nil)
@@ -125,6 +128,7 @@ func New(upstream balancer.LoadBalanceConf, cfg Config, log logrus.FieldLogger, 
 		cfg:          cfg,
 		log:          log.WithField("component", "healthcheck"),
 		clock:        o.clock,
+		onEject:      o.onEject,
 		sem:          make(chan struct{}, cfg.Active.MaxConcurrent),
 		wake:         make(chan struct{}, 1),
 		guardSet:     make(chan struct{}, 1),
@@ -275,7 +279,16 @@ func (c *LoadBalanceCheckConf) installLocked(next map[string]*member) {
 func (c *LoadBalanceCheckConf) republishLocked() {
 	all := make([]balancer.Endpoint, 0, len(c.order))
 	healthy := make([]balancer.Endpoint, 0, len(c.order))
+	// Every change of a member's state republishes: this is where the
+	// time it entered its state is taken.
+	var now time.Time
 	for _, m := range c.order {
+		if st := m.state(); st != m.shown {
+			if now.IsZero() {
+				now = c.clock.Now()
+			}
+			m.shown, m.since = st, now
+		}
 		if m.draining || m.pending {
 			continue
 		}

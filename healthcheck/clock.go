@@ -39,7 +39,8 @@ func (t realTimer) Stop() bool          { return t.t.Stop() }
 type Option func(*options)
 
 type options struct {
-	clock Clock
+	clock   Clock
+	onEject func(addr string)
 }
 
 // WithClock makes the checker use clock instead of the system clock.
@@ -49,4 +50,11 @@ func WithClock(clock Clock) Option {
 			o.clock = clock
 		}
 	}
+}
+
+// OnEject makes the checker call f with the address of every member it
+// ejects (passive checks), as it ejects it. f is called with the checker's
+// lock held: it must be quick and must not call the checker.
+func OnEject(f func(addr string)) Option {
+	return func(o *options) { o.onEject = f }
 }

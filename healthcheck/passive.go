@@ -133,6 +133,9 @@ func (c *LoadBalanceCheckConf) eject(m *member, failures int64) {
 	m.ejections++
 	c.ejections++
 	m.ejected.Store(true)
+	if c.onEject != nil {
+		c.onEject(m.addr)
+	}
 	c.log.WithFields(logrus.Fields{
 		"addr": m.addr, "failures": failures, "ejection": logging.Duration(d), "ejections": m.ejections,
 	}).Warn("endpoint ejected")

@@ -2,6 +2,7 @@ package healthcheck
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -266,4 +267,57 @@ func BenchmarkReport(b *testing.B) {
 			}
 		})
 	})
+}
+
+// Status says since when each member is in its state, and OnEject hears of
+// every ejection as it happens.
+func TestStatusSinceAndOnEject(t *testing.T) {
+	clock := newFakeClock()
+	start0 := clock.Now()
+	var mu sync.Mutex
+	var ejected []string
+	up := staticOf("127.0.0.1:1", "127.0.0.1:2")
+	c, rec, _ := start(t, up, passiveOnly(1), WithClock(clock), OnEject(func(addr string) {
+		mu.Lock()
+		defer mu.Unlock()
+		ejected = append(ejected, addr)
+	}))
+	const a, b = "127.0.0.1:1", "127.0.0.1:2"
+	for _, addr := range []string{a, b} {
+		if st, _ := stateOf(c, addr); st.State != StateHealthy || !st.Since.Equal(start0) {
+			t.Fatalf("%s at start: %+v, want healthy since the start", addr, st)
+		}
+	}
+
+	clock.Advance(3 * time.Second)
+	c.Report(a, ConnectFailure)
+	if got := rec.addrs(); got != b {
+		t.Fatalf("published %s, want %s ejected", got, a)
+	}
+	if st, _ := stateOf(c, a); st.State != StateEjected || !st.Since.Equal(start0.Add(3*time.Second)) {
+		t.Errorf("after the ejection: %+v, want ejected since +3s", st)
+	}
+	if st, _ := stateOf(c, b); !st.Since.Equal(start0) {
+		t.Errorf("%s changed nothing but its since moved: %+v", b, st)
+	}
+	mu.Lock()
+	got := slices.Clone(ejected)
+	mu.Unlock()
+	if !slices.Equal(got, []string{a}) {
+		t.Errorf("OnEject heard %q, want [%s]", got, a)
+	}
+
+	clock.Advance(10 * time.Second) // the ejection expires
+	eventually(t, "restore", func() bool { return rec.addrs() == a+","+b })
+	if st, _ := stateOf(c, a); st.State != StateHealthy || !st.Since.Equal(start0.Add(13*time.Second)) {
+		t.Errorf("after the restore: %+v, want healthy since +13s", st)
+	}
+
+	clock.Advance(time.Second)
+	if err := c.Drain(b); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := stateOf(c, b); st.State != StateDraining || !st.Since.Equal(start0.Add(14*time.Second)) {
+		t.Errorf("after the drain: %+v, want draining since +14s", st)
+	}
 }

@@ -57,6 +57,8 @@ type EndpointHealth struct {
 	Meta   map[string]string
 	// State is one of the State* constants.
 	State string
+	// Since is when the member entered State.
+	Since time.Time
 	// LastProbe is when the last active probe finished; zero before the
 	// first one.
 	LastProbe time.Time
@@ -102,6 +104,7 @@ func (c *LoadBalanceCheckConf) Status() ServiceHealth {
 			Weight:               m.ep.Weight,
 			Meta:                 maps.Clone(m.ep.Meta),
 			State:                m.state(),
+			Since:                m.since,
 			LastProbe:            m.lastProbe,
 			LastProbeResult:      m.lastResult,
 			ConsecutiveFailures:  m.active.failRun,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/zkgate/zkgate/balancer"
 	"github.com/zkgate/zkgate/healthcheck"
@@ -56,9 +57,21 @@ func (e *entry) attempts(ex *exchange, try func(ep balancer.Endpoint) (failKind,
 		ex.attempts = attempt
 		ex.addr = ep.Addr
 		ex.tried = append(ex.tried, ep.Addr)
+		obs := e.route.Upstream.Attempts
+		var began time.Time
+		if obs != nil {
+			began = time.Now()
+		}
 		kind, err := try(ep)
+		var took time.Duration
+		if obs != nil {
+			took = time.Since(began)
+		}
 		e.report(ep.Addr, kind)
 		next, ok := e.retry(ex, kind, attempt)
+		if o, has := outcome(kind); has && obs != nil {
+			obs.ObserveAttempt(Attempt{Addr: ep.Addr, Outcome: o, End: began.Add(took), Duration: took, Retried: ok})
+		}
 		if !ok {
 			return ep, kind, err
 		}

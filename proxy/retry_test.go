@@ -3,11 +3,14 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/zkgate/zkgate/healthcheck"
 )
 
 // observer is a RequestObserver remembering every call.
@@ -433,5 +436,76 @@ func TestRetryBudgetCountsOnlyRetriesTheBudgetRefused(t *testing.T) {
 	}
 	if got := deadBudget.Exhausted(); got != 2 {
 		t.Errorf("Exhausted = %d, want 2 (the first request's second retry, the second's first)", got)
+	}
+}
+
+// attemptRecorder is an AttemptObserver remembering every attempt.
+type attemptRecorder struct {
+	mu       sync.Mutex
+	attempts []Attempt
+}
+
+func (r *attemptRecorder) ObserveAttempt(a Attempt) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attempts = append(r.attempts, a)
+}
+
+func (r *attemptRecorder) list() []Attempt {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.attempts)
+}
+
+// Upstream.Attempts hears of every attempt, on both paths: its outcome, how
+// long the endpoint took to answer, and whether another endpoint was tried
+// after it.
+func TestAttemptObserver(t *testing.T) {
+	const delay = 30 * time.Millisecond
+	slow := newBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay) // the latency to measure
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	dead := deadAddr(t)
+	for _, fast := range []bool{true, false} {
+		t.Run(map[bool]string{true: "fast", false: "nethttp"}[fast], func(t *testing.T) {
+			rec := &attemptRecorder{}
+			up := testUpstream(t, "svc")
+			up.Retry = RetryPolicy{Attempts: 2}
+			up.Attempts = rec
+			rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", up, dead, slow.addr())})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fe := startFrontend(t, NewHandler(rt, Options{}), ServerConfig{DisableFastPath: !fast})
+			for range 4 {
+				if res, body := get(t, fe.URL+"/"); res.StatusCode != http.StatusInternalServerError {
+					t.Fatalf("status %d: %s", res.StatusCode, body)
+				}
+			}
+			var deadSeen, slowSeen int
+			for _, a := range rec.list() {
+				if a.End.After(time.Now()) || time.Since(a.End) > 5*time.Second {
+					t.Errorf("attempt %+v ended at %v, not just before now", a, a.End)
+				}
+				switch a.Addr {
+				case dead:
+					deadSeen++
+					if a.Outcome != healthcheck.ConnectFailure || !a.Retried {
+						t.Errorf("dead endpoint's attempt %+v, want a connect failure, retried", a)
+					}
+				case slow.addr():
+					slowSeen++
+					if a.Outcome != healthcheck.ServerError || a.Retried || a.Duration < delay || a.Duration > 5*time.Second {
+						t.Errorf("slow endpoint's attempt %+v, want a server error taking at least %v, not retried", a, delay)
+					}
+				default:
+					t.Errorf("attempt to unknown endpoint: %+v", a)
+				}
+			}
+			if slowSeen != 4 || deadSeen == 0 {
+				t.Errorf("observed %d attempts to the dead endpoint and %d to the slow one, want some and 4", deadSeen, slowSeen)
+			}
+		})
 	}
 }

@@ -32,6 +32,9 @@ type Upstream struct {
 	// Reporter receives the outcome of every attempt (passive health
 	// checks). Nil means none.
 	Reporter Reporter
+	// Attempts receives every attempt with its duration, for the admin
+	// API's traffic figures. Nil means none (and no clock is read).
+	Attempts AttemptObserver
 }
 
 // scheme is the URL scheme of requests to u's endpoints: https when its
@@ -84,6 +87,27 @@ type RetryPolicy struct {
 // is called on the request path: it must be quick and must not block.
 type Reporter interface {
 	Report(addr string, o healthcheck.Outcome)
+}
+
+// AttemptObserver receives each attempt to an endpoint that has an outcome
+// for Reporter. ObserveAttempt is called on the request path: it must be
+// quick, must not block and should not allocate.
+type AttemptObserver interface {
+	ObserveAttempt(a Attempt)
+}
+
+// Attempt is one attempt to an endpoint, as an AttemptObserver receives it.
+type Attempt struct {
+	Addr    string
+	Outcome healthcheck.Outcome // as the Reporter receives it
+	// End is when the response head arrived or the attempt failed, and
+	// Duration the time from sending the request to then: an observer
+	// needs no clock reading of its own.
+	End      time.Time
+	Duration time.Duration
+	// Retried is true when the request was then retried on another
+	// endpoint.
+	Retried bool
 }
 
 // Route sends the requests it matches to one service through its own

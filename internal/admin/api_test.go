@@ -49,11 +49,12 @@ func TestGetRoutes(t *testing.T) {
 	// The key names are an API: scripts rely on them.
 	var raw []map[string]any
 	json.Unmarshal(rec.Body.Bytes(), &raw)
-	for _, key := range []string{"name", "priority", "hosts", "path_prefix", "methods", "service", "balancer", "hash_on", "strip_prefix"} {
+	for _, key := range []string{"name", "priority", "hosts", "path_prefix", "methods", "service", "balancer", "hash_on", "strip_prefix", "traffic"} {
 		if _, ok := raw[1][key]; !ok {
 			t.Errorf("route JSON lacks key %q: %v", key, raw[1])
 		}
 	}
+	checkTrafficKeys(t, "route", raw[0]["traffic"], false)
 
 	src.update(func(f *fakeSource) { f.routes = nil })
 	rec = do(s.Handler(), "GET", "/api/routes", "")
@@ -88,19 +89,48 @@ func TestGetServices(t *testing.T) {
 
 	var raw []map[string]any
 	json.Unmarshal(rec.Body.Bytes(), &raw)
-	for _, key := range []string{"name", "discovery", "synced", "stale", "last_sync", "panicking", "removal_guard", "counts", "endpoints"} {
+	for _, key := range []string{"name", "discovery", "synced", "stale", "last_sync", "panicking", "removal_guard", "counts", "traffic", "endpoints"} {
 		if _, ok := raw[0][key]; !ok {
 			t.Errorf("service JSON lacks key %q", key)
 		}
 	}
+	checkTrafficKeys(t, "service", raw[0]["traffic"], true)
 	ep := raw[0]["endpoints"].([]any)[2].(map[string]any)
-	for _, key := range []string{"addr", "id", "weight", "format", "znode", "state", "last_probe", "last_probe_result", "consecutive_failures", "in_flight", "requests"} {
+	checkTrafficKeys(t, "endpoint", ep["traffic"], true)
+	for _, key := range []string{"addr", "id", "weight", "format", "znode", "state", "since", "last_probe", "last_probe_result", "consecutive_failures", "in_flight", "requests", "traffic"} {
 		if _, ok := ep[key]; !ok {
 			t.Errorf("endpoint JSON lacks key %q: %v", key, ep)
 		}
 	}
 	if ep["state"] != "unhealthy" || ep["consecutive_failures"] != 4.0 {
 		t.Errorf("endpoint JSON = %v, want state unhealthy with 4 failures", ep)
+	}
+}
+
+// checkTrafficKeys checks the keys of a traffic object: a service's and an
+// endpoint's have ejections, a route's not; the latencies are there with
+// requests.
+func checkTrafficKeys(t *testing.T, what string, v any, ejections bool) {
+	t.Helper()
+	tr, ok := v.(map[string]any)
+	if !ok {
+		t.Errorf("%s traffic = %v, want an object", what, v)
+		return
+	}
+	keys := []string{"window_seconds", "requests", "errors", "retries", "latency_p50_seconds", "latency_p99_seconds"}
+	if ejections {
+		keys = append(keys, "ejections")
+	}
+	for _, key := range keys {
+		if _, ok := tr[key]; !ok {
+			t.Errorf("%s traffic JSON lacks key %q: %v", what, key, tr)
+		}
+	}
+	if _, ok := tr["ejections"]; ok && !ejections {
+		t.Errorf("%s traffic JSON has ejections: %v", what, tr)
+	}
+	if len(tr) != len(keys) {
+		t.Errorf("%s traffic JSON = %v, want exactly the keys %q", what, tr, keys)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -125,6 +126,45 @@ func testStatusPageLive(t *testing.T, b context.Context) {
 	browsertest.WaitFor(t, b, `document.querySelectorAll('#routes tr[data-route]').length === 2`, 5*time.Second)
 	// A healthy endpoint receiving traffic shows a positive rate.
 	browsertest.WaitFor(t, b, `parseFloat(`+row("echo", "127.0.0.1:9002")+`.querySelector('.ep-rate').textContent) > 0`, 5*time.Second)
+
+	// The last minute's figures: a failing endpoint shows its error rate
+	// and how long it has been in its state.
+	text := func(sel string) string {
+		return `document.querySelector(` + browsertest.JSString(sel) + `)?.textContent`
+	}
+	epText := func(addr, class string) string {
+		return row("echo", addr) + `?.querySelector('.` + class + `')?.textContent`
+	}
+	for _, c := range []struct{ what, expr, want string }{
+		{"unhealthy endpoint's time in state", epText("127.0.0.1:9003", "ep-since"), "for 2m"},
+		{"unhealthy endpoint's 5xx", epText("127.0.0.1:9003", "ep-errors"), "100%"},
+		{"ejected endpoint's ejections", epText("127.0.0.1:9004", "ep-ejections"), "2"},
+		{"ejected endpoint's retries", epText("127.0.0.1:9004", "ep-retries"), "54"},
+		{"ejected endpoint's latency", epText("127.0.0.1:9004", "ep-latency"), "1.90s / 2.20s"},
+		{"healthy endpoint's 5xx", epText("127.0.0.1:9002", "ep-errors"), "0%"},
+		{"healthy endpoint's time in state", epText("127.0.0.1:9002", "ep-since"), "for 3h"},
+		{"drained endpoint without traffic", epText("127.0.0.1:9005", "ep-latency"), "– / –"},
+		{"service 5xx", text(`[data-service="echo"] .service-traffic [data-fig="errors"]`), "5xx 1.4%"},
+		{"service p50", text(`[data-service="echo"] .service-traffic [data-fig="p50"]`), "p50 4.2ms"},
+		{"service p99", text(`[data-service="echo"] .service-traffic [data-fig="p99"]`), "p99 210ms"},
+		{"service retries", text(`[data-service="echo"] .service-traffic [data-fig="retries"]`), "54 retries"},
+		{"service ejections", text(`[data-service="echo"] .service-traffic [data-fig="ejections"]`), "2 ejections"},
+		{"route request rate", text(`#routes tr[data-route="echo"] .rt-rate`), "216"},
+		{"route 5xx", text(`#routes tr[data-route="echo"] .rt-errors`), "1.4%"},
+		{"route latency", text(`#routes tr[data-route="users"] .rt-latency`), "2.1ms / 9.4ms"},
+		{"gateway 5xx", text(`#sum-errors`), "0.6%"},
+	} {
+		if got := browsertest.Eval[string](t, b, c.expr); got != c.want {
+			t.Errorf("%s: %q, want %q", c.what, got, c.want)
+		}
+	}
+	if got := browsertest.Eval[string](t, b, epText("127.0.0.1:9004", "ep-since")); !regexp.MustCompile(`^for \d+s$`).MatchString(got) {
+		t.Errorf("ejected endpoint's time in state: %q, want for some seconds", got)
+	}
+	// Errors are shown in red.
+	if got := browsertest.Eval[string](t, b, `getComputedStyle(`+row("echo", "127.0.0.1:9003")+`.querySelector('.ep-errors')).color`); got != "rgb(220, 38, 38)" {
+		t.Errorf("an endpoint's 5xx rate is shown in %s, want red", got)
+	}
 
 	// The screenshot shows every state; sparklines need a few samples.
 	browsertest.WaitFor(t, b, `Number(document.getElementById('app').dataset.polls) >= 12`, 10*time.Second)

@@ -31,9 +31,10 @@ func newFakeSource() *fakeSource {
 	return &fakeSource{
 		ready: true,
 		routes: []RouteInfo{
-			{Name: "echo", Priority: 10, PathPrefix: "/echo", Service: "echo", Balancer: "weighted_round_robin", StripPrefix: true},
+			{Name: "echo", Priority: 10, PathPrefix: "/echo", Service: "echo", Balancer: "weighted_round_robin", StripPrefix: true,
+				Traffic: traffic(60, 12960, 180, 54, 0.0042, 0.21)},
 			{Name: "users", Priority: 5, Hosts: []string{"api.example.com"}, PathPrefix: "/users", Methods: []string{"GET", "POST"},
-				Service: "users", Balancer: "consistent_hash", HashOn: "header:X-User-ID"},
+				Service: "users", Balancer: "consistent_hash", HashOn: "header:X-User-ID", Traffic: traffic(60, 16200, 0, 0, 0.0021, 0.0094)},
 		},
 		services: map[string]ServiceInfo{
 			"echo": {
@@ -41,12 +42,17 @@ func newFakeSource() *fakeSource {
 				Discovery: DiscoveryInfo{Kind: "zookeeper", Path: "/services/echo", Format: "auto"},
 				Synced:    true,
 				LastSync:  t0,
+				Traffic:   upstream(traffic(60, 12960, 180, 54, 0.0042, 0.21), 2),
 				Endpoints: []EndpointInfo{
-					{Addr: "127.0.0.1:9001", ID: "echo-1", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9001", State: StateHealthy, LastProbe: t0, LastProbeResult: "ok", Requests: 1200},
-					{Addr: "127.0.0.1:9002", ID: "echo-2", Weight: 3, Format: "plain", ZNode: "/services/echo/127.0.0.1:9002", State: StateHealthy, LastProbe: t0, LastProbeResult: "ok", Requests: 3400, InFlight: 2},
-					{Addr: "127.0.0.1:9003", ID: "echo-3", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9003", State: StateUnhealthy, LastProbe: t0, LastProbeResult: "GET /healthz: status 500", ConsecutiveFailures: 4, Requests: 90},
-					{Addr: "127.0.0.1:9004", ID: "echo-4", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9004", State: StateEjected, LastProbe: t0, LastProbeResult: "ok", Requests: 410},
-					{Addr: "127.0.0.1:9005", ID: "echo-5", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9005", State: StateDraining, LastProbe: t0, LastProbeResult: "ok", Requests: 75},
+					{Addr: "127.0.0.1:9001", ID: "echo-1", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9001", State: StateHealthy, Since: t0.Add(-3 * time.Hour), LastProbe: t0, LastProbeResult: "ok", Requests: 1200,
+						Traffic: upstream(traffic(60, 3240, 0, 0, 0.0038, 0.012), 0)},
+					{Addr: "127.0.0.1:9002", ID: "echo-2", Weight: 3, Format: "plain", ZNode: "/services/echo/127.0.0.1:9002", State: StateHealthy, Since: t0.Add(-3 * time.Hour), LastProbe: t0, LastProbeResult: "ok", Requests: 3400, InFlight: 2,
+						Traffic: upstream(traffic(60, 9720, 0, 0, 0.0041, 0.015), 0)},
+					{Addr: "127.0.0.1:9003", ID: "echo-3", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9003", State: StateUnhealthy, Since: t0.Add(-134 * time.Second), LastProbe: t0, LastProbeResult: "GET /healthz: status 500", ConsecutiveFailures: 4, Requests: 90,
+						Traffic: upstream(traffic(60, 90, 90, 0, 0.0017, 0.0031), 0)},
+					{Addr: "127.0.0.1:9004", ID: "echo-4", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9004", State: StateEjected, Since: t0.Add(-8 * time.Second), LastProbe: t0, LastProbeResult: "ok", Requests: 410,
+						Traffic: upstream(traffic(60, 144, 144, 54, 1.9, 2.2), 2)},
+					{Addr: "127.0.0.1:9005", ID: "echo-5", Weight: 1, Format: "plain", ZNode: "/services/echo/127.0.0.1:9005", State: StateDraining, Since: t0.Add(-5 * time.Minute), LastProbe: t0, LastProbeResult: "ok", Requests: 75},
 				},
 			},
 			"users": {
@@ -56,8 +62,10 @@ func newFakeSource() *fakeSource {
 				Stale:     true,
 				LastSync:  t0.Add(-30 * time.Second),
 				Snapshot:  &ServiceSnapshot{ReadAt: t0.Add(-754 * time.Second), AgeSeconds: 754},
+				Traffic:   upstream(traffic(60, 16200, 0, 0, 0.0021, 0.0094), 0),
 				Endpoints: []EndpointInfo{
-					{Addr: "127.0.0.1:9101", ID: "3f1c9a2e-users-1", Weight: 5, Format: "curator", ZNode: "/services/users/3f1c9a2e-users-1", State: StateHealthy, Requests: 800},
+					{Addr: "127.0.0.1:9101", ID: "3f1c9a2e-users-1", Weight: 5, Format: "curator", ZNode: "/services/users/3f1c9a2e-users-1", State: StateHealthy, Since: t0.Add(-754 * time.Second), Requests: 800,
+						Traffic: upstream(traffic(60, 16200, 0, 0, 0.0021, 0.0094), 0)},
 				},
 			},
 		},
@@ -223,11 +231,28 @@ func (f *fakeSource) rebase(now time.Time) {
 				if !s.Endpoints[i].LastProbe.IsZero() {
 					s.Endpoints[i].LastProbe = s.Endpoints[i].LastProbe.Add(shift)
 				}
+				if !s.Endpoints[i].Since.IsZero() {
+					s.Endpoints[i].Since = s.Endpoints[i].Since.Add(shift)
+				}
 			}
 			f.services[name] = s
 		}
 		f.zk.Since = f.zk.Since.Add(shift)
 	})
+}
+
+// traffic returns the figures of a window of window seconds; p50 and p99
+// in seconds, absent without requests.
+func traffic(window float64, requests, errors, retries uint64, p50, p99 float64) Traffic {
+	t := Traffic{WindowSeconds: window, Requests: requests, Errors: errors, Retries: retries}
+	if requests > 0 {
+		t.LatencyP50Seconds, t.LatencyP99Seconds = &p50, &p99
+	}
+	return t
+}
+
+func upstream(t Traffic, ejections uint64) UpstreamTraffic {
+	return UpstreamTraffic{Traffic: t, Ejections: ejections}
 }
 
 var errBadConfig = errors.New(`config gateway.yaml: routes[1].service: unknown service "nope"`)

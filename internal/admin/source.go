@@ -114,6 +114,42 @@ type RouteInfo struct {
 	Balancer    string   `json:"balancer"`
 	HashOn      string   `json:"hash_on,omitempty"`
 	StripPrefix bool     `json:"strip_prefix"`
+	// Traffic is what the route served over the last minute.
+	Traffic Traffic `json:"traffic"`
+}
+
+// Traffic is what a route, a service or an endpoint served over the last
+// minute, a rolling window (internal/stats) read when the state is taken.
+// Rates are the counts over WindowSeconds.
+type Traffic struct {
+	// WindowSeconds is the time the counts cover: the last minute (55 to
+	// 60 seconds, the window moving in steps of 5), or less while the
+	// route, service or endpoint is younger.
+	WindowSeconds float64 `json:"window_seconds"`
+	// Requests counts the requests; for an endpoint, the attempts sent to
+	// it.
+	Requests uint64 `json:"requests"`
+	// Errors counts the requests answered with a 5xx status, the
+	// gateway's own 502, 503 and 504 included; for an endpoint, the
+	// attempts that got a 5xx answer, could not connect or timed out.
+	Errors uint64 `json:"errors"`
+	// Retries counts the retries the requests took; for an endpoint, its
+	// attempts that failed and were retried on another endpoint.
+	Retries uint64 `json:"retries"`
+	// LatencyP50Seconds and LatencyP99Seconds are latency quantiles, within
+	// 12.5%; absent without requests. A route's and a service's run from a
+	// request's arrival to the end of its response, retries included; an
+	// endpoint's from sending an attempt to its response head.
+	LatencyP50Seconds *float64 `json:"latency_p50_seconds,omitempty"`
+	LatencyP99Seconds *float64 `json:"latency_p99_seconds,omitempty"`
+}
+
+// UpstreamTraffic is the Traffic of a service or an endpoint, with its
+// ejections.
+type UpstreamTraffic struct {
+	Traffic
+	// Ejections counts the passive ejections (of the service's endpoints).
+	Ejections uint64 `json:"ejections"`
 }
 
 // DiscoveryInfo says where a service's membership comes from.
@@ -156,6 +192,9 @@ type ServiceInfo struct {
 	// Counts is filled in by the server from Endpoints; a Source leaves it
 	// zero.
 	Counts EndpointCounts `json:"counts"`
+	// Traffic is what the service served over the last minute, by all its
+	// routes.
+	Traffic UpstreamTraffic `json:"traffic"`
 	// Endpoints are the members, sorted by address.
 	Endpoints []EndpointInfo `json:"endpoints"`
 }
@@ -204,6 +243,8 @@ type EndpointInfo struct {
 	ZNode string `json:"znode,omitempty"`
 	// State is one of the State* constants.
 	State string `json:"state"`
+	// Since is when the endpoint entered State.
+	Since time.Time `json:"since,omitzero"`
 	// LastProbe is when the last active probe finished (zero: none yet).
 	LastProbe time.Time `json:"last_probe,omitzero"`
 	// LastProbeResult is "ok" or the probe's error text.
@@ -216,8 +257,10 @@ type EndpointInfo struct {
 	InFlight int64 `json:"in_flight"`
 	// Requests is the number of requests proxied to the endpoint since it
 	// appeared; the status page derives request rates from it.
-	Requests uint64            `json:"requests"`
-	Meta     map[string]string `json:"meta,omitempty"`
+	Requests uint64 `json:"requests"`
+	// Traffic is what the endpoint served over the last minute.
+	Traffic UpstreamTraffic   `json:"traffic"`
+	Meta    map[string]string `json:"meta,omitempty"`
 }
 
 // ZooKeeperInfo describes the gateway's ZooKeeper session.

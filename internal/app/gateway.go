@@ -42,6 +42,7 @@ type Gateway struct {
 	// before the first apply, nil without one.
 	snapshot atomic.Pointer[membershipSnapshot]
 	metrics  *metrics.Metrics
+	traffic  *traffic // the Handler's RequestObserver, in front of metrics
 	access   *proxy.AccessLog
 	handler  *proxy.Handler
 	// tls are the certificate stores of the TLS entry points, by name;
@@ -124,13 +125,14 @@ func serve(ctx context.Context, path string, stderr io.Writer, signals <-chan os
 
 func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	g.metrics = metrics.New(metrics.Options{State: metrics.StateSourceFunc(g.metricsState), Version: version.Version})
+	g.traffic = newTraffic(g.metrics)
 	if cfg.Log.AccessLog.Enabled {
 		g.access = proxy.NewAccessLog(os.Stdout, proxy.AccessLogOptions{Logger: g.log})
 	}
 	g.handler = proxy.NewHandler(nil, proxy.Options{
 		TrustedProxies: cfg.TrustedProxyPrefixes(),
 		AccessLog:      g.access,
-		Metrics:        g.metrics,
+		Metrics:        g.traffic,
 		Logger:         g.log,
 	})
 
@@ -425,6 +427,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 		r.svc.health.Attach(r.balancer)
 	}
 	g.metrics.SetRouter(rt)
+	g.traffic.setRoutes(routes)
 	g.handler.SetRouter(rt)
 	for _, r := range routes {
 		r.watchFiles(g.log)

@@ -11,6 +11,7 @@ import (
 	"github.com/zkgate/zkgate/discovery"
 	"github.com/zkgate/zkgate/healthcheck"
 	"github.com/zkgate/zkgate/internal/config"
+	"github.com/zkgate/zkgate/internal/stats"
 	"github.com/zkgate/zkgate/proxy"
 )
 
@@ -110,6 +111,7 @@ func newService(name string, cfg config.Service) (*service, error) {
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		Retry:          retry,
 		Reporter:       s.reporter,
+		Attempts:       s.stats,
 	}
 	return s, nil
 }
@@ -133,7 +135,7 @@ func (s *service) start(zk *discovery.Client, snap *membershipSnapshot, log logr
 		s.zkconf, s.membership = z, z
 	}
 	s.membership.Attach(s.stats)
-	h, err := healthcheck.New(s.membership, s.checker, log)
+	h, err := healthcheck.New(s.membership, s.checker, log, healthcheck.OnEject(s.stats.eject))
 	if err != nil {
 		s.closeMembership()
 		return fmt.Errorf("services.%s.health_check: %w", s.name, err)
@@ -168,21 +170,25 @@ func (s *service) close() {
 }
 
 // endpointStats counts, for the admin API, the attempts sent to each member
-// of a service and those still in flight. It observes the service's
-// membership so that the counter map is rebuilt only when members change;
-// the request path only reads the map.
+// of a service and those still in flight, and keeps the last minute of the
+// traffic of the service and of each member (traffic.go). It observes the
+// service's membership so that the counter map is rebuilt only when members
+// change, and a departed member's counters go with it; the request path only
+// reads the map.
 type endpointStats struct {
 	counters atomic.Pointer[map[string]*endpointCounters]
+	service  *stats.Window // of every route to the service
 }
 
 // endpointCounters are one member's counters.
 type endpointCounters struct {
 	requests atomic.Uint64 // attempts finished
 	inFlight atomic.Int64  // attempts picked and not yet done
+	window   *stats.Window // its attempts and ejections
 }
 
 func newEndpointStats() *endpointStats {
-	s := &endpointStats{}
+	s := &endpointStats{service: stats.NewWindow(stats.Now())}
 	m := map[string]*endpointCounters{}
 	s.counters.Store(&m)
 	return s
@@ -195,11 +201,12 @@ func newEndpointStats() *endpointStats {
 func (s *endpointStats) Update(eps []balancer.Endpoint) {
 	old := *s.counters.Load()
 	next := make(map[string]*endpointCounters, len(eps))
+	now := stats.Now()
 	for _, e := range eps {
 		if c, ok := old[e.Addr]; ok {
 			next[e.Addr] = c
 		} else {
-			next[e.Addr] = new(endpointCounters)
+			next[e.Addr] = &endpointCounters{window: stats.NewWindow(now)}
 		}
 	}
 	for addr, c := range old {

@@ -22,6 +22,7 @@ func (g *Gateway) Routes() []admin.RouteInfo {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make([]admin.RouteInfo, 0, len(g.routes))
+	now := time.Now()
 	for _, r := range g.routes {
 		out = append(out, admin.RouteInfo{
 			Name:        r.cfg.Name,
@@ -33,6 +34,7 @@ func (g *Gateway) Routes() []admin.RouteInfo {
 			Balancer:    r.cfg.Balancer,
 			HashOn:      r.cfg.HashOn,
 			StripPrefix: r.cfg.StripPrefix,
+			Traffic:     g.traffic.route(r.cfg.Name, now),
 		})
 	}
 	return out
@@ -78,6 +80,8 @@ func (s *service) info() admin.ServiceInfo {
 		si.Discovery = admin.DiscoveryInfo{Kind: "static"}
 	}
 	h := s.health.Status()
+	now := time.Now()
+	si.Traffic = upstreamTrafficOf(s.stats.service.Summary(now))
 	si.Panicking = h.Panicking
 	si.RemovalGuard = admin.RemovalGuardInfo{
 		Active:      !h.RemovalGuardUntil.IsZero(),
@@ -90,12 +94,14 @@ func (s *service) info() admin.ServiceInfo {
 			Addr:                e.Addr,
 			Weight:              e.Weight,
 			State:               e.State,
+			Since:               e.Since,
 			LastProbe:           e.LastProbe,
 			LastProbeResult:     e.LastProbeResult,
 			ConsecutiveFailures: e.ConsecutiveFailures,
 			Held:                e.Held,
 			InFlight:            s.stats.inFlight(e.Addr),
 			Requests:            s.stats.requests(e.Addr),
+			Traffic:             s.stats.endpoint(e.Addr, now),
 		}
 		// Each fact once (issue 22): a ZooKeeper member's id is its znode
 		// path, shown as znode; an id that is the address is not repeated;

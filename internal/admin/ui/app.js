@@ -1,5 +1,7 @@
 // zkgate status page: polls api/state every second and updates the page in
-// place. Rates are computed here from successive request counters.
+// place. The Req/s column and its trend are computed here from successive
+// request counters; the other traffic figures are the gateway's, over the
+// last minute (each "traffic" object of api/state).
 (() => {
   'use strict';
 
@@ -77,6 +79,33 @@
     if (r < 10) return r.toFixed(1);
     return fmtInt.format(Math.round(r));
   }
+  // fmtPct formats part of whole as a percentage; '–' when whole is 0.
+  function fmtPct(part, whole) {
+    if (!whole) return '–';
+    const p = 100 * part / whole;
+    if (p === 0) return '0%';
+    if (p < 0.1) return '<0.1%';
+    if (p < 10) return p.toFixed(1) + '%';
+    return Math.round(p) + '%';
+  }
+  // fmtDur formats a number of seconds as a latency; '–' when absent.
+  function fmtDur(s) {
+    if (s === null || s === undefined || !isFinite(s)) return '–';
+    if (s < 0.001) return Math.round(s * 1e6) + 'µs';
+    if (s < 0.01) return (s * 1000).toFixed(1) + 'ms';
+    if (s < 1) return Math.round(s * 1000) + 'ms';
+    if (s < 10) return s.toFixed(2) + 's';
+    return s.toFixed(1) + 's';
+  }
+  // windowRate is the request rate of a traffic object: its requests over
+  // the time they cover.
+  function windowRate(t) {
+    return t && t.window_seconds > 0 ? t.requests / t.window_seconds : null;
+  }
+  function windowTitle(t) {
+    return t ? 'over the last ' + Math.round(t.window_seconds) + 's' : '';
+  }
+
   // ago formats the time between ts and now (both from the server).
   // fmtAge formats a number of seconds as ago does.
   function fmtAge(s) {
@@ -241,6 +270,14 @@
     setText(byId('sum-endpoints'), healthy + ' / ' + endpoints);
     setText(byId('sum-rate'), fmtRate(rate));
     setText(byId('sum-routes'), fmtInt.format(state.routes.length));
+    let routed = 0, failed = 0;
+    for (const r of state.routes) {
+      routed += (r.traffic || {}).requests || 0;
+      failed += (r.traffic || {}).errors || 0;
+    }
+    const errTile = byId('sum-errors');
+    setText(errTile, fmtPct(failed, routed));
+    setAttr(errTile, 'data-bad', String(failed > 0));
     setText(byId('sum-session'), zk.session_id || 'none');
 
     setText(byId('zk-detail-state'), zkLabel(zk));
@@ -262,6 +299,7 @@
       bar: h('div', { class: 'statebar' }),
       counts: h('span', { class: 'muted' }),
       rate: h('span', { class: 'service-rate' }),
+      traffic: h('span', { class: 'service-traffic' }),
       sync: h('span', { class: 'muted' }),
       tbody: h('tbody'),
       empty: h('p', { class: 'empty', text: 'No endpoints registered.' }),
@@ -269,17 +307,21 @@
     const table = h('table', { class: 'table endpoints' },
       h('thead', null, h('tr', null,
         h('th', { class: 'c-state', text: 'State' }), h('th', { class: 'c-endpoint', text: 'Endpoint' }),
-        h('th', { class: 'num c-weight', text: 'Weight' }), h('th', { class: 'num c-requests', text: 'Requests' }),
+        h('th', { class: 'num c-weight', text: 'Weight' }),
         h('th', { class: 'num c-rate', text: 'Req/s' }), h('th', { class: 'c-spark', text: 'Trend' }),
+        h('th', { class: 'num c-errors', text: '5xx', title: 'Attempts answered 5xx, refused or timed out, last minute' }),
+        h('th', { class: 'num c-latency', text: 'p50 / p99', title: 'Time to the response head, last minute' }),
+        h('th', { class: 'num c-retries', text: 'Retried', title: 'Failed attempts retried on another endpoint, last minute' }),
+        h('th', { class: 'num c-ejections', text: 'Ejected', title: 'Passive ejections, last minute' }),
         h('th', { class: 'num c-inflight', text: 'In flight' }), h('th', { class: 'c-probe', text: 'Last probe' }),
-        h('th', { class: 'num c-failures', text: 'Failures' }), h('th', { class: 'c-action' }))),
+        h('th', { class: 'c-action' }))),
       parts.tbody);
     parts.table = table;
     const root = h('article', { class: 'card service', 'data-service': name },
       h('div', { class: 'service-head' },
         h('div', null, h('h3', { text: name }), parts.sub),
         parts.flags),
-      h('div', { class: 'service-stats' }, parts.bar, parts.counts, parts.rate, parts.sync),
+      h('div', { class: 'service-stats' }, parts.bar, parts.counts, parts.rate, parts.traffic, parts.sync),
       table, parts.empty);
     return { root, parts, rows: new Map() };
   }
@@ -318,27 +360,30 @@
   function newRow(svc, addr) {
     const c = {
       pill: h('span', { class: 'pill' }),
+      since: h('div', { class: 'ep-since' }),
       addr: h('div', { class: 'ep-addr', text: addr }),
       id: h('div', { class: 'ep-id' }),
       weight: h('td', { class: 'num ep-weight' }),
-      requests: h('td', { class: 'num ep-requests' }),
       rate: h('td', { class: 'num ep-rate' }),
       spark: sparkline(),
+      errors: h('td', { class: 'num ep-errors' }),
+      latency: h('td', { class: 'num ep-latency' }),
+      retries: h('td', { class: 'num ep-retries' }),
+      ejections: h('td', { class: 'num ep-ejections' }),
       inflight: h('td', { class: 'num ep-inflight' }),
       probe: h('span', { class: 'ep-probe-when' }),
       probeResult: h('span', { class: 'ep-probe-result' }),
-      failures: h('td', { class: 'num ep-failures' }),
       button: h('button', { class: 'btn btn-small', type: 'button' }),
     };
     c.button.addEventListener('click', () => toggleDrain(svc, addr, c.button));
     const row = h('tr', { class: 'ep', 'data-endpoint': addr, 'data-service': svc },
-      h('td', null, c.pill),
+      h('td', null, c.pill, c.since),
       h('td', null, c.addr, c.id),
-      c.weight, c.requests, c.rate,
+      c.weight, c.rate,
       h('td', null, c.spark.svg),
+      c.errors, c.latency, c.retries, c.ejections,
       c.inflight,
       h('td', { class: 'ep-probe' }, c.probe, c.probeResult),
-      c.failures,
       h('td', { class: 'num' }, c.button));
     return { row, c };
   }
@@ -348,22 +393,55 @@
     setAttr(row, 'data-state', ep.state);
     setAttr(c.pill, 'data-state', ep.state);
     setText(c.pill, ep.state);
-    setText(c.id, ep.znode || ep.id || '');
+    // The time in state: "unhealthy for 2m".
+    setText(c.since, ep.since ? 'for ' + fmtAge(Math.max(0, (now - Date.parse(ep.since)) / 1000)) : '');
+    c.since.title = ep.since ? ep.state + ' since ' + new Date(ep.since).toLocaleString('en-GB') : '';    setText(c.id, ep.znode || ep.id || '');
     c.id.title = [ep.id, ep.znode, ep.format && 'format ' + ep.format].filter(Boolean).join(' · ');
     setText(c.weight, String(ep.weight));
-    setText(c.requests, fmtInt.format(ep.requests));
     const s = sample(svc.name, ep.addr);
     setText(c.rate, fmtRate(s && s.rate));
+    c.rate.title = fmtInt.format(ep.requests) + ' requests since it appeared';
     c.spark.draw(s ? s.history : []);
+    renderTraffic(c, ep.traffic);
     setText(c.inflight, fmtInt.format(ep.in_flight));
     setText(c.probe, ep.last_probe ? ago(ep.last_probe, now) : 'not probed');
-    setText(c.probeResult, ep.last_probe_result || '');
-    c.probeResult.title = ep.last_probe_result || '';
-    setText(c.failures, String(ep.consecutive_failures));
+    const fails = ep.consecutive_failures ? ' · ' + ep.consecutive_failures + ' failed in a row' : '';
+    setText(c.probeResult, (ep.last_probe_result || '') + fails);
+    c.probeResult.title = (ep.last_probe_result || '') + fails;
     const draining = ep.state === 'draining';
     setText(c.button, draining ? 'Undrain' : 'Drain');
     setAttr(c.button, 'data-action', draining ? 'undrain' : 'drain');
     c.button.title = (draining ? 'Put ' : 'Take ') + ep.addr + (draining ? ' back into rotation' : ' out of rotation');
+  }
+
+  // renderTraffic fills the last minute's figures of an endpoint's row.
+  function renderTraffic(c, t) {
+    t = t || {};
+    setText(c.errors, fmtPct(t.errors || 0, t.requests));
+    setAttr(c.errors, 'data-bad', String((t.errors || 0) > 0));
+    c.errors.title = fmtInt.format(t.errors || 0) + ' of ' + fmtInt.format(t.requests || 0) + ' attempts ' + windowTitle(t);
+    setText(c.latency, fmtDur(t.latency_p50_seconds) + ' / ' + fmtDur(t.latency_p99_seconds));
+    setText(c.retries, fmtInt.format(t.retries || 0));
+    setText(c.ejections, fmtInt.format(t.ejections || 0));
+    setAttr(c.ejections, 'data-bad', String((t.ejections || 0) > 0));
+  }
+
+  // serviceTraffic is a service's last minute: 5xx rate, latency, retries
+  // and ejections.
+  function renderServiceTraffic(box, t) {
+    t = t || {};
+    const figs = [
+      ['errors', '5xx ' + fmtPct(t.errors || 0, t.requests), (t.errors || 0) > 0],
+      ['p50', 'p50 ' + fmtDur(t.latency_p50_seconds), false],
+      ['p99', 'p99 ' + fmtDur(t.latency_p99_seconds), false],
+      ['retries', fmtInt.format(t.retries || 0) + ((t.retries || 0) === 1 ? ' retry' : ' retries'), false],
+      ['ejections', fmtInt.format(t.ejections || 0) + ((t.ejections || 0) === 1 ? ' ejection' : ' ejections'), (t.ejections || 0) > 0],
+    ];
+    box.title = 'Last minute (' + windowTitle(t) + '): ' + fmtInt.format(t.requests || 0) + ' requests, ' + fmtInt.format(t.errors || 0) + ' answered 5xx';
+    const key = figs.map((f) => f[1] + f[2]).join('|');
+    if (box.dataset.key === key) return;
+    box.dataset.key = key;
+    box.replaceChildren(...figs.map(([name, text, bad]) => h('span', { 'data-fig': name, 'data-bad': String(bad), text })));
   }
 
   function renderServices(state) {
@@ -396,6 +474,7 @@
       let rate = 0;
       for (const ep of svc.endpoints) rate += (sample(svc.name, ep.addr) || {}).rate || 0;
       setText(p.rate, fmtRate(rate) + ' req/s');
+      renderServiceTraffic(p.traffic, svc.traffic);
       setText(p.sync, svc.last_sync ? 'synced ' + ago(svc.last_sync, now) : 'never synced');
 
       const addrs = new Set();
@@ -465,11 +544,32 @@
     return span;
   }
 
+  // The routes table is rebuilt when the routes change; its traffic cells
+  // are updated on every poll.
   function renderRoutes(routes) {
-    const key = JSON.stringify(routes);
+    const key = JSON.stringify(routes.map((r) => Object.assign({}, r, { traffic: null })));
     const table = byId('routes');
-    if (table.dataset.key === key) return;
-    table.dataset.key = key;
+    if (table.dataset.key !== key) {
+      table.dataset.key = key;
+      buildRoutes(table, routes);
+    }
+    for (const r of routes) {
+      const row = table.querySelector('tr[data-route="' + CSS.escape(r.name) + '"]');
+      if (!row) continue;
+      const t = r.traffic || {};
+      const cells = row.querySelectorAll('.rt');
+      setText(cells[0], fmtRate(windowRate(t)));
+      cells[0].title = fmtInt.format(t.requests || 0) + ' requests ' + windowTitle(t);
+      setText(cells[1], fmtPct(t.errors || 0, t.requests));
+      setAttr(cells[1], 'data-bad', String((t.errors || 0) > 0));
+      cells[1].title = fmtInt.format(t.errors || 0) + ' answered 5xx ' + windowTitle(t);
+      setText(cells[2], fmtDur(t.latency_p50_seconds) + ' / ' + fmtDur(t.latency_p99_seconds));
+    }
+    table.hidden = routes.length === 0;
+    byId('no-routes').hidden = routes.length !== 0;
+  }
+
+  function buildRoutes(table, routes) {
     table.tBodies[0].replaceChildren(...routes.map((r) => h('tr', { 'data-route': r.name },
       h('td', null, h('strong', { text: r.name })),
       h('td', { class: 'num', text: String(r.priority) }),
@@ -479,9 +579,10 @@
       h('td', null, h('a', { href: '#', 'data-goto': r.service, text: r.service })),
       h('td', null, h('span', { text: r.balancer }),
         r.hash_on ? h('span', { class: 'muted mono', text: ' on ' + r.hash_on }) : null),
-      h('td', { text: r.strip_prefix ? 'yes' : 'no' }))));
-    table.hidden = routes.length === 0;
-    byId('no-routes').hidden = routes.length !== 0;
+      h('td', { text: r.strip_prefix ? 'yes' : 'no' }),
+      h('td', { class: 'num rt rt-rate' }),
+      h('td', { class: 'num rt rt-errors' }),
+      h('td', { class: 'num rt rt-latency' }))));
   }
 
   byId('routes').addEventListener('click', (ev) => {
