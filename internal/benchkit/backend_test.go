@@ -1,7 +1,10 @@
 package benchkit
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +30,7 @@ func TestBackendBodies(t *testing.T) {
 		{"/", SmallBody, "text/plain; charset=utf-8"},
 		{"/healthz", SmallBody, "text/plain; charset=utf-8"},
 		{LargePath, string(LargeBody()), "application/octet-stream"},
+		{JSONPath, string(JSONBody()), "application/json"},
 		{IDPath, "backend-7", "text/plain; charset=utf-8"},
 	} {
 		resp, err := http.Get(srv.URL + tc.path)
@@ -46,6 +50,47 @@ func TestBackendBodies(t *testing.T) {
 	}
 	if len(SmallBody) != 13 || len(LargeBody()) != 16384 {
 		t.Errorf("bodies are %d and %d bytes, want 13 and 16384", len(SmallBody), len(LargeBody()))
+	}
+}
+
+// The JSON body is exactly 64 KiB of valid JSON shaped like an API's list
+// answer, the same in every process, and compresses as such an answer
+// does: several times, not a hundred times as a repeated string would.
+func TestJSONBody(t *testing.T) {
+	body := JSONBody()
+	if len(body) != JSONSize || JSONSize != 65536 {
+		t.Fatalf("JSON body is %d bytes, want %d (64 KiB)", len(body), JSONSize)
+	}
+	var v struct {
+		Data []map[string]any `json:"data"`
+		Page struct {
+			Size       int    `json:"size"`
+			NextCursor string `json:"next_cursor"`
+		} `json:"page"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("JSON body does not parse: %v", err)
+	}
+	if len(v.Data) < 100 || v.Page.Size != len(v.Data) || len(v.Page.NextCursor) < 16 {
+		t.Errorf("%d users, page size %d, cursor of %d characters; want over 100 users, the size matching, a cursor", len(v.Data), v.Page.Size, len(v.Page.NextCursor))
+	}
+	if u := v.Data[len(v.Data)-1]; u["email"] == "" || u["uuid"] == v.Data[0]["uuid"] {
+		t.Errorf("last user %v: want its own uuid and an email", u)
+	}
+	if !bytes.Equal(makeJSONBody(), body) {
+		t.Error("a second build of the JSON body differs")
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = zw.Write(body)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ratio := float64(len(body)) / float64(buf.Len()); ratio < 3 || ratio > 12 {
+		t.Errorf("gzip level 5 makes %d bytes of %d (%.1f×); want 3× to 12×, as an API's JSON", buf.Len(), len(body), ratio)
 	}
 }
 

@@ -53,6 +53,23 @@ func NginxTLSConfig(dir string, port, workers int, upstreams []string, certFile,
 	return nginxConfig(dir, fmt.Sprintf("127.0.0.1:%d ssl http2 backlog=4096", port), tls, workers, upstreams)
 }
 
+// NginxGzipConfig is NginxConfig with nginx's gzip filter on the server:
+// answers of type application/json of at least 1024 bytes (the zkgate
+// target's min_bytes) are compressed at level when the client accepts
+// gzip, whatever the request's proxy headers (gzip_proxied any), with
+// Vary: Accept-Encoding as zkgate adds it (gzip_vary). Buffers keep
+// nginx's defaults.
+func NginxGzipConfig(dir string, port, workers int, upstreams []string, level int) string {
+	gzip := fmt.Sprintf(`        gzip on;
+        gzip_comp_level %d;
+        gzip_types application/json;
+        gzip_min_length 1024;
+        gzip_proxied any;
+        gzip_vary on;
+`, level)
+	return nginxConfig(dir, fmt.Sprintf("127.0.0.1:%d", port), gzip, workers, upstreams)
+}
+
 // nginxConfig is NginxConfig's text with listen's parameters and extra
 // server directives.
 func nginxConfig(dir, listen, extra string, workers int, upstreams []string) string {
@@ -220,6 +237,19 @@ func ZkgatePoliciesConfig(webPort, adminPort, zkPort int, zkPath, jwksFile strin
     rate_limit: { average: 1000000, burst: 1000000, key: client_ip }
 `, PolicyOrigin, jwksFile)
 	return zkgateConfig(web, adminPort, zkPort, zkPath, true, policies)
+}
+
+// ZkgateGzipConfig is ZkgateConfig (fast path on, as the plain zkgate
+// target) with response compression on the RoutePrefix route, as
+// docs/configuration.md documents it: compress: { enabled: true,
+// min_bytes: 1024, level: level }.
+func ZkgateGzipConfig(webPort, adminPort, zkPort int, zkPath string, level int, accessLog bool) string {
+	web := fmt.Sprintf(`  web:
+    address: "127.0.0.1:%d"
+    fast_path: true
+`, webPort)
+	compress := fmt.Sprintf("    compress: { enabled: true, min_bytes: 1024, level: %d }\n", level)
+	return zkgateConfig(web, adminPort, zkPort, zkPath, accessLog, compress)
 }
 
 // ZkgateTLSConfig is ZkgateConfig with one TLS entry point, websecure, on

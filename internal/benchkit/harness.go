@@ -43,7 +43,7 @@ type Options struct {
 	// Conns is the main concurrency. Default 64.
 	Conns int
 	// BasePort is the first of the loopback ports used (BasePort to
-	// BasePort+29). Default 19100.
+	// BasePort+33). Default 19100.
 	BasePort int
 	// PropEvents is the number of discovery propagation events; 0 = skip.
 	PropEvents int
@@ -56,11 +56,16 @@ type Options struct {
 	// PropQuiet ends a deregistration event (see PropagationConfig.Quiet).
 	// Default 150ms.
 	PropQuiet time.Duration
-	// Only restricts the measured targets to these names, of Targets and
-	// TLSTargets (the reference, "direct", is always measured). Naming
-	// only TLS targets skips the plain section and the connection
-	// benchmark; naming none skips the TLS section. Empty: every target.
+	// Only restricts the measured targets to these names, of Targets,
+	// TLSTargets and GzipTargets (the reference, "direct", is always
+	// measured). A section runs when Only names one of its targets: naming
+	// only TLS or compression targets skips the plain section and the
+	// connection benchmark; naming none of a section's skips it. Empty:
+	// every target.
 	Only []string
+	// GzipLevel is the compression level of both proxies of the
+	// compression section, 1 to 9. Default DefaultGzipLevel.
+	GzipLevel int
 	// Command is the command line recorded in the results.
 	Command string
 	// Log is the logger of the harness's ZooKeeper clients.
@@ -89,7 +94,7 @@ const (
 	offGoProxy   = 23
 	offNginx2    = 24
 	offHAProxy2  = 25
-	offLast      = offNginxTLS2 // the TLS section's ports (tlsbench.go) come last
+	offLast      = offNginxGzip2 // the TLS section's ports (tlsbench.go), then the compression section's (gzipbench.go), come last
 )
 
 // Targets lists every measured target in report order.
@@ -160,6 +165,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.HeldConns == 0 {
 		o.HeldConns = 8000
 	}
+	if o.GzipLevel == 0 {
+		o.GzipLevel = DefaultGzipLevel
+	}
 	if o.Log == nil {
 		l := logrus.New()
 		l.SetLevel(logrus.WarnLevel)
@@ -181,6 +189,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Conns < 1 {
 		errs = append(errs, fmt.Errorf("benchkit: connections %d: want at least 1", o.Conns))
 	}
+	if o.GzipLevel < 1 || o.GzipLevel > 9 {
+		errs = append(errs, fmt.Errorf("benchkit: compression level %d: want 1 (fastest) to 9 (smallest), as zkgate's compress.level and nginx's gzip_comp_level", o.GzipLevel))
+	}
 	if !o.SkipConns && (o.HeldConns < 1 || o.HeldConns > MaxHeldConns) {
 		errs = append(errs, fmt.Errorf("benchkit: held connections %d: want 1 to %d (a process here may hold 20,000 descriptors; a proxy holds two per upgraded connection)", o.HeldConns, MaxHeldConns))
 	}
@@ -188,7 +199,7 @@ func (o Options) withDefaults() (Options, error) {
 		errs = append(errs, fmt.Errorf("benchkit: base port %d: want 1024-%d", o.BasePort, 65535-offLast))
 	}
 	for _, name := range o.Only {
-		if !slices.ContainsFunc(slices.Concat(Targets, TLSTargets), func(t TargetInfo) bool { return t.Name == name }) {
+		if !slices.ContainsFunc(slices.Concat(Targets, TLSTargets, GzipTargets), func(t TargetInfo) bool { return t.Name == name }) {
 			errs = append(errs, fmt.Errorf("benchkit: target %q: unknown (valid: %s)", name, targetNames()))
 		}
 	}
@@ -197,7 +208,7 @@ func (o Options) withDefaults() (Options, error) {
 
 func targetNames() string {
 	var names []string
-	for _, t := range slices.Concat(Targets, TLSTargets) {
+	for _, t := range slices.Concat(Targets, TLSTargets, GzipTargets) {
 		names = append(names, t.Name)
 	}
 	return strings.Join(names, ", ")
@@ -305,6 +316,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 			return err
 		}
 	}
+	var gzipRes *GzipResults
+	if h.gzipSelected() {
+		if gzipRes, err = h.gzipSection(ctx); err != nil {
+			return err
+		}
+	}
 	var prop *Propagation
 	if o.PropEvents > 0 {
 		p, err := h.propagation(ctx)
@@ -324,6 +341,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		Propagation: prop,
 		Conns:       conns,
 		TLS:         tlsRes,
+		Gzip:        gzipRes,
 		Machine:     ReadMachine(h.versionCommands()),
 		LoadStart:   loadStart,
 		LoadEnd:     loadEnd,
@@ -386,8 +404,8 @@ func findTools(root string) (map[string]string, error) {
 func checkPorts(base int) error {
 	var busy []string
 	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2,
-		offNginxTLS, offNginxTLS2}
-	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateStd, offZkgateTLS, offZkgatePol} {
+		offNginxTLS, offNginxTLS2, offNginxGzip, offNginxGzip2}
+	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateStd, offZkgateTLS, offZkgatePol, offZkgateGzip} {
 		offs = append(offs, off, off+1)
 	}
 	for _, off := range offs {

@@ -18,7 +18,9 @@ type Results struct {
 	// Conns is the connection benchmark's outcome, nil when skipped.
 	Conns *ConnResults
 	// TLS is the TLS section's outcome, nil when skipped.
-	TLS     *TLSResults
+	TLS *TLSResults
+	// Gzip is the compression section's outcome, nil when skipped.
+	Gzip    *GzipResults
 	Machine Machine
 	// LoadStart and LoadEnd are the load averages before and after.
 	LoadStart, LoadEnd string
@@ -75,6 +77,9 @@ func (r Results) Tables() string {
 		for _, kind := range TLSKinds {
 			fmt.Fprintf(&b, "TLS, %s\n\n%s\n", KindTitle(kind, t.Conns), TLSTable(*t, kind))
 		}
+	}
+	if g := r.Gzip; g != nil {
+		fmt.Fprintf(&b, "Compression against nginx\n\n%s\nCompression, every target\n\n%s\n", GzipVsNginxTable(*g), GzipTable(*g))
 	}
 	if r.Propagation != nil {
 		fmt.Fprintf(&b, "Discovery propagation\n\n%s", PropagationTable(*r.Propagation))
@@ -233,6 +238,7 @@ func (r Results) Markdown() string {
 
 	r.connMarkdown(&b)
 	r.tlsMarkdown(&b)
+	r.gzipMarkdown(&b)
 
 	b.WriteString("## Discovery propagation\n\n")
 	if r.Propagation == nil {

@@ -25,10 +25,12 @@ const (
 // tlsSelected reports whether the TLS section runs: every target when
 // Options.Only is empty, else when it names a TLS target.
 func (h *harness) tlsSelected() bool {
-	return slices.ContainsFunc(TLSTargets, func(t TargetInfo) bool { return h.tlsTarget(t.Name) })
+	return slices.ContainsFunc(TLSTargets, func(t TargetInfo) bool { return h.named(t.Name) })
 }
 
-func (h *harness) tlsTarget(name string) bool {
+// named reports whether a target of the TLS or compression section is
+// measured: every target when Options.Only is empty, else those it names.
+func (h *harness) named(name string) bool {
 	return len(h.o.Only) == 0 || slices.Contains(h.o.Only, name)
 }
 
@@ -59,7 +61,7 @@ func (h *harness) tlsSection(ctx context.Context) (*TLSResults, error) {
 	direct.pids = func() []int { return []int{pid} }
 	targets := []*target{direct}
 	for _, info := range TLSTargets {
-		if !h.tlsTarget(info.Name) {
+		if !h.named(info.Name) {
 			continue
 		}
 		t := &target{TargetInfo: info, prefix: RoutePrefix}

@@ -1,6 +1,6 @@
 // Command zkbench is the harness of `make bench` (scripts/bench.sh runs it).
 //
-//	zkbench run [flags]       measure every target (plain, then TLS) and write docs/bench/results.{md,svg}
+//	zkbench run [flags]       measure every target (plain, then TLS, then compression) and write docs/bench/results.{md,svg}
 //	zkbench backend [flags]   one fast backend, registered in ZooKeeper (the harness starts these)
 //	zkbench reverseproxy --listen ADDR --upstream ADDR   a bare httputil.ReverseProxy (a baseline target)
 //	zkbench hold --addr ADDR --kind idle|upgrade --conns N [flags]   open N connections to a proxy and hold them
@@ -13,7 +13,7 @@
 // Every flag of run defaults to an environment variable: BENCH_ROUNDS,
 // BENCH_DURATION, BENCH_LAT_DURATION, BENCH_WARMUP, BENCH_CONNS,
 // BENCH_BASE_PORT, BENCH_HELD_CONNS, BENCH_PROP_EVENTS, BENCH_PROP_QUIET, BENCH_TARGETS,
-// BENCH_STATE, BENCH_OUT.
+// BENCH_GZIP_LEVEL, BENCH_STATE, BENCH_OUT.
 package main
 
 import (
@@ -119,11 +119,12 @@ func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", env.dur("BENCH_LAT_DURATION", 3*time.Second), "each wrk run at -c1")
 	fs.DurationVar(&o.Warmup, "warmup", env.dur("BENCH_WARMUP", time.Second), "unrecorded run per target and body first (0: none)")
 	fs.IntVar(&o.Conns, "conns", env.int("BENCH_CONNS", 64), "wrk connections of the main runs")
-	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+29)")
+	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+33)")
 	fs.IntVar(&o.HeldConns, "held-conns", env.int("BENCH_HELD_CONNS", 8000), "connections held open through zkgate, nginx and HAProxy (0: skip that part)")
 	fs.IntVar(&o.PropEvents, "prop-events", env.int("BENCH_PROP_EVENTS", 100), "discovery propagation events (0: skip)")
 	fs.DurationVar(&o.PropQuiet, "prop-quiet", env.dur("BENCH_PROP_QUIET", 150*time.Millisecond), "silence that ends a deregistration event")
-	fs.StringVar(&only, "targets", env.str("BENCH_TARGETS", ""), "comma-separated targets to measure besides direct (default all; naming only TLS targets runs the TLS section alone)")
+	fs.StringVar(&only, "targets", env.str("BENCH_TARGETS", ""), "comma-separated targets to measure besides direct (default all; a section runs when one of its targets is named: naming only TLS targets runs the TLS section alone)")
+	fs.IntVar(&o.GzipLevel, "gzip-level", env.int("BENCH_GZIP_LEVEL", benchkit.DefaultGzipLevel), "compression level of zkgate and nginx in the compression section (1-9)")
 	if len(env.errs) > 0 {
 		return errors.Join(env.errs...)
 	}
@@ -172,6 +173,9 @@ func commandLine(o benchkit.Options) string {
 	}
 	if len(o.Only) > 0 {
 		parts = append(parts, "BENCH_TARGETS="+strings.Join(o.Only, ","))
+	}
+	if o.GzipLevel != benchkit.DefaultGzipLevel {
+		parts = append(parts, fmt.Sprintf("BENCH_GZIP_LEVEL=%d", o.GzipLevel))
 	}
 	return strings.Join(append(parts, "make bench"), " ")
 }

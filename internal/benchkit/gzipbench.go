@@ -1,0 +1,307 @@
+package benchkit
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Port offsets of the compression section from Options.BasePort.
+const (
+	offZkgateGzip = 30 // web, then admin
+	offNginxGzip  = 32
+	offNginxGzip2 = 33
+)
+
+// gzipSelected reports whether the compression section runs: every target
+// when Options.Only is empty, else when it names a compression target.
+func (h *harness) gzipSelected() bool {
+	return slices.ContainsFunc(GzipTargets, func(t TargetInfo) bool { return h.named(t.Name) })
+}
+
+// gzipSection starts zkgate with compression on its route and nginx with
+// gzip on, in front of the first backend, checks that each compresses the
+// JSON body (and passes it through to a client that does not accept gzip),
+// measures them in interleaved rounds beside the backend reached directly,
+// and stops them.
+func (h *harness) gzipSection(ctx context.Context) (*GzipResults, error) {
+	o := h.o
+	one := []string{h.addr(offBackends)}
+	direct := &target{TargetInfo: TargetInfo{Name: Reference, Label: "direct (no proxy)"}, url: "http://" + one[0], proc: h.backend[0]}
+	pid := h.backend[0].PID()
+	direct.pids = func() []int { return []int{pid} }
+	targets := []*target{direct}
+	defer func() {
+		for _, t := range targets[1:] {
+			_ = h.procs.Stop(t.proc, 10*time.Second)
+		}
+	}()
+	for _, info := range GzipTargets {
+		if !h.named(info.Name) {
+			continue
+		}
+		t := &target{TargetInfo: info, prefix: RoutePrefix}
+		var err error
+		switch info.Name {
+		case ZkgateGzip:
+			t.Label = fmt.Sprintf("zkgate, compress level %d", o.GzipLevel)
+			text := ZkgateGzipConfig(h.port(offZkgateGzip), h.port(offZkgateGzip+1), h.port(offZooKeeper), "/services/bench1", o.GzipLevel, true)
+			err = h.startZkgateWith(ctx, t, offZkgateGzip, text, true)
+		case NginxGzip:
+			t.Label = fmt.Sprintf("nginx, 1 worker, gzip_comp_level %d", o.GzipLevel)
+			err = h.startNginxGzip(t, offNginxGzip, 1, one)
+		case "nginx-gzip-2":
+			t.Label = fmt.Sprintf("nginx, 2 workers, gzip_comp_level %d", o.GzipLevel)
+			err = h.startNginxGzip(t, offNginxGzip2, 2, one)
+		default:
+			err = fmt.Errorf("benchkit: no way to start compression target %q", info.Name)
+		}
+		if t.proc != nil { // started: stopped on the way out even when it failed to come up
+			targets = append(targets, t)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if t.pids == nil {
+			pid := t.proc.PID()
+			t.pids = func() []int { return []int{pid} }
+		}
+	}
+	bodies := make(map[GzipKey]int64)
+	for _, t := range targets {
+		url := t.url + t.prefix + JSONPath
+		if err := WaitFor(ctx, 30*time.Second, t.Label+" at "+url+" to answer the JSON body", func() (bool, error) {
+			if err := t.proc.Err(); err != nil {
+				return false, err
+			}
+			_, err := GzipGet(url, false)
+			return err == nil, nil
+		}); err != nil {
+			return nil, err
+		}
+		for _, enc := range gzipEncodings(t) {
+			a, err := GzipGet(url, enc == EncodingGzip)
+			if err != nil {
+				return nil, fmt.Errorf("benchkit: %s: %w", t.Label, err)
+			}
+			bodies[GzipKey{t.Name, enc}] = a.Bytes
+		}
+		h.say("%-38s %s  pids %v  JSON body %s", t.Label, url, t.pids(), describeBodies(bodies, t.Name))
+	}
+	samples, err := h.measureGzip(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeGzipSamples(filepath.Join(h.run, "gzip-samples.csv"), samples); err != nil {
+		return nil, err
+	}
+	var infos []TargetInfo
+	for _, t := range targets {
+		infos = append(infos, t.TargetInfo)
+	}
+	return &GzipResults{Rows: SummarizeGzip(samples, infos, Reference, bodies), Level: o.GzipLevel,
+		Rounds: o.Rounds, Conns: o.Conns, Duration: o.Duration}, nil
+}
+
+// describeBodies says what the JSON body measured for target at each
+// encoding: "65,536 bytes as is, 12,071 gzipped".
+func describeBodies(bodies map[GzipKey]int64, target string) string {
+	var parts []string
+	for _, enc := range GzipEncodings {
+		if n, ok := bodies[GzipKey{target, enc}]; ok {
+			parts = append(parts, fmt.Sprintf("%s bytes %s", groupDigits(float64(n)), map[string]string{EncodingGzip: "gzipped", EncodingIdentity: "as is"}[enc]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// gzipEncodings lists the encodings t is measured with: the reference,
+// which never compresses, only EncodingIdentity.
+func gzipEncodings(t *target) []string {
+	if t.Name == Reference {
+		return []string{EncodingIdentity}
+	}
+	return GzipEncodings
+}
+
+// startNginxGzip runs nginx with NginxGzipConfig, workers worker
+// processes, on port offset off.
+func (h *harness) startNginxGzip(t *target, off, workers int, upstreams []string) error {
+	dir := filepath.Join(h.run, t.Name)
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return fmt.Errorf("benchkit: %w", err)
+	}
+	cfg := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(cfg, []byte(NginxGzipConfig(dir, h.port(off), workers, upstreams, h.o.GzipLevel)), 0o644); err != nil {
+		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
+	}
+	if err := h.startNginxProc(t, dir, cfg); err != nil {
+		return err
+	}
+	t.url = "http://" + h.addr(off)
+	return nil
+}
+
+// GzipAnswer is what GzipGet received.
+type GzipAnswer struct {
+	// Encoding is the answer's Content-Encoding, Vary its Vary.
+	Encoding, Vary string
+	// Bytes is the length of the body as it came, before decompression.
+	Bytes int64
+}
+
+// GzipGet sends one GET of url on a new connection, with Accept-Encoding:
+// gzip when gzipped (else without Accept-Encoding), and checks the answer:
+// 200; when gzipped, Content-Encoding gzip and a gzip stream smaller than
+// the JSON body that decompresses to it; else no Content-Encoding and the
+// JSON body itself.
+func GzipGet(url string, gzipped bool) (GzipAnswer, error) {
+	tr := &http.Transport{DisableCompression: true, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return GzipAnswer{}, err
+	}
+	what := "GET " + url + " without Accept-Encoding"
+	if gzipped {
+		req.Header.Set("Accept-Encoding", "gzip")
+		what = "GET " + url + " with Accept-Encoding: gzip"
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return GzipAnswer{}, fmt.Errorf("%s: %w", what, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return GzipAnswer{}, fmt.Errorf("%s: read the body: %w", what, err)
+	}
+	a := GzipAnswer{Encoding: resp.Header.Get("Content-Encoding"), Vary: resp.Header.Get("Vary"), Bytes: int64(len(raw))}
+	if resp.StatusCode != http.StatusOK {
+		return a, fmt.Errorf("%s: status %d, want 200", what, resp.StatusCode)
+	}
+	body := raw
+	switch {
+	case gzipped && a.Encoding != EncodingGzip:
+		return a, fmt.Errorf("%s: Content-Encoding %q (%d bytes), want gzip", what, a.Encoding, len(raw))
+	case gzipped:
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err == nil {
+			body, err = io.ReadAll(zr)
+		}
+		if err != nil {
+			return a, fmt.Errorf("%s: the %d bytes do not decompress: %w", what, len(raw), err)
+		}
+		if len(raw) >= JSONSize {
+			return a, fmt.Errorf("%s: %d gzipped bytes, not fewer than the %d of the body", what, len(raw), JSONSize)
+		}
+	case a.Encoding != "":
+		return a, fmt.Errorf("%s: Content-Encoding %q, want none", what, a.Encoding)
+	}
+	if !bytes.Equal(body, jsonBody) {
+		return a, fmt.Errorf("%s: %d bytes (decoded) differ from the backend's %d-byte JSON body", what, len(body), JSONSize)
+	}
+	return a, nil
+}
+
+// measureGzip runs the warm-up, then Rounds rounds; each round visits every
+// target (starting one further each round) and runs each of its encodings
+// (starting one further each round) with wrk at Conns connections.
+func (h *harness) measureGzip(ctx context.Context, targets []*target) ([]GzipSample, error) {
+	o := h.o
+	if o.Warmup > 0 {
+		h.say("compression warm-up: %v per target and encoding", o.Warmup)
+		for _, t := range targets {
+			for _, enc := range gzipEncodings(t) {
+				if _, err := h.measureGzipOnce(ctx, t, enc, o.Warmup, 0); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	runs := 0
+	for _, t := range targets {
+		runs += len(gzipEncodings(t))
+	}
+	h.say("compression: %d rounds of %d runs (wrk -t1 -c%d -d%v on …%s, with and without Accept-Encoding: gzip): about %v",
+		o.Rounds, runs, o.Conns, o.Duration, JSONPath, time.Duration(o.Rounds*runs)*o.Duration.Truncate(time.Second))
+	var samples []GzipSample
+	for round := range o.Rounds {
+		for i := range targets {
+			t := targets[(i+round)%len(targets)]
+			encs := gzipEncodings(t)
+			for j := range encs {
+				enc := encs[(j+round)%len(encs)]
+				s, err := h.measureGzipOnce(ctx, t, enc, o.Duration, round)
+				if err != nil {
+					return nil, err
+				}
+				samples = append(samples, s)
+				fmt.Fprintf(o.Progress, "    round %d/%d  %-38s %-8s %8.0f req/s  cpu %6s µs/req  %7.0f bytes/answer  errors %d\n",
+					round+1, o.Rounds, t.Label, enc, s.Wrk.RPS(), oneDecimal(s.CPUPerReq()), s.WireBytes(), s.Wrk.Errors())
+			}
+		}
+	}
+	return samples, nil
+}
+
+// measureGzipOnce runs wrk once against t's JSON path for d, with
+// Accept-Encoding: gzip for EncodingGzip, and samples its processes' CPU
+// time before and after. A gzip run whose answers averaged the JSON body's
+// size or more on the wire was not compressed: an error.
+func (h *harness) measureGzipOnce(ctx context.Context, t *target, enc string, d time.Duration, round int) (GzipSample, error) {
+	if err := t.proc.Err(); err != nil {
+		return GzipSample{}, err
+	}
+	if t.accessLog != "" {
+		if err := os.Truncate(t.accessLog, 0); err != nil {
+			return GzipSample{}, fmt.Errorf("benchkit: truncate %s: %w", t.accessLog, err)
+		}
+	}
+	var headers []string
+	if enc == EncodingGzip {
+		headers = []string{"Accept-Encoding: gzip"}
+	}
+	pids := t.pids()
+	before, err := GroupUsage(pids)
+	if err != nil {
+		return GzipSample{}, fmt.Errorf("benchkit: %s: %w", t.Name, err)
+	}
+	res, err := RunWrk(ctx, WrkOptions{Bin: h.tools["wrk"], Script: h.script, URL: t.url + t.prefix + JSONPath,
+		Threads: 1, Conns: h.o.Conns, Duration: d, Headers: headers})
+	if err != nil {
+		return GzipSample{}, err
+	}
+	after, err := GroupUsage(pids)
+	if err != nil {
+		return GzipSample{}, fmt.Errorf("benchkit: %s after the run: %w (%v)", t.Name, err, t.proc.Err())
+	}
+	s := GzipSample{Round: round, Target: t.Name, Encoding: enc, Wrk: res, CPU: after.CPU - before.CPU}
+	if enc == EncodingGzip && res.Requests > 0 && s.WireBytes() >= JSONSize {
+		return s, fmt.Errorf("benchkit: %s with Accept-Encoding: gzip: %.0f bytes per answer on the wire, not fewer than the %d-byte body: not compressed under load",
+			t.Label, s.WireBytes(), JSONSize)
+	}
+	return s, nil
+}
+
+// writeGzipSamples writes every compression sample as CSV.
+func writeGzipSamples(path string, samples []GzipSample) error {
+	var b strings.Builder
+	b.WriteString("round,target,encoding,requests,seconds,rps,errors,cpu_us,p50_us,p99_us,bytes\n")
+	for _, s := range samples {
+		fmt.Fprintf(&b, "%d,%s,%s,%d,%.3f,%.1f,%d,%d,%d,%d,%d\n", s.Round+1, s.Target, s.Encoding, s.Wrk.Requests, s.Wrk.Duration.Seconds(),
+			s.Wrk.RPS(), s.Wrk.Errors(), s.CPU.Microseconds(), s.Wrk.P50.Microseconds(), s.Wrk.P99.Microseconds(), s.Wrk.Bytes)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("benchkit: write compression samples: %w", err)
+	}
+	return nil
+}
