@@ -31,6 +31,9 @@ type Config struct {
 	Shutdown Shutdown `mapstructure:"shutdown" static:"true"`
 	// ZooKeeper is the ZooKeeper ensemble and session. Static.
 	ZooKeeper ZooKeeper `mapstructure:"zookeeper" static:"true"`
+	// Fleet keeps routes and services in ZooKeeper, shared by every
+	// gateway of a fleet, instead of in this file. Static.
+	Fleet Fleet `mapstructure:"fleet" static:"true"`
 	// Routes map requests to services. Order matters only between routes
 	// of equal priority and equal specificity. Default: none. Reloadable.
 	Routes []Route `mapstructure:"routes"`
@@ -46,6 +49,9 @@ type Config struct {
 	// fromEnv maps the key paths whose value came from an environment
 	// variable to that variable, so that problems can name it.
 	fromEnv map[string]string
+	// fleetAssembled marks a configuration whose routes and services
+	// ParseFleet took from ZooKeeper, which fleet mode allows.
+	fleetAssembled bool
 }
 
 // EntryPoint is one listener for proxied traffic. Its timeouts become the

@@ -38,6 +38,11 @@ func Default() *Config {
 			Auth:           ZooKeeperAuth{Scheme: "digest"},
 			ResyncInterval: 30 * time.Second,
 		},
+		Fleet: Fleet{
+			ConfigPath:   "/zkgate/config",
+			GatewaysPath: "/zkgate/gateways",
+			ACL:          FleetACL{WorldRead: true},
+		},
 		Routes:   []Route{},
 		Services: map[string]Service{},
 	}

@@ -43,8 +43,10 @@ func (c *Config) Validate() error {
 	p.nonNegative("shutdown.drain_delay", int64(c.Shutdown.DrainDelay))
 	p.nonNegative("shutdown.grace_timeout", int64(c.Shutdown.GraceTimeout))
 	c.validateZooKeeper(p)
-	c.validateRoutes(p)
-	c.validateServices(p)
+	if c.validateFleet(p) { // else the file's routes are refused as a whole
+		c.validateRoutes(p)
+		c.validateServices(p)
+	}
 	p.annotateEnv(c.fromEnv)
 	return p.err()
 }
