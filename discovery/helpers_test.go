@@ -37,6 +37,7 @@ func TestWithZooKeeper(t *testing.T) {
 	cases = append(cases, clientCases...)
 	cases = append(cases, confCases...)
 	cases = append(cases, registrarCases...)
+	cases = append(cases, treeCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, srv) })
 	}
