@@ -237,6 +237,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /api/services/{name}/endpoints/{addr}/drain", s.drain)
 	mux.HandleFunc("POST /api/services/{name}/endpoints/{addr}/undrain", s.undrain)
 	mux.HandleFunc("POST /api/reload", s.reload)
+	s.fleetRoutes(mux)
 	// Every other /api/ request gets a JSON error, as the API's own do.
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { apiFallback(mux, w, r) })
 	mux.HandleFunc("GET /{$}", serveIndex)
