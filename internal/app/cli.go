@@ -29,6 +29,8 @@ commands:
   serve        run the gateway                      (--config FILE)
   validate     check a configuration file, print ok (--config FILE)
   healthcheck  exit 0 when the gateway is ready     (--url URL)
+  config push  write a file's routes and services to the fleet in ZooKeeper  (--config FILE) ROUTES_FILE
+  config pull  print the fleet's routes and services as a file               (--config FILE) [-o FILE]
   version      print the version
 
 The configuration file is --config, else $ZKGATE_CONFIG, else ./configs/gateway.yaml.
@@ -48,6 +50,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(rest, stdout, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(rest, stdout, stderr)
+	case "config":
+		return cmdConfig(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, version.String())
 		return exitOK

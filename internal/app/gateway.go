@@ -57,6 +57,7 @@ type Gateway struct {
 	entryPoints atomic.Pointer[map[string]entryPoint]
 	started     time.Time
 	cfg         atomic.Pointer[config.Config]
+	fleet       atomic.Pointer[fleetMode] // set at start in fleet mode
 
 	mu       sync.Mutex // serializes reloads; guards services, routes and closed
 	services map[string]*service
@@ -176,6 +177,12 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 		return &ConfigError{Err: err}
 	}
 	g.metrics.ConfigLoaded()
+	if err := g.startFleet(cfg); err != nil {
+		closeListeners(listeners)
+		g.closeAll()
+		g.shutdownAdmin(adm)
+		return &ConfigError{Err: err}
+	}
 	g.serving.Store(true)
 
 	// Upgraded connections (WebSockets) are not tracked by Shutdown; they
@@ -207,6 +214,7 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 
 	g.drain(cfg, servers, runErr == nil)
 	cancelBase()
+	g.stopFleet()
 	g.closeAll()
 	g.shutdownAdmin(adm)
 	g.log.Info("zkgate stopped")
@@ -457,7 +465,7 @@ func (g *Gateway) reload(reason string) error {
 	// The certificate files too, whether or not their watch saw a change
 	// (a store keeps its pairs when one does not load).
 	g.reloadTLSStores()
-	cfg, err := config.Load(g.path)
+	cfg, err := g.loadConfig()
 	if err == nil {
 		if serr := config.Reloadable(g.cfg.Load(), cfg); serr != nil {
 			log.WithError(serr).Warn("config reload: static settings changed; they apply after a restart")

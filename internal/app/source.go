@@ -212,6 +212,9 @@ func (g *Gateway) Ready() (bool, string) {
 	if !g.serving.Load() {
 		return false, "starting"
 	}
+	if reason := g.fleetPending(); reason != "" {
+		return false, reason
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, name := range slices.Sorted(maps.Keys(g.services)) {

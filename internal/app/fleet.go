@@ -1,0 +1,273 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/zkgate/zkgate/discovery"
+	"github.com/zkgate/zkgate/internal/admin"
+	"github.com/zkgate/zkgate/internal/config"
+	"github.com/zkgate/zkgate/internal/fleet"
+	"github.com/zkgate/zkgate/internal/version"
+)
+
+// fleetMode is fleet mode's part of a running gateway (fleet.enabled):
+// the watcher that applies the routes and services kept in ZooKeeper, the
+// writer behind the admin API's PUT and DELETE, and the announcement.
+type fleetMode struct {
+	cfg       config.Fleet
+	name      string
+	client    *discovery.Client
+	watcher   *fleet.Watcher
+	writer    *fleet.Writer
+	announcer *fleet.Announcer
+}
+
+// The Gateway serves the admin API's fleet endpoints.
+var _ admin.FleetSource = (*Gateway)(nil)
+
+// fleetACL is the ACL of the znodes written under cfg (fleet.acl).
+func fleetACL(cfg *config.Config) discovery.ACL {
+	if !cfg.Fleet.ACL.Enabled {
+		return discovery.ACL{}
+	}
+	return discovery.ACL{Digest: cfg.ZooKeeper.Auth.Credentials, WorldRead: cfg.Fleet.ACL.WorldRead}
+}
+
+// fleetName is this gateway's name in the fleet: fleet.name, else the host
+// name and the admin port.
+func fleetName(cfg *config.Config) string {
+	if cfg.Fleet.Name != "" {
+		return cfg.Fleet.Name
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "zkgate"
+	}
+	if _, port, err := net.SplitHostPort(cfg.Admin.Address); err == nil && port != "" {
+		host += "-" + port
+	}
+	return strings.NewReplacer("/", "_", ":", "_").Replace(host)
+}
+
+// startFleet starts fleet mode when the configuration enables it: the
+// routes and services under fleet.config_path are applied as they change.
+func (g *Gateway) startFleet(cfg *config.Config) error {
+	zk := g.zk.Load()
+	if !cfg.Fleet.Enabled || zk == nil {
+		return nil
+	}
+	f := &fleetMode{cfg: cfg.Fleet, name: fleetName(cfg), client: zk}
+	f.writer = &fleet.Writer{Client: zk, ConfigPath: cfg.Fleet.ConfigPath, ACL: fleetACL(cfg), Check: g.checkFleet}
+	ann, err := fleet.Announce(zk, cfg.Fleet.GatewaysPath, fleet.Announcement{
+		Name: f.name, Address: cfg.Admin.Address, Version: version.Version, Started: g.started,
+	}, fleetACL(cfg), g.log)
+	if err != nil {
+		return fmt.Errorf("fleet.gateways_path: %w", err)
+	}
+	f.announcer = ann
+	w, err := fleet.Watch(zk, cfg.Fleet.ConfigPath, g.applyFleet, func(st fleet.Status) { ann.Applied(st.Version, st.AppliedAt) }, g.log)
+	if err != nil {
+		ann.Close()
+		return fmt.Errorf("fleet.config_path: %w", err)
+	}
+	f.watcher = w
+	// A write is checked against the latest state, including this
+	// gateway's own writes acknowledged before it.
+	f.writer.Current = func() (discovery.TreeState, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if w.Settle(ctx) != nil {
+			return discovery.TreeState{}, false // read it from ZooKeeper
+		}
+		return w.Latest()
+	}
+	g.fleet.Store(f)
+	g.log.WithFields(logrus.Fields{"name": f.name, "config_path": cfg.Fleet.ConfigPath}).Info("fleet mode: routes and services come from ZooKeeper")
+	return nil
+}
+
+// stopFleet stops watching and withdraws the announcement, before the
+// ZooKeeper client closes.
+func (g *Gateway) stopFleet() {
+	if f := g.fleet.Load(); f != nil {
+		f.watcher.Close()
+		f.announcer.Close()
+	}
+}
+
+// fleetPending says why readiness waits in fleet mode: until the first
+// configuration version was read (applied or refused).
+func (g *Gateway) fleetPending() string {
+	f := g.fleet.Load()
+	if f == nil {
+		return ""
+	}
+	select {
+	case <-f.watcher.Synced():
+		return ""
+	default:
+		return "fleet: first read of the routes and services in ZooKeeper pending"
+	}
+}
+
+// parseFleet assembles the file's static settings and the given znodes
+// into a configuration, validated as a file.
+func (g *Gateway) parseFleet(routes, services []config.FleetNode) (*config.Config, error) {
+	data, err := os.ReadFile(g.path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return config.ParseFleet(data, g.path, routes, services)
+}
+
+// checkFleet validates a fleet configuration as zkgate validate does a
+// file: decoded, validated, and built without starting anything.
+func (g *Gateway) checkFleet(routes, services []config.FleetNode) error {
+	return fleetChecker(g.path)(routes, services)
+}
+
+// fleetChecker returns the check of a fleet configuration whose static
+// settings are the file at path (see checkFleet).
+func fleetChecker(path string) func(routes, services []config.FleetNode) error {
+	return func(routes, services []config.FleetNode) error {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		cfg, err := config.ParseFleet(data, path, routes, services)
+		if err != nil {
+			return err
+		}
+		_, err = build(cfg, nil, nil, nil)
+		return config.FleetErrors(err, routes, services)
+	}
+}
+
+// applyFleet applies one fleet configuration version through the reload
+// path; an error leaves the running configuration in place.
+func (g *Gateway) applyFleet(routes, services []config.FleetNode) error {
+	cfg, err := g.parseFleet(routes, services)
+	if err == nil {
+		err = config.FleetErrors(g.apply(cfg), routes, services)
+	}
+	if errors.Is(err, errShuttingDown) {
+		return err
+	}
+	g.metrics.ConfigReloaded(err)
+	if err != nil {
+		return err
+	}
+	g.cfg.Store(cfg)
+	return nil
+}
+
+// loadConfig reads the configuration a reload applies: the file, and in
+// fleet mode the fleet's running routes and services with it.
+func (g *Gateway) loadConfig() (*config.Config, error) {
+	f := g.fleet.Load()
+	if f == nil {
+		return config.Load(g.path)
+	}
+	routes, services := f.watcher.Running()
+	return g.parseFleet(routes, services)
+}
+
+// FleetMode implements admin.FleetSource.
+func (g *Gateway) FleetMode() bool { return g.fleet.Load() != nil }
+
+// Fleet implements admin.FleetSource.
+func (g *Gateway) Fleet() (admin.FleetInfo, error) {
+	f := g.fleet.Load()
+	if f == nil {
+		return admin.FleetInfo{}, admin.ErrFleetOff
+	}
+	st := f.watcher.Status()
+	info := admin.FleetInfo{
+		Name: f.name, ConfigPath: f.cfg.ConfigPath, GatewaysPath: f.cfg.GatewaysPath,
+		Version: st.Version, AppliedAt: st.AppliedAt, Latest: st.Latest, Stale: st.Stale,
+		Routes: st.Routes, Services: st.Services, Problems: []admin.FleetProblem{}, Znodes: map[string]int32{},
+		Gateways: []admin.FleetGateway{},
+	}
+	for _, p := range st.Problems {
+		info.Problems = append(info.Problems, admin.FleetProblem(p))
+	}
+	if latest, ok := f.watcher.Latest(); ok {
+		for _, list := range latest.Dirs {
+			for _, n := range list {
+				info.Znodes[n.Path] = n.Version
+			}
+		}
+	}
+	gws, err := fleet.Gateways(f.client, f.cfg.GatewaysPath)
+	if err != nil {
+		info.GatewaysError = err.Error()
+	}
+	for _, gw := range gws {
+		info.Gateways = append(info.Gateways, admin.FleetGateway{
+			Name: gw.Name, Address: gw.Address, Version: gw.Version, ConfigVersion: gw.ConfigVersion,
+			Since: gw.Since, Started: gw.Started, Znode: gw.Znode, Behind: gw.Behind, Problem: gw.Problem,
+		})
+	}
+	return info, nil
+}
+
+// FleetWrite implements admin.FleetSource.
+func (g *Gateway) FleetWrite(changes []admin.FleetChange) ([]admin.FleetResult, error) {
+	f := g.fleet.Load()
+	if f == nil {
+		return nil, admin.ErrFleetOff
+	}
+	cs := make([]fleet.Change, len(changes))
+	for i, c := range changes {
+		cs[i] = fleet.Change{Kind: fleet.Kind(c.Kind), Name: c.Name, Data: c.Data, Version: c.Version}
+	}
+	start := time.Now()
+	res, err := f.writer.Apply(cs)
+	if err != nil {
+		return nil, adminFleetError(err)
+	}
+	g.log.WithField("changes", len(cs)).WithField("took", time.Since(start).Round(time.Microsecond).String()).Info("fleet: written")
+	out := make([]admin.FleetResult, len(res))
+	for i, r := range res {
+		out[i] = admin.FleetResult(r)
+	}
+	return out, nil
+}
+
+// adminFleetError maps a fleet write error to the admin API's.
+func adminFleetError(err error) error {
+	var inv *fleet.InvalidError
+	switch {
+	case errors.As(err, &inv):
+		return fmt.Errorf("%w: %s", admin.ErrFleetInvalid, problemText(inv.Err))
+	case errors.Is(err, discovery.ErrConflict):
+		return fmt.Errorf("%w: %v", admin.ErrFleetConflict, err)
+	case errors.Is(err, discovery.ErrNotAuthorized):
+		return fmt.Errorf("%w: %v", admin.ErrFleetForbidden, err)
+	case errors.Is(err, fleet.ErrNotFound):
+		return fmt.Errorf("%w: %v", admin.ErrNotFound, err)
+	case errors.Is(err, discovery.ErrNoSession):
+		return fmt.Errorf("%w: %v", admin.ErrFleetUnavailable, err)
+	}
+	return err
+}
+
+// problemText joins the problems of an error on "; ".
+func problemText(err error) string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		parts := make([]string, 0, len(j.Unwrap()))
+		for _, e := range j.Unwrap() {
+			parts = append(parts, problemText(e))
+		}
+		return strings.Join(parts, "; ")
+	}
+	return err.Error()
+}
