@@ -86,3 +86,29 @@ func TestFleetErrorsRewritesBuildErrors(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// A FleetParser gives, version after version, what ParseFleet gives each
+// version alone.
+func TestFleetParserFollowsVersions(t *testing.T) {
+	fp := new(FleetParser)
+	svc := []FleetNode{serviceNode("echo", "{}")}
+	cfg, err := fp.Parse([]byte(fleetFile), "gw.yaml", []FleetNode{routeNode("api", `{service: echo, timeout: 5s}`)}, svc)
+	if err != nil || cfg.Routes[0].Timeout.String() != "5s" {
+		t.Fatalf("v1: %v %+v", err, cfg)
+	}
+	_, err = fp.Parse([]byte(fleetFile), "gw.yaml", []FleetNode{routeNode("api", `{service: echo, timeout: soon}`)}, svc)
+	wantOneProblem(t, err, `/zkgate/config/routes/api: timeout: invalid duration "soon"`)
+	cfg, err = fp.Parse([]byte(fleetFile), "gw.yaml", []FleetNode{routeNode("api", `{service: echo, timeout: 7s}`), routeNode("b", `{service: echo}`)}, svc)
+	if err != nil || len(cfg.Routes) != 2 || cfg.Routes[0].Timeout.String() != "7s" {
+		t.Fatalf("v3: %v %+v", err, cfg)
+	}
+	// A changed file is decoded again: its base_path gives the service's
+	// default path.
+	cfg, err = fp.Parse([]byte(fleetFile+"zookeeper: {base_path: /other}\n"), "gw.yaml", []FleetNode{routeNode("api", `{service: echo}`)}, svc)
+	if err != nil || cfg.Services["echo"].Discovery.ZooKeeper.Path != "/other/echo" {
+		t.Fatalf("v4: %v %+v", err, cfg)
+	}
+	// Cross-checks see the whole version: a route to a service removed.
+	_, err = fp.Parse([]byte(fleetFile), "gw.yaml", []FleetNode{routeNode("api", `{service: echo}`)}, nil)
+	wantOneProblem(t, err, `/zkgate/config/routes/api: service: unknown service "echo"`)
+}
