@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"strings"
@@ -24,6 +25,7 @@ import (
 type fleetMode struct {
 	cfg       config.Fleet
 	name      string
+	parser    *config.FleetParser // shared by the watcher, the writer and reloads
 	client    *discovery.Client
 	watcher   *fleet.Watcher
 	writer    *fleet.Writer
@@ -64,8 +66,8 @@ func (g *Gateway) startFleet(cfg *config.Config) error {
 	if !cfg.Fleet.Enabled || zk == nil {
 		return nil
 	}
-	f := &fleetMode{cfg: cfg.Fleet, name: fleetName(cfg), client: zk}
-	f.writer = &fleet.Writer{Client: zk, ConfigPath: cfg.Fleet.ConfigPath, ACL: fleetACL(cfg), Check: g.checkFleet}
+	f := &fleetMode{cfg: cfg.Fleet, name: fleetName(cfg), client: zk, parser: new(config.FleetParser)}
+	f.writer = &fleet.Writer{Client: zk, ConfigPath: cfg.Fleet.ConfigPath, ACL: fleetACL(cfg), Check: fleetChecker(g.path, f.parser, g.runningServices)}
 	ann, err := fleet.Announce(zk, cfg.Fleet.GatewaysPath, fleet.Announcement{
 		Name: f.name, Address: cfg.Admin.Address, Version: version.Version, Started: g.started,
 	}, fleetACL(cfg), g.log)
@@ -73,7 +75,8 @@ func (g *Gateway) startFleet(cfg *config.Config) error {
 		return fmt.Errorf("fleet.gateways_path: %w", err)
 	}
 	f.announcer = ann
-	w, err := fleet.Watch(zk, cfg.Fleet.ConfigPath, g.applyFleet, func(st fleet.Status) { ann.Applied(st.Version, st.AppliedAt) }, g.log)
+	apply := func(routes, services []config.FleetNode) error { return g.applyFleet(f.parser, routes, services) }
+	w, err := fleet.Watch(zk, cfg.Fleet.ConfigPath, apply, func(st fleet.Status) { ann.Applied(st.Version, st.AppliedAt) }, g.log)
 	if err != nil {
 		ann.Close()
 		return fmt.Errorf("fleet.config_path: %w", err)
@@ -118,43 +121,51 @@ func (g *Gateway) fleetPending() string {
 	}
 }
 
-// parseFleet assembles the file's static settings and the given znodes
-// into a configuration, validated as a file.
-func (g *Gateway) parseFleet(routes, services []config.FleetNode) (*config.Config, error) {
-	data, err := os.ReadFile(g.path)
+// parseFleet assembles the static settings of the file at path and the
+// given znodes into a configuration, validated as a file (see
+// config.FleetParser; p may be nil).
+func parseFleet(p *config.FleetParser, path string, routes, services []config.FleetNode) (*config.Config, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return config.ParseFleet(data, g.path, routes, services)
-}
-
-// checkFleet validates a fleet configuration as zkgate validate does a
-// file: decoded, validated, and built without starting anything.
-func (g *Gateway) checkFleet(routes, services []config.FleetNode) error {
-	return fleetChecker(g.path)(routes, services)
+	if p == nil {
+		p = new(config.FleetParser)
+	}
+	return p.Parse(data, path, routes, services)
 }
 
 // fleetChecker returns the check of a fleet configuration whose static
-// settings are the file at path (see checkFleet).
-func fleetChecker(path string) func(routes, services []config.FleetNode) error {
+// settings are the file at path, as zkgate validate checks a file:
+// decoded, validated, and built without starting anything. running (may
+// be nil) gives the services already built, which the build takes over
+// where unchanged instead of building them again, as a reload does.
+func fleetChecker(path string, p *config.FleetParser, running func() map[string]*service) func(routes, services []config.FleetNode) error {
 	return func(routes, services []config.FleetNode) error {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("config: %w", err)
-		}
-		cfg, err := config.ParseFleet(data, path, routes, services)
+		cfg, err := parseFleet(p, path, routes, services)
 		if err != nil {
 			return err
 		}
-		_, err = build(cfg, nil, nil, nil)
+		var built map[string]*service
+		if running != nil {
+			built = running()
+		}
+		_, err = build(cfg, built, nil, nil)
 		return config.FleetErrors(err, routes, services)
 	}
 }
 
+// runningServices returns the running services by name.
+func (g *Gateway) runningServices() map[string]*service {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return maps.Clone(g.services)
+}
+
 // applyFleet applies one fleet configuration version through the reload
 // path; an error leaves the running configuration in place.
-func (g *Gateway) applyFleet(routes, services []config.FleetNode) error {
-	cfg, err := g.parseFleet(routes, services)
+func (g *Gateway) applyFleet(p *config.FleetParser, routes, services []config.FleetNode) error {
+	cfg, err := parseFleet(p, g.path, routes, services)
 	if err == nil {
 		err = config.FleetErrors(g.apply(cfg), routes, services)
 	}
@@ -177,7 +188,7 @@ func (g *Gateway) loadConfig() (*config.Config, error) {
 		return config.Load(g.path)
 	}
 	routes, services := f.watcher.Running()
-	return g.parseFleet(routes, services)
+	return parseFleet(f.parser, g.path, routes, services)
 }
 
 // FleetMode implements admin.FleetSource.

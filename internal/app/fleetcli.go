@@ -109,7 +109,7 @@ func configPush(zk *discovery.Client, st discovery.TreeState, cfg *config.Config
 		printErrors(stderr, err)
 		return exitUsage
 	}
-	w := &fleet.Writer{Client: zk, ConfigPath: cfg.Fleet.ConfigPath, ACL: fleetACL(cfg), Check: fleetChecker(cfgPath),
+	w := &fleet.Writer{Client: zk, ConfigPath: cfg.Fleet.ConfigPath, ACL: fleetACL(cfg), Check: fleetChecker(cfgPath, nil, nil),
 		Current: func() (discovery.TreeState, bool) { return st, true }}
 	if len(changes) == 0 {
 		fmt.Fprintln(stdout, "zkgate config push: nothing to change")
