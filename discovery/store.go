@@ -72,7 +72,10 @@ func (a ACL) zk() []zk.ACL {
 }
 
 // Commit applies ops as one ZooKeeper transaction (multi): all of them or
-// none. Missing parents of the znodes created are made first, with acl.
+// none. Missing parents of the znodes created are made, with acl, when
+// the transaction fails for want of them, and it is tried once more. An
+// error wrapping ErrNoSession after the transaction was sent (the
+// connection was lost) leaves its outcome unknown, as in ZooKeeper.
 // It returns the data version of each znode written (-1 for a delete). The
 // error wraps ErrNoSession, ErrConflict or ErrNotAuthorized, naming the
 // znode, where one of those is the reason.
@@ -85,16 +88,9 @@ func (c *Client) Commit(ops []Op, acl ACL) ([]int32, error) {
 	}
 	zacl := acl.zk()
 	reqs := make([]any, 0, len(ops))
-	made := map[string]bool{}
 	for _, op := range ops {
 		switch {
 		case op.Create:
-			if parent := parentPath(op.Path); parent != "/" && !made[parent] {
-				if err := c.mkdirs(parent, zacl); err != nil {
-					return nil, err
-				}
-				made[parent] = true
-			}
 			reqs = append(reqs, &zk.CreateRequest{Path: op.Path, Data: op.Data, Acl: zacl})
 		case op.Delete:
 			reqs = append(reqs, &zk.DeleteRequest{Path: op.Path, Version: op.Version})
@@ -103,6 +99,19 @@ func (c *Client) Commit(ops []Op, acl ACL) ([]int32, error) {
 		}
 	}
 	res, err := c.conn.Multi(reqs...)
+	if i := failedOp(res); err != nil && i >= 0 && ops[i].Create && errors.Is(res[i].Error, zk.ErrNoNode) {
+		// A missing parent: make the parents of every znode created.
+		made := map[string]bool{}
+		for _, op := range ops {
+			if parent := parentPath(op.Path); op.Create && parent != "/" && !made[parent] {
+				if err := c.mkdirs(parent, zacl); err != nil {
+					return nil, err
+				}
+				made[parent] = true
+			}
+		}
+		res, err = c.conn.Multi(reqs...)
+	}
 	if err != nil {
 		for i, r := range res {
 			if r.Error != nil && i < len(ops) {
@@ -123,6 +132,17 @@ func (c *Client) Commit(ops []Op, acl ACL) ([]int32, error) {
 		}
 	}
 	return versions, nil
+}
+
+// failedOp returns the index of the first failed operation of a
+// transaction's results, -1 when none failed.
+func failedOp(res []zk.MultiResponse) int {
+	for i, r := range res {
+		if r.Error != nil {
+			return i
+		}
+	}
+	return -1
 }
 
 // opError maps a ZooKeeper error to this package's.

@@ -175,6 +175,20 @@ func (t *Tree) Settle(ctx context.Context) error {
 	}
 }
 
+// Sync waits until the state includes every change committed in the
+// ensemble before the call, whoever wrote it, or ctx ends: ZooKeeper's sync
+// brings the session's server up to date with the leader, and that server
+// sends the watch events of the changes it applies before its answer.
+func (t *Tree) Sync(ctx context.Context) error {
+	if !t.client.HasSession() {
+		return ErrNoSession
+	}
+	if _, err := t.client.conn.Sync("/"); err != nil {
+		return opError("sync", err)
+	}
+	return t.Settle(ctx)
+}
+
 // release ends the Settle calls made before the last take of pending work,
 // which the step that just succeeded did.
 func (t *Tree) release() {

@@ -87,6 +87,23 @@ func testTreeTransactionWhole(t *testing.T, srv *zktest.Server) {
 			t.Errorf("a state holds half a transaction: %s | %s", na, nb)
 		}
 	}
+	// Another session's write is in the state once Sync returns.
+	other := dial(t, ClientConfig{Servers: []string{srv.Addr()}})
+	for i := range 5 {
+		v := string(rune('a' + i))
+		if _, err := other.Commit([]Op{{Path: b + "/y", Data: []byte(v), Version: AnyVersion}}, ACL{}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		err := tree.Sync(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := tree.State(); names(st, b) != "y="+v {
+			t.Fatalf("after another session's write %s and Sync: %s", v, names(st, b))
+		}
+	}
 	// The version is the zxid of the last change: a delete moves it on.
 	st, _ := tree.State()
 	if _, err := c.Commit([]Op{{Path: a + "/x", Delete: true, Version: AnyVersion}}, ACL{}); err != nil {
