@@ -82,12 +82,12 @@ func (g *Gateway) startFleet(cfg *config.Config) error {
 		return fmt.Errorf("fleet.config_path: %w", err)
 	}
 	f.watcher = w
-	// A write is checked against the latest state, including this
-	// gateway's own writes acknowledged before it.
+	// A write is checked against the latest state: every write
+	// acknowledged before it, through any gateway, is in it.
 	f.writer.Current = func() (discovery.TreeState, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if w.Settle(ctx) != nil {
+		if w.Sync(ctx) != nil {
 			return discovery.TreeState{}, false // read it from ZooKeeper
 		}
 		return w.Latest()

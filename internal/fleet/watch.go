@@ -145,9 +145,9 @@ func (w *Watcher) Running() (routes, services []config.FleetNode) {
 	return w.routes, w.services
 }
 
-// Settle waits until the watch events received so far are read (see
-// discovery.Tree.Settle).
-func (w *Watcher) Settle(ctx context.Context) error { return w.tree.Settle(ctx) }
+// Sync waits until the latest state includes every change committed
+// before the call (see discovery.Tree.Sync).
+func (w *Watcher) Sync(ctx context.Context) error { return w.tree.Sync(ctx) }
 
 // Latest returns the latest state read from ZooKeeper; ok is false before
 // the first read.

@@ -1,0 +1,84 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zkgate/zkgate/internal/zktest"
+)
+
+// TestFleetEnsembleLeaderKilled writes routes through three fleet
+// gateways of a 3-node ensemble while its leader is killed: every write
+// that was acknowledged (200) is in ZooKeeper afterwards and served by
+// every gateway; writes during the election fail with an error, never a
+// false acknowledgement.
+func TestFleetEnsembleLeaderKilled(t *testing.T) {
+	zktest.Require(t)
+	ens := zktest.StartEnsemble(t, 3)
+	conn := zktest.Connect(t, ens.Addrs()...)
+	register(t, conn, "echo", hostPort(backend(t, "a")))
+	e := &fleetEnv{configPath: "/fleet-ens/config", gatewaysPath: "/fleet-ens/gateways"}
+	servers := `["` + strings.Join(ens.Addrs(), `", "`) + `"]`
+	var gws []*gateway
+	for i := range 3 {
+		gws = append(gws, e.startWith(t, fmt.Sprintf("gw-%d", i+1), "zookeeper: { servers: "+servers+", session_timeout: 6s }", ""))
+	}
+	if code, body, _ := adminDo(t, http.MethodPut, gws[0].admin+"/api/services/echo", fleetToken, "",
+		`{"discovery": {"zookeeper": {"path": "/services/echo"}}, "health_check": {"passive": {"max_failures": 0}}}`); code != http.StatusOK {
+		t.Fatalf("PUT service = %d %s", code, body)
+	}
+
+	// Three writers, one per gateway, 20 routes each; the leader is killed
+	// once the first writes are in.
+	var (
+		mu      sync.Mutex
+		acked   []string
+		refused []string
+		wg      sync.WaitGroup
+		started = make(chan struct{}, 3)
+	)
+	for w, g := range gws {
+		wg.Go(func() {
+			for i := range 20 {
+				name := fmt.Sprintf("w%d-%d", w, i)
+				body := fmt.Sprintf(`{"service": "echo", "match": {"path_prefix": "/%s"}}`, name)
+				code, msg, _ := adminDo(t, http.MethodPut, g.admin+"/api/routes/"+name, fleetToken, "", body)
+				mu.Lock()
+				if code == http.StatusOK {
+					acked = append(acked, name)
+				} else {
+					refused = append(refused, fmt.Sprintf("%s: %d %s", name, code, strings.TrimSpace(msg)))
+				}
+				mu.Unlock()
+				if i == 3 {
+					started <- struct{}{}
+				}
+			}
+		})
+	}
+	for range 3 {
+		<-started
+	}
+	old := ens.KillLeader(t)
+	wg.Wait()
+	ens.WaitQuorum(t)
+	t.Logf("leader %d killed; %d writes acknowledged, %d refused:\n%s", old, len(acked), len(refused), strings.Join(refused, "\n"))
+	if len(acked) < 12 {
+		t.Fatalf("only %d of 60 writes acknowledged", len(acked))
+	}
+	for _, name := range acked {
+		if ok, _, err := conn.Exists(e.configPath + "/routes/" + name); err != nil || !ok {
+			t.Errorf("acknowledged route %s is not in ZooKeeper (%v, %v)", name, ok, err)
+		}
+	}
+	for _, g := range gws {
+		for _, name := range acked {
+			zktest.WaitFor(t, 20*time.Second, func() bool { return statusOf(g.proxy+"/"+name+"/x") == http.StatusOK },
+				"acknowledged route %s served by %s", name, g.admin)
+		}
+	}
+}
