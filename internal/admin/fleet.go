@@ -70,13 +70,16 @@ type FleetInfo struct {
 	GatewaysPath string `json:"gateways_path"`
 	// Version is the configuration version this gateway runs; Latest the
 	// latest read, refused for Problems when they differ.
-	Version   int64          `json:"version"`
-	AppliedAt time.Time      `json:"applied_at,omitzero"`
-	Latest    int64          `json:"latest"`
-	Stale     bool           `json:"stale"`
-	Routes    int            `json:"routes"`
-	Services  int            `json:"services"`
-	Problems  []FleetProblem `json:"problems"`
+	Version   int64     `json:"version"`
+	AppliedAt time.Time `json:"applied_at,omitzero"`
+	Latest    int64     `json:"latest"`
+	Stale     bool      `json:"stale"`
+	// SnapshotWritten is set while the running version is the fleet
+	// snapshot's, read at start: when it was written.
+	SnapshotWritten time.Time      `json:"snapshot_written,omitzero"`
+	Routes          int            `json:"routes"`
+	Services        int            `json:"services"`
+	Problems        []FleetProblem `json:"problems"`
 	// Znodes are the data versions of the route and service znodes of
 	// the latest read, for If-Match.
 	Znodes        map[string]int32 `json:"znodes"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"os"
@@ -76,7 +77,11 @@ func (g *Gateway) startFleet(cfg *config.Config) error {
 	}
 	f.announcer = ann
 	apply := func(routes, services []config.FleetNode) error { return g.applyFleet(f.parser, routes, services) }
-	w, err := fleet.Watch(zk, cfg.Fleet.ConfigPath, apply, func(st fleet.Status) { ann.Applied(st.Version, st.AppliedAt) }, g.log)
+	w, err := fleet.Watch(zk, cfg.Fleet.ConfigPath, apply, fleet.Options{
+		OnApplied:    func(st fleet.Status) { ann.Applied(st.Version, st.AppliedAt) },
+		SnapshotFile: fleet.SnapshotPath(cfg.ZooKeeper.SnapshotFile),
+		Seed:         g.fleetSeed,
+	}, g.log)
 	if err != nil {
 		ann.Close()
 		return fmt.Errorf("fleet.config_path: %w", err)
@@ -94,6 +99,39 @@ func (g *Gateway) startFleet(cfg *config.Config) error {
 	}
 	g.fleet.Store(f)
 	g.log.WithFields(logrus.Fields{"name": f.name, "config_path": cfg.Fleet.ConfigPath}).Info("fleet mode: routes and services come from ZooKeeper")
+	return nil
+}
+
+// applyStart applies the configuration a start serves: the file's, and in
+// fleet mode the running fleet version kept in the fleet snapshot (next to
+// zookeeper.snapshot_file), when there is one, until ZooKeeper is read.
+// It is the start's first apply, which the membership snapshot's services
+// are seeded at.
+func (g *Gateway) applyStart(cfg *config.Config) error {
+	path := fleet.SnapshotPath(cfg.ZooKeeper.SnapshotFile)
+	if !cfg.Fleet.Enabled || path == "" || g.zk.Load() == nil {
+		return g.apply(cfg)
+	}
+	log := g.log.WithField("snapshot_file", path)
+	s, err := fleet.ReadSnapshot(path, cfg.Fleet.ConfigPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return g.apply(cfg)
+	}
+	var seeded *config.Config
+	if err == nil {
+		routes, services := s.Nodes()
+		if seeded, err = parseFleet(nil, g.path, routes, services); err == nil {
+			err = g.apply(seeded)
+		}
+	}
+	if err != nil {
+		log.WithError(err).Warn("fleet snapshot not used")
+		return g.apply(cfg)
+	}
+	g.fleetSeed = s
+	g.cfg.Store(seeded)
+	log.WithFields(logrus.Fields{"version": s.Version, "written": s.Written, "routes": len(s.Routes), "services": len(s.Services)}).
+		Info("fleet configuration of the snapshot applied until ZooKeeper is read")
 	return nil
 }
 
@@ -203,7 +241,7 @@ func (g *Gateway) Fleet() (admin.FleetInfo, error) {
 	st := f.watcher.Status()
 	info := admin.FleetInfo{
 		Name: f.name, ConfigPath: f.cfg.ConfigPath, GatewaysPath: f.cfg.GatewaysPath,
-		Version: st.Version, AppliedAt: st.AppliedAt, Latest: st.Latest, Stale: st.Stale,
+		Version: st.Version, AppliedAt: st.AppliedAt, Latest: st.Latest, Stale: st.Stale, SnapshotWritten: st.SnapshotWritten,
 		Routes: st.Routes, Services: st.Services, Problems: []admin.FleetProblem{}, Znodes: map[string]int32{},
 		Gateways: []admin.FleetGateway{},
 	}

@@ -131,7 +131,8 @@ func TestFleet(t *testing.T) {
 }
 
 func fleetOutage(t *testing.T, e *fleetEnv, srv *zktest.Server) {
-	g := e.start(t, "gw-1")
+	snap := filepath.Join(t.TempDir(), "membership.json")
+	g := e.startWith(t, "gw-1", fmt.Sprintf(`zookeeper: { servers: ["%s"], session_timeout: 4s, snapshot_file: %q }`, e.zkAddr, snap), "")
 	if code, body, _ := adminDo(t, http.MethodPut, g.admin+"/api/routes/echo", fleetToken, "", echoRouteAndService); code != http.StatusOK {
 		t.Fatalf("PUT = %d %s", code, body)
 	}
@@ -144,6 +145,21 @@ func fleetOutage(t *testing.T, e *fleetEnv, srv *zktest.Server) {
 	code, body, _ := adminDo(t, http.MethodPut, g.admin+"/api/routes/other", fleetToken, "", `{"service": "echo"}`)
 	if code != http.StatusServiceUnavailable {
 		t.Errorf("write during the outage = %d %s, want 503", code, body)
+	}
+	// Restarted while ZooKeeper is down, the gateway serves the
+	// configuration of its snapshot (and the members of the membership
+	// snapshot), marked stale, until ZooKeeper is back.
+	g.stop(t)
+	restarted := &gateway{cfgPath: g.cfgPath, proxy: g.proxy, admin: g.admin, log: &syncBuffer{}, done: make(chan error, 1)}
+	restarted.serve(t)
+	g = restarted
+	zktest.WaitFor(t, 20*time.Second, func() bool { return statusOf(g.proxy+"/echo/x") == http.StatusOK },
+		"route of the snapshot served after a restart during the outage")
+	if code, body := get(t, g.proxy+"/echo/x"); code != http.StatusOK || body != "a /x" {
+		t.Errorf("after a restart during the outage GET /echo/x = %d %q", code, body)
+	}
+	if fi := getFleet(t, g); !fi.Stale || fi.Routes != 1 || fi.Version == 0 {
+		t.Errorf("after a restart during the outage: %+v, want the snapshot's version, stale", fi)
 	}
 	srv.Restart(t)
 	zktest.WaitFor(t, 20*time.Second, func() bool { return !getFleet(t, g).Stale }, "fleet fresh again")

@@ -25,6 +25,7 @@ import (
 	"github.com/zkgate/zkgate/discovery"
 	"github.com/zkgate/zkgate/internal/admin"
 	"github.com/zkgate/zkgate/internal/config"
+	"github.com/zkgate/zkgate/internal/fleet"
 	"github.com/zkgate/zkgate/internal/logging"
 	"github.com/zkgate/zkgate/internal/metrics"
 	"github.com/zkgate/zkgate/internal/tlscert"
@@ -58,6 +59,7 @@ type Gateway struct {
 	started     time.Time
 	cfg         atomic.Pointer[config.Config]
 	fleet       atomic.Pointer[fleetMode] // set at start in fleet mode
+	fleetSeed   *fleet.Snapshot           // the fleet snapshot applied at start, if any
 
 	mu       sync.Mutex // serializes reloads; guards services, routes and closed
 	services map[string]*service
@@ -170,7 +172,7 @@ func (g *Gateway) run(ctx context.Context, cfg *config.Config) error {
 	if snap := openSnapshot(cfg, g.log); snap != nil {
 		g.snapshot.Store(snap)
 	}
-	if err := g.apply(cfg); err != nil {
+	if err := g.applyStart(cfg); err != nil {
 		closeListeners(listeners)
 		g.closeAll()
 		g.shutdownAdmin(adm)

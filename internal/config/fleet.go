@@ -20,7 +20,10 @@ type Fleet struct {
 	// znodes under config_path (config_path/routes/<name>, one route
 	// each, and config_path/services/<name>, one service each, in the
 	// schema of one entry of the file's routes and services, as JSON or
-	// YAML), and the file must declare none. Default false (routes and
+	// YAML), and the file must declare none. With zookeeper.snapshot_file
+	// set, the running routes and services are also kept in
+	// <snapshot_file>.fleet.json, which a gateway started while ZooKeeper
+	// cannot be read serves until it can. Default false (routes and
 	// services come from this file).
 	Enabled bool `mapstructure:"enabled"`
 	// ConfigPath is the znode under which the routes and services live.

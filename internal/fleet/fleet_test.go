@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -151,5 +152,34 @@ func TestWriterChecksBeforeWriting(t *testing.T) {
 	}
 	if _, err := w.Apply([]Change{{Kind: KindRoute, Name: "missing"}}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("delete of a missing route: %v, want ErrNotFound", err)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	path := t.TempDir() + "/m.json.fleet.json"
+	routes := []config.FleetNode{{Name: "api", Path: cp + "/routes/api", Data: []byte(`{"service": "echo"}`)}}
+	services := []config.FleetNode{{Name: "echo", Path: cp + "/services/echo", Data: []byte("timeouts: {dial: 1s}\n")}}
+	if err := WriteSnapshot(path, cp, 42, routes, services); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSnapshot(path, cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, sv := s.Nodes()
+	if s.Version != 42 || fmt.Sprint(r) != fmt.Sprint(routes) || fmt.Sprint(sv) != fmt.Sprint(services) {
+		t.Errorf("read back %d %v %v", s.Version, r, sv)
+	}
+	if _, err := ReadSnapshot(path, "/other"); err == nil || !strings.Contains(err.Error(), `written for fleet.config_path "/zkgate/config", not "/other"`) {
+		t.Errorf("snapshot of another config path: %v", err)
+	}
+	if err := os.WriteFile(path, []byte(`{"format": "zkgate-fleet-snapshot/1", "routes": [`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadSnapshot(path, cp); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("truncated snapshot: %v", err)
+	}
+	if got := SnapshotPath(""); got != "" {
+		t.Errorf("SnapshotPath without a membership snapshot = %q", got)
 	}
 }

@@ -89,6 +89,23 @@ type Status struct {
 	// Routes and Services count the running version's.
 	Routes   int `json:"routes"`
 	Services int `json:"services"`
+	// SnapshotWritten is, while the running version is the snapshot's
+	// (read at start, before the first read of ZooKeeper), when the
+	// snapshot was written; zero otherwise.
+	SnapshotWritten time.Time `json:"snapshot_written,omitzero"`
+}
+
+// Options configure a Watcher.
+type Options struct {
+	// OnApplied, when set, is called after each version applied, from the
+	// watcher's goroutine.
+	OnApplied func(Status)
+	// SnapshotFile, when set, is where the running version is kept (see
+	// WriteSnapshot).
+	SnapshotFile string
+	// Seed is a snapshot the caller applied at start (see ReadSnapshot):
+	// the running version until the first read of ZooKeeper.
+	Seed *Snapshot
 }
 
 // Watcher watches a fleet's routes and services and hands every version to
@@ -97,7 +114,7 @@ type Watcher struct {
 	tree       *discovery.Tree
 	configPath string
 	apply      Applier
-	onApplied  func(Status)
+	opts       Options
 	log        logrus.FieldLogger
 
 	mu       sync.Mutex
@@ -109,11 +126,11 @@ type Watcher struct {
 }
 
 // Watch starts watching the configuration under configPath. apply is
-// called from the watcher's goroutine with each version; onApplied (may be
-// nil) after each one applied.
-func Watch(c *discovery.Client, configPath string, apply Applier, onApplied func(Status), log logrus.FieldLogger) (*Watcher, error) {
-	w := &Watcher{configPath: configPath, apply: apply, onApplied: onApplied, log: log.WithField("component", "fleet"),
+// called from the watcher's goroutine with each version.
+func Watch(c *discovery.Client, configPath string, apply Applier, opts Options, log logrus.FieldLogger) (*Watcher, error) {
+	w := &Watcher{configPath: configPath, apply: apply, opts: opts, log: log.WithField("component", "fleet"),
 		status: Status{ConfigPath: configPath}, synced: make(chan struct{})}
+	w.seed()
 	t, err := discovery.NewTree(c, []string{RoutesDir(configPath), ServicesDir(configPath)}, w.changed, log)
 	if err != nil {
 		return nil, err
@@ -153,6 +170,20 @@ func (w *Watcher) Sync(ctx context.Context) error { return w.tree.Sync(ctx) }
 // the first read.
 func (w *Watcher) Latest() (discovery.TreeState, bool) { return w.tree.State() }
 
+// seed records the snapshot the caller applied as the running version.
+func (w *Watcher) seed() {
+	s := w.opts.Seed
+	if s == nil {
+		return
+	}
+	routes, services := s.Nodes()
+	w.mu.Lock()
+	w.status.Version, w.status.AppliedAt, w.status.SnapshotWritten = s.Version, time.Now(), s.Written
+	w.status.Routes, w.status.Services = len(routes), len(services)
+	w.routes, w.services = routes, services
+	w.mu.Unlock()
+}
+
 // changed handles a new state of the tree.
 func (w *Watcher) changed(st discovery.TreeState) {
 	routes, services, err := Nodes(st, w.configPath)
@@ -162,6 +193,7 @@ func (w *Watcher) changed(st discovery.TreeState) {
 	}
 	w.mu.Lock()
 	w.status.Latest = st.Zxid
+	w.status.SnapshotWritten = time.Time{}
 	if err != nil {
 		w.status.Problems = Problems(err, w.configPath)
 		w.mu.Unlock()
@@ -175,8 +207,13 @@ func (w *Watcher) changed(st discovery.TreeState) {
 		w.mu.Unlock()
 		w.log.WithFields(logrus.Fields{"version": st.Zxid, "routes": len(routes), "services": len(services),
 			"apply": time.Since(start).Round(time.Microsecond).String()}).Info("fleet configuration applied")
-		if w.onApplied != nil {
-			w.onApplied(status)
+		if w.opts.SnapshotFile != "" {
+			if err := WriteSnapshot(w.opts.SnapshotFile, w.configPath, st.Zxid, routes, services); err != nil {
+				w.log.WithError(err).Warn("fleet snapshot not written")
+			}
+		}
+		if w.opts.OnApplied != nil {
+			w.opts.OnApplied(status)
 		}
 	}
 	w.once.Do(func() { close(w.synced) })
