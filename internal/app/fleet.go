@@ -232,6 +232,23 @@ func (g *Gateway) loadConfig() (*config.Config, error) {
 // FleetMode implements admin.FleetSource.
 func (g *Gateway) FleetMode() bool { return g.fleet.Load() != nil }
 
+// applyReload applies a reload's configuration: in fleet mode the fleet's
+// running version (which cfg was made of, unless the watcher applied a
+// newer one since) with the file's static settings, excluding the watcher.
+func (g *Gateway) applyReload(cfg *config.Config) error {
+	f := g.fleet.Load()
+	if f == nil {
+		return g.apply(cfg)
+	}
+	return f.watcher.Reapply(func(routes, services []config.FleetNode) error {
+		next, err := parseFleet(f.parser, g.path, routes, services)
+		if err != nil {
+			return err
+		}
+		return config.FleetErrors(g.apply(next), routes, services)
+	})
+}
+
 // Fleet implements admin.FleetSource.
 func (g *Gateway) Fleet() (admin.FleetInfo, error) {
 	f := g.fleet.Load()

@@ -121,6 +121,7 @@ func TestFleet(t *testing.T) {
 		{"racing writers: one gets 412", fleetRacingWriters},
 		{"push then pull round-trips", fleetPushPull},
 		{"acl refuses an unauthenticated write", fleetACLRefuses},
+		{"a reload keeps the fleet's routes", fleetReload},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newFleetEnv(srv), conn) })
 	}
@@ -208,6 +209,25 @@ func fleetServedByAll(t *testing.T, e *fleetEnv, conn *zk.Conn) {
 	// Without the token: 401, as every admin request.
 	if code, _, _ := adminDo(t, http.MethodPut, gws[0].admin+"/api/routes/echo", "", "", echoRouteAndService); code != http.StatusUnauthorized {
 		t.Errorf("PUT without the token = %d, want 401", code)
+	}
+}
+
+func fleetReload(t *testing.T, e *fleetEnv, conn *zk.Conn) {
+	g := e.start(t, "gw-1")
+	if code, body, _ := adminDo(t, http.MethodPut, g.admin+"/api/routes/echo", fleetToken, "", echoRouteAndService); code != http.StatusOK {
+		t.Fatalf("PUT = %d %s", code, body)
+	}
+	zktest.WaitFor(t, 10*time.Second, func() bool { return statusOf(g.proxy+"/echo/x") == http.StatusOK }, "route served")
+	version := getFleet(t, g).Version
+	// The file holds no routes: a reload applies the fleet's, with it.
+	if code, body, _ := adminDo(t, http.MethodPost, g.admin+"/api/reload", fleetToken, "", ""); code != http.StatusOK {
+		t.Fatalf("POST /api/reload = %d %s", code, body)
+	}
+	if code, _ := get(t, g.proxy+"/echo/x"); code != http.StatusOK {
+		t.Errorf("after a reload GET /echo/x = %d, want the fleet's route still served", code)
+	}
+	if fi := getFleet(t, g); fi.Version != version || fi.Routes != 1 {
+		t.Errorf("after a reload: %+v, want version %d with its route", fi, version)
 	}
 }
 

@@ -472,7 +472,7 @@ func (g *Gateway) reload(reason string) error {
 		if serr := config.Reloadable(g.cfg.Load(), cfg); serr != nil {
 			log.WithError(serr).Warn("config reload: static settings changed; they apply after a restart")
 		}
-		err = g.apply(cfg)
+		err = g.applyReload(cfg)
 	}
 	if errors.Is(err, errShuttingDown) {
 		log.Warn("config reload refused: the gateway is shutting down")

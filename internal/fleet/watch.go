@@ -117,6 +117,8 @@ type Watcher struct {
 	opts       Options
 	log        logrus.FieldLogger
 
+	applyMu sync.Mutex // held while a version is applied and recorded (see Reapply)
+
 	mu       sync.Mutex
 	status   Status
 	routes   []config.FleetNode // the running version's
@@ -184,8 +186,20 @@ func (w *Watcher) seed() {
 	w.mu.Unlock()
 }
 
+// Reapply calls apply with the running version's znodes, excluding the
+// application of a new version meanwhile: a reload of the static file
+// then never puts back a version older than one just applied.
+func (w *Watcher) Reapply(apply Applier) error {
+	w.applyMu.Lock()
+	defer w.applyMu.Unlock()
+	routes, services := w.Running()
+	return apply(routes, services)
+}
+
 // changed handles a new state of the tree.
 func (w *Watcher) changed(st discovery.TreeState) {
+	w.applyMu.Lock()
+	defer w.applyMu.Unlock()
 	routes, services, err := Nodes(st, w.configPath)
 	start := time.Now()
 	if err == nil {
