@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X github.com/zkgate/zkgate/internal/version.Version=$(VERSION
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: all build test test-unit lint fmt vet tidy-check fuzz demo demo-smoke bench bench-go compose-check clean deps-test
+.PHONY: all build test test-unit lint fmt vet tidy-check fuzz demo demo-smoke demo-fleet demo-fleet-smoke bench bench-go compose-check clean deps-test
 
 all: build
 
@@ -73,6 +73,14 @@ demo: build
 ## demo-smoke: the whole demo story, non-interactively; fails on any lost request
 demo-smoke: build
 	./scripts/demo.sh --smoke
+
+## demo-fleet: fleet mode — three gateways sharing routes kept in ZooKeeper, one backend, as local
+## processes; demo-fleet-smoke runs its story non-interactively
+demo-fleet: build
+	./scripts/demo-fleet.sh
+
+demo-fleet-smoke: build
+	./scripts/demo-fleet.sh --smoke
 
 ## bench: Go micro-benchmarks, then zkgate against direct, nginx, HAProxy and Caddy with wrk (one worker
 ## and both cores), connections held open through zkgate, nginx and HAProxy, discovery propagation
