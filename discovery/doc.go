@@ -45,6 +45,15 @@
 // LoadBalanceZkConf.Seed: they are published, reported Stale and Seeded,
 // until the conf's first read replaces them.
 //
+// # Fleet mode
+//
+// A Tree watches a few directories and the data of their children (a
+// fleet's route and service znodes) the same way, and publishes a
+// transaction's changes together; Sync gives a state holding every change
+// committed before it. Client.Commit writes a transaction with version
+// checks and an ACL, and an Announcement keeps an ephemeral znode whose
+// data its owner updates.
+//
 // This package knows nothing of HTTP; it imports only balancer, go-zookeeper
 // and logrus besides the standard library.
 package discovery
