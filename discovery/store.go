@@ -314,8 +314,10 @@ func (a *Announcement) run(ctx context.Context) {
 			continue
 		}
 		if err := a.write(data); err != nil {
+			if backoff == 0 {
+				a.log.WithError(err).Warn("announcement not written; retrying")
+			}
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
-			a.log.WithError(err).Debug("announcement not written; retrying")
 			retry.Reset(backoff)
 			continue
 		}

@@ -457,6 +457,8 @@ func fleetACLRefuses(t *testing.T, e *fleetEnv, conn *zk.Conn) {
 	if code, _ := get(t, g.proxy+"/hijack/x"); code != http.StatusNotFound {
 		t.Errorf("the refused writes changed the route")
 	}
+	// Both announce themselves, with and without the credentials.
+	zktest.WaitFor(t, 10*time.Second, func() bool { return len(getFleet(t, other).Gateways) == 2 }, "two gateways announced")
 }
 
 // startWith is start with the zookeeper section replaced and fleet.acl set.
