@@ -283,7 +283,10 @@ func (t *Tree) step(verify bool) (err error) {
 		}
 	}()
 	changed := false
-	for range 100 { // bounded: a writer changing the tree without pause
+	// Bounded: a writer changing the tree without pause would otherwise
+	// keep it from ever publishing. A state published at the bound may
+	// hold part of a transaction whose other changes the next step reads.
+	for range 100 {
 		s := t.client.session()
 		if !s.ok {
 			return errNoSession
