@@ -21,12 +21,13 @@ deps-test:
 	./scripts/ensure-deps.sh zookeeper chromium docker-compose curl wrk h2load nginx haproxy caddy
 
 ## test: every test — lint, unit, integration against a real ZooKeeper, a short run of every
-## fuzz target (FUZZ_SMOKE_EXECS), demo smoke
+## fuzz target (FUZZ_SMOKE_EXECS), demo smoke, fleet demo smoke
 test: deps-test lint build
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) --no-print-directory fuzz FUZZ_EXECS=$(FUZZ_SMOKE_EXECS)
 	$(MAKE) --no-print-directory compose-check
 	$(MAKE) --no-print-directory demo-smoke
+	$(MAKE) --no-print-directory demo-fleet-smoke
 
 ## test-unit: the tests without installing anything (ZooKeeper tests skip when it is missing)
 test-unit:
