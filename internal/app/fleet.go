@@ -17,6 +17,7 @@ import (
 	"github.com/zkgate/zkgate/internal/admin"
 	"github.com/zkgate/zkgate/internal/config"
 	"github.com/zkgate/zkgate/internal/fleet"
+	"github.com/zkgate/zkgate/internal/metrics"
 	"github.com/zkgate/zkgate/internal/version"
 )
 
@@ -283,6 +284,17 @@ func (g *Gateway) Fleet() (admin.FleetInfo, error) {
 		})
 	}
 	return info, nil
+}
+
+// fleetMetrics is fleet mode's part of the scrape-time metrics; nil when
+// fleet mode is off.
+func (g *Gateway) fleetMetrics() *metrics.FleetState {
+	f := g.fleet.Load()
+	if f == nil {
+		return nil
+	}
+	st := f.watcher.Status()
+	return &metrics.FleetState{ConfigVersion: st.Version, ApplyFailures: st.Refused, Stale: st.Stale}
 }
 
 // FleetWrite implements admin.FleetSource.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,6 +101,26 @@ func getFleet(t *testing.T, g *gateway) fleetInfo {
 	return fi
 }
 
+// fleetMetric returns the value of the sample name (no labels) on g's
+// /metrics; -1 when absent.
+func fleetMetric(t *testing.T, g *gateway, name string) float64 {
+	t.Helper()
+	code, body, _ := adminDo(t, http.MethodGet, g.admin+"/metrics", fleetToken, "", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics = %d", code)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("/metrics: %s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
 // echoRouteAndService is a PUT /api/routes/echo body: the route and its
 // service in one transaction.
 const echoRouteAndService = `{"route": {"service": "echo", "match": {"path_prefix": "/echo"}, "strip_prefix": true, "balancer": "round_robin"},
@@ -138,8 +159,14 @@ func fleetOutage(t *testing.T, e *fleetEnv, srv *zktest.Server) {
 		t.Fatalf("PUT = %d %s", code, body)
 	}
 	zktest.WaitFor(t, 10*time.Second, func() bool { return statusOf(g.proxy+"/echo/x") == http.StatusOK }, "route served")
+	if v := fleetMetric(t, g, "zkgate_fleet_stale"); v != 0 {
+		t.Errorf("zkgate_fleet_stale = %v with ZooKeeper up, want 0", v)
+	}
 	srv.Stop(t)
 	zktest.WaitFor(t, 10*time.Second, func() bool { return getFleet(t, g).Stale }, "fleet marked stale")
+	if v := fleetMetric(t, g, "zkgate_fleet_stale"); v != 1 {
+		t.Errorf("zkgate_fleet_stale = %v during the outage, want 1", v)
+	}
 	if code, body := get(t, g.proxy+"/echo/x"); code != http.StatusOK || body != "a /x" {
 		t.Errorf("during the outage GET /echo/x = %d %q, want the last good configuration served", code, body)
 	}
@@ -164,6 +191,9 @@ func fleetOutage(t *testing.T, e *fleetEnv, srv *zktest.Server) {
 	}
 	srv.Restart(t)
 	zktest.WaitFor(t, 20*time.Second, func() bool { return !getFleet(t, g).Stale }, "fleet fresh again")
+	if v := fleetMetric(t, g, "zkgate_fleet_stale"); v != 0 {
+		t.Errorf("zkgate_fleet_stale = %v after the outage, want 0", v)
+	}
 	if code, _ := get(t, g.proxy+"/echo/x"); code != http.StatusOK {
 		t.Errorf("after the outage GET /echo/x = %d", code)
 	}
@@ -269,6 +299,11 @@ func fleetMalformedZnode(t *testing.T, e *fleetEnv, conn *zk.Conn) {
 		zktest.WaitFor(t, 10*time.Second, func() bool { return statusOf(g.proxy+"/echo/x") == http.StatusOK }, "route served by %s", g.admin)
 	}
 	good := getFleet(t, gws[0]).Version
+	for _, g := range gws {
+		if v, n := fleetMetric(t, g, "zkgate_fleet_config_version"), fleetMetric(t, g, "zkgate_fleet_apply_failures_total"); v != float64(good) || n != 0 {
+			t.Errorf("%s: zkgate_fleet_config_version %v (want %d), zkgate_fleet_apply_failures_total %v (want 0)", g.admin, v, good, n)
+		}
+	}
 	// Another client writes a znode that is not a valid route, and
 	// changes the good route's prefix in the same transaction: neither
 	// may apply.
@@ -297,6 +332,10 @@ func fleetMalformedZnode(t *testing.T, e *fleetEnv, conn *zk.Conn) {
 		}
 		if !strings.Contains(g.log.String(), bad) {
 			t.Errorf("%s: the log does not name %s", g.admin, bad)
+		}
+		// The refusal is counted; the version running stays the good one.
+		if v, n := fleetMetric(t, g, "zkgate_fleet_config_version"), fleetMetric(t, g, "zkgate_fleet_apply_failures_total"); v != float64(good) || n < 1 {
+			t.Errorf("%s: zkgate_fleet_config_version %v (want %d), zkgate_fleet_apply_failures_total %v (want at least 1)", g.admin, v, good, n)
 		}
 	}
 	// Repaired, the whole version applies.

@@ -259,6 +259,7 @@ func (g *Gateway) metricsState() metrics.State {
 		st.HasSnapshot, st.SnapshotWrites, st.SnapshotWriteErrors = true, ws.Writes, ws.Errors
 	}
 	st.TLS = g.tlsMetrics()
+	st.Fleet = g.fleetMetrics()
 	if eps := g.entryPoints.Load(); eps != nil {
 		for _, name := range slices.Sorted(maps.Keys(*eps)) {
 			st.Connections = append(st.Connections, metrics.EntryPointConnections{EntryPoint: name, States: (*eps)[name].connections()})

@@ -83,6 +83,8 @@ type Status struct {
 	Latest int64 `json:"latest"`
 	// Problems are why Latest was refused; empty when it runs.
 	Problems []Problem `json:"problems,omitempty"`
+	// Refused counts the versions refused since the watcher started.
+	Refused uint64 `json:"refused"`
 	// Stale is set while ZooKeeper cannot be read (no session): the
 	// running version may be out of date.
 	Stale bool `json:"stale"`
@@ -210,6 +212,7 @@ func (w *Watcher) changed(st discovery.TreeState) {
 	w.status.SnapshotWritten = time.Time{}
 	if err != nil {
 		w.status.Problems = Problems(err, w.configPath)
+		w.status.Refused++
 		w.mu.Unlock()
 		w.log.WithFields(logrus.Fields{"version": st.Zxid, "running": w.status.Version, "problems": len(w.status.Problems)}).
 			WithError(err).Error("fleet configuration refused; keeping the running one")

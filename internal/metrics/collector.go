@@ -41,6 +41,22 @@ type State struct {
 	Connections []EntryPointConnections
 	// TLS are the certificate stores of the TLS entry points.
 	TLS []EntryPointTLS
+	// Fleet is fleet mode's state; nil (its metrics absent) when fleet
+	// mode is off.
+	Fleet *FleetState
+}
+
+// FleetState is fleet mode's configuration version and its refusals.
+type FleetState struct {
+	// ConfigVersion is the configuration version running (the zxid that
+	// made it; 0 before the first).
+	ConfigVersion int64
+	// ApplyFailures counts the configuration versions refused (a znode
+	// that did not validate or could not be read): the running one stayed.
+	ApplyFailures uint64
+	// Stale is true while ZooKeeper cannot be read and the running
+	// version may be out of date.
+	Stale bool
 }
 
 // EntryPointTLS is one TLS entry point's certificates and their reloads.
@@ -145,6 +161,7 @@ type stateCollector struct {
 	budgetExhausted                                            *prometheus.Desc
 	connections                                                *prometheus.Desc
 	certExpiry, certReloads, certReloadFailures                *prometheus.Desc
+	fleetVersion, fleetFailures, fleetStale                    *prometheus.Desc
 }
 
 func newStateCollector(src StateSource) *stateCollector {
@@ -178,6 +195,9 @@ func newStateCollector(src StateSource) *stateCollector {
 		certReloads:         desc("tls_certificate_reloads_total", "Reloads of a TLS entry point's certificate files that took effect.", "entry_point"),
 		certReloadFailures:  desc("tls_certificate_reload_failures_total", "Reloads of a TLS entry point's certificate files refused because a pair did not load (the served ones stayed).", "entry_point"),
 		budgetExhausted:     desc("retry_budget_exhausted_total", "Retries not made because the service's retry budget was spent (the request ended with its last attempt's answer), by service.", "service"),
+		fleetVersion:        desc("fleet_config_version", "Fleet mode: the configuration version running (the ZooKeeper zxid that made it; 0 before the first). Gateways of one fleet running different values have not all applied the latest version."),
+		fleetFailures:       desc("fleet_apply_failures_total", "Fleet mode: configuration versions refused (a znode that did not validate or could not be read); the running version stayed."),
+		fleetStale:          desc("fleet_stale", "Fleet mode: 1 while ZooKeeper cannot be read and the running configuration version may be out of date."),
 	}
 }
 
@@ -192,6 +212,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.budgetExhausted,
 		c.connections,
 		c.certExpiry, c.certReloads, c.certReloadFailures,
+		c.fleetVersion, c.fleetFailures, c.fleetStale,
 	} {
 		ch <- d
 	}
@@ -277,6 +298,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if st.HasSnapshot {
 		counter(c.snapshotWrites, st.SnapshotWrites)
 		counter(c.snapshotWriteErrors, st.SnapshotWriteErrors)
+	}
+	if f := st.Fleet; f != nil {
+		gauge(c.fleetVersion, float64(f.ConfigVersion))
+		counter(c.fleetFailures, f.ApplyFailures)
+		gauge(c.fleetStale, boolValue(f.Stale))
 	}
 }
 

@@ -53,6 +53,7 @@ func sampleState() State {
 			},
 			Reloads: 4, ReloadFailures: 1,
 		}},
+		Fleet: &FleetState{ConfigVersion: 4294967342, ApplyFailures: 2, Stale: true},
 	}
 }
 
@@ -158,6 +159,15 @@ zkgate_tls_certificate_reloads_total{entry_point="websecure"} 4
 # HELP zkgate_tls_certificate_reload_failures_total Reloads of a TLS entry point's certificate files refused because a pair did not load (the served ones stayed).
 # TYPE zkgate_tls_certificate_reload_failures_total counter
 zkgate_tls_certificate_reload_failures_total{entry_point="websecure"} 1
+# HELP zkgate_fleet_config_version Fleet mode: the configuration version running (the ZooKeeper zxid that made it; 0 before the first). Gateways of one fleet running different values have not all applied the latest version.
+# TYPE zkgate_fleet_config_version gauge
+zkgate_fleet_config_version 4.294967342e+09
+# HELP zkgate_fleet_apply_failures_total Fleet mode: configuration versions refused (a znode that did not validate or could not be read); the running version stayed.
+# TYPE zkgate_fleet_apply_failures_total counter
+zkgate_fleet_apply_failures_total 2
+# HELP zkgate_fleet_stale Fleet mode: 1 while ZooKeeper cannot be read and the running configuration version may be out of date.
+# TYPE zkgate_fleet_stale gauge
+zkgate_fleet_stale 1
 `
 	names := []string{
 		"zkgate_endpoints", "zkgate_zookeeper_session_state", "zkgate_zookeeper_reconnects_total",
@@ -171,6 +181,7 @@ zkgate_tls_certificate_reload_failures_total{entry_point="websecure"} 1
 		"zkgate_retry_budget_exhausted_total", "zkgate_client_connections",
 		"zkgate_tls_certificate_expiry_timestamp_seconds", "zkgate_tls_certificate_reloads_total",
 		"zkgate_tls_certificate_reload_failures_total",
+		"zkgate_fleet_config_version", "zkgate_fleet_apply_failures_total", "zkgate_fleet_stale",
 	}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)
@@ -186,8 +197,8 @@ func TestStateCollectorIsConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pedantic gather: %v", err)
 	}
-	if len(families) != 24 {
-		t.Errorf("gathered %d metric families, want 24", len(families))
+	if len(families) != 27 {
+		t.Errorf("gathered %d metric families, want 27", len(families))
 	}
 }
 
@@ -215,6 +226,9 @@ func TestStateCollectorEdgeCases(t *testing.T) {
 	}
 	if strings.Contains(text, "zkgate_membership_snapshot") {
 		t.Errorf("membership snapshot metrics shown without a snapshot file or a seeded service")
+	}
+	if strings.Contains(text, "zkgate_fleet_") {
+		t.Errorf("fleet metrics shown with fleet mode off")
 	}
 
 	st = State{}
