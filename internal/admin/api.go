@@ -57,6 +57,10 @@ func (s *Server) State() State {
 	if st.ZooKeeper.Servers == nil {
 		st.ZooKeeper.Servers = []string{}
 	}
+	if f, ok := s.fleetSource(); ok {
+		st.Fleet = f.FleetSummary()
+		st.Fleet.Enabled = true
+	}
 	return st
 }
 

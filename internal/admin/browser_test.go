@@ -32,6 +32,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	browser := browsertest.New(t)
 	t.Run("live", func(t *testing.T) { testStatusPageLive(t, browsertest.NewTab(t, browser)) })
 	t.Run("asks for token", func(t *testing.T) { testStatusPageAsksForToken(t, browsertest.NewTab(t, browser)) })
+	t.Run("fleet", func(t *testing.T) { testStatusPageFleet(t, browsertest.NewTab(t, browser)) })
 }
 
 // testStatusPageLive checks what an operator sees: every endpoint with its
@@ -85,6 +86,10 @@ func testStatusPageLive(t *testing.T, b context.Context) {
 		}
 	}
 	browsertest.WaitFor(t, b, `document.getElementById('zk-state').dataset.state === 'connected'`, 5*time.Second)
+	// Without fleet mode the page shows nothing of it.
+	if !browsertest.Eval[bool](t, b, `document.getElementById('fleet').hidden`) {
+		t.Error("the fleet section is shown without fleet mode")
+	}
 	// Ready, but the header says what is wrong: users serves a stale
 	// membership.
 	browsertest.WaitFor(t, b, `document.getElementById('ready').dataset.problems === '1' && document.getElementById('ready').textContent === 'Ready · 1 problem: users stale' && document.getElementById('ready').classList.contains('warn')`, 5*time.Second)
@@ -241,4 +246,71 @@ func testStatusPageAsksForToken(t *testing.T, b context.Context) {
 	browsertest.Eval[bool](t, b, `(() => { document.getElementById('token-input').value = `+browsertest.JSString(testToken)+
 		`; document.querySelector('#token-form button').click(); return true; })()`)
 	browsertest.WaitFor(t, b, `document.getElementById('app').dataset.loaded === 'true' && document.getElementById('token-form').hidden`, 5*time.Second)
+}
+
+// testStatusPageFleet checks fleet mode on the page: the gateways of the
+// fleet with their address, version, configuration version and time since,
+// the one running an older configuration flagged, and a refused version's
+// problem (znode, key, problem) named in the header's summary.
+func testStatusPageFleet(t *testing.T, b context.Context) {
+	src := &fleetFake{fakeSource: newFakeSource()}
+	src.rebase(time.Now())
+	now := time.Now()
+	gateways := []FleetGateway{
+		{Name: "gw-1", Address: "10.0.0.1:9901", Version: "v1.4.0", ConfigVersion: 4294967400, Since: now.Add(-2 * time.Minute)},
+		{Name: "gw-2", Address: "10.0.0.2:9901", Version: "v1.4.0", ConfigVersion: 4294967400, Since: now.Add(-2 * time.Minute)},
+		{Name: "gw-3", Address: "10.0.0.3:9901", Version: "v1.3.2", ConfigVersion: 4294967390, Since: now.Add(-3 * time.Hour), Behind: true},
+	}
+	good := FleetInfo{Name: "gw-1", ConfigPath: "/zkgate/config", GatewaysPath: "/zkgate/gateways",
+		Version: 4294967400, Latest: 4294967400, Problems: []FleetProblem{}, Gateways: gateways}
+	src.setFleet(good)
+	ts := httptest.NewServer(newTestServer(t, src, Options{Token: testToken}).Handler())
+	defer ts.Close()
+	browsertest.Open(t, b, ts.URL+"/?refresh=200&token="+testToken)
+
+	gw := func(name string) string {
+		return `document.querySelector('#fleet-gateways tr[data-gateway="` + name + `"]')`
+	}
+	browsertest.WaitFor(t, b, `!document.getElementById('fleet').hidden && document.querySelectorAll('#fleet-gateways tr[data-gateway]').length === 3`, 5*time.Second)
+	cells := func(name string) string {
+		return browsertest.Eval[string](t, b, `Array.from(`+gw(name)+`.cells).map((c) => c.textContent).join(' | ')`)
+	}
+	if got, want := cells("gw-1"), "gw-1 (this one) | 10.0.0.1:9901 | v1.4.0 | 4294967400 | 2m ago | "; got != want {
+		t.Errorf("gw-1's row: %q, want %q", got, want)
+	}
+	if got, want := cells("gw-3"), "gw-3 | 10.0.0.3:9901 | v1.3.2 | 4294967390 | 3h ago | older configuration"; got != want {
+		t.Errorf("gw-3's row: %q, want %q", got, want)
+	}
+	if n := browsertest.Eval[int](t, b, `document.querySelectorAll('#fleet-gateways [data-flag="gateway-behind"]').length`); n != 1 {
+		t.Errorf("%d gateways flagged as running an older configuration, want 1 (gw-3)", n)
+	}
+	if got := browsertest.Eval[string](t, b, `getComputedStyle(`+gw("gw-3")+`.cells[0]).backgroundColor`); got != "rgb(255, 237, 213)" {
+		t.Errorf("the gateway behind is shown on %s, want the warning colour", got)
+	}
+	browsertest.WaitFor(t, b, `document.querySelector('#fleet-flags [data-flag="fleet-behind"]')?.textContent === '1 gateway behind'`, 5*time.Second)
+	// A gateway behind is not a problem of this one: the header names only
+	// the fake's stale service.
+	browsertest.WaitFor(t, b, `document.getElementById('ready').textContent === 'Ready · 1 problem: users stale'`, 5*time.Second)
+
+	// Another client writes a malformed znode: the version is refused,
+	// and the header names the znode, the key and the problem.
+	bad := good
+	bad.Latest = 4294967410
+	bad.Problems = []FleetProblem{{Znode: "/zkgate/config/routes/broken", Key: "timeout", Problem: `invalid duration "soon"`}}
+	src.setFleet(bad)
+	browsertest.WaitFor(t, b, `document.getElementById('ready').textContent === `+
+		browsertest.JSString(`Ready · 2 problems: users stale, fleet /zkgate/config/routes/broken timeout: invalid duration "soon"`)+
+		` && document.getElementById('ready').classList.contains('warn')`, 5*time.Second)
+	if got, want := browsertest.Eval[string](t, b, `Array.from(document.querySelectorAll('#fleet-problems tbody td')).map((c) => c.textContent).join(' | ')`),
+		`/zkgate/config/routes/broken | timeout | invalid duration "soon"`; got != want {
+		t.Errorf("problems table: %q, want %q", got, want)
+	}
+	browsertest.WaitFor(t, b, `document.querySelector('#fleet-flags [data-flag="fleet-refused"]') !== null`, 5*time.Second)
+	shot := filepath.Join(t.TempDir(), "status-page-fleet.png")
+	browsertest.Screenshot(t, b, shot)
+	t.Logf("screenshot: %s", shot)
+
+	// Repaired: the problem leaves the header and the table.
+	src.setFleet(good)
+	browsertest.WaitFor(t, b, `document.getElementById('ready').dataset.problems === '1' && document.getElementById('fleet-problems').hidden`, 5*time.Second)
 }

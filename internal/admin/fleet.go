@@ -43,8 +43,11 @@ type FleetSource interface {
 	// FleetMode reports whether fleet mode is on; quick.
 	FleetMode() bool
 	// Fleet returns the fleet's state; an error wrapping ErrFleetOff when
-	// fleet mode is off.
+	// fleet mode is off. It may read ZooKeeper (the gateways).
 	Fleet() (FleetInfo, error)
+	// FleetSummary returns the part of the state /api/state shows; quick
+	// (no read of ZooKeeper: it is called on every poll).
+	FleetSummary() FleetSummary
 	// FleetWrite validates and writes changes in one transaction.
 	FleetWrite(changes []FleetChange) ([]FleetResult, error)
 }
@@ -61,6 +64,23 @@ type FleetChange struct {
 type FleetResult struct {
 	Znode   string `json:"znode"`
 	Version int32  `json:"version"`
+}
+
+// FleetSummary is fleet mode in /api/state: enough for the status page to
+// know that fleet mode is on and whether something is wrong; GET /api/fleet
+// gives the detail (the problems, the gateways).
+type FleetSummary struct {
+	// Enabled is set in fleet mode; the other fields are zero without it.
+	Enabled bool `json:"enabled"`
+	// Version is the configuration version this gateway runs (as
+	// FleetInfo.Version).
+	Version int64 `json:"version"`
+	// Stale is set while ZooKeeper cannot be read: the running version may
+	// be out of date.
+	Stale bool `json:"stale"`
+	// Problems counts the reasons the latest version read was refused
+	// (FleetInfo.Problems); 0 when it runs.
+	Problems int `json:"problems"`
 }
 
 // FleetInfo is GET /api/fleet.

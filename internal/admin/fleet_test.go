@@ -1,25 +1,52 @@
 package admin
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
 // fleetFake is a Source in fleet mode recording the writes it is given.
+// Its fleet is info, or when nil one gateway running version 7.
 type fleetFake struct {
 	*fakeSource
 	writes [][]FleetChange
 	err    error
+
+	infoMu sync.Mutex
+	info   *FleetInfo
 }
 
 func (f *fleetFake) FleetMode() bool { return true }
 
 func (f *fleetFake) Fleet() (FleetInfo, error) {
-	return FleetInfo{Name: "gw-1", Version: 7, Problems: []FleetProblem{}}, nil
+	f.infoMu.Lock()
+	defer f.infoMu.Unlock()
+	if f.info == nil {
+		return FleetInfo{Name: "gw-1", Version: 7, Problems: []FleetProblem{}}, nil
+	}
+	info := *f.info
+	info.Problems = slices.Clone(info.Problems)
+	info.Gateways = slices.Clone(info.Gateways)
+	return info, nil
+}
+
+func (f *fleetFake) FleetSummary() FleetSummary {
+	info, _ := f.Fleet()
+	return FleetSummary{Version: info.Version, Stale: info.Stale, Problems: len(info.Problems)}
+}
+
+// setFleet replaces the fleet's state.
+func (f *fleetFake) setFleet(info FleetInfo) {
+	f.infoMu.Lock()
+	f.info = &info
+	f.infoMu.Unlock()
 }
 
 func (f *fleetFake) FleetWrite(changes []FleetChange) ([]FleetResult, error) {
@@ -127,5 +154,35 @@ func TestFleetNeedsTokenAndFleetMode(t *testing.T) {
 	}
 	if rec := fleetRequest(t, New(Options{Source: f, Token: "tok"}), http.MethodGet, "/api/fleet", "", ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"version": 7`) {
 		t.Errorf("GET /api/fleet = %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestStateFleetSummary checks /api/state's fleet summary: enabled alone
+// without fleet mode; with it, the running version, staleness and the
+// number of problems, whose detail stays in /api/fleet.
+func TestStateFleetSummary(t *testing.T) {
+	state := func(src Source) map[string]any {
+		t.Helper()
+		rec := fleetRequest(t, New(Options{Source: src, Token: "tok"}), http.MethodGet, "/api/state", "", "")
+		var st map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &st); rec.Code != http.StatusOK || err != nil {
+			t.Fatalf("GET /api/state = %d %s (%v)", rec.Code, rec.Body, err)
+		}
+		return st
+	}
+	if got := fmt.Sprint(state(newFakeSource())["fleet"]); got != "map[enabled:false problems:0 stale:false version:0]" {
+		t.Errorf("fleet without fleet mode: %s", got)
+	}
+	f := &fleetFake{fakeSource: newFakeSource()}
+	f.setFleet(FleetInfo{Version: 4294967342, Latest: 4294967350, Stale: true,
+		Problems: []FleetProblem{{Znode: "/zkgate/config/routes/broken", Key: "timeout", Problem: `invalid duration "soon"`}},
+		Gateways: []FleetGateway{{Name: "gw-1"}}})
+	st := state(f)
+	if got := fmt.Sprint(st["fleet"]); got != "map[enabled:true problems:1 stale:true version:4.294967342e+09]" {
+		t.Errorf("fleet in fleet mode: %s", got)
+	}
+	// Each fact once: the detail is /api/fleet's.
+	if b, _ := json.Marshal(st); strings.Contains(string(b), "broken") || strings.Contains(string(b), "gw-1") {
+		t.Errorf("/api/state repeats /api/fleet's detail: %s", b)
 	}
 }

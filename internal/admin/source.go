@@ -322,6 +322,9 @@ type State struct {
 	ZooKeeper ZooKeeperInfo `json:"zookeeper"`
 	Routes    []RouteInfo   `json:"routes"`
 	Services  []ServiceInfo `json:"services"`
+	// Fleet is fleet mode's summary (GET /api/fleet has the detail);
+	// Enabled is false without fleet mode.
+	Fleet FleetSummary `json:"fleet"`
 }
 
 // countEndpoints returns s with Counts computed from its endpoints and nil

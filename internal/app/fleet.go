@@ -286,6 +286,17 @@ func (g *Gateway) Fleet() (admin.FleetInfo, error) {
 	return info, nil
 }
 
+// FleetSummary implements admin.FleetSource: the watcher's state, no read
+// of ZooKeeper.
+func (g *Gateway) FleetSummary() admin.FleetSummary {
+	f := g.fleet.Load()
+	if f == nil {
+		return admin.FleetSummary{}
+	}
+	st := f.watcher.Status()
+	return admin.FleetSummary{Enabled: true, Version: st.Version, Stale: st.Stale, Problems: len(st.Problems)}
+}
+
 // fleetMetrics is fleet mode's part of the scrape-time metrics; nil when
 // fleet mode is off.
 func (g *Gateway) fleetMetrics() *metrics.FleetState {

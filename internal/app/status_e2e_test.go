@@ -7,13 +7,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
+
 	"github.com/zkgate/zkgate/internal/admin"
 	"github.com/zkgate/zkgate/internal/admin/browsertest"
+	"github.com/zkgate/zkgate/internal/version"
 	"github.com/zkgate/zkgate/internal/zktest"
 )
 
@@ -221,4 +225,85 @@ func TestStatusShowsFailingBackend(t *testing.T) {
 	shot := filepath.Join(t.TempDir(), "status-page-failing.png")
 	browsertest.Screenshot(t, tab, shot)
 	t.Logf("screenshot: %s", shot)
+}
+
+// TestStatusPageFleet drives the status page of a real fleet gateway over
+// a real ZooKeeper: the gateways of the fleet listed with their address,
+// version and configuration version, one announcing an older configuration
+// flagged, and a malformed znode written by another client named in the
+// header's summary and counted in /api/state's fleet summary.
+func TestStatusPageFleet(t *testing.T) {
+	zktest.Require(t)
+	srv := zktest.Start(t)
+	conn := zktest.Connect(t, srv.Addr())
+	a := backend(t, "a")
+	register(t, conn, "echo", hostPort(a))
+	e := newFleetEnv(srv)
+	gws := []*gateway{e.start(t, "gw-1"), e.start(t, "gw-2")}
+	if code, body, _ := adminDo(t, http.MethodPut, gws[0].admin+"/api/routes/echo", fleetToken, "", echoRouteAndService); code != http.StatusOK {
+		t.Fatalf("PUT = %d %s", code, body)
+	}
+	zktest.WaitFor(t, 10*time.Second, func() bool {
+		fi := getFleet(t, gws[0])
+		return fi.Routes == 1 && len(fi.Gateways) == 2 && fi.Gateways[0].ConfigVersion == fi.Version && fi.Gateways[1].ConfigVersion == fi.Version
+	}, "both gateways on the route's version")
+	good := getFleet(t, gws[0]).Version
+	// A third gateway, announced by another client, runs an older version.
+	old, err := json.Marshal(map[string]any{"name": "gw-old", "address": "127.0.0.1:1", "version": "v0.9.0",
+		"config_version": good - 1, "since": time.Now().Add(-time.Hour), "started": time.Now().Add(-2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Create(e.gatewaysPath+"/gw-old", old, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+
+	browser := browsertest.New(t)
+	tab := browsertest.NewTab(t, browser)
+	browsertest.Open(t, tab, gws[0].admin+"/?refresh=200&token="+fleetToken)
+	row := func(name string) string {
+		return `document.querySelector('#fleet-gateways tr[data-gateway="` + name + `"]')`
+	}
+	browsertest.WaitFor(t, tab, `document.querySelectorAll('#fleet-gateways tr[data-gateway]').length === 3`, 10*time.Second)
+	for i, name := range []string{"gw-1", "gw-2"} {
+		cells := browsertest.Eval[string](t, tab, `Array.from(`+row(name)+`.cells).slice(1, 4).map((c) => c.textContent).join(' | ')`)
+		want := strings.TrimPrefix(gws[i].admin, "http://") + " | " + version.Version + " | " + strconv.FormatInt(good, 10)
+		if cells != want {
+			t.Errorf("%s's row: %q, want %q", name, cells, want)
+		}
+		if browsertest.Eval[string](t, tab, row(name)+`.dataset.behind`) != "false" {
+			t.Errorf("%s, on the latest version, is flagged behind", name)
+		}
+	}
+	if got := browsertest.Eval[string](t, tab, row("gw-old")+`.dataset.behind + ' ' + `+row("gw-old")+`.cells[5].textContent`); got != "true older configuration" {
+		t.Errorf("gw-old, on an older version: %q, want it flagged", got)
+	}
+	browsertest.WaitFor(t, tab, `document.getElementById('ready').textContent === 'Ready'`, 10*time.Second)
+
+	// Another client writes a malformed route: the header names it.
+	bad := e.configPath + "/routes/broken"
+	if _, err := conn.Create(bad, []byte(`{"service": "echo", "timeout": "soon"}`), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	want := `Ready · 1 problem: fleet ` + bad + ` timeout: invalid duration "soon"`
+	browsertest.WaitFor(t, tab, `document.getElementById('ready').textContent.startsWith(`+browsertest.JSString(want)+`)`, 10*time.Second)
+	var st struct {
+		Fleet admin.FleetSummary `json:"fleet"`
+	}
+	code, body, _ := adminDo(t, http.MethodGet, gws[0].admin+"/api/state", fleetToken, "", "")
+	if err := json.Unmarshal([]byte(body), &st); code != http.StatusOK || err != nil {
+		t.Fatalf("GET /api/state = %d (%v)", code, err)
+	}
+	if st.Fleet != (admin.FleetSummary{Enabled: true, Version: good, Problems: 1}) {
+		t.Errorf("/api/state fleet = %+v, want enabled, version %d, 1 problem", st.Fleet, good)
+	}
+	shot := filepath.Join(t.TempDir(), "status-page-fleet.png")
+	browsertest.Screenshot(t, tab, shot)
+	t.Logf("screenshot: %s", shot)
+
+	// Repaired: the header clears.
+	if err := conn.Delete(bad, -1); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, tab, `document.getElementById('ready').textContent === 'Ready'`, 10*time.Second)
 }

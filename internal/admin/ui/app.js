@@ -209,7 +209,7 @@
   // problems lists what is wrong though the gateway may be ready: the
   // header summarises the worst state, so that a green "Ready" never stands
   // next to a service in panic mode.
-  function problems(state) {
+  function problems(state, fleet) {
     const list = [];
     const zk = state.zookeeper || {};
     if (zk.state && zk.state !== 'connected' && zk.state !== 'not_configured') list.push('ZooKeeper ' + zkLabel(zk));
@@ -229,13 +229,14 @@
       const t = ep.tls || {};
       if (t.last_reload_failure) list.push(ep.name + ' certificate reload refused: ' + t.last_reload_failure);
     }
+    list.push(...fleetProblems(state.fleet, fleet));
     return list;
   }
 
-  function renderHeader(state) {
+  function renderHeader(state, fleet) {
     setText(byId('gw-info'), gatewayText(state.gateway));
     const ready = byId('ready');
-    const found = problems(state);
+    const found = problems(state, fleet);
     setAttr(ready, 'data-ready', String(state.ready));
     setAttr(ready, 'data-problems', String(found.length));
     ready.className = 'badge ' + (!state.ready ? 'bad' : found.length ? 'warn' : 'ok');
@@ -287,6 +288,79 @@
     setText(byId('zk-detail-reconnects'), fmtInt.format(zk.reconnects));
     setText(byId('zk-detail-expirations'), fmtInt.format(zk.expirations));
     setText(byId('zk-detail-snapshot'), snapshotText(zk.snapshot, Date.parse(state.time)));
+  }
+
+
+  // ---- fleet -----------------------------------------------------------------
+  // In fleet mode api/state carries a summary (state.fleet) and api/fleet
+  // the detail: the refused version's problems and the gateways.
+
+  // fleetProblemText names a refused znode, the key and the problem.
+  function fleetProblemText(p) {
+    return 'fleet ' + (p.znode || p.file || 'configuration') + (p.key ? ' ' + p.key : '') + ': ' + p.problem;
+  }
+  // fleetProblems lists the reasons the latest fleet version was refused,
+  // from the detail when it was read, else from the summary's count.
+  function fleetProblems(sum, fleet) {
+    if (!sum || !sum.enabled || !sum.problems) return [];
+    if (fleet && fleet.problems && fleet.problems.length) return fleet.problems.map(fleetProblemText);
+    return ['fleet configuration refused (' + sum.problems + (sum.problems === 1 ? ' problem)' : ' problems)')];
+  }
+
+  function renderFleet(state, fleet, fleetError) {
+    const sum = state.fleet || {};
+    const section = byId('fleet');
+    section.hidden = !sum.enabled;
+    if (!sum.enabled) return;
+    const now = Date.parse(state.time);
+    const f = fleet || {};
+    setText(byId('fleet-note'), [f.name && 'this gateway: ' + f.name, 'config version ' + sum.version,
+      f.config_path && 'from ' + f.config_path].filter(Boolean).join(' · '));
+    const flags = [];
+    if (sum.stale) flags.push(['warn', 'stale: ZooKeeper unreachable', 'fleet-stale']);
+    if (sum.problems) flags.push(['bad', 'latest version refused', 'fleet-refused']);
+    if (f.snapshot_written) flags.push(['warn', 'from snapshot, written ' + ago(f.snapshot_written, now), 'fleet-snapshot']);
+    const behind = (f.gateways || []).filter((g) => g.behind).length;
+    if (behind) flags.push(['warn', behind + (behind === 1 ? ' gateway' : ' gateways') + ' behind', 'fleet-behind']);
+    if (!flags.length) flags.push(['ok', 'in sync', 'fleet-synced']);
+    const box = byId('fleet-flags');
+    const key = flags.map((x) => x[2] + ':' + x[1]).join(' ');
+    if (box.dataset.flags !== key) {
+      box.dataset.flags = key;
+      box.replaceChildren(...flags.map(([cls, text, id]) => h('span', { class: 'flag ' + cls, 'data-flag': id, text })));
+    }
+    const problemsTable = byId('fleet-problems');
+    const probs = f.problems || [];
+    problemsTable.hidden = probs.length === 0;
+    const probKey = JSON.stringify(probs);
+    if (problemsTable.dataset.key !== probKey) {
+      problemsTable.dataset.key = probKey;
+      problemsTable.tBodies[0].replaceChildren(...probs.map((p) => h('tr', { 'data-znode': p.znode || p.file || '' },
+        h('td', { class: 'mono', text: p.znode || p.file || '–' }),
+        h('td', { class: 'mono', text: p.key || '–' }),
+        h('td', { text: p.problem }))));
+    }
+    const gws = f.gateways || [];
+    // Rebuilt when a gateway or the time shown since changes.
+    const gwKey = JSON.stringify(gws.map((g) => [g, g.since ? ago(g.since, now) : '']));
+    const table = byId('fleet-gateways');
+    if (table.dataset.key !== gwKey) {
+      table.dataset.key = gwKey;
+      table.tBodies[0].replaceChildren(...gws.map((g) => h('tr', { 'data-gateway': g.name, 'data-behind': String(!!g.behind) },
+        h('td', null, h('strong', { text: g.name }), g.name === f.name ? h('span', { class: 'muted', text: ' (this one)' }) : null),
+        h('td', { class: 'mono', text: g.address || '–' }),
+        h('td', { class: 'mono', text: g.version || '–' }),
+        h('td', { class: 'num mono', text: String(g.config_version) }),
+        h('td', { text: g.since ? ago(g.since, now) : '–', title: g.since ? new Date(g.since).toLocaleString('en-GB') : '' }),
+        h('td', null,
+          g.behind ? h('span', { class: 'flag warn', 'data-flag': 'gateway-behind', text: 'older configuration', title: 'Runs configuration version ' + g.config_version + ', older than another gateway\'s' }) : null,
+          g.problem ? h('span', { class: 'flag bad', text: g.problem }) : null))));
+    }
+    table.hidden = gws.length === 0;
+    const err = fleetError || f.gateways_error || '';
+    const errBox = byId('fleet-error');
+    errBox.hidden = !err && gws.length !== 0;
+    setText(errBox, err ? 'Gateways not listed: ' + err : 'No gateway announced.');
   }
 
   // ---- services ------------------------------------------------------------
@@ -664,8 +738,19 @@
     clearTimeout(timer);
     try {
       const state = await api('GET', 'api/state');
+      // Fleet mode: the detail, read with the state; a failure to read
+      // it does not stop the page.
+      let fleet = null, fleetError = '';
+      if (state.fleet && state.fleet.enabled) {
+        try {
+          fleet = await api('GET', 'api/fleet');
+        } catch (err) {
+          fleetError = err.message;
+        }
+      }
       updateRates(state);
-      renderHeader(state);
+      renderHeader(state, fleet);
+      renderFleet(state, fleet, fleetError);
       renderServices(state);
       renderRoutes(state.routes);
       polls++;
