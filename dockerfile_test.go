@@ -150,7 +150,8 @@ func TestDockerImageBuildsFromItsContext(t *testing.T) {
 		}
 		return false
 	}
-	for _, must := range []string{"go.mod", "go.sum", "cmd/zkgate/main.go", "cmd/echo-backend/main.go", "configs/gateway.docker.yaml"} {
+	for _, must := range []string{"go.mod", "go.sum", "cmd/zkgate/main.go", "cmd/echo-backend/main.go", "configs/gateway.docker.yaml",
+		"configs/gateway.fleet.yaml", "configs/fleet.yaml"} {
 		if !inContext(must) {
 			t.Errorf("%s is not in the build context (.dockerignore)", must)
 		}
