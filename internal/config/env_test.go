@@ -156,6 +156,10 @@ func TestWarnings(t *testing.T) {
 	if got := Warnings(empty, nil); !slices.Equal(got, []string{"routes: none: every proxied request will be answered 404"}) {
 		t.Errorf("Warnings(empty file) = %q", got)
 	}
+	fleet := mustParse(t, "zookeeper: { servers: [\"127.0.0.1:2181\"] }\nfleet: { enabled: true }\n")
+	if got := Warnings(fleet, nil); len(got) != 0 {
+		t.Errorf("Warnings(fleet file without routes) = %q, want none: its routes come from ZooKeeper", got)
+	}
 	cfg := mustParse(t, `
 zookeeper: { servers: ["127.0.0.1:2181"] }
 services:

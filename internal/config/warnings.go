@@ -10,12 +10,12 @@ import (
 )
 
 // Warnings returns what is valid but probably not meant in cfg: no routes
-// (every request gets 404), services no route uses, and environment
+// outside fleet mode (every request gets 404), services no route uses, and environment
 // variables of environ (see UnknownEnv) that override nothing. serve logs
 // them at start and on each reload; validate prints them.
 func Warnings(cfg *Config, environ []string) []string {
 	var out []string
-	if len(cfg.Routes) == 0 {
+	if len(cfg.Routes) == 0 && !cfg.Fleet.Enabled { // a fleet's routes come from ZooKeeper
 		out = append(out, "routes: none: every proxied request will be answered 404")
 	}
 	used := map[string]bool{}
