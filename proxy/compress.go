@@ -385,16 +385,26 @@ func (e *encoder) close() error {
 	return e.gz.Close()
 }
 
-// facts gathers an endpoint answer's facts on the fast path.
-func (res *fastResponse) facts() answerFacts {
+// facts gathers the facts of the answer the fast path sends to a route
+// with policies p: the endpoint's fields but those its Connection field
+// names and those the route's response edits remove or replace, then the
+// route's settings — the fields net/http's side gathers them from
+// (ReverseProxy has removed the hop-by-hop ones and editResponse has
+// applied the edits before modifyResponse compresses).
+func (res *fastResponse) facts(p *policies) answerFacts {
 	f := answerFacts{clen: res.clen}
 	if res.chunked {
 		f.clen = -1
 	}
 	for i := range res.hdrs {
-		if l := &res.hdrs[i]; l.kind == rkOther {
-			f.note(l.name, l.value)
+		l := &res.hdrs[i]
+		if l.kind != rkOther || len(res.conn) > 0 && res.namedByConnection(l.name) || p.editsResponseField(l.name) {
+			continue
 		}
+		f.note(l.name, l.value)
+	}
+	for _, s := range p.setResp {
+		f.note(sbytes(s[0]), sbytes(s[1]))
 	}
 	return f
 }

@@ -41,7 +41,7 @@ func (c *fconn) writeHead(final bool) {
 	var enc encoding // the body's coding, when the route compresses it
 	vary := false    // the answer gets Vary: Accept-Encoding
 	if body && pol != nil && pol.compress != nil {
-		f := res.facts()
+		f := res.facts(pol)
 		if vary = pol.compress.eligible(c.req.method, res.status, &f); vary {
 			if c.ex.enc != encNone {
 				c.z = pol.compress.get(c.ex.enc, encSink{cw: w, chunked: !c.req.http10, n: &c.ex.sw.size})

@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Compression is decided on the answer the client gets — the endpoint's
+// fields after the route's response edits — on both paths: a route that
+// sets "Cache-Control: no-transform" is not compressed, one that sets a
+// compressible Content-Type is, and one that replaces or removes the
+// endpoint's "Vary: Accept-Encoding" still varies on Accept-Encoding when
+// it compresses.
+func TestCompressFollowsResponseEdits(t *testing.T) {
+	b := compressBackend(t)
+	for _, c := range []struct {
+		name, path string
+		set        map[string]string
+		remove     []string
+		enc        string // the Content-Encoding wanted
+	}{
+		{"set no-transform", "/json", map[string]string{"Cache-Control": "no-transform"}, nil, ""},
+		{"set a text type", "/png", map[string]string{"Content-Type": "text/plain"}, nil, "gzip"},
+		{"set an image type", "/json", map[string]string{"Content-Type": "image/png"}, nil, ""},
+		{"replace Vary", "/vary", map[string]string{"Vary": "Origin"}, nil, "gzip"},
+		{"remove Vary", "/vary", nil, []string{"Vary"}, "gzip"},
+	} {
+		r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
+		r.Policies = &Policies{
+			Compress:              &CompressPolicy{MinBytes: 1024, Level: 5},
+			SetResponseHeaders:    c.set,
+			RemoveResponseHeaders: c.remove,
+		}
+		_, h := newFrontend(t, Options{}, r)
+		t.Run(c.name, func(t *testing.T) {
+			bothPaths(t, func(t *testing.T) {
+				addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+				res, body := rawRequest(t, addr, "GET "+c.path+" HTTP/1.1\r\nHost: api.example\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+				if got := res.Header.Values("Content-Encoding"); strings.Join(got, ",") != c.enc {
+					t.Fatalf("Content-Encoding %q, want %q", got, c.enc)
+				}
+				if c.enc != "" && !hasTokenBytes([]byte(strings.Join(res.Header.Values("Vary"), ",")), "accept-encoding") {
+					t.Errorf("a compressed answer with Vary %q", res.Header.Values("Vary"))
+				}
+				if got := decode(t, res, body); !bytes.Equal(got, compressBody) {
+					t.Errorf("the body decodes to %d bytes, want %d", len(got), len(compressBody))
+				}
+			})
+		})
+	}
+}
+
+// A field the endpoint's Connection field names is hop-by-hop: both paths
+// drop it, so it cannot decide compression — a dropped "Vary:
+// Accept-Encoding" would leave a compressed answer without one.
+func TestCompressIgnoresConnectionNamedFields(t *testing.T) {
+	body := strings.Repeat("text to compress ", 100)
+	for _, c := range []struct {
+		name, fields string
+		enc          string
+	}{
+		{"Vary", "Connection: Vary\r\nVary: Accept-Encoding\r\nContent-Type: text/plain\r\n", "gzip"},
+		{"Cache-Control", "Connection: Cache-Control\r\nCache-Control: no-transform\r\nContent-Type: text/plain\r\n", "gzip"},
+		{"Content-Type", "Connection: Content-Type\r\nContent-Type: text/plain\r\n", ""},
+	} {
+		b := newRecBackend(t, cannedScript("HTTP/1.1 200 OK\r\n"+c.fields+"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body))
+		r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
+		r.Policies = &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 5}}
+		_, h := newFrontend(t, Options{}, r)
+		t.Run(c.name, func(t *testing.T) {
+			bothPaths(t, func(t *testing.T) {
+				addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+				res, got := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: api.example\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+				if ce := res.Header.Values("Content-Encoding"); strings.Join(ce, ",") != c.enc {
+					t.Fatalf("Content-Encoding %q, want %q", ce, c.enc)
+				}
+				if c.enc != "" && !hasTokenBytes([]byte(strings.Join(res.Header.Values("Vary"), ",")), "accept-encoding") {
+					t.Errorf("a compressed answer with Vary %q", res.Header.Values("Vary"))
+				}
+				if string(decode(t, res, got)) != body {
+					t.Errorf("the body decodes to something else")
+				}
+			})
+		})
+	}
+}
