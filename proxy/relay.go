@@ -333,13 +333,14 @@ func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 			}
 		}
 		if size == 0 {
-			if c.z != nil {
+			if c.z != nil && !c.req.http10 {
+				// The coded stream ends before the last chunk. To an
+				// HTTP/1.0 client its end is the only sign of a whole
+				// answer: relay ends it once the trailer has come.
 				if err := c.z.close(); err != nil {
 					return err
 				}
-				if !c.req.http10 {
-					_, _ = c.bw.WriteString("0\r\n")
-				}
+				_, _ = c.bw.WriteString("0\r\n")
 			}
 			// The trailer section, through its empty line.
 			for {

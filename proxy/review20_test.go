@@ -1,10 +1,15 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
+	"io"
+	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Compression is decided on the answer the client gets — the endpoint's
@@ -81,6 +86,57 @@ func TestCompressIgnoresConnectionNamedFields(t *testing.T) {
 				}
 				if string(decode(t, res, got)) != body {
 					t.Errorf("the body decodes to something else")
+				}
+			})
+		})
+	}
+}
+
+// To an HTTP/1.0 client a compressed answer ends with the connection, so
+// the coded stream's own end is all that tells a whole answer from a cut
+// one: an endpoint that breaks off in its trailer section, after the last
+// chunk, must leave the stream unended, as one that breaks off in its
+// body does.
+func TestCompressHTTP10CutInTrailer(t *testing.T) {
+	body := strings.Repeat("text to compress ", 100)
+	for _, c := range []struct{ name, end string }{
+		{"closed before the trailer's end", "0\r\nX-T: t\r\n"},
+		{"a malformed trailer", "0\r\nno colon\r\n\r\n"},
+	} {
+		b := newRecBackend(t, func(_, _ int, _ *http.Request, _ []byte, conn net.Conn) bool {
+			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"+
+				strconv.FormatInt(int64(len(body)), 16)+"\r\n"+body+"\r\n"+c.end)
+			return false
+		})
+		r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
+		r.Policies = &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 5}}
+		_, h := newFrontend(t, Options{}, r)
+		t.Run(c.name, func(t *testing.T) {
+			bothPaths(t, func(t *testing.T) {
+				addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+				for _, enc := range []string{"gzip", "zstd"} {
+					conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+					if err != nil {
+						t.Fatal(err)
+					}
+					_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+					_, _ = io.WriteString(conn, "GET / HTTP/1.0\r\nHost: api.example\r\nAccept-Encoding: "+enc+"\r\n\r\n")
+					res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+					if err != nil {
+						conn.Close()
+						continue // nothing sent: the client sees no answer
+					}
+					coded, _ := io.ReadAll(res.Body)
+					conn.Close()
+					if res.Header.Get("Content-Encoding") != enc {
+						continue // net/http's side may send the 502 it had not yet flushed
+					}
+					if len(coded) == 0 && enc == "zstd" {
+						continue // no byte of it sent; zstd reads nothing as an empty stream
+					}
+					if got, err := fzcDecode(enc, coded); err == nil {
+						t.Errorf("%s: an answer the endpoint broke off decodes whole (%d bytes)", enc, len(got))
+					}
 				}
 			})
 		})
