@@ -250,6 +250,18 @@ func weakETag(v string) string {
 	return "W/" + v
 }
 
+// writeWeakETag writes, on the fast path, the ETag field of a compressed
+// answer whose endpoint sent the tag v: made weak as weakETag makes it,
+// with no string built.
+func writeWeakETag(w *clientWriter, v []byte) {
+	_, _ = w.WriteString("Etag: ")
+	if len(v) > 0 && !bytes.HasPrefix(v, []byte("W/")) {
+		_, _ = w.WriteString("W/")
+	}
+	_, _ = w.Write(v)
+	_, _ = w.WriteString("\r\n")
+}
+
 // encoder streams a body through gzip or zstd to its sink.
 type encoder struct {
 	pol    *compressPolicy // the pool it returns to

@@ -82,7 +82,7 @@ func (c *fconn) writeHead(final bool) {
 				continue // ranges of the coded body are not offered; "identity" is replaced
 			}
 			if sameName(l.name, "Etag") {
-				w.field("Etag", weakETag(bstr(l.value)))
+				writeWeakETag(w, l.value)
 				continue
 			}
 		}

@@ -142,3 +142,25 @@ func TestCompressHTTP10CutInTrailer(t *testing.T) {
 		})
 	}
 }
+
+// The fast path writes a compressed answer's weakened ETag without
+// allocating (BenchmarkCompress's answer has a strong one, longer than
+// the 32 bytes a concatenation may build on the stack), as weakETag
+// writes it on net/http's side.
+func TestWriteWeakETag(t *testing.T) {
+	w := &clientWriter{buf: make([]byte, 0, 256)}
+	for _, v := range []string{`"5d41402abc4b2a76b9719d911017c592"`, `W/"x"`, `""`, ``} {
+		w.buf = w.buf[:0]
+		writeWeakETag(w, []byte(v))
+		if got, want := string(w.buf), "Etag: "+weakETag(v)+"\r\n"; got != want {
+			t.Errorf("%q: wrote %q, want %q", v, got, want)
+		}
+	}
+	tag := []byte(`"5d41402abc4b2a76b9719d911017c592"`)
+	if n := testing.AllocsPerRun(100, func() {
+		w.buf = w.buf[:0]
+		writeWeakETag(w, tag)
+	}); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
