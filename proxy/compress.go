@@ -262,6 +262,23 @@ func writeWeakETag(w *clientWriter, v []byte) {
 	_, _ = w.WriteString("\r\n")
 }
 
+// writeCodedField writes, on the fast path, a response field (the
+// endpoint's or one the route sets) of an answer it compresses as
+// forward.compress leaves it on net/http's side: Content-Length,
+// Accept-Ranges and Content-Encoding dropped (the coding's own is written
+// after the fields), an ETag made weak. It reports whether the field was
+// one of those; any other is the caller's to write.
+func writeCodedField(w *clientWriter, name, value []byte) bool {
+	switch {
+	case sameName(name, "Content-Length"), sameName(name, "Accept-Ranges"), sameName(name, "Content-Encoding"):
+	case sameName(name, "Etag"):
+		writeWeakETag(w, value)
+	default:
+		return false
+	}
+	return true
+}
+
 // encoder streams a body through gzip or zstd to its sink.
 type encoder struct {
 	pol    *compressPolicy // the pool it returns to

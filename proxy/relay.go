@@ -77,14 +77,8 @@ func (c *fconn) writeHead(final bool) {
 		if pol != nil && final && pol.editsResponseField(l.name) {
 			continue
 		}
-		if enc != encNone {
-			if sameName(l.name, "Accept-Ranges") || sameName(l.name, "Content-Encoding") {
-				continue // ranges of the coded body are not offered; "identity" is replaced
-			}
-			if sameName(l.name, "Etag") {
-				writeWeakETag(w, l.value)
-				continue
-			}
+		if enc != encNone && writeCodedField(w, l.name, l.value) {
+			continue
 		}
 		w.line(l)
 	}
@@ -93,7 +87,7 @@ func (c *fconn) writeHead(final bool) {
 		return
 	}
 	if pol != nil {
-		pol.writeResponseFields(w, c.ex.origin)
+		pol.writeResponseFields(w, c.ex.origin, enc != encNone)
 	}
 	if vary {
 		w.field("Vary", "Accept-Encoding")

@@ -164,3 +164,35 @@ func TestWriteWeakETag(t *testing.T) {
 		t.Errorf("%v allocations", n)
 	}
 }
+
+// The fields a route sets are edited as the endpoint's are when the answer
+// is compressed, on both paths: no Accept-Ranges (ranges of the coded body
+// are not offered) nor Content-Length, and a weak ETag.
+func TestCompressEditsRouteSetFields(t *testing.T) {
+	b := compressBackend(t)
+	r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
+	r.Policies = &Policies{
+		Compress:           &CompressPolicy{MinBytes: 1024, Level: 5},
+		SetResponseHeaders: map[string]string{"Accept-Ranges": "bytes", "Etag": `"r1"`},
+	}
+	_, h := newFrontend(t, Options{}, r)
+	bothPaths(t, func(t *testing.T) {
+		addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+		for _, accept := range []string{"gzip", ""} {
+			res, body := rawRequest(t, addr, "GET /json HTTP/1.1\r\nHost: api.example\r\nAccept-Encoding: "+accept+"\r\nConnection: close\r\n\r\n")
+			wantRanges, wantTag := []string{"bytes"}, []string{`"r1"`}
+			if accept != "" {
+				wantRanges, wantTag = nil, []string{`W/"r1"`}
+			}
+			if got := res.Header.Values("Accept-Ranges"); strings.Join(got, ",") != strings.Join(wantRanges, ",") {
+				t.Errorf("Accept-Encoding %q: Accept-Ranges %q, want %q", accept, got, wantRanges)
+			}
+			if got := res.Header.Values("Etag"); strings.Join(got, ",") != strings.Join(wantTag, ",") {
+				t.Errorf("Accept-Encoding %q: ETag %q, want %q", accept, got, wantTag)
+			}
+			if got := decode(t, res, body); !bytes.Equal(got, compressBody) {
+				t.Errorf("Accept-Encoding %q: the body decodes to %d bytes", accept, len(got))
+			}
+		}
+	})
+}
