@@ -80,36 +80,45 @@ type fzcExchange struct {
 	next *fzAnswer // the answer to /b; nil when not asked
 }
 
-// fzcAsk sends GET /a with accept as its Accept-Encoding on a new
-// connection to addr, then GET /b on the same connection when the answer
-// was whole and the gateway keeps the connection (after calling before,
-// when not nil).
-func fzcAsk(addr, accept string, before func()) fzcExchange {
+// fzcAsk sends GET /a (HTTP/1.0 when http10) with accept as its
+// Accept-Encoding on a new connection to addr, then, in HTTP/1.1, GET /b
+// on the same connection when the answer was whole and the gateway keeps
+// the connection: written with /a when pipelined, else after /a's answer
+// and a call of before (when not nil).
+func fzcAsk(addr, accept string, http10 bool, before func(), pipelined bool) fzcExchange {
 	c, err := net.DialTimeout("tcp", addr, fzDeadline)
 	if err != nil {
 		return fzcExchange{a: fzAnswer{text: "dial: " + err.Error()}, m: &rawMessage{}}
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(fzDeadline))
-	ask := func(target string) error {
-		_, err := io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: example.net\r\nAccept-Encoding: "+accept+"\r\n\r\n")
-		return err
+	request := func(target string) string {
+		if http10 {
+			return "GET " + target + " HTTP/1.0\r\nHost: example.net\r\nAccept-Encoding: " + accept + "\r\n\r\n"
+		}
+		return "GET " + target + " HTTP/1.1\r\nHost: example.net\r\nAccept-Encoding: " + accept + "\r\n\r\n"
 	}
-	if err := ask("/a"); err != nil {
+	first := request("/a")
+	if pipelined && !http10 {
+		first += request("/b")
+	}
+	if _, err := io.WriteString(c, first); err != nil {
 		return fzcExchange{a: fzAnswer{text: "write: " + connErr(err)}, m: &rawMessage{}}
 	}
 	br := bufio.NewReader(c)
 	var x fzcExchange
 	x.a, x.m = fzRead(br)
-	if x.a.cut || x.a.stalled || strings.Contains(x.a.text, "ended:") || x.a.status == 0 ||
+	if http10 || x.a.cut || x.a.stalled || strings.Contains(x.a.text, "ended:") || x.a.status == 0 ||
 		x.a.status == http.StatusSwitchingProtocols || fzHasToken(x.m.values("Connection"), "close") {
 		return x
 	}
-	if before != nil {
-		before()
-	}
-	if err := ask("/b"); err != nil {
-		return x
+	if !pipelined {
+		if before != nil {
+			before()
+		}
+		if _, err := io.WriteString(c, request("/b")); err != nil {
+			return x
+		}
 	}
 	b, _ := fzRead(br)
 	x.next = &b
@@ -251,11 +260,48 @@ func fzcCompare(enc string, p, z fzcExchange) string {
 	case !bytes.Equal(body, p.a.body):
 		return fmt.Sprintf("the body decodes to %s, plain %s", formatBody(body), formatBody(p.a.body))
 	}
-	if z.next != nil && !fzIsMarker(*z.next) {
+	if z.next != nil && !fzIsMarker(*z.next) && (p.next == nil || fzIsMarker(*p.next)) {
 		return "the next answer on the connection is not the marker:\n" + z.next.show()
 	}
 	if p.next != nil && z.next == nil && !z.a.cut {
 		return "the connection was not kept after a whole compressed answer (plain: kept)"
+	}
+	return ""
+}
+
+// fzcCompare10 returns what is wrong with the compressed answer z to an
+// HTTP/1.0 client (coding enc asked for), which ends with the connection,
+// given the plain one p to an HTTP/1.1 client, or "": a whole plain answer
+// must decode to the same body, and a cut one must not decode whole — the
+// coded stream's end is all that tells the HTTP/1.0 client.
+func fzcCompare10(enc string, p, z fzcExchange) string {
+	coded := strings.Join(z.m.values("Content-Encoding"), "\n") == enc &&
+		strings.Join(p.m.values("Content-Encoding"), "\n") != enc
+	switch {
+	case p.a.stalled || z.a.stalled:
+		return ""
+	case p.a.cut:
+		if !coded || len(z.a.body) == 0 && enc == "zstd" {
+			return "" // (zstd reads no bytes as an empty stream)
+		}
+		if body, err := fzcDecode(enc, z.a.body); err == nil {
+			return fmt.Sprintf("an answer the endpoint broke off decodes whole: %s (plain cut after %s)", formatBody(body), formatBody(p.a.body))
+		}
+		return ""
+	case z.a.cut:
+		return "cut, the plain answer is whole"
+	case z.a.status != p.a.status:
+		return fmt.Sprintf("status %d, plain %d", z.a.status, p.a.status)
+	}
+	body := z.a.body
+	if coded {
+		var err error
+		if body, err = fzcDecode(enc, z.a.body); err != nil {
+			return fmt.Sprintf("a whole answer whose %s body does not decode: %v", enc, err)
+		}
+	}
+	if !bytes.Equal(body, p.a.body) {
+		return fmt.Sprintf("the body decodes to %s, plain %s", formatBody(body), formatBody(p.a.body))
 	}
 	return ""
 }
@@ -340,8 +386,10 @@ func FuzzCompressResponse(f *testing.F) {
 		}
 		defer b.close()
 		type result struct {
-			plain, gzip, zstd fzcExchange
+			plain            fzcExchange
+			zipped, zipped10 [2]fzcExchange // gzip, zstd
 		}
+		encs := [2]string{"gzip", "zstd"}
 		results := make([]result, len(sides))
 		var wg sync.WaitGroup
 		for i, s := range sides {
@@ -355,20 +403,22 @@ func FuzzCompressResponse(f *testing.F) {
 			if s.fresh {
 				plainIdle, zippedIdle = s.plain.closeIdle, s.zipped.closeIdle
 			}
-			wg.Go(func() { r.plain = fzcAsk(s.plain.addr, "gzip", plainIdle) })
-			wg.Go(func() { r.gzip = fzcAsk(s.zipped.addr, "gzip", zippedIdle) })
-			wg.Go(func() { r.zstd = fzcAsk(s.zipped.addr, "zstd", zippedIdle) })
+			wg.Go(func() { r.plain = fzcAsk(s.plain.addr, "gzip", false, plainIdle, !s.fresh) })
+			for j, enc := range encs {
+				wg.Go(func() { r.zipped[j] = fzcAsk(s.zipped.addr, enc, false, zippedIdle, !s.fresh) })
+				wg.Go(func() { r.zipped10[j] = fzcAsk(s.zipped.addr, enc, true, nil, false) })
+			}
 		}
 		wg.Wait()
 		var problems []string
 		for i, s := range sides {
 			r := &results[i]
-			for _, z := range []struct {
-				enc string
-				x   fzcExchange
-			}{{"gzip", r.gzip}, {"zstd", r.zstd}} {
-				if why := fzcCompare(z.enc, r.plain, z.x); why != "" {
-					problems = append(problems, fmt.Sprintf("%s, %s: %s\nplain answer:\n%s\ncompressed answer:\n%s", s.name, z.enc, why, r.plain.a.show(), z.x.a.show()))
+			for j, enc := range encs {
+				if why := fzcCompare(enc, r.plain, r.zipped[j]); why != "" {
+					problems = append(problems, fmt.Sprintf("%s, %s: %s\nplain answer:\n%s\ncompressed answer:\n%s", s.name, enc, why, r.plain.a.show(), r.zipped[j].a.show()))
+				}
+				if why := fzcCompare10(enc, r.plain, r.zipped10[j]); why != "" {
+					problems = append(problems, fmt.Sprintf("%s, %s to HTTP/1.0: %s\nplain answer (HTTP/1.1):\n%s\ncompressed answer:\n%s", s.name, enc, why, r.plain.a.show(), r.zipped10[j].a.show()))
 				}
 			}
 		}
