@@ -17,7 +17,8 @@ package proxy
 // and Vary covering Accept-Encoding (an uncompressed answer may gain that
 // Vary and nothing else). Then, on the same connection when it stays open
 // after a whole answer, GET /b must get the marker: the compressed answer's
-// framing leaves the client in step.
+// framing leaves the client in step. And when every answer has ended, no
+// encoder is left in use.
 
 import (
 	"bufio"
@@ -306,6 +307,16 @@ func fzcCompare10(enc string, p, z fzcExchange) string {
 	return ""
 }
 
+// fzcEventually reports whether cond holds within fzDeadline.
+func fzcEventually(cond func() bool) bool {
+	for deadline := time.Now().Add(fzDeadline); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
 func fzcTrailer(m *rawMessage) string {
 	var b strings.Builder
 	fzFields(&b, "  ", m.trailer, nil)
@@ -423,6 +434,11 @@ func FuzzCompressResponse(f *testing.F) {
 			}
 		}
 		b.settle()
+		// Every way an answer ended gave its encoder back (each fuzzing
+		// process runs one execution at a time).
+		if !fzcEventually(func() bool { return activeEncoders.Load() == 0 }) {
+			problems = append(problems, fmt.Sprintf("%d encoders still in use after every answer ended", activeEncoders.Load()))
+		}
 		for _, s := range sides {
 			s.plain.closeIdle()
 			s.zipped.closeIdle()
