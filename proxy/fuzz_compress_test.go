@@ -330,6 +330,7 @@ func fzcResponseSeeds() []string {
 	return append([]string{
 		"HTTP/1.1 200 OK\r\n" + text + "Content-Length: 11\r\n\r\nhello world",
 		"HTTP/1.1 200 OK\r\n" + json + "ETag: \"v1\"\r\nAccept-Ranges: bytes\r\nContent-Length: 9\r\n\r\n{\"a\":[1]}",
+		"HTTP/1.1 200 OK\r\n" + text + "ETag: \"a\"\r\nETag: \"b\"\r\nContent-Length: 5\r\n\r\nhello",
 		"HTTP/1.1 200 OK\r\n" + text + "Content-Encoding: identity\r\nVary: Accept-Encoding\r\nContent-Length: 5\r\n\r\nhello",
 		"HTTP/1.1 200 OK\r\n" + text + "Vary: Origin\r\nVary: accept-encoding\r\nContent-Length: 5\r\n\r\nhello",
 		"HTTP/1.1 200 OK\r\n" + text + "Content-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello",

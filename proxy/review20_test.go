@@ -196,3 +196,23 @@ func TestCompressEditsRouteSetFields(t *testing.T) {
 		}
 	})
 }
+
+// An endpoint that sends its ETag twice has both made weak, not the second
+// dropped, on net/http's side as on the fast path.
+func TestCompressWeakensEveryETag(t *testing.T) {
+	body := strings.Repeat("text to compress ", 100)
+	b := newRecBackend(t, cannedScript("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nEtag: \"a\"\r\nEtag: \"b\"\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body))
+	r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
+	r.Policies = &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 5}}
+	_, h := newFrontend(t, Options{}, r)
+	bothPaths(t, func(t *testing.T) {
+		addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+		res, got := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: api.example\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+		if tags := res.Header.Values("Etag"); res.Header.Get("Content-Encoding") != "gzip" || strings.Join(tags, ",") != `W/"a",W/"b"` {
+			t.Errorf("Content-Encoding %q, ETag %q", res.Header.Get("Content-Encoding"), tags)
+		}
+		if string(decode(t, res, got)) != body {
+			t.Error("the body decodes to something else")
+		}
+	})
+}
