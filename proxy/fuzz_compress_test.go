@@ -155,14 +155,19 @@ func fzcDecode(enc string, body []byte) ([]byte, error) {
 // fields (the comparison is of what the client reads), and with the
 // compression edits undone when coded: its Content-Encoding, and an ETag
 // made weak, taken as the plain answer's (weak has both weakened). vary is
-// the number of "Vary: Accept-Encoding" fields to leave out.
-func fzcFields(m *rawMessage, coded bool, vary int, weaken bool) string {
+// the number of "Vary: Accept-Encoding" fields to leave out; without
+// ctype, Content-Type is left out too.
+func fzcFields(m *rawMessage, coded bool, vary int, weaken, ctype bool) string {
 	var kept []rawField
 	for _, f := range m.fields {
 		name := textproto.CanonicalMIMEHeaderKey(f.name)
 		switch name {
 		case "Date", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive":
 			continue
+		case "Content-Type":
+			if !ctype {
+				continue
+			}
 		case "Content-Encoding", "Accept-Ranges":
 			if coded {
 				continue
@@ -242,7 +247,11 @@ func fzcCompare(enc string, p, z fzcExchange) string {
 		}
 		body, decodeErr = fzcDecode(enc, z.a.body)
 	}
-	if pf, zf := fzcFields(p.m, coded, 0, coded), fzcFields(z.m, coded, extraVary, false); pf != zf {
+	// A Content-Type only one side has is net/http's sniffing, left out
+	// as in FuzzParseResponse (seen once, on an uncompressed answer
+	// without a type after an unasked 1xx: testdata 19728a492e2bcac4).
+	ctype := len(p.m.values("Content-Type")) > 0 == (len(z.m.values("Content-Type")) > 0)
+	if pf, zf := fzcFields(p.m, coded, 0, coded, ctype), fzcFields(z.m, coded, extraVary, false, ctype); pf != zf {
 		return "fields differ (- plain, + compressed):\n" + lineDiff(pf, zf)
 	}
 	if pt, zt := fzcTrailer(p.m), fzcTrailer(z.m); pt != zt {
