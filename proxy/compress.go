@@ -250,6 +250,35 @@ func weakETag(v string) string {
 	return "W/" + v
 }
 
+// writeWeakETag writes, on the fast path, the ETag field of a compressed
+// answer whose endpoint sent the tag v: made weak as weakETag makes it,
+// with no string built.
+func writeWeakETag(w *clientWriter, v []byte) {
+	_, _ = w.WriteString("Etag: ")
+	if len(v) > 0 && !bytes.HasPrefix(v, []byte("W/")) {
+		_, _ = w.WriteString("W/")
+	}
+	_, _ = w.Write(v)
+	_, _ = w.WriteString("\r\n")
+}
+
+// writeCodedField writes, on the fast path, a response field (the
+// endpoint's or one the route sets) of an answer it compresses as
+// forward.compress leaves it on net/http's side: Content-Length,
+// Accept-Ranges and Content-Encoding dropped (the coding's own is written
+// after the fields), an ETag made weak. It reports whether the field was
+// one of those; any other is the caller's to write.
+func writeCodedField(w *clientWriter, name, value []byte) bool {
+	switch {
+	case sameName(name, "Content-Length"), sameName(name, "Accept-Ranges"), sameName(name, "Content-Encoding"):
+	case sameName(name, "Etag"):
+		writeWeakETag(w, value)
+	default:
+		return false
+	}
+	return true
+}
+
 // encoder streams a body through gzip or zstd to its sink.
 type encoder struct {
 	pol    *compressPolicy // the pool it returns to
@@ -385,16 +414,26 @@ func (e *encoder) close() error {
 	return e.gz.Close()
 }
 
-// facts gathers an endpoint answer's facts on the fast path.
-func (res *fastResponse) facts() answerFacts {
+// facts gathers the facts of the answer the fast path sends to a route
+// with policies p: the endpoint's fields but those its Connection field
+// names and those the route's response edits remove or replace, then the
+// route's settings — the fields net/http's side gathers them from
+// (ReverseProxy has removed the hop-by-hop ones and editResponse has
+// applied the edits before modifyResponse compresses).
+func (res *fastResponse) facts(p *policies) answerFacts {
 	f := answerFacts{clen: res.clen}
 	if res.chunked {
 		f.clen = -1
 	}
 	for i := range res.hdrs {
-		if l := &res.hdrs[i]; l.kind == rkOther {
-			f.note(l.name, l.value)
+		l := &res.hdrs[i]
+		if l.kind != rkOther || len(res.conn) > 0 && res.namedByConnection(l.name) || p.editsResponseField(l.name) {
+			continue
 		}
+		f.note(l.name, l.value)
+	}
+	for _, s := range p.setResp {
+		f.note(sbytes(s[0]), sbytes(s[1]))
 	}
 	return f
 }

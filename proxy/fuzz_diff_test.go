@@ -821,21 +821,27 @@ func fzGet(addr, target string) fzAnswer {
 	if _, err := io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: example.net\r\n\r\n"); err != nil {
 		return fzAnswer{text: "write: " + connErr(err)}
 	}
-	br := bufio.NewReader(c)
-	var a fzAnswer
-	var m rawMessage
+	a, _ := fzRead(bufio.NewReader(c))
+	return a
+}
+
+// fzRead reads the final answer to a GET from br (1xx but 101 skipped), as
+// a client reads it and as it came (m: its fields and trailer as sent, the
+// body decoded from its framing).
+func fzRead(br *bufio.Reader) (a fzAnswer, m *rawMessage) {
+	m = &rawMessage{}
 	for {
 		start, err := readLine(br)
 		if err != nil {
 			a.text = "no answer: " + connErr(err)
 			a.cut = fzCut(err)
-			return a
+			return a, m
 		}
 		m.start = start
 		a.status = m.statusCode()
 		if m.fields, err = readFields(br); err != nil {
 			a.text = fmt.Sprintf("status %d, head unreadable: %s", a.status, connErr(err))
-			return a
+			return a, m
 		}
 		if a.status/100 != 1 || a.status == 101 {
 			break
@@ -876,7 +882,8 @@ func fzGet(addr, target string) fzAnswer {
 		a.stalled = connErr(bodyErr) == "timeout"
 	}
 	a.text = b.String()
-	return a
+	m.body = a.body
+	return a, m
 }
 
 // fzResponseSeeds are answers a backend may write to GET /a.

@@ -182,8 +182,8 @@ func (f *forward) compress(z *compressPolicy, res *http.Response) {
 	h := res.Header
 	delete(h, "Content-Length")
 	delete(h, "Accept-Ranges")
-	if et := h.Get("Etag"); et != "" {
-		h.Set("Etag", weakETag(et))
+	for i, et := range h["Etag"] {
+		h["Etag"][i] = weakETag(et) // each, as the fast path writes them
 	}
 	h.Set("Content-Encoding", enc.token())
 }

@@ -610,9 +610,13 @@ func (p *policies) editsResponseField(name []byte) bool {
 }
 
 // writeResponseFields writes the route's response settings and CORS
-// fields on the fast path, as editResponse sets them on net/http's.
-func (p *policies) writeResponseFields(w *clientWriter, origin string) {
+// fields on the fast path, as editResponse sets them on net/http's; those
+// of a compressed (coded) answer edited as the endpoint's are.
+func (p *policies) writeResponseFields(w *clientWriter, origin string, coded bool) {
 	for _, s := range p.setResp {
+		if coded && writeCodedField(w, sbytes(s[0]), sbytes(s[1])) {
+			continue
+		}
 		w.field(s[0], s[1])
 	}
 	if c := p.cors; c != nil {

@@ -41,7 +41,7 @@ func (c *fconn) writeHead(final bool) {
 	var enc encoding // the body's coding, when the route compresses it
 	vary := false    // the answer gets Vary: Accept-Encoding
 	if body && pol != nil && pol.compress != nil {
-		f := res.facts()
+		f := res.facts(pol)
 		if vary = pol.compress.eligible(c.req.method, res.status, &f); vary {
 			if c.ex.enc != encNone {
 				c.z = pol.compress.get(c.ex.enc, encSink{cw: w, chunked: !c.req.http10, n: &c.ex.sw.size})
@@ -77,14 +77,8 @@ func (c *fconn) writeHead(final bool) {
 		if pol != nil && final && pol.editsResponseField(l.name) {
 			continue
 		}
-		if enc != encNone {
-			if sameName(l.name, "Accept-Ranges") || sameName(l.name, "Content-Encoding") {
-				continue // ranges of the coded body are not offered; "identity" is replaced
-			}
-			if sameName(l.name, "Etag") {
-				w.field("Etag", weakETag(bstr(l.value)))
-				continue
-			}
+		if enc != encNone && writeCodedField(w, l.name, l.value) {
+			continue
 		}
 		w.line(l)
 	}
@@ -93,7 +87,7 @@ func (c *fconn) writeHead(final bool) {
 		return
 	}
 	if pol != nil {
-		pol.writeResponseFields(w, c.ex.origin)
+		pol.writeResponseFields(w, c.ex.origin, enc != encNone)
 	}
 	if vary {
 		w.field("Vary", "Accept-Encoding")
@@ -333,13 +327,14 @@ func (c *fconn) relayChunked(uc *upConn, ex *exchange) error {
 			}
 		}
 		if size == 0 {
-			if c.z != nil {
+			if c.z != nil && !c.req.http10 {
+				// The coded stream ends before the last chunk. To an
+				// HTTP/1.0 client its end is the only sign of a whole
+				// answer: relay ends it once the trailer has come.
 				if err := c.z.close(); err != nil {
 					return err
 				}
-				if !c.req.http10 {
-					_, _ = c.bw.WriteString("0\r\n")
-				}
+				_, _ = c.bw.WriteString("0\r\n")
 			}
 			// The trailer section, through its empty line.
 			for {
