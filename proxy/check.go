@@ -1,5 +1,10 @@
 package proxy
 
+import (
+	"fmt"
+	"net/textproto"
+)
+
 // The checks NewRouter makes of single Route fields, exported so that a
 // configuration loader reports the same verdict under its own key paths
 // instead of keeping copies of the rules.
@@ -13,4 +18,14 @@ func ValidToken(s string) bool { return isToken(s) }
 func CheckHashOn(s string) error {
 	_, err := parseHashOn(s)
 	return err
+}
+
+// CheckEditableField returns why a route may not set or remove the header
+// field called name (a hop-by-hop or framing field, Host or Expect), or
+// nil.
+func CheckEditableField(name string) error {
+	if reservedField(textproto.CanonicalMIMEHeaderKey(name)) {
+		return fmt.Errorf("%q is a hop-by-hop, framing, Host or Expect field: the proxy decides it", name)
+	}
+	return nil
 }

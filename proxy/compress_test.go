@@ -549,3 +549,22 @@ func TestCompressEncoderBound(t *testing.T) {
 		waitFor(t, "the encoder of a broken answer to be given back", idle)
 	})
 }
+
+// A route may not remove or set a response's framing or hop-by-hop fields:
+// without its Content-Length line a fast-path answer would have no framing
+// on a kept connection, and the client would read the next answer as part
+// of this one.
+func TestRouteMayNotEditResponseFraming(t *testing.T) {
+	for _, pol := range []*Policies{
+		{RemoveResponseHeaders: []string{"content-length"}},
+		{RemoveResponseHeaders: []string{"Transfer-Encoding"}},
+		{SetResponseHeaders: map[string]string{"Connection": "keep-alive"}},
+		{SetResponseHeaders: map[string]string{"content-length": "5"}},
+	} {
+		r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), "127.0.0.1:1")
+		r.Policies = pol
+		if _, err := NewRouter([]*Route{r}); err == nil || !strings.Contains(err.Error(), "proxy's to decide") {
+			t.Errorf("%+v: NewRouter: %v, want a refusal", pol, err)
+		}
+	}
+}

@@ -235,6 +235,10 @@ func compilePolicies(p *Policies) (*policies, error) {
 			errs = append(errs, fmt.Errorf("response header %q: invalid name or value", name))
 			continue
 		}
+		if reservedField(textproto.CanonicalMIMEHeaderKey(name)) {
+			errs = append(errs, fmt.Errorf("set response header %q: a hop-by-hop or framing field is the proxy's to decide", name))
+			continue
+		}
 		c.setResp = append(c.setResp, [2]string{textproto.CanonicalMIMEHeaderKey(name), p.SetResponseHeaders[name]})
 	}
 	if p.Compress != nil {
@@ -247,6 +251,12 @@ func compilePolicies(p *Policies) (*policies, error) {
 	for _, name := range p.RemoveResponseHeaders {
 		if !isToken(name) {
 			errs = append(errs, fmt.Errorf("response header %q: invalid name", name))
+			continue
+		}
+		if reservedField(textproto.CanonicalMIMEHeaderKey(name)) {
+			// Removing Content-Length would leave the fast path's
+			// answer without its framing on a kept connection.
+			errs = append(errs, fmt.Errorf("remove response header %q: a hop-by-hop or framing field is the proxy's to decide", name))
 			continue
 		}
 		c.removeResp = append(c.removeResp, textproto.CanonicalMIMEHeaderKey(name))

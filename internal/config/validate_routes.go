@@ -51,12 +51,7 @@ func (c *Config) validateRoutes(p *problems) {
 		case r.HashOn != "":
 			p.addf(key+".hash_on", "only used by balancer consistent_hash, not %q: remove it", r.Balancer)
 		}
-		validateHeaderMap(p, key+".request_headers.set", r.RequestHeaders.Set)
-		for j, h := range r.RequestHeaders.Remove {
-			if !proxy.ValidToken(h) {
-				p.addf(fmt.Sprintf("%s.request_headers.remove[%d]", key, j), "invalid header name %q", h)
-			}
-		}
+		validateHeaderEdits(p, key+".request_headers", r.RequestHeaders.Set, r.RequestHeaders.Remove)
 		p.nonNegative(key+".timeout", int64(r.Timeout))
 		validatePolicies(p, key, &r)
 	}
@@ -165,10 +160,24 @@ func validatePolicies(p *problems, key string, r *Route) {
 			p.addf(key+".compress.level", "%d is not a level from 1 to 9", c.Level)
 		}
 	}
-	validateHeaderMap(p, key+".response_headers.set", r.ResponseHeaders.Set)
-	for j, h := range r.ResponseHeaders.Remove {
+	validateHeaderEdits(p, key+".response_headers", r.ResponseHeaders.Set, r.ResponseHeaders.Remove)
+}
+
+// validateHeaderEdits checks a route's header edits under key (its set and
+// remove): names, values, and no field the proxy decides.
+func validateHeaderEdits(p *problems, key string, set map[string]string, remove []string) {
+	validateHeaderMap(p, key+".set", set)
+	for _, name := range sortedNames(set) {
+		if err := proxy.CheckEditableField(name); proxy.ValidToken(name) && err != nil {
+			p.add(key+".set."+name, err)
+		}
+	}
+	for j, h := range remove {
+		k := fmt.Sprintf("%s.remove[%d]", key, j)
 		if !proxy.ValidToken(h) {
-			p.addf(fmt.Sprintf("%s.response_headers.remove[%d]", key, j), "invalid header name %q", h)
+			p.addf(k, "invalid header name %q", h)
+		} else if err := proxy.CheckEditableField(h); err != nil {
+			p.add(k, err)
 		}
 	}
 }
