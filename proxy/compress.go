@@ -283,6 +283,7 @@ func writeCodedField(w *clientWriter, name, value []byte) bool {
 type encoder struct {
 	pol    *compressPolicy // the pool it returns to
 	enc    encoding
+	cost   int64 // encoderCost, counted in encoderBytes while in use
 	gz     *gzip.Writer
 	zs     *zstd.Encoder
 	sink   encSink
@@ -317,30 +318,51 @@ func (s *encSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// maxEncoders bounds the encoders in use at once, across routes: each
-// holds about a megabyte (gzip 0.8–1.2 MiB by level, zstd 1.4 MiB, with
-// klauspost/compress as with the standard library), so a flood of slow
-// clients on compressed routes could otherwise take the gateway's memory.
-// Past the bound, answers go out as the endpoint sent them.
-var maxEncoders int64 = 256
+// maxEncoderBytes bounds the memory of the encoders in use at once, across
+// routes, as encoderCost estimates it: a flood of slow clients on
+// compressed routes could otherwise take the gateway's memory. Past the
+// bound, answers go out as the endpoint sent them.
+var maxEncoderBytes int64 = 256 << 20
 
-// activeEncoders counts the encoders in use.
-var activeEncoders atomic.Int64
+// encoderBytes is the estimated memory of the encoders in use;
+// activeEncoders counts them.
+var (
+	encoderBytes   atomic.Int64
+	activeEncoders atomic.Int64
+)
+
+// encoderCost is the memory an encoder of enc at level holds while it
+// works, rounded up from measurements of klauspost/compress (the standard
+// library's gzip is no smaller): gzip 0.8–1.4 MiB by level; zstd, with its
+// 1 MiB window, 1.6 MiB at levels 1–2, 2.6 MiB at 3–5, 5.5 MiB at 6–9.
+func encoderCost(enc encoding, level int) int64 {
+	switch {
+	case enc == encGzip:
+		return 3 << 19 // 1.5 MiB
+	case level <= 2:
+		return 2 << 20
+	case level <= 5:
+		return 3 << 20
+	}
+	return 6 << 20
+}
 
 // get returns an encoder of enc from the route's pool, writing to sink, or
-// nil when maxEncoders are in use.
+// nil when maxEncoderBytes would be passed.
 func (z *compressPolicy) get(enc encoding, sink encSink) *encoder {
-	if activeEncoders.Add(1) > maxEncoders {
-		activeEncoders.Add(-1)
+	cost := encoderCost(enc, z.level)
+	if encoderBytes.Add(cost) > maxEncoderBytes {
+		encoderBytes.Add(-cost)
 		return nil
 	}
+	activeEncoders.Add(1)
 	pool := &z.gzips
 	if enc == encZstd {
 		pool = &z.zstds
 	}
 	e, _ := pool.Get().(*encoder)
 	if e == nil {
-		e = &encoder{pol: z, enc: enc}
+		e = &encoder{pol: z, enc: enc, cost: cost}
 		if enc == encZstd {
 			// Options that cannot fail; a one-megabyte window keeps
 			// the encoder small and well inside what browsers decode
@@ -367,6 +389,7 @@ func (z *compressPolicy) get(enc encoding, sink encSink) *encoder {
 // release returns e to its route's pool.
 func (e *encoder) release() {
 	activeEncoders.Add(-1)
+	encoderBytes.Add(-e.cost)
 	e.sink = encSink{} // the encoder's writer is &e.sink: nothing else kept
 	if e.zs != nil {
 		e.pol.zstds.Put(e)

@@ -471,15 +471,15 @@ func readAnyResponse(br *bufio.Reader) (int64, error) {
 	}
 }
 
-// Encoders are bounded (maxEncoders): past the bound an answer goes out
+// Encoders are bounded (maxEncoderBytes): past the bound an answer goes out
 // as the endpoint sent it, and every way an answer ends — whole, the
 // client gone midway, the endpoint broken midway — gives its encoder back.
 func TestCompressEncoderBound(t *testing.T) {
 	// The encoders of answers earlier tests left streaming (their clients
 	// gone) come back as their relays end: the bound counts them.
 	waitFor(t, "the encoders of earlier tests to be given back", func() bool { return activeEncoders.Load() == 0 })
-	defer func(n int64) { maxEncoders = n }(maxEncoders)
-	maxEncoders = 1
+	defer func(n int64) { maxEncoderBytes = n }(maxEncoderBytes)
+	maxEncoderBytes = encoderCost(encGzip, 1) // room for one
 	hold := make(chan struct{})
 	b := newBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

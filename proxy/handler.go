@@ -177,7 +177,7 @@ func (f *forward) compress(z *compressPolicy, res *http.Response) {
 	}
 	sw := &f.exchange.sw
 	if sw.z = z.get(enc, encSink{w: sw.w, n: &sw.size}); sw.z == nil {
-		return // maxEncoders in use: the answer as it is
+		return // maxEncoderBytes in use: the answer as it is
 	}
 	h := res.Header
 	delete(h, "Content-Length")
