@@ -277,31 +277,6 @@ func TestCompressAnswers(t *testing.T) {
 	}
 }
 
-// rawRequestMethod is rawRequest for a request whose method the response
-// reader must know (HEAD: no body).
-func rawRequestMethod(t *testing.T, addr, request, method string) (*http.Response, []byte) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, request); err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, body
-}
-
 // A compressed stream is not held back: what the endpoint sent before it
 // paused reaches the client, decodable, while the endpoint still waits.
 func TestCompressStreams(t *testing.T) {

@@ -201,6 +201,13 @@ func decodeEcho(t *testing.T, body []byte) echoReply {
 // or rewrite (absolute-form targets, dot segments, CONNECT).
 func rawRequest(t *testing.T, addr, request string) (*http.Response, []byte) {
 	t.Helper()
+	return rawRequestMethod(t, addr, request, http.MethodGet)
+}
+
+// rawRequestMethod is rawRequest for a request whose method the response
+// reader must know (HEAD: no body).
+func rawRequestMethod(t *testing.T, addr, request, method string) (*http.Response, []byte) {
+	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +217,7 @@ func rawRequest(t *testing.T, addr, request string) (*http.Response, []byte) {
 	if _, err := io.WriteString(c, request); err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: method})
 	if err != nil {
 		t.Fatal(err)
 	}
