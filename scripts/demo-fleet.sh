@@ -20,37 +20,9 @@ ADMIN_BASE_PORT=${ADMIN_BASE_PORT:-9910}
 BACKEND_PORT=${BACKEND_PORT:-9190}
 TOKEN=${TOKEN:-demo-token}
 ZK_CLASSPATH=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar
-
-say()  { printf '\033[1m==> %s\033[0m\n' "$*"; }
-ok()   { printf '    ok: %s\n' "$*"; }
-die()  { printf 'demo-fleet: %s\n' "$*" >&2; exit 1; }
-
-pidfile() { echo "$STATE/pids/$1.pid"; }
-alive() { # alive NAME: the process we started is running (zombies count as dead)
-  local f; f=$(pidfile "$1"); [ -f "$f" ] || return 1
-  local pid; pid=$(cat "$f")
-  [ -r "/proc/$pid/stat" ] || return 1
-  local st; st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
-  [ "$st" != Z ]
-}
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-need_port() { port_free "$1" || die "port $1 ($2) is already in use on 127.0.0.1; stop what uses it or set $3"; }
-
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-  local secs=$1 what=$2; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || die "timed out after ${secs}s waiting for $what"
-    sleep 0.1
-  done
-}
-
-zk_serving() {
-  exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" || return 1
-  printf 'srvr' >&3
-  local out; out=$(timeout 2 cat <&3); exec 3<&-
-  grep -q '^Mode:' <<<"$out"
-}
+DEMO_NAME=demo-fleet
+# shellcheck source=scripts/demo-lib.sh
+. "$ROOT/scripts/demo-lib.sh"
 
 proxy() { echo "http://127.0.0.1:$((GATEWAY_BASE_PORT + $1))"; }
 admin() { echo "http://127.0.0.1:$((ADMIN_BASE_PORT + $1))"; }
@@ -59,26 +31,6 @@ status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 api() { # api METHOD GATEWAY PATH [BODY]: an admin call with the token; prints the status, then the body
   local body=${4:-}
   curl -s -w '\n%{http_code}' -X "$1" -H "Authorization: Bearer $TOKEN" --data-binary "$body" "$(admin "$2")$3"
-}
-
-start_zk() {
-  need_port "$ZK_PORT" ZooKeeper ZK_PORT
-  mkdir -p "$STATE/zk/data"
-  cat >"$STATE/zk/zoo.cfg" <<CFG
-tickTime=500
-dataDir=$STATE/zk/data
-clientPort=$ZK_PORT
-clientPortAddress=127.0.0.1
-admin.enableServer=false
-4lw.commands.whitelist=ruok,srvr,mntr
-minSessionTimeout=1000
-maxSessionTimeout=60000
-CFG
-  java -Xmx256m -XX:+UseSerialGC -Dzookeeper.log.dir="$STATE/zk" -cp "$ZK_CLASSPATH" \
-    org.apache.zookeeper.server.ZooKeeperServerMain "$STATE/zk/zoo.cfg" >"$STATE/logs/zookeeper.log" 2>&1 &
-  echo $! >"$(pidfile zookeeper)"
-  wait_for 60 "ZooKeeper on 127.0.0.1:$ZK_PORT (log: $STATE/logs/zookeeper.log)" zk_serving
-  ok "ZooKeeper serving on 127.0.0.1:$ZK_PORT"
 }
 
 start_gateway() { # start_gateway I: a fleet gateway named gw-I; its file holds only static settings
@@ -106,19 +58,6 @@ start_backend() {
   echo $! >"$(pidfile backend-1)"
   wait_for 20 "backend-1 to listen (log: $STATE/logs/backend-1.log)" curl -sf "http://127.0.0.1:$BACKEND_PORT/healthz"
   ok "backend-1 on 127.0.0.1:$BACKEND_PORT, registered at /services/echo"
-}
-
-stop_process() { # stop_process NAME: SIGTERM the PID we started, wait until it is gone
-  local name=$1 f; f=$(pidfile "$name")
-  [ -f "$f" ] || return 0
-  local pid; pid=$(cat "$f")
-  if alive "$name"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 20))
-    while alive "$name" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    alive "$name" && kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$f"
 }
 
 down() {

@@ -21,58 +21,11 @@ ADMIN_PORT=${ADMIN_PORT:-9901}
 BACKEND_BASE_PORT=${BACKEND_BASE_PORT:-9000}
 SESSION_TIMEOUT=${SESSION_TIMEOUT:-4s}
 ZK_CLASSPATH=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar
+DEMO_NAME=demo
+# shellcheck source=scripts/demo-lib.sh
+. "$ROOT/scripts/demo-lib.sh"
 
-say()  { printf '\033[1m==> %s\033[0m\n' "$*"; }
-ok()   { printf '    ok: %s\n' "$*"; }
-die()  { printf 'demo: %s\n' "$*" >&2; exit 1; }
-
-pidfile() { echo "$STATE/pids/$1.pid"; }
-alive() { # alive NAME: the process we started is running (zombies count as dead)
-  local f; f=$(pidfile "$1"); [ -f "$f" ] || return 1
-  local pid; pid=$(cat "$f")
-  [ -r "/proc/$pid/stat" ] || return 1
-  local st; st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
-  [ "$st" != Z ]
-}
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-need_port() { port_free "$1" || die "port $1 ($2) is already in use on 127.0.0.1; stop what uses it or set $3=<port>"; }
-
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-  local secs=$1 what=$2; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || die "timed out after ${secs}s waiting for $what"
-    sleep 0.1
-  done
-}
-
-zk_serving() { # a "Mode:" line in srvr means the server really serves
-  exec 3<>"/dev/tcp/127.0.0.1/$ZK_PORT" || return 1
-  printf 'srvr' >&3
-  local out; out=$(timeout 2 cat <&3); exec 3<&-
-  grep -q '^Mode:' <<<"$out"
-}
 ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/readyz")" = 200 ]; }
-
-start_zk() {
-  need_port "$ZK_PORT" ZooKeeper ZK_PORT
-  mkdir -p "$STATE/zk/data"
-  cat >"$STATE/zk/zoo.cfg" <<CFG
-tickTime=500
-dataDir=$STATE/zk/data
-clientPort=$ZK_PORT
-clientPortAddress=127.0.0.1
-admin.enableServer=false
-4lw.commands.whitelist=ruok,srvr,mntr
-minSessionTimeout=1000
-maxSessionTimeout=60000
-CFG
-  java -Xmx256m -XX:+UseSerialGC -Dzookeeper.log.dir="$STATE/zk" -cp "$ZK_CLASSPATH" \
-    org.apache.zookeeper.server.ZooKeeperServerMain "$STATE/zk/zoo.cfg" >"$STATE/logs/zookeeper.log" 2>&1 &
-  echo $! >"$(pidfile zookeeper)"
-  wait_for 60 "ZooKeeper on 127.0.0.1:$ZK_PORT (log: $STATE/logs/zookeeper.log)" zk_serving
-  ok "ZooKeeper serving on 127.0.0.1:$ZK_PORT"
-}
 
 start_gateway() {
   need_port "$GATEWAY_PORT" "gateway proxy" GATEWAY_PORT
@@ -100,19 +53,6 @@ start_backend() {
   disown $!  # its end (kill -9 included) is ours to report, not the shell's
   wait_for 20 "backend-$i to listen (log: $STATE/logs/backend-$i.log)" curl -sf "http://127.0.0.1:$port/healthz"
   ok "backend-$i on 127.0.0.1:$port (weight $(backend_weight "$i"))"
-}
-
-stop_process() { # stop_process NAME [SIGNAL]: signal the PID we started, wait until it is gone
-  local name=$1 sig=${2:-TERM} f; f=$(pidfile "$name")
-  [ -f "$f" ] || return 0
-  local pid; pid=$(cat "$f")
-  if alive "$name"; then
-    kill "-$sig" "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 20))
-    while alive "$name" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    alive "$name" && kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$f"
 }
 
 running_backends() { local f; for f in "$STATE"/pids/backend-*.pid; do [ -e "$f" ] || continue; basename "$f" .pid | sed 's/backend-//'; done | sort -n; }
