@@ -102,11 +102,7 @@ func (h *harness) gzipSection(ctx context.Context) (*GzipResults, error) {
 	if err := writeGzipSamples(filepath.Join(h.run, "gzip-samples.csv"), samples); err != nil {
 		return nil, err
 	}
-	var infos []TargetInfo
-	for _, t := range targets {
-		infos = append(infos, t.TargetInfo)
-	}
-	return &GzipResults{Rows: SummarizeGzip(samples, infos, Reference, bodies), Level: o.GzipLevel,
+	return &GzipResults{Rows: SummarizeGzip(samples, targetInfos(targets), Reference, bodies), Level: o.GzipLevel,
 		Rounds: o.Rounds, Conns: o.Conns, Duration: o.Duration}, nil
 }
 

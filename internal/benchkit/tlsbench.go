@@ -105,11 +105,7 @@ func (h *harness) tlsSection(ctx context.Context) (*TLSResults, error) {
 	if err := writeTLSSamples(filepath.Join(h.run, "tls-samples.csv"), samples); err != nil {
 		return nil, err
 	}
-	var infos []TargetInfo
-	for _, t := range targets {
-		infos = append(infos, t.TargetInfo)
-	}
-	res := &TLSResults{Rows: SummarizeTLS(samples, infos, Reference), Protocols: make(map[string]string),
+	res := &TLSResults{Rows: SummarizeTLS(samples, targetInfos(targets), Reference), Protocols: make(map[string]string),
 		Rounds: o.Rounds, Conns: o.Conns, Duration: o.Duration}
 	for _, kind := range TLSKinds {
 		var seen []string
