@@ -189,26 +189,21 @@ func GzipTable(res GzipResults) string {
 	b.WriteString("| target | measurement | req/s median (min–max) | × direct uncompressed (same round) | × nginx, 1 worker (same round) | p50 / p99 (ms) | CPU µs/req | cores busy | body bytes per answer | bytes read per answer (wrk) | errors |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range res.Rows {
-		busy, wire := "–", "–"
-		if !math.IsNaN(r.CPUPerReq) {
-			busy = fmt.Sprintf("%.2f", r.CPUPerReq*r.RPS/1e6)
-		}
+		wire := "–"
 		if !math.IsNaN(r.WireBytes) {
 			wire = groupDigits(r.WireBytes)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s (%s–%s) | %s | %s | %s / %s | %s | %s | %s | %s | %d |\n", r.Label, EncodingTitle(r.Encoding, res.Level),
 			groupDigits(r.RPS), groupDigits(r.RPSMin), groupDigits(r.RPSMax), ratio(r.VsDirect), ratio(r.VsNginx), ms(r.P50), ms(r.P99),
-			oneDecimal(r.CPUPerReq), busy, groupDigits(float64(r.Bytes)), wire, r.Errors)
+			oneDecimal(r.CPUPerReq), coresBusy(r.CPUPerReq, r.RPS), groupDigits(float64(r.Bytes)), wire, r.Errors)
 	}
 	return b.String()
 }
 
 // gzipMarkdown writes the compression section of results.md.
 func (r Results) gzipMarkdown(b *strings.Builder) {
-	b.WriteString("## Compression\n\n")
 	g := r.Gzip
-	if g == nil {
-		b.WriteString("Skipped in this run (BENCH_TARGETS named no compression target).\n\n")
+	if !sectionHeading(b, "Compression", g != nil, "compression") {
 		return
 	}
 	fmt.Fprintf(b, "The backend's 64 KiB JSON answer (`GET %s%s`: a paginated list of user records, `application/json` with a `Content-Length`) "+

@@ -233,3 +233,24 @@ func rateCell(ok bool, rate float64, unit string, vsDirect float64) string {
 	}
 	return s
 }
+
+// sectionHeading writes the heading of a section of results.md measured
+// when BENCH_TARGETS names one of its targets (what names them), and
+// when it was not measured, says so; it reports whether it was.
+func sectionHeading(b *strings.Builder, title string, measured bool, what string) bool {
+	b.WriteString("## " + title + "\n\n")
+	if !measured {
+		b.WriteString("Skipped in this run (BENCH_TARGETS named no " + what + " target).\n\n")
+	}
+	return measured
+}
+
+// coresBusy formats the cores a target kept busy, CPU µs per request ×
+// requests per second, with two decimals; "–" when the CPU per request is
+// NaN.
+func coresBusy(cpuPerReq, rate float64) string {
+	if math.IsNaN(cpuPerReq) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", cpuPerReq*rate/1e6)
+}

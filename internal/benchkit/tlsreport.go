@@ -223,12 +223,8 @@ func TLSTable(res TLSResults, kind string) string {
 		if kind == KindHTTPS {
 			lat = ms(r.P50) + " / " + ms(r.P99)
 		}
-		busy := "–"
-		if !math.IsNaN(r.CPUPerReq) {
-			busy = fmt.Sprintf("%.2f", r.CPUPerReq*r.Rate/1e6)
-		}
 		fmt.Fprintf(&b, "| %s | %s (%s–%s) | %s | %s | %s | %s | %s | %d |\n", r.Label, groupDigits(r.Rate), groupDigits(r.RateMin),
-			groupDigits(r.RateMax), ratio(r.VsDirect), ratio(r.VsNginx), lat, oneDecimal(r.CPUPerReq), busy, r.Errors)
+			groupDigits(r.RateMax), ratio(r.VsDirect), ratio(r.VsNginx), lat, oneDecimal(r.CPUPerReq), coresBusy(r.CPUPerReq, r.Rate), r.Errors)
 	}
 	return b.String()
 }
@@ -251,10 +247,8 @@ func oneDecimal(x float64) string {
 
 // tlsMarkdown writes the TLS section of results.md.
 func (r Results) tlsMarkdown(b *strings.Builder) {
-	b.WriteString("## TLS\n\n")
 	t := r.TLS
-	if t == nil {
-		b.WriteString("Skipped in this run (BENCH_TARGETS named no TLS target).\n\n")
+	if !sectionHeading(b, "TLS", t != nil, "TLS") {
 		return
 	}
 	b.WriteString("zkgate's TLS entry point (`entry_points.websecure.tls` with one certificate, every other key at its default: TLS 1.2 and 1.3, " +
