@@ -480,7 +480,7 @@ func TestCompressEncoderBound(t *testing.T) {
 	_, h := newFrontend(t, Options{}, r)
 	idle := func() bool { return activeEncoders.Load() == 0 }
 	bothPaths(t, func(t *testing.T) {
-		addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+		addr := pathFrontend(t, h)
 		get := func(path string) *http.Response {
 			res, _ := rawRequest(t, addr, "GET "+path+" HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
 			return res

@@ -36,50 +36,16 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/zkgate/zkgate/balancer"
 )
 
 // fzcGateway serves a catch-all route, compressing or not, on a Server
 // with its fast path on or off.
 func fzcGateway(f *testing.F, fast, compress bool) *fzGateway {
-	tr := NewTransport(TransportConfig{DialTimeout: fzDeadline})
-	if !fast {
-		// net/http's transport pools a connection with an answer's
-		// excess bytes on it (a body after a 204), which the next
-		// request on it reads — answers running at once too: the
-		// poisoning the fast path guards against, and the reason
-		// fast_path: false is not for the internet. Not what this
-		// target checks.
-		tr.Std().DisableKeepAlives = true
+	var p *Policies
+	if compress {
+		p = &Policies{Compress: &CompressPolicy{MinBytes: 1, Level: 1}}
 	}
-	up := &Upstream{Name: "svc", Transport: tr, PassHostHeader: true}
-	h := NewHandler(nil, Options{})
-	srv := NewServer(h, ServerConfig{DisableFastPath: !fast})
-	ln := fzListen(f)
-	go func() { _ = srv.Serve(ln) }()
-	f.Cleanup(func() {
-		_ = srv.Close()
-		tr.CloseIdleConnections()
-	})
-	setBackend := func(addr string) error {
-		b, err := balancer.New("round_robin")
-		if err != nil {
-			return err
-		}
-		balancer.NewStatic(balancer.Endpoint{ID: addr, Addr: addr, Weight: 1}).Attach(b)
-		r := &Route{Name: "all", Balancer: b, Upstream: up}
-		if compress {
-			r.Policies = &Policies{Compress: &CompressPolicy{MinBytes: 1, Level: 1}}
-		}
-		rt, err := NewRouter([]*Route{r})
-		if err != nil {
-			return err
-		}
-		h.SetRouter(rt)
-		return nil
-	}
-	return &fzGateway{addr: ln.Addr().String(), setBackend: setBackend, closeIdle: tr.CloseIdleConnections}
+	return fzRouteGateway(f, fast, p)
 }
 
 // fzcExchange is GET /a and, when the connection stays open after a whole
@@ -396,13 +362,7 @@ func FuzzCompressResponse(f *testing.F) {
 		{"fast path", fzcGateway(f, true, false), fzcGateway(f, true, true), false},
 		{"net/http", fzcGateway(f, false, false), fzcGateway(f, false, true), true},
 	}
-	var mu sync.Mutex
-	f.Fuzz(func(t *testing.T, script []byte) {
-		if len(script) > 64<<10 {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
+	fzSerial(f, 64<<10, func(t *testing.T, script []byte) {
 		b, err := newFzBackend(func(bw *bufio.Writer, req *rawMessage) bool {
 			if strings.HasPrefix(req.start, "GET /b ") {
 				bw.WriteString(fzMarker)

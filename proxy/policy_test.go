@@ -82,6 +82,13 @@ func policyFrontend(t *testing.T, pol *Policies) (addr string) {
 	r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
 	r.Policies = pol
 	_, h := newFrontend(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, r)
+	return pathFrontend(t, h)
+}
+
+// pathFrontend serves h on the fast path or on net/http's side (the
+// test's subtest name says which) and returns its address.
+func pathFrontend(t *testing.T, h *Handler) (addr string) {
+	t.Helper()
 	fe := startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")})
 	return strings.TrimPrefix(fe.URL, "http://")
 }

@@ -32,16 +32,14 @@ func TestCompressFollowsResponseEdits(t *testing.T) {
 		{"replace Vary", "/vary", map[string]string{"Vary": "Origin"}, nil, "gzip"},
 		{"remove Vary", "/vary", nil, []string{"Vary"}, "gzip"},
 	} {
-		r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
-		r.Policies = &Policies{
+		h := routeHandler(t, b.addr(), &Policies{
 			Compress:              &CompressPolicy{MinBytes: 1024, Level: 5},
 			SetResponseHeaders:    c.set,
 			RemoveResponseHeaders: c.remove,
-		}
-		_, h := newFrontend(t, Options{}, r)
+		})
 		t.Run(c.name, func(t *testing.T) {
 			bothPaths(t, func(t *testing.T) {
-				addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+				addr := pathFrontend(t, h)
 				res, body := rawRequest(t, addr, "GET "+c.path+" HTTP/1.1\r\nHost: api.example\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
 				if got := res.Header.Values("Content-Encoding"); strings.Join(got, ",") != c.enc {
 					t.Fatalf("Content-Encoding %q, want %q", got, c.enc)
@@ -71,12 +69,10 @@ func TestCompressIgnoresConnectionNamedFields(t *testing.T) {
 		{"Content-Type", "Connection: Content-Type\r\nContent-Type: text/plain\r\n", ""},
 	} {
 		b := newRecBackend(t, cannedScript("HTTP/1.1 200 OK\r\n"+c.fields+"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body))
-		r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
-		r.Policies = &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 5}}
-		_, h := newFrontend(t, Options{}, r)
+		h := routeHandler(t, b.addr(), &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 5}})
 		t.Run(c.name, func(t *testing.T) {
 			bothPaths(t, func(t *testing.T) {
-				addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+				addr := pathFrontend(t, h)
 				res, got := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: api.example\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
 				if ce := res.Header.Values("Content-Encoding"); strings.Join(ce, ",") != c.enc {
 					t.Fatalf("Content-Encoding %q, want %q", ce, c.enc)
@@ -108,12 +104,10 @@ func TestCompressHTTP10CutInTrailer(t *testing.T) {
 				strconv.FormatInt(int64(len(body)), 16)+"\r\n"+body+"\r\n"+c.end)
 			return false
 		})
-		r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
-		r.Policies = &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 5}}
-		_, h := newFrontend(t, Options{}, r)
+		h := routeHandler(t, b.addr(), &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 5}})
 		t.Run(c.name, func(t *testing.T) {
 			bothPaths(t, func(t *testing.T) {
-				addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+				addr := pathFrontend(t, h)
 				for _, enc := range []string{"gzip", "zstd"} {
 					conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 					if err != nil {
@@ -170,14 +164,12 @@ func TestWriteWeakETag(t *testing.T) {
 // are not offered) nor Content-Length, and a weak ETag.
 func TestCompressEditsRouteSetFields(t *testing.T) {
 	b := compressBackend(t)
-	r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
-	r.Policies = &Policies{
+	h := routeHandler(t, b.addr(), &Policies{
 		Compress:           &CompressPolicy{MinBytes: 1024, Level: 5},
 		SetResponseHeaders: map[string]string{"Accept-Ranges": "bytes", "Etag": `"r1"`},
-	}
-	_, h := newFrontend(t, Options{}, r)
+	})
 	bothPaths(t, func(t *testing.T) {
-		addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+		addr := pathFrontend(t, h)
 		for _, accept := range []string{"gzip", ""} {
 			res, body := rawRequest(t, addr, "GET /json HTTP/1.1\r\nHost: api.example\r\nAccept-Encoding: "+accept+"\r\nConnection: close\r\n\r\n")
 			wantRanges, wantTag := []string{"bytes"}, []string{`"r1"`}
@@ -202,11 +194,9 @@ func TestCompressEditsRouteSetFields(t *testing.T) {
 func TestCompressWeakensEveryETag(t *testing.T) {
 	body := strings.Repeat("text to compress ", 100)
 	b := newRecBackend(t, cannedScript("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nEtag: \"a\"\r\nEtag: \"b\"\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body))
-	r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), b.addr())
-	r.Policies = &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 5}}
-	_, h := newFrontend(t, Options{}, r)
+	h := routeHandler(t, b.addr(), &Policies{Compress: &CompressPolicy{MinBytes: 1024, Level: 5}})
 	bothPaths(t, func(t *testing.T) {
-		addr := strings.TrimPrefix(startFrontend(t, h, ServerConfig{DisableFastPath: strings.HasSuffix(t.Name(), "/nethttp")}).URL, "http://")
+		addr := pathFrontend(t, h)
 		res, got := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: api.example\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
 		if tags := res.Header.Values("Etag"); res.Header.Get("Content-Encoding") != "gzip" || strings.Join(tags, ",") != `W/"a",W/"b"` {
 			t.Errorf("Content-Encoding %q, ETag %q", res.Header.Get("Content-Encoding"), tags)
@@ -215,4 +205,13 @@ func TestCompressWeakensEveryETag(t *testing.T) {
 			t.Error("the body decodes to something else")
 		}
 	})
+}
+
+// routeHandler serves one route with pol to the backend at addr.
+func routeHandler(t *testing.T, addr string, pol *Policies) *Handler {
+	t.Helper()
+	r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), addr)
+	r.Policies = pol
+	_, h := newFrontend(t, Options{}, r)
+	return h
 }

@@ -64,6 +64,13 @@ func TestNginxConfig(t *testing.T) {
 		"location /echo/ {\n            proxy_pass http://bench/;", "location / {\n            proxy_pass http://bench;",
 		"worker_connections 19000;", "listen 127.0.0.1:19120;", "server 127.0.0.1:19101;", "server 127.0.0.1:19102;",
 		"access_log off;", "pid "+filepath.Join(dir, "nginx.pid"))
+	nginxAccepts(t, dir, text)
+}
+
+// nginxAccepts writes text as dir/nginx.conf (with the tmp directory it
+// names) and checks that nginx -t accepts it.
+func nginxAccepts(t *testing.T, dir, text string) {
+	t.Helper()
 	nginx := tool(t, "nginx")
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		t.Fatal(err)

@@ -29,15 +29,7 @@ func TestNginxGzipConfig(t *testing.T) {
 	if strings.Contains(NginxConfig(dir, 19120, 1, upstreams), "gzip") {
 		t.Error("the plain configuration mentions gzip")
 	}
-	nginx := tool(t, "nginx")
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	validates(t, nil, nginx, "-t", "-q", "-p", dir, "-c", cfg, "-e", "stderr")
+	nginxAccepts(t, dir, text)
 }
 
 // The compression target's configuration loads and builds as `zkgate

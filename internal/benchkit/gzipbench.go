@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -103,11 +102,7 @@ func (h *harness) gzipSection(ctx context.Context) (*GzipResults, error) {
 	if err := writeGzipSamples(filepath.Join(h.run, "gzip-samples.csv"), samples); err != nil {
 		return nil, err
 	}
-	var infos []TargetInfo
-	for _, t := range targets {
-		infos = append(infos, t.TargetInfo)
-	}
-	return &GzipResults{Rows: SummarizeGzip(samples, infos, Reference, bodies), Level: o.GzipLevel,
+	return &GzipResults{Rows: SummarizeGzip(samples, targetInfos(targets), Reference, bodies), Level: o.GzipLevel,
 		Rounds: o.Rounds, Conns: o.Conns, Duration: o.Duration}, nil
 }
 
@@ -135,19 +130,9 @@ func gzipEncodings(t *target) []string {
 // startNginxGzip runs nginx with NginxGzipConfig, workers worker
 // processes, on port offset off.
 func (h *harness) startNginxGzip(t *target, off, workers int, upstreams []string) error {
-	dir := filepath.Join(h.run, t.Name)
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		return fmt.Errorf("benchkit: %w", err)
-	}
-	cfg := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cfg, []byte(NginxGzipConfig(dir, h.port(off), workers, upstreams, h.o.GzipLevel)), 0o644); err != nil {
-		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
-	}
-	if err := h.startNginxProc(t, dir, cfg); err != nil {
-		return err
-	}
-	t.url = "http://" + h.addr(off)
-	return nil
+	return h.startNginxWith(t, off, "http", func(dir string) string {
+		return NginxGzipConfig(dir, h.port(off), workers, upstreams, h.o.GzipLevel)
+	})
 }
 
 // GzipAnswer is what GzipGet received.
@@ -217,40 +202,21 @@ func GzipGet(url string, gzipped bool) (GzipAnswer, error) {
 // (starting one further each round) with wrk at Conns connections.
 func (h *harness) measureGzip(ctx context.Context, targets []*target) ([]GzipSample, error) {
 	o := h.o
-	if o.Warmup > 0 {
-		h.say("compression warm-up: %v per target and encoding", o.Warmup)
-		for _, t := range targets {
-			for _, enc := range gzipEncodings(t) {
-				if _, err := h.measureGzipOnce(ctx, t, enc, o.Warmup, 0); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
 	runs := 0
 	for _, t := range targets {
 		runs += len(gzipEncodings(t))
 	}
-	h.say("compression: %d rounds of %d runs (wrk -t1 -c%d -d%v on …%s, with and without Accept-Encoding: gzip): about %v",
-		o.Rounds, runs, o.Conns, o.Duration, JSONPath, time.Duration(o.Rounds*runs)*o.Duration.Truncate(time.Second))
-	var samples []GzipSample
-	for round := range o.Rounds {
-		for i := range targets {
-			t := targets[(i+round)%len(targets)]
-			encs := gzipEncodings(t)
-			for j := range encs {
-				enc := encs[(j+round)%len(encs)]
-				s, err := h.measureGzipOnce(ctx, t, enc, o.Duration, round)
-				if err != nil {
-					return nil, err
-				}
-				samples = append(samples, s)
-				fmt.Fprintf(o.Progress, "    round %d/%d  %-38s %-8s %8.0f req/s  cpu %6s µs/req  %7.0f bytes/answer  errors %d\n",
-					round+1, o.Rounds, t.Label, enc, s.Wrk.RPS(), oneDecimal(s.CPUPerReq()), s.WireBytes(), s.Wrk.Errors())
-			}
-		}
-	}
-	return samples, nil
+	return measureRounds(ctx, h, targets, rounds[GzipSample]{
+		warmup: fmt.Sprintf("compression warm-up: %v per target and encoding", o.Warmup),
+		announce: fmt.Sprintf("compression: %d rounds of %d runs (wrk -t1 -c%d -d%v on …%s, with and without Accept-Encoding: gzip): about %v",
+			o.Rounds, runs, o.Conns, o.Duration, JSONPath, time.Duration(o.Rounds*runs)*o.Duration.Truncate(time.Second)),
+		measures: gzipEncodings,
+		once:     h.measureGzipOnce,
+		progress: func(round int, t *target, enc string, s GzipSample) {
+			fmt.Fprintf(o.Progress, "    round %d/%d  %-38s %-8s %8.0f req/s  cpu %6s µs/req  %7.0f bytes/answer  errors %d\n",
+				round+1, o.Rounds, t.Label, enc, s.Wrk.RPS(), oneDecimal(s.CPUPerReq()), s.WireBytes(), s.Wrk.Errors())
+		},
+	})
 }
 
 // measureGzipOnce runs wrk once against t's JSON path for d, with
@@ -258,33 +224,24 @@ func (h *harness) measureGzip(ctx context.Context, targets []*target) ([]GzipSam
 // time before and after. A gzip run whose answers averaged the JSON body's
 // size or more on the wire was not compressed: an error.
 func (h *harness) measureGzipOnce(ctx context.Context, t *target, enc string, d time.Duration, round int) (GzipSample, error) {
-	if err := t.proc.Err(); err != nil {
-		return GzipSample{}, err
-	}
-	if t.accessLog != "" {
-		if err := os.Truncate(t.accessLog, 0); err != nil {
-			return GzipSample{}, fmt.Errorf("benchkit: truncate %s: %w", t.accessLog, err)
-		}
-	}
 	var headers []string
 	if enc == EncodingGzip {
 		headers = []string{"Accept-Encoding: gzip"}
 	}
-	pids := t.pids()
-	before, err := GroupUsage(pids)
+	cpu, err := beginRun(t)
 	if err != nil {
-		return GzipSample{}, fmt.Errorf("benchkit: %s: %w", t.Name, err)
+		return GzipSample{}, err
 	}
 	res, err := RunWrk(ctx, WrkOptions{Bin: h.tools["wrk"], Script: h.script, URL: t.url + t.prefix + JSONPath,
 		Threads: 1, Conns: h.o.Conns, Duration: d, Headers: headers})
 	if err != nil {
 		return GzipSample{}, err
 	}
-	after, err := GroupUsage(pids)
+	used, err := cpu()
 	if err != nil {
-		return GzipSample{}, fmt.Errorf("benchkit: %s after the run: %w (%v)", t.Name, err, t.proc.Err())
+		return GzipSample{}, err
 	}
-	s := GzipSample{Round: round, Target: t.Name, Encoding: enc, Wrk: res, CPU: after.CPU - before.CPU}
+	s := GzipSample{Round: round, Target: t.Name, Encoding: enc, Wrk: res, CPU: used}
 	if enc == EncodingGzip && res.Requests > 0 && s.WireBytes() >= JSONSize {
 		return s, fmt.Errorf("benchkit: %s with Accept-Encoding: gzip: %.0f bytes per answer on the wire, not fewer than the %d-byte body: not compressed under load",
 			t.Label, s.WireBytes(), JSONSize)
@@ -294,14 +251,8 @@ func (h *harness) measureGzipOnce(ctx context.Context, t *target, enc string, d 
 
 // writeGzipSamples writes every compression sample as CSV.
 func writeGzipSamples(path string, samples []GzipSample) error {
-	var b strings.Builder
-	b.WriteString("round,target,encoding,requests,seconds,rps,errors,cpu_us,p50_us,p99_us,bytes\n")
-	for _, s := range samples {
-		fmt.Fprintf(&b, "%d,%s,%s,%d,%.3f,%.1f,%d,%d,%d,%d,%d\n", s.Round+1, s.Target, s.Encoding, s.Wrk.Requests, s.Wrk.Duration.Seconds(),
+	return writeSamplesCSV(path, "compression", "round,target,encoding,requests,seconds,rps,errors,cpu_us,p50_us,p99_us,bytes", samples, func(s GzipSample) string {
+		return fmt.Sprintf("%d,%s,%s,%d,%.3f,%.1f,%d,%d,%d,%d,%d", s.Round+1, s.Target, s.Encoding, s.Wrk.Requests, s.Wrk.Duration.Seconds(),
 			s.Wrk.RPS(), s.Wrk.Errors(), s.CPU.Microseconds(), s.Wrk.P50.Microseconds(), s.Wrk.P99.Microseconds(), s.Wrk.Bytes)
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("benchkit: write compression samples: %w", err)
-	}
-	return nil
+	})
 }

@@ -114,65 +114,37 @@ type GzipResults struct {
 // names the direct target, measured uncompressed only; bodies gives each
 // row's answer size.
 func SummarizeGzip(samples []GzipSample, targets []TargetInfo, reference string, bodies map[GzipKey]int64) []GzipRow {
-	type key struct {
-		target, enc string
-		round       int
-	}
-	byKey := make(map[key]GzipSample)
-	for _, s := range samples {
-		byKey[key{s.Target, s.Encoding, s.Round}] = s
-	}
+	runs := indexRuns(samples)
 	var rows []GzipRow
 	for _, enc := range GzipEncodings {
 		for _, t := range targets {
-			r := GzipRow{TargetInfo: t, Encoding: enc, VsDirect: math.NaN(), VsNginx: math.NaN(), CPUVsNginx: math.NaN(),
-				CPUPerReq: math.NaN(), WireBytes: math.NaN(), Bytes: bodies[GzipKey{t.Name, enc}]}
-			var rates, cpu, vsDirect, vsNginx, cpuVs, p50, p99, wire []float64
-			for _, s := range samples {
-				if s.Target != t.Name || s.Encoding != enc {
-					continue
-				}
-				r.Errors += s.Wrk.Errors()
-				rates = append(rates, s.Wrk.RPS())
-				if c := s.CPUPerReq(); !math.IsNaN(c) {
-					cpu = append(cpu, c)
-				}
-				if w := s.WireBytes(); !math.IsNaN(w) {
-					wire = append(wire, w)
-				}
-				p50, p99 = append(p50, float64(s.Wrk.P50)), append(p99, float64(s.Wrk.P99))
-				if d, ok := byKey[key{reference, EncodingIdentity, s.Round}]; ok && t.Name != reference && d.Wrk.RPS() > 0 {
-					vsDirect = append(vsDirect, s.Wrk.RPS()/d.Wrk.RPS())
-				}
-				if n, ok := byKey[key{NginxGzip, enc, s.Round}]; ok && t.Name != NginxGzip && t.Name != reference {
-					if n.Wrk.RPS() > 0 {
-						vsNginx = append(vsNginx, s.Wrk.RPS()/n.Wrk.RPS())
-					}
-					if nc := n.CPUPerReq(); nc > 0 && !math.IsNaN(s.CPUPerReq()) {
-						cpuVs = append(cpuVs, s.CPUPerReq()/nc)
-					}
-				}
-			}
-			if len(rates) == 0 {
+			sum, ok := runs.summarize(t.Name, enc, reference, EncodingIdentity, NginxGzip)
+			if !ok {
 				continue
 			}
-			r.Rounds = len(rates)
-			r.RPS = Median(rates)
-			r.RPSMin, r.RPSMax = MinMax(rates)
-			for _, m := range []struct {
-				xs  []float64
-				dst *float64
-			}{{cpu, &r.CPUPerReq}, {wire, &r.WireBytes}, {vsDirect, &r.VsDirect}, {vsNginx, &r.VsNginx}, {cpuVs, &r.CPUVsNginx}} {
-				if len(m.xs) > 0 {
-					*m.dst = Median(m.xs)
+			r := GzipRow{TargetInfo: t, Encoding: enc, Rounds: sum.rounds, RPS: sum.rate, RPSMin: sum.rateMin, RPSMax: sum.rateMax,
+				VsDirect: sum.vsDirect, VsNginx: sum.vsNginx, CPUVsNginx: sum.cpuVsNx, CPUPerReq: sum.cpuPerReq,
+				P50: sum.p50, P99: sum.p99, Bytes: bodies[GzipKey{t.Name, enc}], WireBytes: math.NaN(), Errors: sum.errors}
+			var wire []float64
+			for _, s := range samples {
+				if w := s.WireBytes(); s.Target == t.Name && s.Encoding == enc && !math.IsNaN(w) {
+					wire = append(wire, w)
 				}
 			}
-			r.P50, r.P99 = time.Duration(Median(p50)), time.Duration(Median(p99))
+			if len(wire) > 0 {
+				r.WireBytes = Median(wire)
+			}
 			rows = append(rows, r)
 		}
 	}
 	return rows
 }
+
+func (s GzipSample) runKey() runKey                      { return runKey{s.Target, s.Encoding, s.Round} }
+func (s GzipSample) rate() float64                       { return s.Wrk.RPS() }
+func (s GzipSample) latencies() (p50, p99 time.Duration) { return s.Wrk.P50, s.Wrk.P99 }
+func (s GzipSample) errorCount() int64                   { return s.Wrk.Errors() }
+func (r GzipRow) rowKey() (target, measure string)       { return r.Name, r.Encoding }
 
 // EncodingTitle describes an encoding's measurement in tables.
 func EncodingTitle(enc string, level int) string {
@@ -189,31 +161,16 @@ func GzipVsNginxTable(res GzipResults) string {
 	var b strings.Builder
 	b.WriteString("| 64 KiB JSON answer | zkgate req/s | nginx, 1 worker | nginx, 2 workers | zkgate ÷ nginx (1 worker), req/s | zkgate CPU µs/req | nginx CPU µs/req (1 worker) | zkgate ÷ nginx, CPU | body bytes per answer, zkgate / nginx |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	find := func(name, enc string) (GzipRow, bool) {
-		for _, r := range res.Rows {
-			if r.Name == name && r.Encoding == enc {
-				return r, true
-			}
-		}
-		return GzipRow{}, false
-	}
 	for _, enc := range GzipEncodings {
-		z, ok := find(ZkgateGzip, enc)
+		z, ok := findRow(res.Rows, ZkgateGzip, enc)
 		if !ok {
 			continue
 		}
 		rate := func(name string) string {
-			r, ok := find(name, enc)
-			if !ok {
-				return "–"
-			}
-			s := groupDigits(r.RPS)
-			if !math.IsNaN(r.VsDirect) {
-				s += fmt.Sprintf(" (%.2f× direct)", r.VsDirect)
-			}
-			return s
+			r, ok := findRow(res.Rows, name, enc)
+			return rateCell(ok, r.RPS, "", r.VsDirect)
 		}
-		n, nok := find(NginxGzip, enc)
+		n, nok := findRow(res.Rows, NginxGzip, enc)
 		nginxBytes, nginxCPU := "–", math.NaN()
 		if nok {
 			nginxBytes, nginxCPU = groupDigits(float64(n.Bytes)), n.CPUPerReq
@@ -232,26 +189,21 @@ func GzipTable(res GzipResults) string {
 	b.WriteString("| target | measurement | req/s median (min–max) | × direct uncompressed (same round) | × nginx, 1 worker (same round) | p50 / p99 (ms) | CPU µs/req | cores busy | body bytes per answer | bytes read per answer (wrk) | errors |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range res.Rows {
-		busy, wire := "–", "–"
-		if !math.IsNaN(r.CPUPerReq) {
-			busy = fmt.Sprintf("%.2f", r.CPUPerReq*r.RPS/1e6)
-		}
+		wire := "–"
 		if !math.IsNaN(r.WireBytes) {
 			wire = groupDigits(r.WireBytes)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s (%s–%s) | %s | %s | %s / %s | %s | %s | %s | %s | %d |\n", r.Label, EncodingTitle(r.Encoding, res.Level),
 			groupDigits(r.RPS), groupDigits(r.RPSMin), groupDigits(r.RPSMax), ratio(r.VsDirect), ratio(r.VsNginx), ms(r.P50), ms(r.P99),
-			oneDecimal(r.CPUPerReq), busy, groupDigits(float64(r.Bytes)), wire, r.Errors)
+			oneDecimal(r.CPUPerReq), coresBusy(r.CPUPerReq, r.RPS), groupDigits(float64(r.Bytes)), wire, r.Errors)
 	}
 	return b.String()
 }
 
 // gzipMarkdown writes the compression section of results.md.
 func (r Results) gzipMarkdown(b *strings.Builder) {
-	b.WriteString("## Compression\n\n")
 	g := r.Gzip
-	if g == nil {
-		b.WriteString("Skipped in this run (BENCH_TARGETS named no compression target).\n\n")
+	if !sectionHeading(b, "Compression", g != nil, "compression") {
 		return
 	}
 	fmt.Fprintf(b, "The backend's 64 KiB JSON answer (`GET %s%s`: a paginated list of user records, `application/json` with a `Content-Length`) "+

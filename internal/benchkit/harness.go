@@ -332,12 +332,8 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	loadEnd := LoadAverage()
 
-	var infos []TargetInfo
-	for _, t := range targets {
-		infos = append(infos, t.TargetInfo)
-	}
 	res := Results{
-		Rows:        Summarize(samples, infos, Reference, o.Conns),
+		Rows:        Summarize(samples, targetInfos(targets), Reference, o.Conns),
 		Propagation: prop,
 		Conns:       conns,
 		TLS:         tlsRes,

@@ -179,24 +179,22 @@ func (h *harness) startGoProxy(t *target, upstream string) error {
 // startNginx runs nginx with NginxConfig, workers worker processes, on
 // port offset off; its CPU and memory are those of the master and workers.
 func (h *harness) startNginx(t *target, off, workers int, upstreams []string) error {
+	return h.startNginxWith(t, off, "http", func(dir string) string { return NginxConfig(dir, h.port(off), workers, upstreams) })
+}
+
+// startNginxWith runs nginx in the foreground with the configuration
+// config makes for its prefix directory, listening on port offset off,
+// reached by scheme; t's CPU and memory are those of the master and its
+// workers.
+func (h *harness) startNginxWith(t *target, off int, scheme string, config func(dir string) string) error {
 	dir := filepath.Join(h.run, t.Name)
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		return fmt.Errorf("benchkit: %w", err)
 	}
 	cfg := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cfg, []byte(NginxConfig(dir, h.port(off), workers, upstreams)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(config(dir)), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}
-	if err := h.startNginxProc(t, dir, cfg); err != nil {
-		return err
-	}
-	t.url = "http://" + h.addr(off)
-	return nil
-}
-
-// startNginxProc runs nginx in the foreground with cfg, its prefix dir;
-// t's CPU and memory are those of the master and its workers.
-func (h *harness) startNginxProc(t *target, dir, cfg string) error {
 	p, err := h.procs.Start(ProcSpec{
 		Name: t.Name,
 		Argv: []string{h.tools["nginx"], "-p", dir, "-c", cfg, "-e", "stderr", "-g", "daemon off;"},
@@ -211,6 +209,7 @@ func (h *harness) startNginxProc(t *target, dir, cfg string) error {
 		kids, _ := Children(master)
 		return append([]int{master}, kids...)
 	}
+	t.url = scheme + "://" + h.addr(off)
 	return nil
 }
 

@@ -200,15 +200,7 @@ func TestNginxTLSConfig(t *testing.T) {
 	if strings.Contains(NginxConfig(dir, 19120, 1, upstreams), "ssl") {
 		t.Error("the plain configuration mentions ssl")
 	}
-	nginx := tool(t, "nginx")
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	validates(t, nil, nginx, "-t", "-q", "-p", dir, "-c", cfg, "-e", "stderr")
+	nginxAccepts(t, dir, text)
 }
 
 func TestZkgateTLSConfigLoads(t *testing.T) {

@@ -105,11 +105,7 @@ func (h *harness) tlsSection(ctx context.Context) (*TLSResults, error) {
 	if err := writeTLSSamples(filepath.Join(h.run, "tls-samples.csv"), samples); err != nil {
 		return nil, err
 	}
-	var infos []TargetInfo
-	for _, t := range targets {
-		infos = append(infos, t.TargetInfo)
-	}
-	res := &TLSResults{Rows: SummarizeTLS(samples, infos, Reference), Protocols: make(map[string]string),
+	res := &TLSResults{Rows: SummarizeTLS(samples, targetInfos(targets), Reference), Protocols: make(map[string]string),
 		Rounds: o.Rounds, Conns: o.Conns, Duration: o.Duration}
 	for _, kind := range TLSKinds {
 		var seen []string
@@ -190,19 +186,9 @@ func (h *harness) startZkgateTLS(ctx context.Context, t *target, cert BenchCert)
 // startNginxTLS runs nginx with NginxTLSConfig, workers worker processes,
 // on port offset off.
 func (h *harness) startNginxTLS(t *target, off, workers int, upstreams []string, cert BenchCert) error {
-	dir := filepath.Join(h.run, t.Name)
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		return fmt.Errorf("benchkit: %w", err)
-	}
-	cfg := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cfg, []byte(NginxTLSConfig(dir, h.port(off), workers, upstreams, cert.CertFile, cert.KeyFile)), 0o644); err != nil {
-		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
-	}
-	if err := h.startNginxProc(t, dir, cfg); err != nil {
-		return err
-	}
-	t.url = "https://" + h.addr(off)
-	return nil
+	return h.startNginxWith(t, off, "https", func(dir string) string {
+		return NginxTLSConfig(dir, h.port(off), workers, upstreams, cert.CertFile, cert.KeyFile)
+	})
 }
 
 // measureTLS runs the warm-up, then Rounds rounds; each round visits every
@@ -210,60 +196,31 @@ func (h *harness) startNginxTLS(t *target, off, workers int, upstreams []string,
 // plain keep-alive only).
 func (h *harness) measureTLS(ctx context.Context, targets []*target) ([]TLSSample, error) {
 	o := h.o
-	kindsOf := func(t *target) []string {
-		if t.Name == Reference {
-			return []string{KindHTTPS}
-		}
-		return TLSKinds
-	}
-	if o.Warmup > 0 {
-		h.say("TLS warm-up: %v per target and measurement", o.Warmup)
-		for _, t := range targets {
-			for _, kind := range kindsOf(t) {
-				if _, err := h.measureTLSOnce(ctx, t, kind, o.Warmup, 0); err != nil {
-					return nil, err
-				}
+	return measureRounds(ctx, h, targets, rounds[TLSSample]{
+		warmup: fmt.Sprintf("TLS warm-up: %v per target and measurement", o.Warmup),
+		announce: fmt.Sprintf("TLS: %d rounds of %d targets × (wrk -t1 -c%d -d%v over HTTPS; h2load --h1 bursts of %d connections of one request each for %v; h2load -c%d -m%d -D %v)",
+			o.Rounds, len(targets), o.Conns, o.Duration, HandshakeBurst, o.Duration, H2Clients, H2Streams, o.Duration),
+		measures: func(t *target) []string {
+			if t.Name == Reference {
+				return []string{KindHTTPS}
 			}
-		}
-	}
-	h.say("TLS: %d rounds of %d targets × (wrk -t1 -c%d -d%v over HTTPS; h2load --h1 bursts of %d connections of one request each for %v; h2load -c%d -m%d -D %v)",
-		o.Rounds, len(targets), o.Conns, o.Duration, HandshakeBurst, o.Duration, H2Clients, H2Streams, o.Duration)
-	var samples []TLSSample
-	for round := range o.Rounds {
-		for i := range targets {
-			t := targets[(i+round)%len(targets)]
-			kinds := kindsOf(t)
-			for j := range kinds {
-				kind := kinds[(j+round)%len(kinds)]
-				s, err := h.measureTLSOnce(ctx, t, kind, o.Duration, round)
-				if err != nil {
-					return nil, err
-				}
-				samples = append(samples, s)
-				fmt.Fprintf(o.Progress, "    round %d/%d  %-38s %-9s %8.0f %-12s cpu %6s µs/req  errors %d\n",
-					round+1, o.Rounds, t.Label, kind, s.Rate(), rateUnit(kind), oneDecimal(s.CPUPerReq()), s.Errors)
-			}
-		}
-	}
-	return samples, nil
+			return TLSKinds
+		},
+		once: h.measureTLSOnce,
+		progress: func(round int, t *target, kind string, s TLSSample) {
+			fmt.Fprintf(o.Progress, "    round %d/%d  %-38s %-9s %8.0f %-12s cpu %6s µs/req  errors %d\n",
+				round+1, o.Rounds, t.Label, kind, s.Rate(), rateUnit(kind), oneDecimal(s.CPUPerReq()), s.Errors)
+		},
+	})
 }
 
 // measureTLSOnce runs one measurement of kind against t for d and samples
 // its processes' CPU time before and after.
 func (h *harness) measureTLSOnce(ctx context.Context, t *target, kind string, d time.Duration, round int) (TLSSample, error) {
-	if err := t.proc.Err(); err != nil {
-		return TLSSample{}, err
-	}
-	if t.accessLog != "" {
-		if err := os.Truncate(t.accessLog, 0); err != nil {
-			return TLSSample{}, fmt.Errorf("benchkit: truncate %s: %w", t.accessLog, err)
-		}
-	}
 	url := t.url + t.prefix + "/"
-	pids := t.pids()
-	before, err := GroupUsage(pids)
+	cpu, err := beginRun(t)
 	if err != nil {
-		return TLSSample{}, fmt.Errorf("benchkit: %s: %w", t.Name, err)
+		return TLSSample{}, err
 	}
 	s := TLSSample{Round: round, Target: t.Name, Kind: kind}
 	switch kind {
@@ -288,11 +245,9 @@ func (h *harness) measureTLSOnce(ctx context.Context, t *target, kind string, d 
 	default:
 		return TLSSample{}, fmt.Errorf("benchkit: unknown TLS measurement %q", kind)
 	}
-	after, err := GroupUsage(pids)
-	if err != nil {
-		return TLSSample{}, fmt.Errorf("benchkit: %s after the run: %w (%v)", t.Name, err, t.proc.Err())
+	if s.CPU, err = cpu(); err != nil {
+		return TLSSample{}, err
 	}
-	s.CPU = after.CPU - before.CPU
 	return s, nil
 }
 
@@ -328,14 +283,8 @@ func RunHandshakes(ctx context.Context, bin, url string, burst int, d time.Durat
 
 // writeTLSSamples writes every TLS sample as CSV.
 func writeTLSSamples(path string, samples []TLSSample) error {
-	var b strings.Builder
-	b.WriteString("round,target,kind,requests,seconds,rate,errors,cpu_us,p50_us,p99_us,protocol\n")
-	for _, s := range samples {
-		fmt.Fprintf(&b, "%d,%s,%s,%d,%.3f,%.1f,%d,%d,%d,%d,%s\n", s.Round+1, s.Target, s.Kind, s.Requests, s.Duration.Seconds(),
+	return writeSamplesCSV(path, "TLS", "round,target,kind,requests,seconds,rate,errors,cpu_us,p50_us,p99_us,protocol", samples, func(s TLSSample) string {
+		return fmt.Sprintf("%d,%s,%s,%d,%.3f,%.1f,%d,%d,%d,%d,%s", s.Round+1, s.Target, s.Kind, s.Requests, s.Duration.Seconds(),
 			s.Rate(), s.Errors, s.CPU.Microseconds(), s.P50.Microseconds(), s.P99.Microseconds(), s.Protocol)
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("benchkit: write TLS samples: %w", err)
-	}
-	return nil
+	})
 }

@@ -116,64 +116,27 @@ type TLSResults struct {
 // TLSKinds order, targets in the order given; reference names the plain
 // direct target, measured for KindHTTPS only.
 func SummarizeTLS(samples []TLSSample, targets []TargetInfo, reference string) []TLSRow {
-	type key struct {
-		target, kind string
-		round        int
-	}
-	byKey := make(map[key]TLSSample)
-	for _, s := range samples {
-		byKey[key{s.Target, s.Kind, s.Round}] = s
-	}
+	runs := indexRuns(samples)
 	var rows []TLSRow
 	for _, kind := range TLSKinds {
 		for _, t := range targets {
-			r := TLSRow{TargetInfo: t, Kind: kind, VsDirect: math.NaN(), VsNginx: math.NaN(), CPUVsNginx: math.NaN(), CPUPerReq: math.NaN()}
-			var rates, cpu, vsDirect, vsNginx, cpuVs, p50, p99 []float64
-			for _, s := range samples {
-				if s.Target != t.Name || s.Kind != kind {
-					continue
-				}
-				r.Errors += s.Errors
-				rates = append(rates, s.Rate())
-				if c := s.CPUPerReq(); !math.IsNaN(c) {
-					cpu = append(cpu, c)
-				}
-				p50, p99 = append(p50, float64(s.P50)), append(p99, float64(s.P99))
-				if d, ok := byKey[key{reference, kind, s.Round}]; ok && t.Name != reference && d.Rate() > 0 {
-					vsDirect = append(vsDirect, s.Rate()/d.Rate())
-				}
-				if n, ok := byKey[key{NginxTLS, kind, s.Round}]; ok && t.Name != NginxTLS && t.Name != reference {
-					if n.Rate() > 0 {
-						vsNginx = append(vsNginx, s.Rate()/n.Rate())
-					}
-					if nc := n.CPUPerReq(); nc > 0 && !math.IsNaN(s.CPUPerReq()) {
-						cpuVs = append(cpuVs, s.CPUPerReq()/nc)
-					}
-				}
-			}
-			if len(rates) == 0 {
+			sum, ok := runs.summarize(t.Name, kind, reference, kind, NginxTLS)
+			if !ok {
 				continue
 			}
-			r.Rounds = len(rates)
-			r.Rate = Median(rates)
-			r.RateMin, r.RateMax = MinMax(rates)
-			if len(cpu) > 0 {
-				r.CPUPerReq = Median(cpu)
-			}
-			for _, m := range []struct {
-				xs  []float64
-				dst *float64
-			}{{vsDirect, &r.VsDirect}, {vsNginx, &r.VsNginx}, {cpuVs, &r.CPUVsNginx}} {
-				if len(m.xs) > 0 {
-					*m.dst = Median(m.xs)
-				}
-			}
-			r.P50, r.P99 = time.Duration(Median(p50)), time.Duration(Median(p99))
-			rows = append(rows, r)
+			rows = append(rows, TLSRow{TargetInfo: t, Kind: kind, Rounds: sum.rounds, Rate: sum.rate, RateMin: sum.rateMin, RateMax: sum.rateMax,
+				VsDirect: sum.vsDirect, VsNginx: sum.vsNginx, CPUVsNginx: sum.cpuVsNx, CPUPerReq: sum.cpuPerReq,
+				P50: sum.p50, P99: sum.p99, Errors: sum.errors})
 		}
 	}
 	return rows
 }
+
+func (s TLSSample) runKey() runKey                      { return runKey{s.Target, s.Kind, s.Round} }
+func (s TLSSample) rate() float64                       { return s.Rate() }
+func (s TLSSample) latencies() (p50, p99 time.Duration) { return s.P50, s.P99 }
+func (s TLSSample) errorCount() int64                   { return s.Errors }
+func (r TLSRow) rowKey() (target, measure string)       { return r.Name, r.Kind }
 
 // KindTitle describes a kind in tables.
 func KindTitle(kind string, conns int) string {
@@ -213,31 +176,16 @@ func TLSGoalsTable(res TLSResults) string {
 	var b strings.Builder
 	b.WriteString("| measurement | zkgate rate | nginx, 1 worker | nginx, 2 workers | zkgate ÷ nginx (1 worker), rate | zkgate CPU µs/req | nginx CPU µs/req (1 worker) | zkgate ÷ nginx, CPU | goal | met |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
-	find := func(name, kind string) (TLSRow, bool) {
-		for _, r := range res.Rows {
-			if r.Name == name && r.Kind == kind {
-				return r, true
-			}
-		}
-		return TLSRow{}, false
-	}
 	for _, kind := range TLSKinds {
-		z, ok := find("zkgate-tls", kind)
+		z, ok := findRow(res.Rows, "zkgate-tls", kind)
 		if !ok {
 			continue
 		}
 		rate := func(name string) string {
-			r, ok := find(name, kind)
-			if !ok {
-				return "–"
-			}
-			s := groupDigits(r.Rate) + " " + rateUnit(kind)
-			if !math.IsNaN(r.VsDirect) {
-				s += fmt.Sprintf(" (%.2f× direct)", r.VsDirect)
-			}
-			return s
+			r, ok := findRow(res.Rows, name, kind)
+			return rateCell(ok, r.Rate, rateUnit(kind), r.VsDirect)
 		}
-		n, _ := find(NginxTLS, kind)
+		n, _ := findRow(res.Rows, NginxTLS, kind)
 		g := tlsGoals[kind]
 		goal, got := fmt.Sprintf("rate ≥ %.1f× nginx's", g.goal), z.VsNginx
 		met := !math.IsNaN(got) && got >= g.goal
@@ -275,12 +223,8 @@ func TLSTable(res TLSResults, kind string) string {
 		if kind == KindHTTPS {
 			lat = ms(r.P50) + " / " + ms(r.P99)
 		}
-		busy := "–"
-		if !math.IsNaN(r.CPUPerReq) {
-			busy = fmt.Sprintf("%.2f", r.CPUPerReq*r.Rate/1e6)
-		}
 		fmt.Fprintf(&b, "| %s | %s (%s–%s) | %s | %s | %s | %s | %s | %d |\n", r.Label, groupDigits(r.Rate), groupDigits(r.RateMin),
-			groupDigits(r.RateMax), ratio(r.VsDirect), ratio(r.VsNginx), lat, oneDecimal(r.CPUPerReq), busy, r.Errors)
+			groupDigits(r.RateMax), ratio(r.VsDirect), ratio(r.VsNginx), lat, oneDecimal(r.CPUPerReq), coresBusy(r.CPUPerReq, r.Rate), r.Errors)
 	}
 	return b.String()
 }
@@ -303,10 +247,8 @@ func oneDecimal(x float64) string {
 
 // tlsMarkdown writes the TLS section of results.md.
 func (r Results) tlsMarkdown(b *strings.Builder) {
-	b.WriteString("## TLS\n\n")
 	t := r.TLS
-	if t == nil {
-		b.WriteString("Skipped in this run (BENCH_TARGETS named no TLS target).\n\n")
+	if !sectionHeading(b, "TLS", t != nil, "TLS") {
 		return
 	}
 	b.WriteString("zkgate's TLS entry point (`entry_points.websecure.tls` with one certificate, every other key at its default: TLS 1.2 and 1.3, " +
