@@ -2,8 +2,9 @@
 // rolling window of the last minute's requests, failures, retries,
 // ejections and latencies, per route, per service and per endpoint.
 //
-// A Window is a ring of Buckets buckets of Width each. Recording is
-// lock-free and allocates nothing: it finds the bucket of the current time,
+// A Window is a ring of Buckets buckets of Width each, allocated at its
+// first recording. Recording is lock-free and, after that, allocates
+// nothing: it finds the bucket of the current time,
 // clears it first if it still holds an older period's counts, and adds with
 // atomic operations. Reading sums the buckets of the last Span. Latencies go
 // to a fixed histogram of logarithmic buckets (four per power of two) from
@@ -52,10 +53,18 @@ func Now() time.Time { return base.Add(time.Since(base)) }
 
 // Window counts the traffic of the last Span. The zero value is not usable:
 // use NewWindow. Safe for concurrent use.
+//
+// Its buckets (about 5 KiB) are allocated at its first recording, so that
+// the windows of routes, services and endpoints that see no traffic cost a
+// few words each (a fleet of 1,000 routes and services, most idle, keeps
+// its heap small).
 type Window struct {
-	origin  time.Time // bucket periods are counted from here
-	buckets [Buckets]bucket
+	origin time.Time // bucket periods are counted from here
+	ring   atomic.Pointer[ring]
 }
+
+// ring is a Window's buckets.
+type ring [Buckets]bucket
 
 type bucket struct {
 	// period+1 of the counts held; 0 when never used.
@@ -109,7 +118,13 @@ func (w *Window) period(now time.Time) int64 {
 // recording that waited longer than Span).
 func (w *Window) bucket(now time.Time) *bucket {
 	tag := w.period(now) + 1
-	b := &w.buckets[(tag-1)%Buckets]
+	r := w.ring.Load()
+	if r == nil {
+		// The first recording: one ring is kept whoever wins.
+		w.ring.CompareAndSwap(nil, new(ring))
+		r = w.ring.Load()
+	}
+	b := &r[(tag-1)%Buckets]
 	for {
 		cur := b.tag.Load()
 		switch {
@@ -153,8 +168,12 @@ func (w *Window) Summary(now time.Time) Summary {
 	cur := w.period(now)
 	var s Summary
 	var hist [latencyBuckets]uint64
-	for i := range w.buckets {
-		b := &w.buckets[i]
+	r := w.ring.Load()
+	if r == nil {
+		r = &emptyRing
+	}
+	for i := range r {
+		b := &r[i]
 		p := b.tag.Load() - 1
 		if p < 0 || p > cur || p <= cur-Buckets {
 			continue
@@ -176,6 +195,9 @@ func (w *Window) Summary(now time.Time) Summary {
 	s.P50, s.P99 = quantile(&hist, 0.50), quantile(&hist, 0.99)
 	return s
 }
+
+// emptyRing is what a window that recorded nothing reads.
+var emptyRing ring
 
 // latencyIndex returns the histogram bucket of d.
 func latencyIndex(d time.Duration) int {

@@ -210,3 +210,24 @@ func BenchmarkWindowRecord(b *testing.B) {
 		}
 	})
 }
+
+// A window's buckets are allocated at its first recording, not before: an
+// idle route, service or endpoint costs a few words.
+func TestWindowBucketsAtFirstRecording(t *testing.T) {
+	now := time.Unix(1000, 0)
+	w := NewWindow(now)
+	if s := w.Summary(now.Add(time.Second)); s.Requests != 0 || s.P99 != 0 || w.ring.Load() != nil {
+		t.Fatalf("an idle window: %+v, buckets allocated %v", s, w.ring.Load() != nil)
+	}
+	w.Eject(now.Add(2 * time.Second))
+	if w.ring.Load() == nil {
+		t.Fatal("no buckets after the first recording")
+	}
+	w.Record(now.Add(3*time.Second), time.Millisecond, true, 1)
+	if s := w.Summary(now.Add(4 * time.Second)); s.Requests != 1 || s.Failures != 1 || s.Ejections != 1 || s.Retries != 1 {
+		t.Fatalf("after recording: %+v", s)
+	}
+	if n := testing.AllocsPerRun(100, func() { w.Record(now.Add(5*time.Second), time.Millisecond, false, 0) }); n != 0 {
+		t.Fatalf("Record allocates %v times after the first", n)
+	}
+}
