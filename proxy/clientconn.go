@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -297,7 +298,14 @@ func (c *fconn) handoff(whole bool) {
 	}
 	var nc net.Conn = c.nc
 	if len(unread) > 0 || whole {
-		nc = &bufferedConn{Conn: c.nc, unread: unread, whole: whole}
+		under := c.nc
+		if _, isTLS := under.(*tls.Conn); whole && !isTLS {
+			// h2c: net/http's HTTP/2 server writes through a coalescingConn.
+			wc := newCoalescingConn(under)
+			wc.start()
+			under = wc
+		}
+		nc = &bufferedConn{Conn: under, unread: unread, whole: whole}
 	}
 	c.s.handoff(nc)
 }

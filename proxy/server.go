@@ -302,7 +302,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		if s.cfg.TLS != nil {
-			go s.serveTLS(tls.Server(nc, s.cfg.TLS))
+			wc := newCoalescingConn(nc)
+			go s.serveTLS(tls.Server(wc, s.cfg.TLS), wc)
 			continue
 		}
 		s.serveFast(nc)
@@ -325,8 +326,9 @@ func (s *Server) serveFast(nc net.Conn) {
 // serveTLS runs the TLS handshake of tc within the head timeout, then
 // serves the connection: HTTP/1.1 on the fast path (a TLS connection is
 // never parked: its reads hold TLS state the poller cannot see), HTTP/2
-// (ALPN h2) by net/http's server.
-func (s *Server) serveTLS(tc *tls.Conn) {
+// (ALPN h2) by net/http's server, writing through wc (tc's transport)
+// once it coalesces.
+func (s *Server) serveTLS(tc *tls.Conn, wc *coalescingConn) {
 	t := s.cfg.ReadHeaderTimeout
 	if t <= 0 {
 		t = s.cfg.ReadTimeout
@@ -347,6 +349,7 @@ func (s *Server) serveTLS(tc *tls.Conn) {
 	}
 	_ = tc.SetDeadline(time.Time{})
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		wc.start()
 		s.handoff(tc)
 		return
 	}

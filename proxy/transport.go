@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -118,8 +119,23 @@ func NewTransport(cfg TransportConfig) *Transport {
 		// A connection carries many streams: ping an idle one so that a
 		// dead endpoint is noticed before a request waits on it.
 		t.std.HTTP2 = &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 15 * time.Second}
+		// and the frames of its streams go out together (coalesce.go).
+		t.std.DialContext = t.dialCoalescing
 	}
 	return t
+}
+
+// dialCoalescing dials an HTTP/2 endpoint: net/http's HTTP/2 client writes
+// the frames of many streams through a coalescingConn, beneath TLS when
+// the service has it.
+func (t *Transport) dialCoalescing(ctx context.Context, network, addr string) (net.Conn, error) {
+	nc, err := t.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	wc := newCoalescingConn(nc)
+	wc.start()
+	return wc, nil
 }
 
 // fast reports whether the fast path may write to t's endpoints: plain
