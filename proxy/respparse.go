@@ -21,6 +21,7 @@ type fastResponse struct {
 	clen    int64    // -1: none
 	chunked bool
 	close   bool // the upstream connection cannot be reused
+	http10  bool // the status line says HTTP/1.0
 	hasDate bool
 }
 
@@ -98,6 +99,7 @@ func (res *fastResponse) parse(br *bufio.Reader, n int) error {
 		return errBadResponse
 	}
 	http10 := line[7] == '0'
+	res.http10 = http10
 	res.code = line[9:12]
 	res.status = 0
 	for _, d := range res.code {

@@ -1259,21 +1259,27 @@ func writeChunks(w *bufio.Writer, body string, n int) {
 	w.WriteString("0\r\n")
 }
 
-func TestServerDiffResponses(t *testing.T) {
+// responseBehaviour is a backend's way of answering, for the differential
+// tests of the answers (TestServerDiffResponses, TestRoundTripH1Diff).
+type responseBehaviour struct {
+	name    string
+	respond responder
+	// requests are the raw requests sent; nil sends a GET and a HEAD.
+	requests []diffCase
+	// badResponse, emptyFraming: see diffCase.
+	badResponse, emptyFraming bool
+}
+
+// responseBehaviours are the backend behaviours the answers are compared
+// under.
+func responseBehaviours() []responseBehaviour {
 	head := func(status string, fields ...string) string {
 		return "HTTP/1.1 " + status + "\r\n" + strings.Join(append(fields, ""), "\r\n") + "\r\n"
 	}
 	date := "Date: " + backendDate
 	// Bodies carry a Content-Type (see answer), but in "no Content-Type".
 	ct := "Content-Type: text/plain"
-	behaviours := []struct {
-		name    string
-		respond responder
-		// requests are the raw requests sent; nil sends a GET and a HEAD.
-		requests []diffCase
-		// badResponse, emptyFraming: see diffCase.
-		badResponse, emptyFraming bool
-	}{
+	return []responseBehaviour{
 		{name: "Content-Length", respond: func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
 			answer(w, req, "200 OK", "hello", date, "Content-Type: text/plain")
 			return true
@@ -1534,6 +1540,10 @@ func TestServerDiffResponses(t *testing.T) {
 			return true
 		}},
 	}
+}
+
+func TestServerDiffResponses(t *testing.T) {
+	behaviours := responseBehaviours()
 	for _, bh := range behaviours {
 		t.Run(bh.name, func(t *testing.T) {
 			log := &requestLog{}

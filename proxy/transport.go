@@ -37,6 +37,10 @@ type TransportConfig struct {
 	// endpoints (UpstreamH2 requires it); ServerName empty means the
 	// endpoint's host.
 	TLS *tls.Config
+	// StdTransportOnly sends every request net/http serves through
+	// net/http's transport, HTTP/2 clients' bodiless ones too (see
+	// roundTripH1). The differential tests set it for their reference.
+	StdTransportOnly bool
 }
 
 // UpstreamProtocol is the protocol spoken to a service's endpoints.
@@ -222,7 +226,12 @@ func (t *Transport) CloseIdleConnections() {
 	t.std.CloseIdleConnections()
 }
 
-// RoundTrip sends req through the standard transport.
+// RoundTrip sends req: a bodiless HTTP/2 request to a plain HTTP/1.1
+// endpoint over the fast path's pool (roundTripH1), any other through the
+// standard transport.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.h1Eligible(req) {
+		return t.roundTripH1(req)
+	}
 	return t.std.RoundTrip(req)
 }
