@@ -265,9 +265,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.e = e
-	// A proxy passes the content type it got, or none: the key without a
-	// value keeps net/http from sniffing one for an answer without it.
-	w.Header()["Content-Type"] = nil
+	// A proxy passes the content type it got, or none (noSniff).
+	noSniff(w.Header())
 	if e.pol != nil && e.admit(ex, r.Method, headerMap(r.Header), &ex.sw, time.Now()) {
 		return
 	}

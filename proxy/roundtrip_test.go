@@ -23,7 +23,7 @@ type h2Side struct {
 	tr   *Transport
 }
 
-func newH2Side(t *testing.T, std bool, backend string) *h2Side {
+func newH2Side(t testing.TB, std bool, backend string) *h2Side {
 	t.Helper()
 	name := map[bool]string{false: "roundTripH1", true: "net/http's transport"}[std]
 	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, StdTransportOnly: std})
@@ -61,7 +61,7 @@ func (s *h2Side) pooled() int {
 
 // h2cClient speaks HTTP/2 with prior knowledge, on a connection of its own
 // per test.
-func h2cClient(t *testing.T) *http.Client {
+func h2cClient(t testing.TB) *http.Client {
 	t.Helper()
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
@@ -82,7 +82,7 @@ const incomplete = "incomplete answer\n"
 // h2Exchange sends one request and describes what the client got: status,
 // fields (sorted; a Date the gateway made is set aside), body, trailers,
 // or incomplete.
-func h2Exchange(t *testing.T, c *http.Client, method, url string) string {
+func h2Exchange(t testing.TB, c *http.Client, method, url string) string {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), method, url, nil)
 	if err != nil {
@@ -287,4 +287,36 @@ func TestRoundTripH1ClientGone(t *testing.T) {
 	if body := h2Exchange(t, c, http.MethodGet, "http://"+side.addr+"/second"); !strings.Contains(body, `body "/second"`) {
 		t.Fatalf("the request after a cancelled one got:\n%s", body)
 	}
+}
+
+// TestNoSniffAfterEarlyHints: an answer without Content-Type gets none from
+// the gateway after an informational answer either (ReverseProxy clears
+// the header map after passing a 1xx on, and with it the Handler's mark
+// that keeps net/http from sniffing a type), over HTTP/2 with either
+// transport and over HTTP/1.1 on the net/http side.
+func TestNoSniffAfterEarlyHints(t *testing.T) {
+	log := &requestLog{}
+	be := newScriptedBackend(t, "b", log, func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
+		w.WriteString("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n<html>hi</html>")
+		return true
+	})
+	check := func(name, url string, c *http.Client) {
+		t.Helper()
+		for range 20 { // the 1xx is passed on while the answer is awaited
+			desc := h2Exchange(t, c, http.MethodGet, url)
+			if !strings.Contains(desc, `body "<html>hi</html>"`) {
+				t.Fatalf("%s: got\n%s", name, desc)
+			}
+			if strings.Contains(desc, "Content-Type") {
+				t.Fatalf("%s: the gateway sniffed a type for an answer without one:\n%s", name, desc)
+			}
+		}
+	}
+	for _, std := range []bool{false, true} {
+		side := newH2Side(t, std, be.addr())
+		check("HTTP/2, "+side.name, "http://"+side.addr+"/x", h2cClient(t))
+	}
+	ref := newDiffSide(t, "net/http", false, Options{}, oneRoute(t, "round_robin", nil, be.addr()))
+	check("HTTP/1.1, net/http side", "http://"+ref.addr+"/x", &http.Client{Timeout: diffDeadline})
 }

@@ -21,11 +21,22 @@ type statusWriter struct {
 
 func (s *statusWriter) Header() http.Header { return s.w.Header() }
 
+// noSniff keeps net/http from sniffing a type for a final answer without
+// one: a proxy passes the type it got, or none. The key without a value
+// does it; it is set here, as the answer's head goes out, because
+// ReverseProxy clears the header map after passing a 1xx on.
+func noSniff(h http.Header) {
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil
+	}
+}
+
 func (s *statusWriter) WriteHeader(code int) {
 	// 1xx answers other than 101 are informational: the final status
 	// follows.
 	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		s.status = code
+		noSniff(s.w.Header())
 	}
 	s.w.WriteHeader(code)
 }
@@ -33,6 +44,7 @@ func (s *statusWriter) WriteHeader(code int) {
 func (s *statusWriter) Write(p []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
+		noSniff(s.w.Header())
 	}
 	if s.z != nil {
 		if err := s.z.write(p); err != nil {
