@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"net"
 	"sync"
@@ -271,11 +272,27 @@ func (t *Transport) pool(addr string) *hostPool {
 // the dial timeout alone). Its errors are the dialer's *net.OpError with
 // Op "dial", which the proxy classifies as connect failures.
 func (t *Transport) dialBy(p *hostPool, deadline time.Time) (*upConn, error) {
+	return t.dialContext(context.Background(), p, deadline)
+}
+
+// dialContext is dialBy, ended early by ctx too (the request's: its
+// client went away, or Route.Timeout cancelled it).
+func (t *Transport) dialContext(ctx context.Context, p *hostPool, deadline time.Time) (*upConn, error) {
 	d := t.dialer
 	d.Deadline = deadline
-	nc, err := d.Dial("tcp", p.addr)
+	nc, err := d.DialContext(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, err
 	}
 	return newUpConn(nc, p), nil
+}
+
+// staleConn reports whether an exchange on uc failed because the endpoint
+// had closed the kept-alive connection while it was idle: uc served a
+// request before, nothing of an answer came, and the failure is not a
+// timeout (an endpoint slow to answer is not a closed connection: the
+// request is not sent again).
+func staleConn(uc *upConn, err error) bool {
+	var ne net.Error
+	return uc.reused && uc.nread == 0 && !(errors.As(err, &ne) && ne.Timeout())
 }

@@ -84,8 +84,10 @@ const defaultUserAgent = "Go-http-client/1.1"
 // roundTripH1 sends req (h1Eligible) to req.URL.Host over a pooled
 // connection and returns the answer, whose body reads from the connection
 // and gives it back to the pool at its end. A kept-alive connection the
-// endpoint had closed is replaced once, as the fast path and net/http do
-// (the request has no body: sending it again is safe).
+// endpoint had closed (it failed before any byte of an answer, and not by
+// a timeout) is replaced once, as the fast path replaces it: every request
+// sent this way is idempotent (isReplayable), so sending it again is safe.
+// The dial follows the request's context, as net/http's does.
 func (t *Transport) roundTripH1(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	addr := req.URL.Host
@@ -98,7 +100,7 @@ func (t *Transport) roundTripH1(req *http.Request) (*http.Response, error) {
 	fresh := uc == nil
 	if fresh {
 		var err error
-		if uc, err = t.dialBy(p, deadline); err != nil {
+		if uc, err = t.dialContext(ctx, p, deadline); err != nil {
 			return nil, err
 		}
 	}
@@ -109,13 +111,12 @@ func (t *Transport) roundTripH1(req *http.Request) (*http.Response, error) {
 			return res, nil
 		}
 		stop()
-		stale := uc.reused && uc.nread == 0
 		uc.close()
-		if fresh || !stale || ctx.Err() != nil {
+		if fresh || !staleConn(uc, err) || ctx.Err() != nil || !isReplayable(req) {
 			return nil, err
 		}
 		fresh = true
-		if uc, err = t.dialBy(p, deadline); err != nil {
+		if uc, err = t.dialContext(ctx, p, deadline); err != nil {
 			return nil, err
 		}
 	}
@@ -208,12 +209,12 @@ func writeH1Head(bw *bufio.Writer, req *http.Request) {
 	if v, ok := req.Header["User-Agent"]; ok {
 		ua = ""
 		if len(v) > 0 {
-			ua = strings.TrimSpace(v[0])
+			ua = v[0]
 		}
 	}
-	if ua != "" {
+	if ua != "" { // tested before the trim, as net/http tests it
 		_, _ = bw.WriteString("User-Agent: ")
-		_, _ = bw.WriteString(ua)
+		_, _ = bw.WriteString(strings.Trim(ua, " \t"))
 		_, _ = bw.WriteString("\r\n")
 	}
 	var stack [32]string

@@ -100,7 +100,7 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 			}
 			return uc, failNone, nil
 		}
-		stale := uc.reused && uc.nread == 0
+		stale := staleConn(uc, err)
 		uc.close()
 		kind := c.failure(err, deadline)
 		if fresh || !stale || kind == failRouteTimeout || kind == failClientGone ||
