@@ -24,10 +24,15 @@ import (
 // answer at a time) are untouched.
 //
 // Back-pressure and deadlines keep their meaning: Write blocks while its
-// bytes would not fit beside those waiting (32 KiB), a deadline set on the conn bounds the flusher's
-// write (and so a Write blocked behind it), and a failed write fails every
-// later Write and closes the connection. Close writes what waits first,
-// within coalesceCloseTimeout.
+// bytes would not fit beside those waiting (64 KiB). Once on, a write
+// deadline set on the conn does not touch the socket, whose writes are the
+// flusher's: it bounds the bytes of the Writes made under it (net/http's
+// HTTP/2 server sets one around each Write, WriteByteTimeout, and clears it
+// when Write returns), and the flusher writes a buffer within the earliest
+// deadline of what it holds. A failed write fails every later Write and
+// closes the connection. Close refuses later Writes and gives what waits
+// until coalesceCloseTimeout (or an earlier deadline of its own) to go
+// out; tls.Conn's close_notify, written just before, goes with it.
 type coalescingConn struct {
 	net.Conn
 	on atomic.Bool
@@ -35,15 +40,20 @@ type coalescingConn struct {
 	mu       sync.Mutex
 	drained  sync.Cond // signalled when the flusher took or wrote bytes, or stopped
 	buf      *[]byte   // waiting to be written (nil: none, no buffer held)
+	bufDL    time.Time // the earliest write deadline of the bytes in buf (zero: none)
+	wdl      time.Time // the write deadline set on the conn, for the next Writes
 	flushing bool      // a flusher goroutine runs
+	closing  bool      // Close began: Writes are refused
+	closeDL  time.Time // what waits must be written by then once closing
 	err      error     // the flusher's write failed, or the conn closed
 }
 
 // coalesceClass is the input-buffer size class (clientbuf.go) of the
-// buffer writes gather in: 32 KiB, two TLS records of the largest size.
-// While one buffer is being written the next fills, so at most two are
-// held, and none while nothing waits.
-const coalesceClass = 3
+// buffer writes gather in: 64 KiB, three TLS records of the largest size
+// (16,406 bytes in TLS 1.3, 16,413 in TLS 1.2 with GCM). While one buffer
+// is being written the next fills, so at most two are held, and none
+// while nothing waits.
+const coalesceClass = 4
 
 // coalesceCloseTimeout bounds the write of what waits at Close.
 const coalesceCloseTimeout = time.Second
@@ -58,6 +68,32 @@ func newCoalescingConn(nc net.Conn) *coalescingConn {
 // handed to another goroutine.
 func (c *coalescingConn) start() { c.on.Store(true) }
 
+// earliest returns the earlier of two deadlines, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+func (c *coalescingConn) SetWriteDeadline(t time.Time) error {
+	if !c.on.Load() {
+		return c.Conn.SetWriteDeadline(t)
+	}
+	c.mu.Lock()
+	c.wdl = t
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *coalescingConn) SetDeadline(t time.Time) error {
+	if !c.on.Load() {
+		return c.Conn.SetDeadline(t)
+	}
+	_ = c.SetWriteDeadline(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
 func (c *coalescingConn) Write(p []byte) (int, error) {
 	if !c.on.Load() {
 		return c.Conn.Write(p)
@@ -65,17 +101,23 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	// Wait while p would not fit beside what waits (p alone always fits:
 	// an empty buffer grows for it).
-	for c.err == nil && c.buf != nil && len(*c.buf) > 0 && len(*c.buf)+len(p) > cap(*c.buf) {
+	for c.err == nil && !c.closing && c.buf != nil && len(*c.buf) > 0 && len(*c.buf)+len(p) > cap(*c.buf) {
 		c.drained.Wait()
 	}
-	if c.err != nil {
+	if c.closing || c.err != nil {
 		err := c.err
+		if err == nil {
+			err = net.ErrClosed
+		}
 		c.mu.Unlock()
 		return 0, err
 	}
 	if c.buf == nil {
 		c.buf = getInBuf(coalesceClass)
 		*c.buf = (*c.buf)[:0]
+		c.bufDL = c.wdl
+	} else {
+		c.bufDL = earliest(c.bufDL, c.wdl)
 	}
 	*c.buf = append(*c.buf, p...)
 	if !c.flushing {
@@ -86,12 +128,17 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// flush writes what waits until nothing does, then ends.
+// flush writes what waits until nothing does, then ends. The socket's
+// write deadline is set under the lock, so that Close's cannot be undone.
 func (c *coalescingConn) flush() {
 	c.mu.Lock()
 	for c.buf != nil && len(*c.buf) > 0 && c.err == nil {
-		b := c.buf
-		c.buf = nil
+		b, dl := c.buf, c.bufDL
+		c.buf, c.bufDL = nil, time.Time{}
+		if c.closing {
+			dl = earliest(dl, c.closeDL)
+		}
+		_ = c.Conn.SetWriteDeadline(dl)
 		c.drained.Broadcast() // room for the Writes waiting
 		c.mu.Unlock()
 		_, err := c.Conn.Write(*b)
@@ -111,15 +158,22 @@ func (c *coalescingConn) flush() {
 	c.mu.Unlock()
 }
 
-// Close writes what waits (within coalesceCloseTimeout), then closes the
-// connection.
+// Close refuses later Writes, writes what waits (by coalesceCloseTimeout),
+// then closes the connection.
 func (c *coalescingConn) Close() error {
 	if !c.on.Load() {
 		return c.Conn.Close()
 	}
 	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return net.ErrClosed
+	}
+	c.closing = true
+	c.closeDL = time.Now().Add(coalesceCloseTimeout)
 	if c.flushing {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(coalesceCloseTimeout))
+		// The write in progress may have a later deadline, or none.
+		_ = c.Conn.SetWriteDeadline(c.closeDL)
 		for c.flushing {
 			c.drained.Wait()
 		}
