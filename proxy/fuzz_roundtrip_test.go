@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// fzH2Timeout bounds an exchange of FuzzRoundTripH1; the ones that end
+// take about a millisecond.
+const fzH2Timeout = time.Second
+
 // fzAnswerBackend answers every request, on a connection of its own, with
 // the bytes of the current execution, then closes the connection.
 type fzAnswerBackend struct {
@@ -73,7 +77,12 @@ func FuzzRoundTripH1(f *testing.F) {
 	}
 	be := newFzAnswerBackend(f)
 	lean, std := newH2Side(f, false, be.ln.Addr().String()), newH2Side(f, true, be.ln.Addr().String())
+	// A short bound: net/http's side never ends the stream of an answer
+	// whose trailer section it cannot read (Go's HTTP/2 server and
+	// ReverseProxy, stock ones too: the client waits for its own timeout),
+	// and an execution must not take long enough to count as a hung worker.
 	client := h2cClient(f)
+	client.Timeout = fzH2Timeout
 	fzSerial(f, 4096, func(t *testing.T, in []byte) {
 		be.answer.Store(&in)
 		ref := fzEmptyFraming(h2Exchange(t, client, http.MethodGet, "http://"+std.addr+"/f"))
