@@ -38,10 +38,10 @@ func coalescedPipe(t *testing.T) (*coalescingConn, *countingConn, net.Conn) {
 	return c, cc, b
 }
 
-// flusherStopped waits (bounded) until c's flusher has ended.
-func flusherStopped(t *testing.T, c *coalescingConn) {
+// flusherStopped waits until c's flusher has ended, failing after within.
+func flusherStopped(t *testing.T, c *coalescingConn, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(within)
 	for {
 		c.mu.Lock()
 		done := !c.flushing
@@ -50,7 +50,7 @@ func flusherStopped(t *testing.T, c *coalescingConn) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the flusher did not end within 10s")
+			t.Fatalf("the flusher did not end within %v", within)
 		}
 		time.Sleep(time.Millisecond) // polling a condition with a bound
 	}
@@ -91,7 +91,7 @@ func TestCoalescingConnGathersWrites(t *testing.T) {
 	if got := readN(t, peer, len(want)); got != want {
 		t.Fatalf("peer read %q, want %q", got, want)
 	}
-	flusherStopped(t, c)
+	flusherStopped(t, c, 10*time.Second)
 	if n := cc.writes.Load(); n > 2 {
 		t.Fatalf("%d writes reached the connection for 5 Writes made while the first waited; want at most 2", n)
 	}
@@ -207,7 +207,7 @@ func TestCoalescingConnFailedWriteCloses(t *testing.T) {
 	if _, err := c.Write([]byte("to a peer that does not read")); err != nil {
 		t.Fatalf("the first Write only buffers, got %v", err)
 	}
-	flusherStopped(t, c)
+	flusherStopped(t, c, 10*time.Second)
 	if _, err := c.Write([]byte("again")); err == nil {
 		t.Fatal("a Write after the failed flush succeeded")
 	}

@@ -111,48 +111,42 @@ func fzEmptyFraming(desc string) string {
 	return strings.Replace(desc, "  Content-Length: [\"0\"]\n", "", 1)
 }
 
-// fzHeadRefused reports whether the fast path's parser refuses a final
-// answer's head in in (informational heads before it passing), or finds
-// none.
-func fzHeadRefused(in []byte) bool {
-	br := bufio.NewReaderSize(strings.NewReader(string(in)), connReadBufferSize)
+// fzFinalHead reads in's heads with the fast path's parser, informational
+// ones passing (at most max1xx), and returns a reader at the final head's
+// body and that head; refused when the parser refuses a head, finds none,
+// or it is a 101.
+func fzFinalHead(in []byte) (br *bufio.Reader, fr fastResponse, refused bool) {
+	br = bufio.NewReaderSize(strings.NewReader(string(in)), connReadBufferSize)
 	for range max1xx + 1 {
-		var fr fastResponse
 		n, err := readResponseHead(br)
 		if err == nil {
 			err = fr.parse(br, n)
 		}
 		if err != nil || fr.status == http.StatusSwitchingProtocols {
-			return true
-		}
-		if fr.status >= 200 {
-			return false
+			return br, fr, true
 		}
 		_, _ = br.Discard(n)
+		if fr.status >= 200 {
+			return br, fr, false
+		}
 	}
-	return true
+	return br, fr, true
+}
+
+// fzHeadRefused reports whether the fast path's parser refuses a final
+// answer's head in in (informational heads before it passing), or finds
+// none.
+func fzHeadRefused(in []byte) bool {
+	_, _, refused := fzFinalHead(in)
+	return refused
 }
 
 // fzBodyFramingBroken reports whether in is a chunked answer whose body
 // breaks the fast path's chunked rules: a chunk-size line or trailer line
 // relayChunked refuses, or data not followed by CRLF.
 func fzBodyFramingBroken(in []byte) bool {
-	br := bufio.NewReaderSize(strings.NewReader(string(in)), connReadBufferSize)
-	var fr fastResponse
-	for {
-		n, err := readResponseHead(br)
-		if err == nil {
-			err = fr.parse(br, n)
-		}
-		if err != nil {
-			return false
-		}
-		_, _ = br.Discard(n)
-		if fr.status >= 200 {
-			break
-		}
-	}
-	if !fr.chunked {
+	br, fr, refused := fzFinalHead(in)
+	if refused || !fr.chunked {
 		return false
 	}
 	for {

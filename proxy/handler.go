@@ -265,8 +265,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.e = e
-	// A proxy passes the content type it got, or none (noSniff).
-	noSniff(w.Header())
 	if e.pol != nil && e.admit(ex, r.Method, headerMap(r.Header), &ex.sw, time.Now()) {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -76,6 +77,22 @@ func (c *upConn) setDeadline(dl time.Time, timeout time.Duration, exact bool) {
 	}
 	c.dl = dl
 	_ = c.nc.SetReadDeadline(dl)
+}
+
+// begin starts an exchange on c at now: its byte counts from zero, and the
+// read deadline at the earlier of deadline (Route.Timeout's, exact; zero:
+// none) and now plus the transport's ResponseHeaderTimeout (which may
+// fire a little late, see setDeadline).
+func (c *upConn) begin(now, deadline time.Time) {
+	c.nread, c.nwritten = 0, 0
+	rht := c.pool.t.cfg.ResponseHeaderTimeout
+	dl := deadline
+	if rht > 0 {
+		if hd := now.Add(rht); dl.IsZero() || hd.Before(dl) {
+			dl = hd
+		}
+	}
+	c.setDeadline(dl, rht, !deadline.IsZero())
 }
 
 // clearDeadline removes the read deadline.
@@ -266,6 +283,15 @@ func (t *Transport) pool(addr string) *hostPool {
 	}
 	t.mu.Unlock()
 	return p
+}
+
+// endpointPool returns the pool of the endpoint at addr, port 80 when it
+// names none.
+func (t *Transport) endpointPool(addr string) *hostPool {
+	if !strings.Contains(addr, ":") {
+		addr += ":80"
+	}
+	return t.pool(addr)
 }
 
 // dialBy opens a connection to p's address, failing at deadline (zero:

@@ -107,13 +107,11 @@ func r21Request(t *testing.T, ctx context.Context, method, addr string) *http.Re
 // ---------------------------------------------------------------------
 // roundTripH1
 
-// TestReview21H1HeaderTimeoutNotRetried: when ResponseHeaderTimeout passes
-// on a reused connection, roundTripH1 treats it as a stale keep-alive
-// connection (nothing was read) and sends the request again on a new one:
-// the backend gets it twice and the client waits twice the timeout.
-// net/http's transport returns "timeout awaiting response headers" and
-// sends nothing more.
-func TestReview21H1HeaderTimeoutNotRetried(t *testing.T) {
+// r21SlowSecondAnswer is a backend that never answers the second request
+// of its first connection (every other one gets 200), and a transport
+// whose ResponseHeaderTimeout is 200ms.
+func r21SlowSecondAnswer(t *testing.T) (*r21Backend, *Transport) {
+	t.Helper()
 	be := newR21Backend(t, func(w *bufio.Writer, conn, n int, line string) bool {
 		if conn == 0 && n == 1 {
 			return true // the second request on the first connection: no answer
@@ -123,6 +121,17 @@ func TestReview21H1HeaderTimeoutNotRetried(t *testing.T) {
 	})
 	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 200 * time.Millisecond})
 	t.Cleanup(tr.CloseIdleConnections)
+	return be, tr
+}
+
+// TestReview21H1HeaderTimeoutNotRetried: when ResponseHeaderTimeout passes
+// on a reused connection, roundTripH1 treats it as a stale keep-alive
+// connection (nothing was read) and sends the request again on a new one:
+// the backend gets it twice and the client waits twice the timeout.
+// net/http's transport returns "timeout awaiting response headers" and
+// sends nothing more.
+func TestReview21H1HeaderTimeoutNotRetried(t *testing.T) {
+	be, tr := r21SlowSecondAnswer(t)
 
 	res, err := tr.RoundTrip(r21Request(t, context.Background(), http.MethodGet, be.addr()))
 	if err != nil {
@@ -245,15 +254,7 @@ func TestReview21H1StaleRetryAsFastPath(t *testing.T) {
 // connection for a connection the endpoint had closed (staleConn): the
 // request is not sent again, the client gets 504.
 func TestReview21FastPathHeaderTimeoutNotRetried(t *testing.T) {
-	be := newR21Backend(t, func(w *bufio.Writer, conn, n int, line string) bool {
-		if conn == 0 && n == 1 {
-			return true // the second request on the first connection: no answer
-		}
-		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		return true
-	})
-	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 200 * time.Millisecond})
-	t.Cleanup(tr.CloseIdleConnections)
+	be, tr := r21SlowSecondAnswer(t)
 	side := newDiffSide(t, "fast", true, Options{}, oneRoute(t, "round_robin", func(r *Route) {
 		r.Upstream.Transport = tr
 	}, be.addr()))

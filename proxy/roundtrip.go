@@ -22,7 +22,7 @@ import (
 // parser (fastResponse.parse) and its rules, and its body framing checked
 // as the fast path checks it.
 //
-// Only what needs no more is sent this way (h1Eligible): a request without
+// Only what needs no more is sent this way (h1Target): a request without
 // a body, of a method the fast path serves, whose fields net/http's
 // transport would write unchanged. Everything else — and every HTTP/1.x
 // request net/http serves, the fast path's hand-offs, whose net/http side
@@ -31,27 +31,29 @@ import (
 // h1Methods are the methods roundTripH1 sends: those without a body.
 var h1Methods = [...]string{http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions}
 
-// h1Eligible reports whether RoundTrip sends req with roundTripH1.
-func (t *Transport) h1Eligible(req *http.Request) bool {
+// h1Target reports whether RoundTrip sends req with roundTripH1, and the
+// request target it writes then.
+func (t *Transport) h1Target(req *http.Request) (string, bool) {
 	if !t.fast() || t.cfg.StdTransportOnly || req.ProtoMajor != 2 || req.Close ||
 		(req.Body != nil && req.Body != http.NoBody) || req.ContentLength != 0 || len(req.Trailer) > 0 ||
 		!slices.Contains(h1Methods[:], req.Method) || req.URL == nil || req.URL.Host == "" || req.URL.Opaque != "" {
-		return false
+		return "", false
 	}
-	if !validHost(sbytes(h1Host(req))) || hasCTL(req.URL.RequestURI()) {
-		return false
+	if !validHost(sbytes(h1Host(req))) {
+		return "", false
 	}
 	for name, vv := range req.Header {
 		if !validFieldName(sbytes(name)) {
-			return false
+			return "", false
 		}
 		for _, v := range vv {
 			if !validFieldValue(sbytes(v)) {
-				return false
+				return "", false
 			}
 		}
 	}
-	return true
+	uri := req.URL.RequestURI()
+	return uri, !hasCTL(uri)
 }
 
 // h1Host is the Host field of req, as net/http's transport takes it.
@@ -81,20 +83,16 @@ var h1Unwritten = [...]string{"Host", "User-Agent", "Content-Length", "Transfer-
 // User-Agent field at all (ReverseProxy sets an empty one to send none).
 const defaultUserAgent = "Go-http-client/1.1"
 
-// roundTripH1 sends req (h1Eligible) to req.URL.Host over a pooled
+// roundTripH1 sends req (h1Target, which gave uri) to req.URL.Host over a pooled
 // connection and returns the answer, whose body reads from the connection
 // and gives it back to the pool at its end. A kept-alive connection the
 // endpoint had closed (it failed before any byte of an answer, and not by
 // a timeout) is replaced once, as the fast path replaces it: every request
 // sent this way is idempotent (isReplayable), so sending it again is safe.
 // The dial follows the request's context, as net/http's does.
-func (t *Transport) roundTripH1(req *http.Request) (*http.Response, error) {
+func (t *Transport) roundTripH1(req *http.Request, uri string) (*http.Response, error) {
 	ctx := req.Context()
-	addr := req.URL.Host
-	if !strings.Contains(addr, ":") {
-		addr += ":80"
-	}
-	p := t.pool(addr)
+	p := t.endpointPool(req.URL.Host)
 	deadline, _ := ctx.Deadline()
 	uc := p.reusable(time.Now())
 	fresh := uc == nil
@@ -106,7 +104,7 @@ func (t *Transport) roundTripH1(req *http.Request) (*http.Response, error) {
 	}
 	for {
 		stop := context.AfterFunc(ctx, uc.abort)
-		res, err := t.exchangeH1(uc, req, deadline, stop)
+		res, err := exchangeH1(uc, req, uri, deadline, stop)
 		if err == nil {
 			return res, nil
 		}
@@ -122,17 +120,10 @@ func (t *Transport) roundTripH1(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// exchangeH1 writes req on uc and reads the final answer's head.
-func (t *Transport) exchangeH1(uc *upConn, req *http.Request, deadline time.Time, stop func() bool) (*http.Response, error) {
-	uc.nread, uc.nwritten = 0, 0
-	dl := deadline
-	if rht := t.cfg.ResponseHeaderTimeout; rht > 0 {
-		if hd := time.Now().Add(rht); dl.IsZero() || hd.Before(dl) {
-			dl = hd
-		}
-	}
-	uc.setDeadline(dl, 0, true)
-	writeH1Head(uc.bw, req)
+// exchangeH1 writes req, to uri, on uc and reads the final answer's head.
+func exchangeH1(uc *upConn, req *http.Request, uri string, deadline time.Time, stop func() bool) (*http.Response, error) {
+	uc.begin(time.Now(), deadline)
+	writeH1Head(uc.bw, req, uri)
 	if err := uc.bw.Flush(); err != nil {
 		return nil, err
 	}
@@ -198,10 +189,10 @@ func (t *Transport) exchangeH1(uc *upConn, req *http.Request, deadline time.Time
 // writeH1Head writes req's head as net/http's transport writes a bodiless
 // request: the request line, Host, User-Agent, then the other fields
 // sorted by name, values trimmed.
-func writeH1Head(bw *bufio.Writer, req *http.Request) {
+func writeH1Head(bw *bufio.Writer, req *http.Request, uri string) {
 	_, _ = bw.WriteString(req.Method)
 	_ = bw.WriteByte(' ')
-	_, _ = bw.WriteString(req.URL.RequestURI())
+	_, _ = bw.WriteString(uri)
 	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
 	_, _ = bw.WriteString(h1Host(req))
 	_, _ = bw.WriteString("\r\n")

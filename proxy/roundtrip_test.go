@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -102,13 +103,7 @@ func h2Exchange(t testing.TB, c *http.Client, method, url string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %d\n", res.Proto, res.StatusCode)
 	fields := func(h http.Header) {
-		for _, k := range slices.Sorted(func(yield func(string) bool) {
-			for k := range h {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
+		for _, k := range slices.Sorted(maps.Keys(h)) {
 			v := h[k]
 			if k == "Date" && !slices.Contains(v, backendDate) {
 				v = []string{"(the gateway's)"}
@@ -227,13 +222,13 @@ func TestRoundTripH1Eligible(t *testing.T) {
 		{"field value with a CR", h2("GET", func(r *http.Request) { r.Header.Set("X-A", "1\r\nX-B: 2") }), false},
 		{"Host with a slash", h2("GET", func(r *http.Request) { r.Host = "a/b" }), false},
 	} {
-		if got := tr.h1Eligible(c.req); got != c.want {
-			t.Errorf("%s: h1Eligible = %v, want %v", c.name, got, c.want)
+		if _, got := tr.h1Target(c.req); got != c.want {
+			t.Errorf("%s: h1Target = %v, want %v", c.name, got, c.want)
 		}
 	}
 	for _, cfg := range []TransportConfig{{StdTransportOnly: true}, {Protocol: UpstreamH2C}} {
-		if NewTransport(cfg).h1Eligible(h2("GET", nil)) {
-			t.Errorf("%+v: h1Eligible took an HTTP/2 GET", cfg)
+		if _, ok := NewTransport(cfg).h1Target(h2("GET", nil)); ok {
+			t.Errorf("%+v: h1Target took an HTTP/2 GET", cfg)
 		}
 	}
 }

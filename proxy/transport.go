@@ -230,8 +230,8 @@ func (t *Transport) CloseIdleConnections() {
 // endpoint over the fast path's pool (roundTripH1), any other through the
 // standard transport.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if t.h1Eligible(req) {
-		return t.roundTripH1(req)
+	if uri, ok := t.h1Target(req); ok {
+		return t.roundTripH1(req, uri)
 	}
 	return t.std.RoundTrip(req)
 }

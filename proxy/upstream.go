@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/zkgate/zkgate/balancer"
@@ -71,11 +70,7 @@ func (c *fconn) failure(err error, deadline time.Time) failKind {
 // On success (an answer, 5xx included) it returns the connection, which
 // the body is then read from; on failure the connection is closed.
 func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline time.Time) (*upConn, failKind, error) {
-	addr := ep.Addr
-	if !strings.Contains(addr, ":") {
-		addr += ":80"
-	}
-	p := tr.pool(addr)
+	p := tr.endpointPool(ep.Addr)
 	uc := p.reusable(c.now)
 	fresh := uc == nil
 	if fresh {
@@ -121,14 +116,7 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 // roundTripHead writes the request on uc and reads the final response
 // head into c.res, passing informational answers on to the client.
 func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error {
-	uc.nread, uc.nwritten = 0, 0
-	dl := deadline
-	if t := uc.pool.t.cfg.ResponseHeaderTimeout; t > 0 {
-		if hd := c.now.Add(t); dl.IsZero() || hd.Before(dl) {
-			dl = hd
-		}
-	}
-	uc.setDeadline(dl, uc.pool.t.cfg.ResponseHeaderTimeout, !deadline.IsZero())
+	uc.begin(c.now, deadline)
 	_, _ = uc.bw.Write(c.out[:c.hostAt])
 	_, _ = uc.bw.WriteString(host)
 	_, _ = uc.bw.Write(c.out[c.hostAt:])
