@@ -5,6 +5,8 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/zkgate/zkgate/internal/version.Version=$(VERSION)
 BIN      := bin
 PKGS     := ./...
+# h2spec, the HTTP/2 conformance suite the native HTTP/2 server is tested with
+H2SPEC   := github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
 
 .PHONY: all build test test-unit lint fmt vet tidy-check fuzz demo demo-smoke demo-fleet demo-fleet-smoke bench bench-go compose-check clean deps-test
 
@@ -15,10 +17,11 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 ## deps-test: install what the tests need when missing: ZooKeeper, Chromium (status page
-## test), docker-compose (compose check), curl (demo), and the proxies, wrk and h2load whose
+## test), docker-compose (compose check), curl (demo), h2spec (bin/tools), and the proxies, wrk and h2load whose
 ## benchmark configurations and runs are checked by the tests
 deps-test:
 	./scripts/ensure-deps.sh zookeeper chromium docker-compose curl wrk h2load nginx haproxy caddy
+	@[ -x bin/tools/h2spec ] || GOBIN=$(CURDIR)/bin/tools $(GO) install $(H2SPEC)
 
 ## test: every test — lint, unit, integration against a real ZooKeeper, a short run of every
 ## fuzz target (FUZZ_SMOKE_EXECS), demo smoke, fleet demo smoke

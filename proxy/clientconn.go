@@ -307,6 +307,12 @@ func (c *fconn) handoff(whole bool) {
 		}
 		nc = &bufferedConn{Conn: under, unread: unread, whole: whole}
 	}
+	if whole && c.s.nativeH2() {
+		if _, isTLS := c.nc.(*tls.Conn); !isTLS {
+			c.s.serveH2(nc, nil)
+			return
+		}
+	}
 	c.s.handoff(nc)
 }
 

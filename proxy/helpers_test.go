@@ -142,6 +142,9 @@ func startFrontend(t *testing.T, h *Handler, cfg ServerConfig) *frontend {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.HTTP2Server == HTTP2ServerGo {
+		cfg.HTTP2Server = h2ServerUnderTest
+	}
 	s := NewServer(h, cfg)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()

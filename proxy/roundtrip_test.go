@@ -26,6 +26,12 @@ type h2Side struct {
 
 func newH2Side(t testing.TB, std bool, backend string) *h2Side {
 	t.Helper()
+	return newH2SideOn(t, std, h2ServerUnderTest, backend)
+}
+
+// newH2SideOn is newH2Side with the given HTTP/2 server.
+func newH2SideOn(t testing.TB, std bool, server HTTP2Server, backend string) *h2Side {
+	t.Helper()
 	name := map[bool]string{false: "roundTripH1", true: "net/http's transport"}[std]
 	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, StdTransportOnly: std})
 	t.Cleanup(tr.CloseIdleConnections)
@@ -34,7 +40,7 @@ func newH2Side(t testing.TB, std bool, backend string) *h2Side {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(NewHandler(rt, Options{}), ServerConfig{HTTP2: HTTP2H2C})
+	srv := NewServer(NewHandler(rt, Options{}), ServerConfig{HTTP2: HTTP2H2C, HTTP2Server: server})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +131,43 @@ func h2Exchange(t testing.TB, c *http.Client, method, url string) string {
 	return b.String()
 }
 
+// diffH2Sides sends GET and HEAD from an HTTP/2 client through ref and
+// cand, to the backend behaving as bh (which records what it got in log):
+// the backend must receive the same requests and the client the same
+// answers, except that cand answers 502 where bh's answer is one the fast
+// path refuses.
+func diffH2Sides(t *testing.T, bh responseBehaviour, log *requestLog, ref, cand *h2Side, refName, candName string) {
+	t.Helper()
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		t.Run(method, func(t *testing.T) {
+			var got, backend [2]string
+			for i, side := range []*h2Side{ref, cand} {
+				got[i] = h2Exchange(t, h2cClient(t), method, "http://"+side.addr+"/x?q=1")
+				backend[i] = log.take()
+			}
+			if bh.badResponse {
+				if !strings.HasPrefix(got[1], "HTTP/2.0 502\n") {
+					t.Errorf("%s passed on an answer the fast path refuses:\n%s", candName, got[1])
+				}
+				return
+			}
+			if bh.emptyFraming {
+				// See diffCase.emptyFraming: the reference's framing of an
+				// empty close-delimited body depends on timing.
+				for i := range got {
+					got[i] = strings.Replace(got[i], "  Content-Length: [\"0\"]\n", "", 1)
+				}
+			}
+			if got[0] != got[1] {
+				t.Errorf("the client got different answers (- %s, + %s):\n%s", refName, candName, lineDiff(got[0], got[1]))
+			}
+			if backend[0] != backend[1] {
+				t.Errorf("the backend got different requests (- %s, + %s):\n%s", refName, candName, lineDiff(backend[0], backend[1]))
+			}
+		})
+	}
+}
+
 // TestRoundTripH1Diff sends GET and HEAD from an HTTP/2 client through two
 // gateways, one sending them with roundTripH1 and one through net/http's
 // transport, to a backend answering in each of responseBehaviours' ways:
@@ -156,35 +199,7 @@ func TestRoundTripH1Diff(t *testing.T) {
 			log := &requestLog{}
 			be := newScriptedBackend(t, "b", log, bh.respond)
 			lean, std := newH2Side(t, false, be.addr()), newH2Side(t, true, be.addr())
-			for _, method := range []string{http.MethodGet, http.MethodHead} {
-				t.Run(method, func(t *testing.T) {
-					var got [2]string
-					var backend [2]string
-					for i, side := range []*h2Side{std, lean} {
-						got[i] = h2Exchange(t, h2cClient(t), method, "http://"+side.addr+"/x?q=1")
-						backend[i] = log.take()
-					}
-					if bh.badResponse {
-						if !strings.HasPrefix(got[1], "HTTP/2.0 502\n") {
-							t.Errorf("roundTripH1 passed on an answer the fast path refuses:\n%s", got[1])
-						}
-						return
-					}
-					if bh.emptyFraming {
-						// See diffCase.emptyFraming: the reference's framing
-						// of an empty close-delimited body depends on timing.
-						for i := range got {
-							got[i] = strings.Replace(got[i], "  Content-Length: [\"0\"]\n", "", 1)
-						}
-					}
-					if got[0] != got[1] {
-						t.Errorf("the client got different answers (- net/http's transport, + roundTripH1):\n%s", lineDiff(got[0], got[1]))
-					}
-					if backend[0] != backend[1] {
-						t.Errorf("the backend got different requests (- net/http's transport, + roundTripH1):\n%s", lineDiff(backend[0], backend[1]))
-					}
-				})
-			}
+			diffH2Sides(t, bh, log, std, lean, "net/http's transport", "roundTripH1")
 			if lean.pooled() == 0 || std.pooled() != 0 {
 				t.Errorf("roundTripH1 was not what sent the requests (pools: %d with it, %d without)", lean.pooled(), std.pooled())
 			}

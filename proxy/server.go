@@ -48,6 +48,7 @@ type Server struct {
 	mu      sync.Mutex
 	conns   map[*cconn]struct{}
 	tunnels map[*tunnel]struct{}
+	h2conns map[*h2conn]struct{}
 	// tunnelsClosed: closeTunnels ran, no tunnel opens any more.
 	tunnelsClosed bool
 	base          context.Context // cfg.BaseContext or Background
@@ -115,6 +116,9 @@ type ServerConfig struct {
 	// HTTP2 is how HTTP/2 is served (HTTP2Auto: by ALPN with TLS, not
 	// without it).
 	HTTP2 HTTP2Mode
+	// HTTP2Server is which server speaks HTTP/2: net/http's (the zero
+	// value) or zkgate's own (h2server.go).
+	HTTP2Server HTTP2Server
 	// RedirectPort, when not 0, answers every request 308 Permanent
 	// Redirect to https on the same host at this port (left out when it
 	// is 443), except requests under /.well-known/acme-challenge/, which
@@ -134,6 +138,16 @@ const (
 	// HTTP2H2C also accepts HTTP/2 with prior knowledge on a plain entry
 	// point (a connection that opens with the HTTP/2 preface).
 	HTTP2H2C
+)
+
+// HTTP2Server is the server an entry point speaks HTTP/2 with.
+type HTTP2Server int
+
+const (
+	// HTTP2ServerGo is net/http's HTTP/2 server.
+	HTTP2ServerGo HTTP2Server = iota
+	// HTTP2ServerZkgate is zkgate's own (h2server.go).
+	HTTP2ServerZkgate
 )
 
 // The HTTP/2 server's limits (http.HTTP2Config); the header list is
@@ -189,6 +203,7 @@ func NewServer(h *Handler, cfg ServerConfig) *Server {
 		cfg:     cfg,
 		conns:   make(map[*cconn]struct{}),
 		tunnels: make(map[*tunnel]struct{}),
+		h2conns: make(map[*h2conn]struct{}),
 		closed:  make(chan struct{}),
 		lns:     make(map[net.Listener]struct{}),
 	}
@@ -348,8 +363,12 @@ func (s *Server) serveTLS(tc *tls.Conn, wc *coalescingConn) {
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
-	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+	if st := tc.ConnectionState(); st.NegotiatedProtocol == "h2" {
 		wc.start()
+		if s.nativeH2() {
+			s.serveH2(tc, &st)
+			return
+		}
 		s.handoff(tc)
 		return
 	}
@@ -437,9 +456,15 @@ func (s *Server) closeIdle() int {
 	for _, cc := range s.connList() {
 		cc.closeIfIdle()
 	}
+	open := 0
+	for _, c := range s.h2List() {
+		if c.shutdown() {
+			open++
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.conns)
+	return len(s.conns) + open
 }
 
 func (s *Server) closeAll() {
@@ -447,17 +472,23 @@ func (s *Server) closeAll() {
 		cc.closeIfIdle()
 		_ = cc.nc.Close()
 	}
+	for _, c := range s.h2List() {
+		c.kill()
+	}
 	s.stopAfter()
 	s.closeTunnels()
 }
 
 // connList returns the fast connections (closing one takes s.mu).
-func (s *Server) connList() []*cconn {
+func (s *Server) connList() []*cconn { return list(s, s.conns) }
+
+// list returns the members of one of s's sets, taken under s.mu.
+func list[K comparable](s *Server, set map[K]struct{}) []K {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := make([]*cconn, 0, len(s.conns))
-	for cc := range s.conns {
-		l = append(l, cc)
+	l := make([]K, 0, len(set))
+	for k := range set {
+		l = append(l, k)
 	}
 	return l
 }

@@ -80,6 +80,14 @@ func http2Mode(mode string) proxy.HTTP2Mode {
 	return proxy.HTTP2Auto
 }
 
+// http2Server maps EntryPoint.HTTP2Server to the proxy's.
+func http2Server(name string) proxy.HTTP2Server {
+	if name == config.HTTP2ServerZkgate {
+		return proxy.HTTP2ServerZkgate
+	}
+	return proxy.HTTP2ServerGo
+}
+
 // watchTLSStores watches every store's files until ctx ends; a store whose
 // files cannot be watched still reloads on SIGHUP and POST /api/reload.
 func (g *Gateway) watchTLSStores(ctx context.Context) {

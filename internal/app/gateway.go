@@ -330,6 +330,7 @@ func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.
 			DisableFastPath:   !ep.FastPath,
 			TLS:               tlsCfg,
 			HTTP2:             http2Mode(ep.HTTP2),
+			HTTP2Server:       http2Server(ep.HTTP2Server),
 			RedirectPort:      redirect,
 		})
 		servers = append(servers, srv)

@@ -119,6 +119,11 @@ type EntryPoint struct {
 	// protections against rapid reset and CONTINUATION floods. Default
 	// "auto".
 	HTTP2 string `mapstructure:"http2"`
+	// HTTP2Server is which server speaks HTTP/2 on this entry point: "go"
+	// (net/http's) or "zkgate" (zkgate's own, with one goroutine per
+	// connection and one per request; the same limits, checked against
+	// h2spec). Default "go".
+	HTTP2Server string `mapstructure:"http2_server"`
 	// RedirectTo names a TLS entry point: every request to this one is
 	// answered 308 Permanent Redirect to the same host and target on that
 	// entry point's port (omitted when it is 443), except paths under
@@ -133,6 +138,12 @@ const (
 	HTTP2Auto = "auto"
 	HTTP2Off  = "off"
 	HTTP2H2C  = "h2c"
+)
+
+// HTTP/2 servers of EntryPoint.HTTP2Server.
+const (
+	HTTP2ServerGo     = "go"
+	HTTP2ServerZkgate = "zkgate"
 )
 
 // EntryPointTLS is the TLS of an entry point. The certificate and key files

@@ -97,6 +97,11 @@ func (c *Config) validateEntryPointTLS(p *problems, key string, ep *EntryPoint) 
 	default:
 		p.addf(key+".http2", "unknown mode %q (valid: auto, off, h2c)", ep.HTTP2)
 	}
+	switch ep.HTTP2Server {
+	case "", HTTP2ServerGo, HTTP2ServerZkgate:
+	default:
+		p.addf(key+".http2_server", "unknown server %q (valid: go, zkgate)", ep.HTTP2Server)
+	}
 	if t := ep.TLS; t != nil {
 		if len(t.Certificates) == 0 {
 			p.addf(key+".tls.certificates", "at least one certificate is required")

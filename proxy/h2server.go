@@ -1,0 +1,598 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// zkgate's own HTTP/2 server (entry point http2_server: zkgate), beside
+// net/http's. Go's server costs two to three times nginx's CPU per request
+// under h2load: a request passes through five goroutines (the frame
+// reader, the serve loop, the handler, the serve loop again for each
+// HEADERS and DATA the handler writes, and a goroutine per flush), each
+// handoff a wake-up of another processor. Here a connection has one
+// goroutine that reads and answers frames, and each request a goroutine
+// that runs the handler and writes its answer's frames itself: into the
+// connection's buffer under its lock, and to the socket when no other
+// stream is writing (whoever writes takes what the others queued).
+//
+// Frames are parsed, HPACK-decoded and checked by golang.org/x/net/http2's
+// Framer (the code net/http's server bundles): frame sizes and order,
+// CONTINUATION sequences and their flood (CVE-2023-45288), the header
+// list's size, field names and values, and pseudo-header rules. This file
+// applies the rest of RFC 9113: stream states and identifiers, flow
+// control both ways, SETTINGS, PING, GOAWAY and RST_STREAM, the request's
+// pseudo-headers and connection-specific fields (h2request.go), and the
+// limits against a peer that makes the server work for nothing:
+//
+//   - streams open at once: MAX_CONCURRENT_STREAMS (h2MaxConcurrentStreams);
+//     one more is refused with REFUSED_STREAM;
+//   - rapid reset (CVE-2023-44487): handlers still running after their
+//     streams were reset are bounded by h2MaxHandlers, and a client that
+//     resets more than h2MaxEarlyResets streams before their answers, and
+//     more than half of those it opened, is cut off (GOAWAY
+//     ENHANCE_YOUR_CALM), as HAProxy counts such "glitches";
+//   - frames the peer makes the server queue (PING and SETTINGS answers,
+//     RST_STREAMs) while it does not read: beyond h2MaxOut bytes waiting
+//     the connection is closed;
+//   - a request body buffered is bounded by the windows advertised
+//     (h2StreamWindow per stream, h2ConnWindow per connection); a peer
+//     that sends more is a FLOW_CONTROL_ERROR;
+//   - waits: the preface and first SETTINGS within the head timeout, an
+//     idle connection within the idle timeout, each write within
+//     h2WriteByteTimeout, and a stream's wait for send window as long.
+const (
+	h2StreamWindow   = 1 << 20
+	h2ConnWindow     = 1 << 20
+	h2MaxHandlers    = 4 * h2MaxConcurrentStreams
+	h2MaxEarlyResets = 1000
+	h2MaxOut         = 1 << 20
+	h2BodyChunk      = 16 << 10 // answer body gathered before a DATA frame goes out
+	h2DefaultIdle    = 3 * time.Minute
+	h2InitialWin     = 65535 // RFC 9113 §6.9.2
+)
+
+// h2conn is one HTTP/2 connection of the native server.
+type h2conn struct {
+	s      *Server
+	nc     net.Conn
+	tls    *tls.ConnectionState
+	remote string
+	br     *bufio.Reader
+	fr     *http2.Framer
+	ctx    context.Context
+	cancel context.CancelFunc
+	idle   time.Duration
+
+	mu       sync.Mutex
+	out      []byte // frames waiting to be written
+	spare    []byte
+	flushing bool           // a goroutine writes; the others queue
+	roomWait int            // goroutines waiting for out to drain
+	room     sync.Cond      // signalled when a write ended
+	dead     error          // the connection ended: writes fail with it
+	enc      *hpack.Encoder // writes into hbuf; used under mu, in frame order
+	hbuf     bytes.Buffer
+	streams  map[uint32]*h2stream
+	handlers int        // handler goroutines running
+	sendWin  int64      // what the connection may still send
+	peerWin  int64      // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerMax  uint32     // the peer's SETTINGS_MAX_FRAME_SIZE
+	lastID   uint32     // the highest stream the client opened
+	goAway   bool       // GOAWAY sent: new streams are ignored
+	recvWin  int64      // what the peer may still send on the connection
+	unacked  int64      // bytes consumed, not yet given back in a WINDOW_UPDATE
+	closing  bool       // graceful close: end once no stream is left
+	resets   [32]uint32 // the streams the server reset last (closedByReset)
+	resetN   int
+	// opened counts the streams the client opened, earlyResets those it
+	// reset before their answer ended.
+	opened, earlyResets int
+}
+
+// h2sink is the Framer's writer: frames go into the connection's buffer
+// (the Framer writes only under c.mu).
+type h2sink struct{ c *h2conn }
+
+func (w h2sink) Write(p []byte) (int, error) {
+	w.c.out = append(w.c.out, p...)
+	return len(p), nil
+}
+
+// serveH2 serves nc, whose client chose HTTP/2 (ALPN h2, or the h2c
+// preface with prior knowledge), with the native server until it ends.
+func (s *Server) serveH2(nc net.Conn, st *tls.ConnectionState) {
+	c := &h2conn{
+		s: s, nc: nc, tls: st, remote: nc.RemoteAddr().String(),
+		streams: make(map[uint32]*h2stream),
+		sendWin: h2InitialWin, peerWin: h2InitialWin, peerMax: 16 << 10,
+		recvWin: h2ConnWindow,
+		idle:    s.cfg.IdleTimeout,
+	}
+	if c.idle <= 0 {
+		c.idle = h2DefaultIdle
+	}
+	c.room.L = &c.mu
+	// The keys net/http's server puts in a request's context: ReverseProxy
+	// aborts an answer whose body broke off (panics ErrAbortHandler) only
+	// under a server, which it recognises by ServerContextKey.
+	ctx := context.WithValue(s.base, http.ServerContextKey, s.hs)
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, nc.LocalAddr())
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.br = bufio.NewReaderSize(nc, 8<<10)
+	c.fr = http2.NewFramer(h2sink{c}, c.br)
+	c.fr.SetMaxReadFrameSize(h2MaxReadFrameSize)
+	c.fr.MaxHeaderListSize = uint32(s.cfg.MaxHeaderBytes)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(h2HPACKTableSize, nil)
+	c.fr.SetReuseFrames()
+	c.enc = hpack.NewEncoder(&c.hbuf)
+	c.enc.SetMaxDynamicTableSizeLimit(h2HPACKTableSize)
+	if !s.trackH2(c, true) {
+		_ = nc.Close()
+		return
+	}
+	s.netHTTPConns.Add(1)
+	defer s.netHTTPConns.Add(-1)
+	defer s.trackH2(c, false)
+	c.serve()
+}
+
+func (c *h2conn) serve() {
+	defer c.shut(net.ErrClosed)
+	t := c.s.cfg.ReadHeaderTimeout
+	if t <= 0 {
+		t = defaultHandshakeTimeout
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(t))
+	c.mu.Lock()
+	_ = c.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: h2MaxConcurrentStreams},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: uint32(c.s.cfg.MaxHeaderBytes)},
+	)
+	_ = c.fr.WriteWindowUpdate(0, h2ConnWindow-h2InitialWin)
+	c.flushLocked()
+	c.mu.Unlock()
+
+	var preface [len(http2.ClientPreface)]byte
+	if _, err := io.ReadFull(c.br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
+		return
+	}
+	first := true
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			if !c.readError(err) {
+				return
+			}
+			continue
+		}
+		if first {
+			// The client's preface ends with a SETTINGS frame (§3.4).
+			if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+				c.goAwayAndClose(http2.ErrCodeProtocol)
+				return
+			}
+			first = false
+			c.mu.Lock()
+			c.setIdleDeadline()
+			c.mu.Unlock()
+		}
+		if err := c.process(f); err != nil {
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				c.goAwayAndClose(http2.ErrCode(ce))
+			}
+			return
+		}
+		if c.br.Buffered() == 0 {
+			c.mu.Lock()
+			c.flushLocked()
+			c.mu.Unlock()
+		}
+	}
+}
+
+// readError handles an error of ReadFrame and reports whether the
+// connection goes on.
+func (c *h2conn) readError(err error) bool {
+	var se http2.StreamError
+	var ce http2.ConnectionError
+	switch {
+	case errors.As(err, &se):
+		c.mu.Lock()
+		if se.StreamID > c.lastID && se.StreamID%2 == 1 {
+			c.lastID = se.StreamID // a stream the client opened badly is closed
+		}
+		if st := c.streams[se.StreamID]; st != nil {
+			st.resetLocked(se.Code, errStreamProtocol)
+		} else {
+			c.writeRSTLocked(se.StreamID, se.Code)
+		}
+		c.flushLocked()
+		c.mu.Unlock()
+		return true
+	case errors.As(err, &ce):
+		c.goAwayAndClose(http2.ErrCode(ce))
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		c.goAwayAndClose(http2.ErrCodeFrameSize)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.goAwayAndClose(http2.ErrCodeNo) // the idle (or preface) timeout
+	}
+	return false
+}
+
+var (
+	errStreamProtocol = errors.New("http2: stream error")
+	errClientReset    = errors.New("http2: client reset the stream")
+	errConnClosed     = errors.New("http2: connection closed")
+)
+
+// process handles one frame; an error ends the connection (a
+// http2.ConnectionError with a GOAWAY first).
+func (c *h2conn) process(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		return c.onHeaders(f)
+	case *http2.DataFrame:
+		return c.onData(f)
+	case *http2.WindowUpdateFrame:
+		return c.onWindowUpdate(f)
+	case *http2.SettingsFrame:
+		return c.onSettings(f)
+	case *http2.PingFrame:
+		if f.IsAck() {
+			return nil // the server sends no PINGs
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if err := c.controlRoom(); err != nil {
+			return err
+		}
+		return c.fr.WritePing(true, f.Data)
+	case *http2.RSTStreamFrame:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if f.StreamID > c.lastID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // idle stream (§5.1)
+		}
+		if st := c.streams[f.StreamID]; st != nil {
+			if !st.sentEnd {
+				// Reset before its answer: rapid reset opens and resets
+				// streams to make the server start work it never sends.
+				if c.earlyResets++; c.earlyResets > h2MaxEarlyResets && 2*c.earlyResets > c.opened {
+					return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+				}
+			}
+			st.closeLocked(errClientReset)
+		}
+		return nil
+	case *http2.PriorityFrame:
+		if f.StreamDep == f.StreamID {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if st := c.streams[f.StreamID]; st != nil {
+				st.resetLocked(http2.ErrCodeProtocol, errStreamProtocol)
+				return nil
+			}
+			c.writeRSTLocked(f.StreamID, http2.ErrCodeProtocol)
+		}
+		return nil
+	case *http2.GoAwayFrame:
+		c.mu.Lock()
+		c.closing = true // the client opens no more streams
+		c.mu.Unlock()
+		return nil
+	case *http2.PushPromiseFrame:
+		return http2.ConnectionError(http2.ErrCodeProtocol) // a client never pushes
+	default:
+		return nil // unknown frame types are ignored (§5.5)
+	}
+}
+
+// controlRoom reports an error when the frames the server queued for the
+// peer, unwritten, pass h2MaxOut: a peer that asks for answers (PING,
+// SETTINGS) without reading them is cut off.
+func (c *h2conn) controlRoom() error {
+	if len(c.out) > h2MaxOut {
+		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	}
+	return nil
+}
+
+func (c *h2conn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.controlRoom(); err != nil {
+		return err
+	}
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			// §6.9.2: the change applies to every stream's window.
+			delta := int64(s.Val) - c.peerWin
+			c.peerWin = int64(s.Val)
+			for _, st := range c.streams {
+				st.sendWin += delta
+				if st.sendWin > 1<<31-1 {
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
+				st.wake.Broadcast()
+			}
+		case http2.SettingMaxFrameSize:
+			c.peerMax = s.Val
+		case http2.SettingHeaderTableSize:
+			c.enc.SetMaxDynamicTableSize(s.Val)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.fr.WriteSettingsAck()
+}
+
+func (c *h2conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	inc := int64(f.Increment)
+	if f.StreamID == 0 {
+		if c.sendWin += inc; c.sendWin > 1<<31-1 {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		for _, st := range c.streams {
+			st.wake.Broadcast()
+		}
+		return nil
+	}
+	st := c.streams[f.StreamID]
+	if st == nil {
+		if f.StreamID > c.lastID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // idle stream (§5.1)
+		}
+		return nil // a closed stream: frames in flight are ignored
+	}
+	if st.sendWin += inc; st.sendWin > 1<<31-1 {
+		st.resetLocked(http2.ErrCodeFlowControl, errStreamProtocol)
+		return nil
+	}
+	st.wake.Broadcast()
+	return nil
+}
+
+func (c *h2conn) onData(f *http2.DataFrame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := int64(f.Length)
+	if n > c.recvWin {
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	c.recvWin -= n
+	st := c.streams[f.StreamID]
+	if st == nil || st.recvDone {
+		// Counted against the connection's window, then given back.
+		c.giveBackLocked(nil, n)
+		if f.StreamID > c.lastID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // idle stream (§5.1)
+		}
+		if st != nil {
+			st.resetLocked(http2.ErrCodeStreamClosed, errStreamProtocol)
+		} else if !c.closedByReset(f.StreamID) {
+			c.writeRSTLocked(f.StreamID, http2.ErrCodeStreamClosed)
+		}
+		return nil
+	}
+	if n > st.recvWin {
+		c.giveBackLocked(nil, n)
+		st.resetLocked(http2.ErrCodeFlowControl, errStreamProtocol)
+		return nil
+	}
+	st.recvWin -= n
+	data := f.Data()
+	if pad := n - int64(len(data)); pad > 0 {
+		c.giveBackLocked(st, pad) // padding is consumed at once
+	}
+	if len(data) > 0 {
+		st.got += int64(len(data))
+		if st.declared >= 0 && st.got > st.declared {
+			c.giveBackLocked(nil, int64(len(data)))
+			st.resetLocked(http2.ErrCodeProtocol, errStreamProtocol) // more than Content-Length (§8.1.1)
+			return nil
+		}
+		if st.body != nil && !st.body.closed {
+			st.body.buf = append(st.body.buf, data...)
+		} else {
+			c.giveBackLocked(nil, int64(len(data)))
+		}
+	}
+	if f.StreamEnded() {
+		if st.declared >= 0 && st.got != st.declared {
+			st.resetLocked(http2.ErrCodeProtocol, errStreamProtocol) // less than Content-Length
+			return nil
+		}
+		st.endRecvLocked()
+	}
+	st.wake.Broadcast()
+	return nil
+}
+
+// closedByReset reports whether id is one of the last streams the server
+// reset: frames the peer sent before it saw the RST_STREAM are ignored
+// (§5.1), while a frame on another closed stream is a STREAM_CLOSED error.
+func (c *h2conn) closedByReset(id uint32) bool {
+	for _, r := range c.resets {
+		if r == id {
+			return true
+		}
+	}
+	return false
+}
+
+// giveBackLocked returns n consumed bytes to the peer's windows: the
+// connection's, and st's when it is not nil, with a WINDOW_UPDATE once an
+// eighth of the window is owed.
+func (c *h2conn) giveBackLocked(st *h2stream, n int64) {
+	c.recvWin += n
+	c.unacked += n
+	if c.unacked >= h2ConnWindow/8 && c.dead == nil {
+		_ = c.fr.WriteWindowUpdate(0, uint32(c.unacked))
+		c.unacked = 0
+	}
+	if st == nil || st.recvDone || st.closed != nil {
+		return
+	}
+	st.recvWin += n
+	st.unacked += n
+	if st.unacked >= h2StreamWindow/8 {
+		_ = c.fr.WriteWindowUpdate(st.id, uint32(st.unacked))
+		st.unacked = 0
+	}
+}
+
+func (c *h2conn) writeRSTLocked(id uint32, code http2.ErrCode) {
+	if c.dead == nil {
+		_ = c.fr.WriteRSTStream(id, code)
+	}
+	c.resets[c.resetN%len(c.resets)] = id
+	c.resetN++
+}
+
+// setIdleDeadline bounds the wait for the next frame: the idle timeout
+// while no stream is open, none while one is (each request is bounded by
+// its own timeouts).
+func (c *h2conn) setIdleDeadline() {
+	if len(c.streams) == 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
+	} else {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+}
+
+// flushLocked writes what is queued, unless another goroutine is writing
+// (it takes what was queued meanwhile before it stops). c.mu is released
+// during the write.
+func (c *h2conn) flushLocked() {
+	for !c.flushing && len(c.out) > 0 && c.dead == nil {
+		c.flushing = true
+		buf := c.out
+		c.out = c.spare[:0]
+		c.mu.Unlock()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(h2WriteByteTimeout))
+		_, err := c.nc.Write(buf)
+		c.mu.Lock()
+		c.flushing = false
+		if cap(buf) <= 64<<10 {
+			c.spare = buf[:0]
+		} else {
+			c.spare = nil
+		}
+		if err != nil {
+			c.failLocked(err)
+		}
+		if c.roomWait > 0 {
+			c.room.Broadcast()
+		}
+	}
+}
+
+// waitRoomLocked waits while more than h2MaxOut bytes wait to be written
+// and another goroutine writes them.
+func (c *h2conn) waitRoomLocked() {
+	for len(c.out) > h2MaxOut && c.flushing && c.dead == nil {
+		c.roomWait++
+		c.room.Wait()
+		c.roomWait--
+	}
+}
+
+// failLocked ends the connection: streams fail, the socket is closed.
+func (c *h2conn) failLocked(err error) {
+	if c.dead != nil {
+		return
+	}
+	c.dead = err
+	c.cancel()
+	for _, st := range c.streams {
+		st.closeLocked(errConnClosed)
+	}
+	c.room.Broadcast()
+	_ = c.nc.Close()
+}
+
+// goAwayAndClose sends GOAWAY with code and closes the connection.
+func (c *h2conn) goAwayAndClose(code http2.ErrCode) {
+	c.mu.Lock()
+	if c.dead == nil {
+		_ = c.fr.WriteGoAway(c.lastID, code, nil)
+		c.goAway = true
+		c.flushLocked()
+	}
+	c.failLocked(errConnClosed)
+	c.mu.Unlock()
+}
+
+// shut ends the connection when its reader stops.
+func (c *h2conn) shut(err error) {
+	c.mu.Lock()
+	c.flushLocked()
+	c.failLocked(err)
+	c.mu.Unlock()
+}
+
+// shutdown begins a graceful close (Server.Shutdown): GOAWAY with the last
+// stream, then the connection ends once its streams have. It reports
+// whether the connection is still open.
+func (c *h2conn) shutdown() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead != nil {
+		return false
+	}
+	if !c.goAway {
+		_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
+		c.goAway = true
+		c.flushLocked()
+	}
+	c.closing = true
+	if len(c.streams) == 0 && c.handlers == 0 {
+		c.failLocked(errConnClosed)
+		return false
+	}
+	return true
+}
+
+// kill closes the connection at once.
+func (c *h2conn) kill() {
+	c.mu.Lock()
+	c.failLocked(errConnClosed)
+	c.mu.Unlock()
+}
+
+func (s *Server) trackH2(c *h2conn, add bool) bool { return track(s, s.h2conns, c, add) }
+
+// h2List returns the native HTTP/2 connections.
+func (s *Server) h2List() []*h2conn { return list(s, s.h2conns) }
+
+// nativeH2 reports whether the entry point serves HTTP/2 with the native
+// server.
+func (s *Server) nativeH2() bool { return s.cfg.HTTP2Server == HTTP2ServerZkgate }
+
+var _ http.ResponseWriter = (*h2writer)(nil)
