@@ -3,7 +3,10 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -315,4 +318,101 @@ func TestNativeH2PingFloodBounded(t *testing.T) {
 		t.Fatalf("the server took %d MiB of PINGs from a client that reads nothing", written>>20)
 	}
 	t.Logf("the client's writes stopped after %d KiB of PINGs", written>>10)
+}
+
+// Flow control both ways: on one connection, requests uploading and
+// answers downloading 3 MB at once, each past the windows (the server's
+// 1 MiB, the client's 64 KiB per stream and 128 KiB per connection) many
+// times, arrive whole and in order.
+func TestNativeH2LargeBodiesConcurrent(t *testing.T) {
+	const size = 3 << 20
+	gen := func(seed byte) []byte {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = seed + byte(i*7)
+		}
+		return b
+	}
+	be := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			sum := sha256.Sum256(must(io.ReadAll(r.Body)))
+			_, _ = io.WriteString(w, hex.EncodeToString(sum[:]))
+			return
+		}
+		_, _ = w.Write(gen(r.URL.Path[len(r.URL.Path)-1]))
+	}))
+	_, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), strings.TrimPrefix(be.URL, "http://")))
+	fe := startFrontend(t, h, ServerConfig{HTTP2: HTTP2H2C, HTTP2Server: HTTP2ServerZkgate})
+	// The client's windows are small, so that the answers wait for its
+	// WINDOW_UPDATEs many times.
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: p, HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: 64 << 10, MaxReceiveBufferPerConnection: 128 << 10}}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	errc := make(chan error, 16)
+	for i := range 16 {
+		seed := byte('a' + i)
+		go func() {
+			if i%2 == 0 {
+				body := gen(seed)
+				res, err := client.Post(fe.URL+"/up", "application/octet-stream", bytes.NewReader(body))
+				if err != nil {
+					errc <- err
+					return
+				}
+				defer res.Body.Close()
+				got, err := io.ReadAll(res.Body)
+				want := sha256.Sum256(body)
+				if err != nil || res.ProtoMajor != 2 || string(got) != hex.EncodeToString(want[:]) {
+					errc <- fmt.Errorf("upload %d: %s, %v, backend's sum %q", i, res.Proto, err, got)
+					return
+				}
+				errc <- nil
+				return
+			}
+			res, err := client.Get(fe.URL + "/down/" + string(seed))
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer res.Body.Close()
+			got, err := io.ReadAll(res.Body)
+			if err != nil || res.ProtoMajor != 2 || !bytes.Equal(got, gen(seed)) {
+				errc <- fmt.Errorf("download %d: %s, %v, %d bytes", i, res.Proto, err, len(got))
+				return
+			}
+			errc <- nil
+		}()
+	}
+	for range 16 {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := fe.srv.ConnStats().NetHTTP; n != 1 {
+		t.Errorf("%d HTTP/2 connections, want the one all streams shared", n)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// A connection idle past the idle timeout is ended with GOAWAY NO_ERROR.
+func TestNativeH2IdleTimeoutGoAway(t *testing.T) {
+	b := newBackend(t, "b1", nil)
+	_, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), b.addr()))
+	fe := startFrontend(t, h, ServerConfig{HTTP2: HTTP2H2C, HTTP2Server: HTTP2ServerZkgate, IdleTimeout: 200 * time.Millisecond})
+	c := dialH2Raw(t, strings.TrimPrefix(fe.URL, "http://"))
+	start := time.Now()
+	if code := c.awaitGoAway(t); code != http2.ErrCodeNo {
+		t.Fatalf("GOAWAY %v, want NO_ERROR", code)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("GOAWAY after %v, before the idle timeout", d)
+	}
 }
