@@ -29,17 +29,17 @@
 #                           per upgraded connection)
 #   BENCH_PROP_EVENTS=100   discovery propagation events (0 = skip)
 #   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,zkgate-policies,go-reverseproxy,nginx,haproxy,caddy,nginx-2,haproxy-2
-#                           and of the TLS section: zkgate-tls,nginx-tls,nginx-tls-2, and of the
+#                           and of the TLS section: zkgate-tls,zkgate-tls-go,nginx-tls,nginx-tls-2, and of the
 #                           compression section: zkgate-gzip,nginx-gzip,nginx-gzip-2 (a section runs
 #                           when one of its targets is named: naming TLS targets only runs that
 #                           section alone; naming none of a section's skips it)
 #   BENCH_GZIP_LEVEL=5      compression level of zkgate (compress.level) and nginx (gzip_comp_level)
-#   BENCH_BASE_PORT=19100   ports BASE..BASE+33 on 127.0.0.1 must be free
+#   BENCH_BASE_PORT=19100   ports BASE..BASE+35 on 127.0.0.1 must be free
 #   BENCH_TIMEOUT=25m       hard bound on the whole run
 #
 # Iterating quickly: BENCH_ROUNDS=2 BENCH_DURATION=3s BENCH_PROP_EVENTS=20 scripts/bench.sh
 # Only the connection part: BENCH_ROUNDS=1 BENCH_TARGETS=zkgate,nginx,haproxy BENCH_PROP_EVENTS=0 scripts/bench.sh
-# Only the TLS section (about 3 minutes): BENCH_TARGETS=zkgate-tls,nginx-tls,nginx-tls-2 BENCH_PROP_EVENTS=0 scripts/bench.sh
+# Only the TLS section (about 3 minutes): BENCH_TARGETS=zkgate-tls,zkgate-tls-go,nginx-tls,nginx-tls-2 BENCH_PROP_EVENTS=0 scripts/bench.sh
 # Only the compression section (about 2 minutes): BENCH_TARGETS=zkgate-gzip,nginx-gzip,nginx-gzip-2 BENCH_PROP_EVENTS=0 scripts/bench.sh
 set -euo pipefail
 

@@ -254,17 +254,21 @@ func ZkgateGzipConfig(webPort, adminPort, zkPort int, zkPath string, level int, 
 
 // ZkgateTLSConfig is ZkgateConfig with one TLS entry point, websecure, on
 // port instead of web: the certificate and key given, every other TLS key
-// at its default (TLS 1.2 and 1.3, HTTP/2 by ALPN beside HTTP/1.1). Its
-// connections are served by Go's net/http (the fast path serves plain
-// HTTP/1.1 only).
-func ZkgateTLSConfig(port, adminPort, zkPort int, zkPath, certFile, keyFile string, accessLog bool) string {
+// at its default (TLS 1.2 and 1.3, HTTP/2 by ALPN beside HTTP/1.1), and
+// http2_server set to http2Server unless it is "" (the default). HTTP/1.1
+// inside TLS is served by the fast path.
+func ZkgateTLSConfig(port, adminPort, zkPort int, zkPath, certFile, keyFile string, accessLog bool, http2Server string) string {
+	server := ""
+	if http2Server != "" {
+		server = fmt.Sprintf("    http2_server: %s\n", http2Server)
+	}
 	secure := fmt.Sprintf(`  websecure:
     address: "127.0.0.1:%d"
-    tls:
+%s    tls:
       certificates:
         - cert_file: %q
           key_file: %q
-`, port, certFile, keyFile)
+`, port, server, certFile, keyFile)
 	return zkgateConfig(secure, adminPort, zkPort, zkPath, accessLog, "")
 }
 

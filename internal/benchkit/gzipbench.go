@@ -17,7 +17,7 @@ import (
 const (
 	offZkgateGzip = 30 // web, then admin
 	offNginxGzip  = 32
-	offNginxGzip2 = 33
+	offNginxGzip2 = 33 // offZkgateTLSGo (tlsbench.go) follows
 )
 
 // gzipSelected reports whether the compression section runs: every target

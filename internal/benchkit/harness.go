@@ -43,7 +43,7 @@ type Options struct {
 	// Conns is the main concurrency. Default 64.
 	Conns int
 	// BasePort is the first of the loopback ports used (BasePort to
-	// BasePort+33). Default 19100.
+	// BasePort+35). Default 19100.
 	BasePort int
 	// PropEvents is the number of discovery propagation events; 0 = skip.
 	PropEvents int
@@ -94,7 +94,7 @@ const (
 	offGoProxy   = 23
 	offNginx2    = 24
 	offHAProxy2  = 25
-	offLast      = offNginxGzip2 // the TLS section's ports (tlsbench.go), then the compression section's (gzipbench.go), come last
+	offLast      = offZkgateTLSGo + 1 // the TLS section's ports (tlsbench.go), then the compression section's (gzipbench.go), then zkgate-tls-go's come last
 )
 
 // Targets lists every measured target in report order.
@@ -401,7 +401,7 @@ func checkPorts(base int) error {
 	var busy []string
 	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2,
 		offNginxTLS, offNginxTLS2, offNginxGzip, offNginxGzip2}
-	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateStd, offZkgateTLS, offZkgatePol, offZkgateGzip} {
+	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateStd, offZkgateTLS, offZkgatePol, offZkgateGzip, offZkgateTLSGo} {
 		offs = append(offs, off, off+1)
 	}
 	for _, off := range offs {

@@ -204,7 +204,7 @@ func TestNginxTLSConfig(t *testing.T) {
 }
 
 func TestZkgateTLSConfigLoads(t *testing.T) {
-	text := ZkgateTLSConfig(19126, 19127, 19100, "/services/bench1", "/c/cert.pem", "/c/key.pem", true)
+	text := ZkgateTLSConfig(19126, 19127, 19100, "/services/bench1", "/c/cert.pem", "/c/key.pem", true, "go")
 	cfg, err := config.Parse([]byte(text), "zkgate TLS bench config")
 	if err != nil {
 		t.Fatalf("the generated configuration does not load: %v\n%s", err, text)
@@ -216,6 +216,9 @@ func TestZkgateTLSConfigLoads(t *testing.T) {
 	if ep.Address != "127.0.0.1:19126" || ep.TLS == nil || len(ep.TLS.Certificates) != 1 ||
 		ep.TLS.Certificates[0] != (config.Certificate{CertFile: "/c/cert.pem", KeyFile: "/c/key.pem"}) {
 		t.Fatalf("websecure = %+v (tls %+v)", ep, ep.TLS)
+	}
+	if ep.HTTP2Server != "go" {
+		t.Errorf("http2_server %q, want the one asked for (go)", ep.HTTP2Server)
 	}
 	if ep.HTTP2 != "auto" || ep.TLS.MinVersion != "1.2" || ep.TLS.ClientAuth != nil {
 		t.Errorf("http2 %q, min version %q, client auth %v: want the defaults", ep.HTTP2, ep.TLS.MinVersion, ep.TLS.ClientAuth)
@@ -296,7 +299,7 @@ func TestZkgateTLSConfigRoutes(t *testing.T) {
 	}
 	port := zktest.FreePort(t)
 	ctx, gatewayDone := serveZkgate(t, func(admin, zkPort int) string {
-		return ZkgateTLSConfig(port, admin, zkPort, "/services/bench1", cert.CertFile, cert.KeyFile, false)
+		return ZkgateTLSConfig(port, admin, zkPort, "/services/bench1", cert.CertFile, cert.KeyFile, false, "")
 	})
 	base := fmt.Sprintf("https://127.0.0.1:%d", port)
 	err = WaitFor(ctx, 30*time.Second, "zkgate over TLS", func() (bool, error) {

@@ -20,6 +20,8 @@ const (
 	offZkgateTLS = 26 // TLS entry point, then admin
 	offNginxTLS  = 28
 	offNginxTLS2 = 29
+	// offZkgateTLSGo is zkgate-tls-go's TLS entry point, then admin.
+	offZkgateTLSGo = 34
 )
 
 // tlsSelected reports whether the TLS section runs: every target when
@@ -67,7 +69,9 @@ func (h *harness) tlsSection(ctx context.Context) (*TLSResults, error) {
 		t := &target{TargetInfo: info, prefix: RoutePrefix}
 		switch info.Name {
 		case "zkgate-tls":
-			err = h.startZkgateTLS(ctx, t, cert)
+			err = h.startZkgateTLS(ctx, t, cert, offZkgateTLS, "")
+		case "zkgate-tls-go":
+			err = h.startZkgateTLS(ctx, t, cert, offZkgateTLSGo, "go")
 		case NginxTLS:
 			err = h.startNginxTLS(t, offNginxTLS, 1, one, cert)
 		case "nginx-tls-2":
@@ -154,15 +158,15 @@ func TLSGet(pool *x509.CertPool, url string, h2 bool) (protoMajor int, body stri
 }
 
 // startZkgateTLS starts bin/zkgate with ZkgateTLSConfig (access log on, as
-// the main zkgate target); the TLS entry point and admin listen on
-// offZkgateTLS and the port after.
-func (h *harness) startZkgateTLS(ctx context.Context, t *target, cert BenchCert) error {
+// the main zkgate target) and http2Server ("": the default); the TLS entry
+// point and admin listen on off and the port after.
+func (h *harness) startZkgateTLS(ctx context.Context, t *target, cert BenchCert, off int, http2Server string) error {
 	dir := filepath.Join(h.run, t.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("benchkit: %w", err)
 	}
 	cfg := filepath.Join(dir, "gateway.yaml")
-	text := ZkgateTLSConfig(h.port(offZkgateTLS), h.port(offZkgateTLS+1), h.port(offZooKeeper), "/services/bench1", cert.CertFile, cert.KeyFile, true)
+	text := ZkgateTLSConfig(h.port(off), h.port(off+1), h.port(offZooKeeper), "/services/bench1", cert.CertFile, cert.KeyFile, true, http2Server)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}
@@ -176,7 +180,7 @@ func (h *harness) startZkgateTLS(ctx context.Context, t *target, cert BenchCert)
 	if err != nil {
 		return err
 	}
-	t.proc, t.url, t.admin = p, "https://"+h.addr(offZkgateTLS), "http://"+h.addr(offZkgateTLS+1)
+	t.proc, t.url, t.admin = p, "https://"+h.addr(off), "http://"+h.addr(off+1)
 	ready := t.admin + "/readyz"
 	return WaitFor(ctx, 30*time.Second, t.Name+" readiness at "+ready, func() (bool, error) {
 		return status(ready) == http.StatusOK, p.Err()

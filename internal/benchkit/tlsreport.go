@@ -43,6 +43,7 @@ var TLSTargets = []TargetInfo{
 	{Name: "zkgate-tls", Label: "zkgate, TLS entry point"},
 	{Name: NginxTLS, Label: "nginx, 1 worker, listen ssl http2"},
 	{Name: "nginx-tls-2", Label: "nginx, 2 workers, listen ssl http2", BothCores: true},
+	{Name: "zkgate-tls-go", Label: "zkgate, TLS entry point, http2_server: go (net/http's HTTP/2 server)"},
 }
 
 // TLSSample is one run of the TLS section.

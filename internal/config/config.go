@@ -119,10 +119,10 @@ type EntryPoint struct {
 	// protections against rapid reset and CONTINUATION floods. Default
 	// "auto".
 	HTTP2 string `mapstructure:"http2"`
-	// HTTP2Server is which server speaks HTTP/2 on this entry point: "go"
-	// (net/http's) or "zkgate" (zkgate's own, with one goroutine per
-	// connection and one per request; the same limits, checked against
-	// h2spec). Default "go".
+	// HTTP2Server is which server speaks HTTP/2 on this entry point:
+	// "zkgate" (zkgate's own: one goroutine per connection and one per
+	// request, the same limits as Go's, passing every h2spec case) or "go"
+	// (net/http's). Default "zkgate".
 	HTTP2Server string `mapstructure:"http2_server"`
 	// RedirectTo names a TLS entry point: every request to this one is
 	// answered 308 Permanent Redirect to the same host and target on that

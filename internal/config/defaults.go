@@ -63,7 +63,7 @@ func defaultEntryPoint() EntryPoint {
 		MinBodyRate:    proxy.DefaultMinBodyRate,
 		FastPath:       true,
 		HTTP2:          HTTP2Auto,
-		HTTP2Server:    HTTP2ServerGo,
+		HTTP2Server:    HTTP2ServerZkgate,
 	}
 }
 
