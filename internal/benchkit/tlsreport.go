@@ -253,7 +253,7 @@ func (r Results) tlsMarkdown(b *strings.Builder) {
 		return
 	}
 	b.WriteString("zkgate's TLS entry point (`entry_points.websecure.tls` with one certificate, every other key at its default: TLS 1.2 and 1.3, " +
-		"HTTP/2 by ALPN beside HTTP/1.1; its connections are served by Go's `net/http`, not the fast path) and nginx " +
+		"HTTP/2 by ALPN beside HTTP/1.1; HTTP/1.1 served by the fast path, HTTP/2 by zkgate's own server, and by net/http's in the row `http2_server: go`) and nginx " +
 		"(`listen ... ssl http2 backlog=4096`, `ssl_protocols TLSv1.2 TLSv1.3`, `keepalive_requests 1000000` as Go sets no such limit, with one worker and with two), " +
 		"both serving the same certificate, an ECDSA P-256 key and a self-signed certificate for 127.0.0.1 made by the harness at the start of the run " +
 		"(Go's crypto/x509, in `.bench/run/tls`, never committed), both in front of the first backend over plain HTTP/1.1 keep-alive, " +
