@@ -141,8 +141,9 @@ func fzH2Send(addr string, fields []hpack.HeaderField, body []byte) string {
 
 // FuzzNativeH2 sends a request built from the input — header fields,
 // pseudo-headers included, of any bytes, and a body — to a gateway on
-// net/http's HTTP/2 server and one on zkgate's own, both in front of the
-// same HTTP/1.1 backend: whatever the native server forwards, net/http's
+// net/http's HTTP/2 server, ReverseProxy and net/http's transport (the
+// reference) and one on zkgate's own server, forward.lean and roundTripH1,
+// both in front of the same HTTP/1.1 backend: whatever the native server forwards, net/http's
 // must forward identically (the backend sees the same method, target,
 // fields, body and trailers), and the native server may refuse only where
 // it is stricter by rule: a Host field beside :authority (RFC 9113
@@ -166,7 +167,7 @@ func FuzzNativeH2(f *testing.F) {
 		f.Add([]byte(s[0] + "\x00" + s[1]))
 	}
 	be := newFzH2Backend(f)
-	ref := newH2SideOn(f, false, HTTP2ServerGo, be.ln.Addr().String())
+	ref := newH2SideOn(f, true, HTTP2ServerGo, be.ln.Addr().String())
 	native := newH2SideOn(f, false, HTTP2ServerZkgate, be.ln.Addr().String())
 	execs := 0
 	fzSerial(f, 4096, func(t *testing.T, in []byte) {

@@ -290,7 +290,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.pol != nil {
 		f.rp.ModifyResponse = f.modifyResponse
 	}
-	f.rp.ServeHTTP(&ex.sw, out)
+	if leanEligible(out, e.route.Upstream) {
+		f.lean(&ex.sw, out)
+	} else {
+		f.rp.ServeHTTP(&ex.sw, out)
+	}
 	if z := ex.sw.z; z != nil {
 		// The body was copied whole (a broken one panics out of
 		// ServeHTTP, and the client sees it cut): end the stream.
