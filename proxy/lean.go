@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
@@ -174,8 +173,13 @@ func streams(res *http.Response) bool {
 	if res.ContentLength == -1 {
 		return true
 	}
-	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
-	return mt == "text/event-stream"
+	// The media type, as mime.ParseMediaType reads it, without its
+	// allocations: what comes before any parameter, trimmed, any case.
+	ct := res.Header.Get("Content-Type")
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
 }
 
 // errCopyWrite is a write to the client that failed during copyBody.
