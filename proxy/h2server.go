@@ -511,6 +511,10 @@ func (c *h2conn) flushLocked() {
 			c.room.Broadcast()
 		}
 	}
+	if !c.flushing && len(c.out) == 0 && len(c.streams) == 0 {
+		// An idle connection holds no write buffer.
+		c.out, c.spare = nil, nil
+	}
 }
 
 // waitRoomLocked waits while more than h2MaxOut bytes wait to be written
