@@ -37,6 +37,7 @@ type h2stream struct {
 	trailer                   http.Header // the request's trailers, until its body's reader takes them
 	body                      *h2body
 	w                         h2writer
+	handler                   http.HandlerFunc // nil: the server's
 }
 
 // onHeaders handles a HEADERS frame (with its CONTINUATIONs): a new
@@ -92,11 +93,46 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		c.setIdleDeadline()
 	}
 	if f.Truncated {
-		go st.run(headerListTooLong) // the header list passed MaxHeaderBytes
-	} else {
-		go st.run(nil)
+		st.handler = headerListTooLong // the header list passed MaxHeaderBytes
 	}
+	startH2Worker(st)
 	return nil
+}
+
+// Streams run on workers: goroutines that, once a stream's handler
+// returned, wait a while for the next stream rather than exit. A new
+// goroutine starts with a small stack, and a request's handler grows it
+// several times (copying it each time): 4.6% of an HTTP/2 request's CPU
+// (perf, h2load -c4 -m16). A worker's stack stays grown between streams,
+// until a collection shrinks it or the worker has waited h2WorkerIdle.
+const h2WorkerIdle = time.Second
+
+// h2Work hands a stream to a worker waiting for one.
+var h2Work = make(chan *h2stream)
+
+// startH2Worker runs st on a waiting worker, or on a new one.
+func startH2Worker(st *h2stream) {
+	select {
+	case h2Work <- st:
+	default:
+		go h2Worker(st)
+	}
+}
+
+// h2Worker runs st, then the streams it is given, until it has waited
+// h2WorkerIdle for one.
+func h2Worker(st *h2stream) {
+	idle := time.NewTimer(h2WorkerIdle)
+	defer idle.Stop()
+	for {
+		st.run()
+		idle.Reset(h2WorkerIdle)
+		select {
+		case st = <-h2Work:
+		case <-idle.C:
+			return
+		}
+	}
 }
 
 // headerListTooLong answers a request whose fields the Framer cut.
@@ -232,13 +268,13 @@ func (c *h2conn) newRequest(st *h2stream, f *http2.MetaHeadersFrame) (*http.Requ
 	return r.WithContext(ctx), http2.ErrCodeNo
 }
 
-// run serves the stream's request with handler (nil: the server's) and
-// ends its answer.
-func (st *h2stream) run(handler http.HandlerFunc) {
-	c := st.c
+// run serves the stream's request with its handler (nil: the server's)
+// and ends its answer.
+func (st *h2stream) run() {
 	defer st.finish()
+	handler := st.handler
 	if handler == nil {
-		handler = c.s.serveHTTP
+		handler = st.c.s.serveHTTP
 	}
 	handler(&st.w, st.req)
 	st.w.end()
