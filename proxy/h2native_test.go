@@ -416,3 +416,45 @@ func TestNativeH2IdleTimeoutGoAway(t *testing.T) {
 		t.Fatalf("GOAWAY after %v, before the idle timeout", d)
 	}
 }
+
+// No frame of a stream follows its END_STREAM: twenty answers with bodies
+// on one connection, every frame read. (The last DATA frame of an answer
+// was followed by an empty one with END_STREAM again, which net/http's
+// client logged as a protocol error.)
+func TestNativeH2NoFrameAfterEndStream(t *testing.T) {
+	b := newBackend(t, "b1", nil)
+	_, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), b.addr()))
+	fe := startFrontend(t, h, ServerConfig{HTTP2: HTTP2H2C, HTTP2Server: HTTP2ServerZkgate})
+	c := dialH2Raw(t, strings.TrimPrefix(fe.URL, "http://"))
+	const streams = 20
+	for id := uint32(1); id < 2*streams; id += 2 {
+		if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.headers("/x"), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ended := map[uint32]bool{}
+	// A PING after the answers: its ACK comes after every frame the
+	// answers made.
+	done := false
+	for !done {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := f.Header().StreamID
+		if id != 0 && ended[id] {
+			t.Errorf("%v after the stream's END_STREAM", f.Header())
+		}
+		if id != 0 && f.Header().Flags.Has(http2.FlagDataEndStream) && (f.Header().Type == http2.FrameData || f.Header().Type == http2.FrameHeaders) {
+			ended[id] = true
+			if len(ended) == streams {
+				if err := c.fr.WritePing(false, [8]byte{1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+			done = true
+		}
+	}
+}

@@ -426,6 +426,7 @@ func (st *h2stream) sendDataLocked(p []byte, end bool) error {
 		p = p[n:]
 		if last {
 			st.endSentLocked()
+			return nil
 		}
 		if len(c.out) >= 64<<10 {
 			c.flushLocked()
