@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"os"
 	"runtime"
@@ -197,9 +198,15 @@ func (c *h2conn) newRequest(st *h2stream, f *http2.MetaHeadersFrame) (*http.Requ
 	}
 	fields := f.RegularFields()
 	h := make(http.Header, len(fields))
-	for _, hf := range fields {
+	vals := make([]string, len(fields)) // every field's value slice, capped
+	for i, hf := range fields {
 		key := canonicalH2(hf.Name)
-		h[key] = append(h[key], hf.Value)
+		if vv, ok := h[key]; ok {
+			h[key] = append(vv, hf.Value)
+			continue
+		}
+		vals[i] = hf.Value
+		h[key] = vals[i : i+1 : i+1]
 	}
 	for _, k := range h2ConnFields {
 		if _, ok := h[k]; ok {
@@ -843,18 +850,20 @@ func bodyAllowed(status int) bool {
 	return (status < 100 || status > 199) && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
-// h2Common are field names whose lower and canonical forms are computed
-// once (most requests and answers carry only these).
-var h2Common = func() map[string]string {
-	m := make(map[string]string)
+// commonNames are field names whose forms are known without work: most
+// requests and answers carry only these. commonCanon maps a name's
+// canonical and lower-case forms to its canonical form, commonLower its
+// canonical form to the lower-case one.
+var commonCanon, commonLower = func() (map[string]string, map[string]string) {
+	canon, lower := make(map[string]string), make(map[string]string)
 	for _, k := range []string{
 		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges", "Age",
 		"Access-Control-Allow-Credentials", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods",
 		"Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Access-Control-Max-Age",
 		"Access-Control-Request-Headers", "Access-Control-Request-Method", "Allow", "Authorization",
-		"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
+		"Cache-Control", "Connection", "Content-Disposition", "Content-Encoding", "Content-Language", "Content-Length",
 		"Content-Location", "Content-Range", "Content-Type", "Cookie", "Date", "Etag", "Expect", "Expires",
-		"From", "Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Unmodified-Since",
+		"From", "Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Unmodified-Since", "Keep-Alive",
 		"Last-Modified", "Link", "Location", "Max-Forwards", "Origin", "Proxy-Authenticate",
 		"Proxy-Authorization", "Range", "Referer", "Refresh", "Retry-After", "Server", "Set-Cookie",
 		"Strict-Transport-Security", "Te", "Trailer", "Transfer-Encoding", "User-Agent", "Vary", "Via",
@@ -863,24 +872,34 @@ var h2Common = func() map[string]string {
 		"Grpc-Encoding", "Grpc-Accept-Encoding", "Priority", "Upgrade-Insecure-Requests",
 		"Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User",
 	} {
-		m[k] = strings.ToLower(k)
-		m[strings.ToLower(k)] = k
+		canon[k], canon[strings.ToLower(k)] = k, k
+		lower[k] = strings.ToLower(k)
 	}
-	return m
+	return canon, lower
 }()
 
 // canonicalH2 is the canonical form of a field name as it came (lower
 // case on the wire).
 func canonicalH2(name string) string {
-	if k, ok := h2Common[name]; ok && k[0] >= 'A' && k[0] <= 'Z' {
+	if k, ok := commonCanon[name]; ok {
 		return k
 	}
 	return http.CanonicalHeaderKey(name)
 }
 
+// canonicalBytes is the canonical form of a field name read from an
+// HTTP/1.1 head, allocating only for a name commonCanon does not know in
+// that spelling.
+func canonicalBytes(name []byte) string {
+	if k, ok := commonCanon[string(name)]; ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(string(name))
+}
+
 // lowerH2 is the wire form of a field name; false when it is not ASCII.
 func lowerH2(k string) (string, bool) {
-	if lk, ok := h2Common[k]; ok && !(lk[0] >= 'A' && lk[0] <= 'Z') {
+	if lk, ok := commonLower[k]; ok {
 		return lk, true
 	}
 	for i := 0; i < len(k); i++ {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/netip"
 	"strconv"
@@ -139,6 +140,8 @@ type exchange struct {
 type forward struct {
 	exchange
 	rp httputil.ReverseProxy
+	// trace passes 1xx answers on (forward.lean).
+	trace httptrace.ClientTrace
 }
 
 // discardLog is ReverseProxy's ErrorLog: copy errors (a client that went

@@ -68,7 +68,7 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 	if _, ok := outreq.Header["User-Agent"]; !ok {
 		outreq.Header["User-Agent"] = []string{""} // none, rather than Go's
 	}
-	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, hdr textproto.MIMEHeader) error {
+	f.trace.Got1xxResponse = func(code int, hdr textproto.MIMEHeader) error {
 		h := rw.Header()
 		for k, vv := range hdr {
 			h[k] = append(h[k], vv...)
@@ -76,8 +76,8 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 		rw.WriteHeader(code)
 		clear(h)
 		return nil
-	}}
-	outreq = outreq.WithContext(httptrace.WithClientTrace(outreq.Context(), trace))
+	}
+	outreq = outreq.WithContext(httptrace.WithClientTrace(outreq.Context(), &f.trace))
 
 	res, err := f.RoundTrip(outreq)
 	if err != nil {
@@ -99,6 +99,10 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 	}
 	out := rw.Header()
 	for k, vv := range res.Header {
+		if len(out[k]) == 0 {
+			out[k] = vv // the answer's own slice: nothing else holds it
+			continue
+		}
 		out[k] = append(out[k], vv...)
 	}
 	announced := len(res.Trailer)

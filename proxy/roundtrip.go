@@ -9,6 +9,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -240,23 +241,38 @@ func (fr *fastResponse) response(req *http.Request) (*http.Response, error) {
 	if fr.http10 {
 		proto, minor = "HTTP/1.0", 0
 	}
-	status := string(fr.code)
-	if len(fr.reason) > 0 {
-		status += " " + string(fr.reason)
-	}
 	res := &http.Response{
-		Status: status, StatusCode: fr.status,
+		Status: fr.statusText(), StatusCode: fr.status,
 		Proto: proto, ProtoMajor: 1, ProtoMinor: minor,
 		Header:  make(http.Header, len(fr.hdrs)),
 		Request: req,
 		Close:   fr.close,
 	}
+	// One string holds every value and one array every field's value
+	// slice (capped, so that a second value of a name is appended
+	// elsewhere): two allocations for the fields, beside the names
+	// commonCanon does not know.
+	var all strings.Builder
 	for _, f := range fr.hdrs {
+		all.Grow(len(f.value))
+	}
+	for _, f := range fr.hdrs {
+		all.Write(f.value)
+	}
+	values, vals, off := all.String(), make([]string, len(fr.hdrs)), 0
+	for i, f := range fr.hdrs {
+		v := values[off : off+len(f.value)]
+		off += len(f.value)
 		if f.kind == rkTransferEncoding {
 			continue
 		}
-		key := textproto.CanonicalMIMEHeaderKey(string(f.name))
-		res.Header[key] = append(res.Header[key], string(f.value))
+		key := canonicalBytes(f.name)
+		if vv, ok := res.Header[key]; ok {
+			res.Header[key] = append(vv, v)
+			continue
+		}
+		vals[i] = v
+		res.Header[key] = vals[i : i+1 : i+1]
 	}
 	switch {
 	case req.Method == http.MethodHead:
@@ -289,6 +305,30 @@ func (fr *fastResponse) response(req *http.Request) (*http.Response, error) {
 		delete(res.Header, "Trailer")
 	}
 	return res, nil
+}
+
+// statusLines are "code reason" of the statuses net/http names.
+var statusLines = func() map[int]string {
+	m := make(map[int]string)
+	for code := 100; code < 600; code++ {
+		if t := http.StatusText(code); t != "" {
+			m[code] = strconv.Itoa(code) + " " + t
+		}
+	}
+	return m
+}()
+
+// statusText is the Status of the answer's http.Response: its code and
+// reason as they came, without an allocation when they are net/http's.
+func (fr *fastResponse) statusText() string {
+	if s, ok := statusLines[fr.status]; ok && len(fr.reason) > 0 && s[:3] == string(fr.code) && s[4:] == string(fr.reason) {
+		return s
+	}
+	status := string(fr.code)
+	if len(fr.reason) > 0 {
+		status += " " + string(fr.reason)
+	}
+	return status
 }
 
 // h1Body is the body of an answer roundTripH1 read the head of.
