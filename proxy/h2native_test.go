@@ -243,7 +243,7 @@ func nativeH2C(t *testing.T) *frontend {
 
 // Rapid reset (CVE-2023-44487): a client that opens streams and resets
 // each before its answer is cut off with ENHANCE_YOUR_CALM once it passes
-// h2MaxEarlyResets, before it has made the server start a bounded number
+// h2MaxGlitches, before it has made the server start a bounded number
 // of handlers.
 func TestNativeH2RapidResetCutOff(t *testing.T) {
 	fe := nativeH2C(t)
@@ -251,7 +251,7 @@ func TestNativeH2RapidResetCutOff(t *testing.T) {
 	block := c.headers("/slow")
 	errc := make(chan error, 1)
 	go func() {
-		for id := uint32(1); id < 2*2*h2MaxEarlyResets+2; id += 2 {
+		for id := uint32(1); id < 2*2*h2MaxGlitches+2; id += 2 {
 			if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true}); err != nil {
 				errc <- err
 				return

@@ -39,14 +39,17 @@ import (
 //
 //   - streams open at once: MAX_CONCURRENT_STREAMS (h2MaxConcurrentStreams);
 //     one more is refused with REFUSED_STREAM;
-//   - rapid reset (CVE-2023-44487): handlers still running after their
-//     streams were reset are bounded by h2MaxHandlers, and a client that
-//     resets more than h2MaxEarlyResets streams before their answers, and
-//     more than half of those it opened, is cut off (GOAWAY
-//     ENHANCE_YOUR_CALM), as HAProxy counts such "glitches";
+//   - rapid reset (CVE-2023-44487) and its variant through the server's
+//     own resets (CVE-2025-8671, "MadeYouReset"): handlers still running
+//     after their streams were reset are bounded by h2MaxHandlers, and a
+//     client that has more than h2MaxGlitches streams end early — reset
+//     by it before their answers, or reset by the server for its errors,
+//     or refused — and more than half of those it opened, is cut off
+//     (GOAWAY ENHANCE_YOUR_CALM), as HAProxy counts such "glitches";
 //   - frames the peer makes the server queue (PING and SETTINGS answers,
-//     RST_STREAMs) while it does not read: beyond h2MaxOut bytes waiting
-//     the connection is closed;
+//     RST_STREAMs, WINDOW_UPDATEs) while it does not read: beyond
+//     h2MaxControl of them waiting the connection is closed (net/http's
+//     bound); DATA waits for room instead (h2MaxOut);
 //   - a request body buffered is bounded by the windows advertised
 //     (h2StreamWindow per stream, h2ConnWindow per connection); a peer
 //     that sends more is a FLOW_CONTROL_ERROR;
@@ -54,14 +57,15 @@ import (
 //     idle connection within the idle timeout, each write within
 //     h2WriteByteTimeout, and a stream's wait for send window as long.
 const (
-	h2StreamWindow   = 1 << 20
-	h2ConnWindow     = 1 << 20
-	h2MaxHandlers    = 4 * h2MaxConcurrentStreams
-	h2MaxEarlyResets = 1000
-	h2MaxOut         = 1 << 20
-	h2BodyChunk      = 16 << 10 // answer body gathered before a DATA frame goes out
-	h2DefaultIdle    = 3 * time.Minute
-	h2InitialWin     = 65535 // RFC 9113 §6.9.2
+	h2StreamWindow = 1 << 20
+	h2ConnWindow   = 1 << 20
+	h2MaxHandlers  = 4 * h2MaxConcurrentStreams
+	h2MaxGlitches  = 1000
+	h2MaxControl   = 10000
+	h2MaxOut       = 1 << 20
+	h2BodyChunk    = 16 << 10 // answer body gathered before a DATA frame goes out
+	h2DefaultIdle  = 3 * time.Minute
+	h2InitialWin   = 65535 // RFC 9113 §6.9.2
 )
 
 // h2conn is one HTTP/2 connection of the native server.
@@ -97,9 +101,12 @@ type h2conn struct {
 	closing  bool       // graceful close: end once no stream is left
 	resets   [32]uint32 // the streams the server reset last (closedByReset)
 	resetN   int
-	// opened counts the streams the client opened, earlyResets those it
-	// reset before their answer ended.
-	opened, earlyResets int
+	// opened counts the streams the client opened, glitches those that
+	// ended early by the client's doing (controlRoom).
+	opened, glitches int
+	// control counts the frames queued in out in answer to the client's
+	// (ACKs, RST_STREAMs, WINDOW_UPDATEs) since a write last took out.
+	control int
 }
 
 // h2sink is the Framer's writer: frames go into the connection's buffer
@@ -190,7 +197,11 @@ func (c *h2conn) serve() {
 			c.setIdleDeadline()
 			c.mu.Unlock()
 		}
-		if err := c.process(f); err != nil {
+		err = c.process(f)
+		if err == nil {
+			err = c.controlRoom()
+		}
+		if err != nil {
 			var ce http2.ConnectionError
 			if errors.As(err, &ce) {
 				c.goAwayAndClose(http2.ErrCode(ce))
@@ -205,6 +216,10 @@ func (c *h2conn) serve() {
 	}
 }
 
+// errGoneAway ends the serve loop once the client went away (GOAWAY) and
+// no stream is left.
+var errGoneAway = errors.New("http2: the client went away")
+
 // readError handles an error of ReadFrame and reports whether the
 // connection goes on.
 func (c *h2conn) readError(err error) bool {
@@ -212,7 +227,12 @@ func (c *h2conn) readError(err error) bool {
 	var ce http2.ConnectionError
 	switch {
 	case errors.As(err, &se):
+		if c.controlRoom() != nil {
+			c.goAwayAndClose(http2.ErrCodeEnhanceYourCalm)
+			return false
+		}
 		c.mu.Lock()
+		c.glitches++
 		if se.StreamID > c.lastID && se.StreamID%2 == 1 {
 			c.lastID = se.StreamID // a stream the client opened badly is closed
 		}
@@ -258,9 +278,7 @@ func (c *h2conn) process(f http2.Frame) error {
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if err := c.controlRoom(); err != nil {
-			return err
-		}
+		c.control++
 		return c.fr.WritePing(true, f.Data)
 	case *http2.RSTStreamFrame:
 		c.mu.Lock()
@@ -272,28 +290,42 @@ func (c *h2conn) process(f http2.Frame) error {
 			if !st.sentEnd {
 				// Reset before its answer: rapid reset opens and resets
 				// streams to make the server start work it never sends.
-				if c.earlyResets++; c.earlyResets > h2MaxEarlyResets && 2*c.earlyResets > c.opened {
-					return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
-				}
+				c.glitches++
 			}
 			st.closeLocked(errClientReset)
 		}
 		return nil
 	case *http2.PriorityFrame:
 		if f.StreamDep == f.StreamID {
+			// A stream depending on itself (§5.3.1): a stream error, but
+			// RST_STREAM is never sent for an idle stream (§6.4).
 			c.mu.Lock()
 			defer c.mu.Unlock()
+			if f.StreamID > c.lastID {
+				return http2.ConnectionError(http2.ErrCodeProtocol)
+			}
 			if st := c.streams[f.StreamID]; st != nil {
-				st.resetLocked(http2.ErrCodeProtocol, errStreamProtocol)
+				st.refuseLocked(http2.ErrCodeProtocol)
 				return nil
 			}
+			c.glitches++
 			c.writeRSTLocked(f.StreamID, http2.ErrCodeProtocol)
 		}
 		return nil
 	case *http2.GoAwayFrame:
+		// The client takes no more streams from the server and may still
+		// open its own: answered with the server's GOAWAY, which tells it
+		// the last stream served; the connection ends once those have.
 		c.mu.Lock()
-		c.closing = true // the client opens no more streams
-		c.mu.Unlock()
+		defer c.mu.Unlock()
+		if !c.goAway && c.dead == nil {
+			_ = c.fr.WriteGoAway(c.lastID, http2.ErrCodeNo, nil)
+			c.goAway = true
+		}
+		c.closing = true
+		if len(c.streams) == 0 && c.handlers == 0 {
+			return errGoneAway
+		}
 		return nil
 	case *http2.PushPromiseFrame:
 		return http2.ConnectionError(http2.ErrCodeProtocol) // a client never pushes
@@ -302,11 +334,14 @@ func (c *h2conn) process(f http2.Frame) error {
 	}
 }
 
-// controlRoom reports an error when the frames the server queued for the
-// peer, unwritten, pass h2MaxOut: a peer that asks for answers (PING,
-// SETTINGS) without reading them is cut off.
+// controlRoom reports ENHANCE_YOUR_CALM for a client that makes the
+// server work for nothing: more than h2MaxControl frames queued in answer
+// to its own while it does not read them, or more than h2MaxGlitches
+// streams ended early by its doing, and more than half of those it opened.
 func (c *h2conn) controlRoom() error {
-	if len(c.out) > h2MaxOut {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.control > h2MaxControl || (c.glitches > h2MaxGlitches && 2*c.glitches > c.opened) {
 		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 	}
 	return nil
@@ -318,9 +353,6 @@ func (c *h2conn) onSettings(f *http2.SettingsFrame) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.controlRoom(); err != nil {
-		return err
-	}
 	err := f.ForeachSetting(func(s http2.Setting) error {
 		if err := s.Valid(); err != nil {
 			return err
@@ -347,6 +379,7 @@ func (c *h2conn) onSettings(f *http2.SettingsFrame) error {
 	if err != nil {
 		return err
 	}
+	c.control++
 	return c.fr.WriteSettingsAck()
 }
 
@@ -371,7 +404,7 @@ func (c *h2conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		return nil // a closed stream: frames in flight are ignored
 	}
 	if st.sendWin += inc; st.sendWin > 1<<31-1 {
-		st.resetLocked(http2.ErrCodeFlowControl, errStreamProtocol)
+		st.refuseLocked(http2.ErrCodeFlowControl)
 		return nil
 	}
 	st.wake.Broadcast()
@@ -394,15 +427,16 @@ func (c *h2conn) onData(f *http2.DataFrame) error {
 			return http2.ConnectionError(http2.ErrCodeProtocol) // idle stream (§5.1)
 		}
 		if st != nil {
-			st.resetLocked(http2.ErrCodeStreamClosed, errStreamProtocol)
+			st.refuseLocked(http2.ErrCodeStreamClosed)
 		} else if !c.closedByReset(f.StreamID) {
+			c.glitches++
 			c.writeRSTLocked(f.StreamID, http2.ErrCodeStreamClosed)
 		}
 		return nil
 	}
 	if n > st.recvWin {
 		c.giveBackLocked(nil, n)
-		st.resetLocked(http2.ErrCodeFlowControl, errStreamProtocol)
+		st.refuseLocked(http2.ErrCodeFlowControl)
 		return nil
 	}
 	st.recvWin -= n
@@ -414,7 +448,7 @@ func (c *h2conn) onData(f *http2.DataFrame) error {
 		st.got += int64(len(data))
 		if st.declared >= 0 && st.got > st.declared {
 			c.giveBackLocked(nil, int64(len(data)))
-			st.resetLocked(http2.ErrCodeProtocol, errStreamProtocol) // more than Content-Length (§8.1.1)
+			st.refuseLocked(http2.ErrCodeProtocol) // more than Content-Length (§8.1.1)
 			return nil
 		}
 		if st.body != nil && !st.body.closed {
@@ -425,7 +459,7 @@ func (c *h2conn) onData(f *http2.DataFrame) error {
 	}
 	if f.StreamEnded() {
 		if st.declared >= 0 && st.got != st.declared {
-			st.resetLocked(http2.ErrCodeProtocol, errStreamProtocol) // less than Content-Length
+			st.refuseLocked(http2.ErrCodeProtocol) // less than Content-Length
 			return nil
 		}
 		st.endRecvLocked()
@@ -455,6 +489,7 @@ func (c *h2conn) giveBackLocked(st *h2stream, n int64) {
 	if c.unacked >= h2ConnWindow/8 && c.dead == nil {
 		_ = c.fr.WriteWindowUpdate(0, uint32(c.unacked))
 		c.unacked = 0
+		c.control++
 	}
 	if st == nil || st.recvDone || st.closed != nil {
 		return
@@ -464,12 +499,14 @@ func (c *h2conn) giveBackLocked(st *h2stream, n int64) {
 	if st.unacked >= h2StreamWindow/8 {
 		_ = c.fr.WriteWindowUpdate(st.id, uint32(st.unacked))
 		st.unacked = 0
+		c.control++
 	}
 }
 
 func (c *h2conn) writeRSTLocked(id uint32, code http2.ErrCode) {
 	if c.dead == nil {
 		_ = c.fr.WriteRSTStream(id, code)
+		c.control++
 	}
 	c.resets[c.resetN%len(c.resets)] = id
 	c.resetN++
@@ -487,13 +524,17 @@ func (c *h2conn) setIdleDeadline() {
 }
 
 // flushLocked writes what is queued, unless another goroutine is writing
-// (it takes what was queued meanwhile before it stops). c.mu is released
-// during the write.
-func (c *h2conn) flushLocked() {
+// (it takes what was queued meanwhile before it stops), and reports
+// whether it wrote: c.mu is released during the write, and what it
+// guards may have changed.
+func (c *h2conn) flushLocked() bool {
+	wrote := false
 	for !c.flushing && len(c.out) > 0 && c.dead == nil {
+		wrote = true
 		c.flushing = true
 		buf := c.out
 		c.out = c.spare[:0]
+		c.control = 0
 		c.mu.Unlock()
 		_ = c.nc.SetWriteDeadline(time.Now().Add(h2WriteByteTimeout))
 		_, err := c.nc.Write(buf)
@@ -515,6 +556,22 @@ func (c *h2conn) flushLocked() {
 		// An idle connection holds no write buffer.
 		c.out, c.spare = nil, nil
 	}
+	return wrote
+}
+
+// drainLocked writes everything queued before a clean close: it waits for
+// the goroutine writing, then writes what is left (each write bounded by
+// h2WriteByteTimeout).
+func (c *h2conn) drainLocked() {
+	for c.dead == nil && (c.flushing || len(c.out) > 0) {
+		if c.flushing {
+			c.roomWait++
+			c.room.Wait()
+			c.roomWait--
+			continue
+		}
+		c.flushLocked()
+	}
 }
 
 // waitRoomLocked waits while more than h2MaxOut bytes wait to be written
@@ -529,8 +586,16 @@ func (c *h2conn) waitRoomLocked() {
 
 // failLocked ends the connection: streams fail, the socket is closed.
 func (c *h2conn) failLocked(err error) {
+	if c.endLocked(err) {
+		_ = c.nc.Close()
+	}
+}
+
+// endLocked marks the connection ended with err, its streams failed, and
+// reports whether it had not ended before.
+func (c *h2conn) endLocked(err error) bool {
 	if c.dead != nil {
-		return
+		return false
 	}
 	c.dead = err
 	c.cancel()
@@ -538,25 +603,44 @@ func (c *h2conn) failLocked(err error) {
 		st.closeLocked(errConnClosed)
 	}
 	c.room.Broadcast()
+	return true
+}
+
+// h2Linger is how long the reader of a connection ended with a GOAWAY
+// still reads (and drops) what the client sends, before closing: closed
+// with unread bytes, the socket would answer with a TCP reset, which can
+// make the client lose the GOAWAY, as net/http's goAwayTimeout avoids.
+const h2Linger = time.Second
+
+// goAwayAndClose sends GOAWAY with code, after what was queued, and
+// closes the connection once the client has read it (or h2Linger has
+// passed). It is called by the connection's reader.
+func (c *h2conn) goAwayAndClose(code http2.ErrCode) {
+	c.mu.Lock()
+	if c.dead != nil {
+		c.mu.Unlock()
+		return
+	}
+	_ = c.fr.WriteGoAway(c.lastID, code, nil)
+	c.goAway = true
+	c.drainLocked()
+	ended := c.endLocked(errConnClosed)
+	c.mu.Unlock()
+	if !ended {
+		return
+	}
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite() // the client reads the end after the GOAWAY
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(h2Linger))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.br, 1<<20))
 	_ = c.nc.Close()
 }
 
-// goAwayAndClose sends GOAWAY with code and closes the connection.
-func (c *h2conn) goAwayAndClose(code http2.ErrCode) {
-	c.mu.Lock()
-	if c.dead == nil {
-		_ = c.fr.WriteGoAway(c.lastID, code, nil)
-		c.goAway = true
-		c.flushLocked()
-	}
-	c.failLocked(errConnClosed)
-	c.mu.Unlock()
-}
-
-// shut ends the connection when its reader stops.
+// shut ends the connection when its reader stops, after what was queued.
 func (c *h2conn) shut(err error) {
 	c.mu.Lock()
-	c.flushLocked()
+	c.drainLocked()
 	c.failLocked(err)
 	c.mu.Unlock()
 }
@@ -576,7 +660,10 @@ func (c *h2conn) shutdown() bool {
 		c.flushLocked()
 	}
 	c.closing = true
-	if len(c.streams) == 0 && c.handlers == 0 {
+	if len(c.streams) == 0 && c.handlers == 0 && !c.flushing {
+		// Nothing is being written: what is queued goes out now
+		// (Shutdown's loop asks again while a write is in progress).
+		c.drainLocked()
 		c.failLocked(errConnClosed)
 		return false
 	}

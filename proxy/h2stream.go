@@ -64,10 +64,12 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return nil // after GOAWAY new streams are ignored (§6.8)
 	}
 	if f.HasPriority() && f.Priority.StreamDep == id {
+		c.glitches++
 		c.writeRSTLocked(id, http2.ErrCodeProtocol) // depends on itself (§5.3.1)
 		return nil
 	}
 	if len(c.streams) >= h2MaxConcurrentStreams {
+		c.glitches++
 		c.writeRSTLocked(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
@@ -79,6 +81,7 @@ func (c *h2conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	st.wake.L = &c.mu
 	req, code := c.newRequest(st, f)
 	if code != http2.ErrCodeNo {
+		c.glitches++
 		c.writeRSTLocked(id, code)
 		return nil
 	}
@@ -148,13 +151,13 @@ func (c *h2conn) onTrailers(st *h2stream, f *http2.MetaHeadersFrame) error {
 		return http2.ConnectionError(http2.ErrCodeStreamClosed) // half-closed (remote) (§5.1)
 	}
 	if !f.StreamEnded() || len(f.PseudoFields()) > 0 || f.Truncated {
-		st.resetLocked(http2.ErrCodeProtocol, errStreamProtocol)
+		st.refuseLocked(http2.ErrCodeProtocol)
 		return nil
 	}
 	for _, hf := range f.RegularFields() {
 		key := canonicalH2(hf.Name)
 		if !httpguts.ValidTrailerHeader(key) {
-			st.resetLocked(http2.ErrCodeProtocol, errStreamProtocol)
+			st.refuseLocked(http2.ErrCodeProtocol)
 			return nil
 		}
 		if st.trailer == nil {
@@ -163,7 +166,7 @@ func (c *h2conn) onTrailers(st *h2stream, f *http2.MetaHeadersFrame) error {
 		st.trailer[key] = append(st.trailer[key], hf.Value)
 	}
 	if st.declared >= 0 && st.got != st.declared {
-		st.resetLocked(http2.ErrCodeProtocol, errStreamProtocol)
+		st.refuseLocked(http2.ErrCodeProtocol)
 		return nil
 	}
 	st.endRecvLocked()
@@ -314,7 +317,7 @@ func (st *h2stream) finish() {
 		b.closeLocked()
 	}
 	if c.closing && len(c.streams) == 0 && c.handlers == 0 {
-		c.flushLocked()
+		c.drainLocked()
 		c.failLocked(errConnClosed)
 		return
 	}
@@ -329,6 +332,16 @@ func (st *h2stream) resetLocked(code http2.ErrCode, err error) {
 	}
 	st.c.writeRSTLocked(st.id, code)
 	st.closeLocked(err)
+}
+
+// refuseLocked resets the stream for the client's error, which counts as
+// a glitch (controlRoom): a client that provokes resets makes the server
+// start work it never answers, as rapid reset does (CVE-2025-8671).
+func (st *h2stream) refuseLocked(code http2.ErrCode) {
+	if st.closed == nil && !(st.sentEnd && st.recvDone) {
+		st.c.glitches++
+	}
+	st.resetLocked(code, errStreamProtocol)
 }
 
 // closeLocked ends the stream with err: its context is cancelled, its body
@@ -384,10 +397,15 @@ func (st *h2stream) endSentLocked() {
 // peer answers it.
 func (st *h2stream) waitLocked(dl time.Time) error {
 	c := st.c
-	c.flushLocked()
+	if c.flushLocked() {
+		// The lock was released while writing: the window may have
+		// grown meanwhile, and its broadcast found no one waiting.
+		return nil
+	}
 	if st.closed != nil || c.dead != nil {
 		return nil
 	}
+	st.timedOut = false
 	t := time.AfterFunc(time.Until(dl), func() {
 		c.mu.Lock()
 		st.timedOut = true
