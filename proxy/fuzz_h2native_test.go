@@ -50,17 +50,18 @@ func newFzH2Backend(f *testing.F) *fzH2Backend {
 	return b
 }
 
-// take returns the records of the requests marked with exec (the
-// X-Fuzz-Exec field), dropping every record: a request of an earlier
-// execution that arrives late is not this one's.
-func (b *fzH2Backend) take(exec string) string {
+// take returns the records of the requests marked with mark (the
+// X-Fuzz-Exec field, left out of what it returns), dropping every record:
+// a request that arrives late, after its exchange ended, is not compared
+// with another side's or execution's.
+func (b *fzH2Backend) take(mark string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	mark := fmt.Sprintf("  X-Fuzz-Exec: [%q]\n", exec)
+	line := fmt.Sprintf("  X-Fuzz-Exec: [%q]\n", mark)
 	var s strings.Builder
 	for _, r := range b.got {
-		if strings.Contains(r, mark) {
-			s.WriteString(r)
+		if strings.Contains(r, line) {
+			s.WriteString(strings.Replace(r, line, "", 1))
 		}
 	}
 	b.got = nil
@@ -174,15 +175,15 @@ func FuzzNativeH2(f *testing.F) {
 		head, body, _ := bytes.Cut(in, []byte{0})
 		fields := fzH2Fields(head)
 		execs++
-		exec := strconv.Itoa(execs)
-		// The mark comes last: what the input's fields do to the request
-		// (a refusal) happens with or without it.
-		fields = append(fields, hpack.HeaderField{Name: "x-fuzz-exec", Value: exec})
 		var ends [2]string
 		var seen [2]string
 		for i, side := range []*h2Side{ref, native} {
-			ends[i] = fzH2Send(side.addr, fields, body)
-			seen[i] = be.take(exec)
+			// The mark of this execution and side comes last: what the
+			// input's fields do to the request (a refusal) happens with
+			// or without it.
+			mark := strconv.Itoa(execs) + "." + strconv.Itoa(i)
+			ends[i] = fzH2Send(side.addr, append(fields[:len(fields):len(fields)], hpack.HeaderField{Name: "x-fuzz-exec", Value: mark}), body)
+			seen[i] = be.take(mark)
 		}
 		if seen[0] == seen[1] {
 			return
