@@ -52,8 +52,12 @@ func getInBuf(cl int) *[]byte {
 	return &b
 }
 
+// putInBuf gives bp back to its class's pool, at its full length: a user
+// may have resliced it (coalescingConn appends into an emptied one), and
+// the next one takes len(*bp) for the class's size.
 func putInBuf(bp *[]byte) {
 	if cl := inBufClass(cap(*bp)); cl >= 0 && cap(*bp) == inBufMin<<cl {
+		*bp = (*bp)[:cap(*bp)]
 		inBufPools[cl].Put(bp)
 	}
 }
