@@ -216,10 +216,6 @@ func (c *h2conn) serve() {
 	}
 }
 
-// errGoneAway ends the serve loop once the client went away (GOAWAY) and
-// no stream is left.
-var errGoneAway = errors.New("http2: the client went away")
-
 // readError handles an error of ReadFrame and reports whether the
 // connection goes on.
 func (c *h2conn) readError(err error) bool {
@@ -249,7 +245,13 @@ func (c *h2conn) readError(err error) bool {
 	case errors.Is(err, http2.ErrFrameTooLarge):
 		c.goAwayAndClose(http2.ErrCodeFrameSize)
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		c.goAwayAndClose(http2.ErrCodeNo) // the idle (or preface) timeout
+		c.mu.Lock()
+		gone := c.goAway
+		c.mu.Unlock()
+		if !gone {
+			c.goAwayAndClose(http2.ErrCodeNo) // the idle (or preface) timeout
+		}
+		// After a GOAWAY: the linger after the client's ended.
 	}
 	return false
 }
@@ -324,7 +326,9 @@ func (c *h2conn) process(f http2.Frame) error {
 		}
 		c.closing = true
 		if len(c.streams) == 0 && c.handlers == 0 {
-			return errGoneAway
+			// Frames still coming (a PING) are answered until the
+			// client closes, for h2Linger at most.
+			_ = c.nc.SetReadDeadline(time.Now().Add(h2Linger))
 		}
 		return nil
 	case *http2.PushPromiseFrame:
@@ -517,7 +521,11 @@ func (c *h2conn) writeRSTLocked(id uint32, code http2.ErrCode) {
 // its own timeouts).
 func (c *h2conn) setIdleDeadline() {
 	if len(c.streams) == 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
+		d := c.idle
+		if c.closing {
+			d = h2Linger // after a GOAWAY: the client closes, or the reader does
+		}
+		_ = c.nc.SetReadDeadline(time.Now().Add(d))
 	} else {
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}

@@ -317,8 +317,10 @@ func (st *h2stream) finish() {
 		b.closeLocked()
 	}
 	if c.closing && len(c.streams) == 0 && c.handlers == 0 {
+		// The last stream after a GOAWAY: what is queued goes out, and
+		// the reader ends the connection when the client closes it, or
+		// after h2Linger (setIdleDeadline).
 		c.drainLocked()
-		c.failLocked(errConnClosed)
 		return
 	}
 	c.flushLocked()
