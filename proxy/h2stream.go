@@ -834,7 +834,7 @@ func (w *h2writer) flush(final bool) error {
 			n++
 		}
 		if _, ok := w.snap["Date"]; !ok {
-			extra[n] = hpack.HeaderField{Name: "date", Value: time.Now().UTC().Format(http.TimeFormat)}
+			extra[n] = hpack.HeaderField{Name: "date", Value: httpDateString()}
 			n++
 		}
 		end := (final && !w.hasTrailers() && len(w.buf) == 0) || w.head

@@ -7,8 +7,9 @@ import (
 	"net/http/httptrace"
 	"net/http/httputil"
 	"net/textproto"
-	"slices"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // HTTP/2 requests without a body are forwarded by forward.lean instead of
@@ -56,7 +57,7 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 	outreq.Close = false
 	h := outreq.Header
 	removeHopFields(h)
-	if vv := req.Header["Te"]; len(vv) > 0 && headerHasToken(vv, "trailers") {
+	if vv := req.Header["Te"]; len(vv) > 0 && httpguts.HeaderValuesContainsToken(vv, "trailers") {
 		h["Te"] = []string{"trailers"}
 	}
 	for _, k := range [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
@@ -155,19 +156,6 @@ func removeHopFields(h http.Header) {
 	for _, name := range hopByHop {
 		delete(h, name)
 	}
-}
-
-// headerHasToken reports whether a comma-separated list in vv holds token
-// (ASCII case-insensitive).
-func headerHasToken(vv []string, token string) bool {
-	return slices.ContainsFunc(vv, func(v string) bool {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(textproto.TrimString(t), token) {
-				return true
-			}
-		}
-		return false
-	})
 }
 
 // streams reports whether an answer is passed on as it comes, each read

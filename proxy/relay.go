@@ -436,14 +436,31 @@ func httpDate() []byte {
 	if d := cachedDate.Load(); d != nil && d.sec == sec {
 		return d.b
 	}
-	d := &dateCache{sec: sec, b: now.UTC().AppendFormat(make([]byte, 0, 29), http.TimeFormat)}
+	return cacheDate(now, sec).b
+}
+
+// httpDateString is httpDate as a string (the HTTP/2 server's Date field).
+func httpDateString() string {
+	now := time.Now()
+	sec := now.Unix()
+	if d := cachedDate.Load(); d != nil && d.sec == sec {
+		return d.s
+	}
+	return cacheDate(now, sec).s
+}
+
+// cacheDate formats now, whose second is sec, and keeps it for the second.
+func cacheDate(now time.Time, sec int64) *dateCache {
+	b := now.UTC().AppendFormat(make([]byte, 0, 29), http.TimeFormat)
+	d := &dateCache{sec: sec, b: b, s: string(b)}
 	cachedDate.Store(d)
-	return d.b
+	return d
 }
 
 type dateCache struct {
 	sec int64
 	b   []byte
+	s   string
 }
 
 var cachedDate atomic.Pointer[dateCache]
