@@ -299,8 +299,9 @@ func (c *fconn) handoff(whole bool) {
 	var nc net.Conn = c.nc
 	if len(unread) > 0 || whole {
 		under := c.nc
-		if _, isTLS := under.(*tls.Conn); whole && !isTLS {
-			// h2c: net/http's HTTP/2 server writes through a coalescingConn.
+		if _, isTLS := under.(*tls.Conn); whole && !isTLS && !c.s.nativeH2() {
+			// h2c on net/http's HTTP/2 server: it writes through a
+			// coalescingConn. zkgate's own gathers its frames itself.
 			wc := newCoalescingConn(under)
 			wc.start()
 			under = wc
@@ -309,7 +310,7 @@ func (c *fconn) handoff(whole bool) {
 	}
 	if whole && c.s.nativeH2() {
 		if _, isTLS := c.nc.(*tls.Conn); !isTLS {
-			c.s.serveH2(nc, nil)
+			c.s.serveH2(nc, nil, nil)
 			return
 		}
 	}

@@ -33,9 +33,19 @@ import (
 // closes the connection. Close refuses later Writes and gives what waits
 // until coalesceCloseTimeout (or an earlier deadline of its own) to go
 // out; tls.Conn's close_notify, written just before, goes with it.
+//
+// zkgate's own HTTP/2 server gathers its frames itself and needs no
+// flusher: it uses the conn in gather mode instead (gather). Its one write
+// of frames becomes several TLS records (small ones on a young connection:
+// crypto/tls sizes records to about one segment for the first 128 KiB), and
+// while the server holds the conn (hold, release) the records wait in the
+// buffer and go out together in the server's goroutine, without a
+// goroutine handoff.
 type coalescingConn struct {
 	net.Conn
-	on atomic.Bool
+	on      atomic.Bool
+	gathers atomic.Bool // gather mode
+	holding bool        // gather mode: Writes wait in buf until release
 
 	mu       sync.Mutex
 	drained  sync.Cond // signalled when the flusher took or wrote bytes, or stopped
@@ -96,6 +106,9 @@ func (c *coalescingConn) SetDeadline(t time.Time) error {
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
 	if !c.on.Load() {
+		if c.gathers.Load() {
+			return c.gather(p)
+		}
 		return c.Conn.Write(p)
 	}
 	c.mu.Lock()
@@ -126,6 +139,81 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	}
 	c.mu.Unlock()
 	return len(p), nil
+}
+
+// startGather puts the conn in gather mode. It is called before the
+// connection is handed to another goroutine, and excludes start.
+func (c *coalescingConn) startGather() { c.gathers.Store(true) }
+
+// gather is Write in gather mode: p waits in the buffer while the conn is
+// held, and goes straight out otherwise. Bytes that would not fit beside
+// those waiting (64 KiB) push them out first, so a hold keeps at most one
+// buffer; a p larger than a buffer goes out on its own.
+func (c *coalescingConn) gather(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if !c.holding {
+		return c.Conn.Write(p)
+	}
+	if c.buf == nil {
+		c.buf = getInBuf(coalesceClass)
+		*c.buf = (*c.buf)[:0]
+	}
+	if len(*c.buf)+len(p) > cap(*c.buf) {
+		if err := c.writeHeldLocked(); err != nil {
+			return 0, err
+		}
+		if len(p) > cap(*c.buf) {
+			n, err := c.Conn.Write(p)
+			if err != nil {
+				c.err = err
+			}
+			return n, err
+		}
+	}
+	*c.buf = append(*c.buf, p...)
+	return len(p), nil
+}
+
+// writeHeldLocked writes the bytes waiting in gather mode; a failed write
+// fails every later one.
+func (c *coalescingConn) writeHeldLocked() error {
+	if c.buf == nil || len(*c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(*c.buf)
+	*c.buf = (*c.buf)[:0]
+	if err != nil {
+		c.err = err
+	}
+	return err
+}
+
+// hold makes gather-mode Writes wait until release.
+func (c *coalescingConn) hold() {
+	c.mu.Lock()
+	c.holding = true
+	c.mu.Unlock()
+}
+
+// release writes what waited since hold in one write, gives the buffer
+// back, and reports the first write error since hold.
+func (c *coalescingConn) release() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.holding = false
+	err := c.writeHeldLocked()
+	if c.buf != nil {
+		putInBuf(c.buf)
+		c.buf = nil
+	}
+	if err == nil {
+		err = c.err
+	}
+	return err
 }
 
 // flush writes what waits until nothing does, then ends. The socket's

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -214,5 +215,99 @@ func TestCoalescingConnFailedWriteCloses(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read after the failed flush: %v, want the closed connection's error", err)
+	}
+}
+
+// TestCoalescingConnGatherTLSRecords: in gather mode (zkgate's own HTTP/2
+// server beneath TLS) one tls.Conn.Write made while the conn is held
+// reaches the socket as one write per 64 KiB buffer, although crypto/tls
+// cuts it into many records (small ones on a young connection); without
+// the hold every record is a write of its own. The bytes arrive whole and
+// in order either way.
+func TestCoalescingConnGatherTLSRecords(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- nc
+	}()
+	cliConn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cliConn.Close()
+	var nc net.Conn
+	select {
+	case nc = <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection accepted")
+	}
+	if nc == nil {
+		t.Fatal("accept failed")
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	_ = cliConn.SetDeadline(time.Now().Add(20 * time.Second))
+	cc := &countingConn{Conn: nc}
+	wc := newCoalescingConn(cc)
+	srv := tls.Server(wc, &tls.Config{Certificates: []tls.Certificate{r21Cert(t)}})
+	cli := tls.Client(cliConn, &tls.Config{InsecureSkipVerify: true, ServerName: "review21"})
+	const size = 100 << 10
+	read := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(cli, 2*size))
+		read <- b
+	}()
+	if err := srv.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	wc.startGather()
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+
+	before := cc.writes.Load()
+	wc.hold()
+	if n, err := srv.Write(payload); err != nil || n != size {
+		t.Fatalf("held Write = %d, %v", n, err)
+	}
+	if err := wc.release(); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	held := cc.writes.Load() - before
+	if held > 2 {
+		t.Errorf("a held %d-byte TLS write reached the socket in %d writes; want at most 2 (64 KiB each)", size, held)
+	}
+	wc.mu.Lock()
+	kept := wc.buf != nil
+	wc.mu.Unlock()
+	if kept {
+		t.Error("the conn keeps a buffer after release")
+	}
+
+	before = cc.writes.Load()
+	if _, err := srv.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	if direct := cc.writes.Load() - before; direct <= held {
+		t.Errorf("without a hold the write took %d socket writes, a held one %d: the records were not gathered", direct, held)
+	}
+	var got []byte
+	select {
+	case got = <-read:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the client did not read the payloads")
+	}
+	if len(got) != 2*size || !bytes.Equal(got[:size], payload) || !bytes.Equal(got[size:], payload) {
+		t.Fatalf("the client read %d bytes, not the two payloads in order", len(got))
 	}
 }

@@ -72,6 +72,7 @@ const (
 type h2conn struct {
 	s      *Server
 	nc     net.Conn
+	wc     *coalescingConn // beneath TLS, in gather mode; nil for h2c
 	tls    *tls.ConnectionState
 	remote string
 	br     *bufio.Reader
@@ -120,9 +121,9 @@ func (w h2sink) Write(p []byte) (int, error) {
 
 // serveH2 serves nc, whose client chose HTTP/2 (ALPN h2, or the h2c
 // preface with prior knowledge), with the native server until it ends.
-func (s *Server) serveH2(nc net.Conn, st *tls.ConnectionState) {
+func (s *Server) serveH2(nc net.Conn, st *tls.ConnectionState, wc *coalescingConn) {
 	c := &h2conn{
-		s: s, nc: nc, tls: st, remote: nc.RemoteAddr().String(),
+		s: s, nc: nc, wc: wc, tls: st, remote: nc.RemoteAddr().String(),
 		streams: make(map[uint32]*h2stream),
 		sendWin: h2InitialWin, peerWin: h2InitialWin, peerMax: 16 << 10,
 		recvWin: h2ConnWindow,
@@ -545,7 +546,15 @@ func (c *h2conn) flushLocked() bool {
 		c.control = 0
 		c.mu.Unlock()
 		_ = c.nc.SetWriteDeadline(time.Now().Add(h2WriteByteTimeout))
+		if c.wc != nil {
+			c.wc.hold() // the TLS records of buf go out in one write
+		}
 		_, err := c.nc.Write(buf)
+		if c.wc != nil {
+			if e := c.wc.release(); err == nil {
+				err = e
+			}
+		}
 		c.mu.Lock()
 		c.flushing = false
 		if cap(buf) <= 64<<10 {

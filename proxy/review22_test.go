@@ -158,7 +158,7 @@ func gatedH2(t *testing.T, h *Handler) (*h2Raw, *r22Gate, *Server) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.serveH2(g, nil)
+		s.serveH2(g, nil, nil)
 	}()
 	t.Cleanup(func() {
 		g.release()

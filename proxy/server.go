@@ -341,8 +341,8 @@ func (s *Server) serveFast(nc net.Conn) {
 // serveTLS runs the TLS handshake of tc within the head timeout, then
 // serves the connection: HTTP/1.1 on the fast path (a TLS connection is
 // never parked: its reads hold TLS state the poller cannot see), HTTP/2
-// (ALPN h2) by net/http's server, writing through wc (tc's transport)
-// once it coalesces.
+// (ALPN h2) by zkgate's own server, which gathers its TLS records in wc
+// (tc's transport), or by net/http's, for which wc coalesces.
 func (s *Server) serveTLS(tc *tls.Conn, wc *coalescingConn) {
 	t := s.cfg.ReadHeaderTimeout
 	if t <= 0 {
@@ -364,11 +364,12 @@ func (s *Server) serveTLS(tc *tls.Conn, wc *coalescingConn) {
 	}
 	_ = tc.SetDeadline(time.Time{})
 	if st := tc.ConnectionState(); st.NegotiatedProtocol == "h2" {
-		wc.start()
 		if s.nativeH2() {
-			s.serveH2(tc, &st)
+			wc.startGather()
+			s.serveH2(tc, &st, wc)
 			return
 		}
+		wc.start()
 		s.handoff(tc)
 		return
 	}
