@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// awaitClose fails unless ch closes within a bound.
+func awaitClose(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s did not happen", what)
+	}
+}
+
+// abortBackend accepts connections, reads from each, and reports on gone
+// when the gateway closes one; arrived gets a value per request head.
+func abortBackend(t *testing.T) (addr string, arrived, gone chan struct{}) {
+	t.Helper()
+	arrived, gone = make(chan struct{}, 8), make(chan struct{}, 8)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+				buf := make([]byte, 4096)
+				for {
+					n, err := nc.Read(buf)
+					if n > 0 && strings.Contains(string(buf[:n]), "\r\n\r\n") {
+						arrived <- struct{}{}
+					}
+					if err != nil {
+						gone <- struct{}{}
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), arrived, gone
+}
+
+// TestNativeH2RequestContextEnds: a request's context ends — and the
+// upstream exchange with it — when the client resets the stream, and when
+// the server's base context ends; a request that comes after that is
+// answered at once rather than forwarded and left waiting.
+func TestNativeH2RequestContextEnds(t *testing.T) {
+	addr, arrived, gone := abortBackend(t)
+	ctx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	_, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), addr))
+	fe := startFrontend(t, h, ServerConfig{HTTP2: HTTP2H2C, HTTP2Server: HTTP2ServerZkgate, BaseContext: ctx})
+	c := dialH2Raw(t, strings.TrimPrefix(fe.URL, "http://"))
+	send := func(id uint32) {
+		t.Helper()
+		if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.headers("/wait"), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(1)
+	awaitClose(t, arrived, "the first request reaching the backend")
+	if err := c.fr.WriteRSTStream(1, http2.ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	awaitClose(t, gone, "the upstream exchange ending after the client's RST_STREAM")
+
+	send(3)
+	awaitClose(t, arrived, "the second request reaching the backend")
+	cancelBase()
+	awaitClose(t, gone, "the upstream exchange ending with the base context")
+
+	send(5)
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no answer to a request made after the base context ended: %v", err)
+		}
+		if f.Header().StreamID != 5 {
+			continue
+		}
+		if hf, ok := f.(*http2.MetaHeadersFrame); ok {
+			if st := hf.PseudoValue("status"); st == "200" {
+				t.Fatalf("a request made after the base context ended was answered %s", st)
+			}
+			return
+		}
+		if _, ok := f.(*http2.RSTStreamFrame); ok {
+			return
+		}
+	}
+}
