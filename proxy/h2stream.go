@@ -128,7 +128,9 @@ func startH2Worker(st *h2stream) {
 func h2Worker(st *h2stream) {
 	idle := time.NewTimer(h2WorkerIdle)
 	defer idle.Stop()
+	sc := new(h2Scratch)
 	for {
+		st.w.scratch = sc
 		st.run()
 		idle.Reset(h2WorkerIdle)
 		select {
@@ -137,6 +139,44 @@ func h2Worker(st *h2stream) {
 			return
 		}
 	}
+}
+
+// h2Scratch is a worker's storage for the head snapshot of the stream it
+// runs (h2writer.WriteHeader), reused from one stream to the next: the
+// copy net/http's Header.Clone makes, without its three allocations.
+type h2Scratch struct {
+	snap http.Header
+	vals []string
+}
+
+// clone returns a copy of h in sc's storage, valid until the next clone.
+// As Header.Clone, each field's values are copied, and a nil value stays
+// nil.
+func (sc *h2Scratch) clone(h http.Header) http.Header {
+	if sc.snap == nil {
+		sc.snap = make(http.Header, 16)
+	} else {
+		clear(sc.snap)
+	}
+	nv := 0
+	for _, vv := range h {
+		nv += len(vv)
+	}
+	if cap(sc.vals) < nv {
+		sc.vals = make([]string, nv)
+	}
+	clear(sc.vals[nv:cap(sc.vals)]) // no strings kept for nothing
+	sv := sc.vals[:nv]
+	for k, vv := range h {
+		if vv == nil {
+			sc.snap[k] = nil
+			continue
+		}
+		n := copy(sv, vv)
+		sc.snap[k] = sv[:n:n]
+		sv = sv[n:]
+	}
+	return sc.snap
 }
 
 // headerListTooLong answers a request whose fields the Framer cut.
@@ -627,6 +667,7 @@ type h2writer struct {
 	st          *h2stream
 	hdr         http.Header
 	snap        http.Header // the head's fields, as at WriteHeader
+	scratch     *h2Scratch  // the worker's, for snap (nil: snap is a Clone)
 	status      int
 	wroteHeader bool
 	sentHeader  bool
@@ -664,8 +705,9 @@ func (w *h2writer) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
-	w.snap = w.hdr.Clone()
-	if w.snap == nil {
+	if w.scratch != nil {
+		w.snap = w.scratch.clone(w.hdr)
+	} else if w.snap = w.hdr.Clone(); w.snap == nil {
 		w.snap = http.Header{}
 	}
 	// One Content-Length goes out, the first value, when it is a number
