@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -52,13 +53,27 @@ func leanEligible(out *http.Request, up *Upstream) bool {
 // aborts the answer (http.ErrAbortHandler, as ReverseProxy under a
 // server).
 func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
-	outreq := req.Clone(req.Context())
+	// The outbound request: a copy of req with its own URL and header map.
+	// The map comes from a pool and holds req's value slices, which
+	// nothing changes in place (fields are set and deleted whole); it
+	// goes back when the answer is done, by which time nothing reads it.
+	h := leanHeaders.Get().(http.Header)
+	defer func() {
+		clear(h)
+		leanHeaders.Put(h)
+	}()
+	for k, vv := range req.Header {
+		h[k] = vv
+	}
+	outreq := req.WithContext(httptrace.WithClientTrace(req.Context(), &f.trace))
+	u := *req.URL
+	outreq.URL = &u
+	outreq.Header = h
 	outreq.Body = nil
 	outreq.Close = false
-	h := outreq.Header
 	removeHopFields(h)
 	if vv := req.Header["Te"]; len(vv) > 0 && httpguts.HeaderValuesContainsToken(vv, "trailers") {
-		h["Te"] = []string{"trailers"}
+		h["Te"] = teTrailers
 	}
 	for _, k := range [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 		delete(h, k)
@@ -67,7 +82,7 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 	f.rewrite(&pr)
 	outreq = pr.Out
 	if _, ok := outreq.Header["User-Agent"]; !ok {
-		outreq.Header["User-Agent"] = []string{""} // none, rather than Go's
+		outreq.Header["User-Agent"] = noUserAgent // none, rather than Go's
 	}
 	f.trace.Got1xxResponse = func(code int, hdr textproto.MIMEHeader) error {
 		h := rw.Header()
@@ -78,7 +93,6 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 		clear(h)
 		return nil
 	}
-	outreq = outreq.WithContext(httptrace.WithClientTrace(outreq.Context(), &f.trace))
 
 	res, err := f.RoundTrip(outreq)
 	if err != nil {
@@ -142,6 +156,16 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 		}
 	}
 }
+
+// leanHeaders holds the outbound header maps of forward.lean.
+var leanHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
+
+// teTrailers and noUserAgent are outbound field values lean shares: the
+// transport only reads them.
+var (
+	teTrailers  = []string{"trailers"}
+	noUserAgent = []string{""}
+)
 
 // removeHopFields deletes the hop-by-hop fields of h: those Connection
 // names, and hopByHop.
