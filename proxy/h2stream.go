@@ -141,12 +141,26 @@ func h2Worker(st *h2stream) {
 	}
 }
 
-// h2Scratch is a worker's storage for the head snapshot of the stream it
-// runs (h2writer.WriteHeader), reused from one stream to the next: the
-// copy net/http's Header.Clone makes, without its three allocations.
+// h2Scratch is a worker's storage for the answer header of the stream it
+// runs and its snapshot (h2writer.Header, WriteHeader), reused from one
+// stream to the next: a map per request, and the copy net/http's
+// Header.Clone makes, without their allocations.
 type h2Scratch struct {
+	hdr  http.Header
 	snap http.Header
 	vals []string
+}
+
+// header returns the worker's empty header map for the handler's answer
+// (h2writer.Header). It is the stream's until the handler has returned
+// and the answer's end is written, the next stream's after that.
+func (sc *h2Scratch) header() http.Header {
+	if sc.hdr == nil {
+		sc.hdr = make(http.Header, 16)
+	} else {
+		clear(sc.hdr)
+	}
+	return sc.hdr
 }
 
 // clone returns a copy of h in sc's storage, valid until the next clone.
@@ -682,7 +696,11 @@ type h2writer struct {
 
 func (w *h2writer) Header() http.Header {
 	if w.hdr == nil {
-		w.hdr = make(http.Header)
+		if w.scratch != nil {
+			w.hdr = w.scratch.header()
+		} else {
+			w.hdr = make(http.Header)
+		}
 	}
 	return w.hdr
 }
