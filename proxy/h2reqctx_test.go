@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +12,7 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// awaitClose fails unless ch closes within a bound.
+// awaitClose fails unless ch yields (a value, or its close) within a bound.
 func awaitClose(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
@@ -103,5 +105,61 @@ func TestNativeH2RequestContextEnds(t *testing.T) {
 		if _, ok := f.(*http2.RSTStreamFrame); ok {
 			return
 		}
+	}
+}
+
+// TestNativeH2ShutdownIdleReadsOn: Server.Shutdown on an idle native
+// HTTP/2 connection sends GOAWAY and goes on reading (a PING sent after
+// the GOAWAY is answered), rather than closing at once, which could drop
+// the GOAWAY under a reset when the client's next request is in flight;
+// the connection ends, and Shutdown returns, once the client closes.
+func TestNativeH2ShutdownIdleReadsOn(t *testing.T) {
+	be := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	_, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), strings.TrimPrefix(be.URL, "http://")))
+	fe := startFrontend(t, h, ServerConfig{HTTP2: HTTP2H2C, HTTP2Server: HTTP2ServerZkgate})
+	c := dialH2Raw(t, strings.TrimPrefix(fe.URL, "http://"))
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.headers("/x"), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	for answered := false; !answered; {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the answer: %v", err)
+		}
+		if f.Header().StreamID == 1 && f.Header().Flags.Has(http2.FlagDataEndStream) {
+			answered = true
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- fe.srv.Shutdown(ctx) }()
+	if code := c.awaitGoAway(t); code != http2.ErrCodeNo {
+		t.Fatalf("GOAWAY %v, want NO_ERROR", code)
+	}
+	data := [8]byte{'a', 'f', 't', 'e', 'r'}
+	if err := c.fr.WritePing(false, data); err != nil {
+		t.Fatalf("the connection closed right after the GOAWAY: %v", err)
+	}
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no PING ACK after the GOAWAY: the connection was closed (%v)", err)
+		}
+		if p, ok := f.(*http2.PingFrame); ok && p.IsAck() && p.Data == data {
+			break
+		}
+	}
+	_ = c.nc.Close()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the client closed")
 	}
 }

@@ -663,8 +663,9 @@ func (c *h2conn) shut(err error) {
 }
 
 // shutdown begins a graceful close (Server.Shutdown): GOAWAY with the last
-// stream, then the connection ends once its streams have. It reports
-// whether the connection is still open.
+// stream, then the connection ends once its streams have and the client
+// has closed it, or h2Linger after that. It reports whether the
+// connection is still open.
 func (c *h2conn) shutdown() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -676,13 +677,17 @@ func (c *h2conn) shutdown() bool {
 		c.goAway = true
 		c.flushLocked()
 	}
-	c.closing = true
-	if len(c.streams) == 0 && c.handlers == 0 && !c.flushing {
-		// Nothing is being written: what is queued goes out now
-		// (Shutdown's loop asks again while a write is in progress).
-		c.drainLocked()
-		c.failLocked(errConnClosed)
-		return false
+	if !c.closing {
+		c.closing = true
+		if len(c.streams) == 0 {
+			// Idle: the reader reads on for h2Linger, so that the client
+			// reads the GOAWAY before the connection closes (closed with
+			// a request of the client's unread, the socket would answer
+			// with a reset, and the client could lose the GOAWAY and
+			// with it the knowledge that its request can be retried);
+			// the connection ends when the client closes it.
+			c.setIdleDeadline()
+		}
 	}
 	return true
 }
