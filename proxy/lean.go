@@ -62,8 +62,13 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 		clear(h)
 		leanHeaders.Put(h)
 	}()
+	// The fields forwarded: not the hop-by-hop ones (there is no
+	// Connection field to name more: leanEligible), and not the inbound
+	// forwarding ones, which rewrite sets (as ReverseProxy with Rewrite).
 	for k, vv := range req.Header {
-		h[k] = vv
+		if !isHopByHop(k) && !inboundForwardingField(k) {
+			h[k] = vv
+		}
 	}
 	outreq := req.WithContext(httptrace.WithClientTrace(req.Context(), &f.trace))
 	u := *req.URL
@@ -71,12 +76,8 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 	outreq.Header = h
 	outreq.Body = nil
 	outreq.Close = false
-	removeHopFields(h)
 	if vv := req.Header["Te"]; len(vv) > 0 && httpguts.HeaderValuesContainsToken(vv, "trailers") {
 		h["Te"] = teTrailers
-	}
-	for _, k := range [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		delete(h, k)
 	}
 	pr := httputil.ProxyRequest{In: req, Out: outreq}
 	f.rewrite(&pr)
@@ -177,9 +178,22 @@ func removeHopFields(h http.Header) {
 			}
 		}
 	}
-	for _, name := range hopByHop {
-		delete(h, name)
+	for name := range h {
+		if isHopByHop(name) {
+			delete(h, name)
+		}
 	}
+}
+
+// inboundForwardingField reports whether the canonical name is one of the
+// forwarding fields ReverseProxy (with Rewrite) drops from the outbound
+// request before Rewrite sets its own.
+func inboundForwardingField(name string) bool {
+	switch name {
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return false
 }
 
 // streams reports whether an answer is passed on as it comes, each read
