@@ -154,7 +154,22 @@ func (s *Server) serveH2(nc net.Conn, st *tls.ConnectionState, wc *coalescingCon
 	s.netHTTPConns.Add(1)
 	defer s.netHTTPConns.Add(-1)
 	defer s.trackH2(c, false)
+	// The server's base context ending ends the requests' contexts, and
+	// with them the exchanges forward.direct makes without one.
+	defer context.AfterFunc(c.ctx, c.abortUpstreams)()
 	c.serve()
+}
+
+// abortUpstreams interrupts the upstream exchanges of forward.direct on
+// the connection's streams.
+func (c *h2conn) abortUpstreams() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.streams {
+		if st.up != nil {
+			st.up.abort()
+		}
+	}
 }
 
 func (c *h2conn) serve() {

@@ -27,6 +27,7 @@ type h2stream struct {
 	id     uint32
 	req    *http.Request
 	cancel context.CancelFunc
+	up     *upConn   // forward.direct's upstream connection while in use
 	wake   sync.Cond // L is c.mu: body bytes, send window, the stream's end
 
 	sendWin, recvWin, unacked int64
@@ -410,6 +411,9 @@ func (st *h2stream) closeLocked(err error) {
 	if st.cancel != nil {
 		st.cancel()
 	}
+	if st.up != nil {
+		st.up.abort() // forward.direct's exchange ends with the stream
+	}
 	if b := st.body; b != nil && b.err == nil {
 		b.err = err
 	}
@@ -554,7 +558,15 @@ func (st *h2stream) writeHeadLocked(status int, h http.Header, keys []string, ex
 	for _, hf := range extra {
 		_ = c.enc.WriteField(hf)
 	}
-	block := c.hbuf.Bytes()
+	st.writeBlockLocked(c.hbuf.Bytes(), end)
+	return nil
+}
+
+// writeBlockLocked queues the header block of a HEADERS frame, with
+// CONTINUATIONs when it is longer than the peer's frame size; end ends
+// the stream.
+func (st *h2stream) writeBlockLocked(block []byte, end bool) {
+	c := st.c
 	max := int(c.peerMax)
 	first := true
 	for first || len(block) > 0 {
@@ -570,7 +582,6 @@ func (st *h2stream) writeHeadLocked(status int, h http.Header, keys []string, ex
 	if end {
 		st.endSentLocked()
 	}
-	return nil
 }
 
 // isH2ConnField reports a connection-specific field name (lower case),
@@ -681,6 +692,7 @@ type h2writer struct {
 	st          *h2stream
 	hdr         http.Header
 	snap        http.Header // the head's fields, as at WriteHeader
+	taken       bool        // forward.direct sent the answer past the writer
 	scratch     *h2Scratch  // the worker's, for snap (nil: snap is a Clone)
 	status      int
 	wroteHeader bool
@@ -829,6 +841,9 @@ func (w *h2writer) EnableFullDuplex() error { return nil }
 
 // end finishes the answer when the handler returned.
 func (w *h2writer) end() {
+	if w.taken {
+		return // forward.direct answered, or cut its answer short
+	}
 	w.done = true
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)

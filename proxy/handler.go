@@ -59,6 +59,7 @@ type Handler struct {
 	// request forwarded by ReverseProxy and by a Server's fast path.
 	onForward func()
 	onFast    func()
+	onDirect  func() // forward.direct serves a request
 }
 
 // NewHandler returns a Handler serving rt's routes. A nil rt serves 404 to
@@ -279,24 +280,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.hashKey = e.hash.key(headerMap(r.Header), path, ex.clientIP)
 	ex.replayable = isReplayable(r)
 	ex.initBody(w, r)
-	out := ex.outbound(r, path, rawPath)
+	lean := leanEligible(r, up)
+	var hw *h2writer
+	var t *Transport
+	direct := false
+	if lean {
+		hw, t, direct = directEligible(w, r, ex)
+	}
+	// forward.direct bounds the exchange by Route.Timeout's deadline
+	// itself; the others by the outbound request's context.
+	out := ex.outbound(r, path, rawPath, !direct)
 	if h.onForward != nil {
 		h.onForward()
 	}
-	f.rp = httputil.ReverseProxy{
-		Rewrite:      f.rewrite,
-		Transport:    f,
-		BufferPool:   sharedBufferPool,
-		ErrorHandler: f.handleError,
-		ErrorLog:     discardLog,
-	}
-	if e.pol != nil {
-		f.rp.ModifyResponse = f.modifyResponse
-	}
-	if leanEligible(out, e.route.Upstream) {
-		f.lean(&ex.sw, out)
+	if direct {
+		if h.onDirect != nil {
+			h.onDirect()
+		}
+		f.direct(hw, t, out)
 	} else {
-		f.rp.ServeHTTP(&ex.sw, out)
+		f.rp = httputil.ReverseProxy{
+			Rewrite:      f.rewrite,
+			Transport:    f,
+			BufferPool:   sharedBufferPool,
+			ErrorHandler: f.handleError,
+			ErrorLog:     discardLog,
+		}
+		if e.pol != nil {
+			f.rp.ModifyResponse = f.modifyResponse
+		}
+		if lean {
+			f.lean(&ex.sw, out)
+		} else {
+			f.rp.ServeHTTP(&ex.sw, out)
+		}
 	}
 	if z := ex.sw.z; z != nil {
 		// The body was copied whole (a broken one panics out of
@@ -324,11 +341,15 @@ func (ex *exchange) initBody(w http.ResponseWriter, r *http.Request) {
 }
 
 // outbound returns the request ReverseProxy forwards: r with the cleaned
-// path, and with a context Route.Timeout's timer cancels when the route
-// has one (or a gRPC request's grpc-timeout, when shorter). r itself is left as it came (the access log reads it).
-func (ex *exchange) outbound(r *http.Request, path, rawPath string) *http.Request {
+// path, and, with timer, with a context Route.Timeout's timer cancels when
+// the route has one (or a gRPC request's grpc-timeout, when shorter). r
+// itself is left as it came (the access log reads it).
+func (ex *exchange) outbound(r *http.Request, path, rawPath string, timer bool) *http.Request {
 	ctx := r.Context()
 	t := ex.e.route.Timeout
+	if !timer {
+		t = 0
+	}
 	if ex.grpc {
 		if d, ok := grpcTimeout(r.Header); ok && (t <= 0 || d < t) {
 			t, ex.byClient = d, true // the caller's deadline comes first
@@ -337,6 +358,8 @@ func (ex *exchange) outbound(r *http.Request, path, rawPath string) *http.Reques
 	if t > 0 {
 		ctx, ex.cancel = context.WithCancelCause(ctx)
 		ex.timer = time.AfterFunc(t, ex.expire)
+	} else if !timer && path == r.URL.Path && rawPath == r.URL.RawPath {
+		return r // forward.direct copies it before changing anything
 	}
 	out := r.WithContext(ctx)
 	if path != r.URL.Path || rawPath != r.URL.RawPath {

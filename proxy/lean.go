@@ -53,15 +53,40 @@ func leanEligible(out *http.Request, up *Upstream) bool {
 // aborts the answer (http.ErrAbortHandler, as ReverseProxy under a
 // server).
 func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
-	// The outbound request: a copy of req with its own URL and header map.
-	// The map comes from a pool and holds req's value slices, which
-	// nothing changes in place (fields are set and deleted whole); it
-	// goes back when the answer is done, by which time nothing reads it.
-	h := leanHeaders.Get().(http.Header)
-	defer func() {
+	outreq, h := f.leanRequest(req, true)
+	defer putLeanHeader(h)
+	f.trace.Got1xxResponse = func(code int, hdr textproto.MIMEHeader) error {
+		h := rw.Header()
+		for k, vv := range hdr {
+			h[k] = append(h[k], vv...)
+		}
+		rw.WriteHeader(code)
 		clear(h)
-		leanHeaders.Put(h)
-	}()
+		return nil
+	}
+	res, err := f.RoundTrip(outreq)
+	if err != nil {
+		f.handleError(rw, outreq, err)
+		return
+	}
+	f.answer(rw, outreq, res)
+}
+
+// putLeanHeader gives an outbound header map of leanRequest back.
+func putLeanHeader(h http.Header) {
+	clear(h)
+	leanHeaders.Put(h)
+}
+
+// leanRequest returns the outbound request of req, as ReverseProxy with
+// f's Rewrite makes it: a copy of req with its own URL and header map,
+// without hop-by-hop or inbound forwarding fields, rewritten. The map,
+// also returned, comes from a pool and holds req's value slices, which
+// nothing changes in place (fields are set and deleted whole); it goes
+// back (putLeanHeader) when the answer is done, by which time nothing
+// reads it. With trace, the request's context carries f.trace.
+func (f *forward) leanRequest(req *http.Request, trace bool) (*http.Request, http.Header) {
+	h := leanHeaders.Get().(http.Header)
 	// The fields forwarded: not the hop-by-hop ones (there is no
 	// Connection field to name more: leanEligible), and not the inbound
 	// forwarding ones, which rewrite sets (as ReverseProxy with Rewrite).
@@ -70,7 +95,11 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 			h[k] = vv
 		}
 	}
-	outreq := req.WithContext(httptrace.WithClientTrace(req.Context(), &f.trace))
+	ctx := req.Context()
+	if trace {
+		ctx = httptrace.WithClientTrace(ctx, &f.trace)
+	}
+	outreq := req.WithContext(ctx)
 	u := *req.URL
 	outreq.URL = &u
 	outreq.Header = h
@@ -85,21 +114,15 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 	if _, ok := outreq.Header["User-Agent"]; !ok {
 		outreq.Header["User-Agent"] = noUserAgent // none, rather than Go's
 	}
-	f.trace.Got1xxResponse = func(code int, hdr textproto.MIMEHeader) error {
-		h := rw.Header()
-		for k, vv := range hdr {
-			h[k] = append(h[k], vv...)
-		}
-		rw.WriteHeader(code)
-		clear(h)
-		return nil
-	}
+	return outreq, h
+}
 
-	res, err := f.RoundTrip(outreq)
-	if err != nil {
-		f.handleError(rw, outreq, err)
-		return
-	}
+// answer passes res, the answer to outreq, on to rw as ReverseProxy would:
+// its head without hop-by-hop fields, edited by the route's policies,
+// with its trailers announced; its body copied, flushed after each read
+// when its length is unknown or it is an event stream; a broken body
+// aborts the answer (http.ErrAbortHandler).
+func (f *forward) answer(rw http.ResponseWriter, outreq *http.Request, res *http.Response) {
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		_ = res.Body.Close()
 		f.handleError(rw, outreq, errUnaskedSwitch)

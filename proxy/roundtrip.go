@@ -159,6 +159,14 @@ func exchangeH1(uc *upConn, req *http.Request, uri string, deadline time.Time, s
 		}
 		_, _ = uc.br.Discard(n)
 	}
+	return fr.withBody(uc, req, stop)
+}
+
+// withBody returns the http.Response of the final head fr, read on uc, for
+// req, with a body that reads the rest from uc and gives uc back to its
+// pool at its end; stop is called then (or when the body breaks off), and
+// a connection whose stop reports false is not kept.
+func (fr *fastResponse) withBody(uc *upConn, req *http.Request, stop func() bool) (*http.Response, error) {
 	res, err := fr.response(req)
 	_, _ = uc.br.Discard(fr.n)
 	if err != nil {
