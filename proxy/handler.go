@@ -122,6 +122,8 @@ type exchange struct {
 	bodyUnkept bool
 	// grpc: a gRPC request, answered gRPC errors (grpc.go).
 	grpc bool
+	// deadline is when timer fires (zero: no timer).
+	deadline time.Time
 	// byClient: the timer is the client's deadline (grpc-timeout), not
 	// Route.Timeout.
 	byClient bool
@@ -357,6 +359,7 @@ func (ex *exchange) outbound(r *http.Request, path, rawPath string, timer bool) 
 	}
 	if t > 0 {
 		ctx, ex.cancel = context.WithCancelCause(ctx)
+		ex.deadline = time.Now().Add(t)
 		ex.timer = time.AfterFunc(t, ex.expire)
 	} else if !timer && path == r.URL.Path && rawPath == r.URL.RawPath {
 		return r // forward.direct copies it before changing anything

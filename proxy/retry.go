@@ -105,11 +105,17 @@ func (e *entry) roundTrip(ex *exchange, req *http.Request) (*http.Response, erro
 		var err error
 		res, err = up.Transport.RoundTrip(r)
 		if err != nil {
+			// A failure once the timer's deadline has passed is the
+			// deadline's, whichever came first: the timer, or an
+			// endpoint that gave up at the same deadline (a gRPC server
+			// resets the stream when the grpc-timeout it was passed
+			// expires).
 			ctx := r.Context()
-			if errors.Is(context.Cause(ctx), errClientDeadline) {
+			expired := !ex.deadline.IsZero() && !time.Now().Before(ex.deadline)
+			if errors.Is(context.Cause(ctx), errClientDeadline) || (expired && ex.byClient) {
 				return failClientDeadline, err
 			}
-			return classify(err, ex.body.readErr(), errors.Is(context.Cause(ctx), errRouteTimeout), ctx.Err() != nil), err
+			return classify(err, ex.body.readErr(), expired || errors.Is(context.Cause(ctx), errRouteTimeout), ctx.Err() != nil), err
 		}
 		if res.StatusCode >= 500 {
 			return failServerError, nil
