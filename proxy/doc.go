@@ -59,12 +59,23 @@
 // is the reference the differential tests and fuzz targets compare the
 // fast path with.
 //
+// HTTP/2 requests (TLS with ALPN h2, or h2c) are served by zkgate's own
+// HTTP/2 server (h2server.go, h2stream.go), whose streams run the Handler.
+// There a request takes one of three ways, chosen in Handler.ServeHTTP: a
+// bodiless one on a route without policies, not gRPC, to a plain HTTP/1.1
+// upstream goes by forward.direct (h2direct.go: the answer's head and body
+// from the upstream connection straight into frames); other bodiless ones
+// by forward.lean (lean.go: ReverseProxy's steps without its copies); the
+// rest by ReverseProxy. The first two send over roundTripH1's pool and
+// rules (roundtrip.go), the last over the service's transport.
+//
 // # One decision per behaviour
 //
 //   - Which fields are hop-by-hop: hopByHop (fields.go), from which the fast
 //     path's field tables are built; ReverseProxy applies the same list.
 //   - Which routes the fast path may serve: fastRoute; which requests:
-//     parseRequest.
+//     parseRequest. Which way an HTTP/2 request takes: leanEligible and
+//     directEligible.
 //   - The header edits of a route: headerPlan, compiled once.
 //   - The attempts, retries and passive health reports: entry.attempts and
 //     entry.retry; what a failure means: classify; its status and body:
