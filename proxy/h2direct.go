@@ -60,14 +60,12 @@ func (f *forward) direct(w *h2writer, t *Transport, req *http.Request) {
 	outreq.URL.Host = "endpoint" // h1Target's checks do not depend on it
 	uri, ok := t.h1Target(outreq)
 	if !ok {
-		// Fields net/http's transport must judge: ReverseProxy's way.
-		f.trace.Got1xxResponse = nil
-		res, err := f.RoundTrip(outreq)
-		if err != nil {
-			f.handleError(&ex.sw, outreq, err)
-			return
+		// Fields net/http's transport must judge: lean's way, under the
+		// route's timer as there.
+		if to := e.route.Timeout; to > 0 {
+			req = req.WithContext(ex.startTimer(req.Context(), to))
 		}
-		f.answer(&ex.sw, outreq, res)
+		f.lean(&ex.sw, req)
 		return
 	}
 	// Route.Timeout bounds the exchange until the answer's head, as the

@@ -358,9 +358,7 @@ func (ex *exchange) outbound(r *http.Request, path, rawPath string, timer bool) 
 		}
 	}
 	if t > 0 {
-		ctx, ex.cancel = context.WithCancelCause(ctx)
-		ex.deadline = time.Now().Add(t)
-		ex.timer = time.AfterFunc(t, ex.expire)
+		ctx = ex.startTimer(ctx, t)
 	} else if !timer && path == r.URL.Path && rawPath == r.URL.RawPath {
 		return r // forward.direct copies it before changing anything
 	}
@@ -371,6 +369,15 @@ func (ex *exchange) outbound(r *http.Request, path, rawPath string, timer bool) 
 		out.URL = &u
 	}
 	return out
+}
+
+// startTimer starts the exchange's timer, which cancels the context it
+// returns, made from ctx, after t.
+func (ex *exchange) startTimer(ctx context.Context, t time.Duration) context.Context {
+	ctx, ex.cancel = context.WithCancelCause(ctx)
+	ex.deadline = time.Now().Add(t)
+	ex.timer = time.AfterFunc(t, ex.expire)
+	return ctx
 }
 
 // finish ends a request: it stops its timer, then reports it to metrics and
