@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -108,10 +109,13 @@ func (f *forward) direct(w *h2writer, t *Transport, req *http.Request) {
 	}
 	defer e.done(ep)
 	if fr.chunked || (fr.clen < 0 && fr.hasBody(outreq.Method)) {
-		// Not delimited by a length: the lean way, from the head on.
+		// Not delimited by a length: the lean way, from the head on, the
+		// request's end aborting the body's reads as roundTripH1's does.
 		st.setUpstream(nil)
-		res, err := fr.withBody(uc, outreq, func() bool { return true })
+		stop := context.AfterFunc(outreq.Context(), uc.abort)
+		res, err := fr.withBody(uc, outreq, stop)
 		if err != nil {
+			stop()
 			uc.close()
 			f.handleError(&ex.sw, outreq, err)
 			return
@@ -192,12 +196,14 @@ func exchangeHead(uc *upConn, st *h2stream, req *http.Request, uri string, deadl
 var errStreamGone = errClientGone
 
 // setUpstream makes uc the connection the stream's end aborts (nil: none)
-// and reports whether the stream is still open.
+// and reports whether the stream is still open and its request's context
+// not ended. abortUpstreams takes c.mu after the context ends, so a
+// connection set here is either refused or aborted by it.
 func (st *h2stream) setUpstream(uc *upConn) bool {
 	c := st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if uc != nil && (st.closed != nil || c.dead != nil) {
+	if uc != nil && (st.closed != nil || c.dead != nil || st.req.Context().Err() != nil) {
 		return false
 	}
 	st.up = uc
@@ -278,6 +284,7 @@ func (f *forward) directAnswer(w *h2writer, uc *upConn, fr *fastResponse, method
 	c.hbuf.Reset()
 	_ = c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(fr.status)})
 	var lb [64]byte
+	hasDate := false // a Date went out (not one Connection names)
 	for i := range fr.hdrs {
 		l := &fr.hdrs[i]
 		switch l.kind {
@@ -291,13 +298,14 @@ func (f *forward) directAnswer(w *h2writer, uc *upConn, fr *fastResponse, method
 		if !httpguts.ValidHeaderFieldName(string(name)) || isH2ConnField(string(name)) || !httpguts.ValidHeaderFieldValue(string(l.value)) {
 			continue
 		}
+		hasDate = hasDate || l.kind == rkDate
 		_ = c.enc.WriteField(hpack.HeaderField{Name: string(name), Value: string(l.value)})
 	}
 	if fr.clen >= 0 {
 		var nb [20]byte
 		_ = c.enc.WriteField(hpack.HeaderField{Name: "content-length", Value: string(strconv.AppendInt(nb[:0], fr.clen, 10))})
 	}
-	if !fr.hasDate {
+	if !hasDate {
 		_ = c.enc.WriteField(hpack.HeaderField{Name: "date", Value: httpDateString()})
 	}
 	_, _ = uc.br.Discard(fr.n)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -52,6 +53,9 @@ type upConn struct {
 	// nonblock makes Read take only what has arrived (now.readNow).
 	nonblock bool
 	now      nowReader
+	// aborted: abort interrupted the connection's I/O (its deadlines are
+	// in the past): it is never pooled again.
+	aborted atomic.Bool
 	// dl is the read deadline set on nc (zero: none). The fast path
 	// moves it only when it would fire before the wanted deadline or more
 	// than a sixteenth of the timeout after it, not on every request: each
@@ -141,14 +145,17 @@ func (c *upConn) Write(p []byte) (int, error) {
 // (the client went away, Route.Timeout expired). It runs on its own
 // goroutine (context.AfterFunc); the request's goroutine then fails and
 // closes the connection.
-func (c *upConn) abort() { _ = c.nc.SetDeadline(aLongTimeAgo) }
+func (c *upConn) abort() {
+	c.aborted.Store(true)
+	_ = c.nc.SetDeadline(aLongTimeAgo)
+}
 
 func (c *upConn) close() { _ = c.nc.Close() }
 
 // release ends the current request: the connection goes back to the pool
 // when keep holds and no unread byte is left; otherwise it is closed.
 func (c *upConn) release(keep bool) {
-	if !keep || c.br.Buffered() > 0 {
+	if !keep || c.aborted.Load() || c.br.Buffered() > 0 {
 		c.close()
 		return
 	}
