@@ -77,11 +77,12 @@ func (f *forward) direct(w *h2writer, t *Transport, req *http.Request) {
 	}
 	st := w.st
 	var uc *upConn
-	var fr fastResponse
+	fr := &f.fr
+	fr.hdrs = f.frFields[:0]
 	try := func(ep balancer.Endpoint) (failKind, error) {
 		outreq.URL.Host = ep.Addr
 		var err error
-		if uc, err = t.directHead(st, outreq, uri, deadline, &fr); err != nil {
+		if uc, err = t.directHead(st, outreq, uri, deadline, fr); err != nil {
 			uc = nil
 			expired := !deadline.IsZero() && !time.Now().Before(deadline)
 			return classify(err, nil, expired, outreq.Context().Err() != nil || st.gone()), err
@@ -123,7 +124,7 @@ func (f *forward) direct(w *h2writer, t *Transport, req *http.Request) {
 		f.answer(&ex.sw, outreq, res)
 		return
 	}
-	f.directAnswer(w, uc, &fr, outreq.Method)
+	f.directAnswer(w, uc, fr, outreq.Method)
 }
 
 // directHead sends req (to uri) on a connection of its endpoint's pool and
@@ -330,17 +331,15 @@ func (f *forward) directAnswer(w *h2writer, uc *upConn, fr *fastResponse, method
 		}
 		_, _ = uc.br.Discard(n)
 	}
-	if left > 0 || err != nil {
+	cut := left > 0 || err != nil
+	c.flushLocked()
+	st.up = nil
+	c.mu.Unlock()
+	if cut {
 		// Cut short (the upstream's end, or the stream's): the client
 		// must not take it for whole (finish resets the stream).
-		c.flushLocked()
-		c.mu.Unlock()
-		st.setUpstream(nil)
 		uc.close()
 		return
 	}
-	c.flushLocked()
-	c.mu.Unlock()
-	st.setUpstream(nil)
 	uc.release(!fr.close)
 }

@@ -145,6 +145,10 @@ type forward struct {
 	rp httputil.ReverseProxy
 	// trace passes 1xx answers on (forward.lean).
 	trace httptrace.ClientTrace
+	// fr and frFields hold forward.direct's answer head: its fields'
+	// first backing array, so that parsing a usual head allocates nothing.
+	fr       fastResponse
+	frFields [8]hdrLine
 }
 
 // discardLog is ReverseProxy's ErrorLog: copy errors (a client that went
