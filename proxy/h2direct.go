@@ -82,7 +82,7 @@ func (f *forward) direct(w *h2writer, t *Transport, req *http.Request) {
 	try := func(ep balancer.Endpoint) (failKind, error) {
 		outreq.URL.Host = ep.Addr
 		var err error
-		if uc, err = t.directHead(st, outreq, uri, deadline, fr); err != nil {
+		if uc, err = t.directHead(st, outreq, uri, ex.start, deadline, fr); err != nil {
 			uc = nil
 			expired := !deadline.IsZero() && !time.Now().Before(deadline)
 			return classify(err, nil, expired, outreq.Context().Err() != nil || st.gone()), err
@@ -128,13 +128,14 @@ func (f *forward) direct(w *h2writer, t *Transport, req *http.Request) {
 }
 
 // directHead sends req (to uri) on a connection of its endpoint's pool and
-// reads the final answer's head into fr, passing informational answers on
+// reads the final answer's head into fr (now is the request's start, read
+// once for the pool's idle check and the header timeout), passing informational answers on
 // to st as lean does. As roundTripH1, a kept-alive connection the endpoint
 // had closed is replaced once. While the exchange lasts, the stream's end
 // (a reset, the connection's end) aborts the connection's I/O.
-func (t *Transport) directHead(st *h2stream, req *http.Request, uri string, deadline time.Time, fr *fastResponse) (*upConn, error) {
+func (t *Transport) directHead(st *h2stream, req *http.Request, uri string, now, deadline time.Time, fr *fastResponse) (*upConn, error) {
 	p := t.endpointPool(req.URL.Host)
-	uc := p.reusable(time.Now())
+	uc := p.reusable(now)
 	fresh := uc == nil
 	if fresh {
 		var err error
@@ -147,7 +148,7 @@ func (t *Transport) directHead(st *h2stream, req *http.Request, uri string, dead
 			uc.close()
 			return nil, errStreamGone
 		}
-		err := exchangeHead(uc, st, req, uri, deadline, fr)
+		err := exchangeHead(uc, st, req, uri, now, deadline, fr)
 		if err == nil {
 			return uc, nil
 		}
@@ -165,8 +166,9 @@ func (t *Transport) directHead(st *h2stream, req *http.Request, uri string, dead
 
 // exchangeHead writes req's head on uc and reads answers until the final
 // one's head, which stays in uc's buffer (fr.n bytes).
-func exchangeHead(uc *upConn, st *h2stream, req *http.Request, uri string, deadline time.Time, fr *fastResponse) error {
-	uc.begin(time.Now(), deadline)
+func exchangeHead(uc *upConn, st *h2stream, req *http.Request, uri string, now, deadline time.Time, fr *fastResponse) error {
+	uc.begin(now, deadline)
+	uc.usedAt = now // pool.put takes it for the time the connection went idle
 	writeH1Head(uc.bw, req, uri)
 	if err := uc.bw.Flush(); err != nil {
 		return err

@@ -484,7 +484,7 @@ func (st *h2stream) waitLocked(dl time.Time) error {
 // the last with END_STREAM when end is set.
 func (st *h2stream) sendDataLocked(p []byte, end bool) error {
 	c := st.c
-	dl := time.Now().Add(h2WriteByteTimeout)
+	var dl time.Time // set at the first wait for window
 	for {
 		if st.closed != nil {
 			return st.closed
@@ -501,6 +501,9 @@ func (st *h2stream) sendDataLocked(p []byte, end bool) error {
 		}
 		n := min(int64(len(p)), int64(c.peerMax), c.sendWin, st.sendWin)
 		if n <= 0 {
+			if dl.IsZero() {
+				dl = time.Now().Add(h2WriteByteTimeout)
+			}
 			_ = st.waitLocked(dl)
 			continue
 		}
