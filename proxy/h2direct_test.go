@@ -117,10 +117,12 @@ func TestDirectRouteTimeout(t *testing.T) {
 			return
 		}
 		_, _ = io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
-		time.Sleep(600 * time.Millisecond) // the body after the route's timeout (what is tested, not a wait)
+		time.Sleep(1500 * time.Millisecond) // the body after the route's timeout (what is tested, not a wait)
 		_, _ = io.WriteString(nc, "late")
 	})
-	fe, direct := directFrontend(t, addr, 300*time.Millisecond)
+	// A second: the head, sent at once, arrives well within it even on a
+	// loaded machine; the body comes half a second after it.
+	fe, direct := directFrontend(t, addr, time.Second)
 	c := h2cClient(t)
 	res, err := c.Get(fe.URL + "/x")
 	if err != nil {
