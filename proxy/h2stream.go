@@ -125,7 +125,10 @@ func startH2Worker(st *h2stream) {
 }
 
 // h2Worker runs st, then the streams it is given, until it has waited
-// h2WorkerIdle for one.
+// h2WorkerIdle for one. The timer is not moved for each stream (each move
+// takes the runtime's timer lock): when it fires, a worker that ran a
+// stream since the last firing waits one more period, so an idle worker
+// ends between one and two periods after its last stream.
 func h2Worker(st *h2stream) {
 	idle := time.NewTimer(h2WorkerIdle)
 	defer idle.Stop()
@@ -133,11 +136,17 @@ func h2Worker(st *h2stream) {
 	for {
 		st.w.scratch = sc
 		st.run()
-		idle.Reset(h2WorkerIdle)
+		ran := true
+	wait:
 		select {
 		case st = <-h2Work:
 		case <-idle.C:
-			return
+			if !ran {
+				return
+			}
+			ran = false
+			idle.Reset(h2WorkerIdle)
+			goto wait
 		}
 	}
 }
