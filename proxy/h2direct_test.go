@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net"
@@ -15,37 +14,6 @@ import (
 
 	"golang.org/x/net/http2"
 )
-
-// answerBackend answers each request read on a connection with answer(conn),
-// which writes what it likes; it returns the backend's address.
-func answerBackend(t *testing.T, answer func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-				br := bufio.NewReader(nc)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					answer(nc)
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
 
 // directFrontend starts a native h2c entry point with one route to addr
 // (route timeout to, none when zero) and counts the requests
@@ -64,9 +32,9 @@ func directFrontend(t *testing.T, addr string, to time.Duration) (*frontend, *at
 // Content-Length (the upstream closed) is reset (RST_STREAM
 // INTERNAL_ERROR), never ended with END_STREAM as if it were whole.
 func TestDirectShortBodyResetsStream(t *testing.T) {
-	addr := answerBackend(t, func(nc net.Conn) {
+	addr := review23Backend(t, func(_ string, nc net.Conn) bool {
 		_, _ = io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
-		_ = nc.Close()
+		return false // and the connection closes
 	})
 	fe, direct := directFrontend(t, addr, 0)
 	c := dialH2Raw(t, strings.TrimPrefix(fe.URL, "http://"))
@@ -111,14 +79,15 @@ func TestDirectRouteTimeout(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	var calls atomic.Int32
-	addr := answerBackend(t, func(nc net.Conn) {
+	addr := review23Backend(t, func(_ string, nc net.Conn) bool {
 		if calls.Add(1) == 1 {
 			<-release // never answers in time
-			return
+			return false
 		}
 		_, _ = io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
 		time.Sleep(1500 * time.Millisecond) // the body after the route's timeout (what is tested, not a wait)
 		_, _ = io.WriteString(nc, "late")
+		return true
 	})
 	// A second: the head, sent at once, arrives well within it even on a
 	// loaded machine; the body comes half a second after it.
@@ -150,9 +119,10 @@ func TestDirectRouteTimeout(t *testing.T) {
 // TestDirectInformational: a 103 before the answer reaches the client, with
 // its fields, then the answer.
 func TestDirectInformational(t *testing.T) {
-	addr := answerBackend(t, func(nc net.Conn) {
+	addr := review23Backend(t, func(_ string, nc net.Conn) bool {
 		_, _ = io.WriteString(nc, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"+
 			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Answer: yes\r\n\r\nok")
+		return true
 	})
 	fe, direct := directFrontend(t, addr, 0)
 	var hints []string
