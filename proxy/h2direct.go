@@ -6,14 +6,13 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/zkgate/zkgate/balancer"
 )
 
 // forward.direct serves the most common HTTP/2 request — no body, a route
-// without policies or timeout, an HTTP/1.1 upstream — from the native
+// without policies, not gRPC, an HTTP/1.1 upstream — from the native
 // server's stream to the upstream connection and back without the
 // http.Response and header maps between them: the request is built as
 // forward.lean builds it and written as roundTripH1 writes it; the
@@ -26,13 +25,13 @@ import (
 // TestNativeH2Diff and FuzzNativeH2 compare it with ReverseProxy and
 // net/http's server.
 
-// directEligible reports whether out, which leanEligible accepted, is
+// directEligible reports whether r, which leanEligible accepted, is
 // served by forward.direct: its answer goes to the native HTTP/2 server
 // (w), the route has no policies (they edit answers), it is not a gRPC
 // call (whose grpc-timeout and errors have rules of their own), its
 // upstream speaks plain HTTP/1.1 through roundTripH1, and the method is
 // one roundTripH1 sends.
-func directEligible(w http.ResponseWriter, out *http.Request, ex *exchange) (*h2writer, *Transport, bool) {
+func directEligible(w http.ResponseWriter, r *http.Request, ex *exchange) (*h2writer, *Transport, bool) {
 	hw, ok := w.(*h2writer)
 	if !ok || ex.e.pol != nil || ex.grpc {
 		return nil, nil, false
@@ -42,7 +41,7 @@ func directEligible(w http.ResponseWriter, out *http.Request, ex *exchange) (*h2
 		return nil, nil, false
 	}
 	for _, m := range h1Methods {
-		if out.Method == m {
+		if r.Method == m {
 			return hw, t, true
 		}
 	}
@@ -146,7 +145,7 @@ func (t *Transport) directHead(st *h2stream, req *http.Request, uri string, now,
 	for {
 		if !st.setUpstream(uc) {
 			uc.close()
-			return nil, errStreamGone
+			return nil, errClientGone // the stream ended first
 		}
 		err := exchangeHead(uc, st, req, uri, now, deadline, fr)
 		if err == nil {
@@ -195,9 +194,6 @@ func exchangeHead(uc *upConn, st *h2stream, req *http.Request, uri string, now, 
 	}
 }
 
-// errStreamGone is an exchange not begun because the stream had ended.
-var errStreamGone = errClientGone
-
 // setUpstream makes uc the connection the stream's end aborts (nil: none)
 // and reports whether the stream is still open and its request's context
 // not ended. abortUpstreams takes c.mu after the context ends, so a
@@ -233,28 +229,28 @@ func (st *h2stream) directInformational(fr *fastResponse) {
 	}
 	c.hbuf.Reset()
 	_ = c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(fr.status)})
-	var lb [64]byte
 	for i := range fr.hdrs {
-		l := &fr.hdrs[i]
-		name := lowerField(lb[:0], l.name)
-		if !httpguts.ValidHeaderFieldName(string(name)) || isH2ConnField(string(name)) || (string(name) == "te" && string(l.value) != "trailers") || !httpguts.ValidHeaderFieldValue(string(l.value)) {
-			continue
-		}
-		_ = c.enc.WriteField(hpack.HeaderField{Name: string(name), Value: string(l.value)})
+		c.writeH1FieldLocked(&fr.hdrs[i])
 	}
 	st.writeBlockLocked(c.hbuf.Bytes(), false)
 	c.flushLocked()
 }
 
-// lowerField appends name in lower case to b.
-func lowerField(b, name []byte) []byte {
-	for _, ch := range name {
-		if 'A' <= ch && ch <= 'Z' {
-			ch += 'a' - 'A'
-		}
-		b = append(b, ch)
+// writeH1FieldLocked encodes the field l of an HTTP/1.1 answer into the
+// header block being built, under the rules writeHeadLocked applies to a
+// handler's fields (h2NameAllowed, h2ValueAllowed), and reports whether it
+// went.
+func (c *h2conn) writeH1FieldLocked(l *hdrLine) bool {
+	lk, ok := lowerH2(canonicalBytes(l.name))
+	if !ok || !h2NameAllowed(lk) {
+		return false
 	}
-	return b
+	v := string(l.value)
+	if !h2ValueAllowed(lk, v) {
+		return false
+	}
+	_ = c.enc.WriteField(hpack.HeaderField{Name: lk, Value: v})
+	return true
 }
 
 // directAnswer sends the final answer whose head is in fr (a length, or no
@@ -286,23 +282,11 @@ func (f *forward) directAnswer(w *h2writer, uc *upConn, fr *fastResponse, method
 	}
 	c.hbuf.Reset()
 	_ = c.enc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(fr.status)})
-	var lb [64]byte
 	hasDate := false // a Date went out (not one Connection names)
 	for i := range fr.hdrs {
-		l := &fr.hdrs[i]
-		switch l.kind {
-		case rkHop, rkConnection, rkTransferEncoding, rkContentLength, rkTrailer:
-			continue
+		if l := &fr.hdrs[i]; fr.forwardable(l) && c.writeH1FieldLocked(l) {
+			hasDate = hasDate || l.kind == rkDate
 		}
-		if len(fr.conn) > 0 && fr.namedByConnection(l.name) {
-			continue
-		}
-		name := lowerField(lb[:0], l.name)
-		if !httpguts.ValidHeaderFieldName(string(name)) || isH2ConnField(string(name)) || !httpguts.ValidHeaderFieldValue(string(l.value)) {
-			continue
-		}
-		hasDate = hasDate || l.kind == rkDate
-		_ = c.enc.WriteField(hpack.HeaderField{Name: string(name), Value: string(l.value)})
 	}
 	if fr.clen >= 0 {
 		var nb [20]byte

@@ -22,40 +22,19 @@ func awaitClose(t *testing.T, ch <-chan struct{}, what string) {
 	}
 }
 
-// abortBackend accepts connections, reads from each, and reports on gone
-// when the gateway closes one; arrived gets a value per request head.
+// abortBackend reports on arrived each request head it reads, and on gone
+// each connection the gateway then closes; it never answers.
 func abortBackend(t *testing.T) (addr string, arrived, gone chan struct{}) {
 	t.Helper()
 	arrived, gone = make(chan struct{}, 8), make(chan struct{}, 8)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-				buf := make([]byte, 4096)
-				for {
-					n, err := nc.Read(buf)
-					if n > 0 && strings.Contains(string(buf[:n]), "\r\n\r\n") {
-						arrived <- struct{}{}
-					}
-					if err != nil {
-						gone <- struct{}{}
-						return
-					}
-				}
-			}()
+	addr = review23Backend(t, func(_ string, nc net.Conn) bool {
+		arrived <- struct{}{}
+		if awaitEOF(nc, 30*time.Second) {
+			gone <- struct{}{}
 		}
-	}()
-	return ln.Addr().String(), arrived, gone
+		return false
+	})
+	return addr, arrived, gone
 }
 
 // TestNativeH2RequestContextEnds: a request's context ends — and the

@@ -137,16 +137,16 @@ func h2Worker(st *h2stream) {
 		st.w.scratch = sc
 		st.run()
 		ran := true
-	wait:
-		select {
-		case st = <-h2Work:
-		case <-idle.C:
-			if !ran {
-				return
+		for st = nil; st == nil; {
+			select {
+			case st = <-h2Work:
+			case <-idle.C:
+				if !ran {
+					return
+				}
+				ran = false
+				idle.Reset(h2WorkerIdle)
 			}
-			ran = false
-			idle.Reset(h2WorkerIdle)
-			goto wait
 		}
 	}
 }
@@ -557,14 +557,13 @@ func (st *h2stream) writeHeadLocked(status int, h http.Header, keys []string, ex
 	}
 	for _, k := range keys {
 		lk, ok := lowerH2(k)
-		if !ok || !httpguts.ValidHeaderFieldName(lk) || isH2ConnField(lk) {
+		if !ok || !h2NameAllowed(lk) {
 			continue
 		}
 		for _, v := range h[k] {
-			if !httpguts.ValidHeaderFieldValue(v) || (lk == "te" && v != "trailers") {
-				continue
+			if h2ValueAllowed(lk, v) {
+				_ = c.enc.WriteField(hpack.HeaderField{Name: lk, Value: v})
 			}
-			_ = c.enc.WriteField(hpack.HeaderField{Name: lk, Value: v})
 		}
 	}
 	for _, hf := range extra {
@@ -594,6 +593,18 @@ func (st *h2stream) writeBlockLocked(block []byte, end bool) {
 	if end {
 		st.endSentLocked()
 	}
+}
+
+// h2NameAllowed reports whether lk (lower case) may name a field of an
+// HTTP/2 answer: a valid name, not a connection-specific one.
+func h2NameAllowed(lk string) bool {
+	return httpguts.ValidHeaderFieldName(lk) && !isH2ConnField(lk)
+}
+
+// h2ValueAllowed reports whether v may be the value of the answer's field
+// lk: a valid value, and TE only as "trailers".
+func h2ValueAllowed(lk, v string) bool {
+	return httpguts.ValidHeaderFieldValue(v) && (lk != "te" || v == "trailers")
 }
 
 // isH2ConnField reports a connection-specific field name (lower case),
@@ -709,7 +720,6 @@ type h2writer struct {
 	status      int
 	wroteHeader bool
 	sentHeader  bool
-	done        bool // the handler returned
 	head        bool // a HEAD request
 	buf         []byte
 	trailers    []string
@@ -856,7 +866,6 @@ func (w *h2writer) end() {
 	if w.taken {
 		return // forward.direct answered, or cut its answer short
 	}
-	w.done = true
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}

@@ -23,8 +23,9 @@ import (
 // bodies — keeps ReverseProxy. TestRoundTripH1Diff and TestNativeH2Diff
 // compare the two over the differential suite's backend behaviours.
 
-// leanEligible reports whether out (ReverseProxy's input) is forwarded by
-// forward.lean to up: an HTTP/2 request without a body, no protocol switch
+// leanEligible reports whether out (the request as it came: what the
+// checks read, the outbound request does not change) is forwarded without
+// ReverseProxy to up, by forward.lean or forward.direct: an HTTP/2 request without a body, no protocol switch
 // asked for, and a query ReverseProxy would send unchanged; not when up's
 // transport is the differential tests' reference
 // (TransportConfig.StdTransportOnly), which ReverseProxy serves as before.

@@ -179,6 +179,18 @@ func (res *fastResponse) namedByConnection(name []byte) bool {
 	return false
 }
 
+// forwardable reports whether the answer's field l is passed on as it
+// came: not hop-by-hop, not named by the answer's Connection field, and not
+// its framing (Content-Length, Transfer-Encoding, Trailer), which the
+// writer of the passed-on answer sets itself.
+func (res *fastResponse) forwardable(l *hdrLine) bool {
+	switch l.kind {
+	case rkHop, rkConnection, rkTransferEncoding, rkContentLength, rkTrailer:
+		return false
+	}
+	return len(res.conn) == 0 || !res.namedByConnection(l.name)
+}
+
 // hasBody reports whether the final response carries a body for a
 // request with method.
 func (res *fastResponse) hasBody(method string) bool {

@@ -63,15 +63,9 @@ func (c *fconn) switchProtocols(uc *upConn, ex *exchange) bool {
 	_, _ = w.Write(res.reason)
 	_, _ = w.WriteString("\r\n")
 	for i := range res.hdrs {
-		l := &res.hdrs[i]
-		switch l.kind {
-		case rkHop, rkConnection, rkTransferEncoding, rkContentLength, rkTrailer:
-			continue
+		if l := &res.hdrs[i]; res.forwardable(l) {
+			w.line(l)
 		}
-		if len(res.conn) > 0 && res.namedByConnection(l.name) {
-			continue
-		}
-		w.line(l)
 	}
 	_, _ = w.WriteString("Connection: Upgrade\r\nUpgrade: ")
 	_, _ = w.Write(up)
