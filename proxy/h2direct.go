@@ -318,7 +318,11 @@ func (f *forward) directAnswer(w *h2writer, uc *upConn, fr *fastResponse, method
 		_, _ = uc.br.Discard(n)
 	}
 	cut := left > 0 || err != nil
-	c.flushLocked()
+	if cut {
+		c.flushLocked()
+	} else {
+		c.flushEndLocked()
+	}
 	st.up = nil
 	c.mu.Unlock()
 	if cut {

@@ -938,7 +938,7 @@ func (w *h2writer) flush(final bool) error {
 			return err
 		}
 		if end {
-			c.flushLocked()
+			c.flushEndLocked()
 			return nil
 		}
 	}
@@ -957,7 +957,11 @@ func (w *h2writer) flush(final bool) error {
 			return err
 		}
 	}
-	c.flushLocked()
+	if final {
+		c.flushEndLocked()
+	} else {
+		c.flushLocked()
+	}
 	return nil
 }
 
