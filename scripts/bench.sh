@@ -5,10 +5,11 @@
 # steady load beside idle ones, zkgate's TLS entry point against nginx with
 # the same certificate (HTTPS keep-alive with wrk, a new TLS connection per
 # request and HTTP/2 with h2load), a 64 KiB JSON answer gzipped by zkgate
-# against nginx's `gzip on` at the same level, and ZooKeeper discovery
-# propagation; writes docs/bench/results.md and docs/bench/results.svg and
-# prints the tables.
-# `make bench` runs it after `make build` (about 15 minutes).
+# against nginx's `gzip on` at the same level, gRPC unary calls through
+# zkgate and nginx's grpc_pass against the gRPC backend directly, and
+# ZooKeeper discovery propagation; writes docs/bench/results.md and
+# docs/bench/results.svg and prints the tables.
+# `make bench` runs it after `make build` (about 18 minutes).
 #
 # Installs wrk, h2load, nginx, haproxy, caddy and ZooKeeper from Debian when missing
 # (as root), but never enables or starts their system services: each runs as
@@ -30,17 +31,18 @@
 #   BENCH_PROP_EVENTS=100   discovery propagation events (0 = skip)
 #   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,zkgate-policies,go-reverseproxy,nginx,haproxy,caddy,nginx-2,haproxy-2
 #                           and of the TLS section: zkgate-tls,zkgate-tls-go,nginx-tls,nginx-tls-2, and of the
-#                           compression section: zkgate-gzip,nginx-gzip,nginx-gzip-2 (a section runs
+#                           compression section: zkgate-gzip,nginx-gzip,nginx-gzip-2, and of the gRPC section: zkgate-grpc,nginx-grpc (a section runs
 #                           when one of its targets is named: naming TLS targets only runs that
 #                           section alone; naming none of a section's skips it)
 #   BENCH_GZIP_LEVEL=5      compression level of zkgate (compress.level) and nginx (gzip_comp_level)
-#   BENCH_BASE_PORT=19100   ports BASE..BASE+35 on 127.0.0.1 must be free
+#   BENCH_BASE_PORT=19100   ports BASE..BASE+39 on 127.0.0.1 must be free
 #   BENCH_TIMEOUT=25m       hard bound on the whole run
 #
 # Iterating quickly: BENCH_ROUNDS=2 BENCH_DURATION=3s BENCH_PROP_EVENTS=20 scripts/bench.sh
 # Only the connection part: BENCH_ROUNDS=1 BENCH_TARGETS=zkgate,nginx,haproxy BENCH_PROP_EVENTS=0 scripts/bench.sh
 # Only the TLS section (about 3 minutes): BENCH_TARGETS=zkgate-tls,zkgate-tls-go,nginx-tls,nginx-tls-2 BENCH_PROP_EVENTS=0 scripts/bench.sh
 # Only the compression section (about 2 minutes): BENCH_TARGETS=zkgate-gzip,nginx-gzip,nginx-gzip-2 BENCH_PROP_EVENTS=0 scripts/bench.sh
+# Only the gRPC section (about a minute): BENCH_TARGETS=zkgate-grpc,nginx-grpc BENCH_PROP_EVENTS=0 scripts/bench.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/zkgate/zkgate/discovery"
+	echobackend "github.com/zkgate/zkgate/internal/echo"
 )
 
 // Bodies the backend serves.
@@ -218,6 +219,10 @@ type BackendOptions struct {
 	SessionTimeout time.Duration
 	// Ready, when set, is called once the backend serves and is registered.
 	Ready func(addr string)
+	// GRPC serves gRPC over h2c instead of HTTP: gRPC's interop
+	// TestService, answering with ID as its hostname (internal/echo, as
+	// `echo-backend --grpc`).
+	GRPC bool
 }
 
 // RunBackend serves Backend on o.Listen, registers it under each of
@@ -237,14 +242,20 @@ func RunBackend(ctx context.Context, o BackendOptions, log logrus.FieldLogger) e
 	if o.ID == "" {
 		o.ID = addr
 	}
-	srv := &http.Server{Handler: &Backend{ID: o.ID}, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
+	if o.GRPC {
+		srv, _ := echobackend.NewGRPCServer(o.ID)
+		go func() { served <- srv.Serve(ln) }()
+		defer srv.Stop()
+	} else {
+		srv := &http.Server{Handler: &Backend{ID: o.ID}, ReadHeaderTimeout: 10 * time.Second}
+		go func() { served <- srv.Serve(ln) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
 
 	var regs []*discovery.Registrar
 	if len(o.Paths) > 0 {

@@ -70,6 +70,57 @@ func NginxGzipConfig(dir string, port, workers int, upstreams []string, level in
 	return nginxConfig(dir, fmt.Sprintf("127.0.0.1:%d", port), gzip, workers, upstreams)
 }
 
+// NginxGRPCConfig returns an nginx.conf for workers worker processes
+// (files under dir, as NginxConfig) that proxies gRPC: HTTP/2 with prior
+// knowledge on 127.0.0.1:port (`listen ... http2` without ssl), every
+// path passed with grpc_pass to upstreams over h2c, from a keep-alive pool
+// of 64 connections (nginx sends one call at a time on an upstream
+// connection). keepalive_requests is raised to a million on both sides, as
+// in NginxTLSConfig: Go's servers set no such limit, and at nginx's 1000
+// each client connection would end in a GOAWAY every 1000 calls.
+func NginxGRPCConfig(dir string, port, workers int, upstreams []string) string {
+	var servers strings.Builder
+	for _, u := range upstreams {
+		fmt.Fprintf(&servers, "        server %s;\n", u)
+	}
+	tmp := func(name string) string { return filepath.Join(dir, "tmp", name) }
+	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
+worker_processes %d;
+worker_rlimit_nofile 20000;
+pid %s;
+error_log %s warn;
+
+events {
+    worker_connections 19000;
+}
+
+http {
+    access_log off;
+    client_body_temp_path %s;
+    proxy_temp_path %s;
+    fastcgi_temp_path %s;
+    uwsgi_temp_path %s;
+    scgi_temp_path %s;
+
+    upstream grpcbench {
+%s        keepalive 64;
+        keepalive_requests 1000000;
+    }
+
+    server {
+        listen 127.0.0.1:%d http2;
+        keepalive_requests 1000000;
+
+        location / {
+            grpc_pass grpc://grpcbench;
+        }
+    }
+}
+`, workers, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"),
+		tmp("client_body"), tmp("proxy"), tmp("fastcgi"), tmp("uwsgi"), tmp("scgi"),
+		servers.String(), port)
+}
+
 // nginxConfig is NginxConfig's text with listen's parameters and extra
 // server directives.
 func nginxConfig(dir, listen, extra string, workers int, upstreams []string) string {
@@ -270,6 +321,56 @@ func ZkgateTLSConfig(port, adminPort, zkPort int, zkPath, certFile, keyFile stri
           key_file: %q
 `, port, server, certFile, keyFile)
 	return zkgateConfig(secure, adminPort, zkPort, zkPath, accessLog, "")
+}
+
+// ZkgateGRPCConfig returns a zkgate configuration that proxies gRPC as
+// the README's gRPC section configures it: an entry point on webPort with
+// `http2: h2c` (HTTP/2 with prior knowledge beside HTTP/1.1), one route on
+// every path to a service discovered under zkPath in ZooKeeper with
+// `upstream: { protocol: h2c }`, round robin, TCP probes (the endpoints
+// speak only gRPC), retries on connect failures (gRPC calls are POSTs:
+// retried only when nothing was sent) and the access log as given.
+func ZkgateGRPCConfig(webPort, adminPort, zkPort int, zkPath string, accessLog bool) string {
+	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
+entry_points:
+  grpc:
+    address: "127.0.0.1:%d"
+    http2: h2c
+admin:
+  address: "127.0.0.1:%d"
+log:
+  access_log:
+    enabled: %t
+shutdown:
+  drain_delay: 0s
+  grace_timeout: 5s
+zookeeper:
+  servers: ["127.0.0.1:%d"]
+routes:
+  - name: grpc
+    match:
+      path_prefix: ""
+    service: grpc
+    balancer: round_robin
+services:
+  grpc:
+    discovery:
+      zookeeper:
+        path: %s
+    upstream:
+      protocol: h2c
+    health_check:
+      active:
+        type: tcp
+        interval: 2s
+        timeout: 1s
+      passive:
+        max_failures: 3
+        ejection: 10s
+    retries:
+      attempts: 2
+      on: [connect_failure]
+`, webPort, adminPort, accessLog, zkPort, zkPath)
 }
 
 // zkgateConfig is ZkgateConfig's text with the entry points given and

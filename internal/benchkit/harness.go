@@ -43,7 +43,7 @@ type Options struct {
 	// Conns is the main concurrency. Default 64.
 	Conns int
 	// BasePort is the first of the loopback ports used (BasePort to
-	// BasePort+35). Default 19100.
+	// BasePort+39). Default 19100.
 	BasePort int
 	// PropEvents is the number of discovery propagation events; 0 = skip.
 	PropEvents int
@@ -57,7 +57,7 @@ type Options struct {
 	// Default 150ms.
 	PropQuiet time.Duration
 	// Only restricts the measured targets to these names, of Targets,
-	// TLSTargets and GzipTargets (the reference, "direct", is always
+	// TLSTargets, GzipTargets and GRPCTargets (the reference, "direct", is always
 	// measured). A section runs when Only names one of its targets: naming
 	// only TLS or compression targets skips the plain section and the
 	// connection benchmark; naming none of a section's skips it. Empty:
@@ -94,7 +94,7 @@ const (
 	offGoProxy   = 23
 	offNginx2    = 24
 	offHAProxy2  = 25
-	offLast      = offZkgateTLSGo + 1 // the TLS section's ports (tlsbench.go), then the compression section's (gzipbench.go), then zkgate-tls-go's come last
+	offLast      = offNginxGRPC // the TLS section's ports (tlsbench.go), the compression section's (gzipbench.go), zkgate-tls-go's, then the gRPC section's (grpcbench.go) come last
 )
 
 // Targets lists every measured target in report order.
@@ -199,7 +199,7 @@ func (o Options) withDefaults() (Options, error) {
 		errs = append(errs, fmt.Errorf("benchkit: base port %d: want 1024-%d", o.BasePort, 65535-offLast))
 	}
 	for _, name := range o.Only {
-		if !slices.ContainsFunc(slices.Concat(Targets, TLSTargets, GzipTargets), func(t TargetInfo) bool { return t.Name == name }) {
+		if !slices.ContainsFunc(slices.Concat(Targets, TLSTargets, GzipTargets, GRPCTargets), func(t TargetInfo) bool { return t.Name == name }) {
 			errs = append(errs, fmt.Errorf("benchkit: target %q: unknown (valid: %s)", name, targetNames()))
 		}
 	}
@@ -208,7 +208,7 @@ func (o Options) withDefaults() (Options, error) {
 
 func targetNames() string {
 	var names []string
-	for _, t := range slices.Concat(Targets, TLSTargets, GzipTargets) {
+	for _, t := range slices.Concat(Targets, TLSTargets, GzipTargets, GRPCTargets) {
 		names = append(names, t.Name)
 	}
 	return strings.Join(names, ", ")
@@ -322,6 +322,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 			return err
 		}
 	}
+	var grpcRes *GRPCResults
+	if h.grpcSelected() {
+		if grpcRes, err = h.grpcSection(ctx); err != nil {
+			return err
+		}
+	}
 	var prop *Propagation
 	if o.PropEvents > 0 {
 		p, err := h.propagation(ctx)
@@ -338,6 +344,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		Conns:       conns,
 		TLS:         tlsRes,
 		Gzip:        gzipRes,
+		GRPC:        grpcRes,
 		Machine:     ReadMachine(h.versionCommands()),
 		LoadStart:   loadStart,
 		LoadEnd:     loadEnd,
@@ -400,8 +407,8 @@ func findTools(root string) (map[string]string, error) {
 func checkPorts(base int) error {
 	var busy []string
 	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2,
-		offNginxTLS, offNginxTLS2, offNginxGzip, offNginxGzip2}
-	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateStd, offZkgateTLS, offZkgatePol, offZkgateGzip, offZkgateTLSGo} {
+		offNginxTLS, offNginxTLS2, offNginxGzip, offNginxGzip2, offGRPCBackend, offNginxGRPC}
+	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateStd, offZkgateTLS, offZkgatePol, offZkgateGzip, offZkgateTLSGo, offZkgateGRPC} {
 		offs = append(offs, off, off+1)
 	}
 	for _, off := range offs {

@@ -20,7 +20,9 @@ type Results struct {
 	// TLS is the TLS section's outcome, nil when skipped.
 	TLS *TLSResults
 	// Gzip is the compression section's outcome, nil when skipped.
-	Gzip    *GzipResults
+	Gzip *GzipResults
+	// GRPC is the gRPC section's outcome, nil when skipped.
+	GRPC    *GRPCResults
 	Machine Machine
 	// LoadStart and LoadEnd are the load averages before and after.
 	LoadStart, LoadEnd string
@@ -80,6 +82,9 @@ func (r Results) Tables() string {
 	}
 	if g := r.Gzip; g != nil {
 		fmt.Fprintf(&b, "Compression against nginx\n\n%s\nCompression, every target\n\n%s\n", GzipVsNginxTable(*g), GzipTable(*g))
+	}
+	if g := r.GRPC; g != nil {
+		fmt.Fprintf(&b, "gRPC unary calls\n\n%s\n", GRPCTable(*g))
 	}
 	if r.Propagation != nil {
 		fmt.Fprintf(&b, "Discovery propagation\n\n%s", PropagationTable(*r.Propagation))
@@ -239,6 +244,7 @@ func (r Results) Markdown() string {
 	r.connMarkdown(&b)
 	r.tlsMarkdown(&b)
 	r.gzipMarkdown(&b)
+	r.grpcMarkdown(&b)
 
 	b.WriteString("## Discovery propagation\n\n")
 	if r.Propagation == nil {

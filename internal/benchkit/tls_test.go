@@ -322,6 +322,13 @@ func TestZkgateTLSConfigRoutes(t *testing.T) {
 // result.
 func serveZkgate(t *testing.T, config func(admin, zkPort int) string) (ctx context.Context, gatewayDone chan error) {
 	t.Helper()
+	return serveZkgateOver(t, BackendOptions{Paths: []string{"/services/bench1"}}, config)
+}
+
+// serveZkgateOver is serveZkgate with the backend b (its listen address,
+// ZooKeeper servers and Ready set here).
+func serveZkgateOver(t *testing.T, b BackendOptions, config func(admin, zkPort int) string) (ctx context.Context, gatewayDone chan error) {
+	t.Helper()
 	zktest.Require(t)
 	zk := zktest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -345,8 +352,8 @@ func serveZkgate(t *testing.T, config func(admin, zkPort int) string) (ctx conte
 	})
 	ready := make(chan string, 1)
 	go func() {
-		backendDone <- RunBackend(ctx, BackendOptions{Listen: "127.0.0.1:0", ZooKeeper: []string{zk.Addr()}, Paths: []string{"/services/bench1"},
-			Ready: func(a string) { ready <- a }}, quietLog())
+		b.Listen, b.ZooKeeper, b.Ready = "127.0.0.1:0", []string{zk.Addr()}, func(a string) { ready <- a }
+		backendDone <- RunBackend(ctx, b, quietLog())
 	}()
 	select {
 	case <-ready:

@@ -49,6 +49,9 @@ type GRPCResult struct {
 	Failures []string `json:",omitempty"`
 	// CallsPerSecond is OK per second of Elapsed.
 	CallsPerSecond float64
+	// P50 and P99 are percentiles of the successful calls' latencies
+	// (kept when Latencies is dropped, as -json drops it).
+	P50, P99 time.Duration
 }
 
 // RunGRPC loads cfg.Target until cfg.Duration has passed or ctx ends and
@@ -153,6 +156,7 @@ func RunGRPC(ctx context.Context, cfg GRPCConfig) (GRPCResult, error) {
 		}
 	}
 	res.CallsPerSecond = float64(res.OK) / res.Elapsed.Seconds()
+	res.P50, res.P99 = Percentile(res.Latencies, 50), Percentile(res.Latencies, 99)
 	return res, nil
 }
 
@@ -161,7 +165,7 @@ func (r GRPCResult) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "grpc unary: callers=%d conns=%d elapsed=%s ok=%d failed=%d calls/s=%.0f p50=%s p99=%s",
 		r.Callers, r.Conns, r.Elapsed.Round(time.Millisecond), r.OK, r.Failed, r.CallsPerSecond,
-		Percentile(r.Latencies, 50).Round(time.Microsecond), Percentile(r.Latencies, 99).Round(time.Microsecond))
+		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond))
 	names := make([]string, 0, len(r.ByInstance))
 	for n := range r.ByInstance {
 		names = append(names, n)

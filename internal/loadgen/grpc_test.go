@@ -30,6 +30,9 @@ func TestRunGRPCCountsCallsOverConnections(t *testing.T) {
 	if res.Elapsed < 300*time.Millisecond || res.Elapsed > 10*time.Second || res.CallsPerSecond <= 0 {
 		t.Fatalf("elapsed %v, %v calls/s", res.Elapsed, res.CallsPerSecond)
 	}
+	if res.P50 <= 0 || res.P99 < res.P50 || res.P50 != Percentile(res.Latencies, 50) || res.P99 != Percentile(res.Latencies, 99) {
+		t.Fatalf("p50 %v, p99 %v: want the percentiles of the %d latencies", res.P50, res.P99, len(res.Latencies))
+	}
 	if s := res.Summary(); !strings.Contains(s, "callers=6 conns=2") || !strings.Contains(s, "g-1=") {
 		t.Fatalf("summary %q", s)
 	}

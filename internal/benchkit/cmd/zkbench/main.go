@@ -1,9 +1,10 @@
 // Command zkbench is the harness of `make bench` (scripts/bench.sh runs it).
 //
-//	zkbench run [flags]       measure every target (plain, then TLS, then compression) and write docs/bench/results.{md,svg}
-//	zkbench backend [flags]   one fast backend, registered in ZooKeeper (the harness starts these)
+//	zkbench run [flags]       measure every target (plain, then TLS, compression, gRPC) and write docs/bench/results.{md,svg}
+//	zkbench backend [flags]   one fast backend (HTTP, or gRPC with --grpc), registered in ZooKeeper (the harness starts these)
 //	zkbench reverseproxy --listen ADDR --upstream ADDR   a bare httputil.ReverseProxy (a baseline target)
 //	zkbench hold --addr ADDR --kind idle|upgrade --conns N [flags]   open N connections to a proxy and hold them
+//	zkbench grpcload --addr ADDR [flags]   gRPC unary calls as fast as answers come; prints the result as JSON
 //
 // hold is the client side of the connection benchmark, in a process of its
 // own so that its descriptors are not the harness's: it prints a ZKHOLD
@@ -51,6 +52,8 @@ func main() {
 		err = reverseProxy(ctx, os.Args[2:])
 	case "hold":
 		err = hold(ctx, os.Args[2:])
+	case "grpcload":
+		err = benchkit.GRPCLoad(ctx, os.Args[2:], os.Stdout)
 	default:
 		usage()
 	}
@@ -65,7 +68,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench hold --addr ADDR --kind idle|upgrade --conns N")
+	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench hold --addr ADDR --kind idle|upgrade --conns N | zkbench grpcload --addr ADDR")
 	os.Exit(2)
 }
 
@@ -189,6 +192,7 @@ func backend(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	fs.StringVar(&zks, "zookeeper", "", "ZooKeeper servers, comma-separated (empty: do not register)")
 	fs.StringVar(&paths, "path", "", "service paths to register under, comma-separated")
 	fs.DurationVar(&o.SessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout")
+	fs.BoolVar(&o.GRPC, "grpc", false, "serve gRPC's interop TestService over h2c instead of HTTP")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
