@@ -321,7 +321,7 @@ func (f *forward) directAnswer(w *h2writer, uc *upConn, fr *fastResponse, method
 	if cut {
 		c.flushLocked()
 	} else {
-		c.flushEndLocked()
+		c.flushBatchedLocked()
 	}
 	st.up = nil
 	c.mu.Unlock()

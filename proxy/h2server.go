@@ -548,15 +548,17 @@ func (c *h2conn) setIdleDeadline() {
 	}
 }
 
-// flushEndLocked writes what is queued once a stream's answer is whole.
-// When other handlers of the connection are running, it first lets the
-// goroutines that are ready run (c.mu released): under load, answers
-// whose upstream bytes arrived in the same poll are queued by then, and
-// go out in one write (and one TLS gather) rather than one each. With
-// h2load -c4 -m16 over TLS that takes the CPU per request from 53 to
-// 46 µs. A stream whose answer streams (flushes before its end) is not
-// delayed: only the end waits, and only for goroutines already runnable.
-func (c *h2conn) flushEndLocked() {
+// flushBatchedLocked writes what a handler queued (an answer's end, or a
+// part a streaming handler flushes). When other handlers of the
+// connection are running, it first lets the goroutines that are ready run
+// (c.mu released): under load, answers whose upstream bytes arrived in the
+// same poll are queued by then and go out in one write (and one TLS
+// gather) rather than one each. With h2load -c4 -m16 over TLS that takes
+// the CPU per request from 53 to 46 µs; gRPC unary calls (a flush for the
+// message, another for the trailers) from 118 to 112 µs. The wait is for
+// goroutines already runnable only, not for a timer: a streaming answer's
+// flush is delayed by no more than their run.
+func (c *h2conn) flushBatchedLocked() {
 	if c.handlers > 1 && !c.flushing {
 		c.mu.Unlock()
 		runtime.Gosched()

@@ -938,7 +938,7 @@ func (w *h2writer) flush(final bool) error {
 			return err
 		}
 		if end {
-			c.flushEndLocked()
+			c.flushBatchedLocked()
 			return nil
 		}
 	}
@@ -957,11 +957,7 @@ func (w *h2writer) flush(final bool) error {
 			return err
 		}
 	}
-	if final {
-		c.flushEndLocked()
-	} else {
-		c.flushLocked()
-	}
+	c.flushBatchedLocked()
 	return nil
 }
 
