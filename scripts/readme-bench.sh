@@ -4,8 +4,9 @@
 # (BENCH-TABLE, with the "CPU ÷ plain zkgate" line under it when the
 # policies target was measured), the both-cores small-body table
 # (BENCH-2CORE), the memory per held connection (BENCH-HELD), zkgate's
-# TLS entry point against nginx (BENCH-TLS) and zkgate's compression of a
-# 64 KiB JSON answer against nginx's gzip (BENCH-GZIP).
+# TLS entry point against nginx (BENCH-TLS), zkgate's compression of a
+# 64 KiB JSON answer against nginx's gzip (BENCH-GZIP) and gRPC unary calls
+# through zkgate and nginx against direct (BENCH-GRPC).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 - <<'PY'
@@ -39,7 +40,8 @@ for marker, heading in [("BENCH-TABLE", "### 13-byte body"),
                         ("BENCH-2CORE", "#### Both cores, 13-byte body"),
                         ("BENCH-HELD", "### Memory per held connection"),
                         ("BENCH-TLS", "### TLS against nginx"),
-                        ("BENCH-GZIP", "### Compression against nginx")]:
+                        ("BENCH-GZIP", "### Compression against nginx"),
+                        ("BENCH-GRPC", "### gRPC unary calls")]:
     block = f"<!-- {marker} -->\n{first_table(heading)}\n<!-- /{marker} -->"
     pat = re.compile(rf"<!-- {marker} -->.*?<!-- /{marker} -->", re.S)
     if pat.search(s):
