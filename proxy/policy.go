@@ -603,6 +603,17 @@ func (p *policies) editResponse(hdr http.Header, origin string) {
 	}
 }
 
+// setsResponseField reports whether the route sets the response field
+// name (canonical).
+func (p *policies) setsResponseField(name string) bool {
+	for _, s := range p.setResp {
+		if s[0] == name {
+			return true
+		}
+	}
+	return false
+}
+
 // editsResponseField reports whether the fast path drops a response field
 // called name (its bytes, any case): the route removes or sets it.
 func (p *policies) editsResponseField(name []byte) bool {

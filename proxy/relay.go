@@ -21,9 +21,10 @@ const (
 
 // writeHead writes the response head in c.res to the client, filtered as
 // ReverseProxy filters it: hop-by-hop fields and those Connection
-// names removed, the framing of the relayed body, a Date when the
-// upstream sent none, and Connection: close when the client connection
-// ends after it.
+// names removed, the framing of the relayed body, a Date when none went
+// out (the upstream sent none, its Connection named it, or the route
+// removes it: net/http's server then adds its own), and Connection: close
+// when the client connection ends after it.
 func (c *fconn) writeHead(final bool) {
 	res := &c.res
 	w := c.bw
@@ -53,6 +54,7 @@ func (c *fconn) writeHead(final bool) {
 		}
 	}
 	clSent := false
+	dateSent := false
 	for i := range res.hdrs {
 		l := &res.hdrs[i]
 		switch l.kind {
@@ -80,6 +82,7 @@ func (c *fconn) writeHead(final bool) {
 		if enc != encNone && writeCodedField(w, l.name, l.value) {
 			continue
 		}
+		dateSent = dateSent || l.kind == rkDate
 		w.line(l)
 	}
 	if !final {
@@ -88,6 +91,7 @@ func (c *fconn) writeHead(final bool) {
 	}
 	if pol != nil {
 		pol.writeResponseFields(w, c.ex.origin, enc != encNone)
+		dateSent = dateSent || pol.setsResponseField("Date")
 	}
 	if vary {
 		w.field("Vary", "Accept-Encoding")
@@ -99,7 +103,7 @@ func (c *fconn) writeHead(final bool) {
 	if !framed && !c.req.http10 {
 		_, _ = w.WriteString("Transfer-Encoding: chunked\r\n")
 	}
-	c.endHead(res.hasDate, framed)
+	c.endHead(dateSent, framed)
 }
 
 // endHead ends a final response head: a Date when the upstream sent none,

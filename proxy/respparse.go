@@ -22,7 +22,6 @@ type fastResponse struct {
 	chunked bool
 	close   bool // the upstream connection cannot be reused
 	http10  bool // the status line says HTTP/1.0
-	hasDate bool
 }
 
 // errBadResponse is a response head the fast path refuses: the client gets
@@ -91,7 +90,7 @@ func (res *fastResponse) parse(br *bufio.Reader, n int) error {
 	res.n = n
 	res.hdrs = res.hdrs[:0]
 	res.conn = res.conn[:0]
-	res.clen, res.chunked, res.close, res.hasDate = -1, false, false, false
+	res.clen, res.chunked, res.close = -1, false, false
 
 	line, b := cutLine(b)
 	// "HTTP/1.x NNN[ reason]"
@@ -150,8 +149,6 @@ func (res *fastResponse) parse(br *bufio.Reader, n int) error {
 				return errBadResponse
 			}
 			res.clen = int64(v)
-		case rkDate:
-			res.hasDate = true
 		}
 		res.hdrs = append(res.hdrs, hdrLine{name: name, value: value, kind: kind})
 	}

@@ -363,7 +363,7 @@ func TestReview23DirectFallbackRouteTimeout(t *testing.T) {
 // TestReview23DirectConnectionNamedDate: a Date the upstream's Connection
 // field names is hop-by-hop: ReverseProxy and forward.lean drop it, and
 // the server then adds its own Date. forward.direct drops the field too
-// but, having seen a Date (fr.hasDate), adds none: the answer has no Date.
+// but, having seen a Date, added none: the answer had no Date.
 func TestReview23DirectConnectionNamedDate(t *testing.T) {
 	addr := review23Backend(t, func(_ string, nc net.Conn) bool {
 		_, _ = io.WriteString(nc, "HTTP/1.1 200 OK\r\nConnection: date\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nContent-Length: 2\r\n\r\nok")

@@ -1288,6 +1288,13 @@ func responseBehaviours() []responseBehaviour {
 			answer(w, req, "200 OK", "hello", "Content-Type: text/plain")
 			return true
 		}},
+		// A Date the Connection field names is hop-by-hop: dropped, and
+		// the answer gets the gateway's own Date, as net/http's server adds
+		// one to a header without it.
+		{name: "Connection names Date", respond: func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
+			answer(w, req, "200 OK", "hello", "Connection: Date", date, "Content-Type: text/plain")
+			return true
+		}},
 		{name: "empty body", respond: func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
 			answer(w, req, "200 OK", "", date)
 			return true
