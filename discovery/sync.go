@@ -99,7 +99,12 @@ func (z *LoadBalanceZkConf) fullSync() error {
 
 // update re-lists the children when they changed (setting the watch again)
 // and reads, with a data watch, the new children and those whose data
-// changed.
+// changed. A member found deleted makes it re-list the children too before
+// anything is applied: the deletion's event may come before the others of
+// the same transaction (several members deleted in one multi, as an
+// operator or a deploy tool does), and ZooKeeper answers the listing only
+// after the whole transaction, so the deletions are applied — and seen by
+// the removal guard — together, not one member at a time.
 func (z *LoadBalanceZkConf) update(children bool, data map[string]struct{}) error {
 	if !children && len(data) == 0 {
 		return nil
@@ -138,6 +143,9 @@ func (z *LoadBalanceZkConf) update(children bool, data map[string]struct{}) erro
 	results, err := z.fetch(toRead, true)
 	if err != nil {
 		return err
+	}
+	if !children && slices.ContainsFunc(results, func(r readResult) bool { return r.gone }) {
+		return z.update(true, data)
 	}
 	for _, p := range removed {
 		delete(z.nodes, p)

@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,45 @@ var confCases = []zkCase{
 	{"ConfFilter", testConfFilter},
 	{"ConfPropagation", testConfPropagation},
 	{"ConfLogsChange", testConfLogsChange},
+	{"ConfMultiDeleteAppliedAtOnce", testConfMultiDelete},
+}
+
+// testConfMultiDelete: members deleted in one transaction (a multi) leave
+// in one published change, never one at a time: the first deletion's event
+// can arrive before the others', and the removal guard judges each change
+// by how many members it removes at once. Ten rounds of nine deletions.
+func testConfMultiDelete(t *testing.T, srv *zktest.Server) {
+	raw := zktest.Connect(t, srv.Addr())
+	p := testPath(t)
+	mkdirs(t, raw, p)
+	c := dial(t, ClientConfig{Servers: []string{srv.Addr()}})
+	_, r, _ := watch(t, c, p, ZkConfOptions{})
+	const keep = "127.0.0.1:9100"
+	create(t, raw, p+"/"+keep, "", zk.FlagEphemeral)
+	for round := range 10 {
+		addrs := []string{keep}
+		var ops []any
+		for i := 1; i <= 9; i++ {
+			a := fmt.Sprintf("127.0.0.1:%d", 9100+10*round+i)
+			create(t, raw, p+"/"+a, "", zk.FlagEphemeral)
+			addrs = append(addrs, a)
+			ops = append(ops, &zk.DeleteRequest{Path: p + "/" + a, Version: -1})
+		}
+		r.awaitAddrs(t, addrs...)
+		from := r.updates()
+		if _, err := raw.Multi(ops...); err != nil {
+			t.Fatalf("round %d: delete nine members in one multi: %v", round, err)
+		}
+		r.awaitAddrs(t, keep)
+		r.mu.Lock()
+		seen := slices.Clone(r.lists[from:])
+		r.mu.Unlock()
+		for _, eps := range seen {
+			if n := len(eps); n > 1 && n < 10 {
+				t.Fatalf("round %d: a published list of %d members (%v) between the ten before the multi and the one after", round, n, addrsOf(eps))
+			}
+		}
+	}
 }
 
 func testConfAddRemoveWeight(t *testing.T, srv *zktest.Server) {
