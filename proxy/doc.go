@@ -62,8 +62,8 @@
 // HTTP/2 requests (TLS with ALPN h2, or h2c) are served by zkgate's own
 // HTTP/2 server (h2server.go, h2stream.go), whose streams run the Handler.
 // There a request takes one of three ways, chosen in Handler.ServeHTTP: a
-// bodiless one on a route without policies, not gRPC, to a plain HTTP/1.1
-// upstream goes by forward.direct (h2direct.go: the answer's head and body
+// bodiless one on a route whose policies leave answers alone, not gRPC, to
+// a plain HTTP/1.1 upstream goes by forward.direct (h2direct.go: the answer's head and body
 // from the upstream connection straight into frames); other bodiless ones
 // by forward.lean (lean.go: ReverseProxy's steps without its copies); the
 // rest by ReverseProxy. The first two send over roundTripH1's pool and

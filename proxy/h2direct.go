@@ -12,14 +12,14 @@ import (
 )
 
 // forward.direct serves the most common HTTP/2 request — no body, a route
-// without policies, not gRPC, an HTTP/1.1 upstream — from the native
-// server's stream to the upstream connection and back without the
-// http.Response and header maps between them: the request is built as
-// forward.lean builds it and written as roundTripH1 writes it; the
-// answer's head is read into a fastResponse, and its fields go from there
-// into the HEADERS frame, its body from the connection's buffer into DATA
-// frames. That takes more than a quarter off the gateway's CPU per HTTP/2
-// request (h2load -c4 -m16 over TLS: 59 against 81 µs). An answer
+// whose policies do not edit answers, not gRPC, an HTTP/1.1 upstream —
+// from the native server's stream to the upstream connection and back
+// without the http.Response and header maps between them: the request is
+// built as forward.lean builds it and written as roundTripH1 writes it;
+// the answer's head is read into a fastResponse, and its fields go from
+// there into the HEADERS frame, its body from the connection's buffer into
+// DATA frames. That takes more than a quarter off the gateway's CPU per
+// HTTP/2 request (h2load -c4 -m16 over TLS: 59 against 81 µs). An answer
 // direct does not carry whole (chunked, or delimited by the connection's
 // end) becomes an http.Response after its head and goes the lean way.
 // TestNativeH2Diff and FuzzNativeH2 compare it with ReverseProxy and
@@ -27,13 +27,15 @@ import (
 
 // directEligible reports whether r, which leanEligible accepted, is
 // served by forward.direct: its answer goes to the native HTTP/2 server
-// (w), the route has no policies (they edit answers), it is not a gRPC
-// call (whose grpc-timeout and errors have rules of their own), its
-// upstream speaks plain HTTP/1.1 through roundTripH1, and the method is
-// one roundTripH1 sends.
+// (w), the route's policies do not edit answers (policies.editsAnswers:
+// authentication, forwarded claims, IP rules and the rate limit act on
+// the request, which direct builds as lean does), it is not a gRPC call
+// (whose grpc-timeout and errors have rules of their own), its upstream
+// speaks plain HTTP/1.1 through roundTripH1, and the method is one
+// roundTripH1 sends.
 func directEligible(w http.ResponseWriter, r *http.Request, ex *exchange) (*h2writer, *Transport, bool) {
 	hw, ok := w.(*h2writer)
-	if !ok || ex.e.pol != nil || ex.grpc {
+	if !ok || (ex.e.pol != nil && ex.e.pol.editsAnswers()) || ex.grpc {
 		return nil, nil, false
 	}
 	t, ok := ex.e.route.Upstream.Transport.(*Transport)

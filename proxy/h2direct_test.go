@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"net/textproto"
 	"strings"
 	"sync/atomic"
@@ -147,5 +148,88 @@ func TestDirectInformational(t *testing.T) {
 	}
 	if direct.Load() != 1 {
 		t.Fatalf("forward.direct served %d requests, want 1", direct.Load())
+	}
+}
+
+// TestDirectRequestPolicies: a route whose policies act on requests only
+// (authentication with forwarded claims, IP rules, a rate limit) is served
+// by forward.direct, with those policies applied: a refused request never
+// reaches it, the claims replace a spoofed field. A route whose policies
+// edit answers (CORS, response fields, compression) is not, and its edits
+// are in the answer.
+func TestDirectRequestPolicies(t *testing.T) {
+	b := newBackend(t, "b", nil)
+	serve := func(t *testing.T, pol *Policies) (string, *atomic.Int32) {
+		r := testRoute(t, "r", "round_robin", testUpstream(t, "svc"), b.addr())
+		r.Policies = pol
+		_, h := newFrontend(t, Options{}, r)
+		var n atomic.Int32
+		h.onDirect = func() { n.Add(1) }
+		return startFrontend(t, h, ServerConfig{HTTP2: HTTP2H2C, HTTP2Server: HTTP2ServerZkgate}).URL, &n
+	}
+	get := func(t *testing.T, url string, fields ...string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url+"/x", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fields {
+			name, value, _ := strings.Cut(f, ": ")
+			req.Header.Add(name, value)
+		}
+		res, err := h2cClient(t).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, body
+	}
+
+	t.Run("request policies", func(t *testing.T) {
+		url, direct := serve(t, &Policies{
+			IPAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+			Auth: &AuthPolicy{JWT: &JWTAuth{Verifier: fakeVerifier{"t1": {"sub": "alice"}},
+				ForwardClaims: map[string]string{"sub": "X-User-ID"}}},
+			RateLimit: &RateLimitPolicy{Key: "route", Limiter: &countLimiter{n: 2}},
+		})
+		res, body := get(t, url, "Authorization: Bearer t1", "X-User-ID: mallory")
+		if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 || direct.Load() != 1 {
+			t.Fatalf("HTTP/%d %d %s, %d direct; want HTTP/2 200 by forward.direct", res.ProtoMajor, res.StatusCode, body, direct.Load())
+		}
+		e := decodeEcho(t, body)
+		if got := e.Header["X-User-Id"]; len(got) != 1 || got[0] != "alice" || len(e.Header["Authorization"]) != 0 {
+			t.Errorf("the backend saw X-User-Id %q and Authorization %q; want the claim alone and no credential", got, e.Header["Authorization"])
+		}
+		if res, body := get(t, url, "Authorization: Bearer t2"); res.StatusCode != http.StatusUnauthorized || direct.Load() != 1 {
+			t.Errorf("a bad token: %d %s with %d direct; want 401 before forwarding", res.StatusCode, body, direct.Load())
+		}
+		get(t, url, "Authorization: Bearer t1")
+		if res, _ := get(t, url, "Authorization: Bearer t1"); res.StatusCode != http.StatusTooManyRequests || direct.Load() != 2 {
+			t.Errorf("the third request: %d with %d direct; want 429 before forwarding", res.StatusCode, direct.Load())
+		}
+	})
+	for _, c := range []struct {
+		name  string
+		pol   *Policies
+		check func(h http.Header) bool
+	}{
+		{"CORS", &Policies{CORS: &CORSPolicy{AllowedOrigins: []string{"https://app.example"}}},
+			func(h http.Header) bool { return h.Get("Access-Control-Allow-Origin") == "https://app.example" }},
+		{"response field set", &Policies{SetResponseHeaders: map[string]string{"X-Frame-Options": "DENY"}},
+			func(h http.Header) bool { return h.Get("X-Frame-Options") == "DENY" }},
+		{"response field removed", &Policies{RemoveResponseHeaders: []string{"Content-Type"}},
+			func(h http.Header) bool { _, ok := h["Content-Type"]; return !ok }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			url, direct := serve(t, c.pol)
+			res, body := get(t, url, "Origin: https://app.example")
+			if res.StatusCode != http.StatusOK || direct.Load() != 0 || !c.check(res.Header) {
+				t.Errorf("%d %s with %d direct, header %v; want 200 with the route's edit, not by forward.direct", res.StatusCode, body, direct.Load(), res.Header)
+			}
+		})
 	}
 }

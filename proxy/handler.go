@@ -312,7 +312,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ErrorHandler: f.handleError,
 			ErrorLog:     discardLog,
 		}
-		if e.pol != nil {
+		if e.pol != nil && e.pol.editsAnswers() {
 			f.rp.ModifyResponse = f.modifyResponse
 		}
 		if lean {

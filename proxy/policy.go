@@ -584,6 +584,15 @@ func basicCredentials(h headerSource) (user, pass []byte, ok bool) {
 	return []byte(u), []byte(pw), true
 }
 
+// editsAnswers reports whether the policies change the endpoint's
+// answers (forward.modifyResponse): response fields set or removed, CORS
+// fields, compression. Those that only judge or shape requests (IP rules,
+// authentication and its forwarded claims, the rate limit, whose fields go
+// on its own refusals only) leave answers as the endpoint sent them.
+func (p *policies) editsAnswers() bool {
+	return p.cors != nil || len(p.setResp) > 0 || len(p.removeResp) > 0 || p.compress != nil
+}
+
 // editResponse applies the route's response edits to an answer's header
 // hdr: removals, settings, then the CORS fields for an allowed origin
 // (with Vary: Origin whenever CORS is configured, as the answer depends on
