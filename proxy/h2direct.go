@@ -26,16 +26,17 @@ import (
 // net/http's server.
 
 // directEligible reports whether r, which leanEligible accepted, is
-// served by forward.direct: its answer goes to the native HTTP/2 server
-// (w), the route's policies do not edit answers (policies.editsAnswers:
-// authentication, forwarded claims, IP rules and the rate limit act on
-// the request, which direct builds as lean does), it is not a gRPC call
-// (whose grpc-timeout and errors have rules of their own), its upstream
-// speaks plain HTTP/1.1 through roundTripH1, and the method is one
-// roundTripH1 sends.
+// served by forward.direct: it has no body, its answer goes to the native
+// HTTP/2 server (w), the route's policies do not edit answers
+// (policies.editsAnswers: authentication, forwarded claims, IP rules and
+// the rate limit act on the request, which direct builds as lean does),
+// it is not a gRPC call (whose grpc-timeout and errors have rules of
+// their own), its upstream speaks plain HTTP/1.1 through roundTripH1, and
+// the method is one roundTripH1 sends.
 func directEligible(w http.ResponseWriter, r *http.Request, ex *exchange) (*h2writer, *Transport, bool) {
 	hw, ok := w.(*h2writer)
-	if !ok || (ex.e.pol != nil && ex.e.pol.editsAnswers()) || ex.grpc {
+	if !ok || (ex.e.pol != nil && ex.e.pol.editsAnswers()) || ex.grpc ||
+		r.ContentLength != 0 || (r.Body != nil && r.Body != http.NoBody) {
 		return nil, nil, false
 	}
 	t, ok := ex.e.route.Upstream.Transport.(*Transport)

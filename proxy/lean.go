@@ -13,24 +13,27 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// HTTP/2 requests without a body are forwarded by forward.lean instead of
-// httputil.ReverseProxy: the same steps, in the same order, without
-// what such a request never needs (a body, a protocol switch), and
-// without ReverseProxy's allocations and header passes, which cost an
-// eighth of an HTTP/2 request's CPU in the profile (perf, h2load -c4
-// -m16). Everything else — HTTP/1.x requests net/http serves, the
-// reference of the fast path's differential tests, and requests with
-// bodies — keeps ReverseProxy. TestRoundTripH1Diff and TestNativeH2Diff
-// compare the two over the differential suite's backend behaviours.
+// HTTP/2 requests are forwarded by forward.lean instead of
+// httputil.ReverseProxy: the same steps, in the same order, without what
+// such a request never needs (a protocol switch), and without
+// ReverseProxy's allocations and header passes, which cost an eighth of
+// an HTTP/2 request's CPU in the profile (perf, h2load -c4 -m16). A body
+// (a POST, a gRPC call) goes as ReverseProxy sends it: the exchange's
+// body (ex.body, replayable for retries) in each attempt, streamed, with
+// the request's trailers. Everything else — HTTP/1.x requests net/http
+// serves, and the reference of the fast path's differential tests — keeps
+// ReverseProxy. TestRoundTripH1Diff and TestNativeH2Diff compare the two
+// over the differential suite's backend behaviours.
 
 // leanEligible reports whether out (the request as it came: what the
 // checks read, the outbound request does not change) is forwarded without
-// ReverseProxy to up, by forward.lean or forward.direct: an HTTP/2 request without a body, no protocol switch
-// asked for, and a query ReverseProxy would send unchanged; not when up's
-// transport is the differential tests' reference
-// (TransportConfig.StdTransportOnly), which ReverseProxy serves as before.
+// ReverseProxy to up, by forward.lean or forward.direct: an HTTP/2
+// request, no protocol switch asked for, and a query ReverseProxy would
+// send unchanged; not when up's transport is the differential tests'
+// reference (TransportConfig.StdTransportOnly), which ReverseProxy serves
+// as before.
 func leanEligible(out *http.Request, up *Upstream) bool {
-	if out.ProtoMajor != 2 || out.ContentLength != 0 || (out.Body != nil && out.Body != http.NoBody) {
+	if out.ProtoMajor != 2 {
 		return false
 	}
 	if t, ok := up.Transport.(*Transport); ok && t.cfg.StdTransportOnly {
@@ -65,6 +68,11 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 		clear(h)
 		return nil
 	}
+	if outreq.Body != nil {
+		// As ReverseProxy: the transport stops reading it by the time
+		// the handler returns.
+		defer outreq.Body.Close()
+	}
 	res, err := f.RoundTrip(outreq)
 	if err != nil {
 		f.handleError(rw, outreq, err)
@@ -81,7 +89,9 @@ func putLeanHeader(h http.Header) {
 
 // leanRequest returns the outbound request of req, as ReverseProxy with
 // f's Rewrite makes it: a copy of req with its own URL and header map,
-// without hop-by-hop or inbound forwarding fields, rewritten. The map,
+// without hop-by-hop or inbound forwarding fields, rewritten; its body
+// req's, unless req declares none (ContentLength 0), as ReverseProxy
+// decides. The map,
 // also returned, comes from a pool and holds req's value slices, which
 // nothing changes in place (fields are set and deleted whole); it goes
 // back (putLeanHeader) when the answer is done, by which time nothing
@@ -104,7 +114,9 @@ func (f *forward) leanRequest(req *http.Request, trace bool) (*http.Request, htt
 	u := *req.URL
 	outreq.URL = &u
 	outreq.Header = h
-	outreq.Body = nil
+	if req.ContentLength == 0 {
+		outreq.Body = nil
+	}
 	outreq.Close = false
 	if vv := req.Header["Te"]; len(vv) > 0 && httpguts.HeaderValuesContainsToken(vv, "trailers") {
 		h["Te"] = teTrailers
