@@ -61,13 +61,17 @@
 //
 // HTTP/2 requests (TLS with ALPN h2, or h2c) are served by zkgate's own
 // HTTP/2 server (h2server.go, h2stream.go), whose streams run the Handler.
-// There a request takes one of three ways, chosen in Handler.ServeHTTP: a
-// bodiless one on a route whose policies leave answers alone, not gRPC, to
-// a plain HTTP/1.1 upstream goes by forward.direct (h2direct.go: the answer's head and body
-// from the upstream connection straight into frames); other bodiless ones
-// by forward.lean (lean.go: ReverseProxy's steps without its copies); the
-// rest by ReverseProxy. The first two send over roundTripH1's pool and
-// rules (roundtrip.go), the last over the service's transport.
+// There a request takes one of two ways, chosen in Handler.ServeHTTP: a
+// bodiless one on a route whose policies leave answers alone, not gRPC,
+// to a plain HTTP/1.1 upstream goes by forward.direct (h2direct.go: the
+// answer's head and body from the upstream connection straight into
+// frames); every other one by forward.lean (lean.go: ReverseProxy's steps
+// without its copies, bodies and gRPC calls included). Bodiless requests
+// to plain HTTP/1.1 endpoints are sent over roundTripH1's pool and rules
+// (roundtrip.go), the rest over the service's transport. ReverseProxy
+// itself serves the HTTP/2 requests leanEligible leaves out: a query it
+// would rewrite, and the differential tests' reference transport
+// (TransportConfig.StdTransportOnly).
 //
 // # One decision per behaviour
 //

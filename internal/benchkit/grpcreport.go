@@ -114,7 +114,7 @@ func (r Results) grpcMarkdown(b *strings.Builder) {
 		"user + system time of the target's processes over the run divided by the calls answered (for *direct*, the backend's own); "+
 		"medians over rounds, and every ratio is the median of the same round's ratios. **cores busy** is CPU µs per call × calls/s; "+
 		"the load generator and the backend share the same two cores.\n", g.Rounds)
-	b.WriteString("- zkgate passes a gRPC call (a POST with a body) through `httputil.ReverseProxy` and net/http's HTTP/2 transport to the endpoint, " +
+	b.WriteString("- zkgate passes a gRPC call (a POST with a body) through `forward.lean` (ReverseProxy's steps without its copies) and net/http's HTTP/2 transport to the endpoint, " +
 		"which multiplexes the calls on few connections; nginx opens an upstream connection per call in flight and reuses it for the next.\n")
 	fmt.Fprintf(b, "- Raw per-run samples: `%s`.\n\n", filepath.Join(".bench", "run", "grpc-samples.csv"))
 	b.WriteString("### gRPC unary calls\n\n")
