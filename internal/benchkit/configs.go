@@ -79,30 +79,7 @@ func NginxGzipConfig(dir string, port, workers int, upstreams []string, level in
 // in NginxTLSConfig: Go's servers set no such limit, and at nginx's 1000
 // each client connection would end in a GOAWAY every 1000 calls.
 func NginxGRPCConfig(dir string, port, workers int, upstreams []string) string {
-	var servers strings.Builder
-	for _, u := range upstreams {
-		fmt.Fprintf(&servers, "        server %s;\n", u)
-	}
-	tmp := func(name string) string { return filepath.Join(dir, "tmp", name) }
-	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
-worker_processes %d;
-worker_rlimit_nofile 20000;
-pid %s;
-error_log %s warn;
-
-events {
-    worker_connections 19000;
-}
-
-http {
-    access_log off;
-    client_body_temp_path %s;
-    proxy_temp_path %s;
-    fastcgi_temp_path %s;
-    uwsgi_temp_path %s;
-    scgi_temp_path %s;
-
-    upstream grpcbench {
+	return nginxFrame(dir, workers, fmt.Sprintf(`    upstream grpcbench {
 %s        keepalive 64;
         keepalive_requests 1000000;
     }
@@ -115,19 +92,14 @@ http {
             grpc_pass grpc://grpcbench;
         }
     }
-}
-`, workers, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"),
-		tmp("client_body"), tmp("proxy"), tmp("fastcgi"), tmp("uwsgi"), tmp("scgi"),
-		servers.String(), port)
+`, nginxServers(upstreams), port))
 }
 
-// nginxConfig is NginxConfig's text with listen's parameters and extra
-// server directives.
-func nginxConfig(dir, listen, extra string, workers int, upstreams []string) string {
-	var servers strings.Builder
-	for _, u := range upstreams {
-		fmt.Fprintf(&servers, "        server %s;\n", u)
-	}
+// nginxFrame is an nginx.conf for workers worker processes in the
+// foreground, with its pid file, error log and temporary files under dir,
+// no access log, and http (the upstream and server blocks, indented as
+// http's) inside its http block.
+func nginxFrame(dir string, workers int, http string) string {
 	tmp := func(name string) string { return filepath.Join(dir, "tmp", name) }
 	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
 worker_processes %d;
@@ -147,7 +119,24 @@ http {
     uwsgi_temp_path %s;
     scgi_temp_path %s;
 
-    map $http_upgrade $connection_upgrade {
+%s}
+`, workers, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"),
+		tmp("client_body"), tmp("proxy"), tmp("fastcgi"), tmp("uwsgi"), tmp("scgi"), http)
+}
+
+// nginxServers is the server lines of an upstream block of upstreams.
+func nginxServers(upstreams []string) string {
+	var servers strings.Builder
+	for _, u := range upstreams {
+		fmt.Fprintf(&servers, "        server %s;\n", u)
+	}
+	return servers.String()
+}
+
+// nginxConfig is NginxConfig's text with listen's parameters and extra
+// server directives.
+func nginxConfig(dir, listen, extra string, workers int, upstreams []string) string {
+	return nginxFrame(dir, workers, fmt.Sprintf(`    map $http_upgrade $connection_upgrade {
         default upgrade;
         ''      '';
     }
@@ -169,10 +158,7 @@ http {
             proxy_pass http://bench;
         }
     }
-}
-`, workers, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"),
-		tmp("client_body"), tmp("proxy"), tmp("fastcgi"), tmp("uwsgi"), tmp("scgi"),
-		servers.String(), listen, extra, RoutePrefix)
+`, nginxServers(upstreams), listen, extra, RoutePrefix))
 }
 
 // HAProxyConfig returns a haproxy.cfg for threads threads in the foreground
