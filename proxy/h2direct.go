@@ -321,11 +321,7 @@ func (f *forward) directAnswer(w *h2writer, uc *upConn, fr *fastResponse, method
 		_, _ = uc.br.Discard(n)
 	}
 	cut := left > 0 || err != nil
-	if cut {
-		c.flushLocked()
-	} else {
-		c.flushBatchedLocked()
-	}
+	c.flushAfterLocked(!cut)
 	st.up = nil
 	c.mu.Unlock()
 	if cut {

@@ -568,6 +568,15 @@ func (c *h2conn) flushBatchedLocked() {
 	c.flushLocked()
 }
 
+// flushAfterLocked is flushBatchedLocked when batch, else flushLocked.
+func (c *h2conn) flushAfterLocked(batch bool) {
+	if batch {
+		c.flushBatchedLocked()
+	} else {
+		c.flushLocked()
+	}
+}
+
 // flushLocked writes what is queued, unless another goroutine is writing
 // (it takes what was queued meanwhile before it stops), and reports
 // whether it wrote: c.mu is released during the write, and what it

@@ -788,13 +788,13 @@ func (w *h2writer) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if len(w.buf)+len(p) > h2BodyChunk && len(w.buf) > 0 {
-		if err := w.flush(false); err != nil {
+		if err := w.flush(false, false); err != nil {
 			return 0, err
 		}
 	}
 	if len(p) >= h2BodyChunk {
 		w.buf = p
-		err := w.flush(false)
+		err := w.flush(false, false)
 		w.buf = nil
 		if err != nil {
 			return 0, err
@@ -812,7 +812,7 @@ func (w *h2writer) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	return w.flush(false)
+	return w.flush(false, true)
 }
 
 func (w *h2writer) Flush() { _ = w.FlushError() }
@@ -879,7 +879,7 @@ func (w *h2writer) end() {
 	if bodyAllowed(w.status) && !w.head && w.clen >= 0 && w.written < w.clen {
 		return // shorter than declared: finish resets the stream
 	}
-	_ = w.flush(true)
+	_ = w.flush(true, true)
 }
 
 func (w *h2writer) declareTrailer(k string) {
@@ -901,8 +901,12 @@ func (w *h2writer) hasTrailers() bool {
 }
 
 // flush sends the head if it has not gone, then the body gathered; final
-// ends the stream (with the trailers, if any).
-func (w *h2writer) flush(final bool) error {
+// ends the stream (with the trailers, if any). batch (the answer's end, a
+// flush the handler asked for) lets the connection's ready handlers queue
+// their frames first (flushBatchedLocked); a body chunk written because
+// the buffer is full goes at once, so that a large answer does not wait
+// for other goroutines once per chunk.
+func (w *h2writer) flush(final, batch bool) error {
 	st := w.st
 	c := st.c
 	c.mu.Lock()
@@ -938,7 +942,7 @@ func (w *h2writer) flush(final bool) error {
 			return err
 		}
 		if end {
-			c.flushBatchedLocked()
+			c.flushAfterLocked(batch)
 			return nil
 		}
 	}
@@ -957,7 +961,7 @@ func (w *h2writer) flush(final bool) error {
 			return err
 		}
 	}
-	c.flushBatchedLocked()
+	c.flushAfterLocked(batch)
 	return nil
 }
 
