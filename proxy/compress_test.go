@@ -543,3 +543,15 @@ func TestRouteMayNotEditResponseFraming(t *testing.T) {
 		}
 	}
 }
+
+// A route may not set one response field under two spellings: names are
+// case-insensitive, and which value to send would be a guess (the fast
+// path sent both).
+func TestRouteMayNotSetAFieldTwice(t *testing.T) {
+	r := testRoute(t, "api", "round_robin", testUpstream(t, "svc"), "127.0.0.1:1")
+	r.Policies = &Policies{SetResponseHeaders: map[string]string{"Date": "a", "date": "b", "X-One": "1"}}
+	_, err := NewRouter([]*Route{r})
+	if err == nil || !strings.Contains(err.Error(), `set response header "date": "Date" names the same field`) {
+		t.Fatalf("NewRouter: %v, want a refusal naming both spellings", err)
+	}
+}

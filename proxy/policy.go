@@ -230,16 +230,26 @@ func compilePolicies(p *Policies) (*policies, error) {
 			errs = append(errs, fmt.Errorf("rate limit: unknown key %q", l.Key))
 		}
 	}
+	setAs := make(map[string]string, len(p.SetResponseHeaders)) // canonical name → the spelling set
 	for _, name := range sortedKeys(p.SetResponseHeaders) {
 		if !isToken(name) || strings.ContainsAny(p.SetResponseHeaders[name], "\r\n\x00") {
 			errs = append(errs, fmt.Errorf("response header %q: invalid name or value", name))
 			continue
 		}
-		if reservedField(textproto.CanonicalMIMEHeaderKey(name)) {
+		canon := textproto.CanonicalMIMEHeaderKey(name)
+		if reservedField(canon) {
 			errs = append(errs, fmt.Errorf("set response header %q: a hop-by-hop or framing field is the proxy's to decide", name))
 			continue
 		}
-		c.setResp = append(c.setResp, [2]string{textproto.CanonicalMIMEHeaderKey(name), p.SetResponseHeaders[name]})
+		if prev, ok := setAs[canon]; ok {
+			// Field names are case-insensitive: which value to send
+			// would be a guess (net/http's side and the fast path would
+			// not even guess alike).
+			errs = append(errs, fmt.Errorf("set response header %q: %q names the same field", name, prev))
+			continue
+		}
+		setAs[canon] = name
+		c.setResp = append(c.setResp, [2]string{canon, p.SetResponseHeaders[name]})
 	}
 	if p.Compress != nil {
 		z, err := compileCompress(p.Compress)

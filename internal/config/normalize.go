@@ -1,10 +1,12 @@
 package config
 
 import (
+	"maps"
 	"math"
 	"net"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 )
@@ -74,14 +76,17 @@ func withZooKeeperPort(s string) string {
 	return s
 }
 
-// canonicalKeys returns m with canonical header names as keys.
+// canonicalKeys returns m with canonical header names as keys. Of keys
+// that name one field (a case-sensitive source: viper has already folded
+// a file's keys), the value of the last in byte order is kept, whatever
+// the map's order.
 func canonicalKeys(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}
 	}
 	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[canonicalHeader(k)] = v
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out[canonicalHeader(k)] = m[k]
 	}
 	return out
 }
