@@ -25,8 +25,15 @@ deps-test:
 
 ## test: every test — lint, unit, integration against a real ZooKeeper, a short run of every
 ## fuzz target (FUZZ_SMOKE_EXECS), demo smoke, fleet demo smoke
+# RACE_EXEMPT runs without the race detector: go-zookeeper v1.0.4 (the newest)
+# reads Conn.lastZxid in sendSetWatches while its recvLoop writes it, when a
+# client reconnects with watches set and requests in flight (conn.go:614 and
+# :849), which this test provokes on purpose; the detector then fails it for
+# the library's race, not zkgate's. It still runs, after the race run.
+RACE_EXEMPT = ^TestFleetEnsembleLeaderKilled$$
 test: deps-test lint build
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m -skip '$(RACE_EXEMPT)' $(PKGS)
+	$(GO) test -count=1 -timeout 5m -run '$(RACE_EXEMPT)' ./internal/app/
 	$(MAKE) --no-print-directory fuzz FUZZ_EXECS=$(FUZZ_SMOKE_EXECS)
 	$(MAKE) --no-print-directory compose-check
 	$(MAKE) --no-print-directory demo-smoke
