@@ -321,7 +321,7 @@ func (f *forward) directAnswer(w *h2writer, uc *upConn, fr *fastResponse, method
 		_, _ = uc.br.Discard(n)
 	}
 	cut := left > 0 || err != nil
-	c.flushAfterLocked(!cut)
+	c.flushBatchedLocked(!cut)
 	st.up = nil
 	c.mu.Unlock()
 	if cut {

@@ -942,7 +942,7 @@ func (w *h2writer) flush(final, batch bool) error {
 			return err
 		}
 		if end {
-			c.flushAfterLocked(batch)
+			c.flushBatchedLocked(batch)
 			return nil
 		}
 	}
@@ -961,7 +961,7 @@ func (w *h2writer) flush(final, batch bool) error {
 			return err
 		}
 	}
-	c.flushAfterLocked(batch)
+	c.flushBatchedLocked(batch)
 	return nil
 }
 

@@ -91,11 +91,11 @@ func putLeanHeader(h http.Header) {
 // f's Rewrite makes it: a copy of req with its own URL and header map,
 // without hop-by-hop or inbound forwarding fields, rewritten; its body
 // req's, unless req declares none (ContentLength 0), as ReverseProxy
-// decides. The map,
-// also returned, comes from a pool and holds req's value slices, which
-// nothing changes in place (fields are set and deleted whole); it goes
-// back (putLeanHeader) when the answer is done, by which time nothing
-// reads it. With trace, the request's context carries f.trace.
+// decides. The map, also returned, comes from a pool and holds req's
+// value slices, which nothing changes in place (fields are set and
+// deleted whole); it goes back (putLeanHeader) when the answer is done,
+// by which time nothing reads it. With trace, the request's context
+// carries f.trace.
 func (f *forward) leanRequest(req *http.Request, trace bool) (*http.Request, http.Header) {
 	h := leanHeaders.Get().(http.Header)
 	// The fields forwarded: not the hop-by-hop ones (there is no
