@@ -317,22 +317,11 @@ func ZkgateTLSConfig(port, adminPort, zkPort int, zkPath, certFile, keyFile stri
 // speak only gRPC), retries on connect failures (gRPC calls are POSTs:
 // retried only when nothing was sent) and the access log as given.
 func ZkgateGRPCConfig(webPort, adminPort, zkPort int, zkPath string, accessLog bool) string {
-	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
-entry_points:
-  grpc:
+	entry := fmt.Sprintf(`  grpc:
     address: "127.0.0.1:%d"
     http2: h2c
-admin:
-  address: "127.0.0.1:%d"
-log:
-  access_log:
-    enabled: %t
-shutdown:
-  drain_delay: 0s
-  grace_timeout: 5s
-zookeeper:
-  servers: ["127.0.0.1:%d"]
-routes:
+`, webPort)
+	return zkgateHead(entry, adminPort, zkPort, accessLog) + fmt.Sprintf(`routes:
   - name: grpc
     match:
       path_prefix: ""
@@ -356,26 +345,14 @@ services:
     retries:
       attempts: 2
       on: [connect_failure]
-`, webPort, adminPort, accessLog, zkPort, zkPath)
+`, zkPath)
 }
 
 // zkgateConfig is ZkgateConfig's text with the entry points given and
 // echoPolicies (YAML lines indented as route keys) on the RoutePrefix
 // route.
 func zkgateConfig(entryPoints string, adminPort, zkPort int, zkPath string, accessLog bool, echoPolicies string) string {
-	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
-entry_points:
-%sadmin:
-  address: "127.0.0.1:%d"
-log:
-  access_log:
-    enabled: %t
-shutdown:
-  drain_delay: 0s
-  grace_timeout: 5s
-zookeeper:
-  servers: ["127.0.0.1:%d"]
-routes:
+	return zkgateHead(entryPoints, adminPort, zkPort, accessLog) + fmt.Sprintf(`routes:
   - name: echo
     match:
       path_prefix: %s
@@ -404,5 +381,24 @@ services:
     retries:
       attempts: 2
       on: [connect_failure]
-`, entryPoints, adminPort, accessLog, zkPort, RoutePrefix, echoPolicies, zkPath)
+`, RoutePrefix, echoPolicies, zkPath)
+}
+
+// zkgateHead is a zkgate configuration's keys before its routes: the entry
+// points given (YAML lines indented as entry point names), the admin
+// listener, the access log on or off, no drain delay, and ZooKeeper.
+func zkgateHead(entryPoints string, adminPort, zkPort int, accessLog bool) string {
+	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
+entry_points:
+%sadmin:
+  address: "127.0.0.1:%d"
+log:
+  access_log:
+    enabled: %t
+shutdown:
+  drain_delay: 0s
+  grace_timeout: 5s
+zookeeper:
+  servers: ["127.0.0.1:%d"]
+`, entryPoints, adminPort, accessLog, zkPort)
 }

@@ -86,40 +86,21 @@ func (h *harness) grpcSection(ctx context.Context) (*GRPCResults, error) {
 	}
 	defer func() { _ = h.procs.Stop(backend, 10*time.Second) }()
 	direct := &target{TargetInfo: TargetInfo{Name: Reference, Label: "direct (no proxy)"}, url: "http://" + addr, proc: backend}
-	pid := backend.PID()
-	direct.pids = func() []int { return []int{pid} }
-	targets := []*target{direct}
-	defer func() {
-		for _, t := range targets[1:] {
-			_ = h.procs.Stop(t.proc, 10*time.Second)
-		}
-	}()
-	for _, info := range GRPCTargets {
-		if !h.named(info.Name) {
-			continue
-		}
-		t := &target{TargetInfo: info}
-		switch info.Name {
+	targets, stop, err := h.startSection(direct, GRPCTargets, "", func(t *target) error {
+		switch t.Name {
 		case ZkgateGRPC:
 			text := ZkgateGRPCConfig(h.port(offZkgateGRPC), h.port(offZkgateGRPC+1), h.port(offZooKeeper), GRPCPath, true)
-			err = h.startZkgateWith(ctx, t, offZkgateGRPC, text, true)
+			return h.startZkgateWith(ctx, t, offZkgateGRPC, text, true)
 		case NginxGRPC:
-			err = h.startNginxWith(t, offNginxGRPC, "http", func(dir string) string {
+			return h.startNginxWith(t, offNginxGRPC, "http", func(dir string) string {
 				return NginxGRPCConfig(dir, h.port(offNginxGRPC), 1, []string{addr})
 			})
-		default:
-			err = fmt.Errorf("benchkit: no way to start gRPC target %q", info.Name)
 		}
-		if t.proc != nil { // started: stopped on the way out even when it failed to come up
-			targets = append(targets, t)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if t.pids == nil {
-			pid := t.proc.PID()
-			t.pids = func() []int { return []int{pid} }
-		}
+		return fmt.Errorf("benchkit: no way to start gRPC target %q", t.Name)
+	})
+	defer stop()
+	if err != nil {
+		return nil, err
 	}
 	for _, t := range targets {
 		a := grpcAddr(t)

@@ -35,44 +35,24 @@ func (h *harness) gzipSection(ctx context.Context) (*GzipResults, error) {
 	o := h.o
 	one := []string{h.addr(offBackends)}
 	direct := &target{TargetInfo: TargetInfo{Name: Reference, Label: "direct (no proxy)"}, url: "http://" + one[0], proc: h.backend[0]}
-	pid := h.backend[0].PID()
-	direct.pids = func() []int { return []int{pid} }
-	targets := []*target{direct}
-	defer func() {
-		for _, t := range targets[1:] {
-			_ = h.procs.Stop(t.proc, 10*time.Second)
-		}
-	}()
-	for _, info := range GzipTargets {
-		if !h.named(info.Name) {
-			continue
-		}
-		t := &target{TargetInfo: info, prefix: RoutePrefix}
-		var err error
-		switch info.Name {
+	targets, stop, err := h.startSection(direct, GzipTargets, RoutePrefix, func(t *target) error {
+		switch t.Name {
 		case ZkgateGzip:
 			t.Label = fmt.Sprintf("zkgate, compress level %d", o.GzipLevel)
 			text := ZkgateGzipConfig(h.port(offZkgateGzip), h.port(offZkgateGzip+1), h.port(offZooKeeper), "/services/bench1", o.GzipLevel, true)
-			err = h.startZkgateWith(ctx, t, offZkgateGzip, text, true)
+			return h.startZkgateWith(ctx, t, offZkgateGzip, text, true)
 		case NginxGzip:
 			t.Label = fmt.Sprintf("nginx, 1 worker, gzip_comp_level %d", o.GzipLevel)
-			err = h.startNginxGzip(t, offNginxGzip, 1, one)
+			return h.startNginxGzip(t, offNginxGzip, 1, one)
 		case "nginx-gzip-2":
 			t.Label = fmt.Sprintf("nginx, 2 workers, gzip_comp_level %d", o.GzipLevel)
-			err = h.startNginxGzip(t, offNginxGzip2, 2, one)
-		default:
-			err = fmt.Errorf("benchkit: no way to start compression target %q", info.Name)
+			return h.startNginxGzip(t, offNginxGzip2, 2, one)
 		}
-		if t.proc != nil { // started: stopped on the way out even when it failed to come up
-			targets = append(targets, t)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if t.pids == nil {
-			pid := t.proc.PID()
-			t.pids = func() []int { return []int{pid} }
-		}
+		return fmt.Errorf("benchkit: no way to start compression target %q", t.Name)
+	})
+	defer stop()
+	if err != nil {
+		return nil, err
 	}
 	bodies := make(map[GzipKey]int64)
 	for _, t := range targets {

@@ -35,6 +35,52 @@ func beginRun(t *target) (cpuSince func() (time.Duration, error), err error) {
 	}, nil
 }
 
+// startSection starts the targets of a section measured beside direct,
+// the reference: each of infos the run names (Options.Only), made with
+// prefix and started by start, which sets its process, URL and what else
+// it needs. It returns direct and the started targets, and stop, which
+// stops them (not direct) and must be called even after an error: a
+// target that started but failed to come up is among them. A target whose
+// start set no pids counts its main process.
+func (h *harness) startSection(direct *target, infos []TargetInfo, prefix string, start func(t *target) error) (targets []*target, stop func(), err error) {
+	if direct.pids == nil {
+		direct.pids = onePID(direct.proc)
+	}
+	targets = []*target{direct}
+	stop = func() {
+		for _, t := range targets[1:] {
+			_ = h.procs.Stop(t.proc, 10*time.Second)
+		}
+	}
+	for _, info := range infos {
+		if !h.named(info.Name) {
+			continue
+		}
+		t := &target{TargetInfo: info, prefix: prefix}
+		err := start(t)
+		if t.proc == nil {
+			if err == nil {
+				err = fmt.Errorf("benchkit: %s: started no process", info.Name)
+			}
+			return targets, stop, err
+		}
+		targets = append(targets, t)
+		if err != nil {
+			return targets, stop, err
+		}
+		if t.pids == nil {
+			t.pids = onePID(t.proc)
+		}
+	}
+	return targets, stop, nil
+}
+
+// onePID is a target's pids when its process alone counts.
+func onePID(p *Proc) func() []int {
+	pid := p.PID()
+	return func() []int { return []int{pid} }
+}
+
 // rounds describes how a section measures its targets: the measurements
 // of each, one run of one, and the progress line of a run.
 type rounds[S any] struct {

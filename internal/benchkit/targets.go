@@ -76,8 +76,7 @@ func (h *harness) launch(ctx context.Context, t *target) error {
 		return err
 	}
 	if t.pids == nil {
-		pid := t.proc.PID()
-		t.pids = func() []int { return []int{pid} }
+		t.pids = onePID(t.proc)
 	}
 	return nil
 }

@@ -59,40 +59,23 @@ func (h *harness) tlsSection(ctx context.Context) (*TLSResults, error) {
 	one := []string{h.addr(offBackends)}
 	direct := &target{TargetInfo: TargetInfo{Name: Reference, Label: "direct, plain HTTP (no proxy)"},
 		url: "http://" + one[0], proc: h.backend[0]}
-	pid := h.backend[0].PID()
-	direct.pids = func() []int { return []int{pid} }
-	targets := []*target{direct}
-	for _, info := range TLSTargets {
-		if !h.named(info.Name) {
-			continue
-		}
-		t := &target{TargetInfo: info, prefix: RoutePrefix}
-		switch info.Name {
+	targets, stop, err := h.startSection(direct, TLSTargets, RoutePrefix, func(t *target) error {
+		switch t.Name {
 		case "zkgate-tls":
-			err = h.startZkgateTLS(ctx, t, cert, offZkgateTLS, "")
+			return h.startZkgateTLS(ctx, t, cert, offZkgateTLS, "")
 		case "zkgate-tls-go":
-			err = h.startZkgateTLS(ctx, t, cert, offZkgateTLSGo, "go")
+			return h.startZkgateTLS(ctx, t, cert, offZkgateTLSGo, "go")
 		case NginxTLS:
-			err = h.startNginxTLS(t, offNginxTLS, 1, one, cert)
+			return h.startNginxTLS(t, offNginxTLS, 1, one, cert)
 		case "nginx-tls-2":
-			err = h.startNginxTLS(t, offNginxTLS2, 2, one, cert)
-		default:
-			err = fmt.Errorf("benchkit: no way to start TLS target %q", info.Name)
+			return h.startNginxTLS(t, offNginxTLS2, 2, one, cert)
 		}
-		if err != nil {
-			return nil, err
-		}
-		if t.pids == nil {
-			pid := t.proc.PID()
-			t.pids = func() []int { return []int{pid} }
-		}
-		targets = append(targets, t)
+		return fmt.Errorf("benchkit: no way to start TLS target %q", t.Name)
+	})
+	defer stop()
+	if err != nil {
+		return nil, err
 	}
-	defer func() {
-		for _, t := range targets[1:] {
-			_ = h.procs.Stop(t.proc, 10*time.Second)
-		}
-	}()
 	for _, t := range targets[1:] {
 		for _, h2 := range []bool{false, true} {
 			what := fmt.Sprintf("%s at %s to answer over TLS (HTTP/2 %v)", t.Label, t.url, h2)
