@@ -44,12 +44,17 @@ const deadlineSlack = time.Second
 type fconn struct {
 	// polAnswer is the answer of a request the route's policies refuse
 	// (or a preflight), reused by the connection's requests.
-	polAnswer  bufferedResponse
-	s          *Server
-	cc         *cconn
-	nc         net.Conn
-	in         inBuf // what the client sent and the fast path has not consumed
-	bw         *clientWriter
+	polAnswer bufferedResponse
+	s         *Server
+	cc        *cconn
+	nc        net.Conn
+	in        inBuf // what the client sent and the fast path has not consumed
+	bw        *clientWriter
+	// sock reads and writes a parkable connection (a plain TCP socket)
+	// once it has waited between requests, with raw system calls
+	// (sockio_linux.go); else (not ok) nc does. It is allocated with c:
+	// its functions are bound to it.
+	sock       *sockIO
 	remoteAddr string
 	peer       string // the peer's IP
 
@@ -102,6 +107,7 @@ func bindFconn(cc *cconn) *fconn {
 	if c == nil {
 		c = &fconn{}
 		c.bw = newClientWriter(nil)
+		c.sock = new(sockIO)
 		c.req.hdrs = make([]hdrLine, 0, 16)
 	}
 	c.s, c.cc, c.nc, c.now = cc.s, cc, cc.nc, time.Now()
@@ -114,7 +120,15 @@ func bindFconn(cc *cconn) *fconn {
 	} else {
 		c.in.bp = getInBuf(0)
 	}
-	c.bw.reset(cc.nc)
+	var sock *sockIO
+	if cc.raw != nil {
+		// Made by the first wait between requests (cconn.makeRaw): a
+		// connection that closes after its first request is served
+		// through nc, and allocates no RawConn.
+		c.sock.init(cc.raw)
+		sock = c.sock
+	}
+	c.bw.reset(cc.nc, sock)
 	return c
 }
 
@@ -128,8 +142,11 @@ func (c *fconn) recycle() {
 	bw, out, dec := c.bw, c.out[:0], c.req.pathBuf[:0]
 	reqHdrs, resHdrs, conn := c.req.hdrs[:0], c.res.hdrs[:0], c.res.conn[:0]
 	watchTimer, watchDone := c.watchTimer, c.watchDone
+	sock := c.sock
+	sock.init(nil)
 	*c = fconn{}
-	bw.reset(nil)
+	c.sock = sock
+	bw.reset(nil, nil)
 	c.bw, c.out, c.req.pathBuf = bw, out, dec
 	c.req.hdrs, c.res.hdrs, c.res.conn = reqHdrs, resHdrs, conn
 	// The timer is stopped (disarmWatch) and bound to c, which it keeps.

@@ -12,6 +12,7 @@ import (
 // and a write: a 16 KiB body costs two system calls instead of three.
 type clientWriter struct {
 	nc   net.Conn
+	sock *sockIO // when not nil, the writes go through it rather than nc
 	buf  []byte
 	err  error
 	vec  [2][]byte
@@ -22,9 +23,10 @@ func newClientWriter(nc net.Conn) *clientWriter {
 	return &clientWriter{nc: nc, buf: make([]byte, 0, clientBufferSize)}
 }
 
-// reset empties w for a new connection nc.
-func (w *clientWriter) reset(nc net.Conn) {
-	w.nc, w.buf, w.err = nc, w.buf[:0], nil
+// reset empties w for a new connection nc, written through sock when it
+// is not nil.
+func (w *clientWriter) reset(nc net.Conn, sock *sockIO) {
+	w.nc, w.sock, w.buf, w.err = nc, sock, w.buf[:0], nil
 	w.vec = [2][]byte{}
 	w.bufs = nil
 }
@@ -45,10 +47,15 @@ func (w *clientWriter) Write(p []byte) (int, error) {
 		w.buf = append(w.buf, p...)
 		return len(p), nil
 	}
-	w.vec[0], w.vec[1] = w.buf, p
-	w.bufs = w.vec[:]
-	_, err := w.bufs.WriteTo(w.nc)
-	w.vec[0], w.vec[1] = nil, nil
+	var err error
+	if w.sock != nil {
+		_, err = w.sock.writeTwo(w.buf, p)
+	} else {
+		w.vec[0], w.vec[1] = w.buf, p
+		w.bufs = w.vec[:]
+		_, err = w.bufs.WriteTo(w.nc)
+		w.vec[0], w.vec[1] = nil, nil
+	}
 	w.buf = w.buf[:0]
 	if err != nil {
 		w.err = err
@@ -89,7 +96,13 @@ func (w *clientWriter) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	n, err := w.nc.Write(w.buf)
+	var n int
+	var err error
+	if w.sock != nil {
+		n, err = w.sock.Write(w.buf)
+	} else {
+		n, err = w.nc.Write(w.buf)
+	}
 	if err == nil && n < len(w.buf) {
 		err = io.ErrShortWrite
 	}

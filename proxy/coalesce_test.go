@@ -225,35 +225,7 @@ func TestCoalescingConnFailedWriteCloses(t *testing.T) {
 // the hold every record is a write of its own. The bytes arrive whole and
 // in order either way.
 func TestCoalescingConnGatherTLSRecords(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- nc
-	}()
-	cliConn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cliConn.Close()
-	var nc net.Conn
-	select {
-	case nc = <-accepted:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no connection accepted")
-	}
-	if nc == nil {
-		t.Fatal("accept failed")
-	}
-	defer nc.Close()
+	cliConn, nc := tcpPair(t)
 	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
 	_ = cliConn.SetDeadline(time.Now().Add(20 * time.Second))
 	cc := &countingConn{Conn: nc}

@@ -284,3 +284,38 @@ func openStream(t *testing.T, url string) *http.Response {
 	t.Cleanup(func() { res.Body.Close() })
 	return res
 }
+
+// tcpPair returns the two ends of a loopback TCP connection, closed when
+// the test ends: the dialed one first, then the accepted one.
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			c = nil
+		}
+		accepted <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	var b net.Conn
+	select {
+	case b = <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection accepted")
+	}
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { b.Close() })
+	return a.(*net.TCPConn), b.(*net.TCPConn)
+}

@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !linux
 
 package proxy
 
@@ -7,13 +7,6 @@ package proxy
 func (c *upConn) peerClosed() bool { return false }
 
 func (c *upConn) peek(uintptr) {}
-
-// nowReader cannot read without waiting here: the caller then waits.
-type nowReader struct{}
-
-func (r *nowReader) init(any) {}
-
-func (r *nowReader) readNow([]byte) (int, error) { return 0, errWouldBlock }
 
 // recv reports nothing read: the poller that waits with it is Linux's.
 func (cc *cconn) recv(uintptr) bool { return true }

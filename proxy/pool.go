@@ -50,9 +50,11 @@ type upConn struct {
 	peekBuf [1]byte
 	peekN   int
 	peekErr error
-	// nonblock makes Read take only what has arrived (now.readNow).
+	// nonblock makes Read take only what has arrived (sock.readNow).
 	nonblock bool
-	now      nowReader
+	// sock does the reads and writes of a TCP connection (sockio_linux.go);
+	// else they go through nc.
+	sock sockIO
 	// aborted: abort interrupted the connection's I/O (its deadlines are
 	// in the past): it is never pooled again.
 	aborted atomic.Bool
@@ -113,7 +115,7 @@ func newUpConn(nc net.Conn, p *hostPool) *upConn {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.peekFn = c.peek
-			c.now.init(raw)
+			c.sock.init(raw)
 		}
 	}
 	c.br = bufio.NewReaderSize(c, connReadBufferSize)
@@ -124,19 +126,29 @@ func newUpConn(nc net.Conn, p *hostPool) *upConn {
 // Read reads from the connection, counting bytes: a reused connection that
 // failed before any byte arrived was closed by the endpoint while idle.
 func (c *upConn) Read(p []byte) (int, error) {
-	if c.nonblock {
-		n, err := c.now.readNow(p)
-		c.nread += int64(n)
-		return n, err
+	var n int
+	var err error
+	switch {
+	case c.nonblock:
+		n, err = c.sock.readNow(p)
+	case c.sock.ok():
+		n, err = c.sock.Read(p)
+	default:
+		n, err = c.nc.Read(p)
 	}
-	n, err := c.nc.Read(p)
 	c.nread += int64(n)
 	return n, err
 }
 
 // Write writes to the connection, counting bytes.
 func (c *upConn) Write(p []byte) (int, error) {
-	n, err := c.nc.Write(p)
+	var n int
+	var err error
+	if c.sock.ok() {
+		n, err = c.sock.Write(p)
+	} else {
+		n, err = c.nc.Write(p)
+	}
 	c.nwritten += int64(n)
 	return n, err
 }

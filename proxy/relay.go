@@ -222,7 +222,7 @@ func (c *fconn) relayN(uc *upConn, n int64, ex *exchange) error {
 			// without waiting, else after a flush.
 			buf := sharedBufferPool.Get()
 			want := buf[:min(int64(len(buf)), n)]
-			nr, err := uc.now.readNow(want)
+			nr, err := uc.sock.readNow(want)
 			uc.nread += int64(nr)
 			if err == errWouldBlock {
 				if err = c.flushBeforeWait(uc); err != nil {

@@ -110,7 +110,7 @@ type tunnelSide struct {
 	own  pollReg  // the endpoint's
 	eof  atomic.Bool
 
-	now nowReader // the side's goroutine reads through it
+	sock sockIO // the side's goroutine reads through it
 }
 
 // startTunnel relays the client connection and c.tunnelUp to each other,
@@ -155,8 +155,8 @@ func (c *fconn) startTunnel() {
 		t.close()
 		return
 	}
-	client.now.init(cc.raw)
-	up.now.init(uc.raw)
+	client.sock.init(cc.raw)
+	up.sock.init(uc.raw)
 	cc.owner = client
 	cc.until.Store(0)
 	client.park()
@@ -205,7 +205,7 @@ func (s *tunnelSide) pump() {
 	bp := tunnelBufs.Get().(*[]byte)
 	defer tunnelBufs.Put(bp)
 	for {
-		n, err := s.now.readNow(*bp)
+		n, err := s.sock.readNow(*bp)
 		if n > 0 && !s.peer.write((*bp)[:n]) {
 			return
 		}

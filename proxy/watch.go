@@ -21,6 +21,9 @@ func (c *fconn) Read(p []byte) (int, error) {
 		c.watchN = 0
 		return 1, nil
 	}
+	if c.sock.ok() {
+		return c.sock.Read(p)
+	}
 	return c.nc.Read(p)
 }
 

@@ -1,0 +1,222 @@
+//go:build linux
+
+package proxy
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// sockIO does the fast path's reads and writes of one plain TCP socket
+// with raw system calls, through the socket's RawConn: the runtime's
+// poller still does the waiting (and the deadlines), but the system calls
+// themselves do not enter the scheduler's syscall state.
+//
+// The sockets are non-blocking and every call passes MSG_DONTWAIT as well,
+// so none can block: each lasts as long as the kernel's work on the bytes.
+// A goroutine in a syscall the runtime knows of lets sysmon hand its P to
+// another thread when the call outlasts a 20 µs tick while goroutines wait
+// to run, which on a busy gateway is the rule (a write on loopback runs the
+// receiver's side of TCP too): the hand-off and the thread that later
+// gives the P back cost more than the call. A raw call keeps its P, as
+// nginx's worker keeps its core through its system calls.
+//
+// Writes pass MSG_NOSIGNAL: a peer that has gone answers EPIPE, never
+// SIGPIPE.
+//
+// A sockIO is not copied once bound: its functions are bound to it. A
+// read and a write may run at once (a request body is sent while the
+// response is read): each has its own fields.
+type sockIO struct {
+	raw syscall.RawConn
+	// The read's buffer, count and error.
+	rp []byte
+	rn int
+	re syscall.Errno
+	// The write's.
+	iov [2]syscall.Iovec
+	msg syscall.Msghdr
+	wn  int
+	we  syscall.Errno
+	// readFn, nowFn and writevFn are the methods below, bound once.
+	readFn, nowFn, writevFn func(uintptr) bool
+}
+
+const (
+	sendFlags = syscall.MSG_DONTWAIT | syscall.MSG_NOSIGNAL
+	recvFlags = syscall.MSG_DONTWAIT
+)
+
+// init binds s to raw; nil leaves s unusable (ok reports false).
+func (s *sockIO) init(raw syscall.RawConn) {
+	s.raw = raw
+	if s.readFn == nil {
+		s.readFn, s.nowFn, s.writevFn = s.read, s.readOnce, s.writev
+	}
+}
+
+// ok reports whether s is bound to a socket.
+func (s *sockIO) ok() bool { return s.raw != nil }
+
+// recvRaw is one raw receive into p, tried again on EINTR: EAGAIN when
+// nothing has arrived (recvFlags holds MSG_DONTWAIT).
+func recvRaw(fd uintptr, p []byte, flags int) (int, syscall.Errno) {
+	if raceIO && flags&syscall.MSG_PEEK == 0 {
+		return raceRecv(fd, p)
+	}
+	for {
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd,
+			uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), uintptr(flags), 0, 0)
+		if e != syscall.EINTR {
+			if e != 0 {
+				return 0, e
+			}
+			return int(n), 0
+		}
+	}
+}
+
+// sendmsgRaw is one raw sendmsg of msg's pieces.
+func sendmsgRaw(fd uintptr, msg *syscall.Msghdr, v []syscall.Iovec) (int, syscall.Errno) {
+	if raceIO {
+		// One piece at a time through the race detector's view.
+		return raceSend(fd, unsafe.Slice(v[0].Base, v[0].Len))
+	}
+	msg.Iov, msg.Iovlen = &v[0], uint64(len(v))
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(msg)), sendFlags)
+		if e != syscall.EINTR {
+			if e != 0 {
+				return 0, e
+			}
+			return int(n), 0
+		}
+	}
+}
+
+// recv is one receive into s.rp: false when nothing has arrived.
+func (s *sockIO) recv(fd uintptr) bool {
+	n, e := recvRaw(fd, s.rp, recvFlags)
+	if e == syscall.EAGAIN {
+		return false
+	}
+	s.rn, s.re = n, e
+	return true
+}
+
+// read is s.readFn, RawConn.Read's function for Read: false makes the
+// runtime wait for readability.
+func (s *sockIO) read(fd uintptr) bool { return s.recv(fd) }
+
+// readOnce is s.nowFn, for readNow: it never waits.
+func (s *sockIO) readOnce(fd uintptr) bool {
+	if !s.recv(fd) {
+		s.re = syscall.EAGAIN
+	}
+	return true
+}
+
+// Read reads into p as net.Conn's Read does, bounded by the socket's read
+// deadline.
+func (s *sockIO) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	return s.readWith(p, s.readFn)
+}
+
+// readNow reads into p what has arrived: errWouldBlock when nothing is
+// there, io.EOF at the end of stream.
+func (s *sockIO) readNow(p []byte) (int, error) {
+	if s.raw == nil {
+		return 0, errWouldBlock
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := s.readWith(p, s.nowFn)
+	if s.re == syscall.EAGAIN {
+		return 0, errWouldBlock
+	}
+	return n, err
+}
+
+func (s *sockIO) readWith(p []byte, fn func(uintptr) bool) (int, error) {
+	s.rp, s.re = p, 0
+	err := s.raw.Read(fn)
+	s.rp = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case s.re == syscall.EAGAIN:
+		return 0, nil
+	case s.re != 0:
+		return 0, sockError("read", s.re)
+	case s.rn == 0:
+		return 0, io.EOF
+	}
+	return s.rn, nil
+}
+
+// Write writes p as net.Conn's Write does, bounded by the socket's write
+// deadline.
+func (s *sockIO) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	return s.writeTwo(nil, p)
+}
+
+// writev is s.writevFn: it sends s.iov's pieces, all of them unless the
+// send buffer fills (false: the runtime waits for room) or an error.
+func (s *sockIO) writev(fd uintptr) bool {
+	for s.iov[0].Len+s.iov[1].Len > 0 {
+		v := s.iov[:]
+		if s.iov[0].Len == 0 {
+			v = s.iov[1:]
+		}
+		n, e := sendmsgRaw(fd, &s.msg, v)
+		switch e {
+		case 0:
+			s.wn += n
+			for i := range s.iov {
+				k := min(uint64(n), s.iov[i].Len)
+				if s.iov[i].Len -= k; s.iov[i].Len == 0 {
+					s.iov[i].Base = nil // not past the end of the buffer
+				} else {
+					s.iov[i].Base = (*byte)(unsafe.Add(unsafe.Pointer(s.iov[i].Base), k))
+				}
+				n -= int(k)
+			}
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		s.we = e
+		return true
+	}
+	return true
+}
+
+// writeTwo writes a and then b (a may be empty) in one system call when it
+// can, as net.Buffers' WriteTo does, bounded by the write deadline.
+func (s *sockIO) writeTwo(a, b []byte) (int, error) {
+	s.iov[0] = syscall.Iovec{Base: unsafe.SliceData(a), Len: uint64(len(a))}
+	s.iov[1] = syscall.Iovec{Base: unsafe.SliceData(b), Len: uint64(len(b))}
+	s.wn, s.we = 0, 0
+	err := s.raw.Write(s.writevFn)
+	s.iov = [2]syscall.Iovec{}
+	s.msg.Iov = nil
+	if err == nil && s.we != 0 {
+		err = sockError("write", s.we)
+	}
+	return s.wn, err
+}
+
+// sockError is a failed system call as net.Conn reports it.
+func sockError(op string, e syscall.Errno) error {
+	return &net.OpError{Op: op, Net: "tcp", Err: os.NewSyscallError(op, e)}
+}

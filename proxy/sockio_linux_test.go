@@ -1,0 +1,175 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// sockPair returns the two ends of a loopback TCP connection, the first
+// with a bound sockIO.
+func sockPair(t *testing.T) (*net.TCPConn, *sockIO, *net.TCPConn) {
+	t.Helper()
+	a, b := tcpPair(t)
+	raw, err := a.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := new(sockIO)
+	s.init(raw)
+	return a, s, b
+}
+
+// TestSockIOReadWrite: sockIO moves bytes both ways as net.Conn does, and
+// readNow never waits (that Read does is TestSockIOReadDeadline's).
+func TestSockIOReadWrite(t *testing.T) {
+	a, s, b := sockPair(t)
+	_ = a.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = b.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	if n, err := s.readNow(buf); n != 0 || err != errWouldBlock {
+		t.Fatalf("readNow on a quiet socket: %d, %v; want 0, errWouldBlock", n, err)
+	}
+	if _, err := b.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Read(buf); err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("Read: %q, %v", buf[:n], err)
+	}
+	if n, err := s.Write([]byte("pong")); n != 4 || err != nil {
+		t.Fatalf("Write: %d, %v", n, err)
+	}
+	if _, err := io.ReadFull(b, buf[:4]); err != nil || string(buf[:4]) != "pong" {
+		t.Fatalf("peer read %q, %v", buf[:4], err)
+	}
+	if _, err := b.Write([]byte("now")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := s.readNow(buf)
+		if err == nil {
+			if string(buf[:n]) != "now" {
+				t.Fatalf("readNow: %q", buf[:n])
+			}
+			break
+		}
+		if err != errWouldBlock || time.Now().After(deadline) {
+			t.Fatalf("readNow: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_ = b.CloseWrite()
+	if n, err := s.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read at the end of stream: %d, %v; want 0, io.EOF", n, err)
+	}
+	if n, err := s.readNow(buf); n != 0 || err != io.EOF {
+		t.Fatalf("readNow at the end of stream: %d, %v; want 0, io.EOF", n, err)
+	}
+}
+
+// TestSockIOReadDeadline: a read waiting on a quiet socket ends at the
+// connection's read deadline, with the error net.Conn gives.
+func TestSockIOReadDeadline(t *testing.T) {
+	a, s, _ := sockPair(t)
+	_ = a.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	n, err := s.Read(make([]byte, 8))
+	var ne net.Error
+	if n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Read past the deadline: %d, %v; want a timeout", n, err)
+	}
+}
+
+// TestSockIOWritesPastTheSendBuffer: a write larger than the socket's
+// buffers goes out whole, waiting for room as the peer reads, and so does
+// writeTwo's pair, whose pieces are sent in order however the kernel
+// splits the writes.
+func TestSockIOWritesPastTheSendBuffer(t *testing.T) {
+	a, s, b := sockPair(t)
+	_ = a.SetWriteBuffer(16 << 10)
+	_ = b.SetReadBuffer(16 << 10)
+	_ = a.SetDeadline(time.Now().Add(20 * time.Second))
+	_ = b.SetDeadline(time.Now().Add(20 * time.Second))
+	big := func(n int, seed byte) []byte {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = seed + byte(i*7)
+		}
+		return p
+	}
+	one, head, body := big(3<<20, 1), big(3000, 2), big(5<<20, 3)
+	want := append(append(append([]byte{}, one...), head...), body...)
+	got := make(chan []byte, 1)
+	go func() {
+		p, _ := io.ReadAll(io.LimitReader(b, int64(len(want))))
+		got <- p
+	}()
+	if n, err := s.Write(one); n != len(one) || err != nil {
+		t.Fatalf("Write: %d of %d, %v", n, len(one), err)
+	}
+	if n, err := s.writeTwo(head, body); n != len(head)+len(body) || err != nil {
+		t.Fatalf("writeTwo: %d of %d, %v", n, len(head)+len(body), err)
+	}
+	select {
+	case p := <-got:
+		if !bytes.Equal(p, want) {
+			t.Fatalf("the peer read %d bytes that differ from the %d written", len(p), len(want))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the peer did not read everything")
+	}
+	if n, err := s.writeTwo(nil, []byte("x")); n != 1 || err != nil {
+		t.Fatalf("writeTwo with an empty first piece: %d, %v", n, err)
+	}
+}
+
+// TestSockIOWriteToResetPeer: writing to a peer that reset the connection
+// fails with the system's error (EPIPE or ECONNRESET), as net.Conn's
+// write does, and raises no SIGPIPE (the process would die of one on a
+// descriptor the runtime does not own).
+func TestSockIOWriteToResetPeer(t *testing.T) {
+	a, s, b := sockPair(t)
+	_ = a.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = b.SetLinger(0)
+	_ = b.Close() // a reset
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := s.Write(make([]byte, 4096))
+		if err != nil {
+			if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("write to a reset peer: %v; want EPIPE or ECONNRESET", err)
+			}
+			var op *net.OpError
+			if !errors.As(err, &op) || op.Op != "write" {
+				t.Fatalf("write error %v is not a *net.OpError of op write", err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writes to a reset peer kept succeeding")
+		}
+	}
+}
+
+// TestSockIOOnClosedConn: once the connection is closed, sockIO's calls
+// fail as net.Conn's do (net.ErrClosed), touching no descriptor.
+func TestSockIOOnClosedConn(t *testing.T) {
+	a, s, _ := sockPair(t)
+	_ = a.Close()
+	if _, err := s.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Read: %v; want net.ErrClosed", err)
+	}
+	if _, err := s.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write: %v; want net.ErrClosed", err)
+	}
+	if _, err := s.readNow(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("readNow: %v; want net.ErrClosed", err)
+	}
+}
