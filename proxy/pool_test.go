@@ -176,3 +176,48 @@ func TestUpConnCoarseDeadlineNeverEarly(t *testing.T) {
 		t.Errorf("an exact deadline was moved to %s", c.dl)
 	}
 }
+
+// begin: under the defaults (a 15 s response-header timeout, a 30 s route
+// timeout) the header deadline binds and is kept across requests, as
+// setDeadline keeps a coarse one, but never passes the route's deadline;
+// when its slack would pass it, the deadline is exact, at the earlier of
+// the two.
+func TestUpConnBeginCoarseUnderRouteDeadline(t *testing.T) {
+	const rht, route = 15 * time.Second, 30 * time.Second
+	dc := &deadlineConn{}
+	c := &upConn{nc: dc, pool: &hostPool{t: &Transport{cfg: TransportConfig{ResponseHeaderTimeout: rht}}}}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for ms := 0; ms < 10000; ms += 7 {
+		now := start.Add(time.Duration(ms) * time.Millisecond)
+		c.begin(now, now.Add(route))
+		want := now.Add(rht)
+		if c.dl.Before(want) || c.dl.Sub(want) > rht/16 || c.dl.After(now.Add(route)) {
+			t.Fatalf("request at +%dms: deadline %s after now, want %s to %s", ms, c.dl.Sub(now), rht, rht+rht/16)
+		}
+	}
+	if n := len(dc.set); n < 5 || n > 15 {
+		t.Errorf("%d deadline updates for 10s of requests, want about 10", n)
+	}
+	for _, tc := range []struct{ route, want time.Duration }{
+		{rht, rht},          // the same: exact
+		{rht + rht/32, rht}, // the slack would pass the route's
+		{rht / 2, rht / 2},  // the route's is the earlier
+		{rht + rht/8, -1},   // room for the slack: coarse
+		{0, -1},             // no route deadline: coarse
+	} {
+		c := &upConn{nc: &deadlineConn{}, pool: c.pool}
+		now := start
+		var deadline time.Time
+		if tc.route > 0 {
+			deadline = now.Add(tc.route)
+		}
+		c.begin(now, deadline)
+		got := c.dl.Sub(now)
+		if tc.want >= 0 && got != tc.want {
+			t.Errorf("route timeout %s: deadline at +%s, want exactly +%s", tc.route, got, tc.want)
+		}
+		if tc.want < 0 && (got < rht || got > rht+rht/16 || (!deadline.IsZero() && c.dl.After(deadline))) {
+			t.Errorf("route timeout %s: deadline at +%s, want +%s to +%s, not past the route's", tc.route, got, rht, rht+rht/16)
+		}
+	}
+}
