@@ -31,9 +31,14 @@ deps-test:
 # :849), which this test provokes on purpose; the detector then fails it for
 # the library's race, not zkgate's. It still runs, after the race run.
 RACE_EXEMPT = ^TestFleetEnsembleLeaderKilled$$
+# The proxy package runs a second time without the race detector: under it the
+# fast path's raw socket calls go through syscall.Read/Write so that the
+# detector sees the I/O (proxy/sockio_race_linux.go); the build users run
+# makes the raw calls, and this run tests them.
 test: deps-test lint build
 	$(GO) test -race -count=1 -timeout 20m -skip '$(RACE_EXEMPT)' $(PKGS)
 	$(GO) test -count=1 -timeout 5m -run '$(RACE_EXEMPT)' ./internal/app/
+	$(GO) test -count=1 -timeout 10m ./proxy/
 	$(MAKE) --no-print-directory fuzz FUZZ_EXECS=$(FUZZ_SMOKE_EXECS)
 	$(MAKE) --no-print-directory compose-check
 	$(MAKE) --no-print-directory demo-smoke
