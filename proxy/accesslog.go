@@ -223,7 +223,7 @@ func (a *AccessLog) recordFields(ex *exchange, remoteAddr, method, host, target,
 		return
 	}
 	b := append(a.pending, `{"time":"`...)
-	b = ex.start.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = appendRFC3339Nano(b, ex.start)
 	b = append(b, `","ClientAddr":`...)
 	b = appendJSONString(b, remoteAddr)
 	b = append(b, `,"ClientHost":`...)

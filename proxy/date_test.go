@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math/rand/v2"
 	"net/http"
 	"testing"
 	"time"
@@ -49,4 +50,49 @@ func TestDateAfterEditsAndConnection(t *testing.T) {
 			})
 		})
 	}
+}
+
+// appendRFC3339Nano writes what time.RFC3339Nano does in UTC, for times in
+// the cached second, in later and earlier ones, with and without a
+// fraction and trailing zeros, in any zone and far years.
+func TestAppendRFC3339NanoMatchesTimeFormat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	zones := []*time.Location{time.UTC, time.FixedZone("east", 5*3600+1800), time.FixedZone("west", -8*3600)}
+	now := time.Now()
+	var times []time.Time
+	for _, base := range []time.Time{
+		now, now.Add(-time.Second), now.Add(3 * time.Second), now.Add(-24 * time.Hour),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(-5, 6, 7, 8, 9, 10, 11, time.UTC),
+		time.Unix(0, 0), time.Unix(-1, 5e8),
+	} {
+		for _, ns := range []int{0, 1, 10, 100000000, 120000000, 999999999, 500, rng.IntN(1e9)} {
+			for _, z := range zones {
+				times = append(times, time.Date(base.Year(), base.Month(), base.Day(), base.Hour(), base.Minute(), base.Second(), ns, time.UTC).In(z))
+			}
+		}
+	}
+	for i := 0; i < 2000; i++ {
+		times = append(times, now.Add(time.Duration(rng.Int64N(int64(10*time.Second)))-5*time.Second).In(zones[i%len(zones)]))
+	}
+	for _, tm := range times {
+		want := tm.UTC().AppendFormat([]byte("x"), time.RFC3339Nano)
+		if got := appendRFC3339Nano([]byte("x"), tm); string(got) != string(want) {
+			t.Fatalf("appendRFC3339Nano(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}
+
+func BenchmarkAppendRFC3339Nano(b *testing.B) {
+	buf := make([]byte, 0, 64)
+	b.Run("cached", func(b *testing.B) {
+		for b.Loop() {
+			buf = appendRFC3339Nano(buf[:0], time.Now())
+		}
+	})
+	b.Run("AppendFormat", func(b *testing.B) {
+		for b.Loop() {
+			buf = time.Now().UTC().AppendFormat(buf[:0], time.RFC3339Nano)
+		}
+	})
 }

@@ -455,16 +455,55 @@ func httpDateString() string {
 
 // cacheDate formats now, whose second is sec, and keeps it for the second.
 func cacheDate(now time.Time, sec int64) *dateCache {
-	b := now.UTC().AppendFormat(make([]byte, 0, 29), http.TimeFormat)
-	d := &dateCache{sec: sec, b: b, s: string(b)}
+	u := now.UTC()
+	b := u.AppendFormat(make([]byte, 0, 29), http.TimeFormat)
+	d := &dateCache{sec: sec, b: b, s: string(b), iso: u.AppendFormat(make([]byte, 0, 20), isoSecond)}
 	cachedDate.Store(d)
 	return d
 }
 
+// dateCache is one second's formatted times: as an HTTP date (b, s) and as
+// RFC 3339 to the second (iso), both in UTC.
 type dateCache struct {
 	sec int64
 	b   []byte
 	s   string
+	iso []byte
+}
+
+// isoSecond is time.RFC3339Nano up to its fraction, in UTC.
+const isoSecond = "2006-01-02T15:04:05"
+
+// appendRFC3339Nano appends t in UTC as t.UTC().AppendFormat(b,
+// time.RFC3339Nano) does (the access log's time), taking the date and
+// clock from the per-second cache: t is a request's arrival, mostly within
+// the current second. A t in a later second than the cache's refreshes
+// it; an earlier one is formatted in full.
+func appendRFC3339Nano(b []byte, t time.Time) []byte {
+	sec := t.Unix()
+	d := cachedDate.Load()
+	if d == nil || d.sec != sec {
+		if d != nil && sec < d.sec {
+			return t.UTC().AppendFormat(b, time.RFC3339Nano)
+		}
+		d = cacheDate(t, sec)
+	}
+	b = append(b, d.iso...)
+	if ns := t.Nanosecond(); ns != 0 {
+		// Nine digits, then the trailing zeros dropped, as ".999999999".
+		var f [10]byte
+		f[0] = '.'
+		for i := 9; i > 0; i-- {
+			f[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := len(f)
+		for f[n-1] == '0' {
+			n--
+		}
+		b = append(b, f[:n]...)
+	}
+	return append(b, 'Z')
 }
 
 var cachedDate atomic.Pointer[dateCache]
