@@ -58,7 +58,6 @@ func leanEligible(out *http.Request, up *Upstream) bool {
 // server).
 func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 	outreq, h := f.leanRequest(req, true)
-	defer putLeanHeader(h)
 	f.trace.Got1xxResponse = func(code int, hdr textproto.MIMEHeader) error {
 		h := rw.Header()
 		for k, vv := range hdr {
@@ -75,9 +74,14 @@ func (f *forward) lean(rw http.ResponseWriter, req *http.Request) {
 	}
 	res, err := f.RoundTrip(outreq)
 	if err != nil {
+		// The header map is not pooled again: net/http's transport may
+		// still be reading it on a goroutine of its own (an HTTP/2
+		// stream's writer, when the attempt failed or was reset midway).
+		// An answer means the request's head went out whole.
 		f.handleError(rw, outreq, err)
 		return
 	}
+	defer putLeanHeader(h)
 	f.answer(rw, outreq, res)
 }
 
@@ -93,8 +97,9 @@ func putLeanHeader(h http.Header) {
 // req's, unless req declares none (ContentLength 0), as ReverseProxy
 // decides. The map, also returned, comes from a pool and holds req's
 // value slices, which nothing changes in place (fields are set and
-// deleted whole); it goes back (putLeanHeader) when the answer is done,
-// by which time nothing reads it. With trace, the request's context
+// deleted whole); it goes back (putLeanHeader) when an answer is done, by
+// which time nothing reads it, and not after a failed attempt, which
+// net/http's transport may still be writing. With trace, the request's context
 // carries f.trace.
 func (f *forward) leanRequest(req *http.Request, trace bool) (*http.Request, http.Header) {
 	h := leanHeaders.Get().(http.Header)
