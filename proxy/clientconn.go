@@ -32,6 +32,22 @@ const (
 // clientBufferSize is the size of a fast connection's write buffer.
 const clientBufferSize = 4 << 10
 
+// unixNanos is t in Unix nanoseconds, 0 for the zero time: a cconn keeps
+// its read deadline so (fromUnixNanos turns it back).
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNanos(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
 // deadlineSlack is how far past the exact one a refreshed read deadline
 // may lie (at most a sixteenth of the timeout): an idle connection's
 // deadline is moved only when it falls outside that window, so that a busy
@@ -111,11 +127,11 @@ func bindFconn(cc *cconn) *fconn {
 		c.req.hdrs = make([]hdrLine, 0, 16)
 	}
 	c.s, c.cc, c.nc, c.now = cc.s, cc, cc.nc, time.Now()
-	c.remoteAddr, c.peer = cc.remoteAddr, cc.peer
-	c.readDeadline = cc.readDeadline
+	c.remoteAddr, c.peer = cc.remoteAddr, cc.peer()
+	c.readDeadline = fromUnixNanos(cc.readDeadline)
 	if cc.got != nil {
 		// The start of a request the hot wait read.
-		c.in.bp, c.in.w = cc.got, cc.gotN
+		c.in.bp, c.in.w = cc.got, int(cc.gotN)
 		cc.got = nil
 	} else {
 		c.in.bp = getInBuf(0)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,16 +55,16 @@ import (
 // wrapper that passes SyscallConn on must not buffer reads of its own (a
 // PROXY protocol reader, say): the poller and the hot wait read the socket
 // itself.
+//
+// A cconn is what every open connection costs, so its fields are laid out
+// to fit the 192-byte size class: the small ones packed at the end, the
+// deadline as Unix nanoseconds, the peer's IP as a part of remoteAddr.
 type cconn struct {
 	pollReg    // raw is made at the first hot wait or park
 	s          *Server
 	nc         net.Conn
-	parkable   bool   // false: it waits in reads
-	tls        bool   // a TLS connection (https in X-Forwarded-Proto)
 	remoteAddr string // in addrBuf, or allocated when longer
-	peer       string // the peer's IP
 	addrBuf    [48]byte
-	state      atomic.Int32
 	// since is when the current hot wait began (Unix nanoseconds).
 	since atomic.Int64
 	// mu orders the sweep's interruption of a hot wait (state connKicked
@@ -71,24 +72,61 @@ type cconn struct {
 	// wake-up, so that the interruption never lands on a connection
 	// already serving again.
 	mu sync.Mutex
-
-	// readDeadline is the read deadline last set on nc (zero: none),
-	// kept across the fconns that serve the connection so that a busy
-	// connection moves it about once per deadlineSlack.
-	readDeadline time.Time
+	// readDeadline is the read deadline last set on nc, in Unix
+	// nanoseconds (0: none), kept across the fconns that serve the
+	// connection so that a busy connection moves it about once per
+	// deadlineSlack.
+	readDeadline int64
+	// got is what the last hot wait read (gotN bytes), for the next
+	// fconn.
+	got   *[]byte
+	state atomic.Int32
+	gotN  int32
+	// peerOff and peerLen place the peer's IP in remoteAddr (peer).
+	peerOff, peerLen uint8
+	parkable         bool // false: it waits in reads
+	tls              bool // a TLS connection (https in X-Forwarded-Proto)
 	// served is whether a request was served: the wait for the first is
 	// bounded by ReadHeaderTimeout, the next ones by IdleTimeout.
 	served bool
-	// got is what the last hot wait read (gotN bytes), for the next
-	// fconn; recvFn is cc.recv, bound once.
-	got    *[]byte
-	gotN   int
-	recvFn func(uintptr) bool
 	// quick is whether the connection's last wait between requests ended
 	// within hotIdle: only then does the next one wait hot; else the
 	// connection is parked as soon as it has nothing to serve.
 	quick bool
 }
+
+// peer returns the peer's IP, as peerHost finds it in remoteAddr.
+func (cc *cconn) peer() string {
+	return cc.remoteAddr[cc.peerOff : int(cc.peerOff)+int(cc.peerLen)]
+}
+
+// setPeer finds the peer's IP in remoteAddr (peerHost); an address whose
+// IP part does not fit the offsets (never an IP address) has none.
+func (cc *cconn) setPeer() {
+	host := peerHost(cc.remoteAddr)
+	i := strings.Index(cc.remoteAddr, host)
+	if host == "" || i < 0 || i > 255 || len(host) > 255 {
+		cc.peerOff, cc.peerLen = 0, 0
+		return
+	}
+	cc.peerOff, cc.peerLen = uint8(i), uint8(len(host))
+}
+
+// A hotWaiter is the RawConn.Read function of a hot wait, bound to the
+// waiting connection for the wait only: a pool of them serves every
+// connection, rather than each holding a bound method value of its own.
+type hotWaiter struct {
+	cc *cconn
+	fn func(uintptr) bool // w.recv, bound once
+}
+
+var hotWaiters = sync.Pool{New: func() any {
+	w := new(hotWaiter)
+	w.fn = w.recv
+	return w
+}}
+
+func (w *hotWaiter) recv(fd uintptr) bool { return w.cc.recv(fd) }
 
 // hotIdle is how long a quiet connection keeps its goroutine (waiting in
 // the runtime's poller) before it is parked in the epoll poller, and
@@ -102,7 +140,7 @@ func newCconn(s *Server, nc net.Conn) *cconn {
 	cc := &cconn{s: s, nc: nc}
 	cc.fd, cc.owner = -1, cc
 	cc.remoteAddr = formatAddr(nc.RemoteAddr(), &cc.addrBuf)
-	cc.peer = peerHost(cc.remoteAddr)
+	cc.setPeer()
 	if _, ok := nc.(syscall.Conn); ok {
 		cc.parkable = pollersReady()
 	}
@@ -129,13 +167,13 @@ func (cc *cconn) run(ready bool) {
 			if cc.served {
 				cc.since.Store(c.now.UnixNano())
 			}
-			cc.readDeadline = c.readDeadline
+			cc.readDeadline = unixNanos(c.readDeadline)
 			c.recycle()
 			cc.park()
 			return
 		}
 		c.waitDeadline()
-		cc.readDeadline = c.readDeadline
+		cc.readDeadline = unixNanos(c.readDeadline)
 		since := c.now
 		c.recycle()
 		switch cc.wait(since) {
@@ -171,7 +209,11 @@ func (cc *cconn) wait(since time.Time) int {
 		cc.closeIfIdle()
 		return waitClosed
 	}
-	err := cc.raw.Read(cc.recvFn)
+	w := hotWaiters.Get().(*hotWaiter)
+	w.cc = cc
+	err := cc.raw.Read(w.fn)
+	w.cc = nil
+	hotWaiters.Put(w)
 	got := cc.got
 	switch cc.endWait(connWaiting) {
 	case connWaiting:
@@ -179,7 +221,7 @@ func (cc *cconn) wait(since time.Time) int {
 			return waitReady
 		}
 	case connKicked:
-		cc.readDeadline = aLongTimeAgo // kickCold's: the next waitDeadline moves it
+		cc.readDeadline = aLongTimeAgo.UnixNano() // kickCold's: the next waitDeadline moves it
 		if err == nil && got != nil {
 			return waitReady
 		}
@@ -212,7 +254,7 @@ func (cc *cconn) makeRaw() bool {
 		return true
 	}
 	raw, err := cc.nc.(syscall.Conn).SyscallConn()
-	cc.raw, cc.recvFn = raw, cc.recv
+	cc.raw = raw
 	return err == nil
 }
 

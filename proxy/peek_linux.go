@@ -27,7 +27,7 @@ func (c *upConn) peerClosed() bool {
 	return true // EOF (0 bytes), an error, or unexpected bytes
 }
 
-// recv is cc.recvFn, the hot wait's RawConn.Read function: one
+// recv is the hot wait's RawConn.Read function (through a hotWaiter): one
 // non-blocking read into a buffer taken from the pool for it, given back
 // when nothing came (the runtime then waits for readability). What came —
 // the start of the next request, or the end of stream — is left in cc.got
@@ -44,7 +44,7 @@ func (cc *cconn) recv(fd uintptr) bool {
 		putInBuf(bp)
 		return true
 	}
-	cc.got, cc.gotN = bp, n
+	cc.got, cc.gotN = bp, int32(n)
 	return true
 }
 

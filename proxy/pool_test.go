@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"net"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // poolServer is a TCP listener whose accepted connections are held open
@@ -219,5 +221,25 @@ func TestUpConnBeginCoarseUnderRouteDeadline(t *testing.T) {
 		if tc.want < 0 && (got < rht || got > rht+rht/16 || (!deadline.IsZero() && c.dl.After(deadline))) {
 			t.Errorf("route timeout %s: deadline at +%s, want +%s to +%s, not past the route's", tc.route, got, rht, rht+rht/16)
 		}
+	}
+}
+
+// A cconn keeps its peer's IP as a part of its remote address: whatever
+// the address, peer gives what peerHost gives, and the record stays in
+// its 192-byte size class.
+func TestCconnPeerAndSize(t *testing.T) {
+	for _, addr := range []string{
+		"10.0.0.7:51234", "[::1]:80", "[fe80::1%eth0]:8080", "[2001:db8::1]:1",
+		"127.0.0.1:0", "", "@", "/run/zkgate.sock", "host-without-port", "[::1]",
+		"[" + strings.Repeat("a", 300) + "]:1",
+	} {
+		cc := &cconn{remoteAddr: addr}
+		cc.setPeer()
+		if got, want := cc.peer(), peerHost(addr); got != want && !(want != "" && len(want) > 255 && got == "") {
+			t.Errorf("peer of %q = %q, want %q", addr, got, want)
+		}
+	}
+	if n := unsafe.Sizeof(cconn{}); n > 192 {
+		t.Errorf("a cconn takes %d bytes, past the 192-byte size class", n)
 	}
 }
