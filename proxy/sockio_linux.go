@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && !386
 
 package proxy
 
@@ -85,7 +85,8 @@ func sendmsgRaw(fd uintptr, msg *syscall.Msghdr, v []syscall.Iovec) (int, syscal
 		// One piece at a time through the race detector's view.
 		return raceSend(fd, unsafe.Slice(v[0].Base, v[0].Len))
 	}
-	msg.Iov, msg.Iovlen = &v[0], uint64(len(v))
+	msg.Iov = &v[0]
+	setLen(&msg.Iovlen, len(v))
 	for {
 		n, _, e := syscall.RawSyscall(syscall.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(msg)), sendFlags)
 		if e != syscall.EINTR {
@@ -96,6 +97,10 @@ func sendmsgRaw(fd uintptr, msg *syscall.Msghdr, v []syscall.Iovec) (int, syscal
 		}
 	}
 }
+
+// setLen sets a length field whose width depends on the architecture
+// (Msghdr.Iovlen: 64 bits on amd64 and arm64, 32 on arm).
+func setLen[T ~uint32 | ~uint64](f *T, n int) { *f = T(n) }
 
 // recv is one receive into s.rp: false when nothing has arrived.
 func (s *sockIO) recv(fd uintptr) bool {
@@ -183,13 +188,13 @@ func (s *sockIO) writev(fd uintptr) bool {
 		case 0:
 			s.wn += n
 			for i := range s.iov {
-				k := min(uint64(n), s.iov[i].Len)
-				if s.iov[i].Len -= k; s.iov[i].Len == 0 {
+				k := min(n, int(s.iov[i].Len))
+				if s.iov[i].SetLen(int(s.iov[i].Len) - k); s.iov[i].Len == 0 {
 					s.iov[i].Base = nil // not past the end of the buffer
 				} else {
 					s.iov[i].Base = (*byte)(unsafe.Add(unsafe.Pointer(s.iov[i].Base), k))
 				}
-				n -= int(k)
+				n -= k
 			}
 			continue
 		case syscall.EAGAIN:
@@ -204,8 +209,10 @@ func (s *sockIO) writev(fd uintptr) bool {
 // writeTwo writes a and then b (a may be empty) in one system call when it
 // can, as net.Buffers' WriteTo does, bounded by the write deadline.
 func (s *sockIO) writeTwo(a, b []byte) (int, error) {
-	s.iov[0] = syscall.Iovec{Base: unsafe.SliceData(a), Len: uint64(len(a))}
-	s.iov[1] = syscall.Iovec{Base: unsafe.SliceData(b), Len: uint64(len(b))}
+	s.iov[0] = syscall.Iovec{Base: unsafe.SliceData(a)}
+	s.iov[0].SetLen(len(a))
+	s.iov[1] = syscall.Iovec{Base: unsafe.SliceData(b)}
+	s.iov[1].SetLen(len(b))
 	s.wn, s.we = 0, 0
 	err := s.raw.Write(s.writevFn)
 	s.iov = [2]syscall.Iovec{}

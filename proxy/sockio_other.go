@@ -1,11 +1,12 @@
-//go:build !linux
+//go:build !linux || 386
 
 package proxy
 
 import "syscall"
 
-// sockIO is Linux's: elsewhere it is never bound (ok reports false), and
-// the fast path reads and writes through net.Conn.
+// sockIO is Linux's (but 386's, whose socket calls go through
+// socketcall): elsewhere it is never bound (ok reports false), and the
+// fast path reads and writes through net.Conn.
 type sockIO struct{}
 
 func (s *sockIO) init(syscall.RawConn) {}
