@@ -66,8 +66,8 @@ type fconn struct {
 	nc        net.Conn
 	in        inBuf // what the client sent and the fast path has not consumed
 	bw        *clientWriter
-	// sock reads and writes a parkable connection (a plain TCP socket)
-	// once it has waited between requests, with raw system calls
+	// sock reads and writes a plain TCP connection (*net.TCPConn, not a
+	// wrapper) once it has waited between requests, with raw system calls
 	// (sockio_linux.go); else (not ok) nc does. It is allocated with c:
 	// its functions are bound to it.
 	sock       *sockIO
@@ -137,10 +137,12 @@ func bindFconn(cc *cconn) *fconn {
 		c.in.bp = getInBuf(0)
 	}
 	var sock *sockIO
-	if cc.raw != nil {
+	if _, plain := cc.nc.(*net.TCPConn); plain && cc.raw != nil {
 		// Made by the first wait between requests (cconn.makeRaw): a
 		// connection that closes after its first request is served
-		// through nc, and allocates no RawConn.
+		// through nc, and allocates no RawConn. A connection a listener
+		// wrapped is read and written through its wrapper, which may
+		// count or shape what passes.
 		c.sock.init(cc.raw)
 		sock = c.sock
 	}

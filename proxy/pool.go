@@ -123,7 +123,11 @@ func newUpConn(nc net.Conn, p *hostPool) *upConn {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.peekFn = c.peek
-			c.sock.init(raw)
+			if _, plain := nc.(*net.TCPConn); plain {
+				// Not a wrapper a custom dialer made, which may count
+				// or shape what passes.
+				c.sock.init(raw)
+			}
 		}
 	}
 	c.br = bufio.NewReaderSize(c, connReadBufferSize)

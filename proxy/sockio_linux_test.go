@@ -1,13 +1,16 @@
-//go:build linux
+//go:build linux && !386
 
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -171,5 +174,84 @@ func TestSockIOOnClosedConn(t *testing.T) {
 	}
 	if _, err := s.readNow(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("readNow: %v; want net.ErrClosed", err)
+	}
+}
+
+// countingListener's connections count what the server writes through
+// them and pass SyscallConn on, as a listener that meters traffic may.
+type countingListener struct {
+	net.Listener
+	written atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingClientConn{Conn: c, l: l}, nil
+}
+
+type countingClientConn struct {
+	net.Conn
+	l *countingListener
+}
+
+func (c *countingClientConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.l.written.Add(int64(n))
+	return n, err
+}
+
+func (c *countingClientConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
+}
+
+// A client connection a listener wrapped is written through its wrapper
+// on every request, not through the socket once it has waited between
+// requests: only a plain *net.TCPConn gets sockIO's raw calls.
+func TestWrappedClientConnWrittenThroughWrapper(t *testing.T) {
+	b := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("hello")) })
+	rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", testUpstream(t, "svc"), b.addr())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln}
+	s := NewServer(NewHandler(rt, Options{}), ServerConfig{})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(cl) }()
+	t.Cleanup(func() {
+		_ = s.Close()
+		<-done
+	})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	var per []int64
+	for i := range 3 {
+		before := cl.written.Load()
+		if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		per = append(per, cl.written.Load()-before)
+	}
+	for i, n := range per {
+		if n == 0 {
+			t.Fatalf("bytes written through the wrapper per answer: %v; answer %d bypassed it", per, i)
+		}
 	}
 }
