@@ -247,6 +247,11 @@ func TestWrappedClientConnWrittenThroughWrapper(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
+		// The wrapper counts once the server's write returns, which may
+		// be after the client has read the answer.
+		for deadline := time.Now().Add(2 * time.Second); cl.written.Load() == before && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		per = append(per, cl.written.Load()-before)
 	}
 	for i, n := range per {
