@@ -285,9 +285,10 @@ func openStream(t *testing.T, url string) *http.Response {
 	return res
 }
 
-// tcpPair returns the two ends of a loopback TCP connection, closed when
-// the test ends: the dialed one first, then the accepted one.
-func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+// dialAccepted listens on a loopback port, dials it with dial (on the
+// test's goroutine) and returns what dial returned and the connection
+// accepted, which is closed when the test ends.
+func dialAccepted[T any](t *testing.T, dial func(addr string) T) (T, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -302,20 +303,31 @@ func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
 		}
 		accepted <- c
 	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	var b net.Conn
+	d := dial(ln.Addr().String())
+	var c net.Conn
 	select {
-	case b = <-accepted:
+	case c = <-accepted:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no connection accepted")
 	}
-	if b == nil {
+	if c == nil {
 		t.Fatal("accept failed")
 	}
-	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() { c.Close() })
+	return d, c
+}
+
+// tcpPair returns the two ends of a loopback TCP connection, closed when
+// the test ends: the dialed one first, then the accepted one.
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	a, b := dialAccepted(t, func(addr string) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	})
 	return a.(*net.TCPConn), b.(*net.TCPConn)
 }

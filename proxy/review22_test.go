@@ -130,29 +130,7 @@ func (g *r22Gate) awaitBlocked(t *testing.T) {
 // server's side wrapped in a r22Gate, and returns the client's side.
 func gatedH2(t *testing.T, h *Handler) (*h2Raw, *r22Gate, *Server) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- nc
-	}()
-	cl := dialH2Raw(t, ln.Addr().String())
-	var nc net.Conn
-	select {
-	case nc = <-accepted:
-	case <-time.After(5 * time.Second):
-	}
-	if nc == nil {
-		t.Fatal("accept failed")
-	}
+	cl, nc := dialAccepted(t, func(addr string) *h2Raw { return dialH2Raw(t, addr) })
 	g := &r22Gate{Conn: nc, blocked: make(chan struct{}, 1), closed: make(chan struct{})}
 	s := NewServer(h, ServerConfig{HTTP2: HTTP2H2C, HTTP2Server: HTTP2ServerZkgate})
 	done := make(chan struct{})
