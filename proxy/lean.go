@@ -187,7 +187,13 @@ func (f *forward) answer(rw http.ResponseWriter, outreq *http.Request, res *http
 	}
 	if len(res.Trailer) == announced {
 		for k, vv := range res.Trailer {
-			out[k] = append(out[k], vv...)
+			// Only trailers with values, as ReverseProxy copies them: a
+			// key set without one (an announced trailer the endpoint did
+			// not send) makes Go's HTTP/2 server hold the stream open
+			// for a trailer section it then never writes.
+			if len(vv) > 0 {
+				out[k] = append(out[k], vv...)
+			}
 		}
 		return
 	}

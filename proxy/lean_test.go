@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -77,4 +79,47 @@ func TestLeanKeepsAFailedAttemptsHeader(t *testing.T) {
 		}
 	}
 	tr.wg.Wait()
+}
+
+// An answer that announces a trailer (Trailer: 0) and then sends an empty
+// trailer section ends its HTTP/2 stream through forward.lean, as through
+// ReverseProxy. lean set the announced key without a value, and Go's
+// HTTP/2 server then held the stream open for a trailer section it never
+// wrote: the client waited for its own timeout (FuzzRoundTripH1 found
+// it).
+func TestLeanAnnouncedTrailerNeverSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: 0\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+			})
+		}
+	})
+	for _, server := range []HTTP2Server{HTTP2ServerGo, HTTP2ServerZkgate} {
+		side := newH2SideOn(t, false, server, ln.Addr().String())
+		client := h2cClient(t)
+		client.Timeout = 5 * time.Second
+		if got := h2Exchange(t, client, http.MethodGet, "http://"+side.addr+"/t"); !strings.HasPrefix(got, "HTTP/2.0 200\n") || !strings.Contains(got, "body \"ok\"\n") {
+			t.Errorf("HTTP/2 server %v: the client got %q, want the 200 and its body, whole", server, got)
+		}
+	}
 }
