@@ -3,20 +3,21 @@
 // ejections and latencies, per route, per service and per endpoint.
 //
 // A Window is a ring of Buckets buckets of Width each, allocated at its
-// first recording. Recording is lock-free and, after that, allocates
-// nothing: it finds the bucket of the current time,
-// clears it first if it still holds an older period's counts, and adds with
-// atomic operations. Reading sums the buckets of the last Span. Latencies go
-// to a fixed histogram of logarithmic buckets (four per power of two) from
-// which quantiles are estimated within 12.5%.
-//
-// The figures are for operators, not for billing: a count added while
-// another goroutine clears the same bucket (once per Width, for a few
-// nanoseconds) may be lost.
+// first recording. Recording allocates nothing after that and takes no
+// lock: it finds the bucket of the current time, clears it first if it
+// still holds an older period's counts, and adds with atomic operations.
+// The recording that claims a bucket for a new period marks it as being
+// cleared while it clears it; the others recording in that period wait for
+// the mark to go (a few hundred nanoseconds, once per Width), so that no
+// count is cleared away. Reading sums the buckets of the last Span, leaving
+// out one being cleared. Latencies go to a fixed histogram of logarithmic
+// buckets (four per power of two) from which quantiles are estimated within
+// 12.5%.
 package stats
 
 import (
 	"math/bits"
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -67,7 +68,8 @@ type Window struct {
 type ring [Buckets]bucket
 
 type bucket struct {
-	// period+1 of the counts held; 0 when never used.
+	// period+1 of the counts held; 0 when never used; -(period+1) while
+	// it is being cleared for that period.
 	tag       atomic.Int64
 	failures  atomic.Uint64
 	retries   atomic.Uint64
@@ -130,10 +132,19 @@ func (w *Window) bucket(now time.Time) *bucket {
 		switch {
 		case cur == tag:
 			return b
+		case cur < 0:
+			// Being cleared, for -cur: when that is this period or an
+			// older one, its counts are ready (or it can be claimed) once
+			// the clearing ends.
+			if -cur > tag {
+				return nil
+			}
+			runtime.Gosched()
 		case cur > tag:
 			return nil
-		case b.tag.CompareAndSwap(cur, tag):
+		case b.tag.CompareAndSwap(cur, -tag):
 			b.clear()
+			b.tag.Store(tag)
 			return b
 		}
 	}
@@ -189,8 +200,8 @@ func (w *Window) Summary(now time.Time) Summary {
 	}
 	age := max(now.Sub(w.origin), 0)
 	s.Covered = min(age, (Buckets-1)*Width+age-time.Duration(cur)*Width)
-	// A request counted while its bucket was cleared may have left a
-	// failure or a latency without its request: keep the figures coherent.
+	// A failure is counted just before its request's latency: a reading
+	// between the two sees the failure alone. Keep the figures coherent.
 	s.Failures = min(s.Failures, s.Requests)
 	s.P50, s.P99 = quantile(&hist, 0.50), quantile(&hist, 0.99)
 	return s
