@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,21 +162,6 @@ func (c *upConn) Write(p []byte) (int, error) {
 	}
 	c.nwritten += int64(n)
 	return n, err
-}
-
-// send writes the buffered request (its head, and its body when buffered
-// with it) before its answer is read. It then lets the goroutines that are
-// ready to run go first: the endpoint takes at least a scheduling round
-// to answer, so a read made at once mostly finds nothing, costing a
-// failed system call and a wait in the poller, while one made after the
-// others' turn mostly finds the answer there. When nothing else is ready
-// the goroutine goes on at once.
-func (c *upConn) send() error {
-	if err := c.bw.Flush(); err != nil {
-		return err
-	}
-	runtime.Gosched()
-	return nil
 }
 
 // abort interrupts the connection's I/O when the request's context ends
