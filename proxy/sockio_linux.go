@@ -41,7 +41,8 @@ type sockIO struct {
 	msg syscall.Msghdr
 	wn  int
 	we  syscall.Errno
-	// readFn, nowFn and writevFn are the methods below, bound once.
+	// readFn, nowFn and writevFn are recv, readOnce and writev, bound
+	// once.
 	readFn, nowFn, writevFn func(uintptr) bool
 }
 
@@ -54,7 +55,7 @@ const (
 func (s *sockIO) init(raw syscall.RawConn) {
 	s.raw = raw
 	if s.readFn == nil {
-		s.readFn, s.nowFn, s.writevFn = s.read, s.readOnce, s.writev
+		s.readFn, s.nowFn, s.writevFn = s.recv, s.readOnce, s.writev
 	}
 }
 
@@ -102,7 +103,9 @@ func sendmsgRaw(fd uintptr, msg *syscall.Msghdr, v []syscall.Iovec) (int, syscal
 // (Msghdr.Iovlen: 64 bits on amd64 and arm64, 32 on arm).
 func setLen[T ~uint32 | ~uint64](f *T, n int) { *f = T(n) }
 
-// recv is one receive into s.rp: false when nothing has arrived.
+// recv is one receive into s.rp: false when nothing has arrived. It is
+// s.readFn, RawConn.Read's function for Read (false makes the runtime wait
+// for readability).
 func (s *sockIO) recv(fd uintptr) bool {
 	n, e := recvRaw(fd, s.rp, recvFlags)
 	if e == syscall.EAGAIN {
@@ -111,10 +114,6 @@ func (s *sockIO) recv(fd uintptr) bool {
 	s.rn, s.re = n, e
 	return true
 }
-
-// read is s.readFn, RawConn.Read's function for Read: false makes the
-// runtime wait for readability.
-func (s *sockIO) read(fd uintptr) bool { return s.recv(fd) }
 
 // readOnce is s.nowFn, for readNow: it never waits.
 func (s *sockIO) readOnce(fd uintptr) bool {
