@@ -97,8 +97,49 @@ func (r *recorder) list() []string {
 func testUpstream(t *testing.T, name string) *Upstream {
 	t.Helper()
 	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second})
+	trackStdDials(tr)
 	t.Cleanup(tr.CloseIdleConnections)
 	return &Upstream{Name: name, Transport: tr, PassHostHeader: true}
+}
+
+// stdConns holds the local addresses of the open connections that the
+// standard transports of test upstreams (trackStdDials) dialed:
+// requestLog.take waits until none of them is one a scripted backend
+// closed without announcing it.
+var stdConns sync.Map
+
+// trackStdDials records in stdConns the connections tr's standard
+// transport dials, until the transport closes them. net/http marks a
+// connection broken before closing it, so once it is gone from stdConns
+// no request is written on it.
+func trackStdDials(tr *Transport) {
+	dial := tr.std.DialContext
+	tr.std.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			return c, nil
+		}
+		sc := &stdConn{TCPConn: tc, local: c.LocalAddr().String()}
+		stdConns.Store(sc.local, sc)
+		return sc, nil
+	}
+}
+
+// stdConn is a connection trackStdDials records. It keeps the methods of
+// *net.TCPConn (CloseWrite, ReadFrom...), which net/http and ReverseProxy
+// look for.
+type stdConn struct {
+	*net.TCPConn
+	local string
+}
+
+func (c *stdConn) Close() error {
+	stdConns.CompareAndDelete(c.local, c)
+	return c.TCPConn.Close()
 }
 
 // testRoute returns a route named name over addrs with the named balancer.

@@ -34,6 +34,7 @@ func newH2SideOn(t testing.TB, std bool, server HTTP2Server, backend string) *h2
 	t.Helper()
 	name := map[bool]string{false: "roundTripH1", true: "net/http's transport"}[std]
 	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, StdTransportOnly: std})
+	trackStdDials(tr)
 	t.Cleanup(tr.CloseIdleConnections)
 	up := &Upstream{Name: "svc", Transport: tr, PassHostHeader: true}
 	rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", up, backend)})

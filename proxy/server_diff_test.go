@@ -242,6 +242,42 @@ type requestLog struct {
 	// close (their answer said nothing of it: a close-delimited body, or
 	// a HEAD answer with no framing): take waits for them.
 	closing atomic.Int64
+	// closedPeers are the gateway-side addresses of the connections a
+	// backend closed that way: take waits until no standard transport
+	// still holds one open (stdConns).
+	closedPeers map[string]bool
+}
+
+// closedBy records that a backend closed the connection from peer
+// without announcing it, or (open) that a new one came from peer.
+func (l *requestLog) closedBy(peer string, open bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case open:
+		delete(l.closedPeers, peer)
+	case l.closedPeers == nil:
+		l.closedPeers = map[string]bool{peer: true}
+	default:
+		l.closedPeers[peer] = true
+	}
+}
+
+// peersLetGo reports whether every connection a backend closed without
+// announcing it is closed on the gateway's side too, where the gateway
+// watches its connections (net/http's transport, which closes one as soon
+// as it reads the end). The fast path's pool checks a connection when it
+// takes it, and so needs no wait.
+func (l *requestLog) peersLetGo() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for peer := range l.closedPeers {
+		if _, open := stdConns.Load(peer); open {
+			return false
+		}
+		delete(l.closedPeers, peer)
+	}
+	return true
 }
 
 func (l *requestLog) add(backend string, m *rawMessage) {
@@ -256,15 +292,16 @@ func (l *requestLog) add(backend string, m *rawMessage) {
 }
 
 // take returns the requests recorded since the last take, once the
-// backend connections that answered and are to close have closed: the
-// next request then finds a pooled one closed, never closing. (A gateway
+// backend connections that answered and are to close have closed, and
+// net/http's transport has let go of them: the next request then finds a
+// pooled one closed, never closing. (A gateway
 // cannot tell an endpoint that closes just after an answer that did not
 // announce it from one that keeps the connection; whether the next
 // request takes it before the close arrives is timing, and a request
 // written on it fails unless it may be sent again, on net/http's side
 // and the fast path's alike.)
 func (l *requestLog) take() string {
-	for deadline := time.Now().Add(diffDeadline); l.closing.Load() > 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(diffDeadline); (l.closing.Load() > 0 || !l.peersLetGo()) && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 	l.mu.Lock()
@@ -316,11 +353,13 @@ func newScriptedBackend(t *testing.T, name string, log *requestLog, respond resp
 			mu.Lock()
 			conns[c] = true
 			mu.Unlock()
+			log.closedBy(c.RemoteAddr().String(), true)
 			b.wg.Go(func() {
 				closing := false
 				defer func() {
 					c.Close()
 					if closing {
+						log.closedBy(c.RemoteAddr().String(), false)
 						log.closing.Add(-1)
 					}
 					mu.Lock()
