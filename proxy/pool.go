@@ -52,6 +52,9 @@ type upConn struct {
 	peekErr error
 	// nonblock makes Read take only what has arrived (sock.readNow).
 	nonblock bool
+	// await makes Write wait for the answer after writing
+	// (sock.writeAwait): see flushRequest.
+	await bool
 	// sock does the reads and writes of a TCP connection (sockio_linux.go);
 	// else they go through nc.
 	sock sockIO
@@ -155,13 +158,28 @@ func (c *upConn) Read(p []byte) (int, error) {
 func (c *upConn) Write(p []byte) (int, error) {
 	var n int
 	var err error
-	if c.sock.ok() {
+	switch {
+	case c.await && c.sock.ok():
+		n, err = c.sock.writeAwait(p)
+	case c.sock.ok():
 		n, err = c.sock.Write(p)
-	} else {
+	default:
 		n, err = c.nc.Write(p)
 	}
 	c.nwritten += int64(n)
 	return n, err
+}
+
+// flushRequest sends the rest of a request buffered in c.bw, which ends
+// it: nothing more is written before the answer. On a TCP socket of its
+// own (sock) the write is followed by the wait for the answer, which then
+// starts before the answer can come: the read that follows finds it
+// rather than failing once first (sockIO.writeAwait).
+func (c *upConn) flushRequest() error {
+	c.await = true
+	err := c.bw.Flush()
+	c.await = false
+	return err
 }
 
 // abort interrupts the connection's I/O when the request's context ends

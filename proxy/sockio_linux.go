@@ -41,9 +41,11 @@ type sockIO struct {
 	msg syscall.Msghdr
 	wn  int
 	we  syscall.Errno
+	// sent: writeAwait's write was tried.
+	sent bool
 	// readFn, nowFn and writevFn are recv, readOnce and writev, bound
-	// once.
-	readFn, nowFn, writevFn func(uintptr) bool
+	// once; awaitFn is sendAwait, bound by the first writeAwait.
+	readFn, nowFn, writevFn, awaitFn func(uintptr) bool
 }
 
 const (
@@ -220,6 +222,56 @@ func (s *sockIO) writeTwo(a, b []byte) (int, error) {
 		err = sockError("write", s.we)
 	}
 	return s.wn, err
+}
+
+// writeAwait writes p, as Write does, and then waits until the socket has
+// something to read (an answer to p, its end, an error) or the read
+// deadline passes, all in one RawConn.Read: the runtime clears the
+// socket's read readiness before the write, so whatever arrives after it
+// ends the wait, and the Read that follows finds it there rather than
+// failing first with EAGAIN and then waiting. It is for a request whose
+// answer cannot come before the request: a peer that sent something
+// unasked before the wait began may leave the wait to the deadline (the
+// pool's peek refuses a connection with something to read). What ended
+// the wait is left to the Read: a deadline that passed or a close fails
+// it as it failed the wait.
+//
+// What the send buffer cannot take at once is written after the wait's
+// end, as Write writes it.
+func (s *sockIO) writeAwait(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if s.awaitFn == nil {
+		s.awaitFn = s.sendAwait
+	}
+	s.iov[1] = syscall.Iovec{Base: unsafe.SliceData(p)}
+	s.iov[1].SetLen(len(p))
+	s.wn, s.we, s.sent = 0, 0, false
+	_ = s.raw.Read(s.awaitFn)
+	var err error
+	if s.we == 0 && s.iov[1].Len > 0 {
+		// Not tried (the wait could not begin: a deadline passed, the
+		// connection closed) or not taken whole: Write's way.
+		err = s.raw.Write(s.writevFn)
+	}
+	s.iov = [2]syscall.Iovec{}
+	s.msg.Iov = nil
+	if err == nil && s.we != 0 {
+		err = sockError("write", s.we)
+	}
+	return s.wn, err
+}
+
+// sendAwait is s.awaitFn, RawConn.Read's function for writeAwait: the
+// first call writes and asks for the wait (false) once all is written;
+// the next, after the wait, ends it.
+func (s *sockIO) sendAwait(fd uintptr) bool {
+	if s.sent {
+		return true
+	}
+	s.sent = true
+	return !s.writev(fd) || s.we != 0
 }
 
 // sockError is a failed system call as net.Conn reports it.

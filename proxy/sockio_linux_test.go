@@ -133,6 +133,117 @@ func TestSockIOWritesPastTheSendBuffer(t *testing.T) {
 	}
 }
 
+// TestSockIOWriteAwait: writeAwait returns once the answer to what it
+// wrote has arrived, so that a read then finds it without waiting; a
+// deadline ends the wait, leaving the timeout to the read; a write the
+// send buffer cannot take whole still goes out whole; and one whose wait
+// cannot begin (the deadline has passed) is written all the same.
+func TestSockIOWriteAwait(t *testing.T) {
+	t.Run("answer", func(t *testing.T) {
+		a, s, b := sockPair(t)
+		_ = a.SetDeadline(time.Now().Add(10 * time.Second))
+		_ = b.SetDeadline(time.Now().Add(10 * time.Second))
+		const rounds = 20
+		go func() {
+			p := make([]byte, 4)
+			for range rounds {
+				if _, err := io.ReadFull(b, p); err != nil || string(p) != "ping" {
+					return
+				}
+				if _, err := b.Write([]byte("pong")); err != nil {
+					return
+				}
+			}
+		}()
+		for i := range rounds { // each round: an answer the wait must see
+			if n, err := s.writeAwait([]byte("ping")); n != 4 || err != nil {
+				t.Fatalf("round %d: writeAwait: %d, %v", i, n, err)
+			}
+			buf := make([]byte, 8)
+			n, err := s.readNow(buf)
+			if err != nil || string(buf[:n]) != "pong" {
+				t.Fatalf("round %d: readNow after writeAwait: %q, %v; want the answer there", i, buf[:n], err)
+			}
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		a, s, b := sockPair(t)
+		_ = a.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+		if n, err := s.writeAwait([]byte("ping")); n != 4 || err != nil {
+			t.Fatalf("writeAwait to a silent peer: %d, %v; want the write done", n, err)
+		}
+		if n, err := s.readNow(make([]byte, 8)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("readNow after the wait: %d, %v; want the deadline's error", n, err)
+		}
+		_ = b.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if p, err := io.ReadAll(io.LimitReader(b, 4)); err != nil || string(p) != "ping" {
+			t.Fatalf("the peer read %q, %v", p, err)
+		}
+		// The deadline has passed: no wait, but the write is made.
+		if n, err := s.writeAwait([]byte("late")); n != 4 || err != nil {
+			t.Fatalf("writeAwait past the deadline: %d, %v", n, err)
+		}
+		if p, err := io.ReadAll(io.LimitReader(b, 4)); err != nil || string(p) != "late" {
+			t.Fatalf("the peer read %q, %v", p, err)
+		}
+	})
+	t.Run("past the send buffer", func(t *testing.T) {
+		a, s, b := sockPair(t)
+		_ = a.SetWriteBuffer(16 << 10)
+		_ = b.SetReadBuffer(16 << 10)
+		_ = a.SetDeadline(time.Now().Add(20 * time.Second))
+		_ = b.SetDeadline(time.Now().Add(20 * time.Second))
+		want := make([]byte, 6<<20)
+		for i := range want {
+			want[i] = byte(i * 13)
+		}
+		got := make(chan []byte, 1)
+		go func() {
+			p, _ := io.ReadAll(io.LimitReader(b, int64(len(want))))
+			got <- p
+			_, _ = b.Write([]byte("done"))
+		}()
+		if n, err := s.writeAwait(want); n != len(want) || err != nil {
+			t.Fatalf("writeAwait: %d of %d, %v", n, len(want), err)
+		}
+		select {
+		case p := <-got:
+			if !bytes.Equal(p, want) {
+				t.Fatalf("the peer read %d bytes that differ from the %d written", len(p), len(want))
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the peer did not read everything")
+		}
+		buf := make([]byte, 8)
+		if n, err := io.ReadFull(readerFunc(s.Read), buf[:4]); err != nil || string(buf[:n]) != "done" {
+			t.Fatalf("Read: %q, %v", buf[:n], err)
+		}
+	})
+	t.Run("reset peer", func(t *testing.T) {
+		a, s, b := sockPair(t)
+		_ = a.SetDeadline(time.Now().Add(10 * time.Second))
+		_ = b.SetLinger(0)
+		_ = b.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, err := s.writeAwait(make([]byte, 4096)); err != nil {
+				if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
+					t.Fatalf("writeAwait to a reset peer: %v; want EPIPE or ECONNRESET", err)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("writes to a reset peer kept succeeding")
+			}
+		}
+	})
+}
+
+// readerFunc is a function as an io.Reader.
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
 // TestSockIOWriteToResetPeer: writing to a peer that reset the connection
 // fails with the system's error (EPIPE or ECONNRESET), as net.Conn's
 // write does, and raises no SIGPIPE (the process would die of one on a

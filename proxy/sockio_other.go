@@ -20,3 +20,5 @@ func (s *sockIO) Write([]byte) (int, error) { return 0, errWouldBlock }
 func (s *sockIO) readNow([]byte) (int, error) { return 0, errWouldBlock }
 
 func (s *sockIO) writeTwo(a, b []byte) (int, error) { return 0, errWouldBlock }
+
+func (s *sockIO) writeAwait([]byte) (int, error) { return 0, errWouldBlock }

@@ -121,7 +121,7 @@ func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error
 	_, _ = uc.bw.WriteString(host)
 	_, _ = uc.bw.Write(c.out[c.hostAt:])
 	_, _ = uc.bw.Write(c.body)
-	if err := uc.bw.Flush(); err != nil {
+	if err := uc.flushRequest(); err != nil {
 		return err
 	}
 	for informational := 0; ; informational++ {
