@@ -32,6 +32,15 @@ func NginxConfig(dir string, port, workers int, upstreams []string) string {
 	return nginxConfig(dir, fmt.Sprintf("127.0.0.1:%d", port), "", workers, upstreams)
 }
 
+// NginxLogConfig is NginxConfig with the server's access log on, in
+// nginx's default combined format, to dir/access.log: what an nginx
+// installed from a distribution does for each request (one write per
+// line, no buffer).
+func NginxLogConfig(dir string, port, workers int, upstreams []string) string {
+	extra := fmt.Sprintf("        access_log %s combined;\n", filepath.Join(dir, "access.log"))
+	return nginxConfig(dir, fmt.Sprintf("127.0.0.1:%d", port), extra, workers, upstreams)
+}
+
 // NginxTLSConfig is NginxConfig with TLS on the listener: `listen ...
 // ssl http2` (nginx 1.22, Debian 12's, predates the `http2 on` directive;
 // ALPN offers h2 and http/1.1, as zkgate's TLS entry point does), TLS 1.2

@@ -67,6 +67,16 @@ func TestNginxConfig(t *testing.T) {
 	nginxAccepts(t, dir, text)
 }
 
+// TestNginxLogConfig: the access-log variant logs each request of the
+// server in the combined format to its directory, and nginx accepts it.
+func TestNginxLogConfig(t *testing.T) {
+	dir := t.TempDir()
+	text := NginxLogConfig(dir, 19106, 1, upstreams)
+	mustContain(t, "nginx.conf", text, "listen 127.0.0.1:19106;",
+		"        access_log "+filepath.Join(dir, "access.log")+" combined;\n        proxy_http_version 1.1;")
+	nginxAccepts(t, dir, text)
+}
+
 // nginxAccepts writes text as dir/nginx.conf (with the tmp directory it
 // names) and checks that nginx -t accepts it.
 func nginxAccepts(t *testing.T, dir, text string) {

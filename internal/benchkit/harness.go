@@ -83,6 +83,7 @@ const (
 	offZooKeeper = 0
 	offBackends  = 1 // three backends: +1, +2, +3
 	offZkgatePol = 4 // zkgate with policies: web, then admin
+	offNginxLog  = 6
 	offZkgate    = 10
 	offZkgate3   = 12
 	offZkgateOff = 14
@@ -107,11 +108,18 @@ var Targets = []TargetInfo{
 	{Name: "zkgate-nethttp", Label: "zkgate, net/http side (fast_path: false)"},
 	{Name: "go-reverseproxy", Label: "bare Go httputil.ReverseProxy"},
 	{Name: "nginx", Label: "nginx, 1 worker"},
+	{Name: NginxLogTarget, Label: "nginx, 1 worker, access log"},
 	{Name: "haproxy", Label: "HAProxy, nbthread 1"},
 	{Name: "caddy", Label: "Caddy"},
 	{Name: "nginx-2", Label: "nginx, 2 workers", BothCores: true},
 	{Name: "haproxy-2", Label: "HAProxy, nbthread 2", BothCores: true},
 }
+
+// NginxLogTarget is nginx with one worker and its default access log
+// (the combined format, a write per request) to a file, as zkgate's plain
+// target logs each request: the two compare like for like (see
+// NginxCPULine).
+const NginxLogTarget = "nginx-log"
 
 // PoliciesTarget is the plain zkgate target with policies on its route
 // (ZkgatePoliciesConfig); its requests carry a bench token and an Origin.
@@ -406,7 +414,7 @@ func findTools(root string) (map[string]string, error) {
 // checkPorts fails naming every port of the layout that is in use.
 func checkPorts(base int) error {
 	var busy []string
-	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2,
+	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginxLog, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2,
 		offNginxTLS, offNginxTLS2, offNginxGzip, offNginxGzip2, offGRPCBackend, offNginxGRPC}
 	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateStd, offZkgateTLS, offZkgatePol, offZkgateGzip, offZkgateTLSGo, offZkgateGRPC} {
 		offs = append(offs, off, off+1)

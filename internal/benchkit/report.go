@@ -178,7 +178,46 @@ func Table(rows []Row, body string, conns int, reference string) string {
 	if line := PoliciesCPULine(rows, body); line != "" {
 		fmt.Fprintf(&b, "\n%s\n", line)
 	}
+	if line := NginxCPULine(rows, body); line != "" {
+		fmt.Fprintf(&b, "\n%s\n", line)
+	}
 	return b.String()
+}
+
+// NginxGoal is issue 18's bound on zkgate's CPU per request divided by
+// nginx's (one worker).
+const NginxGoal = 1.0
+
+// NginxCPULine returns, for one body size, zkgate's CPU per request
+// divided by nginx's, like for like: the plain zkgate target (access log
+// on) against NginxLogTarget, and zkgate-nolog against nginx without a
+// log; "" unless a pair was measured.
+func NginxCPULine(rows []Row, body string) string {
+	cpu := map[string]float64{}
+	for _, r := range rows {
+		if r.Body == body && r.CPUPerReq > 0 {
+			cpu[r.Name] = r.CPUPerReq
+		}
+	}
+	var parts []string
+	for _, p := range []struct{ zk, ng, what string }{
+		{"zkgate", NginxLogTarget, "both with an access log"},
+		{"zkgate-nolog", "nginx", "neither"},
+	} {
+		z, n := cpu[p.zk], cpu[p.ng]
+		if z == 0 || n == 0 {
+			continue
+		}
+		verdict := "met"
+		if z/n > NginxGoal {
+			verdict = "missed"
+		}
+		parts = append(parts, fmt.Sprintf("%s: %.1f / %.1f µs/req = **%.2f×** (%s)", p.what, z, n, z/n, verdict))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("CPU ÷ nginx, 1 worker (goal ≤ %.1f×), %s", NginxGoal, strings.Join(parts, "; "))
 }
 
 // PoliciesGoal is the issue's bound on PoliciesTarget's CPU per request

@@ -151,3 +151,26 @@ func TestPoliciesCPULine(t *testing.T) {
 		t.Errorf("without the plain row: %q, want no line", got)
 	}
 }
+
+func TestNginxCPULine(t *testing.T) {
+	row := func(name, body string, cpu float64) Row {
+		return Row{TargetInfo: TargetInfo{Name: name, Label: name + " label"}, Body: body, CPUPerReq: cpu, Ratio: math.NaN()}
+	}
+	rows := []Row{row(Reference, BodySmall, 20), row("zkgate", BodySmall, 33), row(NginxLogTarget, BodySmall, 30),
+		row("zkgate-nolog", BodySmall, 29), row("nginx", BodySmall, 29.5),
+		row("zkgate", BodyLarge, 40), row(NginxLogTarget, BodyLarge, 44)}
+	want := "CPU ÷ nginx, 1 worker (goal ≤ 1.0×), both with an access log: 33.0 / 30.0 µs/req = **1.10×** (missed); " +
+		"neither: 29.0 / 29.5 µs/req = **0.98×** (met)"
+	if got := NginxCPULine(rows, BodySmall); got != want {
+		t.Errorf("small: %q, want %q", got, want)
+	}
+	if got := NginxCPULine(rows, BodyLarge); got != "CPU ÷ nginx, 1 worker (goal ≤ 1.0×), both with an access log: 40.0 / 44.0 µs/req = **0.91×** (met)" {
+		t.Errorf("large, one pair: %q", got)
+	}
+	if got := Table(rows, BodySmall, 64, Reference); !strings.HasSuffix(got, "\n\n"+want+"\n") {
+		t.Errorf("Table does not end with the line:\n%s", got)
+	}
+	if got := NginxCPULine(rows[:2], BodySmall); got != "" {
+		t.Errorf("without an nginx row: %q, want no line", got)
+	}
+}

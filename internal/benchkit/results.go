@@ -219,7 +219,9 @@ func (r Results) Markdown() string {
 	b.WriteString("- **bare Go httputil.ReverseProxy**: `zkbench reverseproxy`, a `ReverseProxy` with only `SetURL` and a 256-connection keep-alive pool, no routes: " +
 		"what any Go proxy pays before routing, balancing, health checks, metrics and logging; zkgate's distance to it is zkgate's own cost.\n")
 	b.WriteString("- **nginx**: one worker (two for the both-cores table), `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `location " + RoutePrefix + "/ { proxy_pass http://bench/; }` beside `location /`, " +
-		"`Connection` from the WebSocket `map` (`\"\"` for plain requests, so upstream connections are kept alive), access log off.\n")
+		"`Connection` from the WebSocket `map` (`\"\"` for plain requests, so upstream connections are kept alive), access log off; " +
+		"one variant (`" + NginxLogTarget + "`) with nginx's default access log (`access_log <file> combined`, a write per request) as zkgate logs each request. " +
+		"**CPU ÷ nginx** under the table divides zkgate's CPU µs/req by nginx's like for like: zkgate (access log) by nginx with its access log, zkgate-nolog by nginx without (issue 18's goal ≤ 1.0×).\n")
 	b.WriteString("- **HAProxy**: `nbthread 1` (2 for the both-cores table), `http-reuse always`, `http-request replace-path ^" + RoutePrefix + "(/.*)$ \\1 if { path_beg " + RoutePrefix + "/ }`, no logging; " +
 		"`maxconn 9000` and the idle server pool's descriptor thresholds raised (`tune.pool-low-fd-ratio 80`, `tune.pool-high-fd-ratio 90`): at their defaults (20%, 25%), " +
 		"8,000 held clients make HAProxy stop pooling server connections and connect once per request, which tripled its CPU per request in the steady load beside idle connections.\n")

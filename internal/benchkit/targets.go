@@ -61,6 +61,11 @@ func (h *harness) launch(ctx context.Context, t *target) error {
 		err = h.startGoProxy(t, one[0])
 	case "nginx":
 		err = h.startNginx(t, offNginx, 1, one)
+	case NginxLogTarget:
+		t.accessLog = filepath.Join(h.run, t.Name, "access.log")
+		err = h.startNginxWith(t, offNginxLog, "http", func(dir string) string {
+			return NginxLogConfig(dir, h.port(offNginxLog), 1, one)
+		})
 	case "nginx-2":
 		err = h.startNginx(t, offNginx2, 2, one)
 	case "haproxy":
