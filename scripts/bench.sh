@@ -29,7 +29,7 @@
 #                           process may hold 20,000 descriptors, a proxy holds two
 #                           per upgraded connection)
 #   BENCH_PROP_EVENTS=100   discovery propagation events (0 = skip)
-#   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,zkgate-policies,go-reverseproxy,nginx,haproxy,caddy,nginx-2,haproxy-2
+#   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,zkgate-policies,go-reverseproxy,nginx,nginx-log,haproxy,caddy,nginx-2,haproxy-2
 #                           and of the TLS section: zkgate-tls,zkgate-tls-go,nginx-tls,nginx-tls-2, and of the
 #                           compression section: zkgate-gzip,nginx-gzip,nginx-gzip-2, and of the gRPC section: zkgate-grpc,nginx-grpc (a section runs
 #                           when one of its targets is named: naming TLS targets only runs that
