@@ -127,7 +127,7 @@ func bindFconn(cc *cconn) *fconn {
 		c.req.hdrs = make([]hdrLine, 0, 16)
 	}
 	c.s, c.cc, c.nc, c.now = cc.s, cc, cc.nc, time.Now()
-	c.remoteAddr, c.peer = cc.remoteAddr, cc.peer()
+	c.remoteAddr, c.peer = cc.addr(), cc.peer()
 	c.readDeadline = fromUnixNanos(cc.readDeadline)
 	if cc.got != nil {
 		// The start of a request the hot wait read.

@@ -387,7 +387,7 @@ func TestFormatAddrAsNet(t *testing.T) {
 		{IP: net.ParseIP("::"), Port: 0},
 		{Port: 80},
 	} {
-		var buf [48]byte
+		var buf [addrBufLen]byte
 		if got, want := formatAddr(a, &buf), a.String(); got != want {
 			t.Errorf("formatAddr(%#v) = %q, net writes %q", a, got, want)
 		}

@@ -57,14 +57,17 @@ import (
 // itself.
 //
 // A cconn is what every open connection costs, so its fields are laid out
-// to fit the 192-byte size class: the small ones packed at the end, the
-// deadline as Unix nanoseconds, the peer's IP as a part of remoteAddr.
+// to fit the 160-byte size class: the small ones packed at the end, the
+// deadline as Unix nanoseconds, the peer's address in a buffer of its own
+// and its IP as a part of that.
 type cconn struct {
-	pollReg    // raw is made at the first hot wait or park
-	s          *Server
-	nc         net.Conn
-	remoteAddr string // in addrBuf, or allocated when longer
-	addrBuf    [48]byte
+	pollReg // raw is made at the first hot wait or park
+	s       *Server
+	nc      net.Conn
+	// longAddr is the peer's address when it does not fit addrBuf, where
+	// it is written otherwise (addrLen bytes): see addr.
+	longAddr *string
+	addrBuf  [addrBufLen]byte
 	// since is when the current hot wait began (Unix nanoseconds).
 	since atomic.Int64
 	// mu orders the sweep's interruption of a hot wait (state connKicked
@@ -82,8 +85,9 @@ type cconn struct {
 	got   *[]byte
 	state atomic.Int32
 	gotN  int32
-	// peerOff and peerLen place the peer's IP in remoteAddr (peer).
+	// peerOff and peerLen place the peer's IP in addr (peer).
 	peerOff, peerLen uint8
+	addrLen          uint8
 	parkable         bool // false: it waits in reads
 	tls              bool // a TLS connection (https in X-Forwarded-Proto)
 	// served is whether a request was served: the wait for the first is
@@ -95,16 +99,42 @@ type cconn struct {
 	quick bool
 }
 
-// peer returns the peer's IP, as peerHost finds it in remoteAddr.
-func (cc *cconn) peer() string {
-	return cc.remoteAddr[cc.peerOff : int(cc.peerOff)+int(cc.peerLen)]
+// addrBufLen is the room a cconn has for its peer's address: every IPv4
+// address with its port ("255.255.255.255:65535" is 21 bytes) and most
+// IPv6 ones ("[2001:db8:1234:5678::1]:65535" is 29).
+const addrBufLen = 32
+
+// addr returns the peer's address, as net.Addr's String writes it.
+func (cc *cconn) addr() string {
+	if cc.longAddr != nil {
+		return *cc.longAddr
+	}
+	return unsafe.String(&cc.addrBuf[0], int(cc.addrLen))
 }
 
-// setPeer finds the peer's IP in remoteAddr (peerHost); an address whose
-// IP part does not fit the offsets (never an IP address) has none.
+// setAddr records a, which may be written in addrBuf already, as the
+// peer's address.
+func (cc *cconn) setAddr(a string) {
+	if len(a) <= len(cc.addrBuf) {
+		cc.longAddr, cc.addrLen = nil, uint8(copy(cc.addrBuf[:], a))
+		return
+	}
+	p := new(string)
+	*p = a
+	cc.longAddr, cc.addrLen = p, 0
+}
+
+// peer returns the peer's IP, as peerHost finds it in addr.
+func (cc *cconn) peer() string {
+	return cc.addr()[cc.peerOff : int(cc.peerOff)+int(cc.peerLen)]
+}
+
+// setPeer finds the peer's IP in addr (peerHost); an address whose IP
+// part does not fit the offsets (never an IP address) has none.
 func (cc *cconn) setPeer() {
-	host := peerHost(cc.remoteAddr)
-	i := strings.Index(cc.remoteAddr, host)
+	addr := cc.addr()
+	host := peerHost(addr)
+	i := strings.Index(addr, host)
 	if host == "" || i < 0 || i > 255 || len(host) > 255 {
 		cc.peerOff, cc.peerLen = 0, 0
 		return
@@ -139,7 +169,7 @@ const (
 func newCconn(s *Server, nc net.Conn) *cconn {
 	cc := &cconn{s: s, nc: nc}
 	cc.fd, cc.owner = -1, cc
-	cc.remoteAddr = formatAddr(nc.RemoteAddr(), &cc.addrBuf)
+	cc.setAddr(formatAddr(nc.RemoteAddr(), &cc.addrBuf))
 	cc.setPeer()
 	if _, ok := nc.(syscall.Conn); ok {
 		cc.parkable = pollersReady()
@@ -368,12 +398,13 @@ func (cc *cconn) close() {
 // the time (Unix nanoseconds) after which the poller expires it (0:
 // never), and who is told of its events.
 type pollReg struct {
-	raw        syscall.RawConn
-	fd         int32
-	gen        int32
-	registered bool
-	until      atomic.Int64
-	owner      pollOwner
+	raw syscall.RawConn
+	fd  int32
+	// gen is the registration's generation in its poller's epoll set: 0
+	// while it is not in the set.
+	gen   int32
+	until atomic.Int64
+	owner pollOwner
 }
 
 // pollOwner is what a poller registration belongs to: a parked client
@@ -418,7 +449,7 @@ func (s *Server) kickCold() {
 // that fits (as net.TCPAddr writes it: an IPv4-mapped address as IPv4), so
 // that a connection's address costs no allocation of its own. The string
 // refers to buf, which must live as long as it.
-func formatAddr(a net.Addr, buf *[48]byte) string {
+func formatAddr(a net.Addr, buf *[addrBufLen]byte) string {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok {
 		return a.String()

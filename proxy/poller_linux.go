@@ -124,11 +124,12 @@ func (p *poller) park(r *pollReg, d time.Duration, a *armer) bool {
 	}
 	p.mu.Lock()
 	a.op = syscall.EPOLL_CTL_MOD
-	if !r.registered {
+	if r.gen == 0 {
 		a.op = syscall.EPOLL_CTL_ADD
-		p.gen++
+		if p.gen++; p.gen <= 0 { // 0 is unregistered's
+			p.gen = 1
+		}
 		r.gen = p.gen
-		r.registered = true
 	}
 	p.mu.Unlock()
 	a.p, a.r = p, r
@@ -145,7 +146,7 @@ func (p *poller) park(r *pollReg, d time.Duration, a *armer) bool {
 		return true
 	}
 	if a.op == syscall.EPOLL_CTL_ADD {
-		r.registered = false // r is still the caller's
+		r.gen = 0 // r is still the caller's
 	}
 	return false
 }
