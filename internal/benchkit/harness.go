@@ -131,9 +131,10 @@ const PoliciesTarget = "zkgate-policies"
 const PoliciesBase = "zkgate"
 
 // BothCoresTargets are the rows of the both-cores table, in order: zkgate
-// at its default GOMAXPROCS against nginx and HAProxy allowed both cores
+// at its default GOMAXPROCS, with its access log and without (nginx and
+// HAProxy log nothing here), against nginx and HAProxy allowed both cores
 // too, and the reference.
-var BothCoresTargets = []string{Reference, "zkgate", "nginx-2", "haproxy-2"}
+var BothCoresTargets = []string{Reference, "zkgate", "zkgate-nolog", "nginx-2", "haproxy-2"}
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Root == "" {

@@ -195,7 +195,7 @@ func (r Results) Markdown() string {
 	if r.hasBothCores() {
 		b.WriteString("### Both cores\n\n")
 		b.WriteString("The tables above put one nginx worker and one HAProxy thread against Go processes that may use both cores. " +
-			"Here zkgate (default GOMAXPROCS, the same process and runs as above) stands against nginx with `worker_processes 2` and HAProxy with `nbthread 2`, " +
+			"Here zkgate (default GOMAXPROCS, the same processes and runs as above, with its access log and without, as nginx and HAProxy here log nothing) stands against nginx with `worker_processes 2` and HAProxy with `nbthread 2`, " +
 			"measured in the same rounds with the same `wrk -t1 -c" + fmt.Sprint(o.Conns) + "` runs, so the ratios to *direct* are of the same round. " +
 			"**cores busy** is CPU µs/req × req/s: how much of the machine's two cores the proxy kept busy; wrk and the backend share the same two cores.\n\n")
 		for _, body := range []string{BodySmall, BodyLarge} {
