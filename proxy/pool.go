@@ -172,11 +172,16 @@ func (c *upConn) Write(p []byte) (int, error) {
 
 // flushRequest sends the rest of a request buffered in c.bw, which ends
 // it: nothing more is written before the answer. On a TCP socket of its
-// own (sock) the write is followed by the wait for the answer, which then
-// starts before the answer can come: the read that follows finds it
-// rather than failing once first (sockIO.writeAwait).
+// own (sock), a request sent whole in this one write is followed by the
+// wait for the answer, which then starts before the answer can come: the
+// read that follows finds it rather than failing once first
+// (sockIO.writeAwait). A request part of which went out already (one
+// larger than c.bw) may have its answer on the way, whose readiness the
+// wait would clear: it is read as usual. So is one without a read
+// deadline: bytes an endpoint sent unasked between the pool's peek and the
+// wait could leave the wait to the deadline, and there must be one.
 func (c *upConn) flushRequest() error {
-	c.await = true
+	c.await = c.nwritten == 0 && !c.dl.IsZero()
 	err := c.bw.Flush()
 	c.await = false
 	return err

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -237,6 +238,120 @@ func TestSockIOWriteAwait(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestUpConnSplitRequestReadAsUsual: a request larger than the upstream
+// connection's write buffer goes out in two writes, and an endpoint may
+// answer after the first (nginx refusing a body it will not take): the
+// last write must not wait for readiness the answer has brought already,
+// which the wait would clear (the read would then wait for the deadline
+// with the answer in the socket).
+func TestUpConnSplitRequestReadAsUsual(t *testing.T) {
+	a, b := tcpPair(t)
+	uc := newUpConn(a, &hostPool{})
+	if !uc.sock.ok() {
+		t.Fatal("the upstream connection has no sockIO")
+	}
+	_ = a.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = b.SetDeadline(time.Now().Add(10 * time.Second))
+	const answer = "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"
+	go func() {
+		if _, err := io.ReadFull(b, make([]byte, uc.bw.Size())); err == nil {
+			_, _ = b.Write([]byte(answer)) // before the rest of the request
+		}
+		_, _ = io.Copy(io.Discard, b)
+	}()
+	uc.nwritten = 0
+	_, _ = uc.bw.Write(make([]byte, 100))
+	_, _ = uc.bw.Write(make([]byte, uc.bw.Size())) // the buffer's worth goes out now
+	if uc.nwritten == 0 || uc.bw.Buffered() == 0 {
+		t.Fatalf("the request was not split: %d written, %d buffered", uc.nwritten, uc.bw.Buffered())
+	}
+	// The answer is in the socket, and the runtime's poller has had the
+	// chance to take its readiness, before the rest is written.
+	raw, err := a.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		_ = raw.Control(func(fd uintptr) {
+			n, _ = recvRaw(fd, make([]byte, 1), syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		})
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the answer did not come")
+		}
+		runtime.Gosched()
+	}
+	// Let this goroutine's processor go idle, so that the runtime's
+	// poller collects the answer's readiness (no API tells when it has):
+	// this provokes the lost wake-up; it does not order the test.
+	time.Sleep(20 * time.Millisecond)
+	uc.setDeadline(time.Now().Add(time.Second), 0, true)
+	if err := uc.flushRequest(); err != nil {
+		t.Fatalf("flushRequest: %v", err)
+	}
+	got := make([]byte, len(answer))
+	if _, err := io.ReadFull(uc.br, got); err != nil || string(got) != answer {
+		t.Fatalf("reading the answer after the split request: %q, %v; want it at once", got, err)
+	}
+}
+
+// TestUpConnWholeRequestAwaitsTheAnswer: a request sent in one write,
+// under a read deadline, returns from flushRequest with its answer
+// arrived; without a deadline it does not wait (bytes sent unasked could
+// leave the wait unbounded).
+func TestUpConnWholeRequestAwaitsTheAnswer(t *testing.T) {
+	a, b := tcpPair(t)
+	uc := newUpConn(a, &hostPool{})
+	_ = b.SetDeadline(time.Now().Add(10 * time.Second))
+	second := make(chan struct{}) // the second answer waits for it
+	go func() {
+		p := make([]byte, 4)
+		for i := range 2 {
+			if _, err := io.ReadFull(b, p); err != nil {
+				return
+			}
+			if i == 1 {
+				<-second
+			}
+			_, _ = b.Write([]byte("pong"))
+		}
+	}()
+	uc.nwritten = 0
+	uc.setDeadline(time.Now().Add(5*time.Second), 0, true)
+	_, _ = uc.bw.WriteString("ping")
+	if err := uc.flushRequest(); err != nil {
+		t.Fatalf("flushRequest: %v", err)
+	}
+	buf := make([]byte, 8)
+	if n, err := uc.sock.readNow(buf); err != nil || string(buf[:n]) != "pong" {
+		t.Fatalf("readNow after flushRequest: %q, %v; want the answer there", buf[:n], err)
+	}
+
+	uc.nwritten = 0
+	uc.clearDeadline()
+	_, _ = uc.bw.WriteString("ping")
+	flushed := make(chan error, 1)
+	go func() { flushed <- uc.flushRequest() }()
+	select {
+	case err := <-flushed:
+		if err != nil {
+			t.Fatalf("flushRequest without a deadline: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		close(second)
+		t.Fatal("flushRequest without a read deadline waited for the answer")
+	}
+	close(second)
+	_ = a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(uc.br, buf[:4]); err != nil || string(buf[:4]) != "pong" {
+		t.Fatalf("the second answer: %q, %v", buf[:4], err)
+	}
 }
 
 // readerFunc is a function as an io.Reader.
