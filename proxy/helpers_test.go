@@ -102,8 +102,8 @@ func testUpstream(t *testing.T, name string) *Upstream {
 	return &Upstream{Name: name, Transport: tr, PassHostHeader: true}
 }
 
-// stdConns holds the local addresses of the open connections that the
-// standard transports of test upstreams (trackStdDials) dialed:
+// stdConns holds the open connections (connKey) that the standard
+// transports of test upstreams (trackStdDials) dialed:
 // requestLog.take waits until none of them is one a scripted backend
 // closed without announcing it.
 var stdConns sync.Map
@@ -123,8 +123,8 @@ func trackStdDials(tr *Transport) {
 		if !ok {
 			return c, nil
 		}
-		sc := &stdConn{TCPConn: tc, local: c.LocalAddr().String()}
-		stdConns.Store(sc.local, sc)
+		sc := &stdConn{TCPConn: tc, key: connKey(c.LocalAddr(), c.RemoteAddr())}
+		stdConns.Store(sc.key, sc)
 		return sc, nil
 	}
 }
@@ -134,12 +134,18 @@ func trackStdDials(tr *Transport) {
 // look for.
 type stdConn struct {
 	*net.TCPConn
-	local string
+	key string
 }
 
 func (c *stdConn) Close() error {
-	stdConns.CompareAndDelete(c.local, c)
+	stdConns.CompareAndDelete(c.key, c)
 	return c.TCPConn.Close()
+}
+
+// connKey names a TCP connection by its two ends, seen from the dialer:
+// Linux may give connections to different peers the same local port.
+func connKey(dialer, listener net.Addr) string {
+	return dialer.String() + " " + listener.String()
 }
 
 // testRoute returns a route named name over addrs with the named balancer.

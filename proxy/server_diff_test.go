@@ -242,8 +242,8 @@ type requestLog struct {
 	// close (their answer said nothing of it: a close-delimited body, or
 	// a HEAD answer with no framing): take waits for them.
 	closing atomic.Int64
-	// closedPeers are the gateway-side addresses of the connections a
-	// backend closed that way: take waits until no standard transport
+	// closedPeers are the connections (connKey) a backend closed that
+	// way: take waits until no standard transport
 	// still holds one open (stdConns).
 	closedPeers map[string]bool
 }
@@ -353,13 +353,13 @@ func newScriptedBackend(t *testing.T, name string, log *requestLog, respond resp
 			mu.Lock()
 			conns[c] = true
 			mu.Unlock()
-			log.closedBy(c.RemoteAddr().String(), true)
+			log.closedBy(connKey(c.RemoteAddr(), c.LocalAddr()), true)
 			b.wg.Go(func() {
 				closing := false
 				defer func() {
 					c.Close()
 					if closing {
-						log.closedBy(c.RemoteAddr().String(), false)
+						log.closedBy(connKey(c.RemoteAddr(), c.LocalAddr()), false)
 						log.closing.Add(-1)
 					}
 					mu.Lock()
