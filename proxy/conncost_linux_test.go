@@ -392,6 +392,21 @@ func TestFormatAddrAsNet(t *testing.T) {
 			t.Errorf("formatAddr(%#v) = %q, net writes %q", a, got, want)
 		}
 	}
+	// A cconn keeps an address that fits without allocating, and a longer
+	// one with the one allocation that formats it.
+	cc := new(cconn)
+	for _, c := range []struct {
+		a    *net.TCPAddr
+		want float64
+	}{
+		{&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}, 0},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8:1234:5678:9abc:def0:1234:5678"), Port: 443}, 1},
+	} {
+		allocs := testing.AllocsPerRun(100, func() { cc.setAddr(formatAddr(c.a, &cc.addrBuf)) })
+		if allocs != c.want || cc.addr() != c.a.String() {
+			t.Errorf("%v: %v allocations, address %q; want %v, %q", c.a, allocs, cc.addr(), c.want, c.a.String())
+		}
+	}
 }
 
 // TestTunnelsHoldNoGoroutine: open tunnels with nothing flowing hold no

@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -64,9 +65,10 @@ type cconn struct {
 	pollReg // raw is made at the first hot wait or park
 	s       *Server
 	nc      net.Conn
-	// longAddr is the peer's address when it does not fit addrBuf, where
-	// it is written otherwise (addrLen bytes): see addr.
-	longAddr *string
+	// longAddr points to the peer's address when it does not fit addrBuf,
+	// where it is written otherwise; it is addrLen bytes long either way
+	// (see addr).
+	longAddr *byte
 	addrBuf  [addrBufLen]byte
 	// since is when the current hot wait began (Unix nanoseconds).
 	since atomic.Int64
@@ -87,7 +89,7 @@ type cconn struct {
 	gotN  int32
 	// peerOff and peerLen place the peer's IP in addr (peer).
 	peerOff, peerLen uint8
-	addrLen          uint8
+	addrLen          uint16
 	parkable         bool // false: it waits in reads
 	tls              bool // a TLS connection (https in X-Forwarded-Proto)
 	// served is whether a request was served: the wait for the first is
@@ -100,28 +102,29 @@ type cconn struct {
 }
 
 // addrBufLen is the room a cconn has for its peer's address: every IPv4
-// address with its port ("255.255.255.255:65535" is 21 bytes) and most
-// IPv6 ones ("[2001:db8:1234:5678::1]:65535" is 29).
+// address with its port ("255.255.255.255:65535" is 21 bytes) and short
+// IPv6 ones ("[2001:db8:1234:5678::1]:65535" is 29). A longer one (a
+// global IPv6 address of eight groups takes about 45) is formatted into
+// an allocation of its own, 48 or 64 bytes.
 const addrBufLen = 32
 
 // addr returns the peer's address, as net.Addr's String writes it.
 func (cc *cconn) addr() string {
 	if cc.longAddr != nil {
-		return *cc.longAddr
+		return unsafe.String(cc.longAddr, int(cc.addrLen))
 	}
 	return unsafe.String(&cc.addrBuf[0], int(cc.addrLen))
 }
 
 // setAddr records a, which may be written in addrBuf already, as the
-// peer's address.
+// peer's address; a longer one is kept where it is (cut at 64 KiB, which
+// no address of a socket comes near).
 func (cc *cconn) setAddr(a string) {
 	if len(a) <= len(cc.addrBuf) {
-		cc.longAddr, cc.addrLen = nil, uint8(copy(cc.addrBuf[:], a))
+		cc.longAddr, cc.addrLen = nil, uint16(copy(cc.addrBuf[:], a))
 		return
 	}
-	p := new(string)
-	*p = a
-	cc.longAddr, cc.addrLen = p, 0
+	cc.longAddr, cc.addrLen = unsafe.StringData(a), uint16(min(len(a), math.MaxUint16))
 }
 
 // peer returns the peer's IP, as peerHost finds it in addr.
@@ -448,7 +451,7 @@ func (s *Server) kickCold() {
 // formatAddr returns a.String(), written in buf when a is a TCP address
 // that fits (as net.TCPAddr writes it: an IPv4-mapped address as IPv4), so
 // that a connection's address costs no allocation of its own. The string
-// refers to buf, which must live as long as it.
+// may refer to buf, which must live as long as it.
 func formatAddr(a net.Addr, buf *[addrBufLen]byte) string {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok {
@@ -460,10 +463,12 @@ func formatAddr(a net.Addr, buf *[addrBufLen]byte) string {
 		return a.String()
 	}
 	b := netip.AddrPortFrom(ip, ap.Port()).AppendTo(buf[:0])
-	if len(b) == 0 || &b[0] != &buf[0] {
-		return a.String() // it did not fit
+	if len(b) == 0 {
+		return a.String()
 	}
-	return unsafe.String(&buf[0], len(b))
+	// In buf, or in the array append made when it did not fit, which
+	// nothing else refers to.
+	return unsafe.String(&b[0], len(b))
 }
 
 // ConnStats counts a Server's client connections by what they hold at the
