@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # readme-bench.sh — copy tables of docs/bench/results.md into README.md
 # between their markers (run after `make bench`): the small-body table
-# (BENCH-TABLE, with the "CPU ÷ plain zkgate" line under it when the
-# policies target was measured), the both-cores small-body table
+# (BENCH-TABLE, with the "CPU ÷ plain zkgate" and "CPU ÷ nginx" lines
+# under it when their targets were measured), the both-cores small-body table
 # (BENCH-2CORE), the memory per held connection (BENCH-HELD), zkgate's
 # TLS entry point against nginx (BENCH-TLS), zkgate's compression of a
 # 64 KiB JSON answer against nginx's gzip (BENCH-GZIP) and gRPC unary calls
@@ -29,10 +29,11 @@ def first_table(heading):
             break
     if not rows:
         sys.exit(f"readme-bench: no table after {heading!r}")
-    # The line under a table giving the policies row's CPU against the
-    # plain zkgate row's goes with it.
-    if end + 1 < len(results) and results[end] == "" and results[end + 1].startswith("CPU ÷ plain zkgate"):
+    # The lines under a table giving CPU ratios (the policies row's
+    # against the plain zkgate row's, zkgate's against nginx's) go with it.
+    while end + 1 < len(results) and results[end] == "" and results[end + 1].startswith("CPU ÷ "):
         rows += ["", results[end + 1]]
+        end += 2
     return "\n".join(rows)
 
 s = open("README.md").read()
