@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -252,4 +253,17 @@ func FuzzAppendJSONString(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkAccessLogRecord measures encoding one fast-path request's line
+// into the batch (the writer discards the batches).
+func BenchmarkAccessLogRecord(b *testing.B) {
+	a := NewAccessLog(io.Discard, AccessLogOptions{})
+	defer a.Close()
+	ex := &exchange{start: time.Now(), clientIP: "127.0.0.1", addr: "127.0.0.1:22200", attempts: 1}
+	ex.sw.status, ex.sw.size = 200, 13
+	b.ReportAllocs()
+	for b.Loop() {
+		a.recordFields(ex, "127.0.0.1:54321", "GET", "127.0.0.1:22080", "/echo/", "HTTP/1.1", 200, 1234567)
+	}
 }

@@ -4,10 +4,11 @@ import "unicode/utf8"
 
 const hexDigits = "0123456789abcdef"
 
-// jsonPlain holds the ASCII bytes appendJSONString copies as they are:
-// printable, and neither a quote, a backslash nor one of "<>&" (escaped as
-// encoding/json escapes them for HTML).
-var jsonPlain = func() (t [utf8.RuneSelf]bool) {
+// jsonPlain holds the bytes appendJSONString copies as they are: printable
+// ASCII, and neither a quote, a backslash nor one of "<>&" (escaped as
+// encoding/json escapes them for HTML). Bytes from utf8.RuneSelf up are
+// not, so that one lookup per byte decides the common case.
+var jsonPlain = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = true
 	}
@@ -28,11 +29,11 @@ func appendJSONString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonPlain[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if jsonPlain[c] {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
