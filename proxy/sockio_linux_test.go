@@ -121,14 +121,7 @@ func TestSockIOWritesPastTheSendBuffer(t *testing.T) {
 	if n, err := s.writeTwo(head, body); n != len(head)+len(body) || err != nil {
 		t.Fatalf("writeTwo: %d of %d, %v", n, len(head)+len(body), err)
 	}
-	select {
-	case p := <-got:
-		if !bytes.Equal(p, want) {
-			t.Fatalf("the peer read %d bytes that differ from the %d written", len(p), len(want))
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the peer did not read everything")
-	}
+	peerRead(t, got, want)
 	if n, err := s.writeTwo(nil, []byte("x")); n != 1 || err != nil {
 		t.Fatalf("writeTwo with an empty first piece: %d, %v", n, err)
 	}
@@ -207,14 +200,7 @@ func TestSockIOWriteAwait(t *testing.T) {
 		if n, err := s.writeAwait(want); n != len(want) || err != nil {
 			t.Fatalf("writeAwait: %d of %d, %v", n, len(want), err)
 		}
-		select {
-		case p := <-got:
-			if !bytes.Equal(p, want) {
-				t.Fatalf("the peer read %d bytes that differ from the %d written", len(p), len(want))
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("the peer did not read everything")
-		}
+		peerRead(t, got, want)
 		buf := make([]byte, 8)
 		if n, err := io.ReadFull(readerFunc(s.Read), buf[:4]); err != nil || string(buf[:n]) != "done" {
 			t.Fatalf("Read: %q, %v", buf[:n], err)
@@ -358,6 +344,20 @@ func TestUpConnWholeRequestAwaitsTheAnswer(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// peerRead checks that the peer read want, which it sends on got once it
+// has read as many bytes, within 20 seconds.
+func peerRead(t *testing.T, got <-chan []byte, want []byte) {
+	t.Helper()
+	select {
+	case p := <-got:
+		if !bytes.Equal(p, want) {
+			t.Fatalf("the peer read %d bytes that differ from the %d written", len(p), len(want))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the peer did not read everything")
+	}
+}
 
 // TestSockIOWriteToResetPeer: writing to a peer that reset the connection
 // fails with the system's error (EPIPE or ECONNRESET), as net.Conn's
