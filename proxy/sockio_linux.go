@@ -41,8 +41,6 @@ type sockIO struct {
 	msg syscall.Msghdr
 	wn  int
 	we  syscall.Errno
-	// sent: writeAwait's write was tried.
-	sent bool
 	// readFn, nowFn and writevFn are recv, readOnce and writev, bound
 	// once; awaitFn is sendAwait, bound by the first writeAwait.
 	readFn, nowFn, writevFn, awaitFn func(uintptr) bool
@@ -210,12 +208,23 @@ func (s *sockIO) writev(fd uintptr) bool {
 // writeTwo writes a and then b (a may be empty) in one system call when it
 // can, as net.Buffers' WriteTo does, bounded by the write deadline.
 func (s *sockIO) writeTwo(a, b []byte) (int, error) {
+	s.startWrite(a, b)
+	return s.endWrite(s.raw.Write(s.writevFn))
+}
+
+// startWrite makes a and then b the write's pieces (s.iov), nothing
+// written yet.
+func (s *sockIO) startWrite(a, b []byte) {
 	s.iov[0] = syscall.Iovec{Base: unsafe.SliceData(a)}
 	s.iov[0].SetLen(len(a))
 	s.iov[1] = syscall.Iovec{Base: unsafe.SliceData(b)}
 	s.iov[1].SetLen(len(b))
 	s.wn, s.we = 0, 0
-	err := s.raw.Write(s.writevFn)
+}
+
+// endWrite ends a write whose RawConn call returned err: it lets go of the
+// pieces and reports what was written and the write's error.
+func (s *sockIO) endWrite(err error) (int, error) {
 	s.iov = [2]syscall.Iovec{}
 	s.msg.Iov = nil
 	if err == nil && s.we != 0 {
@@ -245,9 +254,7 @@ func (s *sockIO) writeAwait(p []byte) (int, error) {
 	if s.awaitFn == nil {
 		s.awaitFn = s.sendAwait
 	}
-	s.iov[1] = syscall.Iovec{Base: unsafe.SliceData(p)}
-	s.iov[1].SetLen(len(p))
-	s.wn, s.we, s.sent = 0, 0, false
+	s.startWrite(nil, p)
 	_ = s.raw.Read(s.awaitFn)
 	var err error
 	if s.we == 0 && s.iov[1].Len > 0 {
@@ -255,22 +262,17 @@ func (s *sockIO) writeAwait(p []byte) (int, error) {
 		// connection closed) or not taken whole: Write's way.
 		err = s.raw.Write(s.writevFn)
 	}
-	s.iov = [2]syscall.Iovec{}
-	s.msg.Iov = nil
-	if err == nil && s.we != 0 {
-		err = sockError("write", s.we)
-	}
-	return s.wn, err
+	return s.endWrite(err)
 }
 
-// sendAwait is s.awaitFn, RawConn.Read's function for writeAwait: the
-// first call writes and asks for the wait (false) once all is written;
-// the next, after the wait, ends it.
+// sendAwait is s.awaitFn, RawConn.Read's function for writeAwait: while
+// something is left to write it writes, and asks for the wait (false)
+// once all is written; called again after the wait, with nothing left, it
+// ends it. A failed or partial write ends it at once.
 func (s *sockIO) sendAwait(fd uintptr) bool {
-	if s.sent {
+	if s.iov[1].Len == 0 {
 		return true
 	}
-	s.sent = true
 	return !s.writev(fd) || s.we != 0
 }
 
