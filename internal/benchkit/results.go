@@ -230,6 +230,7 @@ func (r Results) Markdown() string {
 		"so its requests needed no route choice and no prefix stripping; it now has the user's `" + RoutePrefix + "` route with `strip_prefix` beside the route on `\"\"`, and every other key at its default " +
 		"(`log.format` was pinned to `json`, the default `auto` writes the same JSON to a file). What did not differ: GOMAXPROCS (the default, every core, in both), " +
 		"the access log's destination (standard output to a regular file in both; here opened O_APPEND and truncated before each run) and the log writer. " +
+		"The configuration file is in a directory of its own, apart from the logs, as a user keeps it: zkgate watches that directory for edits, and a log written into it would wake the watch with every write. " +
 		"An A/B run of the two route layouts side by side (static discovery, 3 × `wrk -c64 -d5s` each, on a busy machine) showed no difference beyond the noise between runs.\n")
 	b.WriteString("- wrk, the backends and the proxy share the machine's cores, as do other processes of the machine: " +
 		"a proxy that uses fewer CPU µs per request leaves more of them to the backend and the client, which is why the CPU column is the fairer comparison " +

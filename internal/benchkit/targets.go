@@ -129,10 +129,15 @@ func (h *harness) startZkgatePolicies(ctx context.Context, t *target) error {
 // admin listen on off and off+1.
 func (h *harness) startZkgateWith(ctx context.Context, t *target, off int, text string, accessLog bool) error {
 	dir := filepath.Join(h.run, t.Name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// The configuration in a directory of its own, apart from the logs, as
+	// a user keeps it (/etc/zkgate, /var/log/zkgate): zkgate watches its
+	// configuration file's directory, and every batch the access log wrote
+	// there would wake that watch.
+	etc := filepath.Join(dir, "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
 		return fmt.Errorf("benchkit: %w", err)
 	}
-	cfg := filepath.Join(dir, "gateway.yaml")
+	cfg := filepath.Join(etc, "gateway.yaml")
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
 	}

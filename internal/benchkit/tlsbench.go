@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -144,30 +143,12 @@ func TLSGet(pool *x509.CertPool, url string, h2 bool) (protoMajor int, body stri
 // the main zkgate target) and http2Server ("": the default); the TLS entry
 // point and admin listen on off and the port after.
 func (h *harness) startZkgateTLS(ctx context.Context, t *target, cert BenchCert, off int, http2Server string) error {
-	dir := filepath.Join(h.run, t.Name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("benchkit: %w", err)
-	}
-	cfg := filepath.Join(dir, "gateway.yaml")
 	text := ZkgateTLSConfig(h.port(off), h.port(off+1), h.port(offZooKeeper), "/services/bench1", cert.CertFile, cert.KeyFile, true, http2Server)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		return fmt.Errorf("benchkit: write %s: %w", cfg, err)
-	}
-	t.accessLog = filepath.Join(dir, "access.log")
-	p, err := h.procs.Start(ProcSpec{
-		Name:   t.Name,
-		Argv:   []string{h.tools["zkgate"], "serve", "--config", cfg},
-		Log:    filepath.Join(dir, "zkgate.log"),
-		Stdout: t.accessLog,
-	})
-	if err != nil {
+	if err := h.startZkgateWith(ctx, t, off, text, true); err != nil {
 		return err
 	}
-	t.proc, t.url, t.admin = p, "https://"+h.addr(off), "http://"+h.addr(off+1)
-	ready := t.admin + "/readyz"
-	return WaitFor(ctx, 30*time.Second, t.Name+" readiness at "+ready, func() (bool, error) {
-		return status(ready) == http.StatusOK, p.Err()
-	})
+	t.url = "https://" + h.addr(off)
+	return nil
 }
 
 // startNginxTLS runs nginx with NginxTLSConfig, workers worker processes,
