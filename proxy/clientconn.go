@@ -84,13 +84,12 @@ type fconn struct {
 	// The client watch (watch.go): a request whose answer takes longer
 	// than watchDelay gets a goroutine reading the client connection, so
 	// that a client going away aborts the upstream exchange.
-	watchTimer *time.Timer
-	watchDone  chan struct{}
-	watchBuf   [1]byte
-	watchN     int  // 1 when the watch read a byte of the next request
-	watching   bool // armWatch armed the watch of the current request
-	gone       atomic.Bool
-	cur        atomic.Pointer[upConn]
+	w        *clientWatch // made by the first watched request, kept with c
+	watchBuf [1]byte
+	watchN   int  // 1 when the watch read a byte of the next request
+	watching bool // armWatch armed the watch of the current request
+	gone     atomic.Bool
+	cur      atomic.Pointer[upConn]
 
 	req fastRequest
 	why string // what is wrong with a refused request head (reject)
@@ -159,7 +158,7 @@ func (c *fconn) recycle() {
 	c.in.release()
 	bw, out, dec := c.bw, c.out[:0], c.req.pathBuf[:0]
 	reqHdrs, resHdrs, conn := c.req.hdrs[:0], c.res.hdrs[:0], c.res.conn[:0]
-	watchTimer, watchDone := c.watchTimer, c.watchDone
+	w := c.w
 	sock := c.sock
 	sock.init(nil)
 	*c = fconn{}
@@ -167,8 +166,9 @@ func (c *fconn) recycle() {
 	bw.reset(nil, nil)
 	c.bw, c.out, c.req.pathBuf = bw, out, dec
 	c.req.hdrs, c.res.hdrs, c.res.conn = reqHdrs, resHdrs, conn
-	// The timer is stopped (disarmWatch) and bound to c, which it keeps.
-	c.watchTimer, c.watchDone = watchTimer, watchDone
+	// The watch is idle (disarmWatch), its timer maybe still set: it
+	// finds no request in flight when it fires.
+	c.w = w
 	fconnPool.Put(c)
 }
 

@@ -3,12 +3,13 @@ package proxy
 import (
 	"errors"
 	"net"
+	"sync"
 	"time"
 )
 
 // watchDelay is how long a fast-path request waits for its response head
 // before a goroutine starts watching the client connection. Quick answers,
-// the bulk, pay for a timer reset and stop only; a slow one has its
+// the bulk, pay for two uncontended locks (clientWatch); a slow one has its
 // upstream exchange aborted when the client goes away (the Handler's path
 // gets the same from net/http's background read; nginx from epoll).
 const watchDelay = 100 * time.Millisecond
@@ -27,7 +28,32 @@ func (c *fconn) Read(p []byte) (int, error) {
 	return c.nc.Read(p)
 }
 
-// armWatch starts the watch timer of a request.
+// A clientWatch is the watch timer of an fconn and its state, kept with
+// the fconn across its recycling. The timer is not moved with every
+// request: a request's watch is armed by recording its start, and the
+// timer, once set, checks when it fires whether the request then in
+// flight has waited watchDelay — if not, it is set again for the rest of
+// that request's delay; if no request is in flight, it stays unset until
+// the next request sets it. A busy connection so costs its timer about one
+// firing per watchDelay rather than a reset and a stop per request.
+type clientWatch struct {
+	c     *fconn
+	timer *time.Timer
+	done  chan struct{} // the watching read has ended
+	mu    sync.Mutex
+	since time.Time // the start of the request in flight (state watchArmed)
+	state uint8
+	set   bool // the timer is set (and its function not yet past mu)
+}
+
+// The states of a clientWatch.
+const (
+	watchIdle    = iota // no request is watched
+	watchArmed          // a request waits for its answer; the watch may start
+	watchRunning        // the watching read runs
+)
+
+// armWatch arms the watch of a request that started at c.now.
 func (c *fconn) armWatch() {
 	if c.watchN > 0 {
 		// A byte an earlier watch read is not in the input buffer yet (the
@@ -38,28 +64,63 @@ func (c *fconn) armWatch() {
 		return
 	}
 	c.watching = true
-	if c.watchTimer == nil {
-		c.watchDone = make(chan struct{}, 1)
-		c.watchTimer = time.AfterFunc(watchDelay, c.watch)
-		return
+	w := c.w
+	if w == nil {
+		w = &clientWatch{c: c, done: make(chan struct{}, 1)}
+		c.w = w
 	}
-	c.watchTimer.Reset(watchDelay)
+	w.mu.Lock()
+	w.state, w.since = watchArmed, c.now
+	if !w.set {
+		w.set = true
+		if w.timer == nil {
+			w.timer = time.AfterFunc(watchDelay, w.fire)
+		} else {
+			w.timer.Reset(watchDelay)
+		}
+	}
+	w.mu.Unlock()
 }
 
-// disarmWatch ends the watch of a request: the timer is stopped or, when
-// it fired, the watching read is interrupted and awaited, so that the
-// connection's reader is the request goroutine's alone again.
+// fire is the watch timer's function: the watch starts if the request in
+// flight has waited watchDelay, else the timer is set for the rest of its
+// delay; with no request in flight it is left unset.
+func (w *clientWatch) fire() {
+	w.mu.Lock()
+	if w.state != watchArmed {
+		w.set = false
+		w.mu.Unlock()
+		return
+	}
+	if d := watchDelay - time.Since(w.since); d > 0 {
+		w.timer.Reset(d)
+		w.mu.Unlock()
+		return
+	}
+	w.state, w.set = watchRunning, false
+	w.mu.Unlock()
+	w.c.watch()
+}
+
+// disarmWatch ends the watch of a request: when the watching read has
+// started, it is interrupted and awaited, so that the connection's reader
+// is the request goroutine's alone again.
 func (c *fconn) disarmWatch() {
 	c.cur.Store(nil)
 	if !c.watching {
 		return
 	}
 	c.watching = false
-	if c.watchTimer.Stop() {
+	w := c.w
+	w.mu.Lock()
+	running := w.state == watchRunning
+	w.state = watchIdle
+	w.mu.Unlock()
+	if !running {
 		return
 	}
 	_ = c.nc.SetReadDeadline(aLongTimeAgo)
-	<-c.watchDone
+	<-w.done
 	c.readDeadline = time.Time{}
 	_ = c.nc.SetReadDeadline(time.Time{})
 }
@@ -80,7 +141,7 @@ func (c *fconn) watch() {
 			uc.abort()
 		}
 	}
-	c.watchDone <- struct{}{}
+	c.w.done <- struct{}{}
 }
 
 // watchUpstream makes uc the exchange the watch aborts; it reports false
