@@ -88,8 +88,11 @@ type fconn struct {
 	watchBuf [1]byte
 	watchN   int  // 1 when the watch read a byte of the next request
 	watching bool // armWatch armed the watch of the current request
-	gone     atomic.Bool
-	cur      atomic.Pointer[upConn]
+	// inWait: the request is served inside the hot wait (waitserve.go),
+	// which holds the client socket's read lock.
+	inWait bool
+	gone   atomic.Bool
+	cur    atomic.Pointer[upConn]
 
 	req fastRequest
 	why string // what is wrong with a refused request head (reject)
@@ -398,7 +401,9 @@ const (
 
 func (c *fconn) lingerClose() {
 	cw, ok := c.nc.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
+	if !ok || cw.CloseWrite() != nil || c.inWait {
+		// (Inside a hot wait, which holds the read lock, nothing is read:
+		// serveInWait takes no request with a body to refuse.)
 		return
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))

@@ -63,7 +63,7 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 	ex.bodyUnkept = r.clen > 0 && !(e.record && ex.replayable && r.clen <= up.Retry.BufferBodyBytes)
 	ex.hashKey = e.hash.key(r, path, ex.clientIP)
 	if h.onFast != nil {
-		h.onFast()
+		h.onFast(c.inWait)
 	}
 	c.buildOutbound(e, ex, path)
 	return c.end(n, c.proxy(e, ex)), serveFast

@@ -71,7 +71,7 @@ func TestFastPathBuffersLargerBodies(t *testing.T) {
 	be := newBackend(t, "b", nil)
 	fe, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
 	var fast, forwarded atomic.Int64
-	h.onFast = func() { fast.Add(1) }
+	h.onFast = func(bool) { fast.Add(1) }
 	h.onForward = func() { forwarded.Add(1) }
 
 	type step struct {
@@ -285,7 +285,7 @@ func TestFastPathServesNoRoute(t *testing.T) {
 	route.PathPrefix = "/api"
 	fe, h := newFrontend(t, Options{}, route)
 	var fast, forwarded atomic.Int64
-	h.onFast = func() { fast.Add(1) }
+	h.onFast = func(bool) { fast.Add(1) }
 	h.onForward = func() { forwarded.Add(1) }
 	c, err := net.DialTimeout("tcp", strings.TrimPrefix(fe.URL, "http://"), 5*time.Second)
 	if err != nil {

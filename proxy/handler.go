@@ -56,9 +56,10 @@ type Handler struct {
 	metrics RequestObserver
 	log     logrus.FieldLogger
 	// onForward and onFast, when set (by tests), are called for every
-	// request forwarded by ReverseProxy and by a Server's fast path.
+	// request forwarded by ReverseProxy and by a Server's fast path (with
+	// whether it is served inside its connection's hot wait).
 	onForward func()
-	onFast    func()
+	onFast    func(inWait bool)
 	onDirect  func() // forward.direct serves a request
 }
 

@@ -34,7 +34,9 @@ import (
 //     socket to become readable in the runtime's network poller, which
 //     runs the goroutine again directly when the next request comes — what
 //     a busy keep-alive connection costs per request is what it cost when
-//     it waited in a read;
+//     it waited in a read, and a request that comes whole is served inside
+//     the wait (waitserve.go), which saves the receive that would
+//     otherwise fail before each wait;
 //   - cold (connIdle): the connection is parked in an epoll poller
 //     (poller_linux.go) and its goroutine ends: a parked connection has no
 //     goroutine, no stack and no buffer, as in nginx's event loop. The
@@ -148,10 +150,21 @@ func (cc *cconn) setPeer() {
 // A hotWaiter is the RawConn.Read function of a hot wait, bound to the
 // waiting connection for the wait only: a pool of them serves every
 // connection, rather than each holding a bound method value of its own.
+// When the wait ends in it (serveInWait), out says how, and next is the
+// serving state to go on with.
 type hotWaiter struct {
-	cc *cconn
-	fn func(uintptr) bool // w.recv, bound once
+	cc   *cconn
+	fn   func(uintptr) bool // w.recv, bound once
+	out  uint8
+	next *fconn
 }
+
+// How a hot wait ended in its function (hotWaiter.out).
+const (
+	outNone   = iota // it did not: the runtime's read returned as usual
+	outServe         // bytes to serve outside the wait, in next
+	outClosed        // the connection was closed
+)
 
 var hotWaiters = sync.Pool{New: func() any {
 	w := new(hotWaiter)
@@ -159,7 +172,28 @@ var hotWaiters = sync.Pool{New: func() any {
 	return w
 }}
 
-func (w *hotWaiter) recv(fd uintptr) bool { return w.cc.recv(fd) }
+// recv reads what came; a request it can serve without leaving the wait
+// it serves there (serveInWait), and the wait goes on.
+func (w *hotWaiter) recv(fd uintptr) bool {
+	cc := w.cc
+	for {
+		if !cc.recv(fd) {
+			return false // nothing came: the runtime waits
+		}
+		if cc.got == nil {
+			return true // the end of stream, or an error
+		}
+		// A read that filled the buffer may have left bytes behind,
+		// whose readiness is spent: read again rather than wait.
+		full := int(cc.gotN) == len(*cc.got)
+		if !w.serveInWait() {
+			return true
+		}
+		if !full {
+			return false
+		}
+	}
+}
 
 // hotIdle is how long a quiet connection keeps its goroutine (waiting in
 // the runtime's poller) before it is parked in the epoll poller, and
@@ -186,11 +220,16 @@ func newCconn(s *Server, nc net.Conn) *cconn {
 // handed to net/http, or is parked. ready is whether bytes are known to be
 // waiting (the poller woke it).
 func (cc *cconn) run(ready bool) {
+	var next *fconn // bound by the last wait already
 	for {
-		c := bindFconn(cc)
-		if ready && cc.served {
-			cc.quick = c.now.UnixNano()-cc.since.Load() < int64(hotIdle)
+		c := next
+		if c == nil {
+			c = bindFconn(cc)
+			if ready && cc.served {
+				cc.quick = c.now.UnixNano()-cc.since.Load() < int64(hotIdle)
+			}
 		}
+		next = nil
 		if !c.serve(ready) {
 			return
 		}
@@ -209,7 +248,8 @@ func (cc *cconn) run(ready bool) {
 		cc.readDeadline = unixNanos(c.readDeadline)
 		since := c.now
 		c.recycle()
-		switch cc.wait(since) {
+		var st int
+		switch st, next = cc.wait(since); st {
 		case waitReady:
 			ready = true
 		case waitCold:
@@ -231,44 +271,64 @@ const (
 // wait is the hot wait: the goroutine waits, holding no buffer, for the
 // connection's next bytes in the runtime's network poller, bounded by its
 // read deadline (the idle timeout, set by waitDeadline) and by kickCold.
-func (cc *cconn) wait(since time.Time) int {
+// The requests it can serve without leaving the wait it serves there
+// (serveInWait); next is the serving state, bound already, of bytes
+// that are to be served outside it, if any.
+func (cc *cconn) wait(since time.Time) (st int, next *fconn) {
 	if !cc.makeRaw() {
 		cc.close()
-		return waitClosed
+		return waitClosed, nil
 	}
-	cc.since.Store(since.UnixNano())
-	cc.state.Store(connWaiting)
-	if cc.s.closing.Load() {
-		cc.closeIfIdle()
-		return waitClosed
+	if !cc.waitOn(since) {
+		return waitClosed, nil
 	}
 	w := hotWaiters.Get().(*hotWaiter)
 	w.cc = cc
 	err := cc.raw.Read(w.fn)
-	w.cc = nil
+	out, next := w.out, w.next
+	w.cc, w.out, w.next = nil, outNone, nil
 	hotWaiters.Put(w)
+	switch out {
+	case outServe:
+		return waitReady, next
+	case outClosed:
+		return waitClosed, nil
+	}
 	got := cc.got
 	switch cc.endWait(connWaiting) {
 	case connWaiting:
 		if err == nil && got != nil {
-			return waitReady
+			return waitReady, nil
 		}
 	case connKicked:
 		cc.readDeadline = aLongTimeAgo.UnixNano() // kickCold's: the next waitDeadline moves it
 		if err == nil && got != nil {
-			return waitReady
+			return waitReady, nil
 		}
 		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-			return waitCold
+			return waitCold, nil
 		}
 	default:
 		cc.dropGot()
-		return waitClosed // Shutdown closed it
+		return waitClosed, nil // Shutdown closed it
 	}
 	// The idle timeout passed, the client closed, or an error.
 	cc.dropGot()
 	cc.close()
-	return waitClosed
+	return waitClosed, nil
+}
+
+// waitOn starts (or, after a request served in the wait, resumes) a hot
+// wait that began at since; it reports false when the connection is
+// closed instead (Shutdown).
+func (cc *cconn) waitOn(since time.Time) bool {
+	cc.since.Store(since.UnixNano())
+	cc.state.Store(connWaiting)
+	if cc.s.closing.Load() {
+		cc.closeIfIdle()
+		return false
+	}
+	return true
 }
 
 // dropGot gives back what a hot wait read, when it is not served.

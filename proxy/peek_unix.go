@@ -58,3 +58,10 @@ func (c *upConn) peek(fd uintptr) {
 		c.peekErr = e
 	}
 }
+
+// peekFd is a client watch's peekFn: one byte received with MSG_PEEK,
+// without waiting.
+func (w *clientWatch) peekFd(fd uintptr) {
+	var b [1]byte
+	w.peekN, w.peekE = recvRaw(fd, b[:], syscall.MSG_PEEK|recvFlags)
+}

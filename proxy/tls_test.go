@@ -400,7 +400,7 @@ func TestTLSHTTP1OnFastPath(t *testing.T) {
 	slow.PathPrefix = "/h2c"
 	_, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), b.addr()), slow)
 	var fast atomic.Int64
-	h.onFast = func() { fast.Add(1) }
+	h.onFast = func(bool) { fast.Add(1) }
 	fe, tc := tlsFrontend(t, h, ServerConfig{}, "h2", "http/1.1")
 	client := protoClient(t, tc, func(p *http.Protocols) { p.SetHTTP1(true) })
 	for i := range 3 {

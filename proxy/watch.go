@@ -4,8 +4,13 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
+
+// errReadInWait is a read of a client connection whose hot wait serves
+// the request (fconn.Read).
+var errReadInWait = errors.New("proxy: client read while its wait serves a request")
 
 // watchDelay is how long a fast-path request waits for its response head
 // before a goroutine starts watching the client connection. Quick answers,
@@ -17,6 +22,11 @@ const watchDelay = 100 * time.Millisecond
 // Read is the client connection as the input buffer reads it: the byte
 // the watch may have read first.
 func (c *fconn) Read(p []byte) (int, error) {
+	if c.inWait {
+		// The wait holds the socket's read lock: a read would wait for
+		// it for ever. serveInWait takes no request that reads on.
+		return 0, errReadInWait
+	}
 	if c.watchN > 0 && len(p) > 0 {
 		p[0] = c.watchBuf[0]
 		c.watchN = 0
@@ -36,14 +46,24 @@ func (c *fconn) Read(p []byte) (int, error) {
 // that request's delay; if no request is in flight, it stays unset until
 // the next request sets it. A busy connection so costs its timer about one
 // firing per watchDelay rather than a reset and a stop per request.
+//
+// A request served inside the hot wait (waitserve.go) cannot have its
+// client read: its watch peeks at the socket instead, every watchDelay,
+// and takes the end of stream or an error for the client gone. It sees
+// that up to watchDelay late, and, like the reading watch, no more once
+// the client has sent bytes.
 type clientWatch struct {
-	c     *fconn
-	timer *time.Timer
-	done  chan struct{} // the watching read has ended
-	mu    sync.Mutex
-	since time.Time // the start of the request in flight (state watchArmed)
-	state uint8
-	set   bool // the timer is set (and its function not yet past mu)
+	c      *fconn
+	timer  *time.Timer
+	done   chan struct{} // the watching read has ended
+	peekFn func(uintptr) // w.peekFd, bound once
+	mu     sync.Mutex
+	since  time.Time // the start of the request in flight (state watchArmed)
+	state  uint8
+	set    bool // the timer is set (and its function not yet past mu)
+	peek   bool // the request in flight is watched by peeking (fconn.inWait)
+	peekN  int
+	peekE  syscall.Errno
 }
 
 // The states of a clientWatch.
@@ -67,10 +87,11 @@ func (c *fconn) armWatch() {
 	w := c.w
 	if w == nil {
 		w = &clientWatch{c: c, done: make(chan struct{}, 1)}
+		w.peekFn = w.peekFd
 		c.w = w
 	}
 	w.mu.Lock()
-	w.state, w.since = watchArmed, c.now
+	w.state, w.since, w.peek = watchArmed, c.now, c.inWait
 	if !w.set {
 		w.set = true
 		if w.timer == nil {
@@ -97,9 +118,39 @@ func (w *clientWatch) fire() {
 		w.mu.Unlock()
 		return
 	}
+	if w.peek {
+		w.look()
+		w.mu.Unlock()
+		return
+	}
 	w.state, w.set = watchRunning, false
 	w.mu.Unlock()
 	w.c.watch()
+}
+
+// look peeks at the client's socket for the request in flight (under
+// w.mu): nothing there, it looks again after watchDelay; the end of stream
+// or an error means the client went away, and the exchange is aborted;
+// bytes (the next request) end the watch.
+func (w *clientWatch) look() {
+	c := w.c
+	w.peekN, w.peekE = 0, 0
+	if c.cc.raw == nil || c.cc.raw.Control(w.peekFn) != nil {
+		w.set = false
+		return
+	}
+	switch {
+	case w.peekE == syscall.EAGAIN || w.peekE == syscall.EWOULDBLOCK:
+		w.timer.Reset(watchDelay)
+		return
+	case w.peekE == 0 && w.peekN > 0:
+	default:
+		c.gone.Store(true)
+		if uc := c.cur.Load(); uc != nil {
+			uc.abort()
+		}
+	}
+	w.set = false
 }
 
 // disarmWatch ends the watch of a request: when the watching read has

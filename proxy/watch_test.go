@@ -18,19 +18,7 @@ import (
 // connection. A timer left unset after such a firing never starts the
 // watch, and the endpoint's connection stays open.
 func TestWatchAfterQuickRequests(t *testing.T) {
-	aborted := make(chan struct{})
-	be := newScriptedBackend(t, "b", &requestLog{}, func(w *bufio.Writer, c net.Conn, req *rawMessage) bool {
-		if !strings.Contains(req.start, "/stall") {
-			answer(w, req, "200 OK", "quick")
-			return true
-		}
-		// Never answered: the gateway closing the connection ends it.
-		_ = c.SetReadDeadline(time.Now().Add(diffDeadline))
-		if _, err := c.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
-			close(aborted)
-		}
-		return false
-	})
+	be, aborted := stallBackend(t)
 	s := startServer(t, true, ServerConfig{}, be.addr())
 	c := dialServer(t, s.addr)
 	start := time.Now()
@@ -50,6 +38,25 @@ func TestWatchAfterQuickRequests(t *testing.T) {
 	case <-time.After(diffDeadline):
 		t.Fatal("the exchange of a request whose client went away was not aborted: its watch never started")
 	}
+}
+
+// stallBackend is an endpoint that answers every request at once but
+// those for /stall, which it never answers: aborted is closed when the
+// gateway closes the connection of one.
+func stallBackend(t *testing.T) (be *scriptedBackend, aborted chan struct{}) {
+	aborted = make(chan struct{})
+	be = newScriptedBackend(t, "b", &requestLog{}, func(w *bufio.Writer, c net.Conn, req *rawMessage) bool {
+		if !strings.Contains(req.start, "/stall") {
+			answer(w, req, "200 OK", "quick")
+			return true
+		}
+		_ = c.SetReadDeadline(time.Now().Add(diffDeadline))
+		if _, err := c.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
+			close(aborted)
+		}
+		return false
+	})
+	return be, aborted
 }
 
 func isTimeout(err error) bool {
