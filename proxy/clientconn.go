@@ -27,6 +27,10 @@ const (
 	connWaiting              // its goroutine waits for bytes without buffers (hot)
 	connKicked               // the hot wait was interrupted to park it
 	connTunnel               // a tunnel after a protocol switch (tunnel.go)
+	// connInWait: a request is served inside the hot wait (waitserve.go),
+	// which holds the socket's read lock: closing the socket waits for
+	// the request to end.
+	connInWait
 )
 
 // clientBufferSize is the size of a fast connection's write buffer.
@@ -278,7 +282,7 @@ func (c *fconn) waitRequest() int {
 		return waitClosed
 	}
 	err := c.fill(c.s.cfg.MaxHeaderBytes, true)
-	switch cc.endWait(st) {
+	switch cc.endWait(st, connActive) {
 	case st:
 		if err != nil {
 			return waitClosed

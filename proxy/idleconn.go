@@ -163,7 +163,8 @@ type hotWaiter struct {
 const (
 	outNone   = iota // it did not: the runtime's read returned as usual
 	outServe         // bytes to serve outside the wait, in next
-	outClosed        // the connection was closed
+	outClose         // the connection is to be closed, once the read has returned
+	outClosed        // the connection was closed (by Shutdown)
 )
 
 var hotWaiters = sync.Pool{New: func() any {
@@ -279,7 +280,10 @@ func (cc *cconn) wait(since time.Time) (st int, next *fconn) {
 		cc.close()
 		return waitClosed, nil
 	}
-	if !cc.waitOn(since) {
+	if ok, own := cc.waitOn(since); !ok {
+		if own {
+			cc.close()
+		}
 		return waitClosed, nil
 	}
 	w := hotWaiters.Get().(*hotWaiter)
@@ -291,11 +295,15 @@ func (cc *cconn) wait(since time.Time) (st int, next *fconn) {
 	switch out {
 	case outServe:
 		return waitReady, next
+	case outClose:
+		// Not inside the read: closing the socket waits for its lock.
+		cc.close()
+		return waitClosed, nil
 	case outClosed:
 		return waitClosed, nil
 	}
 	got := cc.got
-	switch cc.endWait(connWaiting) {
+	switch cc.endWait(connWaiting, connActive) {
 	case connWaiting:
 		if err == nil && got != nil {
 			return waitReady, nil
@@ -319,16 +327,17 @@ func (cc *cconn) wait(since time.Time) (st int, next *fconn) {
 }
 
 // waitOn starts (or, after a request served in the wait, resumes) a hot
-// wait that began at since; it reports false when the connection is
-// closed instead (Shutdown).
-func (cc *cconn) waitOn(since time.Time) bool {
+// wait that began at since. It reports false when the server is closing
+// instead: own then says whether the caller closes the connection, else
+// Shutdown does. (Inside the wait it must not: the socket's close waits
+// for the read lock the wait holds.)
+func (cc *cconn) waitOn(since time.Time) (ok, own bool) {
 	cc.since.Store(since.UnixNano())
 	cc.state.Store(connWaiting)
-	if cc.s.closing.Load() {
-		cc.closeIfIdle()
-		return false
+	if !cc.s.closing.Load() {
+		return true, false
 	}
-	return true
+	return false, cc.state.CompareAndSwap(connWaiting, connClosed)
 }
 
 // dropGot gives back what a hot wait read, when it is not served.
@@ -351,15 +360,16 @@ func (cc *cconn) makeRaw() bool {
 	return err == nil
 }
 
-// endWait ends a wait begun in state st: the connection is active again
-// unless it was closed meanwhile. It returns the state the wait ended in:
-// st, connKicked (kickCold interrupted it) or connClosed.
-func (cc *cconn) endWait(st int32) int32 {
+// endWait ends a wait begun in state st: the connection is served again,
+// in state to (connActive, or connInWait), unless it was closed
+// meanwhile. It returns the state the wait ended in: st, connKicked
+// (kickCold interrupted it) or connClosed.
+func (cc *cconn) endWait(st, to int32) int32 {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	cur := cc.state.Load()
 	if cur == st || cur == connKicked {
-		cc.state.Store(connActive)
+		cc.state.Store(to)
 	}
 	return cur
 }
@@ -555,7 +565,7 @@ func (s *Server) ConnStats() ConnStats {
 	s.mu.Lock()
 	for cc := range s.conns {
 		switch cc.state.Load() {
-		case connActive:
+		case connActive, connInWait:
 			st.Serving++
 		case connIdle:
 			if cc.parkable {

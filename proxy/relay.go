@@ -165,6 +165,9 @@ func (c *fconn) relay(uc *upConn, ex *exchange) bool {
 		z.release()
 		c.z = nil
 	}
+	// The watch of a request served inside its hot wait ends here, before
+	// uc goes back to the pool: it aborts nothing after.
+	c.disarmWatch()
 	if err != nil {
 		uc.close()
 		return false

@@ -470,6 +470,12 @@ func (s *Server) closeIdle() int {
 
 func (s *Server) closeAll() {
 	for _, cc := range s.connList() {
+		if cc.state.Load() == connInWait {
+			// Its close waits for the request served inside the hot
+			// wait, which its watch ends (waitserve.go).
+			go cc.nc.Close()
+			continue
+		}
 		cc.closeIfIdle()
 		_ = cc.nc.Close()
 	}

@@ -37,12 +37,19 @@ func (c *fconn) proxy(e *entry, ex *exchange) bool {
 	if kind == failNoEndpoint {
 		return c.fail(ex, kind, err)
 	}
-	c.disarmWatch()
+	if !c.inWait || uc == nil {
+		// A request served inside its hot wait keeps its watch while its
+		// answer's body is relayed (relay ends it): nothing else sees
+		// its client go away, or the server close it, while an endpoint
+		// keeps a stream silent.
+		c.disarmWatch()
+	}
 	if uc == nil {
 		e.done(ep)
 		return c.fail(ex, kind, err)
 	}
 	if c.res.status == http.StatusSwitchingProtocols {
+		c.disarmWatch() // (never served inside a hot wait)
 		keep := c.switchProtocols(uc, ex)
 		if c.tunnelUp != nil {
 			// In flight until the tunnel closes: least_request counts

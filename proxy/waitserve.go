@@ -25,17 +25,24 @@ package proxy
 // on with it as with any request (from its head again when nothing was
 // answered).
 //
-// Inside the function the goroutine holds the socket's read lock: the
-// client is never read while such a request is served (fconn.Read refuses
-// to), and its watch looks at the socket without reading it
-// (clientWatch.peek).
+// Inside the function the goroutine holds the socket's read lock, and
+// closing the socket waits until it is released:
+//   - the client is never read while such a request is served (fconn.Read
+//     refuses to), and its watch looks at the socket without reading it
+//     (clientWatch.look), from the wait for the answer to the end of its
+//     body;
+//   - the connection is never closed inside the function: it ends the
+//     wait, and cconn.wait closes it;
+//   - another goroutine's close (Server.Close) is not waited for
+//     (connInWait): the watch sees the socket closing within watchDelay
+//     and aborts the exchange, which ends the request.
 
 // serveInWait serves the request the hot wait has just read (cc.got)
 // inside the wait, when it can. It reports whether the wait goes on; if
 // not, w.out says how it ended.
 func (w *hotWaiter) serveInWait() bool {
 	cc := w.cc
-	switch cc.endWait(connWaiting) {
+	switch cc.endWait(connWaiting, connInWait) {
 	case connWaiting:
 	case connKicked:
 		// kickCold's deadline, in the past: the next waitDeadline moves
@@ -72,10 +79,10 @@ func (w *hotWaiter) serveInWait() bool {
 		// handed off outside the wait.
 		return w.handOut(c)
 	case verdict != serveFast || !keep || c.s.closing.Load():
-		// Answered, and the connection ends (as in fconn.serve).
-		cc.close()
+		// Answered, and the connection ends (as in fconn.serve), once
+		// the read has returned.
 		c.recycle()
-		w.out = outClosed
+		w.out = outClose
 		return false
 	case len(c.in.unread()) > 0:
 		return w.handOut(c) // a pipelined request follows: served outside
@@ -86,8 +93,11 @@ func (w *hotWaiter) serveInWait() bool {
 	cc.readDeadline = unixNanos(c.readDeadline)
 	since := c.now
 	c.recycle()
-	if !cc.waitOn(since) {
+	if ok, own := cc.waitOn(since); !ok {
 		w.out = outClosed
+		if own {
+			w.out = outClose
+		}
 		return false
 	}
 	return true
@@ -96,6 +106,7 @@ func (w *hotWaiter) serveInWait() bool {
 // handOut ends the wait with c, bound to the connection and holding what
 // was read, to be served outside it.
 func (w *hotWaiter) handOut(c *fconn) bool {
+	w.cc.state.Store(connActive)
 	w.out, w.next = outServe, c
 	return false
 }

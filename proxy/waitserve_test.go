@@ -2,7 +2,11 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
+	"io"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -91,10 +95,12 @@ func TestServeInWait(t *testing.T) {
 	c.send(t, "POST /body HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
 	want("POST", "/body", false)
 
-	// /next arrives while /held is served inside the wait.
+	// /next arrives while /held is served inside the wait: it waits in
+	// the gateway's socket before /held is answered.
 	get("/held")
 	<-arrived
 	get("/next")
+	waitFor(t, "/next to wait in the gateway's socket", func() bool { return peerRecvQueue(t, c.Conn) > 0 })
 	close(release)
 	want("GET", "/held", true)
 	want("GET", "/next", true)
@@ -114,25 +120,164 @@ func TestServeInWait(t *testing.T) {
 // A client that goes away (here with a reset) while such a request waits
 // for an endpoint that never answers has the exchange aborted.
 func TestServeInWaitWatch(t *testing.T) {
-	be, aborted := stallBackend(t)
-	fe, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
-	var log inWaitLog
-	h.onFast = log.hook
-	c := dialServer(t, strings.TrimPrefix(fe.URL, "http://"))
-	for range 3 {
-		c.send(t, "GET /quick HTTP/1.1\r\nHost: h\r\n\r\n")
-		c.response(t, "GET")
-	}
+	respond, aborted := stallResponder()
+	_, c, log := warmInWait(t, respond)
 	c.send(t, "GET /stall HTTP/1.1\r\nHost: h\r\n\r\n")
-	waitFor(t, "the stalled request to be served", func() bool { return log.count() == 4 })
-	if !log.last() {
-		t.Fatal("the stalled request was not served inside the hot wait")
-	}
+	wantInWait(t, log, 3)
 	_ = c.Conn.(*net.TCPConn).SetLinger(0)
 	_ = c.Close() // a reset
 	select {
 	case <-aborted:
 	case <-time.After(diffDeadline):
 		t.Fatal("the exchange of a request served in the wait whose client went away was not aborted")
+	}
+}
+
+// warmInWait starts an endpoint answering with respond and the gateway in
+// front of it, and sends three quick requests on a connection: the
+// requests that follow on it are served inside its hot wait. log records
+// whether each was.
+func warmInWait(t *testing.T, respond responder) (fe *frontend, c *clientConn, log *inWaitLog) {
+	t.Helper()
+	be := newScriptedBackend(t, "b", &requestLog{}, respond)
+	fe, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
+	log = &inWaitLog{}
+	h.onFast = log.hook
+	c = dialServer(t, strings.TrimPrefix(fe.URL, "http://"))
+	for range 3 {
+		c.send(t, "GET /quick HTTP/1.1\r\nHost: h\r\n\r\n")
+		if m := c.response(t, "GET"); m.statusCode() != 200 {
+			t.Fatalf("quick request: answer %q", m.start)
+		}
+	}
+	return fe, c, log
+}
+
+// wantInWait waits, bounded, until the n-th request (from 0) is served,
+// and checks that it was inside the hot wait.
+func wantInWait(t *testing.T, log *inWaitLog, n int) {
+	t.Helper()
+	waitFor(t, "the request to be served", func() bool { return log.count() > n })
+	if !log.at(n) {
+		t.Fatalf("request %d was not served inside the hot wait", n)
+	}
+}
+
+// peerRecvQueue returns how many bytes wait unread in the receive queue of
+// the loopback socket at the other end of c (Linux's /proc/net/tcp).
+func peerRecvQueue(t *testing.T, c net.Conn) int {
+	t.Helper()
+	hexAddr := func(a net.Addr) string {
+		ta := a.(*net.TCPAddr)
+		ip := ta.IP.To4()
+		return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ta.Port)
+	}
+	local, remote := hexAddr(c.RemoteAddr()), hexAddr(c.LocalAddr())
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[1] == local && f[2] == remote {
+			_, rx, _ := strings.Cut(f[4], ":")
+			n, err := strconv.ParseInt(rx, 16, 64)
+			if err != nil {
+				t.Fatalf("/proc/net/tcp: %q: %v", line, err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("/proc/net/tcp lists no socket %s → %s", local, remote)
+	return 0
+}
+
+// TestServeInWaitConnectionEnds: a request served inside the hot wait
+// after which the connection ends has it closed, once the wait has
+// returned (closing the socket inside it would wait for the read lock the
+// wait holds, for ever).
+func TestServeInWaitConnectionEnds(t *testing.T) {
+	for _, tc := range []struct{ name, last string }{
+		{"Connection: close", "GET /last HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"},
+		{"HTTP/1.0", "GET /last HTTP/1.0\r\nHost: h\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, c, log := warmInWait(t, func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
+				answer(w, req, "200 OK", "ok")
+				return true
+			})
+			c.send(t, tc.last)
+			if m := c.response(t, "GET"); m.statusCode() != 200 {
+				t.Fatalf("answer %q", m.start)
+			}
+			wantInWait(t, log, 3)
+			wantClosed(t, c)
+		})
+	}
+}
+
+// TestServeInWaitServerClose: Server.Close does not wait for a request
+// served inside a hot wait (its socket's close would, for the read lock):
+// the request's watch sees the socket closing and aborts its exchange,
+// whether the endpoint has not answered yet or keeps its answer's body
+// silent; the client's connection is closed. A client that goes away
+// during such a silent body has the exchange aborted too.
+func TestServeInWaitServerClose(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stream bool // the endpoint sends a head and a chunk, then nothing
+		leave  bool // the client goes away rather than the server closing
+	}{
+		{"no answer yet", false, false},
+		{"silent body", true, false},
+		{"silent body, client gone", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			respond, aborted := stallResponder()
+			if tc.stream {
+				stall := respond
+				respond = func(w *bufio.Writer, c net.Conn, req *rawMessage) bool {
+					if strings.Contains(req.start, "/stall") {
+						_, _ = w.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+						_ = w.Flush()
+					}
+					return stall(w, c, req)
+				}
+			}
+			fe, c, log := warmInWait(t, respond)
+			c.send(t, "GET /stall HTTP/1.1\r\nHost: h\r\n\r\n")
+			if tc.stream {
+				for line := ""; !strings.Contains(line, "first"); {
+					var err error
+					if line, err = c.br.ReadString('\n'); err != nil {
+						t.Fatalf("reading the stream: %v", err)
+					}
+				}
+			}
+			wantInWait(t, log, 3)
+			if tc.leave {
+				_ = c.Conn.(*net.TCPConn).CloseWrite()
+			} else {
+				closed := make(chan struct{})
+				go func() {
+					_ = fe.srv.Close()
+					close(closed)
+				}()
+				select {
+				case <-closed:
+				case <-time.After(diffDeadline):
+					t.Fatal("Server.Close waited for a request served inside a hot wait")
+				}
+			}
+			select {
+			case <-aborted:
+			case <-time.After(diffDeadline):
+				t.Fatal("the exchange was not aborted")
+			}
+			_ = c.SetReadDeadline(time.Now().Add(diffDeadline))
+			if _, err := io.Copy(io.Discard, c.br); err != nil && !isReset(err) {
+				t.Fatalf("the client's connection was not closed: %v", err)
+			}
+		})
 	}
 }

@@ -130,21 +130,18 @@ func (w *clientWatch) fire() {
 
 // look peeks at the client's socket for the request in flight (under
 // w.mu): nothing there, it looks again after watchDelay; the end of stream
-// or an error means the client went away, and the exchange is aborted;
-// bytes (the next request) end the watch.
+// or an error means the client went away, and a socket being closed that
+// the server closes it: either way the exchange is aborted. Bytes (the
+// next request) end the watch.
 func (w *clientWatch) look() {
 	c := w.c
 	w.peekN, w.peekE = 0, 0
-	if c.cc.raw == nil || c.cc.raw.Control(w.peekFn) != nil {
-		w.set = false
-		return
-	}
+	closing := c.cc.raw.Control(w.peekFn) != nil // Server.Close closes it
 	switch {
-	case w.peekE == syscall.EAGAIN || w.peekE == syscall.EWOULDBLOCK:
+	case !closing && (w.peekE == syscall.EAGAIN || w.peekE == syscall.EWOULDBLOCK):
 		w.timer.Reset(watchDelay)
 		return
-	case w.peekE == 0 && w.peekN > 0:
-	default:
+	case closing || w.peekE != 0 || w.peekN == 0:
 		c.gone.Store(true)
 		if uc := c.cur.Load(); uc != nil {
 			uc.abort()

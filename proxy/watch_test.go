@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -18,7 +21,8 @@ import (
 // connection. A timer left unset after such a firing never starts the
 // watch, and the endpoint's connection stays open.
 func TestWatchAfterQuickRequests(t *testing.T) {
-	be, aborted := stallBackend(t)
+	respond, aborted := stallResponder()
+	be := newScriptedBackend(t, "b", &requestLog{}, respond)
 	s := startServer(t, true, ServerConfig{}, be.addr())
 	c := dialServer(t, s.addr)
 	start := time.Now()
@@ -38,14 +42,27 @@ func TestWatchAfterQuickRequests(t *testing.T) {
 	case <-time.After(diffDeadline):
 		t.Fatal("the exchange of a request whose client went away was not aborted: its watch never started")
 	}
+	wantClosed(t, c)
 }
 
-// stallBackend is an endpoint that answers every request at once but
-// those for /stall, which it never answers: aborted is closed when the
-// gateway closes the connection of one.
-func stallBackend(t *testing.T) (be *scriptedBackend, aborted chan struct{}) {
+// wantClosed checks that the gateway closes c, bounded: no answer, the
+// end of stream.
+func wantClosed(t *testing.T, c *clientConn) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(diffDeadline))
+	if b, err := c.br.ReadByte(); err != io.EOF && !isReset(err) {
+		t.Fatalf("the gateway did not close the connection: read %q, %v", b, err)
+	}
+}
+
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// stallResponder answers every request at once but those for /stall,
+// which it never answers: aborted is closed when the gateway closes the
+// connection of one.
+func stallResponder() (respond responder, aborted chan struct{}) {
 	aborted = make(chan struct{})
-	be = newScriptedBackend(t, "b", &requestLog{}, func(w *bufio.Writer, c net.Conn, req *rawMessage) bool {
+	return func(w *bufio.Writer, c net.Conn, req *rawMessage) bool {
 		if !strings.Contains(req.start, "/stall") {
 			answer(w, req, "200 OK", "quick")
 			return true
@@ -55,8 +72,7 @@ func stallBackend(t *testing.T) (be *scriptedBackend, aborted chan struct{}) {
 			close(aborted)
 		}
 		return false
-	})
-	return be, aborted
+	}, aborted
 }
 
 func isTimeout(err error) bool {
