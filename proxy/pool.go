@@ -85,7 +85,17 @@ func (c *upConn) setDeadline(dl time.Time, timeout time.Duration, exact bool) {
 		dl = dl.Add(slack)
 	}
 	c.dl = dl
+	c.setReadDeadline(dl)
+}
+
+// setReadDeadline sets nc's read deadline to dl, unless abort has run: its
+// deadline in the past stays then, whichever of the two ran first (abort
+// marks the connection before it sets the deadline).
+func (c *upConn) setReadDeadline(dl time.Time) {
 	_ = c.nc.SetReadDeadline(dl)
+	if c.aborted.Load() {
+		_ = c.nc.SetDeadline(aLongTimeAgo)
+	}
 }
 
 // begin starts an exchange on c at now: its byte counts from zero, and the
@@ -115,7 +125,7 @@ func (c *upConn) begin(now, deadline time.Time) {
 func (c *upConn) clearDeadline() {
 	if !c.dl.IsZero() {
 		c.dl = time.Time{}
-		_ = c.nc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 	}
 }
 

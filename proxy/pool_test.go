@@ -247,3 +247,42 @@ func TestCconnPeerAndSize(t *testing.T) {
 		t.Errorf("a cconn takes %d bytes, past the 160-byte size class", n)
 	}
 }
+
+// TestUpConnAbortOutlastsDeadlines: abort (a client gone, the server
+// closing) interrupts the connection's I/O with a deadline in the past;
+// a deadline the exchange sets or clears afterwards, or while abort runs
+// (the relay lifting the response-header deadline before it waits for the
+// body), must not undo it, or the read would wait on a silent endpoint for
+// ever.
+func TestUpConnAbortOutlastsDeadlines(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		after func(c *upConn)
+	}{
+		{"clear", func(c *upConn) { c.clearDeadline() }},
+		{"set", func(c *upConn) { c.setDeadline(time.Now().Add(time.Hour), time.Hour, true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := poolServer(t)
+			p := testPool(t, TransportConfig{}, addr)
+			c := dialPool(t, p)
+			c.setDeadline(time.Now().Add(time.Hour), time.Hour, true)
+			c.abort()
+			tc.after(c)
+			read := make(chan error, 1)
+			go func() {
+				_, err := c.Read(make([]byte, 1))
+				read <- err
+			}()
+			select {
+			case err := <-read:
+				if !isTimeout(err) {
+					t.Fatalf("read of an aborted connection: %v, want its deadline", err)
+				}
+			case <-time.After(diffDeadline):
+				c.close()
+				t.Fatal("a read of an aborted connection waited: its deadline was moved")
+			}
+		})
+	}
+}

@@ -55,8 +55,11 @@ func (w *hotWaiter) serveInWait() bool {
 	}
 	c := bindFconn(cc)
 	cc.quick = c.now.UnixNano()-cc.since.Load() < int64(hotIdle)
-	if !cc.quick {
-		// Parked once served: served outside the wait.
+	if !cc.quick || cc.s.closing.Load() {
+		// Parked once served, or the server closing: served outside the
+		// wait. (Server.closeAll, which runs once closing is set, either
+		// saw connInWait, or finds the connection served outside and its
+		// close waits for nothing.)
 		return w.handOut(c)
 	}
 	from := 0

@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -85,7 +87,9 @@ func TestServeInWait(t *testing.T) {
 	// poller it was parked in, are read outside a hot wait.
 	for _, p := range []string{"/a", "/b"} {
 		get(p)
-		c.response(t, "GET")
+		if m := c.response(t, "GET"); m.statusCode() != 200 || !strings.Contains(string(m.body), p+" ") {
+			t.Fatalf("GET %s: answer %q %q", p, m.start, m.body)
+		}
 		answered++
 	}
 	for _, p := range []string{"/c", "/d", "/e"} {
@@ -170,6 +174,9 @@ func peerRecvQueue(t *testing.T, c net.Conn) int {
 	hexAddr := func(a net.Addr) string {
 		ta := a.(*net.TCPAddr)
 		ip := ta.IP.To4()
+		if ip == nil {
+			t.Fatalf("peerRecvQueue reads IPv4 sockets only, not %v", a)
+		}
 		return fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], ta.Port)
 	}
 	local, remote := hexAddr(c.RemoteAddr()), hexAddr(c.LocalAddr())
@@ -220,17 +227,20 @@ func TestServeInWaitConnectionEnds(t *testing.T) {
 // served inside a hot wait (its socket's close would, for the read lock):
 // the request's watch sees the socket closing and aborts its exchange,
 // whether the endpoint has not answered yet or keeps its answer's body
-// silent; the client's connection is closed. A client that goes away
+// silent, and whether or not the client has sent its next request; the
+// client's connection is closed. A client that goes away
 // during such a silent body has the exchange aborted too.
 func TestServeInWaitServerClose(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		stream bool // the endpoint sends a head and a chunk, then nothing
 		leave  bool // the client goes away rather than the server closing
+		next   bool // the client sends its next request first
 	}{
-		{"no answer yet", false, false},
-		{"silent body", true, false},
-		{"silent body, client gone", true, true},
+		{"no answer yet", false, false, false},
+		{"no answer yet, next request sent", false, false, true},
+		{"silent body", true, false, false},
+		{"silent body, client gone", true, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			respond, aborted := stallResponder()
@@ -255,6 +265,16 @@ func TestServeInWaitServerClose(t *testing.T) {
 				}
 			}
 			wantInWait(t, log, 3)
+			if tc.next {
+				// Bytes in the socket: the watch cannot see past them,
+				// but still sees the server close it.
+				c.send(t, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+				waitFor(t, "the next request to wait in the gateway's socket", func() bool { return peerRecvQueue(t, c.Conn) > 0 })
+				// Long enough for the watch to have seen the bytes (it
+				// looks every watchDelay; nothing tells when it has):
+				// this orders nothing the test's outcome depends on.
+				time.Sleep(2 * watchDelay)
+			}
 			if tc.leave {
 				_ = c.Conn.(*net.TCPConn).CloseWrite()
 			} else {

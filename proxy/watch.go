@@ -129,23 +129,25 @@ func (w *clientWatch) fire() {
 }
 
 // look peeks at the client's socket for the request in flight (under
-// w.mu): nothing there, it looks again after watchDelay; the end of stream
-// or an error means the client went away, and a socket being closed that
-// the server closes it: either way the exchange is aborted. Bytes (the
-// next request) end the watch.
+// w.mu): nothing there, or bytes (the next request), it looks again after
+// watchDelay; the end of stream or an error means the client went away,
+// and a socket being closed that the server closes it: either way the
+// exchange is aborted, as nginx aborts it (proxy_ignore_client_abort off,
+// its default), and the watch ends.
 func (w *clientWatch) look() {
 	c := w.c
 	w.peekN, w.peekE = 0, 0
 	closing := c.cc.raw.Control(w.peekFn) != nil // Server.Close closes it
-	switch {
-	case !closing && (w.peekE == syscall.EAGAIN || w.peekE == syscall.EWOULDBLOCK):
+	if !closing && (w.peekE == syscall.EAGAIN || w.peekE == syscall.EWOULDBLOCK || w.peekN > 0) {
+		// Nothing yet, or bytes (the next request), behind which the
+		// end of stream cannot be seen: it looks again, for the socket
+		// being closed at least.
 		w.timer.Reset(watchDelay)
 		return
-	case closing || w.peekE != 0 || w.peekN == 0:
-		c.gone.Store(true)
-		if uc := c.cur.Load(); uc != nil {
-			uc.abort()
-		}
+	}
+	c.gone.Store(true)
+	if uc := c.cur.Load(); uc != nil {
+		uc.abort()
 	}
 	w.set = false
 }
