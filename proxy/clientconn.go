@@ -93,10 +93,11 @@ type fconn struct {
 	watchN   int  // 1 when the watch read a byte of the next request
 	watching bool // armWatch armed the watch of the current request
 	// inWait: the request is served inside the hot wait (waitserve.go),
-	// which holds the client socket's read lock.
-	inWait bool
-	gone   atomic.Bool
-	cur    atomic.Pointer[upConn]
+	// which holds the client socket's read lock; drainLater: lingerClose
+	// left the drain to be done once that wait has returned.
+	inWait, drainLater bool
+	gone               atomic.Bool
+	cur                atomic.Pointer[upConn]
 
 	req fastRequest
 	why string // what is wrong with a refused request head (reject)
@@ -405,11 +406,20 @@ const (
 
 func (c *fconn) lingerClose() {
 	cw, ok := c.nc.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil || c.inWait {
-		// (Inside a hot wait, which holds the read lock, nothing is read:
-		// serveInWait takes no request with a body to refuse.)
+	if !ok || cw.CloseWrite() != nil {
 		return
 	}
+	if c.inWait {
+		// The hot wait holds the read lock: drained once it has
+		// returned (serveInWait, cconn.wait).
+		c.drainLater = true
+		return
+	}
+	c.drain()
+}
+
+// drain reads and drops what the client still sends, for lingerClose.
+func (c *fconn) drain() {
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
 	c.in.r, c.in.w = 0, 0
 	buf := *c.in.bp

@@ -164,6 +164,7 @@ const (
 	outNone   = iota // it did not: the runtime's read returned as usual
 	outServe         // bytes to serve outside the wait, in next
 	outClose         // the connection is to be closed, once the read has returned
+	outDrain         // the same, after a lingering drain (fconn.lingerClose) with next
 	outClosed        // the connection was closed (by Shutdown)
 )
 
@@ -298,6 +299,11 @@ func (cc *cconn) wait(since time.Time) (st int, next *fconn) {
 	case outClose:
 		// Not inside the read: closing the socket waits for its lock.
 		cc.close()
+		return waitClosed, nil
+	case outDrain:
+		next.drain()
+		cc.close()
+		next.recycle()
 		return waitClosed, nil
 	case outClosed:
 		return waitClosed, nil

@@ -19,8 +19,8 @@ package proxy
 // was served (a pipelined request, the end of stream) is not cleared, so
 // the wait ends at once for it; otherwise the goroutine parks, and the
 // next request's readiness wakes it to a receive that succeeds. Such a
-// request is one whose head came whole in the read, without a body, not
-// asking to switch protocols, on a connection that stays open; anything
+// request is one that came whole in the read, its head and its body if it
+// has one (with a Content-Length), not asking to switch protocols; anything
 // else leaves the wait with its serving state bound, and fconn.serve goes
 // on with it as with any request (from its head again when nothing was
 // answered).
@@ -32,7 +32,8 @@ package proxy
 //     (clientWatch.look), from the wait for the answer to the end of its
 //     body;
 //   - the connection is never closed inside the function: it ends the
-//     wait, and cconn.wait closes it;
+//     wait, and cconn.wait closes it, after draining what the client
+//     still sends when a body was refused (lingerClose);
 //   - another goroutine's close (Server.Close) is not waited for
 //     (connInWait): the watch sees the socket closing within watchDelay
 //     and aborts the exchange, which ends the request.
@@ -70,11 +71,19 @@ func (w *hotWaiter) serveInWait() bool {
 	c.req.reset()
 	c.why = ""
 	r := &c.req
-	if c.parseRequest(c.in.unread()[:n]) != serveFast || r.clen != 0 || r.chunked || r.upgrade != nil {
-		return w.handOut(c) // served outside, from its head again
+	if c.parseRequest(c.in.unread()[:n]) != serveFast || r.chunked || r.upgrade != nil ||
+		r.clen > int64(len(c.in.unread())-n) {
+		// A body not all here (readBody would read on): served outside,
+		// from its head again.
+		return w.handOut(c)
 	}
 	c.inWait = true
 	keep, verdict := c.serveRequest(n)
+	if verdict > 0 {
+		// A body refused before any route took it (as fconn.serve
+		// refuses it): answered, drained once the wait has returned.
+		c.reject(verdict)
+	}
 	c.inWait = false
 	switch {
 	case verdict == handOff:
@@ -84,6 +93,10 @@ func (w *hotWaiter) serveInWait() bool {
 	case verdict != serveFast || !keep || c.s.closing.Load():
 		// Answered, and the connection ends (as in fconn.serve), once
 		// the read has returned.
+		if c.drainLater {
+			w.out, w.next = outDrain, c
+			return false
+		}
 		c.recycle()
 		w.out = outClose
 		return false

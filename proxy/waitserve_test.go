@@ -48,9 +48,10 @@ func (l *inWaitLog) count() int {
 }
 
 // TestServeInWait: on a keep-alive connection that sends its requests in
-// quick succession, a whole request without a body is served inside the
-// hot wait that read it (waitserve.go); a request with a body, and the
-// second of two requests read together, are served outside it; a request
+// quick succession, a request that came whole (its head, and its body when
+// it has a Content-Length) is served inside the hot wait that read it
+// (waitserve.go); a chunked one, and the second of two requests read
+// together, are served outside it; a request
 // that arrives while one is served inside the wait is read as soon as
 // that one is answered, inside the same wait, its readiness not lost.
 // Every request gets its own answer.
@@ -97,7 +98,12 @@ func TestServeInWait(t *testing.T) {
 		want("GET", p, true)
 	}
 	c.send(t, "POST /body HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
-	want("POST", "/body", false)
+	want("POST", "/body", true)
+	c.send(t, "POST /chunked HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+	want("POST", "/chunked", false)
+	c.send(t, "POST /body2 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhiGET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+	want("POST", "/body2", true)
+	want("GET", "/after", false)
 
 	// /next arrives while /held is served inside the wait: it waits in
 	// the gateway's socket before /held is answered.
@@ -141,10 +147,14 @@ func TestServeInWaitWatch(t *testing.T) {
 // front of it, and sends three quick requests on a connection: the
 // requests that follow on it are served inside its hot wait. log records
 // whether each was.
-func warmInWait(t *testing.T, respond responder) (fe *frontend, c *clientConn, log *inWaitLog) {
+func warmInWait(t *testing.T, respond responder, upstream ...func(*Upstream)) (fe *frontend, c *clientConn, log *inWaitLog) {
 	t.Helper()
 	be := newScriptedBackend(t, "b", &requestLog{}, respond)
-	fe, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
+	up := testUpstream(t, "svc")
+	for _, f := range upstream {
+		f(up)
+	}
+	fe, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, be.addr()))
 	log = &inWaitLog{}
 	h.onFast = log.hook
 	c = dialServer(t, strings.TrimPrefix(fe.URL, "http://"))
@@ -300,4 +310,26 @@ func TestServeInWaitServerClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeInWaitRefusedBody: a whole body over its route's limit, read
+// by a hot wait, is refused there (413) and the connection closed with a
+// lingering drain of what the client still sends, done once the wait has
+// returned (it reads, which the wait's read lock forbids inside it): the
+// client gets the answer and the end of stream, and the gateway lets the
+// connection go.
+func TestServeInWaitRefusedBody(t *testing.T) {
+	fe, c, _ := warmInWait(t, func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
+		answer(w, req, "200 OK", "ok")
+		return true
+	}, func(up *Upstream) { up.MaxBodyBytes = 4 })
+	c.send(t, "POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 8\r\n\r\n12345678")
+	if m := c.response(t, "POST"); m.statusCode() != 413 {
+		t.Fatalf("POST /big: answer %q, want 413", m.start)
+	}
+	// What the client sends after is drained, not answered.
+	c.send(t, "GET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+	_ = c.Conn.(*net.TCPConn).CloseWrite()
+	wantClosed(t, c)
+	waitFor(t, "the gateway to let the connection go", func() bool { return fe.srv.ConnStats() == ConnStats{} })
 }
