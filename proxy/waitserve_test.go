@@ -62,7 +62,7 @@ func TestServeInWait(t *testing.T) {
 			arrived <- struct{}{}
 			<-release
 		}
-		answer(w, req, "200 OK", req.start)
+		answer(w, req, "200 OK", req.start+"|"+string(req.body))
 		return true
 	})
 	fe, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
@@ -71,10 +71,13 @@ func TestServeInWait(t *testing.T) {
 	c := dialServer(t, strings.TrimPrefix(fe.URL, "http://"))
 
 	answered := 0 // requests answered so far: the index of the next one's flag
-	want := func(method, path string, inWait bool) {
+	// want reads the answer to the request for path, whose body, when
+	// given, the endpoint must have received.
+	want := func(method, path string, inWait bool, body ...string) {
 		t.Helper()
 		m := c.response(t, method)
-		if m.statusCode() != 200 || !strings.Contains(string(m.body), path+" ") {
+		if m.statusCode() != 200 || !strings.Contains(string(m.body), path+" ") ||
+			len(body) > 0 && !strings.HasSuffix(string(m.body), "|"+body[0]) {
 			t.Fatalf("%s %s: answer %q %q", method, path, m.start, m.body)
 		}
 		if got := log.at(answered); got != inWait {
@@ -98,11 +101,11 @@ func TestServeInWait(t *testing.T) {
 		want("GET", p, true)
 	}
 	c.send(t, "POST /body HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
-	want("POST", "/body", true)
+	want("POST", "/body", true, "hi")
 	c.send(t, "POST /chunked HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
 	want("POST", "/chunked", false)
-	c.send(t, "POST /body2 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhiGET /after HTTP/1.1\r\nHost: h\r\n\r\n")
-	want("POST", "/body2", true)
+	c.send(t, "POST /body2 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhoGET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+	want("POST", "/body2", true, "ho")
 	want("GET", "/after", false)
 
 	// /next arrives while /held is served inside the wait: it waits in
@@ -319,10 +322,17 @@ func TestServeInWaitServerClose(t *testing.T) {
 // client gets the answer and the end of stream, and the gateway lets the
 // connection go.
 func TestServeInWaitRefusedBody(t *testing.T) {
-	fe, c, _ := warmInWait(t, func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
+	fe, c, log := warmInWait(t, func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
 		answer(w, req, "200 OK", "ok")
 		return true
 	}, func(up *Upstream) { up.MaxBodyBytes = 4 })
+	// A body within the limit, to show that bodies on this connection are
+	// served inside the wait (a refused one is not reported to onFast).
+	c.send(t, "POST /small HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n1234")
+	if m := c.response(t, "POST"); m.statusCode() != 200 {
+		t.Fatalf("POST /small: answer %q", m.start)
+	}
+	wantInWait(t, log, 3)
 	c.send(t, "POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 8\r\n\r\n12345678")
 	if m := c.response(t, "POST"); m.statusCode() != 413 {
 		t.Fatalf("POST /big: answer %q, want 413", m.start)
