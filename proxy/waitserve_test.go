@@ -28,12 +28,6 @@ func (l *inWaitLog) hook(inWait bool) {
 	l.mu.Unlock()
 }
 
-func (l *inWaitLog) last() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.flags) > 0 && l.flags[len(l.flags)-1]
-}
-
 // at returns the flag of the i-th request (from 0).
 func (l *inWaitLog) at(i int) bool {
 	l.mu.Lock()
@@ -51,13 +45,13 @@ func (l *inWaitLog) count() int {
 // quick succession, a request that came whole (its head, and its body when
 // it has a Content-Length) is served inside the hot wait that read it
 // (waitserve.go); a chunked one, and the second of two requests read
-// together, are served outside it; a request
-// that arrives while one is served inside the wait is read as soon as
-// that one is answered, inside the same wait, its readiness not lost.
-// Every request gets its own answer.
+// together, are served outside it; a request that arrives while one is
+// served inside the wait is read as soon as that one is answered, inside
+// the same wait, its readiness not lost. Every request gets its own
+// answer.
 func TestServeInWait(t *testing.T) {
 	arrived, release := make(chan struct{}), make(chan struct{})
-	be := newScriptedBackend(t, "b", &requestLog{}, func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
+	_, c, log := warmInWait(t, func(w *bufio.Writer, _ net.Conn, req *rawMessage) bool {
 		if strings.Contains(req.start, "/held") {
 			arrived <- struct{}{}
 			<-release
@@ -65,12 +59,8 @@ func TestServeInWait(t *testing.T) {
 		answer(w, req, "200 OK", req.start+"|"+string(req.body))
 		return true
 	})
-	fe, h := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
-	var log inWaitLog
-	h.onFast = log.hook
-	c := dialServer(t, strings.TrimPrefix(fe.URL, "http://"))
 
-	answered := 0 // requests answered so far: the index of the next one's flag
+	answered := 3 // requests answered so far (warmInWait's): the index of the next one's flag
 	// want reads the answer to the request for path, whose body, when
 	// given, the endpoint must have received.
 	want := func(method, path string, inWait bool, body ...string) {
@@ -87,15 +77,6 @@ func TestServeInWait(t *testing.T) {
 	}
 	get := func(path string) { c.send(t, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n") }
 
-	// The first request, and the one that wakes the connection from the
-	// poller it was parked in, are read outside a hot wait.
-	for _, p := range []string{"/a", "/b"} {
-		get(p)
-		if m := c.response(t, "GET"); m.statusCode() != 200 || !strings.Contains(string(m.body), p+" ") {
-			t.Fatalf("GET %s: answer %q %q", p, m.start, m.body)
-		}
-		answered++
-	}
 	for _, p := range []string{"/c", "/d", "/e"} {
 		get(p)
 		want("GET", p, true)
@@ -147,9 +128,10 @@ func TestServeInWaitWatch(t *testing.T) {
 }
 
 // warmInWait starts an endpoint answering with respond and the gateway in
-// front of it, and sends three quick requests on a connection: the
-// requests that follow on it are served inside its hot wait. log records
-// whether each was.
+// front of it, and sends three quick requests on a connection (the first
+// is read outside a hot wait, the second wakes the connection from the
+// poller it was parked in): the requests that follow on it are served
+// inside its hot wait. log records whether each was.
 func warmInWait(t *testing.T, respond responder, upstream ...func(*Upstream)) (fe *frontend, c *clientConn, log *inWaitLog) {
 	t.Helper()
 	be := newScriptedBackend(t, "b", &requestLog{}, respond)

@@ -48,10 +48,11 @@ func (c *fconn) Read(p []byte) (int, error) {
 // firing per watchDelay rather than a reset and a stop per request.
 //
 // A request served inside the hot wait (waitserve.go) cannot have its
-// client read: its watch peeks at the socket instead, every watchDelay,
-// and takes the end of stream or an error for the client gone. It sees
-// that up to watchDelay late, and, like the reading watch, no more once
-// the client has sent bytes.
+// client read: its watch peeks at the socket instead, every watchDelay
+// until the end of the answer's body, and takes the end of stream, an
+// error or the socket being closed for the client gone (look). It sees
+// that up to watchDelay late; once the client has sent bytes, it sees the
+// socket being closed only.
 type clientWatch struct {
 	c      *fconn
 	timer  *time.Timer
@@ -145,10 +146,7 @@ func (w *clientWatch) look() {
 		w.timer.Reset(watchDelay)
 		return
 	}
-	c.gone.Store(true)
-	if uc := c.cur.Load(); uc != nil {
-		uc.abort()
-	}
+	c.clientLeft()
 	w.set = false
 }
 
@@ -186,12 +184,18 @@ func (c *fconn) watch() {
 	c.watchN = n
 	var ne net.Error
 	if n == 0 && err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
-		c.gone.Store(true)
-		if uc := c.cur.Load(); uc != nil {
-			uc.abort()
-		}
+		c.clientLeft()
 	}
 	c.w.done <- struct{}{}
+}
+
+// clientLeft records that the client went away (or the server closes its
+// connection) and aborts the upstream exchange in progress, if any.
+func (c *fconn) clientLeft() {
+	c.gone.Store(true)
+	if uc := c.cur.Load(); uc != nil {
+		uc.abort()
+	}
 }
 
 // watchUpstream makes uc the exchange the watch aborts; it reports false
