@@ -3,7 +3,7 @@
 # between their markers (run after `make bench`): the small-body table
 # (BENCH-TABLE, with the "CPU ÷ plain zkgate" and "CPU ÷ nginx" lines
 # under it when their targets were measured), the both-cores small-body table
-# (BENCH-2CORE), the memory per held connection (BENCH-HELD), zkgate's
+# (BENCH-2CORE, with the "Rate ÷" line of the back-to-back pairs), the memory per held connection (BENCH-HELD), zkgate's
 # TLS entry point against nginx (BENCH-TLS), zkgate's compression of a
 # 64 KiB JSON answer against nginx's gzip (BENCH-GZIP) and gRPC unary calls
 # through zkgate and nginx against direct (BENCH-GRPC).
@@ -31,7 +31,7 @@ def first_table(heading):
         sys.exit(f"readme-bench: no table after {heading!r}")
     # The lines under a table giving CPU ratios (the policies row's
     # against the plain zkgate row's, zkgate's against nginx's) go with it.
-    while end + 1 < len(results) and results[end] == "" and results[end + 1].startswith("CPU ÷ "):
+    while end + 1 < len(results) and results[end] == "" and results[end + 1].startswith(("CPU ÷ ", "Rate ÷ ")):
         rows += ["", results[end + 1]]
         end += 2
     return "\n".join(rows)

@@ -51,6 +51,9 @@ type Options struct {
 	// holds open through each of ConnTargets. Default 8000, at most
 	// MaxHeldConns.
 	HeldConns int
+	// Pairs is the number of back-to-back pairs of each of Pairings run
+	// after the rounds; 0 takes the default, 6; negative skips them.
+	Pairs int
 	// SkipConns turns the connection benchmark off.
 	SkipConns bool
 	// PropQuiet ends a deregistration event (see PropagationConfig.Quiet).
@@ -84,6 +87,7 @@ const (
 	offBackends  = 1 // three backends: +1, +2, +3
 	offZkgatePol = 4 // zkgate with policies: web, then admin
 	offNginxLog  = 6
+	offNginx2Log = 7
 	offZkgate    = 10
 	offZkgate3   = 12
 	offZkgateOff = 14
@@ -113,7 +117,13 @@ var Targets = []TargetInfo{
 	{Name: "caddy", Label: "Caddy"},
 	{Name: "nginx-2", Label: "nginx, 2 workers", BothCores: true},
 	{Name: "haproxy-2", Label: "HAProxy, nbthread 2", BothCores: true},
+	{Name: Nginx2LogTarget, Label: "nginx, 2 workers, access log", BothCores: true},
 }
+
+// Nginx2LogTarget is nginx with 2 workers and its default access log, the
+// both-cores counterpart of NginxLogTarget: zkgate with its access log
+// stands against it (see Pairings).
+const Nginx2LogTarget = "nginx-2-log"
 
 // NginxLogTarget is nginx with one worker and its default access log
 // (the combined format, a write per request) to a file, as zkgate's plain
@@ -131,10 +141,10 @@ const PoliciesTarget = "zkgate-policies"
 const PoliciesBase = "zkgate"
 
 // BothCoresTargets are the rows of the both-cores table, in order: zkgate
-// at its default GOMAXPROCS, with its access log and without (nginx and
-// HAProxy log nothing here), against nginx and HAProxy allowed both cores
-// too, and the reference.
-var BothCoresTargets = []string{Reference, "zkgate", "zkgate-nolog", "nginx-2", "haproxy-2"}
+// at its default GOMAXPROCS, with its access log and without, against
+// nginx and HAProxy allowed both cores too (nginx also with its access
+// log), and the reference.
+var BothCoresTargets = []string{Reference, "zkgate", "zkgate-nolog", "nginx-2", Nginx2LogTarget, "haproxy-2"}
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Root == "" {
@@ -173,6 +183,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.HeldConns == 0 {
 		o.HeldConns = 8000
+	}
+	if o.Pairs == 0 {
+		o.Pairs = 6
 	}
 	if o.GzipLevel == 0 {
 		o.GzipLevel = DefaultGzipLevel
@@ -293,6 +306,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		targets []*target
 		samples []Sample
 		conns   *ConnResults
+		pairs   []PairSample
 		notes   []string
 	)
 	if h.mainSelected() {
@@ -303,6 +317,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 			return err
 		}
 		if err := writeSamples(filepath.Join(h.run, "samples.csv"), samples); err != nil {
+			return err
+		}
+		if pairs, err = h.measurePairs(ctx, targets); err != nil {
+			return err
+		}
+		if err := writePairSamples(filepath.Join(h.run, "pairs.csv"), pairs); err != nil {
 			return err
 		}
 		if !o.SkipConns {
@@ -349,6 +369,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	res := Results{
 		Rows:        Summarize(samples, targetInfos(targets), Reference, o.Conns),
+		Pairs:       SummarizePairs(pairs, targetInfos(targets)),
 		Propagation: prop,
 		Conns:       conns,
 		TLS:         tlsRes,
@@ -415,7 +436,7 @@ func findTools(root string) (map[string]string, error) {
 // checkPorts fails naming every port of the layout that is in use.
 func checkPorts(base int) error {
 	var busy []string
-	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginxLog, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2,
+	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginxLog, offNginx2Log, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2,
 		offNginxTLS, offNginxTLS2, offNginxGzip, offNginxGzip2, offGRPCBackend, offNginxGRPC}
 	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateStd, offZkgateTLS, offZkgatePol, offZkgateGzip, offZkgateTLSGo, offZkgateGRPC} {
 		offs = append(offs, off, off+1)

@@ -13,6 +13,9 @@ import (
 // Results is everything a run reports.
 type Results struct {
 	Rows []Row
+	// Pairs are the back-to-back comparisons on both cores; empty when
+	// skipped.
+	Pairs []PairSummary
 	// Propagation is nil when it was skipped.
 	Propagation *Propagation
 	// Conns is the connection benchmark's outcome, nil when skipped.
@@ -65,6 +68,9 @@ func (r Results) Tables() string {
 	if r.hasBothCores() {
 		for _, body := range []string{BodySmall, BodyLarge} {
 			fmt.Fprintf(&b, "Both cores, %s\n\n%s\n", BodyTitle(body), BothCoresTable(r.Rows, BothCoresTargets, body, r.Options.Conns, Reference))
+			if line := PairsLine(r.Pairs, r.Options.Conns); line != "" && body == BodySmall {
+				fmt.Fprintf(&b, "%s\n\n", line)
+			}
 		}
 	}
 	if c := r.Conns; c != nil {
@@ -195,11 +201,17 @@ func (r Results) Markdown() string {
 	if r.hasBothCores() {
 		b.WriteString("### Both cores\n\n")
 		b.WriteString("The tables above put one nginx worker and one HAProxy thread against Go processes that may use both cores. " +
-			"Here zkgate (default GOMAXPROCS, the same processes and runs as above, with its access log and without, as nginx and HAProxy here log nothing) stands against nginx with `worker_processes 2` and HAProxy with `nbthread 2`, " +
+			"Here zkgate (default GOMAXPROCS, the same processes and runs as above, with its access log and without) stands against nginx with `worker_processes 2` (without an access log and with its default one) and HAProxy with `nbthread 2` (no log), " +
 			"measured in the same rounds with the same `wrk -t1 -c" + fmt.Sprint(o.Conns) + "` runs, so the ratios to *direct* are of the same round. " +
-			"**cores busy** is CPU µs/req × req/s: how much of the machine's two cores the proxy kept busy; wrk and the backend share the same two cores.\n\n")
+			"**cores busy** is CPU µs/req × req/s: how much of the machine's two cores the proxy kept busy; wrk and the backend share the same two cores. " +
+			"A round visits every target between zkgate's run and nginx's, and the host's speed drifts by more than the difference between close proxies in that time; " +
+			"so after the rounds, zkgate and each of them run back to back, one right after the other, in pairs whose order alternates, like for like (logging against logging): " +
+			"the **Rate ÷** line under the small-body table gives the median of the pairs' ratios of req/s (raw runs: `.bench/run/pairs.csv`, the pair in the round column).\n\n")
 		for _, body := range []string{BodySmall, BodyLarge} {
 			fmt.Fprintf(&b, "#### Both cores, %s\n\n%s\n", BodyTitle(body), BothCoresTable(r.Rows, BothCoresTargets, body, o.Conns, Reference))
+			if line := PairsLine(r.Pairs, o.Conns); line != "" && body == BodySmall {
+				fmt.Fprintf(&b, "%s\n\n", line)
+			}
 		}
 	}
 

@@ -68,6 +68,11 @@ func (h *harness) launch(ctx context.Context, t *target) error {
 		})
 	case "nginx-2":
 		err = h.startNginx(t, offNginx2, 2, one)
+	case Nginx2LogTarget:
+		t.accessLog = filepath.Join(h.run, t.Name, "access.log")
+		err = h.startNginxWith(t, offNginx2Log, "http", func(dir string) string {
+			return NginxLogConfig(dir, h.port(offNginx2Log), 2, one)
+		})
 	case "haproxy":
 		err = h.startHAProxy(t, offHAProxy, 1, one)
 	case "haproxy-2":

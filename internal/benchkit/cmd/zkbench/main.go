@@ -13,7 +13,7 @@
 //
 // Every flag of run defaults to an environment variable: BENCH_ROUNDS,
 // BENCH_DURATION, BENCH_LAT_DURATION, BENCH_WARMUP, BENCH_CONNS,
-// BENCH_BASE_PORT, BENCH_HELD_CONNS, BENCH_PROP_EVENTS, BENCH_PROP_QUIET, BENCH_TARGETS,
+// BENCH_BASE_PORT, BENCH_HELD_CONNS, BENCH_PAIRS, BENCH_PROP_EVENTS, BENCH_PROP_QUIET, BENCH_TARGETS,
 // BENCH_GZIP_LEVEL, BENCH_STATE, BENCH_OUT.
 package main
 
@@ -124,6 +124,7 @@ func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	fs.IntVar(&o.Conns, "conns", env.int("BENCH_CONNS", 64), "wrk connections of the main runs")
 	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+33)")
 	fs.IntVar(&o.HeldConns, "held-conns", env.int("BENCH_HELD_CONNS", 8000), "connections held open through zkgate, nginx and HAProxy (0: skip that part)")
+	fs.IntVar(&o.Pairs, "pairs", env.int("BENCH_PAIRS", 6), "back-to-back pairs of zkgate against nginx and HAProxy on both cores, each comparison (0: skip)")
 	fs.IntVar(&o.PropEvents, "prop-events", env.int("BENCH_PROP_EVENTS", 100), "discovery propagation events (0: skip)")
 	fs.DurationVar(&o.PropQuiet, "prop-quiet", env.dur("BENCH_PROP_QUIET", 150*time.Millisecond), "silence that ends a deregistration event")
 	fs.StringVar(&only, "targets", env.str("BENCH_TARGETS", ""), "comma-separated targets to measure besides direct (default all; a section runs when one of its targets is named: naming only TLS targets runs the TLS section alone)")
@@ -143,13 +144,17 @@ func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	if o.HeldConns == 0 {
 		o.SkipConns = true
 	}
-	o.Command = commandLine(o)
+	pairs := o.Pairs
+	if o.Pairs == 0 {
+		o.Pairs = -1 // benchkit's 0 is its default
+	}
+	o.Command = commandLine(o, pairs)
 	o.Log = log
 	return benchkit.Run(ctx, o)
 }
 
 // commandLine is the command that reproduces the run, for the results.
-func commandLine(o benchkit.Options) string {
+func commandLine(o benchkit.Options, pairs int) string {
 	parts := []string{}
 	if o.Rounds != 3 {
 		parts = append(parts, fmt.Sprintf("BENCH_ROUNDS=%d", o.Rounds))
@@ -170,6 +175,9 @@ func commandLine(o benchkit.Options) string {
 		parts = append(parts, "BENCH_HELD_CONNS=0")
 	} else if o.HeldConns != 8000 {
 		parts = append(parts, fmt.Sprintf("BENCH_HELD_CONNS=%d", o.HeldConns))
+	}
+	if pairs != 6 {
+		parts = append(parts, fmt.Sprintf("BENCH_PAIRS=%d", pairs))
 	}
 	if o.PropEvents != 100 {
 		parts = append(parts, fmt.Sprintf("BENCH_PROP_EVENTS=%d", o.PropEvents))
