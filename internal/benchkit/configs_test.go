@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,7 +62,8 @@ func TestNginxConfig(t *testing.T) {
 	text := NginxConfig(dir, 19120, 1, upstreams)
 	mustContain(t, "nginx.conf", text, "worker_processes 1;", "keepalive 64;", "proxy_http_version 1.1;",
 		"proxy_set_header Connection $connection_upgrade;", "proxy_set_header Upgrade $http_upgrade;", "''      '';",
-		"location /echo/ {\n            proxy_pass http://bench/;", "location / {\n            proxy_pass http://bench;",
+		"location /echo/ {\n"+nginxProxyHeaders+"            proxy_set_header X-Forwarded-Prefix /echo;\n            proxy_pass http://bench/;",
+		"location / {\n"+nginxProxyHeaders+"            proxy_pass http://bench;",
 		"worker_connections 19000;", "listen 127.0.0.1:19120;", "server 127.0.0.1:19101;", "server 127.0.0.1:19102;",
 		"access_log off;", "pid "+filepath.Join(dir, "nginx.pid"))
 	nginxAccepts(t, dir, text)
@@ -96,7 +98,8 @@ func TestHAProxyConfig(t *testing.T) {
 	text := HAProxyConfig(19121, 1, upstreams)
 	mustContain(t, "haproxy.cfg", text, "nbthread 1", "http-reuse always", "bind 127.0.0.1:19121", "timeout tunnel",
 		`http-request replace-path ^/echo(/.*)$ \1 if { path_beg /echo/ }`, "maxconn 9000", "tune.pool-low-fd-ratio 80",
-		"server b1 127.0.0.1:19101", "server b2 127.0.0.1:19102", "balance roundrobin")
+		"server b1 127.0.0.1:19101", "server b2 127.0.0.1:19102", "balance roundrobin", "option forwardfor",
+		"http-request set-header X-Forwarded-Prefix /echo if { path_beg /echo/ }")
 	haproxy := tool(t, "haproxy")
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
@@ -109,7 +112,7 @@ func TestCaddyConfig(t *testing.T) {
 	text := CaddyConfig(19122, upstreams)
 	mustContain(t, "Caddyfile", text, "admin off", "auto_https off", "http://127.0.0.1:19122",
 		"reverse_proxy 127.0.0.1:19101 127.0.0.1:19102", "keepalive_idle_conns_per_host 64",
-		"@route path /echo/*", "uri @route strip_prefix /echo")
+		"@route path /echo/*", "handle @route {\n\t\turi strip_prefix /echo\n", "header_up X-Forwarded-Prefix /echo", "header_up X-Real-IP {remote_host}")
 	caddy := tool(t, "caddy")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "Caddyfile")
@@ -185,9 +188,10 @@ func startProxy(t *testing.T, name string, port int, env []string, argv ...strin
 
 // checkRouting asks the proxy on port for the 16 KiB body through the
 // route (the prefix must be stripped for the backend to serve it) and
-// beside it, then holds upgraded connections through it when upgrades is
-// set.
-func checkRouting(t *testing.T, port int, upgrades bool) {
+// beside it, checks that the backend (rec) got zkgate's forwarding headers
+// on both routes, then holds upgraded connections through it when
+// upgrades is set.
+func checkRouting(t *testing.T, port int, rec *headerRecorder, upgrades bool) {
 	t.Helper()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	for path, want := range map[string]string{RoutePrefix + LargePath: string(LargeBody()), LargePath: string(LargeBody()),
@@ -200,6 +204,17 @@ func checkRouting(t *testing.T, port int, upgrades bool) {
 		_ = resp.Body.Close()
 		if resp.StatusCode != 200 || string(body) != want {
 			t.Errorf("GET %s: %d, %d bytes; want 200 and %d bytes", path, resp.StatusCode, len(body), len(want))
+		}
+	}
+	host := fmt.Sprintf("127.0.0.1:%d", port)
+	for path, prefix := range map[string]string{"/": RoutePrefix, "/other": ""} {
+		h := rec.get(path)
+		want := map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": host, "X-Forwarded-Proto": "http",
+			"X-Real-Ip": "127.0.0.1", "X-Forwarded-Prefix": prefix}
+		for name, v := range want {
+			if got := strings.Join(h.Values(name), ", "); got != v {
+				t.Errorf("backend's %s of %s: %q, want %q (the forwarding headers zkgate sends by default)", name, path, got, v)
+			}
 		}
 	}
 	kinds := []string{HoldIdle}
@@ -218,13 +233,39 @@ func checkRouting(t *testing.T, port int, upgrades bool) {
 
 // freeBackend serves Backend on a loopback port for a proxy to reach.
 func freeBackend(t *testing.T) []string {
+	addrs, _ := recordingBackend(t)
+	return addrs
+}
+
+// recordingBackend is freeBackend that also records the request headers
+// of the last request for each path.
+func recordingBackend(t *testing.T) ([]string, *headerRecorder) {
 	t.Helper()
-	srv := httptest.NewServer(&Backend{ID: "b"})
+	rec := &headerRecorder{seen: map[string]http.Header{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.seen[r.URL.Path] = r.Header.Clone()
+		rec.mu.Unlock()
+		(&Backend{ID: "b"}).ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	return []string{strings.TrimPrefix(srv.URL, "http://")}
+	return []string{strings.TrimPrefix(srv.URL, "http://")}, rec
+}
+
+// headerRecorder holds the headers a backend last got for each path.
+type headerRecorder struct {
+	mu   sync.Mutex
+	seen map[string]http.Header
+}
+
+func (r *headerRecorder) get(path string) http.Header {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen[path]
 }
 
 func TestNginxConfigRoutesAndUpgrades(t *testing.T) {
+	addrs, rec := recordingBackend(t)
 	nginx := tool(t, "nginx")
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
@@ -232,33 +273,35 @@ func TestNginxConfigRoutesAndUpgrades(t *testing.T) {
 	}
 	port := zktest.FreePort(t)
 	cfg := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cfg, []byte(NginxConfig(dir, port, 2, freeBackend(t))), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(NginxConfig(dir, port, 2, addrs)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	startProxy(t, "nginx", port, nil, nginx, "-p", dir, "-c", cfg, "-e", "stderr", "-g", "daemon off;")
-	checkRouting(t, port, true)
+	checkRouting(t, port, rec, true)
 }
 
 func TestHAProxyConfigRoutesAndUpgrades(t *testing.T) {
+	addrs, rec := recordingBackend(t)
 	haproxy := tool(t, "haproxy")
 	port := zktest.FreePort(t)
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(HAProxyConfig(port, 2, freeBackend(t))), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(HAProxyConfig(port, 2, addrs)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	startProxy(t, "haproxy", port, nil, haproxy, "-f", cfg, "-db")
-	checkRouting(t, port, true)
+	checkRouting(t, port, rec, true)
 }
 
 func TestCaddyConfigRoutes(t *testing.T) {
+	addrs, rec := recordingBackend(t)
 	caddy := tool(t, "caddy")
 	dir := t.TempDir()
 	port := zktest.FreePort(t)
 	cfg := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfg, []byte(CaddyConfig(port, freeBackend(t))), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(CaddyConfig(port, addrs)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	startProxy(t, "caddy", port, []string{"HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "XDG_DATA_HOME=" + dir},
 		caddy, "run", "--config", cfg, "--adapter", "caddyfile")
-	checkRouting(t, port, false)
+	checkRouting(t, port, rec, false)
 }

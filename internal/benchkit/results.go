@@ -221,6 +221,10 @@ func (r Results) Markdown() string {
 	fmt.Fprintf(&b, "- **Routing, as a user runs it**: every proxy but the bare `ReverseProxy` has a route on `%s` whose prefix is stripped "+
 		"(`/echo/16k` reaches the backend as `/16k`) and a route on everything else; wrk asks `%s/` and `%s%s`, *direct* `/` and `%s`.\n",
 		RoutePrefix, RoutePrefix, RoutePrefix, LargePath, LargePath)
+	b.WriteString("- **The same request to the backend**: zkgate adds `X-Forwarded-For`, `X-Forwarded-Host`, `X-Forwarded-Proto` and `X-Real-Ip` to each request it forwards, " +
+		"and `X-Forwarded-Prefix` on a route that strips its prefix; nginx, HAProxy and Caddy are set to send the same (`proxy_set_header`, `option forwardfor` and `http-request set-header`, `header_up`), " +
+		"as a gateway in front of backends is configured. The five lines cost a Go `net/http` backend about 3 µs of CPU per request, which on two shared cores is throughput; " +
+		"runs before 2026-12-07 let nginx and HAProxy send none.\n")
 	b.WriteString("- **zkgate**: `bin/zkgate serve`, routes from ZooKeeper discovery (a real ZooKeeper from Debian's package): `" + RoutePrefix + "` with `strip_prefix: true` " +
 		"and a route on `\"\"`, both `round_robin`, the service settings of `configs/gateway.yaml` (active HTTP health checks every 2s, passive ejection, retries on connect failures), " +
 		"metrics on, the JSON access log on standard output written to a file, every other key at its default, as in the issue's reference run; one variant with the access log off. Default GOMAXPROCS (every core).\n")
