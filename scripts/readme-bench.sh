@@ -30,7 +30,9 @@ def first_table(heading):
     if not rows:
         sys.exit(f"readme-bench: no table after {heading!r}")
     # The lines under a table giving CPU ratios (the policies row's
-    # against the plain zkgate row's, zkgate's against nginx's) go with it.
+    # against the plain zkgate row's, zkgate's against nginx's) and the
+    # back-to-back rate ratios ("Rate ÷", under the both-cores table) go
+    # with it.
     while end + 1 < len(results) and results[end] == "" and results[end + 1].startswith(("CPU ÷ ", "Rate ÷ ")):
         rows += ["", results[end + 1]]
         end += 2

@@ -88,7 +88,8 @@ func NginxGzipConfig(dir string, port, workers int, upstreams []string, level in
 // of 64 connections (nginx sends one call at a time on an upstream
 // connection). keepalive_requests is raised to a million on both sides, as
 // in NginxTLSConfig: Go's servers set no such limit, and at nginx's 1000
-// each client connection would end in a GOAWAY every 1000 calls.
+// each client connection would end in a GOAWAY every 1000 calls. The
+// forwarding headers zkgate adds are set as in nginxProxyHeaders.
 func NginxGRPCConfig(dir string, port, workers int, upstreams []string) string {
 	return nginxFrame(dir, workers, fmt.Sprintf(`    upstream grpcbench {
 %s        keepalive 64;
@@ -100,6 +101,10 @@ func NginxGRPCConfig(dir string, port, workers int, upstreams []string) string {
         keepalive_requests 1000000;
 
         location / {
+            grpc_set_header X-Forwarded-For $remote_addr;
+            grpc_set_header X-Forwarded-Host $http_host;
+            grpc_set_header X-Forwarded-Proto $scheme;
+            grpc_set_header X-Real-IP $remote_addr;
             grpc_pass grpc://grpcbench;
         }
     }
@@ -165,23 +170,27 @@ func nginxConfig(dir, listen, extra string, workers int, upstreams []string) str
             proxy_pass http://bench/;
         }
         location / {
-%s            proxy_pass http://bench;
+%s            proxy_set_header X-Forwarded-Prefix "";
+            proxy_pass http://bench;
         }
     }
 `, nginxServers(upstreams), listen, extra, RoutePrefix, nginxProxyHeaders, RoutePrefix, nginxProxyHeaders))
 }
 
-// nginxProxyHeaders are a location's proxy_set_header lines: the
-// WebSocket pair, then the forwarding headers zkgate adds by default
-// (X-Forwarded-For, -Host, -Proto and X-Real-Ip; X-Forwarded-Prefix on a
-// route that strips its prefix), so that every proxy sends the backend
-// the same request: five more header lines cost a Go net/http backend
+// nginxProxyHeaders are a location's proxy_set_header lines: the client's
+// Host (zkgate's pass_host_header default), the WebSocket pair, then the
+// forwarding headers zkgate adds by default, with its values for a client
+// it does not trust (X-Forwarded-For is the peer alone, not appended to;
+// -Host, -Proto and X-Real-Ip; X-Forwarded-Prefix on a route that strips
+// its prefix, and none on the others), so that every proxy sends the
+// backend the same request: five more header lines cost a Go net/http backend
 // about 3 µs of CPU per request, as much as a tenth of what the proxy
 // itself costs. A location that sets any proxy_set_header inherits none
 // from the server, hence the lines in each.
-const nginxProxyHeaders = `            proxy_set_header Upgrade $http_upgrade;
+const nginxProxyHeaders = `            proxy_set_header Host $http_host;
+            proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection $connection_upgrade;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Host $http_host;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Real-IP $remote_addr;
@@ -225,10 +234,11 @@ defaults
 
 frontend bench
     bind 127.0.0.1:%d
-    option forwardfor
+    http-request set-header X-Forwarded-For %%[src]
     http-request set-header X-Forwarded-Host %%[req.hdr(host)]
     http-request set-header X-Forwarded-Proto http
     http-request set-header X-Real-IP %%[src]
+    http-request del-header X-Forwarded-Prefix
     http-request set-header X-Forwarded-Prefix %s if { path_beg %s/ }
     http-request replace-path ^%s(/.*)$ \1 if { path_beg %s/ }
     default_backend backends
@@ -274,7 +284,7 @@ http://127.0.0.1:%d {
 	handle {
 %s	}
 }
-`, port, RoutePrefix, RoutePrefix, proxy("\t\t\theader_up X-Forwarded-Prefix "+RoutePrefix+"\n"), proxy(""))
+`, port, RoutePrefix, RoutePrefix, proxy("\t\t\theader_up X-Forwarded-Prefix "+RoutePrefix+"\n"), proxy("\t\t\theader_up -X-Forwarded-Prefix\n"))
 }
 
 // ZkgateConfig returns a zkgate configuration shaped like a user's

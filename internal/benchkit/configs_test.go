@@ -63,7 +63,7 @@ func TestNginxConfig(t *testing.T) {
 	mustContain(t, "nginx.conf", text, "worker_processes 1;", "keepalive 64;", "proxy_http_version 1.1;",
 		"proxy_set_header Connection $connection_upgrade;", "proxy_set_header Upgrade $http_upgrade;", "''      '';",
 		"location /echo/ {\n"+nginxProxyHeaders+"            proxy_set_header X-Forwarded-Prefix /echo;\n            proxy_pass http://bench/;",
-		"location / {\n"+nginxProxyHeaders+"            proxy_pass http://bench;",
+		"location / {\n"+nginxProxyHeaders+"            proxy_set_header X-Forwarded-Prefix \"\";\n            proxy_pass http://bench;",
 		"worker_connections 19000;", "listen 127.0.0.1:19120;", "server 127.0.0.1:19101;", "server 127.0.0.1:19102;",
 		"access_log off;", "pid "+filepath.Join(dir, "nginx.pid"))
 	nginxAccepts(t, dir, text)
@@ -98,7 +98,7 @@ func TestHAProxyConfig(t *testing.T) {
 	text := HAProxyConfig(19121, 1, upstreams)
 	mustContain(t, "haproxy.cfg", text, "nbthread 1", "http-reuse always", "bind 127.0.0.1:19121", "timeout tunnel",
 		`http-request replace-path ^/echo(/.*)$ \1 if { path_beg /echo/ }`, "maxconn 9000", "tune.pool-low-fd-ratio 80",
-		"server b1 127.0.0.1:19101", "server b2 127.0.0.1:19102", "balance roundrobin", "option forwardfor",
+		"server b1 127.0.0.1:19101", "server b2 127.0.0.1:19102", "balance roundrobin", "http-request set-header X-Forwarded-For %[src]",
 		"http-request set-header X-Forwarded-Prefix /echo if { path_beg /echo/ }")
 	haproxy := tool(t, "haproxy")
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
@@ -188,15 +188,22 @@ func startProxy(t *testing.T, name string, port int, env []string, argv ...strin
 
 // checkRouting asks the proxy on port for the 16 KiB body through the
 // route (the prefix must be stripped for the backend to serve it) and
-// beside it, checks that the backend (rec) got zkgate's forwarding headers
-// on both routes, then holds upgraded connections through it when
-// upgrades is set.
+// beside it, checks that the backend (rec) got the forwarding headers
+// zkgate sends for an untrusted client on both routes (the client's own
+// X-Forwarded-For and X-Forwarded-Prefix replaced or dropped), then holds
+// upgraded connections through it when upgrades is set.
 func checkRouting(t *testing.T, port int, rec *headerRecorder, upgrades bool) {
 	t.Helper()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	for path, want := range map[string]string{RoutePrefix + LargePath: string(LargeBody()), LargePath: string(LargeBody()),
 		RoutePrefix + "/": SmallBody, "/other": SmallBody} {
-		resp, err := http.Get(base + path)
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Forwarded-For", "203.0.113.9")
+		req.Header.Set("X-Forwarded-Prefix", "/client")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +216,7 @@ func checkRouting(t *testing.T, port int, rec *headerRecorder, upgrades bool) {
 	host := fmt.Sprintf("127.0.0.1:%d", port)
 	for path, prefix := range map[string]string{"/": RoutePrefix, "/other": ""} {
 		h := rec.get(path)
-		want := map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": host, "X-Forwarded-Proto": "http",
+		want := map[string]string{"Host": host, "X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": host, "X-Forwarded-Proto": "http",
 			"X-Real-Ip": "127.0.0.1", "X-Forwarded-Prefix": prefix}
 		for name, v := range want {
 			if got := strings.Join(h.Values(name), ", "); got != v {
@@ -244,7 +251,9 @@ func recordingBackend(t *testing.T) ([]string, *headerRecorder) {
 	rec := &headerRecorder{seen: map[string]http.Header{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec.mu.Lock()
-		rec.seen[r.URL.Path] = r.Header.Clone()
+		h := r.Header.Clone()
+		h.Set("Host", r.Host) // net/http keeps it apart
+		rec.seen[r.URL.Path] = h
 		rec.mu.Unlock()
 		(&Backend{ID: "b"}).ServeHTTP(w, r)
 	}))

@@ -53,7 +53,8 @@ func TestNginxGRPCConfig(t *testing.T) {
 	dir := t.TempDir()
 	text := NginxGRPCConfig(dir, 19139, 1, []string{"127.0.0.1:19136"})
 	mustContain(t, "nginx.conf", text, "worker_processes 1;", "listen 127.0.0.1:19139 http2;", "grpc_pass grpc://grpcbench;",
-		"server 127.0.0.1:19136;", "keepalive 64;", "access_log off;")
+		"server 127.0.0.1:19136;", "keepalive 64;", "access_log off;",
+		"grpc_set_header X-Forwarded-For $remote_addr;", "grpc_set_header X-Real-IP $remote_addr;")
 	if n := strings.Count(text, "keepalive_requests 1000000;"); n != 2 {
 		t.Errorf("keepalive_requests 1000000 set %d times, want on the server and the upstream", n)
 	}

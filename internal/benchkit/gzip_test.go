@@ -25,7 +25,7 @@ func TestNginxGzipConfig(t *testing.T) {
 	text := NginxGzipConfig(dir, 19132, 1, upstreams, 7)
 	mustContain(t, "nginx.conf", text, "worker_processes 1;", "listen 127.0.0.1:19132;", "gzip on;", "gzip_comp_level 7;",
 		"gzip_types application/json;", "gzip_min_length 1024;", "gzip_proxied any;", "gzip_vary on;",
-		"keepalive 64;", "proxy_http_version 1.1;", "            proxy_pass http://bench/;", "X-Forwarded-Proto $scheme;", "access_log off;")
+		"keepalive 64;", "proxy_http_version 1.1;", "location /echo/ {\n"+nginxProxyHeaders+"            proxy_set_header X-Forwarded-Prefix /echo;\n            proxy_pass http://bench/;", "access_log off;")
 	if strings.Contains(NginxConfig(dir, 19120, 1, upstreams), "gzip") {
 		t.Error("the plain configuration mentions gzip")
 	}

@@ -52,7 +52,8 @@ type Options struct {
 	// MaxHeldConns.
 	HeldConns int
 	// Pairs is the number of back-to-back pairs of each of Pairings run
-	// after the rounds; 0 takes the default, 6; negative skips them.
+	// after the rounds, rounded up to an even number so that each of the
+	// two runs first as often; 0 takes the default, 6; negative skips them.
 	Pairs int
 	// SkipConns turns the connection benchmark off.
 	SkipConns bool
@@ -186,6 +187,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Pairs == 0 {
 		o.Pairs = 6
+	}
+	if o.Pairs > 0 {
+		o.Pairs += o.Pairs % 2
 	}
 	if o.GzipLevel == 0 {
 		o.GzipLevel = DefaultGzipLevel

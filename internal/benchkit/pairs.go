@@ -3,6 +3,7 @@ package benchkit
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -40,24 +41,38 @@ type PairSample struct {
 	ZkRun, OtherRun Sample
 }
 
-// Ratio is zkgate's rate divided by the other's; 0 when the other served
-// nothing.
-func (p PairSample) Ratio() float64 {
-	if o := p.OtherRun.Wrk.RPS(); o > 0 {
-		return p.ZkRun.Wrk.RPS() / o
+// Valid reports whether both runs served requests without an error: a run
+// with errors (wrk counts a quick 502 as a request) or none says nothing
+// about throughput.
+func (p PairSample) Valid() bool {
+	for _, r := range []Sample{p.ZkRun, p.OtherRun} {
+		if r.Wrk.Requests <= 0 || r.Wrk.RPS() <= 0 || r.Wrk.Errors() > 0 {
+			return false
+		}
 	}
-	return 0
+	return true
 }
 
-// PairSummary sums up the pairs of one Pairing.
+// Ratio is zkgate's rate divided by the other's; 0 unless the pair is
+// Valid.
+func (p PairSample) Ratio() float64 {
+	if !p.Valid() {
+		return 0
+	}
+	return p.ZkRun.Wrk.RPS() / p.OtherRun.Wrk.RPS()
+}
+
+// PairSummary sums up the pairs of one Pairing. Only valid pairs count
+// towards the ratios and CPU medians.
 type PairSummary struct {
 	Pairing
 	OtherLabel         string
-	Pairs              int
-	Median, Min, Max   float64 // of the pairs' ratios
-	Ahead              int     // pairs in which zkgate served more
-	ZkCPU, OtherCPU    float64 // median CPU µs per request
-	ZkErrors, OtherErr int64
+	Pairs              int     // valid pairs
+	Invalid            int     // pairs left out: a run with errors or without a request
+	Median, Min, Max   float64 // of the valid pairs' ratios
+	Ahead              int     // valid pairs in which zkgate served more
+	ZkCPU, OtherCPU    float64 // median CPU µs per request over the valid pairs
+	ZkErrors, OtherErr int64   // over every pair
 }
 
 // measurePairs runs o.Pairs pairs of each Pairing whose two targets run:
@@ -125,6 +140,12 @@ func SummarizePairs(samples []PairSample, infos []TargetInfo) []PairSummary {
 			if s.Pairing != p {
 				continue
 			}
+			sum.ZkErrors += s.ZkRun.Wrk.Errors()
+			sum.OtherErr += s.OtherRun.Wrk.Errors()
+			if !s.Valid() {
+				sum.Invalid++
+				continue
+			}
 			r := s.Ratio()
 			ratios = append(ratios, r)
 			if r > 1 {
@@ -132,16 +153,16 @@ func SummarizePairs(samples []PairSample, infos []TargetInfo) []PairSummary {
 			}
 			zc = append(zc, s.ZkRun.CPUPerReq())
 			oc = append(oc, s.OtherRun.CPUPerReq())
-			sum.ZkErrors += s.ZkRun.Wrk.Errors()
-			sum.OtherErr += s.OtherRun.Wrk.Errors()
 		}
-		if len(ratios) == 0 {
+		if len(ratios) == 0 && sum.Invalid == 0 {
 			continue
 		}
 		sum.Pairs = len(ratios)
-		sum.Median = Median(ratios)
-		sum.Min, sum.Max = MinMax(ratios)
-		sum.ZkCPU, sum.OtherCPU = Median(zc), Median(oc)
+		if len(ratios) > 0 {
+			sum.Median = Median(ratios)
+			sum.Min, sum.Max = MinMax(ratios)
+			sum.ZkCPU, sum.OtherCPU = Median(zc), Median(oc)
+		}
 		if sum.OtherLabel == "" {
 			sum.OtherLabel = p.Other
 		}
@@ -158,27 +179,45 @@ func PairsLine(sums []PairSummary, conns int) string {
 	}
 	parts := make([]string, 0, len(sums))
 	for _, s := range sums {
+		if s.Pairs == 0 {
+			parts = append(parts, fmt.Sprintf("%s ÷ %s, %s: no valid pair (%d with errors or without a request; errors %d / %d; suspect)",
+				s.Zkgate, s.OtherLabel, s.What, s.Invalid, s.ZkErrors, s.OtherErr))
+			continue
+		}
 		verdict := "met"
 		if s.Median < PairsGoal {
 			verdict = "missed"
 		}
-		errs := ""
-		if s.ZkErrors+s.OtherErr > 0 {
-			errs = fmt.Sprintf("; errors %d / %d", s.ZkErrors, s.OtherErr)
+		left := ""
+		if s.Invalid > 0 {
+			left = fmt.Sprintf("; %d more left out, with errors or without a request (errors %d / %d)", s.Invalid, s.ZkErrors, s.OtherErr)
 		}
 		parts = append(parts, fmt.Sprintf("%s ÷ %s, %s: **%.2f×** (%.2f–%.2f, zkgate ahead in %d of %d; CPU %.1f / %.1f µs/req%s; %s)",
-			s.Zkgate, s.OtherLabel, s.What, s.Median, s.Min, s.Max, s.Ahead, s.Pairs, s.ZkCPU, s.OtherCPU, errs, verdict))
+			s.Zkgate, s.OtherLabel, s.What, s.Median, s.Min, s.Max, s.Ahead, s.Pairs, s.ZkCPU, s.OtherCPU, left, verdict))
 	}
-	return fmt.Sprintf("Rate ÷ nginx and HAProxy on both cores, back to back (pairs of `wrk -t1 -c%d` runs one right after the other, alternating which runs first, 13-byte body; median ratio, goal ≥ %.1f×): %s",
-		conns, PairsGoal, strings.Join(parts, "; "))
+	return fmt.Sprintf("Rate ÷ nginx and HAProxy on both cores, back to back (pairs of `wrk -t1 -c%d` runs one right after the other, alternating which runs first, %s; median ratio, goal ≥ %.1f×): %s",
+		conns, BodyTitle(BodySmall), PairsGoal, strings.Join(parts, "; "))
 }
 
-// writePairSamples writes the pairs' runs as samples.csv does, the pair
-// number in the round column.
+// writePairSamples writes the pairs' runs in the order they ran, one
+// line per run: the pair (from 1), the comparison (zkgate's target and
+// the other's), which of the two ran first, then the run's figures.
 func writePairSamples(path string, samples []PairSample) error {
-	flat := make([]Sample, 0, 2*len(samples))
+	var b strings.Builder
+	b.WriteString("pair,comparison,first,target,requests,seconds,rps,p50_us,p99_us,errors,cpu_us\n")
 	for _, s := range samples {
-		flat = append(flat, s.ZkRun, s.OtherRun)
+		runs, first := []Sample{s.ZkRun, s.OtherRun}, s.Zkgate
+		if s.Pair%2 == 1 {
+			runs, first = []Sample{s.OtherRun, s.ZkRun}, s.Other
+		}
+		for _, r := range runs {
+			fmt.Fprintf(&b, "%d,%s vs %s,%s,%s,%d,%.3f,%.1f,%d,%d,%d,%d\n", s.Pair+1, s.Zkgate, s.Other, first, r.Target,
+				r.Wrk.Requests, r.Wrk.Duration.Seconds(), r.Wrk.RPS(), r.Wrk.P50.Microseconds(), r.Wrk.P99.Microseconds(),
+				r.Wrk.Errors(), r.CPU.Microseconds())
+		}
 	}
-	return writeSamples(path, flat)
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("benchkit: write pair samples: %w", err)
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package benchkit
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,24 +18,33 @@ func pairRun(target string, requests int64, cpuMicros int64, errs int) Sample {
 func TestSummarizePairs(t *testing.T) {
 	nolog := Pairings[1]
 	logged := Pairings[0]
+	ha := Pairings[2]
 	samples := []PairSample{
 		{Pairing: nolog, Pair: 0, ZkRun: pairRun("zkgate-nolog", 30000, 30000*22, 0), OtherRun: pairRun("nginx-2", 27000, 27000*27, 0)},
-		{Pairing: nolog, Pair: 1, ZkRun: pairRun("zkgate-nolog", 26000, 26000*24, 0), OtherRun: pairRun("nginx-2", 26500, 26500*28, 2)},
-		{Pairing: nolog, Pair: 2, ZkRun: pairRun("zkgate-nolog", 28000, 28000*23, 0), OtherRun: pairRun("nginx-2", 25000, 25000*26, 0)},
+		{Pairing: nolog, Pair: 1, ZkRun: pairRun("zkgate-nolog", 26000, 26000*24, 0), OtherRun: pairRun("nginx-2", 26500, 26500*28, 0)},
+		// A quick run of errors (wrk counts them as requests): left out.
+		{Pairing: nolog, Pair: 2, ZkRun: pairRun("zkgate-nolog", 90000, 90000*5, 0), OtherRun: pairRun("nginx-2", 1000, 1000*50, 2)},
+		{Pairing: nolog, Pair: 3, ZkRun: pairRun("zkgate-nolog", 28000, 28000*23, 0), OtherRun: pairRun("nginx-2", 25000, 25000*26, 0)},
 		{Pairing: logged, Pair: 0, ZkRun: pairRun("zkgate", 20000, 20000*35, 0), OtherRun: pairRun(Nginx2LogTarget, 22000, 22000*33, 0)},
+		// No valid pair at all: reported as such, not as a ratio.
+		{Pairing: ha, Pair: 0, ZkRun: pairRun("zkgate-nolog", 0, 0, 0), OtherRun: pairRun("haproxy-2", 25000, 25000*30, 0)},
 	}
-	infos := []TargetInfo{{Name: "nginx-2", Label: "nginx, 2 workers"}, {Name: Nginx2LogTarget, Label: "nginx, 2 workers, access log"}}
+	infos := []TargetInfo{{Name: "nginx-2", Label: "nginx, 2 workers"}, {Name: Nginx2LogTarget, Label: "nginx, 2 workers, access log"},
+		{Name: "haproxy-2", Label: "HAProxy, nbthread 2"}}
 	sums := SummarizePairs(samples, infos)
-	if len(sums) != 2 {
-		t.Fatalf("got %d summaries, want 2 (the HAProxy pairing has no sample): %+v", len(sums), sums)
+	if len(sums) != 3 {
+		t.Fatalf("got %d summaries, want 3: %+v", len(sums), sums)
 	}
 	// Pairings' order: the logged comparison first.
-	lg, nl := sums[0], sums[1]
-	if lg.Pairing != logged || nl.Pairing != nolog {
+	lg, nl, hs := sums[0], sums[1], sums[2]
+	if lg.Pairing != logged || nl.Pairing != nolog || hs.Pairing != ha {
 		t.Fatalf("summaries out of Pairings' order: %+v", sums)
 	}
-	if nl.Pairs != 3 || nl.Ahead != 2 {
-		t.Errorf("pairs %d ahead %d, want 3 and 2", nl.Pairs, nl.Ahead)
+	if nl.Pairs != 3 || nl.Invalid != 1 || nl.Ahead != 2 {
+		t.Errorf("pairs %d invalid %d ahead %d, want 3, 1 and 2", nl.Pairs, nl.Invalid, nl.Ahead)
+	}
+	if hs.Pairs != 0 || hs.Invalid != 1 || hs.Median != 0 {
+		t.Errorf("HAProxy: %+v, want no valid pair and one left out", hs)
 	}
 	if want := 28000.0 / 25000; nl.Max != want {
 		t.Errorf("max %v, want %v", nl.Max, want)
@@ -59,7 +70,10 @@ func TestSummarizePairs(t *testing.T) {
 		"zkgate ÷ nginx, 2 workers, access log, both with an access log: **0.91×**",
 		"zkgate ahead in 0 of 1",
 		"CPU 35.0 / 33.0 µs/req; missed)",
-		"zkgate-nolog ÷ nginx, 2 workers, neither logging: **1.11×** (0.98–1.12, zkgate ahead in 2 of 3; CPU 23.0 / 27.0 µs/req; errors 0 / 2; met)",
+		"zkgate-nolog ÷ nginx, 2 workers, neither logging: **1.11×** (0.98–1.12, zkgate ahead in 2 of 3; CPU 23.0 / 27.0 µs/req; " +
+			"1 more left out, with errors or without a request (errors 0 / 2); met)",
+		"zkgate-nolog ÷ HAProxy, nbthread 2, neither logging: no valid pair (1 with errors or without a request; errors 0 / 0; suspect)",
+		"13-byte body;",
 		"`wrk -t1 -c64`", "goal ≥ 1.0×",
 	} {
 		if !strings.Contains(line, want) {
@@ -71,11 +85,49 @@ func TestSummarizePairs(t *testing.T) {
 	}
 }
 
-// TestPairRatioWithoutOther: a pair whose other run served nothing has
-// ratio 0, not a division by zero.
-func TestPairRatioWithoutOther(t *testing.T) {
-	p := PairSample{ZkRun: pairRun("zkgate", 10, 10, 0), OtherRun: pairRun("nginx-2", 0, 0, 0)}
-	if r := p.Ratio(); r != 0 {
-		t.Fatalf("ratio %v, want 0", r)
+// TestPairValid: a pair whose runs did not both serve requests without
+// an error is not valid and has no ratio (nor a division by zero).
+func TestPairValid(t *testing.T) {
+	ok := pairRun("zkgate", 10, 10, 0)
+	for name, p := range map[string]PairSample{
+		"other served nothing": {ZkRun: ok, OtherRun: pairRun("nginx-2", 0, 0, 0)},
+		"zkgate had errors":    {ZkRun: pairRun("zkgate", 10, 10, 1), OtherRun: ok},
+		"other had errors":     {ZkRun: ok, OtherRun: pairRun("nginx-2", 10, 10, 3)},
+	} {
+		if p.Valid() || p.Ratio() != 0 {
+			t.Errorf("%s: valid %v, ratio %v; want invalid, 0", name, p.Valid(), p.Ratio())
+		}
+	}
+	if p := (PairSample{ZkRun: ok, OtherRun: pairRun("nginx-2", 20, 10, 0)}); !p.Valid() || p.Ratio() != 0.5 {
+		t.Errorf("a clean pair: valid %v, ratio %v; want valid, 0.5", p.Valid(), p.Ratio())
+	}
+}
+
+// TestWritePairSamples: the runs are written in the order they ran (an
+// odd pair ran the other first), each with its comparison.
+func TestWritePairSamples(t *testing.T) {
+	p := Pairings[1]
+	samples := []PairSample{
+		{Pairing: p, Pair: 0, ZkRun: pairRun("zkgate-nolog", 300, 600, 0), OtherRun: pairRun("nginx-2", 200, 400, 0)},
+		{Pairing: p, Pair: 1, ZkRun: pairRun("zkgate-nolog", 310, 620, 0), OtherRun: pairRun("nginx-2", 210, 420, 1)},
+	}
+	path := filepath.Join(t.TempDir(), "pairs.csv")
+	if err := writePairSamples(path, samples); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	want := []string{
+		"pair,comparison,first,target,requests,seconds,rps,p50_us,p99_us,errors,cpu_us",
+		"1,zkgate-nolog vs nginx-2,zkgate-nolog,zkgate-nolog,300,1.000,300.0,0,0,0,600",
+		"1,zkgate-nolog vs nginx-2,zkgate-nolog,nginx-2,200,1.000,200.0,0,0,0,400",
+		"2,zkgate-nolog vs nginx-2,nginx-2,nginx-2,210,1.000,210.0,0,0,1,420",
+		"2,zkgate-nolog vs nginx-2,nginx-2,zkgate-nolog,310,1.000,310.0,0,0,0,620",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("pairs.csv:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }

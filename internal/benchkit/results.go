@@ -203,10 +203,14 @@ func (r Results) Markdown() string {
 		b.WriteString("The tables above put one nginx worker and one HAProxy thread against Go processes that may use both cores. " +
 			"Here zkgate (default GOMAXPROCS, the same processes and runs as above, with its access log and without) stands against nginx with `worker_processes 2` (without an access log and with its default one) and HAProxy with `nbthread 2` (no log), " +
 			"measured in the same rounds with the same `wrk -t1 -c" + fmt.Sprint(o.Conns) + "` runs, so the ratios to *direct* are of the same round. " +
-			"**cores busy** is CPU µs/req × req/s: how much of the machine's two cores the proxy kept busy; wrk and the backend share the same two cores. " +
-			"A round visits every target between zkgate's run and nginx's, and the host's speed drifts by more than the difference between close proxies in that time; " +
-			"so after the rounds, zkgate and each of them run back to back, one right after the other, in pairs whose order alternates, like for like (logging against logging): " +
-			"the **Rate ÷** line under the small-body table gives the median of the pairs' ratios of req/s (raw runs: `.bench/run/pairs.csv`, the pair in the round column).\n\n")
+			"**cores busy** is CPU µs/req × req/s: how much of the machine's two cores the proxy kept busy; wrk and the backend share the same two cores.")
+		if len(r.Pairs) > 0 {
+			b.WriteString(" A round visits every target between zkgate's run and nginx's, and the host's speed drifts by more than the difference between close proxies in that time; " +
+				"so after the rounds, zkgate and each of them run back to back, one right after the other, in pairs whose order alternates, like for like (logging against logging): " +
+				"the **Rate ÷** line under the small-body table gives the median of the pairs' ratios of req/s, pairs with an error or without a request left out " +
+				"(raw runs in the order they ran: `.bench/run/pairs.csv`).")
+		}
+		b.WriteString("\n\n")
 		for _, body := range []string{BodySmall, BodyLarge} {
 			fmt.Fprintf(&b, "#### Both cores, %s\n\n%s\n", BodyTitle(body), BothCoresTable(r.Rows, BothCoresTargets, body, o.Conns, Reference))
 			if line := PairsLine(r.Pairs, o.Conns); line != "" && body == BodySmall {
@@ -236,7 +240,7 @@ func (r Results) Markdown() string {
 		"what any Go proxy pays before routing, balancing, health checks, metrics and logging; zkgate's distance to it is zkgate's own cost.\n")
 	b.WriteString("- **nginx**: one worker (two for the both-cores table), `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `location " + RoutePrefix + "/ { proxy_pass http://bench/; }` beside `location /`, " +
 		"`Connection` from the WebSocket `map` (`\"\"` for plain requests, so upstream connections are kept alive), access log off; " +
-		"one variant (`" + NginxLogTarget + "`) with nginx's default access log (`access_log <file> combined`, a write per request) as zkgate logs each request. " +
+		"one variant (`" + NginxLogTarget + "`, and `" + Nginx2LogTarget + "` with two workers) with nginx's default access log (`access_log <file> combined`, a write per request) as zkgate logs each request. " +
 		"**CPU ÷ nginx** under the table divides zkgate's CPU µs/req by nginx's like for like: zkgate (access log) by nginx with its access log, zkgate-nolog by nginx without (issue 18's goal ≤ 1.0×).\n")
 	b.WriteString("- **HAProxy**: `nbthread 1` (2 for the both-cores table), `http-reuse always`, `http-request replace-path ^" + RoutePrefix + "(/.*)$ \\1 if { path_beg " + RoutePrefix + "/ }`, no logging; " +
 		"`maxconn 9000` and the idle server pool's descriptor thresholds raised (`tune.pool-low-fd-ratio 80`, `tune.pool-high-fd-ratio 90`): at their defaults (20%, 25%), " +

@@ -196,7 +196,7 @@ func TestNginxTLSConfig(t *testing.T) {
 	text := NginxTLSConfig(dir, 19128, 2, upstreams, cert.CertFile, cert.KeyFile)
 	mustContain(t, "nginx.conf", text, "worker_processes 2;", "listen 127.0.0.1:19128 ssl http2 backlog=4096;",
 		"ssl_certificate "+cert.CertFile+";", "ssl_certificate_key "+cert.KeyFile+";", "ssl_protocols TLSv1.2 TLSv1.3;", "keepalive_requests 1000000;",
-		"keepalive 64;", "proxy_http_version 1.1;", "            proxy_pass http://bench/;", "X-Forwarded-Proto $scheme;", "access_log off;")
+		"keepalive 64;", "proxy_http_version 1.1;", "location /echo/ {\n"+nginxProxyHeaders+"            proxy_set_header X-Forwarded-Prefix /echo;\n            proxy_pass http://bench/;", "access_log off;")
 	if strings.Contains(NginxConfig(dir, 19120, 1, upstreams), "ssl") {
 		t.Error("the plain configuration mentions ssl")
 	}

@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string, log logrus.FieldLogger) error {
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", env.dur("BENCH_LAT_DURATION", 3*time.Second), "each wrk run at -c1")
 	fs.DurationVar(&o.Warmup, "warmup", env.dur("BENCH_WARMUP", time.Second), "unrecorded run per target and body first (0: none)")
 	fs.IntVar(&o.Conns, "conns", env.int("BENCH_CONNS", 64), "wrk connections of the main runs")
-	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+33)")
+	fs.IntVar(&o.BasePort, "base-port", env.int("BENCH_BASE_PORT", 19100), "first loopback port (uses BASE to BASE+39)")
 	fs.IntVar(&o.HeldConns, "held-conns", env.int("BENCH_HELD_CONNS", 8000), "connections held open through zkgate, nginx and HAProxy (0: skip that part)")
 	fs.IntVar(&o.Pairs, "pairs", env.int("BENCH_PAIRS", 6), "back-to-back pairs of zkgate against nginx and HAProxy on both cores, each comparison (0: skip)")
 	fs.IntVar(&o.PropEvents, "prop-events", env.int("BENCH_PROP_EVENTS", 100), "discovery propagation events (0: skip)")
