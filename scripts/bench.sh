@@ -9,7 +9,7 @@
 # zkgate and nginx's grpc_pass against the gRPC backend directly, and
 # ZooKeeper discovery propagation; writes docs/bench/results.md and
 # docs/bench/results.svg and prints the tables.
-# `make bench` runs it after `make build` (about 23 minutes).
+# `make bench` runs it after `make build` (about 26 minutes).
 #
 # Installs wrk, h2load, nginx, haproxy, caddy and ZooKeeper from Debian when missing
 # (as root), but never enables or starts their system services: each runs as
@@ -28,9 +28,9 @@
 #                           (0 = skip that part, about 2 minutes; at most 8900: a
 #                           process may hold 20,000 descriptors, a proxy holds two
 #                           per upgraded connection)
-#   BENCH_PAIRS=6           back-to-back pairs on both cores after the rounds, each of:
+#   BENCH_PAIRS=6           back-to-back pairs on both cores after the rounds, each body, each of:
 #                           zkgate against nginx-2-log, zkgate-nolog against nginx-2 and
-#                           against haproxy-2 (0 = skip, about 4 minutes; an odd number is rounded up)
+#                           against haproxy-2 (0 = skip, about 7 minutes; an odd number is rounded up)
 #   BENCH_PROP_EVENTS=100   discovery propagation events (0 = skip)
 #   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,zkgate-policies,go-reverseproxy,nginx,nginx-log,haproxy,caddy,nginx-2,nginx-2-log,haproxy-2
 #                           and of the TLS section: zkgate-tls,zkgate-tls-go,nginx-tls,nginx-tls-2, and of the
@@ -43,7 +43,7 @@
 #
 # Iterating quickly: BENCH_ROUNDS=2 BENCH_DURATION=3s BENCH_PAIRS=2 BENCH_PROP_EVENTS=20 scripts/bench.sh
 # Only the connection part: BENCH_ROUNDS=1 BENCH_TARGETS=zkgate,nginx,haproxy BENCH_PAIRS=0 BENCH_PROP_EVENTS=0 scripts/bench.sh
-# Only both cores, back to back (about 6 minutes): BENCH_ROUNDS=1 BENCH_TARGETS=zkgate,zkgate-nolog,nginx-2,nginx-2-log,haproxy-2 BENCH_HELD_CONNS=0 BENCH_PROP_EVENTS=0 scripts/bench.sh
+# Only both cores, back to back (about 9 minutes): BENCH_ROUNDS=1 BENCH_TARGETS=zkgate,zkgate-nolog,nginx-2,nginx-2-log,haproxy-2 BENCH_HELD_CONNS=0 BENCH_PROP_EVENTS=0 scripts/bench.sh
 # Only the TLS section (about 3 minutes): BENCH_TARGETS=zkgate-tls,zkgate-tls-go,nginx-tls,nginx-tls-2 BENCH_PROP_EVENTS=0 scripts/bench.sh
 # Only the compression section (about 2 minutes): BENCH_TARGETS=zkgate-gzip,nginx-gzip,nginx-gzip-2 BENCH_PROP_EVENTS=0 scripts/bench.sh
 # Only the gRPC section (about a minute): BENCH_TARGETS=zkgate-grpc,nginx-grpc BENCH_PROP_EVENTS=0 scripts/bench.sh

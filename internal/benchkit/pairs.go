@@ -37,7 +37,8 @@ const PairsGoal = 1.0
 // PairSample is one pair of runs of a Pairing.
 type PairSample struct {
 	Pairing
-	Pair            int // from 0; even pairs ran zkgate first
+	Body            string // BodySmall or BodyLarge
+	Pair            int    // from 0; even pairs ran zkgate first
 	ZkRun, OtherRun Sample
 }
 
@@ -62,10 +63,11 @@ func (p PairSample) Ratio() float64 {
 	return p.ZkRun.Wrk.RPS() / p.OtherRun.Wrk.RPS()
 }
 
-// PairSummary sums up the pairs of one Pairing. Only valid pairs count
-// towards the ratios and CPU medians.
+// PairSummary sums up the pairs of one Pairing and body. Only valid
+// pairs count towards the ratios and CPU medians.
 type PairSummary struct {
 	Pairing
+	Body               string
 	OtherLabel         string
 	Pairs              int     // valid pairs
 	Invalid            int     // pairs left out: a run with errors or without a request
@@ -75,8 +77,8 @@ type PairSummary struct {
 	ZkErrors, OtherErr int64   // over every pair
 }
 
-// measurePairs runs o.Pairs pairs of each Pairing whose two targets run:
-// the small body at the main concurrency for o.Duration each, zkgate
+// measurePairs runs o.Pairs pairs of each Pairing whose two targets run,
+// with each body: at the main concurrency for o.Duration each, zkgate
 // first in even pairs, the other first in odd ones.
 func (h *harness) measurePairs(ctx context.Context, targets []*target) ([]PairSample, error) {
 	o := h.o
@@ -96,48 +98,60 @@ func (h *harness) measurePairs(ctx context.Context, targets []*target) ([]PairSa
 	if len(ps) == 0 {
 		return nil, nil
 	}
-	h.say("back to back: %d pairs of %d comparisons × 2 × wrk -c%d -d%v, alternating which runs first: about %v",
-		o.Pairs, len(ps), o.Conns, o.Duration, o.Duration.Truncate(time.Second)*time.Duration(2*o.Pairs*len(ps)))
+	bodies := []string{BodySmall, BodyLarge}
+	h.say("back to back: %d pairs of %d comparisons × %d bodies × 2 × wrk -c%d -d%v, alternating which runs first: about %v",
+		o.Pairs, len(ps), len(bodies), o.Conns, o.Duration, o.Duration.Truncate(time.Second)*time.Duration(2*o.Pairs*len(ps)*len(bodies)))
 	var out []PairSample
 	for i := range o.Pairs {
-		for _, p := range ps {
-			order := []*target{byName[p.Zkgate], byName[p.Other]}
-			if i%2 == 1 {
-				order[0], order[1] = order[1], order[0]
-			}
-			s := PairSample{Pairing: p, Pair: i}
-			for _, t := range order {
-				sm, err := h.measure(ctx, t, BodySmall, o.Conns, o.Duration, i)
-				if err != nil {
-					return nil, err
+		for _, body := range bodies {
+			for _, p := range ps {
+				order := []*target{byName[p.Zkgate], byName[p.Other]}
+				if i%2 == 1 {
+					order[0], order[1] = order[1], order[0]
 				}
-				if t.Name == p.Zkgate {
-					s.ZkRun = sm
-				} else {
-					s.OtherRun = sm
+				s := PairSample{Pairing: p, Body: body, Pair: i}
+				for _, t := range order {
+					sm, err := h.measure(ctx, t, body, o.Conns, o.Duration, i)
+					if err != nil {
+						return nil, err
+					}
+					if t.Name == p.Zkgate {
+						s.ZkRun = sm
+					} else {
+						s.OtherRun = sm
+					}
 				}
+				out = append(out, s)
+				fmt.Fprintf(o.Progress, "    pair %d/%d  %-5s %-14s %8.0f req/s %5.1f µs/req  %-14s %8.0f req/s %5.1f µs/req  ratio %.3f\n",
+					i+1, o.Pairs, body, p.Zkgate, s.ZkRun.Wrk.RPS(), s.ZkRun.CPUPerReq(), p.Other, s.OtherRun.Wrk.RPS(), s.OtherRun.CPUPerReq(), s.Ratio())
 			}
-			out = append(out, s)
-			fmt.Fprintf(o.Progress, "    pair %d/%d  %-14s %8.0f req/s %5.1f µs/req  %-14s %8.0f req/s %5.1f µs/req  ratio %.3f\n",
-				i+1, o.Pairs, p.Zkgate, s.ZkRun.Wrk.RPS(), s.ZkRun.CPUPerReq(), p.Other, s.OtherRun.Wrk.RPS(), s.OtherRun.CPUPerReq(), s.Ratio())
 		}
 	}
 	return out, nil
 }
 
-// SummarizePairs sums up samples per Pairing, in Pairings' order; infos
-// label the targets.
+// SummarizePairs sums up samples per body (small first) and Pairing, in
+// Pairings' order; infos label the targets.
 func SummarizePairs(samples []PairSample, infos []TargetInfo) []PairSummary {
 	labels := map[string]string{}
 	for _, t := range infos {
 		labels[t.Name] = t.Label
 	}
 	var out []PairSummary
+	for _, body := range []string{BodySmall, BodyLarge} {
+		out = append(out, summarizePairs(samples, body, labels)...)
+	}
+	return out
+}
+
+// summarizePairs is SummarizePairs for one body.
+func summarizePairs(samples []PairSample, body string, labels map[string]string) []PairSummary {
+	var out []PairSummary
 	for _, p := range Pairings {
 		var ratios, zc, oc []float64
-		sum := PairSummary{Pairing: p, OtherLabel: labels[p.Other]}
+		sum := PairSummary{Pairing: p, Body: body, OtherLabel: labels[p.Other]}
 		for _, s := range samples {
-			if s.Pairing != p {
+			if s.Pairing != p || s.Body != body {
 				continue
 			}
 			sum.ZkErrors += s.ZkRun.Wrk.Errors()
@@ -171,14 +185,14 @@ func SummarizePairs(samples []PairSample, infos []TargetInfo) []PairSummary {
 	return out
 }
 
-// PairsLine renders the summaries as the line under the both-cores
-// table; "" without one.
-func PairsLine(sums []PairSummary, conns int) string {
-	if len(sums) == 0 {
-		return ""
-	}
-	parts := make([]string, 0, len(sums))
+// PairsLine renders the summaries of body as the line under the
+// both-cores table of that body; "" without one.
+func PairsLine(sums []PairSummary, conns int, body string) string {
+	var parts []string
 	for _, s := range sums {
+		if s.Body != body {
+			continue
+		}
 		if s.Pairs == 0 {
 			parts = append(parts, fmt.Sprintf("%s ÷ %s, %s: no valid pair (%d with errors or without a request; errors %d / %d; suspect)",
 				s.Zkgate, s.OtherLabel, s.What, s.Invalid, s.ZkErrors, s.OtherErr))
@@ -195,23 +209,27 @@ func PairsLine(sums []PairSummary, conns int) string {
 		parts = append(parts, fmt.Sprintf("%s ÷ %s, %s: **%.2f×** (%.2f–%.2f, zkgate ahead in %d of %d; CPU %.1f / %.1f µs/req%s; %s)",
 			s.Zkgate, s.OtherLabel, s.What, s.Median, s.Min, s.Max, s.Ahead, s.Pairs, s.ZkCPU, s.OtherCPU, left, verdict))
 	}
+	if len(parts) == 0 {
+		return ""
+	}
 	return fmt.Sprintf("Rate ÷ nginx and HAProxy on both cores, back to back (pairs of `wrk -t1 -c%d` runs one right after the other, alternating which runs first, %s; median ratio, goal ≥ %.1f×): %s",
-		conns, BodyTitle(BodySmall), PairsGoal, strings.Join(parts, "; "))
+		conns, BodyTitle(body), PairsGoal, strings.Join(parts, "; "))
 }
 
 // writePairSamples writes the pairs' runs in the order they ran, one
-// line per run: the pair (from 1), the comparison (zkgate's target and
-// the other's), which of the two ran first, then the run's figures.
+// line per run: the pair (from 1), the body, the comparison (zkgate's
+// target and the other's), which of the two ran first, then the run's
+// figures.
 func writePairSamples(path string, samples []PairSample) error {
 	var b strings.Builder
-	b.WriteString("pair,comparison,first,target,requests,seconds,rps,p50_us,p99_us,errors,cpu_us\n")
+	b.WriteString("pair,body,comparison,first,target,requests,seconds,rps,p50_us,p99_us,errors,cpu_us\n")
 	for _, s := range samples {
 		runs, first := []Sample{s.ZkRun, s.OtherRun}, s.Zkgate
 		if s.Pair%2 == 1 {
 			runs, first = []Sample{s.OtherRun, s.ZkRun}, s.Other
 		}
 		for _, r := range runs {
-			fmt.Fprintf(&b, "%d,%s vs %s,%s,%s,%d,%.3f,%.1f,%d,%d,%d,%d\n", s.Pair+1, s.Zkgate, s.Other, first, r.Target,
+			fmt.Fprintf(&b, "%d,%s,%s vs %s,%s,%s,%d,%.3f,%.1f,%d,%d,%d,%d\n", s.Pair+1, s.Body, s.Zkgate, s.Other, first, r.Target,
 				r.Wrk.Requests, r.Wrk.Duration.Seconds(), r.Wrk.RPS(), r.Wrk.P50.Microseconds(), r.Wrk.P99.Microseconds(),
 				r.Wrk.Errors(), r.CPU.Microseconds())
 		}

@@ -20,20 +20,25 @@ func TestSummarizePairs(t *testing.T) {
 	logged := Pairings[0]
 	ha := Pairings[2]
 	samples := []PairSample{
-		{Pairing: nolog, Pair: 0, ZkRun: pairRun("zkgate-nolog", 30000, 30000*22, 0), OtherRun: pairRun("nginx-2", 27000, 27000*27, 0)},
-		{Pairing: nolog, Pair: 1, ZkRun: pairRun("zkgate-nolog", 26000, 26000*24, 0), OtherRun: pairRun("nginx-2", 26500, 26500*28, 0)},
+		{Pairing: nolog, Body: BodySmall, Pair: 0, ZkRun: pairRun("zkgate-nolog", 30000, 30000*22, 0), OtherRun: pairRun("nginx-2", 27000, 27000*27, 0)},
+		{Pairing: nolog, Body: BodySmall, Pair: 1, ZkRun: pairRun("zkgate-nolog", 26000, 26000*24, 0), OtherRun: pairRun("nginx-2", 26500, 26500*28, 0)},
 		// A quick run of errors (wrk counts them as requests): left out.
-		{Pairing: nolog, Pair: 2, ZkRun: pairRun("zkgate-nolog", 90000, 90000*5, 0), OtherRun: pairRun("nginx-2", 1000, 1000*50, 2)},
-		{Pairing: nolog, Pair: 3, ZkRun: pairRun("zkgate-nolog", 28000, 28000*23, 0), OtherRun: pairRun("nginx-2", 25000, 25000*26, 0)},
-		{Pairing: logged, Pair: 0, ZkRun: pairRun("zkgate", 20000, 20000*35, 0), OtherRun: pairRun(Nginx2LogTarget, 22000, 22000*33, 0)},
+		{Pairing: nolog, Body: BodySmall, Pair: 2, ZkRun: pairRun("zkgate-nolog", 90000, 90000*5, 0), OtherRun: pairRun("nginx-2", 1000, 1000*50, 2)},
+		{Pairing: nolog, Body: BodySmall, Pair: 3, ZkRun: pairRun("zkgate-nolog", 28000, 28000*23, 0), OtherRun: pairRun("nginx-2", 25000, 25000*26, 0)},
+		{Pairing: logged, Body: BodySmall, Pair: 0, ZkRun: pairRun("zkgate", 20000, 20000*35, 0), OtherRun: pairRun(Nginx2LogTarget, 22000, 22000*33, 0)},
 		// No valid pair at all: reported as such, not as a ratio.
-		{Pairing: ha, Pair: 0, ZkRun: pairRun("zkgate-nolog", 0, 0, 0), OtherRun: pairRun("haproxy-2", 25000, 25000*30, 0)},
+		{Pairing: ha, Body: BodySmall, Pair: 0, ZkRun: pairRun("zkgate-nolog", 0, 0, 0), OtherRun: pairRun("haproxy-2", 25000, 25000*30, 0)},
+		// The 16 KiB body's pairs are summed up apart, after the small body's.
+		{Pairing: nolog, Body: BodyLarge, Pair: 0, ZkRun: pairRun("zkgate-nolog", 21000, 21000*32, 0), OtherRun: pairRun("nginx-2", 20000, 20000*39, 0)},
 	}
 	infos := []TargetInfo{{Name: "nginx-2", Label: "nginx, 2 workers"}, {Name: Nginx2LogTarget, Label: "nginx, 2 workers, access log"},
 		{Name: "haproxy-2", Label: "HAProxy, nbthread 2"}}
 	sums := SummarizePairs(samples, infos)
-	if len(sums) != 3 {
-		t.Fatalf("got %d summaries, want 3: %+v", len(sums), sums)
+	if len(sums) != 4 {
+		t.Fatalf("got %d summaries, want 4: %+v", len(sums), sums)
+	}
+	if l := sums[3]; l.Body != BodyLarge || l.Pairing != nolog || l.Pairs != 1 || l.Median != 21000.0/20000 {
+		t.Errorf("the 16 KiB summary: %+v", l)
 	}
 	// Pairings' order: the logged comparison first.
 	lg, nl, hs := sums[0], sums[1], sums[2]
@@ -65,7 +70,7 @@ func TestSummarizePairs(t *testing.T) {
 		t.Errorf("label %q", nl.OtherLabel)
 	}
 
-	line := PairsLine(sums, 64)
+	line := PairsLine(sums, 64, BodySmall)
 	for _, want := range []string{
 		"zkgate ÷ nginx, 2 workers, access log, both with an access log: **0.91×**",
 		"zkgate ahead in 0 of 1",
@@ -80,8 +85,12 @@ func TestSummarizePairs(t *testing.T) {
 			t.Errorf("line lacks %q:\n%s", want, line)
 		}
 	}
-	if PairsLine(nil, 64) != "" {
+	if PairsLine(nil, 64, BodySmall) != "" {
 		t.Error("a line without pairs")
+	}
+	large := PairsLine(sums, 64, BodyLarge)
+	if !strings.Contains(large, "16 KiB body;") || !strings.Contains(large, "**1.05×**") || strings.Contains(large, "HAProxy, nbthread 2") || strings.Contains(line, "1.05×") {
+		t.Errorf("the 16 KiB line mixes bodies: %s", large)
 	}
 }
 
@@ -108,8 +117,8 @@ func TestPairValid(t *testing.T) {
 func TestWritePairSamples(t *testing.T) {
 	p := Pairings[1]
 	samples := []PairSample{
-		{Pairing: p, Pair: 0, ZkRun: pairRun("zkgate-nolog", 300, 600, 0), OtherRun: pairRun("nginx-2", 200, 400, 0)},
-		{Pairing: p, Pair: 1, ZkRun: pairRun("zkgate-nolog", 310, 620, 0), OtherRun: pairRun("nginx-2", 210, 420, 1)},
+		{Pairing: p, Body: BodyLarge, Pair: 0, ZkRun: pairRun("zkgate-nolog", 300, 600, 0), OtherRun: pairRun("nginx-2", 200, 400, 0)},
+		{Pairing: p, Body: BodyLarge, Pair: 1, ZkRun: pairRun("zkgate-nolog", 310, 620, 0), OtherRun: pairRun("nginx-2", 210, 420, 1)},
 	}
 	path := filepath.Join(t.TempDir(), "pairs.csv")
 	if err := writePairSamples(path, samples); err != nil {
@@ -121,11 +130,11 @@ func TestWritePairSamples(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	want := []string{
-		"pair,comparison,first,target,requests,seconds,rps,p50_us,p99_us,errors,cpu_us",
-		"1,zkgate-nolog vs nginx-2,zkgate-nolog,zkgate-nolog,300,1.000,300.0,0,0,0,600",
-		"1,zkgate-nolog vs nginx-2,zkgate-nolog,nginx-2,200,1.000,200.0,0,0,0,400",
-		"2,zkgate-nolog vs nginx-2,nginx-2,nginx-2,210,1.000,210.0,0,0,1,420",
-		"2,zkgate-nolog vs nginx-2,nginx-2,zkgate-nolog,310,1.000,310.0,0,0,0,620",
+		"pair,body,comparison,first,target,requests,seconds,rps,p50_us,p99_us,errors,cpu_us",
+		"1,16k,zkgate-nolog vs nginx-2,zkgate-nolog,zkgate-nolog,300,1.000,300.0,0,0,0,600",
+		"1,16k,zkgate-nolog vs nginx-2,zkgate-nolog,nginx-2,200,1.000,200.0,0,0,0,400",
+		"2,16k,zkgate-nolog vs nginx-2,nginx-2,nginx-2,210,1.000,210.0,0,0,1,420",
+		"2,16k,zkgate-nolog vs nginx-2,nginx-2,zkgate-nolog,310,1.000,310.0,0,0,0,620",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("pairs.csv:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))

@@ -68,7 +68,7 @@ func (r Results) Tables() string {
 	if r.hasBothCores() {
 		for _, body := range []string{BodySmall, BodyLarge} {
 			fmt.Fprintf(&b, "Both cores, %s\n\n%s\n", BodyTitle(body), BothCoresTable(r.Rows, BothCoresTargets, body, r.Options.Conns, Reference))
-			if line := PairsLine(r.Pairs, r.Options.Conns); line != "" && body == BodySmall {
+			if line := PairsLine(r.Pairs, r.Options.Conns, body); line != "" {
 				fmt.Fprintf(&b, "%s\n\n", line)
 			}
 		}
@@ -207,13 +207,13 @@ func (r Results) Markdown() string {
 		if len(r.Pairs) > 0 {
 			b.WriteString(" A round visits every target between zkgate's run and nginx's, and the host's speed drifts by more than the difference between close proxies in that time; " +
 				"so after the rounds, zkgate and each of them run back to back, one right after the other, in pairs whose order alternates, like for like (logging against logging): " +
-				"the **Rate ÷** line under the small-body table gives the median of the pairs' ratios of req/s, pairs with an error or without a request left out " +
+				"the **Rate ÷** line under each table gives the median of the pairs' ratios of req/s, pairs with an error or without a request left out " +
 				"(raw runs in the order they ran: `.bench/run/pairs.csv`).")
 		}
 		b.WriteString("\n\n")
 		for _, body := range []string{BodySmall, BodyLarge} {
 			fmt.Fprintf(&b, "#### Both cores, %s\n\n%s\n", BodyTitle(body), BothCoresTable(r.Rows, BothCoresTargets, body, o.Conns, Reference))
-			if line := PairsLine(r.Pairs, o.Conns); line != "" && body == BodySmall {
+			if line := PairsLine(r.Pairs, o.Conns, body); line != "" {
 				fmt.Fprintf(&b, "%s\n\n", line)
 			}
 		}
