@@ -15,6 +15,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/zkgate/zkgate/balancer"
+	"github.com/zkgate/zkgate/internal/zktest"
 )
 
 // waitLimit bounds every awaited condition.
@@ -141,16 +142,7 @@ func stateOf(c *LoadBalanceCheckConf, addr string) (EndpointHealth, bool) {
 }
 
 // deadAddr returns a loopback address on which nothing listens.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
+func deadAddr(t *testing.T) string { return zktest.RefusedAddr(t) }
 
 // Backend modes.
 const (

@@ -16,6 +16,7 @@ import (
 
 	"github.com/zkgate/zkgate/balancer"
 	"github.com/zkgate/zkgate/healthcheck"
+	"github.com/zkgate/zkgate/internal/zktest"
 )
 
 // echoReply is what echoBackend answers: the request as it arrived.
@@ -64,16 +65,7 @@ func newBackend(t *testing.T, name string, h http.HandlerFunc) *backend {
 }
 
 // deadAddr returns a loopback address that refuses connections.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+func deadAddr(t *testing.T) string { return zktest.RefusedAddr(t) }
 
 // recorder is a Reporter remembering every report.
 type recorder struct {
