@@ -3,7 +3,6 @@ package discovery
 import (
 	"context"
 	"errors"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,12 +81,7 @@ func testClientCloseWhileCut(t *testing.T, srv *zktest.Server) {
 }
 
 func TestDialFailsWhenNoServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	addr := zktest.RefusedAddr(t) // nothing listens there
 	log, _ := testLog()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()

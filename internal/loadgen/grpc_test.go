@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zkgate/zkgate/internal/echo"
+	"github.com/zkgate/zkgate/internal/zktest"
 )
 
 func TestRunGRPCCountsCallsOverConnections(t *testing.T) {
@@ -39,12 +40,7 @@ func TestRunGRPCCountsCallsOverConnections(t *testing.T) {
 }
 
 func TestRunGRPCFailsCallsToNoServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := zktest.RefusedAddr(t) // nothing listens there
 	res, err := RunGRPC(context.Background(), GRPCConfig{Target: addr, Callers: 2, Conns: 1, Duration: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
