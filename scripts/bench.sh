@@ -9,7 +9,7 @@
 # zkgate and nginx's grpc_pass against the gRPC backend directly, and
 # ZooKeeper discovery propagation; writes docs/bench/results.md and
 # docs/bench/results.svg and prints the tables.
-# `make bench` runs it after `make build` (about 26 minutes).
+# `make bench` runs it after `make build` (about 30 minutes).
 #
 # Installs wrk, h2load, nginx, haproxy, caddy and ZooKeeper from Debian when missing
 # (as root), but never enables or starts their system services: each runs as
@@ -28,9 +28,10 @@
 #                           (0 = skip that part, about 2 minutes; at most 8900: a
 #                           process may hold 20,000 descriptors, a proxy holds two
 #                           per upgraded connection)
-#   BENCH_PAIRS=6           back-to-back pairs on both cores after the rounds, each body, each of:
-#                           zkgate against nginx-2-log, zkgate-nolog against nginx-2 and
-#                           against haproxy-2 (0 = skip, about 7 minutes; an odd number is rounded up)
+#   BENCH_PAIRS=6           back-to-back pairs after the rounds, each body, each of: zkgate
+#                           against nginx-2-log and nginx-log, zkgate-nolog against nginx-2,
+#                           haproxy-2 and nginx (0 = skip, about 11 minutes; an odd number is
+#                           rounded up)
 #   BENCH_PROP_EVENTS=100   discovery propagation events (0 = skip)
 #   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,zkgate-policies,go-reverseproxy,nginx,nginx-log,haproxy,caddy,nginx-2,nginx-2-log,haproxy-2
 #                           and of the TLS section: zkgate-tls,zkgate-tls-go,nginx-tls,nginx-tls-2, and of the
@@ -39,7 +40,7 @@
 #                           section alone; naming none of a section's skips it)
 #   BENCH_GZIP_LEVEL=5      compression level of zkgate (compress.level) and nginx (gzip_comp_level)
 #   BENCH_BASE_PORT=19100   ports BASE..BASE+39 on 127.0.0.1 must be free
-#   BENCH_TIMEOUT=35m       hard bound on the whole run
+#   BENCH_TIMEOUT=40m       hard bound on the whole run
 #
 # Iterating quickly: BENCH_ROUNDS=2 BENCH_DURATION=3s BENCH_PAIRS=2 BENCH_PROP_EVENTS=20 scripts/bench.sh
 # Only the connection part: BENCH_ROUNDS=1 BENCH_TARGETS=zkgate,nginx,haproxy BENCH_PAIRS=0 BENCH_PROP_EVENTS=0 scripts/bench.sh
@@ -69,11 +70,11 @@ mkdir -p "$STATE"
 harness=
 stop() { [ -n "$harness" ] && kill -TERM "$harness" 2>/dev/null; wait "$harness" 2>/dev/null; }
 trap 'stop; exit 130' INT TERM
-timeout --foreground -k 30s "${BENCH_TIMEOUT:-35m}" "$STATE/zkbench" run --root "$ROOT" --state "$STATE" "$@" &
+timeout --foreground -k 30s "${BENCH_TIMEOUT:-40m}" "$STATE/zkbench" run --root "$ROOT" --state "$STATE" "$@" &
 harness=$!
 set +e
 wait "$harness"; rc=$?
 set -e
 harness=
-[ "$rc" = 124 ] && die "timed out after ${BENCH_TIMEOUT:-35m} (BENCH_TIMEOUT)"
+[ "$rc" = 124 ] && die "timed out after ${BENCH_TIMEOUT:-40m} (BENCH_TIMEOUT)"
 exit "$rc"

@@ -8,30 +8,37 @@ import (
 	"time"
 )
 
-// A Pairing is zkgate and a proxy allowed both cores, measured back to
-// back: the rounds visit a dozen targets between zkgate's run and nginx's,
-// and the host's speed drifts by more than the difference in between, so
-// the same-round ratios to direct of the both-cores table cannot settle
-// which of two close proxies keeps more of the machine's throughput. Runs
-// one right after the other, their order alternating, can.
+// A Pairing is zkgate and another proxy measured back to back: the rounds
+// visit a dozen targets between zkgate's run and nginx's, and the host's
+// speed drifts by more than the difference in between, so the same-round
+// figures cannot settle which of two close proxies keeps more of the
+// machine's throughput, or costs less CPU per request. Runs one right
+// after the other, their order alternating, can.
 type Pairing struct {
 	Zkgate, Other string
 	// What says what the two have in common.
 	What string
+	// CPU compares CPU per request (zkgate's ÷ the other's, goal ≤
+	// PairsGoal) rather than throughput (goal ≥ PairsGoal).
+	CPU bool
 }
 
-// Pairings are the back-to-back comparisons of the both-cores goal (issue
-// 18: zkgate's throughput at least nginx's with 2 workers and HAProxy's
-// with 2 threads), like for like: zkgate logging each request against
-// nginx logging each request, zkgate without its log against nginx and
-// HAProxy without theirs.
+// Pairings are the back-to-back comparisons of issue 18's goals, like for
+// like (zkgate logging each request against nginx logging each request,
+// zkgate without its log against nginx and HAProxy without theirs): on
+// both cores, zkgate's throughput at least nginx's with 2 workers and
+// HAProxy's with 2 threads; against one nginx worker, zkgate's CPU per
+// request at most nginx's.
 var Pairings = []Pairing{
 	{Zkgate: "zkgate", Other: Nginx2LogTarget, What: "both with an access log"},
 	{Zkgate: "zkgate-nolog", Other: "nginx-2", What: "neither logging"},
 	{Zkgate: "zkgate-nolog", Other: "haproxy-2", What: "neither logging"},
+	{Zkgate: "zkgate", Other: NginxLogTarget, What: "both with an access log", CPU: true},
+	{Zkgate: "zkgate-nolog", Other: "nginx", What: "neither logging", CPU: true},
 }
 
-// PairsGoal is the bound on zkgate's rate divided by the other's.
+// PairsGoal is the bound on zkgate's figure divided by the other's: at
+// least this for throughput, at most this for CPU per request.
 const PairsGoal = 1.0
 
 // PairSample is one pair of runs of a Pairing.
@@ -54,13 +61,36 @@ func (p PairSample) Valid() bool {
 	return true
 }
 
-// Ratio is zkgate's rate divided by the other's; 0 unless the pair is
-// Valid.
+// Ratio is zkgate's rate divided by the other's, or for a CPU Pairing
+// its CPU per request divided by the other's; 0 unless the pair is Valid
+// (and, for CPU, both used some).
 func (p PairSample) Ratio() float64 {
 	if !p.Valid() {
 		return 0
 	}
+	if p.CPU {
+		if o := p.OtherRun.CPUPerReq(); o > 0 {
+			return p.ZkRun.CPUPerReq() / o
+		}
+		return 0
+	}
 	return p.ZkRun.Wrk.RPS() / p.OtherRun.Wrk.RPS()
+}
+
+// better reports whether ratio r favours zkgate.
+func (p Pairing) better(r float64) bool {
+	if p.CPU {
+		return r < 1
+	}
+	return r > 1
+}
+
+// met reports whether a median ratio meets PairsGoal.
+func (p Pairing) met(median float64) bool {
+	if p.CPU {
+		return median <= PairsGoal
+	}
+	return median >= PairsGoal
 }
 
 // PairSummary sums up the pairs of one Pairing and body. Only valid
@@ -72,7 +102,7 @@ type PairSummary struct {
 	Pairs              int     // valid pairs
 	Invalid            int     // pairs left out: a run with errors or without a request
 	Median, Min, Max   float64 // of the valid pairs' ratios
-	Ahead              int     // valid pairs in which zkgate served more
+	Ahead              int     // valid pairs in which zkgate served more (for CPU: used less)
 	ZkCPU, OtherCPU    float64 // median CPU µs per request over the valid pairs
 	ZkErrors, OtherErr int64   // over every pair
 }
@@ -162,7 +192,7 @@ func summarizePairs(samples []PairSample, body string, labels map[string]string)
 			}
 			r := s.Ratio()
 			ratios = append(ratios, r)
-			if r > 1 {
+			if p.better(r) {
 				sum.Ahead++
 			}
 			zc = append(zc, s.ZkRun.CPUPerReq())
@@ -185,12 +215,34 @@ func summarizePairs(samples []PairSample, body string, labels map[string]string)
 	return out
 }
 
-// PairsLine renders the summaries of body as the line under the
-// both-cores table of that body; "" without one.
+// PairsLine renders the throughput summaries of body as the line under
+// the both-cores table of that body; "" without one.
 func PairsLine(sums []PairSummary, conns int, body string) string {
+	parts := pairParts(sums, body, false)
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Rate ÷ nginx and HAProxy on both cores, back to back (pairs of `wrk -t1 -c%d` runs one right after the other, alternating which runs first, %s; median ratio, goal ≥ %.1f×): %s",
+		conns, BodyTitle(body), PairsGoal, strings.Join(parts, "; "))
+}
+
+// CPUPairsLine renders the CPU summaries of body as the line under the
+// table of that body, beside NginxCPULine; "" without one.
+func CPUPairsLine(sums []PairSummary, conns int, body string) string {
+	parts := pairParts(sums, body, true)
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("CPU ÷ nginx, 1 worker, back to back (pairs of `wrk -t1 -c%d` runs one right after the other, alternating which runs first; median ratio of CPU µs/req, goal ≤ %.1f×): %s",
+		conns, PairsGoal, strings.Join(parts, "; "))
+}
+
+// pairParts renders each summary of body whose Pairing compares CPU (cpu)
+// or throughput.
+func pairParts(sums []PairSummary, body string, cpu bool) []string {
 	var parts []string
 	for _, s := range sums {
-		if s.Body != body {
+		if s.Body != body || s.CPU != cpu {
 			continue
 		}
 		if s.Pairs == 0 {
@@ -199,21 +251,21 @@ func PairsLine(sums []PairSummary, conns int, body string) string {
 			continue
 		}
 		verdict := "met"
-		if s.Median < PairsGoal {
+		if !s.met(s.Median) {
 			verdict = "missed"
 		}
 		left := ""
 		if s.Invalid > 0 {
 			left = fmt.Sprintf("; %d more left out, with errors or without a request (errors %d / %d)", s.Invalid, s.ZkErrors, s.OtherErr)
 		}
-		parts = append(parts, fmt.Sprintf("%s ÷ %s, %s: **%.2f×** (%.2f–%.2f, zkgate ahead in %d of %d; CPU %.1f / %.1f µs/req%s; %s)",
-			s.Zkgate, s.OtherLabel, s.What, s.Median, s.Min, s.Max, s.Ahead, s.Pairs, s.ZkCPU, s.OtherCPU, left, verdict))
+		ahead := "zkgate ahead"
+		if cpu {
+			ahead = "zkgate cheaper"
+		}
+		parts = append(parts, fmt.Sprintf("%s ÷ %s, %s: **%.2f×** (%.2f–%.2f, %s in %d of %d; CPU %.1f / %.1f µs/req%s; %s)",
+			s.Zkgate, s.OtherLabel, s.What, s.Median, s.Min, s.Max, ahead, s.Ahead, s.Pairs, s.ZkCPU, s.OtherCPU, left, verdict))
 	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("Rate ÷ nginx and HAProxy on both cores, back to back (pairs of `wrk -t1 -c%d` runs one right after the other, alternating which runs first, %s; median ratio, goal ≥ %.1f×): %s",
-		conns, BodyTitle(body), PairsGoal, strings.Join(parts, "; "))
+	return parts
 }
 
 // writePairSamples writes the pairs' runs in the order they ran, one

@@ -140,3 +140,57 @@ func TestWritePairSamples(t *testing.T) {
 		t.Errorf("pairs.csv:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestCPUPairs: a CPU Pairing's ratio is zkgate's CPU per request over
+// the other's, lower is better, the goal a bound from above; its line is
+// CPUPairsLine's, apart from the throughput line.
+func TestCPUPairs(t *testing.T) {
+	var cpuP Pairing
+	for _, p := range Pairings {
+		if p.CPU && p.Zkgate == "zkgate-nolog" && p.Other == "nginx" {
+			cpuP = p
+		}
+	}
+	if cpuP.Other == "" {
+		t.Fatal("no CPU pairing of zkgate-nolog against nginx, 1 worker")
+	}
+	samples := []PairSample{
+		// zkgate serves more but costs more per request: the CPU ratio
+		// is what counts.
+		{Pairing: cpuP, Body: BodySmall, Pair: 0, ZkRun: pairRun("zkgate-nolog", 30000, 30000*26, 0), OtherRun: pairRun("nginx", 25000, 25000*25, 0)},
+		{Pairing: cpuP, Body: BodySmall, Pair: 1, ZkRun: pairRun("zkgate-nolog", 30000, 30000*24, 0), OtherRun: pairRun("nginx", 25000, 25000*25, 0)},
+		{Pairing: cpuP, Body: BodySmall, Pair: 2, ZkRun: pairRun("zkgate-nolog", 30000, 30000*27, 0), OtherRun: pairRun("nginx", 25000, 25000*25, 0)},
+		{Pairing: Pairings[1], Body: BodySmall, Pair: 0, ZkRun: pairRun("zkgate-nolog", 30000, 30000*22, 0), OtherRun: pairRun("nginx-2", 27000, 27000*27, 0)},
+	}
+	if r := samples[0].Ratio(); r != 26.0/25 {
+		t.Errorf("CPU ratio %v, want %v", r, 26.0/25)
+	}
+	sums := SummarizePairs(samples, []TargetInfo{{Name: "nginx", Label: "nginx, 1 worker"}, {Name: "nginx-2", Label: "nginx, 2 workers"}})
+	var cs PairSummary
+	for _, s := range sums {
+		if s.CPU {
+			cs = s
+		}
+	}
+	if cs.Pairs != 3 || cs.Ahead != 1 || cs.Median != 26.0/25 {
+		t.Errorf("CPU summary %+v: want 3 pairs, zkgate cheaper in 1, median %v", cs, 26.0/25)
+	}
+	line := CPUPairsLine(sums, 64, BodySmall)
+	for _, want := range []string{"CPU ÷ nginx, 1 worker, back to back", "goal ≤ 1.0×",
+		"zkgate-nolog ÷ nginx, 1 worker, neither logging: **1.04×** (0.96–1.08, zkgate cheaper in 1 of 3; CPU 26.0 / 25.0 µs/req; missed)"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("CPU line lacks %q:\n%s", want, line)
+		}
+	}
+	if strings.Contains(line, "nginx, 2 workers") {
+		t.Errorf("the CPU line carries a throughput pairing:\n%s", line)
+	}
+	if rate := PairsLine(sums, 64, BodySmall); strings.Contains(rate, "1 worker") || !strings.Contains(rate, "nginx, 2 workers") {
+		t.Errorf("the rate line mixes in the CPU pairing, or lacks its own:\n%s", rate)
+	}
+	// Below the bound is met.
+	met := CPUPairsLine([]PairSummary{{Pairing: cpuP, Body: BodySmall, OtherLabel: "nginx, 1 worker", Pairs: 1, Median: 0.97, Min: 0.97, Max: 0.97, Ahead: 1}}, 64, BodySmall)
+	if !strings.Contains(met, "**0.97×**") || !strings.HasSuffix(met, "met)") {
+		t.Errorf("a median below 1 is not met:\n%s", met)
+	}
+}

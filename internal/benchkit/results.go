@@ -64,6 +64,9 @@ func (r Results) Tables() string {
 	var b strings.Builder
 	for _, body := range []string{BodySmall, BodyLarge} {
 		fmt.Fprintf(&b, "%s\n\n%s\n", BodyTitle(body), Table(r.Rows, body, r.Options.Conns, Reference))
+		if line := CPUPairsLine(r.Pairs, r.Options.Conns, body); line != "" {
+			fmt.Fprintf(&b, "%s\n\n", line)
+		}
 	}
 	if r.hasBothCores() {
 		for _, body := range []string{BodySmall, BodyLarge} {
@@ -196,6 +199,9 @@ func (r Results) Markdown() string {
 	b.WriteString("- **errors**: wrk's socket errors and non-2xx answers over every run; anything but 0 makes the row suspect.\n\n")
 	for _, body := range []string{BodySmall, BodyLarge} {
 		fmt.Fprintf(&b, "### %s\n\n%s\n", BodyTitle(body), Table(r.Rows, body, o.Conns, Reference))
+		if line := CPUPairsLine(r.Pairs, o.Conns, body); line != "" {
+			fmt.Fprintf(&b, "%s\n\n", line)
+		}
 	}
 
 	if r.hasBothCores() {
@@ -241,7 +247,8 @@ func (r Results) Markdown() string {
 	b.WriteString("- **nginx**: one worker (two for the both-cores table), `upstream` with `keepalive 64`, `proxy_http_version 1.1`, `location " + RoutePrefix + "/ { proxy_pass http://bench/; }` beside `location /`, " +
 		"`Connection` from the WebSocket `map` (`\"\"` for plain requests, so upstream connections are kept alive), access log off; " +
 		"one variant (`" + NginxLogTarget + "`, and `" + Nginx2LogTarget + "` with two workers) with nginx's default access log (`access_log <file> combined`, a write per request) as zkgate logs each request. " +
-		"**CPU ÷ nginx** under the table divides zkgate's CPU µs/req by nginx's like for like: zkgate (access log) by nginx with its access log, zkgate-nolog by nginx without (issue 18's goal ≤ 1.0×).\n")
+		"**CPU ÷ nginx** under the table divides zkgate's CPU µs/req by nginx's like for like: zkgate (access log) by nginx with its access log, zkgate-nolog by nginx without (issue 18's goal ≤ 1.0×); " +
+		"the rounds' medians come from runs minutes apart, so the **CPU ÷ nginx, 1 worker, back to back** line below it gives the median over pairs of runs one right after the other, their order alternating.\n")
 	b.WriteString("- **HAProxy**: `nbthread 1` (2 for the both-cores table), `http-reuse always`, `http-request replace-path ^" + RoutePrefix + "(/.*)$ \\1 if { path_beg " + RoutePrefix + "/ }`, no logging; " +
 		"`maxconn 9000` and the idle server pool's descriptor thresholds raised (`tune.pool-low-fd-ratio 80`, `tune.pool-high-fd-ratio 90`): at their defaults (20%, 25%), " +
 		"8,000 held clients make HAProxy stop pooling server connections and connect once per request, which tripled its CPU per request in the steady load beside idle connections.\n")
