@@ -2,7 +2,6 @@ package discovery
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,7 +82,7 @@ func TestConnectWithoutZooKeeper(t *testing.T) {
 func TestDialGivesUpWithTheLastError(t *testing.T) {
 	zktest.Require(t)
 	log, _ := testLog()
-	addr := "127.0.0.1:" + strconv.Itoa(zktest.FreePort(t))
+	addr := zktest.RefusedAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	_, err := Dial(ctx, ClientConfig{Servers: []string{addr}}, log)

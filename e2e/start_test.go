@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -102,7 +101,7 @@ func TestStartWithoutZooKeeper(t *testing.T) {
 // ZooKeeper: it exits promptly, with status 0, and says so.
 func TestStopWithoutZooKeeper(t *testing.T) {
 	row := scenario(t, "9b SIGTERM without ZooKeeper")
-	closed := "127.0.0.1:" + strconv.Itoa(zktest.FreePort(t))
+	closed := zktest.RefusedAddr(t)
 	g := newProcs(t)
 	gw := launchGateway(t, g, gatewayConfig{ZooKeeper: []string{closed}})
 	await(t, startWait, func() bool {
@@ -131,7 +130,7 @@ func TestStopWithoutZooKeeper(t *testing.T) {
 // gateway at once, with status 1 and a log line saying why.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	row := scenario(t, "9c second SIGTERM during the drain")
-	closed := "127.0.0.1:" + strconv.Itoa(zktest.FreePort(t))
+	closed := zktest.RefusedAddr(t)
 	g := newProcs(t)
 	gw := launchGateway(t, g, gatewayConfig{ZooKeeper: []string{closed}, DrainDelay: time.Minute})
 	await(t, startWait, func() bool {

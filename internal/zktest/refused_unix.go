@@ -18,11 +18,19 @@ import (
 // itself and "succeed".
 func RefusedAddr(t testing.TB) string {
 	t.Helper()
+	// Under ForkLock, as the standard library makes its sockets: a
+	// process started between the socket and CloseOnExec (a ZooKeeper or
+	// gateway of a test running beside t) would inherit it and hold the
+	// port past t.
+	syscall.ForkLock.RLock()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		t.Fatalf("zktest: refused address: socket: %v", err)
 	}
-	syscall.CloseOnExec(fd)
 	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		_ = syscall.Close(fd)
 		t.Fatalf("zktest: refused address: bind: %v", err)
