@@ -2,7 +2,8 @@
 # readme-bench.sh — copy tables of docs/bench/results.md into README.md
 # between their markers (run after `make bench`): the small-body table
 # (BENCH-TABLE, with the "CPU ÷ plain zkgate" and "CPU ÷ nginx" lines
-# under it when their targets were measured), the both-cores small-body table
+# under it when their targets were measured, and the "CPU ÷ nginx, 1 worker,
+# back to back" line of the pairs), the both-cores small-body table
 # (BENCH-2CORE, with the "Rate ÷" line of the back-to-back pairs), the memory per held connection (BENCH-HELD), zkgate's
 # TLS entry point against nginx (BENCH-TLS), zkgate's compression of a
 # 64 KiB JSON answer against nginx's gzip (BENCH-GZIP) and gRPC unary calls

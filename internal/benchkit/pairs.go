@@ -49,12 +49,16 @@ type PairSample struct {
 	ZkRun, OtherRun Sample
 }
 
-// Valid reports whether both runs served requests without an error: a run
-// with errors (wrk counts a quick 502 as a request) or none says nothing
-// about throughput.
+// Valid reports whether both runs served requests without an error (a run
+// with errors, which wrk counts as requests when they are quick 502s, or
+// without a request says nothing about throughput) and, for a CPU
+// Pairing, both read some CPU time (a zero would pass for zkgate's win).
 func (p PairSample) Valid() bool {
 	for _, r := range []Sample{p.ZkRun, p.OtherRun} {
 		if r.Wrk.Requests <= 0 || r.Wrk.RPS() <= 0 || r.Wrk.Errors() > 0 {
+			return false
+		}
+		if p.CPU && r.CPUPerReq() <= 0 {
 			return false
 		}
 	}
@@ -62,17 +66,13 @@ func (p PairSample) Valid() bool {
 }
 
 // Ratio is zkgate's rate divided by the other's, or for a CPU Pairing
-// its CPU per request divided by the other's; 0 unless the pair is Valid
-// (and, for CPU, both used some).
+// its CPU per request divided by the other's; 0 unless the pair is Valid.
 func (p PairSample) Ratio() float64 {
 	if !p.Valid() {
 		return 0
 	}
 	if p.CPU {
-		if o := p.OtherRun.CPUPerReq(); o > 0 {
-			return p.ZkRun.CPUPerReq() / o
-		}
-		return 0
+		return p.ZkRun.CPUPerReq() / p.OtherRun.CPUPerReq()
 	}
 	return p.ZkRun.Wrk.RPS() / p.OtherRun.Wrk.RPS()
 }
@@ -100,7 +100,7 @@ type PairSummary struct {
 	Body               string
 	OtherLabel         string
 	Pairs              int     // valid pairs
-	Invalid            int     // pairs left out: a run with errors or without a request
+	Invalid            int     // pairs left out: a run with errors, without a request or (CPU) without CPU time
 	Median, Min, Max   float64 // of the valid pairs' ratios
 	Ahead              int     // valid pairs in which zkgate served more (for CPU: used less)
 	ZkCPU, OtherCPU    float64 // median CPU µs per request over the valid pairs
@@ -152,8 +152,12 @@ func (h *harness) measurePairs(ctx context.Context, targets []*target) ([]PairSa
 					}
 				}
 				out = append(out, s)
-				fmt.Fprintf(o.Progress, "    pair %d/%d  %-5s %-14s %8.0f req/s %5.1f µs/req  %-14s %8.0f req/s %5.1f µs/req  ratio %.3f\n",
-					i+1, o.Pairs, body, p.Zkgate, s.ZkRun.Wrk.RPS(), s.ZkRun.CPUPerReq(), p.Other, s.OtherRun.Wrk.RPS(), s.OtherRun.CPUPerReq(), s.Ratio())
+				what := "rate"
+				if p.CPU {
+					what = "CPU"
+				}
+				fmt.Fprintf(o.Progress, "    pair %d/%d  %-5s %-14s %8.0f req/s %5.1f µs/req  %-14s %8.0f req/s %5.1f µs/req  %s ratio %.3f\n",
+					i+1, o.Pairs, body, p.Zkgate, s.ZkRun.Wrk.RPS(), s.ZkRun.CPUPerReq(), p.Other, s.OtherRun.Wrk.RPS(), s.OtherRun.CPUPerReq(), what, s.Ratio())
 			}
 		}
 	}
@@ -246,7 +250,7 @@ func pairParts(sums []PairSummary, body string, cpu bool) []string {
 			continue
 		}
 		if s.Pairs == 0 {
-			parts = append(parts, fmt.Sprintf("%s ÷ %s, %s: no valid pair (%d with errors or without a request; errors %d / %d; suspect)",
+			parts = append(parts, fmt.Sprintf("%s ÷ %s, %s: no valid pair (%d with errors, without a request or CPU time; errors %d / %d; suspect)",
 				s.Zkgate, s.OtherLabel, s.What, s.Invalid, s.ZkErrors, s.OtherErr))
 			continue
 		}
@@ -256,7 +260,7 @@ func pairParts(sums []PairSummary, body string, cpu bool) []string {
 		}
 		left := ""
 		if s.Invalid > 0 {
-			left = fmt.Sprintf("; %d more left out, with errors or without a request (errors %d / %d)", s.Invalid, s.ZkErrors, s.OtherErr)
+			left = fmt.Sprintf("; %d more left out, with errors, without a request or CPU time (errors %d / %d)", s.Invalid, s.ZkErrors, s.OtherErr)
 		}
 		ahead := "zkgate ahead"
 		if cpu {

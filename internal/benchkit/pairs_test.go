@@ -76,8 +76,8 @@ func TestSummarizePairs(t *testing.T) {
 		"zkgate ahead in 0 of 1",
 		"CPU 35.0 / 33.0 µs/req; missed)",
 		"zkgate-nolog ÷ nginx, 2 workers, neither logging: **1.11×** (0.98–1.12, zkgate ahead in 2 of 3; CPU 23.0 / 27.0 µs/req; " +
-			"1 more left out, with errors or without a request (errors 0 / 2); met)",
-		"zkgate-nolog ÷ HAProxy, nbthread 2, neither logging: no valid pair (1 with errors or without a request; errors 0 / 0; suspect)",
+			"1 more left out, with errors, without a request or CPU time (errors 0 / 2); met)",
+		"zkgate-nolog ÷ HAProxy, nbthread 2, neither logging: no valid pair (1 with errors, without a request or CPU time; errors 0 / 0; suspect)",
 		"13-byte body;",
 		"`wrk -t1 -c64`", "goal ≥ 1.0×",
 	} {
@@ -160,6 +160,8 @@ func TestCPUPairs(t *testing.T) {
 		{Pairing: cpuP, Body: BodySmall, Pair: 0, ZkRun: pairRun("zkgate-nolog", 30000, 30000*26, 0), OtherRun: pairRun("nginx", 25000, 25000*25, 0)},
 		{Pairing: cpuP, Body: BodySmall, Pair: 1, ZkRun: pairRun("zkgate-nolog", 30000, 30000*24, 0), OtherRun: pairRun("nginx", 25000, 25000*25, 0)},
 		{Pairing: cpuP, Body: BodySmall, Pair: 2, ZkRun: pairRun("zkgate-nolog", 30000, 30000*27, 0), OtherRun: pairRun("nginx", 25000, 25000*25, 0)},
+		// No CPU time read for nginx: left out, not a win for zkgate.
+		{Pairing: cpuP, Body: BodySmall, Pair: 3, ZkRun: pairRun("zkgate-nolog", 30000, 30000*26, 0), OtherRun: pairRun("nginx", 25000, 0, 0)},
 		{Pairing: Pairings[1], Body: BodySmall, Pair: 0, ZkRun: pairRun("zkgate-nolog", 30000, 30000*22, 0), OtherRun: pairRun("nginx-2", 27000, 27000*27, 0)},
 	}
 	if r := samples[0].Ratio(); r != 26.0/25 {
@@ -172,12 +174,16 @@ func TestCPUPairs(t *testing.T) {
 			cs = s
 		}
 	}
-	if cs.Pairs != 3 || cs.Ahead != 1 || cs.Median != 26.0/25 {
-		t.Errorf("CPU summary %+v: want 3 pairs, zkgate cheaper in 1, median %v", cs, 26.0/25)
+	if cs.Pairs != 3 || cs.Invalid != 1 || cs.Ahead != 1 || cs.Median != 26.0/25 {
+		t.Errorf("CPU summary %+v: want 3 pairs and 1 left out, zkgate cheaper in 1, median %v", cs, 26.0/25)
+	}
+	if r := samples[3].Ratio(); r != 0 || samples[3].Valid() {
+		t.Errorf("a pair without the other's CPU time: valid %v, ratio %v", samples[3].Valid(), r)
 	}
 	line := CPUPairsLine(sums, 64, BodySmall)
 	for _, want := range []string{"CPU ÷ nginx, 1 worker, back to back", "goal ≤ 1.0×",
-		"zkgate-nolog ÷ nginx, 1 worker, neither logging: **1.04×** (0.96–1.08, zkgate cheaper in 1 of 3; CPU 26.0 / 25.0 µs/req; missed)"} {
+		"zkgate-nolog ÷ nginx, 1 worker, neither logging: **1.04×** (0.96–1.08, zkgate cheaper in 1 of 3; CPU 26.0 / 25.0 µs/req; " +
+			"1 more left out, with errors, without a request or CPU time (errors 0 / 0); missed)"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("CPU line lacks %q:\n%s", want, line)
 		}

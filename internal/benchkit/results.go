@@ -116,6 +116,17 @@ func (r Results) allNotes() []string {
 	return notes
 }
 
+// hasRatePairs reports whether a throughput Pairing was measured back to
+// back.
+func (r Results) hasRatePairs() bool {
+	for _, p := range r.Pairs {
+		if !p.CPU {
+			return true
+		}
+	}
+	return false
+}
+
 // hasBothCores reports whether a both-cores target was measured.
 func (r Results) hasBothCores() bool {
 	for _, row := range r.Rows {
@@ -210,7 +221,7 @@ func (r Results) Markdown() string {
 			"Here zkgate (default GOMAXPROCS, the same processes and runs as above, with its access log and without) stands against nginx with `worker_processes 2` (without an access log and with its default one) and HAProxy with `nbthread 2` (no log), " +
 			"measured in the same rounds with the same `wrk -t1 -c" + fmt.Sprint(o.Conns) + "` runs, so the ratios to *direct* are of the same round. " +
 			"**cores busy** is CPU µs/req × req/s: how much of the machine's two cores the proxy kept busy; wrk and the backend share the same two cores.")
-		if len(r.Pairs) > 0 {
+		if r.hasRatePairs() {
 			b.WriteString(" A round visits every target between zkgate's run and nginx's, and the host's speed drifts by more than the difference between close proxies in that time; " +
 				"so after the rounds, zkgate and each of them run back to back, one right after the other, in pairs whose order alternates, like for like (logging against logging): " +
 				"the **Rate ÷** line under each table gives the median of the pairs' ratios of req/s, pairs with an error or without a request left out " +
