@@ -3,7 +3,6 @@ package benchkit
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 )
@@ -136,7 +135,7 @@ func (h *harness) measurePairs(ctx context.Context, targets []*target) ([]PairSa
 		for _, body := range bodies {
 			for _, p := range ps {
 				order := []*target{byName[p.Zkgate], byName[p.Other]}
-				if i%2 == 1 {
+				if otherFirst(i) {
 					order[0], order[1] = order[1], order[0]
 				}
 				s := PairSample{Pairing: p, Body: body, Pair: i}
@@ -272,26 +271,35 @@ func pairParts(sums []PairSummary, body string, cpu bool) []string {
 	return parts
 }
 
+// otherFirst reports whether pair (from 0) runs the other target first:
+// the odd ones do.
+func otherFirst(pair int) bool { return pair%2 == 1 }
+
+// pairLine is one run of a pair, for pairs.csv.
+type pairLine struct {
+	PairSample
+	first string // the target that ran first in the pair
+	run   Sample
+}
+
 // writePairSamples writes the pairs' runs in the order they ran, one
 // line per run: the pair (from 1), the body, the comparison (zkgate's
 // target and the other's), which of the two ran first, then the run's
 // figures.
 func writePairSamples(path string, samples []PairSample) error {
-	var b strings.Builder
-	b.WriteString("pair,body,comparison,first,target,requests,seconds,rps,p50_us,p99_us,errors,cpu_us\n")
+	runs := make([]pairLine, 0, 2*len(samples))
 	for _, s := range samples {
-		runs, first := []Sample{s.ZkRun, s.OtherRun}, s.Zkgate
-		if s.Pair%2 == 1 {
-			runs, first = []Sample{s.OtherRun, s.ZkRun}, s.Other
+		if otherFirst(s.Pair) {
+			runs = append(runs, pairLine{s, s.Other, s.OtherRun}, pairLine{s, s.Other, s.ZkRun})
+		} else {
+			runs = append(runs, pairLine{s, s.Zkgate, s.ZkRun}, pairLine{s, s.Zkgate, s.OtherRun})
 		}
-		for _, r := range runs {
-			fmt.Fprintf(&b, "%d,%s,%s vs %s,%s,%s,%d,%.3f,%.1f,%d,%d,%d,%d\n", s.Pair+1, s.Body, s.Zkgate, s.Other, first, r.Target,
+	}
+	return writeSamplesCSV(path, "pair", "pair,body,comparison,first,target,requests,seconds,rps,p50_us,p99_us,errors,cpu_us", runs,
+		func(p pairLine) string {
+			r := p.run
+			return fmt.Sprintf("%d,%s,%s vs %s,%s,%s,%d,%.3f,%.1f,%d,%d,%d,%d", p.Pair+1, p.Body, p.Zkgate, p.Other, p.first, r.Target,
 				r.Wrk.Requests, r.Wrk.Duration.Seconds(), r.Wrk.RPS(), r.Wrk.P50.Microseconds(), r.Wrk.P99.Microseconds(),
 				r.Wrk.Errors(), r.CPU.Microseconds())
-		}
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("benchkit: write pair samples: %w", err)
-	}
-	return nil
+		})
 }
