@@ -70,6 +70,8 @@ type RetryBudget struct {
 	slice   time.Duration // Window / budgetSlices
 	base    time.Time     // slice 0 begins here
 	now     func() time.Time
+	// ownClock: now is RetryBudgetConfig.Now, which depositAt reads too.
+	ownClock bool
 
 	// slices hold the deposits less the withdrawals of the last
 	// budgetSlices slices: slice s in slices[s%budgetSlices], as
@@ -123,11 +125,12 @@ func NewRetryBudget(cfg RetryBudgetConfig) (*RetryBudget, error) {
 		now = time.Now
 	}
 	return &RetryBudget{
-		deposit: int64(cfg.Percent),
-		reserve: int64(cfg.MinPerSecond) * retryCost * int64(cfg.Window) / int64(time.Second),
-		slice:   cfg.Window / budgetSlices,
-		base:    now(),
-		now:     now,
+		deposit:  int64(cfg.Percent),
+		reserve:  int64(cfg.MinPerSecond) * retryCost * int64(cfg.Window) / int64(time.Second),
+		slice:    cfg.Window / budgetSlices,
+		base:     now(),
+		now:      now,
+		ownClock: cfg.Now != nil,
 	}, nil
 }
 
@@ -137,6 +140,20 @@ func (b *RetryBudget) Deposit() {
 	if b.deposit != 0 {
 		b.add(b.current(), b.deposit)
 	}
+}
+
+// depositAt is Deposit for a request that read the clock at now (its
+// start, a microsecond or so earlier, well within a slice): the request
+// path reads the clock once for all that needs it. A budget made with
+// its own clock (RetryBudgetConfig.Now) reads that instead.
+func (b *RetryBudget) depositAt(now time.Time) {
+	if b.deposit == 0 {
+		return
+	}
+	if b.ownClock || now.IsZero() {
+		now = b.now()
+	}
+	b.add(b.sliceAt(now), b.deposit)
 }
 
 // TryWithdraw reports whether a retry may be made now, and if so withdraws
@@ -163,10 +180,13 @@ func (b *RetryBudget) Available() int64 {
 // Exhausted returns the number of retries refused so far.
 func (b *RetryBudget) Exhausted() uint64 { return b.exhausted.Load() }
 
-// current returns the number of the slice the clock is in. A clock before
-// the budget's creation counts as slice 0.
-func (b *RetryBudget) current() uint32 {
-	d := b.now().Sub(b.base)
+// current returns the number of the slice the clock is in.
+func (b *RetryBudget) current() uint32 { return b.sliceAt(b.now()) }
+
+// sliceAt returns the number of the slice now is in. A time before the
+// budget's creation counts as slice 0.
+func (b *RetryBudget) sliceAt(now time.Time) uint32 {
+	d := now.Sub(b.base)
 	if d < 0 {
 		return 0
 	}

@@ -211,6 +211,31 @@ func TestRetryBudgetDropsDepositOfAReusedSlice(t *testing.T) {
 	}
 }
 
+// TestRetryBudgetDepositAtCountsInTheRequestsSlice: the request path
+// deposits at the time it read (its start); a deposit at a time one
+// window past counts for then, not for the budget's clock, unless the
+// budget was made with a clock of its own, which it then reads.
+func TestRetryBudgetDepositAtCountsInTheRequestsSlice(t *testing.T) {
+	b, err := NewRetryBudget(RetryBudgetConfig{Percent: 100, Window: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.depositAt(b.base.Add(time.Second + time.Millisecond)) // slice 10
+	if got := b.balance(b.sliceAt(b.base.Add(time.Second))); got != retryCost {
+		t.Errorf("balance in the deposit's window = %d, want %d", got, retryCost)
+	}
+	if got := b.balance(b.sliceAt(b.base.Add(950 * time.Millisecond))); got != 0 {
+		t.Errorf("balance in the window before the deposit's slice = %d, want 0", got)
+	}
+
+	own, clock := newTestBudget(t, 100, 0, time.Second)
+	clock.advance(5 * time.Second)
+	own.depositAt(time.Now()) // not the budget's clock: ignored for it
+	if got := own.Available(); got != 1 {
+		t.Errorf("Available with its own clock = %d, want 1 (the deposit at its clock)", got)
+	}
+}
+
 func TestRetryBudgetDepositAllocatesNothing(t *testing.T) {
 	b, _ := newTestBudget(t, 20, 3, 10*time.Second)
 	if n := testing.AllocsPerRun(1000, b.Deposit); n != 0 {

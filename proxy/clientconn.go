@@ -82,8 +82,12 @@ type fconn struct {
 	// now is the time last read from the clock: the connection's start,
 	// then each request's start (or attempt's) and end. The deadlines the
 	// fast path sets are counted from it rather than from a fresh clock
-	// read.
-	now time.Time
+	// read. nowStale: bytes were read from the client since (fill), so a
+	// request parsed now does not start at now: serveRequest reads the
+	// clock again. A request the hot wait read, bound just after, is
+	// served without a second reading.
+	now      time.Time
+	nowStale bool
 
 	// The client watch (watch.go): a request whose answer takes longer
 	// than watchDelay gets a goroutine reading the client connection, so
@@ -313,6 +317,7 @@ func (c *fconn) fill(limit int, move bool) error {
 	}
 	n, err := c.Read(room)
 	c.in.w += n
+	c.nowStale = true
 	switch {
 	case n > 0:
 		return nil // an error comes again with the next read

@@ -32,8 +32,10 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 			}
 		}
 	}
-	start := time.Now()
-	c.now = start
+	if c.nowStale {
+		c.now, c.nowStale = time.Now(), false
+	}
+	start := c.now
 	if v := c.readBody(n, limit); v != serveFast {
 		if v > 0 && e != nil {
 			return c.refuse(e, start, v), serveFast
@@ -98,7 +100,7 @@ func (c *fconn) refuse(e *entry, start time.Time, status int) bool {
 // matched) that arrived at start.
 func (c *fconn) begin(e *entry, start time.Time) {
 	ex := &c.ex
-	*ex = exchange{h: c.s.h, e: e, start: start}
+	*ex = exchange{h: c.s.h, e: e, start: start, clock: &c.now}
 	ex.tried = ex.triedBuf[:0]
 	ex.clientIP, ex.trusted = clientIP(c.peer, &c.req, c.s.h.trusted)
 	if t := c.s.cfg.WriteTimeout; t > 0 {
@@ -196,7 +198,7 @@ func (w *bufferedResponse) Write(p []byte) (int, error) {
 func (c *fconn) finish(ex *exchange) {
 	h := c.s.h
 	d := time.Since(ex.start)
-	c.now = ex.start.Add(d)
+	c.now, c.nowStale = ex.start.Add(d), false
 	status := ex.sw.status
 	if h.metrics != nil {
 		var route *Route

@@ -100,9 +100,14 @@ func (h *Handler) Router() *Router { return h.router.Load() }
 // the connection's. Everything but body is used by the request's goroutine
 // only.
 type exchange struct {
-	h        *Handler
-	e        *entry
-	start    time.Time
+	h     *Handler
+	e     *entry
+	start time.Time
+	// clock, when set, is where the request's path keeps its latest clock
+	// reading (the fast path's fconn.now, which is start until the first
+	// attempt): attempts takes an attempt's start from it, and reads the
+	// clock into it for a retry, instead of reading the clock itself.
+	clock    *time.Time
 	sw       statusWriter
 	body     requestBody
 	clientIP string

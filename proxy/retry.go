@@ -44,14 +44,15 @@ const (
 // the attempt came to; discard drops the answer of an attempt that is
 // retried. It returns the last endpoint tried (whose Done is the caller's)
 // and the last attempt's kind and error; failNoEndpoint and the balancer's
-// error when there was no endpoint to try.
+// error when there was no endpoint to try. The deposit counts at the
+// request's start; an attempt starts at *ex.clock when the path keeps one.
 func (e *entry) attempts(ex *exchange, try func(ep balancer.Endpoint) (failKind, error), discard func()) (balancer.Endpoint, failKind, error) {
 	ep, err := e.route.Balancer.Pick(ex.hashKey)
 	if err != nil {
 		return ep, failNoEndpoint, err
 	}
 	if pol := &e.route.Upstream.Retry; pol.Budget != nil && pol.Attempts > 1 {
-		pol.Budget.Deposit()
+		pol.Budget.depositAt(ex.start)
 	}
 	for attempt := 1; ; attempt++ {
 		ex.attempts = attempt
@@ -59,8 +60,16 @@ func (e *entry) attempts(ex *exchange, try func(ep balancer.Endpoint) (failKind,
 		ex.tried = append(ex.tried, ep.Addr)
 		obs := e.route.Upstream.Attempts
 		var began time.Time
-		if obs != nil {
-			began = time.Now()
+		switch {
+		case ex.clock == nil:
+			if obs != nil {
+				began = time.Now()
+			}
+		case attempt > 1:
+			*ex.clock = time.Now()
+			began = *ex.clock
+		default:
+			began = *ex.clock
 		}
 		kind, err := try(ep)
 		var took time.Duration

@@ -20,9 +20,7 @@ func (c *fconn) proxy(e *entry, ex *exchange) bool {
 	try := func(ep balancer.Endpoint) (failKind, error) {
 		if ex.attempts == 1 {
 			c.armWatch()
-		} else {
-			c.now = time.Now()
-		}
+		} // (a retry's c.now is read by attempts: ex.clock)
 		var kind failKind
 		var err error
 		uc, kind, err = c.attempt(tr, e, ep, deadline)
