@@ -111,9 +111,12 @@ type fconn struct {
 	z *encoder
 	// body is the request body as received (a chunked body with its
 	// framing), in the input buffer right after the head.
-	body   []byte
-	out    []byte // the outbound request head without its Host value
-	hostAt int    // where in out the Host value goes
+	body []byte
+	// out is the outbound request head; when its Host value may differ
+	// per attempt (the endpoint's address), without it, which goes at
+	// hostAt; hostAt is -1 when out is whole (the client's Host passed).
+	out    []byte
+	hostAt int
 	ex     exchange
 	// tunnelUp is the endpoint connection of a protocol switch the
 	// endpoint accepted: serve starts the tunnel.

@@ -6,7 +6,8 @@ import (
 )
 
 // buildOutbound writes the outbound request head into c.out, with the
-// Host value left out at c.hostAt: it may differ per attempt. It applies
+// Host value left out at c.hostAt when it may differ per attempt (see
+// fconn.out). It applies
 // what ReverseProxy, shape and setForwarded do on the net/http side: the
 // request line and framing, the inbound fields without the hop-by-hop and
 // forwarding ones, then the forwarding fields and the route's settings
@@ -33,7 +34,8 @@ func appendClaims(b []byte, p *policies, claims Claims) []byte {
 }
 
 // appendRequestLine appends the request line with the path the route
-// sends, the Host name (its value left out, at c.hostAt) and the framing.
+// sends, the Host field (the client's value when the route passes it,
+// else left out at c.hostAt) and the framing.
 func (c *fconn) appendRequestLine(b []byte, e *entry, path string) []byte {
 	r := &c.req
 	b = append(b, r.method...)
@@ -56,7 +58,12 @@ func (c *fconn) appendRequestLine(b []byte, e *entry, path string) []byte {
 		b = append(b, r.query...)
 	}
 	b = append(b, " HTTP/1.1\r\nHost: "...)
-	c.hostAt = len(b)
+	if e.route.Upstream.PassHostHeader {
+		b = append(b, r.host...)
+		c.hostAt = -1
+	} else {
+		c.hostAt = len(b)
+	}
 	b = append(b, "\r\n"...)
 	switch {
 	case r.chunked:

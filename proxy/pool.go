@@ -170,7 +170,7 @@ func (c *upConn) Write(p []byte) (int, error) {
 	var err error
 	switch {
 	case c.await && c.sock.ok():
-		n, err = c.sock.writeAwait(p)
+		n, err = c.sock.writeAwait(nil, p)
 	case c.sock.ok():
 		n, err = c.sock.Write(p)
 	default:
@@ -194,6 +194,27 @@ func (c *upConn) flushRequest() error {
 	c.await = c.nwritten == 0 && !c.dl.IsZero()
 	err := c.bw.Flush()
 	c.await = false
+	return err
+}
+
+// sendRequest sends a request whose head and body are whole in memory, as
+// writing them to c.bw and flushRequest would, without copying them: on a
+// TCP socket of its own, head and body go out in one system call from
+// where they are (followed by the wait for the answer, as flushRequest's).
+func (c *upConn) sendRequest(head, body []byte) error {
+	if !c.sock.ok() || c.bw.Buffered() > 0 {
+		_, _ = c.bw.Write(head)
+		_, _ = c.bw.Write(body)
+		return c.flushRequest()
+	}
+	var n int
+	var err error
+	if c.nwritten == 0 && !c.dl.IsZero() {
+		n, err = c.sock.writeAwait(head, body)
+	} else {
+		n, err = c.sock.writeTwo(head, body)
+	}
+	c.nwritten += int64(n)
 	return err
 }
 

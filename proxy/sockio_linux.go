@@ -233,8 +233,9 @@ func (s *sockIO) endWrite(err error) (int, error) {
 	return s.wn, err
 }
 
-// writeAwait writes p, as Write does, and then waits until the socket has
-// something to read (an answer to p, its end, an error) or the read
+// writeAwait writes a and then b, as writeTwo does, and then waits until
+// the socket has something to read (an answer to them, its end, an error)
+// or the read
 // deadline passes, all in one RawConn.Read: the runtime clears the
 // socket's read readiness before the write, so whatever arrives after it
 // ends the wait, and the Read that follows finds it there rather than
@@ -247,17 +248,17 @@ func (s *sockIO) endWrite(err error) (int, error) {
 //
 // What the send buffer cannot take at once is written after the wait's
 // end, as Write writes it.
-func (s *sockIO) writeAwait(p []byte) (int, error) {
-	if len(p) == 0 {
+func (s *sockIO) writeAwait(a, b []byte) (int, error) {
+	if len(a)+len(b) == 0 {
 		return 0, nil
 	}
 	if s.awaitFn == nil {
 		s.awaitFn = s.sendAwait
 	}
-	s.startWrite(nil, p)
+	s.startWrite(a, b)
 	_ = s.raw.Read(s.awaitFn)
 	var err error
-	if s.we == 0 && s.iov[1].Len > 0 {
+	if s.we == 0 && s.iov[0].Len+s.iov[1].Len > 0 {
 		// Not tried (the wait could not begin: a deadline passed, the
 		// connection closed) or not taken whole: Write's way.
 		err = s.raw.Write(s.writevFn)
@@ -270,7 +271,7 @@ func (s *sockIO) writeAwait(p []byte) (int, error) {
 // once all is written; called again after the wait, with nothing left, it
 // ends it. A failed or partial write ends it at once.
 func (s *sockIO) sendAwait(fd uintptr) bool {
-	if s.iov[1].Len == 0 {
+	if s.iov[0].Len+s.iov[1].Len == 0 {
 		return true
 	}
 	return !s.writev(fd) || s.we != 0

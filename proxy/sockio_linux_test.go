@@ -128,7 +128,7 @@ func TestSockIOWritesPastTheSendBuffer(t *testing.T) {
 }
 
 // TestSockIOWriteAwait: writeAwait returns once the answer to what it
-// wrote has arrived, so that a read then finds it without waiting; a
+// wrote (in one piece or two) has arrived, so that a read then finds it without waiting; a
 // deadline ends the wait, leaving the timeout to the read; a write the
 // send buffer cannot take whole still goes out whole; and one whose wait
 // cannot begin (the deadline has passed) is written all the same.
@@ -149,9 +149,12 @@ func TestSockIOWriteAwait(t *testing.T) {
 				}
 			}
 		}()
+		// The request in one piece, either one, or split across both.
+		pieces := [][2]string{{"", "ping"}, {"ping", ""}, {"pi", "ng"}}
 		for i := range rounds { // each round: an answer the wait must see
-			if n, err := s.writeAwait([]byte("ping")); n != 4 || err != nil {
-				t.Fatalf("round %d: writeAwait: %d, %v", i, n, err)
+			pc := pieces[i%len(pieces)]
+			if n, err := s.writeAwait([]byte(pc[0]), []byte(pc[1])); n != 4 || err != nil {
+				t.Fatalf("round %d: writeAwait(%q, %q): %d, %v", i, pc[0], pc[1], n, err)
 			}
 			buf := make([]byte, 8)
 			n, err := s.readNow(buf)
@@ -163,7 +166,7 @@ func TestSockIOWriteAwait(t *testing.T) {
 	t.Run("deadline", func(t *testing.T) {
 		a, s, b := sockPair(t)
 		_ = a.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
-		if n, err := s.writeAwait([]byte("ping")); n != 4 || err != nil {
+		if n, err := s.writeAwait(nil, []byte("ping")); n != 4 || err != nil {
 			t.Fatalf("writeAwait to a silent peer: %d, %v; want the write done", n, err)
 		}
 		if n, err := s.readNow(make([]byte, 8)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -174,7 +177,7 @@ func TestSockIOWriteAwait(t *testing.T) {
 			t.Fatalf("the peer read %q, %v", p, err)
 		}
 		// The deadline has passed: no wait, but the write is made.
-		if n, err := s.writeAwait([]byte("late")); n != 4 || err != nil {
+		if n, err := s.writeAwait(nil, []byte("late")); n != 4 || err != nil {
 			t.Fatalf("writeAwait past the deadline: %d, %v", n, err)
 		}
 		if p, err := io.ReadAll(io.LimitReader(b, 4)); err != nil || string(p) != "late" {
@@ -197,7 +200,7 @@ func TestSockIOWriteAwait(t *testing.T) {
 			got <- p
 			_, _ = b.Write([]byte("done"))
 		}()
-		if n, err := s.writeAwait(want); n != len(want) || err != nil {
+		if n, err := s.writeAwait(want[:1<<20], want[1<<20:]); n != len(want) || err != nil {
 			t.Fatalf("writeAwait: %d of %d, %v", n, len(want), err)
 		}
 		peerRead(t, got, want)
@@ -213,7 +216,7 @@ func TestSockIOWriteAwait(t *testing.T) {
 		_ = b.Close()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			if _, err := s.writeAwait(make([]byte, 4096)); err != nil {
+			if _, err := s.writeAwait(nil, make([]byte, 4096)); err != nil {
 				if !errors.Is(err, syscall.EPIPE) && !errors.Is(err, syscall.ECONNRESET) {
 					t.Fatalf("writeAwait to a reset peer: %v; want EPIPE or ECONNRESET", err)
 				}

@@ -21,4 +21,4 @@ func (s *sockIO) readNow([]byte) (int, error) { return 0, errWouldBlock }
 
 func (s *sockIO) writeTwo(a, b []byte) (int, error) { return 0, errWouldBlock }
 
-func (s *sockIO) writeAwait([]byte) (int, error) { return 0, errWouldBlock }
+func (s *sockIO) writeAwait(a, b []byte) (int, error) { return 0, errWouldBlock }

@@ -84,16 +84,12 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 			return nil, c.failure(err, deadline), err
 		}
 	}
-	host := ep.Addr
-	if e.route.Upstream.PassHostHeader {
-		host = bstr(c.req.host)
-	}
 	for {
 		if !c.watchUpstream(uc) {
 			uc.close()
 			return nil, failClientGone, errClientGone
 		}
-		err := c.roundTripHead(uc, host, deadline)
+		err := c.roundTripHead(uc, ep.Addr, deadline)
 		if err == nil {
 			if c.res.status >= 500 {
 				return uc, failServerError, nil
@@ -118,15 +114,23 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 	}
 }
 
-// roundTripHead writes the request on uc and reads the final response
-// head into c.res, passing informational answers on to the client.
-func (c *fconn) roundTripHead(uc *upConn, host string, deadline time.Time) error {
+// roundTripHead writes the request on uc, addr being its endpoint's
+// address (the Host value when c.out leaves it out), and reads the final
+// response head into c.res, passing informational answers on to the
+// client.
+func (c *fconn) roundTripHead(uc *upConn, addr string, deadline time.Time) error {
 	uc.begin(c.now, deadline)
-	_, _ = uc.bw.Write(c.out[:c.hostAt])
-	_, _ = uc.bw.WriteString(host)
-	_, _ = uc.bw.Write(c.out[c.hostAt:])
-	_, _ = uc.bw.Write(c.body)
-	if err := uc.flushRequest(); err != nil {
+	var err error
+	if c.hostAt < 0 {
+		err = uc.sendRequest(c.out, c.body)
+	} else {
+		_, _ = uc.bw.Write(c.out[:c.hostAt])
+		_, _ = uc.bw.WriteString(addr)
+		_, _ = uc.bw.Write(c.out[c.hostAt:])
+		_, _ = uc.bw.Write(c.body)
+		err = uc.flushRequest()
+	}
+	if err != nil {
 		return err
 	}
 	for informational := 0; ; informational++ {
