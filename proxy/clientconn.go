@@ -82,7 +82,8 @@ type fconn struct {
 	// now is the time last read from the clock: the connection's start,
 	// then each request's start (or attempt's) and end. The deadlines the
 	// fast path sets are counted from it rather than from a fresh clock
-	// read. nowStale: bytes were read from the client since (fill), so a
+	// read. nowStale: bytes were read from the client since (fill), or an
+	// answer was flushed (end), either of which may have waited, so a
 	// request parsed now does not start at now: serveRequest reads the
 	// clock again. A request the hot wait read, bound just after, is
 	// served without a second reading.

@@ -116,7 +116,11 @@ func (c *fconn) end(n int, keep bool) bool {
 	// The head's and body's bytes are consumed only now: until here the
 	// parsed slices pointed into them.
 	c.releaseBody(n)
-	return c.bw.Flush() == nil && keep && !c.req.close && !c.s.closing.Load()
+	flushed := c.bw.Flush() == nil
+	// The flush may have waited on a slow reader: a request read already
+	// (pipelined) reads the clock for its start.
+	c.nowStale = true
+	return flushed && keep && !c.req.close && !c.s.closing.Load()
 }
 
 // fail answers a request that got no response, as handleError does.
@@ -198,7 +202,7 @@ func (w *bufferedResponse) Write(p []byte) (int, error) {
 func (c *fconn) finish(ex *exchange) {
 	h := c.s.h
 	d := time.Since(ex.start)
-	c.now, c.nowStale = ex.start.Add(d), false
+	c.now = ex.start.Add(d)
 	status := ex.sw.status
 	if h.metrics != nil {
 		var route *Route

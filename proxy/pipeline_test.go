@@ -6,12 +6,14 @@ package proxy
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"math/rand"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -221,5 +223,53 @@ func TestWatchByteNeverLost(t *testing.T) {
 	got := log.take()
 	if !strings.Contains(got, "] POST /a HTTP/1.1") {
 		t.Fatalf("the backend did not receive POST /a; it received:\n%s", got)
+	}
+}
+
+// TestPipelinedRequestStartsWhenServed: a request already read behind
+// one whose answer's flush waited for the client counts its time, and its
+// route's Timeout, from when it is served, not from the end of the one
+// before it. The client pipelines many requests and reads nothing until
+// their answers, flushed one by one, have filled the socket's buffers and
+// a flush waits; it then pauses longer than the route's Timeout before
+// reading. Counted from before that flush, the next request's deadline
+// has passed when it is sent, and it is answered 504 at once.
+func TestPipelinedRequestStartsWhenServed(t *testing.T) {
+	body := strings.Repeat("x", 2048) // each answer goes out whole in end's flush
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(be.Close)
+	up := &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{DialTimeout: 2 * time.Second}), PassHostHeader: true}
+	t.Cleanup(up.Transport.(*Transport).CloseIdleConnections)
+	r := testRoute(t, "r", "round_robin", up, be.Listener.Addr().String())
+	r.Timeout = 300 * time.Millisecond
+	fe, _ := newFrontend(t, Options{}, r)
+
+	d := net.Dialer{Timeout: diffDeadline, Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		_ = rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return err
+	}}
+	nc, err := d.Dial("tcp", strings.TrimPrefix(fe.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(diffDeadline))
+	const n = 3000 // 6 MiB of answers: more than the socket buffers hold (4 MiB at most)
+	go func() {
+		_, _ = io.WriteString(nc, strings.Repeat("GET /x HTTP/1.1\r\nHost: h\r\n\r\n", n))
+	}()
+	time.Sleep(2 * r.Timeout) // the pause: no answer is read meanwhile
+	br := bufio.NewReader(nc)
+	for i := range n {
+		m, err := readMessage(br, true, "GET")
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, connErr(err))
+		}
+		if m.statusCode() != 200 {
+			t.Fatalf("answer %d: status %d, want 200: a pipelined request served after a flush that waited counted its route Timeout from before the flush", i, m.statusCode())
+		}
 	}
 }

@@ -44,15 +44,20 @@ const (
 // the attempt came to; discard drops the answer of an attempt that is
 // retried. It returns the last endpoint tried (whose Done is the caller's)
 // and the last attempt's kind and error; failNoEndpoint and the balancer's
-// error when there was no endpoint to try. The deposit counts at the
-// request's start; an attempt starts at *ex.clock when the path keeps one.
+// error when there was no endpoint to try. The deposit counts, and an
+// attempt starts, at *ex.clock when the path keeps one (else the deposit
+// at the request's start).
 func (e *entry) attempts(ex *exchange, try func(ep balancer.Endpoint) (failKind, error), discard func()) (balancer.Endpoint, failKind, error) {
 	ep, err := e.route.Balancer.Pick(ex.hashKey)
 	if err != nil {
 		return ep, failNoEndpoint, err
 	}
 	if pol := &e.route.Upstream.Retry; pol.Budget != nil && pol.Attempts > 1 {
-		pol.Budget.depositAt(ex.start)
+		at := ex.start
+		if ex.clock != nil {
+			at = *ex.clock // read again after a body that was waited for
+		}
+		pol.Budget.depositAt(at)
 	}
 	for attempt := 1; ; attempt++ {
 		ex.attempts = attempt
