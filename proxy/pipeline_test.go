@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"math/rand"
@@ -272,4 +273,65 @@ func TestPipelinedRequestStartsWhenServed(t *testing.T) {
 			t.Fatalf("answer %d: status %d, want 200: a pipelined request served after a flush that waited counted its route Timeout from before the flush", i, m.statusCode())
 		}
 	}
+}
+
+// TestEndpointThatStopsReadingTimesOut: the request's write to an
+// endpoint is bounded as the wait for its answer is. An endpoint that
+// accepts and never reads, with socket buffers smaller than the request's
+// body, held a fast-path request in its write for as long as the client
+// waited; with ResponseHeaderTimeout it is answered 504 at that timeout.
+func TestEndpointThatStopsReadingTimesOut(t *testing.T) {
+	small := func(opt int) func(_, _ string, rc syscall.RawConn) error {
+		return func(_, _ string, rc syscall.RawConn) error {
+			var err error
+			if cerr := rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, 4096) }); cerr != nil {
+				return cerr
+			}
+			return err
+		}
+	}
+	lc := net.ListenConfig{Control: small(syscall.SO_RCVBUF)} // accepted sockets inherit it
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	held := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held <- c // never read
+		}
+	}()
+	t.Cleanup(func() {
+		for {
+			select {
+			case c := <-held:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 300 * time.Millisecond})
+	tr.dialer.Control = small(syscall.SO_SNDBUF)
+	t.Cleanup(tr.CloseIdleConnections)
+	up := &Upstream{Name: "svc", Transport: tr, PassHostHeader: true}
+	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, ln.Addr().String()))
+
+	c := dialServer(t, strings.TrimPrefix(fe.URL, "http://"))
+	body := strings.Repeat("b", 60000) // held whole by the fast path (≤ 64 KiB)
+	start := time.Now()
+	c.send(t, fmt.Sprintf("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+	m, err := readMessage(c.br, true, "POST")
+	if err != nil {
+		t.Fatalf("no answer while the endpoint does not read the request: %v", connErr(err))
+	}
+	if m.statusCode() != http.StatusGatewayTimeout {
+		t.Fatalf("status %d, want 504", m.statusCode())
+	}
+	t.Logf("answered %d after %v", m.statusCode(), time.Since(start).Round(time.Millisecond))
 }

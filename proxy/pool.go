@@ -61,14 +61,17 @@ type upConn struct {
 	// aborted: abort interrupted the connection's I/O (its deadlines are
 	// in the past): it is never pooled again.
 	aborted atomic.Bool
-	// dl is the read deadline set on nc (zero: none). The fast path
-	// moves it only when it would fire before the wanted deadline or more
+	// dl is the deadline set on nc, for reads and writes alike (zero:
+	// none): the request's write is bounded as the wait for its answer
+	// is (what is written under it is a head, or a body held whole in
+	// memory), so an endpoint that stops reading cannot hold a request
+	// past its timeouts. The fast path moves it only when it would fire before the wanted deadline or more
 	// than a sixteenth of the timeout after it, not on every request: each
 	// move updates a runtime timer.
 	dl time.Time
 }
 
-// setDeadline sets the read deadline to dl. When exact is false the
+// setDeadline sets the deadline to dl. When exact is false the
 // deadline may fire up to a sixteenth of timeout after dl, never before:
 // one already set within that window is kept, and a new one is set at its
 // end, so that the following requests can keep it too.
@@ -85,21 +88,23 @@ func (c *upConn) setDeadline(dl time.Time, timeout time.Duration, exact bool) {
 		dl = dl.Add(slack)
 	}
 	c.dl = dl
-	c.setReadDeadline(dl)
+	c.setNCDeadline(dl)
 }
 
-// setReadDeadline sets nc's read deadline to dl, unless abort has run: its
-// deadline in the past stays then, whichever of the two ran first (abort
-// marks the connection before it sets the deadline).
-func (c *upConn) setReadDeadline(dl time.Time) {
-	_ = c.nc.SetReadDeadline(dl)
+// setNCDeadline sets nc's read and write deadlines to dl (the runtime
+// keeps one timer for both when they are equal), unless abort has run:
+// its deadline in the past stays then, whichever of the two ran first
+// (abort marks the connection before it sets the deadline).
+func (c *upConn) setNCDeadline(dl time.Time) {
+	_ = c.nc.SetDeadline(dl)
 	if c.aborted.Load() {
 		_ = c.nc.SetDeadline(aLongTimeAgo)
 	}
 }
 
 // begin starts an exchange on c at now: its byte counts from zero, and the
-// read deadline at the earlier of deadline (Route.Timeout's, exact; zero:
+// deadline of writing the request and reading the answer's head at the
+// earlier of deadline (Route.Timeout's, exact; zero:
 // none) and now plus the transport's ResponseHeaderTimeout, which may fire
 // a little late (see setDeadline) as long as that stays before deadline:
 // so the header timeout's deadline, the one that binds under the defaults
@@ -121,11 +126,11 @@ func (c *upConn) begin(now, deadline time.Time) {
 	c.setDeadline(deadline, rht, true)
 }
 
-// clearDeadline removes the read deadline.
+// clearDeadline removes the deadline.
 func (c *upConn) clearDeadline() {
 	if !c.dl.IsZero() {
 		c.dl = time.Time{}
-		c.setReadDeadline(time.Time{})
+		c.setNCDeadline(time.Time{})
 	}
 }
 

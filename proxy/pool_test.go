@@ -148,7 +148,9 @@ type deadlineConn struct {
 	set []time.Time
 }
 
-func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+// SetDeadline records t: upConn sets its reads' and writes' deadline
+// together.
+func (c *deadlineConn) SetDeadline(t time.Time) error {
 	c.set = append(c.set, t)
 	return nil
 }

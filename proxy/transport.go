@@ -14,9 +14,9 @@ import (
 type TransportConfig struct {
 	// DialTimeout bounds connecting to an endpoint. Default 5s.
 	DialTimeout time.Duration
-	// ResponseHeaderTimeout bounds the wait for the response headers
-	// after the request was written. Default 0: no limit (Route.Timeout
-	// may bound it).
+	// ResponseHeaderTimeout bounds writing the request (its head, and a
+	// body the fast path holds whole) and the wait for the response
+	// headers. Default 0: no limit (Route.Timeout may bound it).
 	ResponseHeaderTimeout time.Duration
 	// IdleConnTimeout closes keep-alive connections idle this long.
 	// Default 90s.

@@ -228,8 +228,9 @@ type PassiveHealthCheck struct {
 type Timeouts struct {
 	// Dial bounds establishing a TCP connection to an endpoint. Default 2s.
 	Dial time.Duration `mapstructure:"dial"`
-	// ResponseHeader bounds waiting for the response headers after the
-	// request was written. Default 15s; 0 means no limit.
+	// ResponseHeader bounds sending the request (the fast path's: its
+	// head and a body it holds whole) and waiting for the response
+	// headers. Default 15s; 0 means no limit.
 	ResponseHeader time.Duration `mapstructure:"response_header"`
 	// IdleConn is how long an idle upstream keep-alive connection is kept.
 	// Default 90s; 0 means no limit.
