@@ -5,16 +5,13 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"fmt"
-	"io"
 	"math/rand"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -225,113 +222,4 @@ func TestWatchByteNeverLost(t *testing.T) {
 	if !strings.Contains(got, "] POST /a HTTP/1.1") {
 		t.Fatalf("the backend did not receive POST /a; it received:\n%s", got)
 	}
-}
-
-// TestPipelinedRequestStartsWhenServed: a request already read behind
-// one whose answer's flush waited for the client counts its time, and its
-// route's Timeout, from when it is served, not from the end of the one
-// before it. The client pipelines many requests and reads nothing until
-// their answers, flushed one by one, have filled the socket's buffers and
-// a flush waits; it then pauses longer than the route's Timeout before
-// reading. Counted from before that flush, the next request's deadline
-// has passed when it is sent, and it is answered 504 at once.
-func TestPipelinedRequestStartsWhenServed(t *testing.T) {
-	body := strings.Repeat("x", 2048) // each answer goes out whole in end's flush
-	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte(body))
-	}))
-	t.Cleanup(be.Close)
-	up := &Upstream{Name: "svc", Transport: NewTransport(TransportConfig{DialTimeout: 2 * time.Second}), PassHostHeader: true}
-	t.Cleanup(up.Transport.(*Transport).CloseIdleConnections)
-	r := testRoute(t, "r", "round_robin", up, be.Listener.Addr().String())
-	r.Timeout = 300 * time.Millisecond
-	fe, _ := newFrontend(t, Options{}, r)
-
-	d := net.Dialer{Timeout: diffDeadline, Control: func(_, _ string, rc syscall.RawConn) error {
-		var err error
-		_ = rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return err
-	}}
-	nc, err := d.Dial("tcp", strings.TrimPrefix(fe.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	_ = nc.SetDeadline(time.Now().Add(diffDeadline))
-	const n = 3000 // 6 MiB of answers: more than the socket buffers hold (4 MiB at most)
-	go func() {
-		_, _ = io.WriteString(nc, strings.Repeat("GET /x HTTP/1.1\r\nHost: h\r\n\r\n", n))
-	}()
-	time.Sleep(2 * r.Timeout) // the pause: no answer is read meanwhile
-	br := bufio.NewReader(nc)
-	for i := range n {
-		m, err := readMessage(br, true, "GET")
-		if err != nil {
-			t.Fatalf("answer %d: %v", i, connErr(err))
-		}
-		if m.statusCode() != 200 {
-			t.Fatalf("answer %d: status %d, want 200: a pipelined request served after a flush that waited counted its route Timeout from before the flush", i, m.statusCode())
-		}
-	}
-}
-
-// TestEndpointThatStopsReadingTimesOut: the request's write to an
-// endpoint is bounded as the wait for its answer is. An endpoint that
-// accepts and never reads, with socket buffers smaller than the request's
-// body, held a fast-path request in its write for as long as the client
-// waited; with ResponseHeaderTimeout it is answered 504 at that timeout.
-func TestEndpointThatStopsReadingTimesOut(t *testing.T) {
-	small := func(opt int) func(_, _ string, rc syscall.RawConn) error {
-		return func(_, _ string, rc syscall.RawConn) error {
-			var err error
-			if cerr := rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, 4096) }); cerr != nil {
-				return cerr
-			}
-			return err
-		}
-	}
-	lc := net.ListenConfig{Control: small(syscall.SO_RCVBUF)} // accepted sockets inherit it
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	held := make(chan net.Conn, 4)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held <- c // never read
-		}
-	}()
-	t.Cleanup(func() {
-		for {
-			select {
-			case c := <-held:
-				c.Close()
-			default:
-				return
-			}
-		}
-	})
-	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 300 * time.Millisecond})
-	tr.dialer.Control = small(syscall.SO_SNDBUF)
-	t.Cleanup(tr.CloseIdleConnections)
-	up := &Upstream{Name: "svc", Transport: tr, PassHostHeader: true}
-	fe, _ := newFrontend(t, Options{}, testRoute(t, "r", "round_robin", up, ln.Addr().String()))
-
-	c := dialServer(t, strings.TrimPrefix(fe.URL, "http://"))
-	body := strings.Repeat("b", 60000) // held whole by the fast path (≤ 64 KiB)
-	start := time.Now()
-	c.send(t, fmt.Sprintf("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
-	m, err := readMessage(c.br, true, "POST")
-	if err != nil {
-		t.Fatalf("no answer while the endpoint does not read the request: %v", connErr(err))
-	}
-	if m.statusCode() != http.StatusGatewayTimeout {
-		t.Fatalf("status %d, want 504", m.statusCode())
-	}
-	t.Logf("answered %d after %v", m.statusCode(), time.Since(start).Round(time.Millisecond))
 }
