@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -130,4 +132,60 @@ func TestEndpointThatStopsReadingTimesOut(t *testing.T) {
 		t.Fatalf("status %d, want 504", m.statusCode())
 	}
 	t.Logf("answered %d after %v", m.statusCode(), time.Since(start).Round(time.Millisecond))
+}
+
+// TestBodyOutlivesHeaderDeadline: the response-header deadline does not
+// bound the body, even one relayed without ever waiting for the endpoint.
+// The relay lifts the deadline before it waits; an endpoint that has the
+// whole body ready for a client that reads slower than it writes never
+// makes the relay wait, and the deadline, still set, cut the body off
+// once it passed.
+func TestBodyOutlivesHeaderDeadline(t *testing.T) {
+	const size = 4 << 20
+	body := strings.Repeat("d", size)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(be.Close)
+	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 100 * time.Millisecond})
+	t.Cleanup(tr.CloseIdleConnections)
+	up := &Upstream{Name: "svc", Transport: tr, PassHostHeader: true}
+	rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", up, be.Listener.Addr().String())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small socket buffers toward the client, so that the relay's writes
+	// wait for it from the first bytes on, before it could catch up with
+	// the endpoint and wait for it instead.
+	lc := net.ListenConfig{Control: sockBuf(syscall.SO_SNDBUF, 4096)}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(NewHandler(rt, Options{}), ServerConfig{})
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	c := dialServer(t, ln.Addr().String())
+	c.send(t, "GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+	tp := textproto.NewReader(c.br)
+	line, err := tp.ReadLine()
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("status line %q, %v", line, err)
+	}
+	if _, err := tp.ReadMIMEHeader(); err != nil {
+		t.Fatal(err)
+	}
+	// Slower than the endpoint: 32 KiB every 5 ms, the body in about
+	// 640 ms, six times the header timeout.
+	got, buf := 0, make([]byte, 32<<10)
+	for got < size {
+		n, err := io.ReadFull(c.br, buf[:min(len(buf), size-got)])
+		got += n
+		if err != nil {
+			t.Fatalf("the body broke off after %d of %d bytes: %v", got, size, connErr(err))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

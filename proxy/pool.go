@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,9 @@ type upConn struct {
 	// await makes Write wait for the answer after writing
 	// (sock.writeAwait): see flushRequest.
 	await bool
+	// inBody: the answer's head is read, and its body relayed; the
+	// exchange's deadline does not bound it (liftBodyDeadline).
+	inBody bool
 	// sock does the reads and writes of a TCP connection (sockio_linux.go);
 	// else they go through nc.
 	sock sockIO
@@ -111,7 +115,7 @@ func (c *upConn) setNCDeadline(dl time.Time) {
 // (15 s against a route's 30 s), moves about once per sixteenth of it
 // rather than with every request.
 func (c *upConn) begin(now, deadline time.Time) {
-	c.nread, c.nwritten = 0, 0
+	c.nread, c.nwritten, c.inBody = 0, 0, false
 	rht := c.pool.t.cfg.ResponseHeaderTimeout
 	if rht > 0 {
 		hd := now.Add(rht)
@@ -155,18 +159,38 @@ func newUpConn(nc net.Conn, p *hostPool) *upConn {
 // Read reads from the connection, counting bytes: a reused connection that
 // failed before any byte arrived was closed by the endpoint while idle.
 func (c *upConn) Read(p []byte) (int, error) {
-	var n int
-	var err error
-	switch {
-	case c.nonblock:
-		n, err = c.sock.readNow(p)
-	case c.sock.ok():
-		n, err = c.sock.Read(p)
-	default:
-		n, err = c.nc.Read(p)
+	for {
+		var n int
+		var err error
+		switch {
+		case c.nonblock:
+			n, err = c.sock.readNow(p)
+		case c.sock.ok():
+			n, err = c.sock.Read(p)
+		default:
+			n, err = c.nc.Read(p)
+		}
+		c.nread += int64(n)
+		if n == 0 && err != nil && c.liftBodyDeadline(err) {
+			continue
+		}
+		return n, err
 	}
-	c.nread += int64(n)
-	return n, err
+}
+
+// liftBodyDeadline reports whether err is the exchange's deadline ending
+// a read of the answer's body, which it does not bound (Route.Timeout):
+// the deadline is then lifted, and the read is to be made again. The
+// relay lifts it before it waits for the endpoint (flushBeforeWait); a
+// body the endpoint has ready, relayed to a client slower than it, never
+// makes the relay wait, and would be cut off when the deadline passed.
+// An abort's deadline is never lifted.
+func (c *upConn) liftBodyDeadline(err error) bool {
+	if !c.inBody || c.dl.IsZero() || c.aborted.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	c.clearDeadline()
+	return true
 }
 
 // Write writes to the connection, counting bytes.

@@ -142,7 +142,7 @@ func TestPoolReuseRules(t *testing.T) {
 	c.close()
 }
 
-// deadlineConn is a net.Conn recording its read deadlines.
+// deadlineConn is a net.Conn recording the deadlines set on it.
 type deadlineConn struct {
 	net.Conn
 	set []time.Time

@@ -147,6 +147,7 @@ func (c *fconn) relay(uc *upConn, ex *exchange) bool {
 	c.writeHead(true)
 	_, _ = uc.br.Discard(res.n)
 	keepUp := !res.close
+	uc.inBody = true
 	var err error
 	switch {
 	case !res.hasBody(c.req.method):
@@ -226,6 +227,9 @@ func (c *fconn) relayN(uc *upConn, n int64, ex *exchange) error {
 			buf := sharedBufferPool.Get()
 			want := buf[:min(int64(len(buf)), n)]
 			nr, err := uc.sock.readNow(want)
+			if nr == 0 && err != nil && uc.liftBodyDeadline(err) {
+				nr, err = uc.sock.readNow(want)
+			}
 			uc.nread += int64(nr)
 			if err == errWouldBlock {
 				if err = c.flushBeforeWait(uc); err != nil {
