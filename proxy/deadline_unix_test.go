@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"syscall"
@@ -139,53 +138,87 @@ func TestEndpointThatStopsReadingTimesOut(t *testing.T) {
 // The relay lifts the deadline before it waits; an endpoint that has the
 // whole body ready for a client that reads slower than it writes never
 // makes the relay wait, and the deadline, still set, cut the body off
-// once it passed.
+// once it passed. A body with a length is relayed past the connection's
+// buffer (relayN's direct reads); one delimited by the connection's close
+// through it (upConn.Read).
 func TestBodyOutlivesHeaderDeadline(t *testing.T) {
 	const size = 4 << 20
 	body := strings.Repeat("d", size)
-	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Length", strconv.Itoa(size))
-		_, _ = io.WriteString(w, body)
-	}))
-	t.Cleanup(be.Close)
-	tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 100 * time.Millisecond})
-	t.Cleanup(tr.CloseIdleConnections)
-	up := &Upstream{Name: "svc", Transport: tr, PassHostHeader: true}
-	rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", up, be.Listener.Addr().String())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Small socket buffers toward the client, so that the relay's writes
-	// wait for it from the first bytes on, before it could catch up with
-	// the endpoint and wait for it instead.
-	lc := net.ListenConfig{Control: sockBuf(syscall.SO_SNDBUF, 4096)}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := NewServer(NewHandler(rt, Options{}), ServerConfig{})
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	for _, tc := range []struct {
+		name string
+		head string
+	}{
+		{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(size) + "\r\n\r\n"},
+		{"until close", "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The endpoint writes the whole answer at once and closes.
+			be, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { be.Close() })
+			go func() {
+				for {
+					c, err := be.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer c.Close()
+						_ = c.SetDeadline(time.Now().Add(diffDeadline))
+						if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+							return
+						}
+						_, _ = io.WriteString(c, tc.head+body)
+					}()
+				}
+			}()
+			tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 300 * time.Millisecond})
+			t.Cleanup(tr.CloseIdleConnections)
+			up := &Upstream{Name: "svc", Transport: tr, PassHostHeader: true}
+			rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", up, be.Addr().String())})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Small socket buffers toward the client, so that the relay's
+			// writes wait for it from the first bytes on.
+			lc := net.ListenConfig{Control: sockBuf(syscall.SO_SNDBUF, 4096)}
+			ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := NewServer(NewHandler(rt, Options{}), ServerConfig{})
+			go func() { _ = srv.Serve(ln) }()
+			t.Cleanup(func() { _ = srv.Close() })
 
-	c := dialServer(t, ln.Addr().String())
-	c.send(t, "GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
-	tp := textproto.NewReader(c.br)
-	line, err := tp.ReadLine()
-	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
-		t.Fatalf("status line %q, %v", line, err)
-	}
-	if _, err := tp.ReadMIMEHeader(); err != nil {
-		t.Fatal(err)
-	}
-	// Slower than the endpoint: 32 KiB every 5 ms, the body in about
-	// 640 ms, six times the header timeout.
-	got, buf := 0, make([]byte, 32<<10)
-	for got < size {
-		n, err := io.ReadFull(c.br, buf[:min(len(buf), size-got)])
-		got += n
-		if err != nil {
-			t.Fatalf("the body broke off after %d of %d bytes: %v", got, size, connErr(err))
-		}
-		time.Sleep(5 * time.Millisecond)
+			c := dialServer(t, ln.Addr().String())
+			c.send(t, "GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+			res, err := http.ReadResponse(c.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			// Slower than the endpoint: 32 KiB every 10 ms, the body in
+			// about 1.3 s, four times the header timeout.
+			got, buf := 0, make([]byte, 32<<10)
+			for {
+				n, err := io.ReadFull(res.Body, buf)
+				got += n
+				if err == io.EOF || err == io.ErrUnexpectedEOF && got == size {
+					break
+				}
+				if err != nil {
+					t.Fatalf("the body broke off after %d of %d bytes: %v", got, size, connErr(err))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got != size {
+				t.Fatalf("body of %d bytes, want %d", got, size)
+			}
+		})
 	}
 }

@@ -157,7 +157,9 @@ func newUpConn(nc net.Conn, p *hostPool) *upConn {
 }
 
 // Read reads from the connection, counting bytes: a reused connection that
-// failed before any byte arrived was closed by the endpoint while idle.
+// failed before any byte arrived was closed by the endpoint while idle. A
+// read of the answer's body that the exchange's deadline failed is made
+// again without it (liftBodyDeadline).
 func (c *upConn) Read(p []byte) (int, error) {
 	for {
 		var n int
