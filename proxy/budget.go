@@ -144,8 +144,9 @@ func (b *RetryBudget) Deposit() {
 
 // depositAt is Deposit for a request that read the clock at now (at its
 // start, or once its body was read: microseconds before, well within a
-// slice): the request path reads the clock once for all that needs it. A budget made with
-// its own clock (RetryBudgetConfig.Now) reads that instead.
+// slice): the request path reads the clock once for all that needs it. A
+// budget made with its own clock (RetryBudgetConfig.Now) reads that
+// instead.
 func (b *RetryBudget) depositAt(now time.Time) {
 	if b.deposit == 0 {
 		return

@@ -153,31 +153,14 @@ func TestBodyOutlivesHeaderDeadline(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The endpoint writes the whole answer at once and closes.
-			be, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { be.Close() })
-			go func() {
-				for {
-					c, err := be.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						defer c.Close()
-						_ = c.SetDeadline(time.Now().Add(diffDeadline))
-						if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-							return
-						}
-						_, _ = io.WriteString(c, tc.head+body)
-					}()
-				}
-			}()
+			be := newRecBackend(t, func(_, _ int, _ *http.Request, _ []byte, c net.Conn) bool {
+				_, _ = io.WriteString(c, tc.head+body)
+				return false
+			})
 			tr := NewTransport(TransportConfig{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 300 * time.Millisecond})
 			t.Cleanup(tr.CloseIdleConnections)
 			up := &Upstream{Name: "svc", Transport: tr, PassHostHeader: true}
-			rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", up, be.Addr().String())})
+			rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", up, be.addr())})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -69,9 +69,9 @@ type upConn struct {
 	// none): the request's write is bounded as the wait for its answer
 	// is (what is written under it is a head, or a body held whole in
 	// memory), so an endpoint that stops reading cannot hold a request
-	// past its timeouts. The fast path moves it only when it would fire before the wanted deadline or more
-	// than a sixteenth of the timeout after it, not on every request: each
-	// move updates a runtime timer.
+	// past its timeouts. The fast path moves it only when it would fire
+	// before the wanted deadline or more than a sixteenth of the timeout
+	// after it, not on every request: each move updates a runtime timer.
 	dl time.Time
 }
 
@@ -222,11 +222,16 @@ func (c *upConn) Write(p []byte) (int, error) {
 // deadline: bytes an endpoint sent unasked between the pool's peek and the
 // wait could leave the wait to the deadline, and there must be one.
 func (c *upConn) flushRequest() error {
-	c.await = c.nwritten == 0 && !c.dl.IsZero()
+	c.await = c.awaits()
 	err := c.bw.Flush()
 	c.await = false
 	return err
 }
+
+// awaits reports whether the request's last write is followed by the
+// wait for the answer (see flushRequest): nothing of it is written yet,
+// and a deadline bounds the wait.
+func (c *upConn) awaits() bool { return c.nwritten == 0 && !c.dl.IsZero() }
 
 // sendRequest sends a request whose head and body are whole in memory, as
 // writing them to c.bw and flushRequest would, without copying them: on a
@@ -240,7 +245,7 @@ func (c *upConn) sendRequest(head, body []byte) error {
 	}
 	var n int
 	var err error
-	if c.nwritten == 0 && !c.dl.IsZero() {
+	if c.awaits() {
 		n, err = c.sock.writeAwait(head, body)
 	} else {
 		n, err = c.sock.writeTwo(head, body)

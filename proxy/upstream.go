@@ -18,9 +18,10 @@ func (c *fconn) proxy(e *entry, ex *exchange) bool {
 	}
 	var uc *upConn
 	try := func(ep balancer.Endpoint) (failKind, error) {
+		// (A retry's c.now is read by attempts, through ex.clock.)
 		if ex.attempts == 1 {
 			c.armWatch()
-		} // (a retry's c.now is read by attempts: ex.clock)
+		}
 		var kind failKind
 		var err error
 		uc, kind, err = c.attempt(tr, e, ep, deadline)
