@@ -92,9 +92,7 @@ func startGateway(t *testing.T, zkAddr, routes, services string) *gateway {
 	writeConfig(t, g.cfgPath, zkAddr, pp, ap, routes, services)
 	g.proxy = fmt.Sprintf("http://127.0.0.1:%d", pp)
 	g.admin = fmt.Sprintf("http://127.0.0.1:%d", ap)
-	g.serve(t)
-	zktest.WaitFor(t, 30*time.Second, func() bool { return statusOf(g.admin+"/readyz") == http.StatusOK },
-		"gateway ready at %s", g.admin)
+	g.serveReady(t)
 	return g
 }
 
@@ -111,6 +109,16 @@ func (g *gateway) serve(t *testing.T) {
 			t.Logf("gateway log:\n%s", g.log.String())
 		}
 	})
+}
+
+// serveReady serves g and waits until its admin listener reports it ready:
+// its entry points are listening then, and its services have had their
+// first ZooKeeper sync. A test's first request must not race the start.
+func (g *gateway) serveReady(t *testing.T) {
+	t.Helper()
+	g.serve(t)
+	zktest.WaitFor(t, 30*time.Second, func() bool { return statusOf(g.admin+"/readyz") == http.StatusOK },
+		"gateway ready at %s", g.admin)
 }
 
 func (g *gateway) stop(t *testing.T) {

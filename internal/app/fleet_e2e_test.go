@@ -523,8 +523,6 @@ fleet: { enabled: true, config_path: %s, gateways_path: %s, name: %s%s }
 	}
 	g.proxy = fmt.Sprintf("http://127.0.0.1:%d", pp)
 	g.admin = fmt.Sprintf("http://127.0.0.1:%d", ap)
-	g.serve(t)
-	zktest.WaitFor(t, 30*time.Second, func() bool { return statusOf(g.admin+"/readyz") == http.StatusOK },
-		"fleet gateway %s ready at %s", name, g.admin)
+	g.serveReady(t)
 	return g
 }

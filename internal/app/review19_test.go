@@ -72,7 +72,7 @@ services:
 	g := &gateway{cfgPath: filepath.Join(dir, "gateway.yaml"), log: &syncBuffer{}, done: make(chan error, 1)}
 	testpki.WriteFile(t, g.cfgPath, []byte(text))
 	g.proxy, g.admin = fmt.Sprintf("http://127.0.0.1:%d", pp), fmt.Sprintf("http://127.0.0.1:%d", ap)
-	g.serve(t)
+	g.serveReady(t)
 	zktest.WaitFor(t, 15*time.Second, func() bool {
 		code, body := getOrZero(g.proxy + "/o/1")
 		return code == http.StatusOK && body == "orders /o/1"

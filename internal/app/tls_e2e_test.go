@@ -56,9 +56,7 @@ services:
 	testpki.WriteFile(t, g.cfgPath, []byte(text))
 	g.proxy = fmt.Sprintf("https://127.0.0.1:%d", sp)
 	g.admin = fmt.Sprintf("http://127.0.0.1:%d", ap)
-	g.serve(t)
-	zktest.WaitFor(t, 30*time.Second, func() bool { return statusOf(g.admin+"/readyz") == http.StatusOK },
-		"gateway ready at %s", g.admin)
+	g.serveReady(t)
 	return &tlsGateway{gateway: g, secure: fmt.Sprintf("127.0.0.1:%d", sp), web: fmt.Sprintf("127.0.0.1:%d", wp), dir: dir}
 }
 
@@ -358,7 +356,7 @@ services:
 	g := &gateway{cfgPath: filepath.Join(dir, "gateway.yaml"), log: &syncBuffer{}, done: make(chan error, 1)}
 	testpki.WriteFile(t, g.cfgPath, []byte(text))
 	g.proxy, g.admin = fmt.Sprintf("http://127.0.0.1:%d", pp), fmt.Sprintf("http://127.0.0.1:%d", ap)
-	g.serve(t)
+	g.serveReady(t) // the first GET below must not race the listener's bind
 
 	_, plainPort, _ := net.SplitHostPort(hostPort(plain))
 	_, sslPort, _ := net.SplitHostPort(strings.TrimPrefix(tlsSrv.URL, "https://"))
