@@ -52,9 +52,19 @@ func (e *fleetEnv) start(t *testing.T, name string) *gateway {
 // returns the status, the body and the ETag.
 func adminDo(t *testing.T, method, url, token, ifMatch, body string) (int, string, string) {
 	t.Helper()
+	code, b, etag, err := adminTry(method, url, token, ifMatch, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return code, b, etag
+}
+
+// adminTry is adminDo without the test: it returns a failed request's
+// error, so that goroutines other than the test's can call it.
+func adminTry(method, url, token, ifMatch, body string) (int, string, string, error) {
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", "", err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -64,11 +74,11 @@ func adminDo(t *testing.T, method, url, token, ifMatch, body string) (int, strin
 	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return 0, "", "", err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header.Get("ETag")
+	return resp.StatusCode, string(b), resp.Header.Get("ETag"), nil
 }
 
 // fleetInfo is the part of GET /api/fleet the tests read.
