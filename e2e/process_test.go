@@ -73,8 +73,8 @@ func (g *procs) start(name, bin string, args ...string) *process {
 	defer errf.Close()
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = out, errf
-	// Should the test binary die, its children go with it.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Should the test binary die, its children go with it (on Linux).
+	p.cmd.SysProcAttr = zktest.ChildAttr()
 	if err := p.cmd.Start(); err != nil {
 		g.t.Fatalf("start %s (%s): %v", name, bin, err)
 	}

@@ -3,13 +3,11 @@ package logging
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sys/unix"
 )
 
 func TestNewJSONWhenNotATerminal(t *testing.T) {
@@ -86,43 +84,5 @@ func TestIsTerminal(t *testing.T) {
 	defer w.Close()
 	if IsTerminal(w) {
 		t.Error("a pipe is a terminal")
-	}
-}
-
-// openPTY opens the slave side of a new pseudo-terminal, or skips.
-func openPTY(t *testing.T) *os.File {
-	t.Helper()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	t.Cleanup(func() { master.Close() })
-	fd := int(master.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		t.Skipf("unlock pseudo-terminal: %v", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		t.Skipf("pseudo-terminal number: %v", err)
-	}
-	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("open pseudo-terminal: %v", err)
-	}
-	t.Cleanup(func() { slave.Close() })
-	return slave
-}
-
-func TestAutoIsTextOnATerminal(t *testing.T) {
-	tty := openPTY(t)
-	if !IsTerminal(tty) {
-		t.Fatal("a pseudo-terminal is not a terminal")
-	}
-	log, err := New("info", "auto", tty)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := log.Formatter.(*logrus.TextFormatter); !ok {
-		t.Errorf("formatter on a terminal = %T, want text", log.Formatter)
 	}
 }

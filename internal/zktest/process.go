@@ -71,7 +71,7 @@ func launch(mainClass, cfg, logPath string) (*process, error) {
 	cmd.Dir = filepath.Dir(cfg)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = ChildAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", java, err)
 	}
