@@ -89,8 +89,8 @@ func (h *harness) grpcSection(ctx context.Context) (*GRPCResults, error) {
 	targets, stop, err := h.startSection(direct, GRPCTargets, "", func(t *target) error {
 		switch t.Name {
 		case ZkgateGRPC:
-			text := ZkgateGRPCConfig(h.port(offZkgateGRPC), h.port(offZkgateGRPC+1), h.port(offZooKeeper), GRPCPath, true)
-			return h.startZkgateWith(ctx, t, offZkgateGRPC, text, true)
+			text := ZkgateGRPCConfig(h.port(offZkgateGRPC), h.port(offZkgateGRPC+1), h.port(offZooKeeper), GRPCPath, false)
+			return h.startZkgateWith(ctx, t, offZkgateGRPC, text, false)
 		case NginxGRPC:
 			return h.startNginxWith(t, offNginxGRPC, "http", func(dir string) string {
 				return NginxGRPCConfig(dir, h.port(offNginxGRPC), 1, []string{addr})

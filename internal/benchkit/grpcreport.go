@@ -104,7 +104,7 @@ func (r Results) grpcMarkdown(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "Unary calls of gRPC's interop `grpc.testing.TestService/UnaryCall` (an empty payload; grpc-go's server, `zkbench backend --grpc`, "+
 		"registered in ZooKeeper under `%s`) through zkgate — an entry point with `http2: h2c`, one route to a service with `upstream: { protocol: h2c }`, "+
-		"round robin, TCP probes, the access log on, default GOMAXPROCS (`ZkgateGRPCConfig`) — and through nginx with one worker "+
+		"round robin, TCP probes, no access log (as nginx here), default GOMAXPROCS (`ZkgateGRPCConfig`) — and through nginx with one worker "+
 		"(`listen ... http2` without TLS, `grpc_pass grpc://…` to an upstream with `keepalive 64`, `keepalive_requests 1000000` on both sides), "+
 		"against the same backend reached directly.\n\n", GRPCPath)
 	fmt.Fprintf(b, "- **Load**: `zkbench grpcload`, a process of its own: %d grpc-go callers sharing %d HTTP/2 connections (h2c, prior knowledge), "+

@@ -39,8 +39,8 @@ func (h *harness) gzipSection(ctx context.Context) (*GzipResults, error) {
 		switch t.Name {
 		case ZkgateGzip:
 			t.Label = fmt.Sprintf("zkgate, compress level %d", o.GzipLevel)
-			text := ZkgateGzipConfig(h.port(offZkgateGzip), h.port(offZkgateGzip+1), h.port(offZooKeeper), "/services/bench1", o.GzipLevel, true)
-			return h.startZkgateWith(ctx, t, offZkgateGzip, text, true)
+			text := ZkgateGzipConfig(h.port(offZkgateGzip), h.port(offZkgateGzip+1), h.port(offZooKeeper), "/services/bench1", o.GzipLevel, false)
+			return h.startZkgateWith(ctx, t, offZkgateGzip, text, false)
 		case NginxGzip:
 			t.Label = fmt.Sprintf("nginx, 1 worker, gzip_comp_level %d", o.GzipLevel)
 			return h.startNginxGzip(t, offNginxGzip, 1, one)

@@ -208,7 +208,7 @@ func (r Results) gzipMarkdown(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "The backend's 64 KiB JSON answer (`GET %s%s`: a paginated list of user records, `application/json` with a `Content-Length`) "+
 		"through zkgate with `compress: { enabled: true, min_bytes: 1024, level: %d }` on the `%s` route "+
-		"(klauspost/compress's gzip; access log on and default GOMAXPROCS, every core, as the main zkgate target) and through nginx with `gzip on; gzip_comp_level %d; "+
+		"(klauspost/compress's gzip; default GOMAXPROCS, every core, as the main zkgate target; no access log on either proxy, as the main table measures that) and through nginx with `gzip on; gzip_comp_level %d; "+
 		"gzip_types application/json; gzip_min_length 1024; gzip_proxied any; gzip_vary on;` (zlib; one worker and two, `keepalive 64` upstream, as the nginx target above), "+
 		"both in front of the first backend over plain HTTP/1.1 keep-alive. The same level is not the same work: klauspost/compress and zlib "+
 		"trade speed for size differently at each level, which the body bytes show.\n\n", RoutePrefix, JSONPath, g.Level, RoutePrefix, g.Level)

@@ -139,12 +139,13 @@ func TLSGet(pool *x509.CertPool, url string, h2 bool) (protoMajor int, body stri
 	return resp.ProtoMajor, string(b), resp.StatusCode, err
 }
 
-// startZkgateTLS starts bin/zkgate with ZkgateTLSConfig (access log on, as
-// the main zkgate target) and http2Server ("": the default); the TLS entry
-// point and admin listen on off and the port after.
+// startZkgateTLS starts bin/zkgate with ZkgateTLSConfig (access log off,
+// as nginx runs in this section: the section compares TLS and HTTP/2, the
+// main table the access log) and http2Server ("": the default); the TLS
+// entry point and admin listen on off and the port after.
 func (h *harness) startZkgateTLS(ctx context.Context, t *target, cert BenchCert, off int, http2Server string) error {
-	text := ZkgateTLSConfig(h.port(off), h.port(off+1), h.port(offZooKeeper), "/services/bench1", cert.CertFile, cert.KeyFile, true, http2Server)
-	if err := h.startZkgateWith(ctx, t, off, text, true); err != nil {
+	text := ZkgateTLSConfig(h.port(off), h.port(off+1), h.port(offZooKeeper), "/services/bench1", cert.CertFile, cert.KeyFile, false, http2Server)
+	if err := h.startZkgateWith(ctx, t, off, text, false); err != nil {
 		return err
 	}
 	t.url = "https://" + h.addr(off)

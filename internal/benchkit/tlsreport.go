@@ -257,7 +257,7 @@ func (r Results) tlsMarkdown(b *strings.Builder) {
 		"(`listen ... ssl http2 backlog=4096`, `ssl_protocols TLSv1.2 TLSv1.3`, `keepalive_requests 1000000` as Go sets no such limit, with one worker and with two), " +
 		"both serving the same certificate, an ECDSA P-256 key and a self-signed certificate for 127.0.0.1 made by the harness at the start of the run " +
 		"(Go's crypto/x509, in `.bench/run/tls`, never committed), both in front of the first backend over plain HTTP/1.1 keep-alive, " +
-		"through the same `" + RoutePrefix + "` route as above (zkgate with its access log on, as the main zkgate target; nginx without). " +
+		"through the same `" + RoutePrefix + "` route as above (neither with an access log: the main table measures that). " +
 		"Session caches and tickets keep each server's defaults.\n\n")
 	fmt.Fprintf(b, "%d rounds, each visiting every target and measurement in turn, starting one further each round, after the warm-up; CPU µs per request "+
 		"as in the tables above (user + system time of the target's processes over the run, divided by the requests it answered); medians over rounds, "+
