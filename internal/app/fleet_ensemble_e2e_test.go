@@ -40,25 +40,28 @@ func TestFleetEnsembleLeaderKilled(t *testing.T) {
 		mu      sync.Mutex
 		acked   []string
 		refused []string
-		wg      sync.WaitGroup
-		started = make(chan struct{}, 3)
+		// unanswered are the writes the gateway did not answer: it
+		// answers each, refusing one ZooKeeper did not take.
+		unanswered []string
+		wg         sync.WaitGroup
+		started    = make(chan struct{}, 3)
 	)
 	for w, g := range gws {
 		wg.Go(func() {
 			for i := range 20 {
 				name := fmt.Sprintf("w%d-%d", w, i)
 				body := fmt.Sprintf(`{"service": "echo", "match": {"path_prefix": "/%s"}}`, name)
-				// Off the test's goroutine: a write that fails in transport
-				// (the election can outlast the client's timeout) counts
-				// as refused, as a refused one does.
+				// Off the test's goroutine, so no t.Fatal: a write that
+				// got no answer (within the client's 10 s) is a failure,
+				// reported after the writers end.
 				code, msg, _, err := adminTry(http.MethodPut, g.admin+"/api/routes/"+name, fleetToken, "", body)
-				if err != nil {
-					msg = err.Error()
-				}
 				mu.Lock()
-				if code == http.StatusOK {
+				switch {
+				case err != nil:
+					unanswered = append(unanswered, fmt.Sprintf("%s: %v", name, err))
+				case code == http.StatusOK:
 					acked = append(acked, name)
-				} else {
+				default:
 					refused = append(refused, fmt.Sprintf("%s: %d %s", name, code, strings.TrimSpace(msg)))
 				}
 				mu.Unlock()
@@ -75,6 +78,9 @@ func TestFleetEnsembleLeaderKilled(t *testing.T) {
 	wg.Wait()
 	ens.WaitQuorum(t)
 	t.Logf("leader %d killed; %d writes acknowledged, %d refused:\n%s", old, len(acked), len(refused), strings.Join(refused, "\n"))
+	for _, u := range unanswered {
+		t.Errorf("write without an answer: %s", u)
+	}
 	if len(acked) < 12 {
 		t.Fatalf("only %d of 60 writes acknowledged", len(acked))
 	}
