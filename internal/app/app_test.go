@@ -117,8 +117,15 @@ func (g *gateway) serve(t *testing.T) {
 func (g *gateway) serveReady(t *testing.T) {
 	t.Helper()
 	g.serve(t)
-	zktest.WaitFor(t, 30*time.Second, func() bool { return statusOf(g.admin+"/readyz") == http.StatusOK },
-		"gateway ready at %s", g.admin)
+	zktest.WaitFor(t, 30*time.Second, func() bool {
+		select {
+		case err := <-g.done:
+			g.done <- err // for stop
+			t.Fatalf("gateway ended while starting: %v", err)
+		default:
+		}
+		return statusOf(g.admin+"/readyz") == http.StatusOK
+	}, "gateway ready at %s", g.admin)
 }
 
 func (g *gateway) stop(t *testing.T) {
