@@ -36,12 +36,12 @@ func TestNginxGzipConfig(t *testing.T) {
 // validate` builds it, with compress on the RoutePrefix route only and
 // everything else as the plain zkgate target's.
 func TestZkgateGzipConfigLoads(t *testing.T) {
-	text := ZkgateGzipConfig(19130, 19131, 19100, "/services/bench1", 7, true)
+	text := ZkgateGzipConfig(19130, 19131, 19100, "/services/bench1", 7, false) // as the section runs it
 	cfg, err := config.Parse([]byte(text), "zkgate compression bench config")
 	if err != nil {
 		t.Fatalf("the generated configuration does not load: %v\n%s", err, text)
 	}
-	plain, err := config.Parse([]byte(ZkgateConfig(19130, 19131, 19100, "/services/bench1", true, true)), "plain")
+	plain, err := config.Parse([]byte(ZkgateConfig(19130, 19131, 19100, "/services/bench1", false, true)), "plain")
 	if err != nil {
 		t.Fatal(err)
 	}
