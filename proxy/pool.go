@@ -173,22 +173,23 @@ func (c *upConn) Read(p []byte) (int, error) {
 			n, err = c.nc.Read(p)
 		}
 		c.nread += int64(n)
-		if n == 0 && err != nil && c.liftBodyDeadline(err) {
+		if c.liftBodyDeadline(n, err) {
 			continue
 		}
 		return n, err
 	}
 }
 
-// liftBodyDeadline reports whether err is the exchange's deadline ending
-// a read of the answer's body, which it does not bound (Route.Timeout):
-// the deadline is then lifted, and the read is to be made again. The
+// liftBodyDeadline reports whether a read of the answer's body that
+// returned n bytes and err was ended by the exchange's deadline, which
+// does not bound the body (Route.Timeout), with nothing read: the deadline
+// is then lifted, and the read is to be made again. The
 // relay lifts it before it waits for the endpoint (flushBeforeWait); a
 // body the endpoint has ready, relayed to a client slower than it, never
 // makes the relay wait, and would be cut off when the deadline passed.
 // An abort's deadline is never lifted.
-func (c *upConn) liftBodyDeadline(err error) bool {
-	if !c.inBody || c.dl.IsZero() || c.aborted.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+func (c *upConn) liftBodyDeadline(n int, err error) bool {
+	if n != 0 || err == nil || !c.inBody || c.dl.IsZero() || c.aborted.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false
 	}
 	c.clearDeadline()

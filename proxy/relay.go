@@ -227,7 +227,7 @@ func (c *fconn) relayN(uc *upConn, n int64, ex *exchange) error {
 			buf := sharedBufferPool.Get()
 			want := buf[:min(int64(len(buf)), n)]
 			nr, err := uc.sock.readNow(want)
-			if nr == 0 && err != nil && uc.liftBodyDeadline(err) {
+			if uc.liftBodyDeadline(nr, err) {
 				nr, err = uc.sock.readNow(want)
 			}
 			uc.nread += int64(nr)
