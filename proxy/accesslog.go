@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/bits"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,12 +19,14 @@ import (
 type AccessLogOptions struct {
 	// QueueSize is the number of lines that may wait for the writer; when
 	// that many wait, further lines are dropped and counted (see Dropped)
-	// rather than slowing requests down. Default 8192.
+	// rather than slowing requests down. It is shared evenly among the
+	// log's shards (see AccessLog). Default 8192.
 	QueueSize int
 	// FlushInterval is how often waiting lines are written. Default 1s.
 	FlushInterval time.Duration
 	// BufferSize is the size of waiting lines past which they are written
-	// at once rather than at the next FlushInterval. Default 64 KiB.
+	// at once rather than at the next FlushInterval: all of them, once one
+	// shard holds its share. Default 64 KiB.
 	BufferSize int
 	// Logger receives write errors (once per failing run). Nil discards.
 	Logger logrus.FieldLogger
@@ -44,34 +48,91 @@ type AccessLogOptions struct {
 // and RetryAttempts the number of endpoints tried after the first. Fields
 // that do not apply (no route matched) are empty strings.
 //
-// A request's goroutine encodes its line straight into a shared batch,
-// under a mutex held for the encoding only; one background goroutine takes
-// the whole batch and writes it with one Write every FlushInterval, or at
-// once when it passes BufferSize. So a request pays for no allocation, no
-// channel send and no goroutine wake-up, and a slow disk never blocks it:
-// past QueueSize waiting lines, lines are dropped and counted. Close
+// A request's goroutine encodes its line straight into the batch of one of
+// the log's shards, under that shard's mutex, held for the encoding only;
+// one background goroutine takes every shard's batch and writes them with
+// one Write every FlushInterval, or at once when a shard passes its share
+// of BufferSize. So a request pays for no allocation, no channel send and
+// no goroutine wake-up, and a slow disk never blocks it: past its shard's
+// share of QueueSize waiting lines, lines are dropped and counted. Close
 // writes what waits and stops the writer.
+//
+// The shards (logShards) keep the requests served on different processors
+// off each other's cache lines: with a single batch, every line moved the
+// mutex and the batch's tail from one core to the other, and under load
+// the contended mutex put goroutines to sleep and woke them. A line goes
+// to the shard of its client's address (shardFor), and the writer merges
+// the shards' lines by the time their requests ended, so that lines come
+// in the order of their requests' ends as they did from a single batch.
 type AccessLog struct {
 	w         io.Writer
 	interval  time.Duration
-	threshold int
-	maxLines  int
+	threshold int // a shard's share of BufferSize
+	maxLines  int // a shard's share of QueueSize
 	log       logrus.FieldLogger
 	cancel    context.CancelFunc
 	done      chan struct{}
-	kick      chan struct{} // cap 1: the batch passed threshold
+	kick      chan struct{} // cap 1: a shard passed threshold
 
-	mu      sync.Mutex
-	pending []byte // the waiting lines
-	lines   int    // how many
-	writing int    // lines of the batch being written: they wait too
-	spare   []byte // the batch last written, reused; writer goroutine only
-	closed  bool   // lines are dropped
+	shards []logShard // a power of two of them
+	shift  uint8      // 32 - log2(len(shards))
+	// Writer goroutine only: the batches taken from the shards, and what
+	// they are merged into.
+	taken []shardBatch
+	out   []byte
 
 	dropped  atomic.Uint64
 	failing  bool // the last write failed; writer goroutine only
 	closeErr error
 	once     sync.Once
+}
+
+// A logShard is the waiting lines of the connections shardFor maps to it.
+type logShard struct {
+	mu      sync.Mutex
+	batch   shardBatch // the waiting lines
+	writing int        // lines being written: they wait too
+	closed  bool       // lines are dropped
+	// Up to 128 bytes (two cache lines, which the adjacent-line prefetch
+	// moves together) to the next shard.
+	_ [128 - 8 - 48 - 8 - 8]byte
+}
+
+// A shardBatch is lines, one after the other in buf, and where each ends.
+type shardBatch struct {
+	buf  []byte
+	ends []lineEnd
+}
+
+// lineEnd is where a line ends in its batch, and when its request ended
+// (Unix nanoseconds): the key the writer merges the shards' lines by.
+type lineEnd struct {
+	at  int64
+	off int
+}
+
+// maxLogShards bounds the shards of a log.
+const maxLogShards = 64
+
+// logShards returns the number of shards of a log for procs processors:
+// about four per processor, so that two requests logging at once seldom
+// share one; a power of two, at most maxLogShards.
+func logShards(procs int) int {
+	n := 1
+	for n < 4*procs && n < maxLogShards {
+		n <<= 1
+	}
+	return n
+}
+
+// shardFor returns the shard of the lines of the client at remoteAddr,
+// picked by the address's last bytes — its port, for a TCP client.
+func (a *AccessLog) shardFor(remoteAddr string) *logShard {
+	var h uint32
+	for i := max(len(remoteAddr)-4, 0); i < len(remoteAddr); i++ {
+		h = h<<8 | uint32(remoteAddr[i])
+	}
+	return &a.shards[(h*0x9e3779b1)>>a.shift]
 }
 
 // Access log defaults.
@@ -81,7 +142,8 @@ const (
 	DefaultAccessLogBufferSize    = 64 << 10
 )
 
-// maxSpareBatch is the largest batch buffer kept for reuse.
+// maxSpareBatch is the largest batch buffer kept for reuse: the gathered
+// batches, and all of a log's shards' together.
 const maxSpareBatch = 1 << 20
 
 // NewAccessLog starts an access log writing to w. The caller keeps
@@ -102,20 +164,34 @@ func NewAccessLog(w io.Writer, opts AccessLogOptions) *AccessLog {
 		l.SetOutput(io.Discard)
 		log = l
 	}
+	n := logShards(runtime.GOMAXPROCS(0))
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &AccessLog{
 		w:         w,
 		interval:  opts.FlushInterval,
-		threshold: opts.BufferSize,
-		maxLines:  opts.QueueSize,
+		threshold: max(opts.BufferSize/n, 1),
+		maxLines:  max((opts.QueueSize+n-1)/n, 1),
 		log:       log.WithField("component", "accesslog"),
 		cancel:    cancel,
 		done:      make(chan struct{}),
 		kick:      make(chan struct{}, 1),
-		pending:   make([]byte, 0, min(opts.BufferSize+opts.BufferSize/4, maxSpareBatch)),
+		shards:    make([]logShard, n),
+		shift:     uint8(32 - bits.TrailingZeros(uint(n))),
+		taken:     make([]shardBatch, n),
+		out:       make([]byte, 0, min(opts.BufferSize+opts.BufferSize/4, maxSpareBatch)),
+	}
+	for i := range a.shards {
+		a.shards[i].batch.buf = make([]byte, 0, a.shardCap())
 	}
 	go a.run(ctx)
 	return a
+}
+
+// shardCap is the room a shard's batch is made with, and the most it
+// keeps once written: its share of BufferSize and a quarter more, for the
+// line that passes it.
+func (a *AccessLog) shardCap() int {
+	return min(a.threshold+a.threshold/4, maxSpareBatch/len(a.shards))
 }
 
 // Dropped returns the number of lines dropped because too many waited or
@@ -127,9 +203,12 @@ func (a *AccessLog) Dropped() uint64 { return a.dropped.Load() }
 // to call more than once.
 func (a *AccessLog) Close() error {
 	a.once.Do(func() {
-		a.mu.Lock()
-		a.closed = true
-		a.mu.Unlock()
+		for i := range a.shards {
+			sh := &a.shards[i]
+			sh.mu.Lock()
+			sh.closed = true
+			sh.mu.Unlock()
+		}
 		a.cancel()
 		<-a.done
 	})
@@ -161,26 +240,64 @@ func (a *AccessLog) run(ctx context.Context) {
 	}
 }
 
-// writeBatch takes the waiting lines and writes them.
+// writeBatch takes the waiting lines of every shard and writes them, in
+// one Write. The lines count as waiting until it returns.
 func (a *AccessLog) writeBatch() error {
-	a.mu.Lock()
-	b := a.pending
-	a.pending, a.writing, a.lines = a.spare[:0], a.lines, 0
-	a.mu.Unlock()
-	if len(b) == 0 {
-		a.spare = b
+	for i := range a.shards {
+		sh, t := &a.shards[i], &a.taken[i]
+		spare := shardBatch{buf: t.buf[:0], ends: t.ends[:0]}
+		if cap(spare.buf) > a.shardCap() {
+			spare.buf = make([]byte, 0, a.shardCap()) // after a burst
+		}
+		sh.mu.Lock()
+		*t, sh.batch = sh.batch, spare
+		sh.writing = len(t.ends)
+		sh.mu.Unlock()
+	}
+	out := mergeLines(a.out[:0], a.taken)
+	if cap(out) > maxSpareBatch {
+		a.out = nil
+	} else {
+		a.out = out[:0]
+	}
+	if len(out) == 0 {
 		return nil
 	}
-	_, err := a.w.Write(b)
-	a.mu.Lock()
-	a.writing = 0
-	a.mu.Unlock()
-	a.noteErr(err)
-	if cap(b) > maxSpareBatch {
-		b = nil
+	_, err := a.w.Write(out)
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.mu.Lock()
+		sh.writing = 0
+		sh.mu.Unlock()
 	}
-	a.spare = b[:0]
+	a.noteErr(err)
 	return err
+}
+
+// mergeLines appends the lines of the batches to out in the order of
+// their requests' ends: each batch holds its lines in that order already
+// (but for requests that ended within a few instructions of each other).
+func mergeLines(out []byte, batches []shardBatch) []byte {
+	var next [maxLogShards]int // per batch, its next line
+	for {
+		first := -1
+		for i := range batches {
+			b := &batches[i]
+			if next[i] < len(b.ends) && (first < 0 || b.ends[next[i]].at < batches[first].ends[next[first]].at) {
+				first = i
+			}
+		}
+		if first < 0 {
+			return out
+		}
+		b, k := &batches[first], next[first]
+		from := 0
+		if k > 0 {
+			from = b.ends[k-1].off
+		}
+		out = append(out, b.buf[from:b.ends[k].off]...)
+		next[first]++
+	}
 }
 
 // noteErr logs the first error of a failing run and the recovery. The
@@ -216,13 +333,15 @@ func (a *AccessLog) recordFields(ex *exchange, remoteAddr, method, host, target,
 	if retries < 0 {
 		retries = 0
 	}
-	a.mu.Lock()
-	if a.closed || a.lines+a.writing >= a.maxLines {
-		a.mu.Unlock()
+	end := ex.start.UnixNano() + int64(d)
+	sh := a.shardFor(remoteAddr)
+	sh.mu.Lock()
+	if sh.closed || len(sh.batch.ends)+sh.writing >= a.maxLines {
+		sh.mu.Unlock()
 		a.dropped.Add(1)
 		return
 	}
-	b := append(a.pending, `{"time":"`...)
+	b := append(sh.batch.buf, `{"time":"`...)
 	b = appendRFC3339Nano(b, ex.start)
 	b = append(b, `","ClientAddr":`...)
 	b = appendJSONString(b, remoteAddr)
@@ -251,10 +370,10 @@ func (a *AccessLog) recordFields(ex *exchange, remoteAddr, method, host, target,
 	b = append(b, `,"RetryAttempts":`...)
 	b = strconv.AppendInt(b, int64(retries), 10)
 	b = append(b, "}\n"...)
-	a.pending = b
-	a.lines++
+	sh.batch.buf = b
+	sh.batch.ends = append(sh.batch.ends, lineEnd{at: end, off: len(b)})
 	full := len(b) >= a.threshold
-	a.mu.Unlock()
+	sh.mu.Unlock()
 	if full {
 		select {
 		case a.kick <- struct{}{}:

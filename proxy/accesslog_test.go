@@ -7,8 +7,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -203,6 +205,62 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 	return w.out.Write(p)
 }
 
+// Lines of many clients go to different shards, and the writer merges
+// them back in the order their requests ended: a request that ended before
+// another began is never written after it.
+func TestAccessLogMergesShardsInEndOrder(t *testing.T) {
+	out := &syncBuffer{}
+	log := NewAccessLog(out, AccessLogOptions{FlushInterval: time.Hour})
+	if len(log.shards) < 2 {
+		t.Fatalf("%d shards: nothing to merge", len(log.shards))
+	}
+	start := time.Now()
+	used := map[*logShard]bool{}
+	const n = 200
+	for i := range n {
+		client := "10.0.0.1:" + strconv.Itoa(30000+i*7)
+		used[log.shardFor(client)] = true
+		ex := &exchange{start: start.Add(time.Duration(i) * time.Millisecond)}
+		// Each request ends 1.5 ms after its start: after the next one
+		// began, before the one after that.
+		log.recordFields(ex, client, "GET", "h", "/"+strconv.Itoa(i), "HTTP/1.1", 200, 1500*time.Microsecond)
+	}
+	if len(used) < 2 {
+		t.Fatalf("%d clients went to %d shard", n, len(used))
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := out.lines()
+	if len(lines) != n {
+		t.Fatalf("%d lines, want %d", len(lines), n)
+	}
+	for i, line := range lines {
+		if got, want := parseLine(t, line).RequestPath, "/"+strconv.Itoa(i); got != want {
+			t.Fatalf("line %d is the request %s, want %s (lines out of their requests' order)", i, got, want)
+		}
+	}
+}
+
+// A log has about four shards per processor, a power of two, at most
+// maxLogShards; each gets its share of QueueSize and BufferSize.
+func TestAccessLogShards(t *testing.T) {
+	for _, c := range []struct{ procs, want int }{{1, 4}, {2, 8}, {3, 16}, {16, 64}, {200, 64}} {
+		if got := logShards(c.procs); got != c.want {
+			t.Errorf("logShards(%d) = %d, want %d", c.procs, got, c.want)
+		}
+	}
+	log := NewAccessLog(io.Discard, AccessLogOptions{QueueSize: 100, BufferSize: 1 << 10})
+	defer log.Close()
+	n := len(log.shards)
+	if log.maxLines*n < 100 || log.maxLines*n >= 100+n || log.threshold != max((1<<10)/n, 1) {
+		t.Errorf("%d shards of %d lines and %d bytes, for a queue of 100 lines and 1 KiB", n, log.maxLines, log.threshold)
+	}
+	if got := 32 - int(log.shift); 1<<got != n {
+		t.Errorf("shift %d for %d shards", log.shift, n)
+	}
+}
+
 func TestAccessLogRecoversAfterWriteError(t *testing.T) {
 	w := &failingWriter{fail: true}
 	log := NewAccessLog(w, AccessLogOptions{BufferSize: 16, FlushInterval: time.Hour})
@@ -266,4 +324,23 @@ func BenchmarkAccessLogRecord(b *testing.B) {
 	for b.Loop() {
 		a.recordFields(ex, "127.0.0.1:54321", "GET", "127.0.0.1:22080", "/echo/", "HTTP/1.1", 200, 1234567)
 	}
+}
+
+// BenchmarkAccessLogRecordParallel is BenchmarkAccessLogRecord from every
+// processor at once, each goroutine a client connection of its own, as
+// the requests of a busy gateway log: what sharing the batches costs.
+func BenchmarkAccessLogRecordParallel(b *testing.B) {
+	a := NewAccessLog(io.Discard, AccessLogOptions{})
+	defer a.Close()
+	var port atomic.Int32
+	port.Store(40000)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ex := &exchange{start: time.Now(), clientIP: "127.0.0.1", addr: "127.0.0.1:22200", attempts: 1}
+		ex.sw.status, ex.sw.size = 200, 13
+		client := "127.0.0.1:" + strconv.Itoa(int(port.Add(1)))
+		for pb.Next() {
+			a.recordFields(ex, client, "GET", "127.0.0.1:22080", "/echo/", "HTTP/1.1", 200, 1234567)
+		}
+	})
 }
