@@ -33,7 +33,7 @@
 #                           haproxy-2 and nginx (0 = skip, about 11 minutes; an odd number is
 #                           rounded up)
 #   BENCH_PROP_EVENTS=100   discovery propagation events (0 = skip)
-#   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,zkgate-policies,go-reverseproxy,nginx,nginx-log,haproxy,caddy,nginx-2,nginx-2-log,haproxy-2
+#   BENCH_TARGETS=          comma-separated subset: zkgate,zkgate-3,zkgate-nolog,zkgate-nethttp,zkgate-policies,go-reverseproxy,nginx,nginx-log,haproxy,caddy,nginx-2,nginx-2-log,haproxy-2,go-epoll
 #                           and of the TLS section: zkgate-tls,zkgate-tls-go,nginx-tls,nginx-tls-2, and of the
 #                           compression section: zkgate-gzip,nginx-gzip,nginx-gzip-2, and of the gRPC section: zkgate-grpc,nginx-grpc (a section runs
 #                           when one of its targets is named: naming TLS targets only runs that

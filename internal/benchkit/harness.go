@@ -89,6 +89,7 @@ const (
 	offZkgatePol = 4 // zkgate with policies: web, then admin
 	offNginxLog  = 6
 	offNginx2Log = 7
+	offGoEpoll   = 8
 	offZkgate    = 10
 	offZkgate3   = 12
 	offZkgateOff = 14
@@ -112,6 +113,7 @@ var Targets = []TargetInfo{
 	{Name: "zkgate-nolog", Label: "zkgate, 1 backend, no access log"},
 	{Name: "zkgate-nethttp", Label: "zkgate, net/http side (fast_path: false)"},
 	{Name: "go-reverseproxy", Label: "bare Go httputil.ReverseProxy"},
+	{Name: EpollTarget, Label: "bare Go epoll loop per core", BothCores: true},
 	{Name: "nginx", Label: "nginx, 1 worker"},
 	{Name: NginxLogTarget, Label: "nginx, 1 worker, access log"},
 	{Name: "haproxy", Label: "HAProxy, nbthread 1"},
@@ -120,6 +122,11 @@ var Targets = []TargetInfo{
 	{Name: "haproxy-2", Label: "HAProxy, nbthread 2", BothCores: true},
 	{Name: Nginx2LogTarget, Label: "nginx, 2 workers, access log", BothCores: true},
 }
+
+// EpollTarget is "zkbench epollproxy", a loop per core in Go that relays
+// GETs and does nothing else: the floor of a Go gateway built as nginx
+// is, on both cores.
+const EpollTarget = "go-epoll"
 
 // Nginx2LogTarget is nginx with 2 workers and its default access log, the
 // both-cores counterpart of NginxLogTarget: zkgate with its access log
@@ -144,8 +151,8 @@ const PoliciesBase = "zkgate"
 // BothCoresTargets are the rows of the both-cores table, in order: zkgate
 // at its default GOMAXPROCS, with its access log and without, against
 // nginx and HAProxy allowed both cores too (nginx also with its access
-// log), and the reference.
-var BothCoresTargets = []string{Reference, "zkgate", "zkgate-nolog", "nginx-2", Nginx2LogTarget, "haproxy-2"}
+// log), the floor of a Go loop per core, and the reference.
+var BothCoresTargets = []string{Reference, "zkgate", "zkgate-nolog", "nginx-2", Nginx2LogTarget, "haproxy-2", EpollTarget}
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Root == "" {
@@ -440,7 +447,7 @@ func findTools(root string) (map[string]string, error) {
 // checkPorts fails naming every port of the layout that is in use.
 func checkPorts(base int) error {
 	var busy []string
-	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginxLog, offNginx2Log, offNginx, offHAProxy, offCaddy, offGoProxy, offNginx2, offHAProxy2,
+	offs := []int{offZooKeeper, offBackends, offBackends + 1, offBackends + 2, offNginxLog, offNginx2Log, offNginx, offHAProxy, offCaddy, offGoProxy, offGoEpoll, offNginx2, offHAProxy2,
 		offNginxTLS, offNginxTLS2, offNginxGzip, offNginxGzip2, offGRPCBackend, offNginxGRPC}
 	for _, off := range []int{offZkgate, offZkgate3, offZkgateOff, offZkgatePro, offZkgateStd, offZkgateTLS, offZkgatePol, offZkgateGzip, offZkgateTLSGo, offZkgateGRPC} {
 		offs = append(offs, off, off+1)

@@ -19,8 +19,8 @@ func (h *harness) startTargets(ctx context.Context) ([]*target, error) {
 			continue
 		}
 		t := &target{TargetInfo: info}
-		if info.Name != Reference && info.Name != "go-reverseproxy" {
-			t.prefix = RoutePrefix // the bare ReverseProxy has no routes
+		if info.Name != Reference && info.Name != "go-reverseproxy" && info.Name != EpollTarget {
+			t.prefix = RoutePrefix // the bare proxies have no routes
 		}
 		if info.Name == "zkgate-3" {
 			t.wantIDs = 3
@@ -59,6 +59,8 @@ func (h *harness) launch(ctx context.Context, t *target) error {
 		err = h.startZkgate(ctx, t, offZkgateStd, "/services/bench1", true, false)
 	case "go-reverseproxy":
 		err = h.startGoProxy(t, one[0])
+	case EpollTarget:
+		err = h.startEpollProxy(t, one[0])
 	case "nginx":
 		err = h.startNginx(t, offNginx, 1, one)
 	case NginxLogTarget:
@@ -187,6 +189,20 @@ func (h *harness) startGoProxy(t *target, upstream string) error {
 		return err
 	}
 	t.proc, t.url = p, "http://"+h.addr(offGoProxy)
+	return nil
+}
+
+// startEpollProxy runs "zkbench epollproxy", a loop per processor.
+func (h *harness) startEpollProxy(t *target, upstream string) error {
+	p, err := h.procs.Start(ProcSpec{
+		Name: t.Name,
+		Argv: []string{h.o.Self, "epollproxy", "--listen", h.addr(offGoEpoll), "--upstream", upstream},
+		Log:  filepath.Join(h.run, t.Name+".log"),
+	})
+	if err != nil {
+		return err
+	}
+	t.proc, t.url = p, "http://"+h.addr(offGoEpoll)
 	return nil
 }
 

@@ -3,6 +3,7 @@
 //	zkbench run [flags]       measure every target (plain, then TLS, compression, gRPC) and write docs/bench/results.{md,svg}
 //	zkbench backend [flags]   one fast backend (HTTP, or gRPC with --grpc), registered in ZooKeeper (the harness starts these)
 //	zkbench reverseproxy --listen ADDR --upstream ADDR   a bare httputil.ReverseProxy (a baseline target)
+//	zkbench epollproxy --listen ADDR --upstream ADDR [--loops N]   an epoll loop per core in Go (a floor, Linux)
 //	zkbench hold --addr ADDR --kind idle|upgrade --conns N [flags]   open N connections to a proxy and hold them
 //	zkbench grpcload --addr ADDR [flags]   gRPC unary calls as fast as answers come; prints the result as JSON
 //
@@ -50,6 +51,8 @@ func main() {
 		err = backend(ctx, os.Args[2:], log)
 	case "reverseproxy":
 		err = reverseProxy(ctx, os.Args[2:])
+	case "epollproxy":
+		err = epollProxy(ctx, os.Args[2:])
 	case "hold":
 		err = hold(ctx, os.Args[2:])
 	case "grpcload":
@@ -68,7 +71,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench hold --addr ADDR --kind idle|upgrade --conns N | zkbench grpcload --addr ADDR")
+	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench epollproxy --listen ADDR --upstream ADDR [--loops N] | zkbench hold --addr ADDR --kind idle|upgrade --conns N | zkbench grpcload --addr ADDR")
 	os.Exit(2)
 }
 
@@ -224,6 +227,20 @@ func reverseProxy(ctx context.Context, args []string) error {
 		return errors.New("reverseproxy: --listen and --upstream are required")
 	}
 	return benchkit.RunReverseProxy(ctx, *listen, *upstream)
+}
+
+func epollProxy(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("zkbench epollproxy", flag.ExitOnError)
+	listen := fs.String("listen", "", "loopback IPv4 address:port to serve on")
+	upstream := fs.String("upstream", "", "IPv4 address:port to proxy to")
+	loops := fs.Int("loops", 0, "epoll loops (0: one per processor, GOMAXPROCS)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *listen == "" || *upstream == "" {
+		return errors.New("epollproxy: --listen and --upstream are required")
+	}
+	return benchkit.RunEpollProxy(ctx, *listen, *upstream, *loops)
 }
 
 func hold(ctx context.Context, args []string) error {
