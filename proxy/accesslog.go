@@ -20,13 +20,14 @@ type AccessLogOptions struct {
 	// QueueSize is the number of lines that may wait for the writer; when
 	// that many wait, further lines are dropped and counted (see Dropped)
 	// rather than slowing requests down. It is shared evenly among the
-	// log's shards (see AccessLog). Default 8192.
+	// log's shards (see AccessLog), each allowed at least
+	// minShardLines of it. Default 8192.
 	QueueSize int
 	// FlushInterval is how often waiting lines are written. Default 1s.
 	FlushInterval time.Duration
 	// BufferSize is the size of waiting lines past which they are written
 	// at once rather than at the next FlushInterval: all of them, once one
-	// shard holds its share. Default 64 KiB.
+	// shard holds its share (at least minShardBuffer of it). Default 64 KiB.
 	BufferSize int
 	// Logger receives write errors (once per failing run). Nil discards.
 	Logger logrus.FieldLogger
@@ -61,13 +62,18 @@ type AccessLogOptions struct {
 // off each other's cache lines: with a single batch, every line moved the
 // mutex and the batch's tail from one core to the other, and under load
 // the contended mutex put goroutines to sleep and woke them. A line goes
-// to the shard of its client's address (shardFor), and the writer merges
-// the shards' lines by the time their requests ended, so that lines come
-// in the order of their requests' ends as they did from a single batch.
+// to the shard of its client's address (shardFor). The writer takes every
+// shard's lines at one instant, holding all their locks, and merges them by
+// the time their requests ended (the wall clock at the start plus the
+// monotonic duration): a request that ended before another began is
+// written before it, as from a single batch. (A connection's requests all
+// go to one shard: a client that sends a burst over one connection, or a
+// load balancer in front with few, has its shard's share of QueueSize and
+// BufferSize.)
 type AccessLog struct {
 	w         io.Writer
 	interval  time.Duration
-	threshold int // a shard's share of BufferSize
+	threshold int // a shard's share of BufferSize (shardShare)
 	maxLines  int // a shard's share of QueueSize
 	log       logrus.FieldLogger
 	cancel    context.CancelFunc
@@ -146,6 +152,21 @@ const (
 // batches, and all of a log's shards' together.
 const maxSpareBatch = 1 << 20
 
+// A shard's least share of BufferSize and QueueSize, when they are larger,
+// and the room its batch has past its share, for the line that passes it
+// (a long request target's line goes over; its batch grows once).
+const (
+	minShardBuffer = 4 << 10
+	minShardLines  = 256
+	shardLineRoom  = 2 << 10
+)
+
+// shardShare returns a shard's share of total among n, at least least
+// (or total, when that is smaller) and 1.
+func shardShare(total, n, least int) int {
+	return max((total+n-1)/n, min(total, least), 1)
+}
+
 // NewAccessLog starts an access log writing to w. The caller keeps
 // ownership of w (a file, os.Stdout): Close does not close it.
 func NewAccessLog(w io.Writer, opts AccessLogOptions) *AccessLog {
@@ -169,8 +190,8 @@ func NewAccessLog(w io.Writer, opts AccessLogOptions) *AccessLog {
 	a := &AccessLog{
 		w:         w,
 		interval:  opts.FlushInterval,
-		threshold: max(opts.BufferSize/n, 1),
-		maxLines:  max((opts.QueueSize+n-1)/n, 1),
+		threshold: shardShare(opts.BufferSize, n, minShardBuffer),
+		maxLines:  shardShare(opts.QueueSize, n, minShardLines),
 		log:       log.WithField("component", "accesslog"),
 		cancel:    cancel,
 		done:      make(chan struct{}),
@@ -187,11 +208,11 @@ func NewAccessLog(w io.Writer, opts AccessLogOptions) *AccessLog {
 	return a
 }
 
-// shardCap is the room a shard's batch is made with, and the most it
-// keeps once written: its share of BufferSize and a quarter more, for the
-// line that passes it.
+// shardCap is the room a shard's batch is made with: its share of
+// BufferSize and room for the line that passes it, within the shards' part
+// of maxSpareBatch. A batch that grew past twice that is not kept.
 func (a *AccessLog) shardCap() int {
-	return min(a.threshold+a.threshold/4, maxSpareBatch/len(a.shards))
+	return min(a.threshold+shardLineRoom, maxSpareBatch/len(a.shards))
 }
 
 // Dropped returns the number of lines dropped because too many waited or
@@ -243,16 +264,27 @@ func (a *AccessLog) run(ctx context.Context) {
 // writeBatch takes the waiting lines of every shard and writes them, in
 // one Write. The lines count as waiting until it returns.
 func (a *AccessLog) writeBatch() error {
+	// The batches written last time are the shards' next ones.
+	for i := range a.taken {
+		t := &a.taken[i]
+		t.buf, t.ends = t.buf[:0], t.ends[:0]
+		if cap(t.buf) > 2*a.shardCap() || t.buf == nil {
+			t.buf = make([]byte, 0, a.shardCap()) // after a burst, or at the first
+		}
+	}
+	// Every shard at one instant (a request holds one lock at most): a
+	// line appended after one shard was taken is never written before a
+	// line taken from another.
+	for i := range a.shards {
+		a.shards[i].mu.Lock()
+	}
 	for i := range a.shards {
 		sh, t := &a.shards[i], &a.taken[i]
-		spare := shardBatch{buf: t.buf[:0], ends: t.ends[:0]}
-		if cap(spare.buf) > a.shardCap() {
-			spare.buf = make([]byte, 0, a.shardCap()) // after a burst
-		}
-		sh.mu.Lock()
-		*t, sh.batch = sh.batch, spare
+		*t, sh.batch = sh.batch, *t
 		sh.writing = len(t.ends)
-		sh.mu.Unlock()
+	}
+	for i := range a.shards {
+		a.shards[i].mu.Unlock()
 	}
 	out := mergeLines(a.out[:0], a.taken)
 	if cap(out) > maxSpareBatch {
@@ -275,8 +307,9 @@ func (a *AccessLog) writeBatch() error {
 }
 
 // mergeLines appends the lines of the batches to out in the order of
-// their requests' ends: each batch holds its lines in that order already
-// (but for requests that ended within a few instructions of each other).
+// their requests' ends. Each batch holds its lines about in that order
+// (a line is appended after its request's end is read, under the shard's
+// lock), and the merge keeps a batch's order where it is not.
 func mergeLines(out []byte, batches []shardBatch) []byte {
 	var next [maxLogShards]int // per batch, its next line
 	for {

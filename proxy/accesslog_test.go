@@ -243,21 +243,36 @@ func TestAccessLogMergesShardsInEndOrder(t *testing.T) {
 }
 
 // A log has about four shards per processor, a power of two, at most
-// maxLogShards; each gets its share of QueueSize and BufferSize.
+// maxLogShards. Each gets its share of QueueSize and BufferSize, but not
+// less than minShardLines and minShardBuffer (or all of them, when they
+// are smaller): one busy connection is not starved by the sharding.
 func TestAccessLogShards(t *testing.T) {
 	for _, c := range []struct{ procs, want int }{{1, 4}, {2, 8}, {3, 16}, {16, 64}, {200, 64}} {
 		if got := logShards(c.procs); got != c.want {
 			t.Errorf("logShards(%d) = %d, want %d", c.procs, got, c.want)
 		}
 	}
-	log := NewAccessLog(io.Discard, AccessLogOptions{QueueSize: 100, BufferSize: 1 << 10})
-	defer log.Close()
-	n := len(log.shards)
-	if log.maxLines*n < 100 || log.maxLines*n >= 100+n || log.threshold != max((1<<10)/n, 1) {
-		t.Errorf("%d shards of %d lines and %d bytes, for a queue of 100 lines and 1 KiB", n, log.maxLines, log.threshold)
+	// share checks a shard's share of total among n: at least least (or
+	// total), together at least total, and no more than the larger of the
+	// two needs.
+	share := func(what string, got, n, total, least int) {
+		floor := min(total, least)
+		if got < floor || got*n < total || got > max((total+n-1)/n, floor) {
+			t.Errorf("%s %d among %d shards: %d each", what, total, n, got)
+		}
 	}
-	if got := 32 - int(log.shift); 1<<got != n {
-		t.Errorf("shift %d for %d shards", log.shift, n)
+	for _, o := range []AccessLogOptions{{QueueSize: 100, BufferSize: 1 << 10}, {}, {QueueSize: 1 << 20, BufferSize: 16 << 20}} {
+		log := NewAccessLog(io.Discard, o)
+		n := len(log.shards)
+		if o.QueueSize == 0 {
+			o.QueueSize, o.BufferSize = DefaultAccessLogQueueSize, DefaultAccessLogBufferSize
+		}
+		share("queue", log.maxLines, n, o.QueueSize, minShardLines)
+		share("buffer", log.threshold, n, o.BufferSize, minShardBuffer)
+		if got := 32 - int(log.shift); 1<<got != n {
+			t.Errorf("shift %d for %d shards", log.shift, n)
+		}
+		_ = log.Close()
 	}
 }
 
