@@ -19,12 +19,7 @@ func startEpollProxy(t *testing.T) string {
 	t.Helper()
 	backend := httptest.NewServer(&Backend{ID: "b"})
 	t.Cleanup(backend.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- RunEpollProxy(ctx, addr, strings.TrimPrefix(backend.URL, "http://"), 2) }()

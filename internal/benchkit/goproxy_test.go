@@ -39,13 +39,21 @@ func TestReverseProxy(t *testing.T) {
 	}
 }
 
-func TestRunReverseProxyStops(t *testing.T) {
+// freeAddr returns a loopback address nothing listens on, for a proxy
+// the test starts there.
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
+	return addr
+}
+
+func TestRunReverseProxyStops(t *testing.T) {
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- RunReverseProxy(ctx, addr, "127.0.0.1:1") }()

@@ -58,9 +58,9 @@ func (h *harness) launch(ctx context.Context, t *target) error {
 	case "zkgate-nethttp":
 		err = h.startZkgate(ctx, t, offZkgateStd, "/services/bench1", true, false)
 	case "go-reverseproxy":
-		err = h.startGoProxy(t, one[0])
+		err = h.startZkbenchProxy(t, offGoProxy, "reverseproxy", one[0])
 	case EpollTarget:
-		err = h.startEpollProxy(t, one[0])
+		err = h.startZkbenchProxy(t, offGoEpoll, "epollproxy", one[0])
 	case "nginx":
 		err = h.startNginx(t, offNginx, 1, one)
 	case NginxLogTarget:
@@ -178,31 +178,18 @@ func status(url string) int {
 	return resp.StatusCode
 }
 
-// startGoProxy runs "zkbench reverseproxy", a bare httputil.ReverseProxy.
-func (h *harness) startGoProxy(t *target, upstream string) error {
+// startZkbenchProxy runs "zkbench sub --listen ... --upstream upstream"
+// (reverseproxy or epollproxy) as t's proxy, on port offset off.
+func (h *harness) startZkbenchProxy(t *target, off int, sub, upstream string) error {
 	p, err := h.procs.Start(ProcSpec{
 		Name: t.Name,
-		Argv: []string{h.o.Self, "reverseproxy", "--listen", h.addr(offGoProxy), "--upstream", upstream},
+		Argv: []string{h.o.Self, sub, "--listen", h.addr(off), "--upstream", upstream},
 		Log:  filepath.Join(h.run, t.Name+".log"),
 	})
 	if err != nil {
 		return err
 	}
-	t.proc, t.url = p, "http://"+h.addr(offGoProxy)
-	return nil
-}
-
-// startEpollProxy runs "zkbench epollproxy", a loop per processor.
-func (h *harness) startEpollProxy(t *target, upstream string) error {
-	p, err := h.procs.Start(ProcSpec{
-		Name: t.Name,
-		Argv: []string{h.o.Self, "epollproxy", "--listen", h.addr(offGoEpoll), "--upstream", upstream},
-		Log:  filepath.Join(h.run, t.Name+".log"),
-	})
-	if err != nil {
-		return err
-	}
-	t.proc, t.url = p, "http://"+h.addr(offGoEpoll)
+	t.proc, t.url = p, "http://"+h.addr(off)
 	return nil
 }
 
