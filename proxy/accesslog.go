@@ -272,14 +272,12 @@ func (a *AccessLog) writeBatch() error {
 			t.buf = make([]byte, 0, a.shardCap()) // after a burst, or at the first
 		}
 	}
-	// Every shard at one instant (a request holds one lock at most): a
-	// line appended after one shard was taken is never written before a
-	// line taken from another.
-	for i := range a.shards {
-		a.shards[i].mu.Lock()
-	}
+	// Every shard is held from its swap until the last one's (a request
+	// holds one lock at most): a line appended after one shard was taken
+	// is never written before a line taken from another.
 	for i := range a.shards {
 		sh, t := &a.shards[i], &a.taken[i]
+		sh.mu.Lock()
 		*t, sh.batch = sh.batch, *t
 		sh.writing = len(t.ends)
 	}
