@@ -157,7 +157,7 @@ func (l *epollLoop) run(stop <-chan struct{}) error {
 				continue
 			}
 			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR|syscall.EPOLLRDHUP) != 0 {
-				l.readable(c)
+				l.readable(c, ev.Events&(syscall.EPOLLHUP|syscall.EPOLLERR|syscall.EPOLLRDHUP) != 0)
 			}
 		}
 	}
@@ -216,8 +216,13 @@ func (l *epollLoop) drop(c *epollConn) {
 	}
 }
 
-// readable reads what c has, until the socket has no more, and acts on it.
-func (l *epollLoop) readable(c *epollConn) {
+// readable reads what c has and acts on it. A read that fills less than
+// the room it was given took all there was: more bytes bring another
+// edge, so the loop stops there without the read that would fail with
+// EAGAIN, as nginx does. Only when the peer has closed (eof: its end of
+// stream or an error came with the event) does it read until the socket
+// says so, since no edge follows the last one.
+func (l *epollLoop) readable(c *epollConn, eof bool) {
 	for {
 		if !c.client && c.peer != nil && len(c.peer.out) > epollMaxPending {
 			c.paused = true // the client's flush reads on
@@ -230,6 +235,7 @@ func (l *epollLoop) readable(c *epollConn) {
 			}
 			c.in = append(c.in, make([]byte, len(c.in))...)[:len(c.in)]
 		}
+		room := cap(c.in) - len(c.in)
 		n, err := rawIO(syscall.SYS_READ, c.fd, c.in[len(c.in):cap(c.in)])
 		if err == syscall.EAGAIN {
 			return
@@ -247,6 +253,9 @@ func (l *epollLoop) readable(c *epollConn) {
 		}
 		if !ok {
 			l.drop(c)
+			return
+		}
+		if n < room && !eof {
 			return
 		}
 	}
@@ -408,7 +417,7 @@ func (l *epollLoop) flush(c *epollConn) bool {
 	}
 	if c.client && c.peer != nil && c.peer.paused {
 		c.peer.paused = false // readable paused for this client: read on
-		l.readable(c.peer)
+		l.readable(c.peer, true)
 	}
 	return l.conns[c.fd] == c
 }

@@ -222,7 +222,7 @@ func (r Results) Markdown() string {
 			"measured in the same rounds with the same `wrk -t1 -c" + fmt.Sprint(o.Conns) + "` runs, so the ratios to *direct* are of the same round. " +
 			"**cores busy** is CPU µs/req × req/s: how much of the machine's two cores the proxy kept busy; wrk and the backend share the same two cores. " +
 			"The last row, **bare Go epoll loop per core** (`zkbench epollproxy`), is the floor of Go built as nginx is: one epoll loop per processor on a locked thread, " +
-			"each with its own `SO_REUSEPORT` listener, connections and upstream keep-alive pool, non-blocking reads and writes without the scheduler's system-call bookkeeping, " +
+			"each with its own `SO_REUSEPORT` listener, connections and upstream keep-alive pool, non-blocking reads and writes without the scheduler's system-call bookkeeping and no read past a short one (as nginx reads), " +
 			"relaying GETs with `X-Forwarded-For` added and doing nothing else (no routing, balancing, health checks, metrics or logging): what a per-core rewrite of zkgate's fast path could at best approach.")
 		if r.hasRatePairs() {
 			b.WriteString(" A round visits every target between zkgate's run and nginx's, and the host's speed drifts by more than the difference between close proxies in that time; " +
