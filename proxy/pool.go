@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/zkgate/zkgate/balancer"
 )
 
 // connBufferSize is the size of each pooled connection's write buffer: a
@@ -286,6 +288,7 @@ type hostPool struct {
 	mu       sync.Mutex
 	idle     []*upConn // under mu
 	sweeping bool      // a sweep timer is armed
+	retired  bool      // its endpoint left the membership: pool nothing
 }
 
 // reusable returns the warmest idle connection that has not passed the idle
@@ -341,7 +344,7 @@ func (p *hostPool) put(c *upConn) {
 		c.idleAt, c.usedAt = c.usedAt, time.Time{}
 	}
 	p.mu.Lock()
-	if len(p.idle) >= p.t.cfg.MaxIdleConnsPerHost {
+	if p.retired || len(p.idle) >= p.t.cfg.MaxIdleConnsPerHost {
 		p.mu.Unlock()
 		c.close()
 		return
@@ -384,6 +387,15 @@ func (p *hostPool) sweep() {
 	}
 }
 
+// retire closes p's idle connections, and those in use as their requests
+// end: its endpoint left the membership (Transport.Update).
+func (p *hostPool) retire() {
+	p.mu.Lock()
+	p.retired = true
+	p.mu.Unlock()
+	p.closeIdle()
+}
+
 // closeIdle closes every idle connection.
 func (p *hostPool) closeIdle() {
 	p.mu.Lock()
@@ -392,6 +404,47 @@ func (p *hostPool) closeIdle() {
 	p.mu.Unlock()
 	for _, c := range idle {
 		c.close()
+	}
+}
+
+// Update implements balancer.Observer for the membership of the
+// Transport's service: the pools of endpoints that left it are retired,
+// their idle connections closed now and those in use when their requests
+// end. A departed endpoint (a backend draining before it exits) is not
+// held open until the idle timeout, and the pools do not grow with every
+// address the service ever had. A request that picked the endpoint before
+// it left may still open a pool for it; the next change of membership
+// retires that one. The standard transport's pool cannot be emptied for
+// one address: when an endpoint leaves, its idle connections to every
+// endpoint are closed (those with requests or streams in flight stay), and
+// the next requests dial anew.
+func (t *Transport) Update(eps []balancer.Endpoint) {
+	keep := make(map[string]struct{}, len(eps))
+	for _, e := range eps {
+		keep[poolAddr(e.Addr)] = struct{}{}
+	}
+	var gone []*hostPool
+	t.mu.Lock()
+	departed := false
+	for addr := range t.members {
+		if _, ok := keep[addr]; !ok {
+			departed = true
+			break
+		}
+	}
+	t.members = keep
+	for addr, p := range t.pools {
+		if _, ok := keep[addr]; !ok {
+			delete(t.pools, addr)
+			gone = append(gone, p)
+		}
+	}
+	t.mu.Unlock()
+	for _, p := range gone {
+		p.retire()
+	}
+	if departed {
+		t.std.CloseIdleConnections()
 	}
 }
 
@@ -409,10 +462,16 @@ func (t *Transport) pool(addr string) *hostPool {
 // endpointPool returns the pool of the endpoint at addr, port 80 when it
 // names none.
 func (t *Transport) endpointPool(addr string) *hostPool {
+	return t.pool(poolAddr(addr))
+}
+
+// poolAddr is the address an endpoint's pool dials: addr, with port 80 when
+// it names none.
+func poolAddr(addr string) string {
 	if !strings.Contains(addr, ":") {
-		addr += ":80"
+		return addr + ":80"
 	}
-	return t.pool(addr)
+	return addr
 }
 
 // dialBy opens a connection to p's address, failing at deadline (zero:

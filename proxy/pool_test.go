@@ -1,11 +1,19 @@
 package proxy
 
 import (
+	"errors"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/zkgate/zkgate/balancer"
 )
 
 // poolServer is a TCP listener whose accepted connections are held open
@@ -287,4 +295,105 @@ func TestUpConnAbortOutlastsDeadlines(t *testing.T) {
 			}
 		})
 	}
+}
+
+// When an endpoint leaves the membership (Transport.Update), its idle
+// connections are closed at once and one in use is closed when its request
+// ends, not pooled; the other endpoints' pools are kept, and the departed
+// endpoint's pool leaves the Transport.
+func TestPoolRetiredWhenEndpointLeaves(t *testing.T) {
+	addrA, acceptedA := poolServer(t)
+	addrB, acceptedB := poolServer(t)
+	tr := NewTransport(TransportConfig{})
+	t.Cleanup(tr.CloseIdleConnections)
+	pA, pB := tr.endpointPool(addrA), tr.endpointPool(addrB)
+	noPort := tr.endpointPool("127.0.0.1") // kept as 127.0.0.1:80
+
+	dialPool(t, pA).release(true)
+	idleA := <-acceptedA
+	busy := dialPool(t, pA)
+	busyA := <-acceptedA
+	dialPool(t, pB).release(true)
+	idleB := <-acceptedB
+
+	tr.Update([]balancer.Endpoint{{Addr: addrB}, {Addr: "127.0.0.1"}})
+
+	closedByPeer := func(c net.Conn) bool {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		return errors.Is(err, io.EOF)
+	}
+	if !closedByPeer(idleA) {
+		t.Error("the departed endpoint's idle connection was not closed")
+	}
+	busy.release(true)
+	if !closedByPeer(busyA) {
+		t.Error("a connection to the departed endpoint, in use when it left, was not closed at its release")
+	}
+	if c := pA.reusable(time.Now()); c != nil {
+		t.Error("the retired pool handed out a connection")
+	}
+	_ = idleB.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := idleB.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the remaining endpoint's idle connection: %v, want it open", err)
+	}
+	if c := pB.reusable(time.Now()); c == nil {
+		t.Error("the remaining endpoint's idle connection left its pool")
+	}
+	tr.mu.Lock()
+	_, hasA := tr.pools[addrA]
+	n := len(tr.pools)
+	tr.mu.Unlock()
+	if hasA || n != 2 {
+		t.Errorf("pools after the update: %d, the departed one's kept: %v; want 2 without it", n, hasA)
+	}
+	if tr.endpointPool("127.0.0.1") != noPort {
+		t.Error("an endpoint named without a port lost its pool")
+	}
+	if tr.endpointPool(addrA) == pA {
+		t.Error("a request to the departed address got the retired pool")
+	}
+}
+
+// The standard transport's idle connections (bodies streamed, HTTP/2 and
+// TLS upstreams) are closed when an endpoint leaves, though no fast-path
+// pool was ever made for it; an update that only adds endpoints leaves
+// them open.
+func TestStdIdleClosedWhenEndpointLeaves(t *testing.T) {
+	var open, dialled atomic.Int64
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+			dialled.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	addr := strings.TrimPrefix(s.URL, "http://")
+	tr := NewTransport(TransportConfig{})
+	t.Cleanup(tr.CloseIdleConnections)
+	tr.Update([]balancer.Endpoint{{Addr: addr}})
+	post := func() {
+		t.Helper()
+		resp, err := tr.Std().RoundTrip(httptest.NewRequest(http.MethodPost, s.URL+"/", strings.NewReader("x")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+
+	post()
+	tr.Update([]balancer.Endpoint{{Addr: addr}, {Addr: "127.0.0.1:1"}})
+	post()
+	if n := dialled.Load(); n != 1 {
+		t.Fatalf("%d connections dialled for two requests, want 1: an update that only added an endpoint closed the idle one", n)
+	}
+	tr.Update([]balancer.Endpoint{{Addr: "127.0.0.1:1"}})
+	waitFor(t, "the departed endpoint's idle connection to close", func() bool { return open.Load() == 0 })
 }

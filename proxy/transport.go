@@ -203,8 +203,9 @@ type Transport struct {
 	dialer net.Dialer
 	std    *http.Transport
 
-	mu    sync.Mutex
-	pools map[string]*hostPool
+	mu      sync.Mutex
+	pools   map[string]*hostPool
+	members map[string]struct{} // the membership's addresses at the last Update
 }
 
 // Std returns the standard transport that serves what the fast path does

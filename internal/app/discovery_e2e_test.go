@@ -3,9 +3,13 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,5 +79,66 @@ func TestDiscoveryFilterAndPropagation(t *testing.T) {
 	sum, _ := strconv.ParseFloat(s[1], 64)
 	if n < 1 || n > 2 || sum < 0 || sum > 10*float64(n) {
 		t.Fatalf("propagation histogram count %d sum %v, want 1 or 2 observations of sane size", n, sum)
+	}
+}
+
+// TestDepartedMemberConnectionsClose: when a member deregisters (its
+// ephemeral node deleted, as a backend does before it drains and exits),
+// the gateway closes its keep-alive connections to it at once rather than
+// at the idle timeout (90 s by default), while the member that stays keeps
+// its own.
+func TestDepartedMemberConnectionsClose(t *testing.T) {
+	zktest.Require(t)
+	srv := zktest.Start(t)
+	conn := zktest.Connect(t, srv.Addr())
+	g := startGateway(t, srv.Addr(), echoRoute, echoService)
+
+	type tracked struct {
+		s    *httptest.Server
+		open atomic.Int64
+	}
+	start := func(name string) *tracked {
+		b := &tracked{}
+		b.s = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, name)
+		}))
+		b.s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				b.open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				b.open.Add(-1)
+			}
+		}
+		b.s.Start()
+		t.Cleanup(b.s.Close)
+		return b
+	}
+	a, b := start("a"), start("b")
+	nodeA := register(t, conn, "echo", hostPort(a.s))
+	register(t, conn, "echo", hostPort(b.s))
+	seen := map[string]bool{}
+	zktest.WaitFor(t, 10*time.Second, func() bool {
+		if code, body := get(t, g.proxy+"/echo/"); code == http.StatusOK {
+			seen[body] = true
+		}
+		return seen["a"] && seen["b"]
+	}, "both members answering")
+	if a.open.Load() == 0 || b.open.Load() == 0 {
+		t.Fatalf("open connections a=%d b=%d, want the gateway's keep-alive connections to both", a.open.Load(), b.open.Load())
+	}
+
+	if err := conn.Delete(nodeA, -1); err != nil {
+		t.Fatal(err)
+	}
+	zktest.WaitFor(t, 10*time.Second, func() bool { return a.open.Load() == 0 },
+		"the departed member's connections closed")
+	if b.open.Load() == 0 {
+		t.Error("the remaining member's keep-alive connections were closed too")
+	}
+	for range 5 {
+		if code, body := get(t, g.proxy+"/echo/"); code != http.StatusOK || body != "b" {
+			t.Fatalf("after a left: %d %q, want 200 from b", code, body)
+		}
 	}
 }

@@ -135,6 +135,9 @@ func (s *service) start(zk *discovery.Client, snap *membershipSnapshot, log logr
 		s.zkconf, s.membership = z, z
 	}
 	s.membership.Attach(s.stats)
+	// The transport's pools follow the membership: a departed member's
+	// keep-alive connections close now, not at the idle timeout.
+	s.membership.Attach(s.transport)
 	h, err := healthcheck.New(s.membership, s.checker, log, healthcheck.OnEject(s.stats.eject))
 	if err != nil {
 		s.closeMembership()
@@ -160,6 +163,7 @@ func (s *service) closeMembership() {
 		s.zkconf.Close()
 	}
 	s.membership.Detach(s.stats)
+	s.membership.Detach(s.transport)
 }
 
 // close stops the service's checker and watcher and its idle connections.
