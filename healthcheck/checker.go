@@ -40,11 +40,15 @@ type LoadBalanceCheckConf struct {
 	log      logrus.FieldLogger
 	clock    Clock
 	onEject  func(addr string) // nil without OnEject
-	probe    prober            // nil without active probing
-	client   *http.Client
-	sem      chan struct{} // bounds concurrent probes
-	wake     chan struct{} // tells the expiry loop an ejection happened
-	guardSet chan struct{} // tells the guard loop a hold began
+	// onMembers (nil without OnMembers) hears of each change of the
+	// members' addresses; shownAddrs is the set it heard last (under mu).
+	onMembers  func(addrs []string)
+	shownAddrs []string
+	probe      prober // nil without active probing
+	client     *http.Client
+	sem        chan struct{} // bounds concurrent probes
+	wake       chan struct{} // tells the expiry loop an ejection happened
+	guardSet   chan struct{} // tells the guard loop a hold began
 
 	// Hot path (Report): immutable map of the current members.
 	snap         atomic.Pointer[map[string]*member]
@@ -129,6 +133,7 @@ func New(upstream balancer.LoadBalanceConf, cfg Config, log logrus.FieldLogger, 
 		log:          log.WithField("component", "healthcheck"),
 		clock:        o.clock,
 		onEject:      o.onEject,
+		onMembers:    o.onMembers,
 		sem:          make(chan struct{}, cfg.Active.MaxConcurrent),
 		wake:         make(chan struct{}, 1),
 		guardSet:     make(chan struct{}, 1),
@@ -271,6 +276,16 @@ func (c *LoadBalanceCheckConf) installLocked(next map[string]*member) {
 	c.members = next
 	c.order = order
 	c.snap.Store(&next)
+	if c.onMembers != nil {
+		addrs := make([]string, len(order))
+		for i, m := range order {
+			addrs[i] = m.addr
+		}
+		if c.shownAddrs == nil || !slices.Equal(addrs, c.shownAddrs) {
+			c.shownAddrs = addrs
+			c.onMembers(addrs)
+		}
+	}
 }
 
 // republishLocked publishes the set the current states call for and logs

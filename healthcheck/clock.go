@@ -39,8 +39,9 @@ func (t realTimer) Stop() bool          { return t.t.Stop() }
 type Option func(*options)
 
 type options struct {
-	clock   Clock
-	onEject func(addr string)
+	clock     Clock
+	onEject   func(addr string)
+	onMembers func(addrs []string)
 }
 
 // WithClock makes the checker use clock instead of the system clock.
@@ -57,4 +58,15 @@ func WithClock(clock Clock) Option {
 // lock held: it must be quick and must not call the checker.
 func OnEject(f func(addr string)) Option {
 	return func(o *options) { o.onEject = f }
+}
+
+// OnMembers makes the checker call f with the addresses of its members,
+// sorted, each time that set changes (once at the start, when the first
+// membership comes): the members the membership lists and those the
+// removal guard holds, healthy or not. An address leaves it when the
+// checker drops the member, so a member held by the guard stays in it
+// until the hold ends. f is called with the checker's lock held: it must
+// be quick and must not call the checker.
+func OnMembers(f func(addrs []string)) Option {
+	return func(o *options) { o.onMembers = f }
 }

@@ -3,6 +3,7 @@ package healthcheck
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -329,4 +330,54 @@ func TestRemovalGuardRechecksHeldMembersWhenOneFails(t *testing.T) {
 			t.Fatalf("dead held member republished: %s", rec.addrsAt(i))
 		}
 	}
+}
+
+// OnMembers hears of each change of the members' addresses — not of a
+// weight's — and a member the removal guard holds stays in them until the
+// hold ends and drops it.
+func TestOnMembersFollowsDropsNotHolds(t *testing.T) {
+	clock := newFakeClock()
+	addrs := tenAddrs()
+	up := staticOf(addrs...)
+	var mu sync.Mutex
+	var heard []string
+	onMembers := OnMembers(func(a []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		heard = append(heard, strings.Join(a, ","))
+	})
+	last := func() (string, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(heard) == 0 {
+			return "", 0
+		}
+		return heard[len(heard)-1], len(heard)
+	}
+	start(t, up, guarded(), WithClock(clock), onMembers)
+	if got, n := last(); got != join(addrs...) || n != 1 {
+		t.Fatalf("at the start: heard %d times, last %q; want once, the ten", n, got)
+	}
+
+	w := eps(addrs...)
+	w[0].Weight = 5
+	up.Set(w...)
+	if _, n := last(); n != 1 {
+		t.Fatalf("a weight change was heard (%d calls)", n)
+	}
+
+	up.Set(eps(addrs[1:]...)...) // one of ten: through the guard
+	if got, n := last(); got != join(addrs[1:]...) || n != 2 {
+		t.Fatalf("after one removal: heard %d times, last %q; want the nine", n, got)
+	}
+
+	up.Set(eps(addrs[9])...) // eight of nine: held
+	if got, n := last(); got != join(addrs[1:]...) || n != 2 {
+		t.Fatalf("while the guard holds: heard %d times, last %q; want the nine still", n, got)
+	}
+	clock.Advance(30 * time.Second)
+	eventually(t, "the hold's end to drop the held members", func() bool {
+		got, n := last()
+		return got == addrs[9] && n == 3
+	})
 }

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/zkgate/zkgate/balancer"
 )
 
 // connBufferSize is the size of each pooled connection's write buffer: a
@@ -407,31 +405,27 @@ func (p *hostPool) closeIdle() {
 	}
 }
 
-// Update implements balancer.Observer for the membership of the
-// Transport's service: the pools of endpoints that left it are retired,
-// their idle connections closed now and those in use when their requests
-// end. A departed endpoint (a backend draining before it exits) is not
-// held open until the idle timeout, and the pools do not grow with every
-// address the service ever had. A request that picked the endpoint before
-// it left may still open a pool for it; the next change of membership
-// retires that one. The standard transport's pool cannot be emptied for
-// one address: when an endpoint leaves, its idle connections to every
-// endpoint are closed (those with requests or streams in flight stay), and
-// the next requests dial anew.
-func (t *Transport) Update(eps []balancer.Endpoint) {
-	keep := make(map[string]struct{}, len(eps))
-	for _, e := range eps {
-		keep[poolAddr(e.Addr)] = struct{}{}
+// Retain makes addrs the endpoints of the Transport's service: the members
+// its health checker knows, healthy or not, those its removal guard holds
+// included (healthcheck.OnMembers). The pools of addresses that left are
+// retired: their idle connections are closed, and those in use are closed
+// when their requests end rather than pooled, so that a departed endpoint
+// (a backend draining before it exits) is not held open until the idle
+// timeout, and the pools do not grow with every address the service ever
+// had. From then on a request to an address outside addrs (one that picked
+// it just before it left) gets a pool of its own, retired, whose
+// connection closes at its release. Retain is quick: the sockets are
+// closed on a goroutine of their own. net/http's side (bodies streamed,
+// HTTP/2, gRPC and TLS upstreams) keeps its pool, which cannot be emptied
+// for one address: its idle connections end at its idle timeout, or
+// sooner when the endpoint closes them (a GOAWAY, a server's shutdown).
+func (t *Transport) Retain(addrs []string) {
+	keep := make(map[string]struct{}, len(addrs))
+	for _, a := range addrs {
+		keep[poolAddr(a)] = struct{}{}
 	}
 	var gone []*hostPool
 	t.mu.Lock()
-	departed := false
-	for addr := range t.members {
-		if _, ok := keep[addr]; !ok {
-			departed = true
-			break
-		}
-	}
 	t.members = keep
 	for addr, p := range t.pools {
 		if _, ok := keep[addr]; !ok {
@@ -440,22 +434,45 @@ func (t *Transport) Update(eps []balancer.Endpoint) {
 		}
 	}
 	t.mu.Unlock()
-	for _, p := range gone {
-		p.retire()
+	if len(gone) > 0 {
+		go retireAll(gone)
 	}
-	if departed {
-		t.std.CloseIdleConnections()
+}
+
+// Close retires every pool of the Transport, whose service was replaced
+// or stopped: idle connections close now, those in use at their release;
+// net/http's idle connections close too.
+func (t *Transport) Close() {
+	t.mu.Lock()
+	gone := make([]*hostPool, 0, len(t.pools))
+	for _, p := range t.pools {
+		gone = append(gone, p)
+	}
+	t.pools = map[string]*hostPool{}
+	t.members = map[string]struct{}{}
+	t.mu.Unlock()
+	retireAll(gone)
+	t.std.CloseIdleConnections()
+}
+
+func retireAll(pools []*hostPool) {
+	for _, p := range pools {
+		p.retire()
 	}
 }
 
 func (t *Transport) pool(addr string) *hostPool {
 	t.mu.Lock()
-	p := t.pools[addr]
-	if p == nil {
-		p = &hostPool{t: t, addr: addr}
-		t.pools[addr] = p
+	defer t.mu.Unlock()
+	if p := t.pools[addr]; p != nil {
+		return p
 	}
-	t.mu.Unlock()
+	p := &hostPool{t: t, addr: addr}
+	if _, member := t.members[addr]; t.members != nil && !member {
+		p.retired = true // not a member (any more): pool nothing
+		return p
+	}
+	t.pools[addr] = p
 	return p
 }
 

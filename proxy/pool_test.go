@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 	"unsafe"
-
-	"github.com/zkgate/zkgate/balancer"
 )
 
 // poolServer is a TCP listener whose accepted connections are held open
@@ -297,10 +295,11 @@ func TestUpConnAbortOutlastsDeadlines(t *testing.T) {
 	}
 }
 
-// When an endpoint leaves the membership (Transport.Update), its idle
-// connections are closed at once and one in use is closed when its request
-// ends, not pooled; the other endpoints' pools are kept, and the departed
-// endpoint's pool leaves the Transport.
+// When an endpoint leaves the service (Transport.Retain), its idle
+// connections are closed and one in use is closed when its request ends,
+// not pooled; the other endpoints' pools are kept, the departed endpoint's
+// pool leaves the Transport, and a request that still goes to it gets a
+// retired pool of its own, not a pool that would keep its connection.
 func TestPoolRetiredWhenEndpointLeaves(t *testing.T) {
 	addrA, acceptedA := poolServer(t)
 	addrB, acceptedB := poolServer(t)
@@ -316,19 +315,13 @@ func TestPoolRetiredWhenEndpointLeaves(t *testing.T) {
 	dialPool(t, pB).release(true)
 	idleB := <-acceptedB
 
-	tr.Update([]balancer.Endpoint{{Addr: addrB}, {Addr: "127.0.0.1"}})
+	tr.Retain([]string{addrB, "127.0.0.1"})
 
-	closedByPeer := func(c net.Conn) bool {
-		t.Helper()
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, err := c.Read(make([]byte, 1))
-		return errors.Is(err, io.EOF)
-	}
-	if !closedByPeer(idleA) {
+	if !closedByPeer(t, idleA) {
 		t.Error("the departed endpoint's idle connection was not closed")
 	}
 	busy.release(true)
-	if !closedByPeer(busyA) {
+	if !closedByPeer(t, busyA) {
 		t.Error("a connection to the departed endpoint, in use when it left, was not closed at its release")
 	}
 	if c := pA.reusable(time.Now()); c != nil {
@@ -346,54 +339,75 @@ func TestPoolRetiredWhenEndpointLeaves(t *testing.T) {
 	n := len(tr.pools)
 	tr.mu.Unlock()
 	if hasA || n != 2 {
-		t.Errorf("pools after the update: %d, the departed one's kept: %v; want 2 without it", n, hasA)
+		t.Errorf("pools after the change: %d, the departed one's kept: %v; want 2 without it", n, hasA)
 	}
 	if tr.endpointPool("127.0.0.1") != noPort {
 		t.Error("an endpoint named without a port lost its pool")
 	}
-	if tr.endpointPool(addrA) == pA {
-		t.Error("a request to the departed address got the retired pool")
+
+	// A request that picked A just before it left.
+	late := tr.endpointPool(addrA)
+	if late == pA || !late.retired {
+		t.Fatal("a request to the departed address got a pool that keeps connections")
+	}
+	c := dialPool(t, late)
+	peer := <-acceptedA
+	c.release(true)
+	if !closedByPeer(t, peer) {
+		t.Error("a connection to the departed address, dialled after it left, was kept at its release")
+	}
+	tr.mu.Lock()
+	_, hasA = tr.pools[addrA]
+	tr.mu.Unlock()
+	if hasA {
+		t.Error("a request to the departed address put a pool for it back")
 	}
 }
 
-// The standard transport's idle connections (bodies streamed, HTTP/2 and
-// TLS upstreams) are closed when an endpoint leaves, though no fast-path
-// pool was ever made for it; an update that only adds endpoints leaves
-// them open.
-func TestStdIdleClosedWhenEndpointLeaves(t *testing.T) {
-	var open, dialled atomic.Int64
+// closedByPeer reports whether c's peer closed it, waiting up to 5 s.
+func closedByPeer(t *testing.T, c net.Conn) bool {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.Read(make([]byte, 1))
+	return errors.Is(err, io.EOF)
+}
+
+// Close, for a service replaced or stopped, closes the idle connections of
+// both sides now and the fast path's connections in use at their release.
+func TestTransportCloseRetiresEverything(t *testing.T) {
+	var open atomic.Int64
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 		switch st {
 		case http.StateNew:
 			open.Add(1)
-			dialled.Add(1)
 		case http.StateClosed, http.StateHijacked:
 			open.Add(-1)
 		}
 	}
 	s.Start()
 	t.Cleanup(s.Close)
-	addr := strings.TrimPrefix(s.URL, "http://")
+	addr, accepted := poolServer(t)
 	tr := NewTransport(TransportConfig{})
-	t.Cleanup(tr.CloseIdleConnections)
-	tr.Update([]balancer.Endpoint{{Addr: addr}})
-	post := func() {
-		t.Helper()
-		resp, err := tr.Std().RoundTrip(httptest.NewRequest(http.MethodPost, s.URL+"/", strings.NewReader("x")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+	p := tr.endpointPool(addr)
+	dialPool(t, p).release(true)
+	idle := <-accepted
+	busy := dialPool(t, p)
+	busyPeer := <-accepted
+	resp, err := tr.Std().RoundTrip(httptest.NewRequest(http.MethodPost, s.URL+"/", strings.NewReader("x")))
+	if err != nil {
+		t.Fatal(err)
 	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 
-	post()
-	tr.Update([]balancer.Endpoint{{Addr: addr}, {Addr: "127.0.0.1:1"}})
-	post()
-	if n := dialled.Load(); n != 1 {
-		t.Fatalf("%d connections dialled for two requests, want 1: an update that only added an endpoint closed the idle one", n)
+	tr.Close()
+	if !closedByPeer(t, idle) {
+		t.Error("an idle connection outlived Close")
 	}
-	tr.Update([]balancer.Endpoint{{Addr: "127.0.0.1:1"}})
-	waitFor(t, "the departed endpoint's idle connection to close", func() bool { return open.Load() == 0 })
+	busy.release(true)
+	if !closedByPeer(t, busyPeer) {
+		t.Error("a connection in use at Close was pooled at its release")
+	}
+	waitFor(t, "net/http's idle connection to close", func() bool { return open.Load() == 0 })
 }

@@ -205,7 +205,7 @@ type Transport struct {
 
 	mu      sync.Mutex
 	pools   map[string]*hostPool
-	members map[string]struct{} // the membership's addresses at the last Update
+	members map[string]struct{} // the service's endpoints (Retain); nil: not known
 }
 
 // Std returns the standard transport that serves what the fast path does

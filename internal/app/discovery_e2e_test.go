@@ -82,52 +82,82 @@ func TestDiscoveryFilterAndPropagation(t *testing.T) {
 	}
 }
 
-// TestDepartedMemberConnectionsClose: when a member deregisters (its
-// ephemeral node deleted, as a backend does before it drains and exits),
-// the gateway closes its keep-alive connections to it at once rather than
-// at the idle timeout (90 s by default), while the member that stays keeps
-// its own.
-func TestDepartedMemberConnectionsClose(t *testing.T) {
-	zktest.Require(t)
-	srv := zktest.Start(t)
-	conn := zktest.Connect(t, srv.Addr())
-	g := startGateway(t, srv.Addr(), echoRoute, echoService)
+// trackedBackend is an HTTP server answering with its name that counts
+// the connections open to it.
+type trackedBackend struct {
+	s    *httptest.Server
+	open atomic.Int64
+}
 
-	type tracked struct {
-		s    *httptest.Server
-		open atomic.Int64
-	}
-	start := func(name string) *tracked {
-		b := &tracked{}
-		b.s = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.WriteString(w, name)
-		}))
-		b.s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				b.open.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				b.open.Add(-1)
-			}
+func startTracked(t *testing.T, name string) *trackedBackend {
+	t.Helper()
+	b := &trackedBackend{}
+	b.s = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, name)
+	}))
+	b.s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			b.open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			b.open.Add(-1)
 		}
-		b.s.Start()
-		t.Cleanup(b.s.Close)
-		return b
 	}
-	a, b := start("a"), start("b")
-	nodeA := register(t, conn, "echo", hostPort(a.s))
-	register(t, conn, "echo", hostPort(b.s))
+	b.s.Start()
+	t.Cleanup(b.s.Close)
+	return b
+}
+
+// routedToAll sends requests through g until every name has answered.
+func routedToAll(t *testing.T, g *gateway, names ...string) {
+	t.Helper()
 	seen := map[string]bool{}
 	zktest.WaitFor(t, 10*time.Second, func() bool {
 		if code, body := get(t, g.proxy+"/echo/"); code == http.StatusOK {
 			seen[body] = true
 		}
-		return seen["a"] && seen["b"]
-	}, "both members answering")
+		for _, n := range names {
+			if !seen[n] {
+				return false
+			}
+		}
+		return true
+	}, "all of %v answering", names)
+}
+
+// TestDepartedMemberConnectionsClose: when a member deregisters (its
+// ephemeral node deleted, as a backend does before it drains and exits),
+// the gateway closes its keep-alive connections to it at once rather than
+// at the idle timeout (90 s by default), while the member that stays keeps
+// its own. With the removal guard holding a mass removal, the held members
+// keep theirs while they are routed to, and lose them when the hold ends.
+func TestDepartedMemberConnectionsClose(t *testing.T) {
+	zktest.Require(t)
+	srv := zktest.Start(t)
+	conn := zktest.Connect(t, srv.Addr())
+	services := `  echo:
+    discovery: { zookeeper: { path: /services/echo } }
+    health_check: { passive: { max_failures: 0 } }
+    removal_guard: { max_percent: 0 }
+  held:
+    discovery: { zookeeper: { path: /services/held } }
+    health_check: { passive: { max_failures: 0 } }
+    removal_guard: { max_percent: 50, hold: 2s }`
+	routes := echoRoute + `
+  - name: held
+    match: { path_prefix: /held }
+    strip_prefix: true
+    service: held
+    balancer: round_robin`
+	g := startGateway(t, srv.Addr(), routes, services)
+
+	a, b := startTracked(t, "a"), startTracked(t, "b")
+	nodeA := register(t, conn, "echo", hostPort(a.s))
+	register(t, conn, "echo", hostPort(b.s))
+	routedToAll(t, g, "a", "b")
 	if a.open.Load() == 0 || b.open.Load() == 0 {
 		t.Fatalf("open connections a=%d b=%d, want the gateway's keep-alive connections to both", a.open.Load(), b.open.Load())
 	}
-
 	if err := conn.Delete(nodeA, -1); err != nil {
 		t.Fatal(err)
 	}
@@ -140,5 +170,42 @@ func TestDepartedMemberConnectionsClose(t *testing.T) {
 		if code, body := get(t, g.proxy+"/echo/"); code != http.StatusOK || body != "b" {
 			t.Fatalf("after a left: %d %q, want 200 from b", code, body)
 		}
+	}
+
+	// Two of three leave at once: the guard holds them for 2 s, routed to
+	// and with their connections, then drops them and their connections.
+	h := []*trackedBackend{startTracked(t, "h0"), startTracked(t, "h1"), startTracked(t, "h2")}
+	var nodes []string
+	for _, x := range h {
+		nodes = append(nodes, register(t, conn, "held", hostPort(x.s)))
+	}
+	seen := map[string]bool{}
+	zktest.WaitFor(t, 10*time.Second, func() bool {
+		if code, body := get(t, g.proxy+"/held/"); code == http.StatusOK {
+			seen[body] = true
+		}
+		return seen["h0"] && seen["h1"] && seen["h2"]
+	}, "all three held-service members answering")
+	// One transaction, so that the watch sees both go at once.
+	if _, err := conn.Multi(&zk.DeleteRequest{Path: nodes[0], Version: -1}, &zk.DeleteRequest{Path: nodes[1], Version: -1}); err != nil {
+		t.Fatal(err)
+	}
+	zktest.WaitFor(t, 5*time.Second, func() bool {
+		_, body := get(t, g.admin+"/api/services/held")
+		var svc admin.ServiceInfo
+		return json.Unmarshal([]byte(body), &svc) == nil && svc.RemovalGuard.Held == 2
+	}, "the removal guard to hold the two")
+	for range 6 {
+		if code, _ := get(t, g.proxy+"/held/"); code != http.StatusOK {
+			t.Fatalf("during the hold: %d, want 200", code)
+		}
+	}
+	if h[0].open.Load()+h[1].open.Load() == 0 {
+		t.Fatal("the held members lost their connections while the guard still routed to them")
+	}
+	zktest.WaitFor(t, 10*time.Second, func() bool { return h[0].open.Load() == 0 && h[1].open.Load() == 0 },
+		"the held members' connections closed when the hold ended")
+	if h[2].open.Load() == 0 {
+		t.Error("the member that stayed lost its keep-alive connections")
 	}
 }

@@ -135,10 +135,12 @@ func (s *service) start(zk *discovery.Client, snap *membershipSnapshot, log logr
 		s.zkconf, s.membership = z, z
 	}
 	s.membership.Attach(s.stats)
-	// The transport's pools follow the membership: a departed member's
-	// keep-alive connections close now, not at the idle timeout.
-	s.membership.Attach(s.transport)
-	h, err := healthcheck.New(s.membership, s.checker, log, healthcheck.OnEject(s.stats.eject))
+	// The transport's pools follow the checker's members: a departed
+	// member's keep-alive connections close when the checker drops it
+	// (after the removal guard's hold, if one holds it), not at the idle
+	// timeout.
+	h, err := healthcheck.New(s.membership, s.checker, log, healthcheck.OnEject(s.stats.eject),
+		healthcheck.OnMembers(s.transport.Retain))
 	if err != nil {
 		s.closeMembership()
 		return fmt.Errorf("services.%s.health_check: %w", s.name, err)
@@ -163,14 +165,14 @@ func (s *service) closeMembership() {
 		s.zkconf.Close()
 	}
 	s.membership.Detach(s.stats)
-	s.membership.Detach(s.transport)
 }
 
-// close stops the service's checker and watcher and its idle connections.
+// close stops the service's checker and watcher, and its connections:
+// idle ones now, those of requests still running as they end.
 func (s *service) close() {
 	_ = s.health.Close()
 	s.closeMembership()
-	s.transport.CloseIdleConnections()
+	s.transport.Close()
 }
 
 // endpointStats counts, for the admin API, the attempts sent to each member
