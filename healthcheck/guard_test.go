@@ -354,7 +354,7 @@ func TestOnMembersFollowsDropsNotHolds(t *testing.T) {
 		}
 		return heard[len(heard)-1], len(heard)
 	}
-	start(t, up, guarded(), WithClock(clock), onMembers)
+	c, _, _ := start(t, up, guarded(), WithClock(clock), onMembers)
 	if got, n := last(); got != join(addrs...) || n != 1 {
 		t.Fatalf("at the start: heard %d times, last %q; want once, the ten", n, got)
 	}
@@ -375,9 +375,13 @@ func TestOnMembersFollowsDropsNotHolds(t *testing.T) {
 	if got, n := last(); got != join(addrs[1:]...) || n != 2 {
 		t.Fatalf("while the guard holds: heard %d times, last %q; want the nine still", n, got)
 	}
+	c.Report(addrs[1], ConnectFailure) // a held member failing a request leaves at once
+	if got, n := last(); got != join(addrs[2:]...) || n != 3 {
+		t.Fatalf("after a held member failed a request: heard %d times, last %q; want the other eight", n, got)
+	}
 	clock.Advance(30 * time.Second)
 	eventually(t, "the hold's end to drop the held members", func() bool {
 		got, n := last()
-		return got == addrs[9] && n == 3
+		return got == addrs[9] && n == 4
 	})
 }

@@ -386,7 +386,8 @@ func (p *hostPool) sweep() {
 }
 
 // retire closes p's idle connections, and those in use as their requests
-// end: its endpoint left the membership (Transport.Update).
+// end: its endpoint left the service (Transport.Retain), or the service
+// was closed.
 func (p *hostPool) retire() {
 	p.mu.Lock()
 	p.retired = true
@@ -441,7 +442,8 @@ func (t *Transport) Retain(addrs []string) {
 
 // Close retires every pool of the Transport, whose service was replaced
 // or stopped: idle connections close now, those in use at their release;
-// net/http's idle connections close too.
+// net/http's idle connections close too. The fast path pools nothing on
+// the Transport after Close.
 func (t *Transport) Close() {
 	t.mu.Lock()
 	gone := make([]*hostPool, 0, len(t.pools))

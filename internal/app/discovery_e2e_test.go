@@ -85,8 +85,8 @@ func TestDiscoveryFilterAndPropagation(t *testing.T) {
 // trackedBackend is an HTTP server answering with its name that counts
 // the connections open to it.
 type trackedBackend struct {
-	s    *httptest.Server
-	open atomic.Int64
+	s            *httptest.Server
+	open, dialed atomic.Int64
 }
 
 func startTracked(t *testing.T, name string) *trackedBackend {
@@ -99,6 +99,7 @@ func startTracked(t *testing.T, name string) *trackedBackend {
 		switch st {
 		case http.StateNew:
 			b.open.Add(1)
+			b.dialed.Add(1)
 		case http.StateClosed, http.StateHijacked:
 			b.open.Add(-1)
 		}
@@ -195,13 +196,14 @@ func TestDepartedMemberConnectionsClose(t *testing.T) {
 		var svc admin.ServiceInfo
 		return json.Unmarshal([]byte(body), &svc) == nil && svc.RemovalGuard.Held == 2
 	}, "the removal guard to hold the two")
+	before := h[0].dialed.Load() + h[1].dialed.Load()
 	for range 6 {
 		if code, _ := get(t, g.proxy+"/held/"); code != http.StatusOK {
 			t.Fatalf("during the hold: %d, want 200", code)
 		}
 	}
-	if h[0].open.Load()+h[1].open.Load() == 0 {
-		t.Fatal("the held members lost their connections while the guard still routed to them")
+	if n := h[0].dialed.Load() + h[1].dialed.Load() - before; n != 0 {
+		t.Fatalf("%d new connections to the held members during the hold, want their kept-alive ones reused", n)
 	}
 	zktest.WaitFor(t, 10*time.Second, func() bool { return h[0].open.Load() == 0 && h[1].open.Load() == 0 },
 		"the held members' connections closed when the hold ended")
