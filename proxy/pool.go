@@ -287,6 +287,7 @@ type hostPool struct {
 	idle     []*upConn // under mu
 	sweeping bool      // a sweep timer is armed
 	retired  bool      // its endpoint left the membership: pool nothing
+	drained  bool      // drained by the operator (SetDraining): pool nothing
 }
 
 // reusable returns the warmest idle connection that has not passed the idle
@@ -342,7 +343,7 @@ func (p *hostPool) put(c *upConn) {
 		c.idleAt, c.usedAt = c.usedAt, time.Time{}
 	}
 	p.mu.Lock()
-	if p.retired || len(p.idle) >= p.t.cfg.MaxIdleConnsPerHost {
+	if p.retired || p.drained || len(p.idle) >= p.t.cfg.MaxIdleConnsPerHost {
 		p.mu.Unlock()
 		c.close()
 		return
@@ -437,6 +438,25 @@ func (t *Transport) Retain(addrs []string) {
 	t.mu.Unlock()
 	if len(gone) > 0 {
 		go retireAll(gone)
+	}
+}
+
+// SetDraining marks the endpoint at addr drained by an operator (the admin
+// API's drain: no new requests go to it) or back in service. While it is
+// drained its idle connections are closed, and those in use close at their
+// release rather than being pooled, so that the endpoint is not held open
+// by connections nothing will use.
+func (t *Transport) SetDraining(addr string, draining bool) {
+	p := t.endpointPool(addr)
+	p.mu.Lock()
+	p.drained = draining
+	var idle []*upConn
+	if draining {
+		idle, p.idle = p.idle, nil
+	}
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.close()
 	}
 }
 

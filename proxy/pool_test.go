@@ -411,3 +411,33 @@ func TestTransportCloseRetiresEverything(t *testing.T) {
 	}
 	waitFor(t, "net/http's idle connection to close", func() bool { return open.Load() == 0 })
 }
+
+// A drained endpoint (SetDraining) keeps no connection: idle ones close at
+// once, one in use at its release; back in service, it pools again.
+func TestPoolDrainedKeepsNothing(t *testing.T) {
+	addr, accepted := poolServer(t)
+	tr := NewTransport(TransportConfig{})
+	t.Cleanup(tr.CloseIdleConnections)
+	p := tr.endpointPool(addr)
+	dialPool(t, p).release(true)
+	idle := <-accepted
+	busy := dialPool(t, p)
+	busyPeer := <-accepted
+
+	tr.SetDraining(addr, true)
+	if !closedByPeer(t, idle) {
+		t.Error("the drained endpoint's idle connection was not closed")
+	}
+	busy.release(true)
+	if !closedByPeer(t, busyPeer) {
+		t.Error("a connection in use when its endpoint was drained was pooled at its release")
+	}
+
+	tr.SetDraining(addr, false)
+	c := dialPool(t, p)
+	<-accepted
+	c.release(true)
+	if got := p.reusable(time.Now()); got != c {
+		t.Error("an undrained endpoint's connection was not pooled")
+	}
+}

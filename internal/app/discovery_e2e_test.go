@@ -211,3 +211,55 @@ func TestDepartedMemberConnectionsClose(t *testing.T) {
 		t.Error("the member that stayed lost its keep-alive connections")
 	}
 }
+
+// TestDrainedMemberConnectionsClose: draining a member through the admin
+// API closes the gateway's keep-alive connections to it, and undraining it
+// routes to it again on connections kept alive as before.
+func TestDrainedMemberConnectionsClose(t *testing.T) {
+	zktest.Require(t)
+	srv := zktest.Start(t)
+	conn := zktest.Connect(t, srv.Addr())
+	g := startGateway(t, srv.Addr(), echoRoute, `  echo:
+    discovery: { zookeeper: { path: /services/echo } }
+    health_check: { passive: { max_failures: 0 } }
+    removal_guard: { max_percent: 0 }`)
+	a, b := startTracked(t, "a"), startTracked(t, "b")
+	register(t, conn, "echo", hostPort(a.s))
+	register(t, conn, "echo", hostPort(b.s))
+	routedToAll(t, g, "a", "b")
+
+	admin := func(action string) {
+		t.Helper()
+		res, err := http.Post(g.admin+"/api/services/echo/endpoints/"+hostPort(a.s)+"/"+action, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusNoContent {
+			t.Fatalf("%s: %d", action, res.StatusCode)
+		}
+	}
+	admin("drain")
+	zktest.WaitFor(t, 10*time.Second, func() bool { return a.open.Load() == 0 },
+		"the drained member's connections closed")
+	for range 4 {
+		if code, body := get(t, g.proxy+"/echo/"); code != http.StatusOK || body != "b" {
+			t.Fatalf("while a is drained: %d %q, want 200 from b", code, body)
+		}
+	}
+	if b.open.Load() == 0 {
+		t.Error("the other member lost its keep-alive connections")
+	}
+
+	admin("undrain")
+	routedToAll(t, g, "a")
+	dialed := a.dialed.Load()
+	for range 6 {
+		if code, _ := get(t, g.proxy+"/echo/"); code != http.StatusOK {
+			t.Fatalf("after undrain: %d, want 200", code)
+		}
+	}
+	if n := a.dialed.Load() - dialed; n != 0 {
+		t.Errorf("%d new connections to the undrained member over 6 requests, want its kept-alive one reused", n)
+	}
+}

@@ -127,26 +127,33 @@ func (s *service) info() admin.ServiceInfo {
 	return si // the admin server derives the counts by state
 }
 
-// Drain implements admin.Source.
+// Drain implements admin.Source: the endpoint leaves the balancers, and
+// its keep-alive connections close (idle ones now, the others as their
+// requests end).
 func (g *Gateway) Drain(service, addr string) error {
-	return g.withHealth(service, addr, (*healthcheck.LoadBalanceCheckConf).Drain)
+	return g.setDraining(service, addr, true)
 }
 
 // Undrain implements admin.Source.
 func (g *Gateway) Undrain(service, addr string) error {
-	return g.withHealth(service, addr, (*healthcheck.LoadBalanceCheckConf).Undrain)
+	return g.setDraining(service, addr, false)
 }
 
-func (g *Gateway) withHealth(service, addr string, f func(*healthcheck.LoadBalanceCheckConf, string) error) error {
+func (g *Gateway) setDraining(service, addr string, draining bool) error {
 	g.mu.Lock()
 	s, ok := g.services[strings.ToLower(service)]
 	g.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("service %q: %w", service, admin.ErrNotFound)
 	}
+	f := (*healthcheck.LoadBalanceCheckConf).Undrain
+	if draining {
+		f = (*healthcheck.LoadBalanceCheckConf).Drain
+	}
 	if err := f(s.health, addr); err != nil {
 		return fmt.Errorf("service %q endpoint %q: %w", service, addr, admin.ErrNotFound)
 	}
+	s.transport.SetDraining(addr, draining)
 	return nil
 }
 
