@@ -73,6 +73,18 @@ func dialRaw(tb testing.TB, addr *net.TCPAddr) rawClient {
 	return rawClient(fd)
 }
 
+// readRaw is syscall.Read on a blocking socket, read again when a signal
+// (the runtime's preemption) interrupts it: on a socket with SO_RCVTIMEO,
+// Linux fails the call with EINTR rather than restarting it (signal(7)).
+func readRaw(fd int, b []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, b)
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
+}
+
 // get sends a GET and reads its whole answer, "ok" with a Content-Length,
 // into buf.
 func (c rawClient) get(buf []byte) error {
@@ -81,7 +93,7 @@ func (c rawClient) get(buf []byte) error {
 	}
 	n := 0
 	for {
-		k, err := syscall.Read(int(c), buf[n:])
+		k, err := readRaw(int(c), buf[n:])
 		if err != nil {
 			return err
 		}
@@ -288,7 +300,7 @@ func (c rawClient) upgrade(buf []byte) error {
 	}
 	n := 0
 	for !bytes.HasSuffix(buf[:n], []byte("\r\n\r\n")) {
-		k, err := syscall.Read(int(c), buf[n:])
+		k, err := readRaw(int(c), buf[n:])
 		if err != nil {
 			return err
 		}
