@@ -450,13 +450,9 @@ func (t *Transport) SetDraining(addr string, draining bool) {
 	p := t.endpointPool(addr)
 	p.mu.Lock()
 	p.drained = draining
-	var idle []*upConn
-	if draining {
-		idle, p.idle = p.idle, nil
-	}
 	p.mu.Unlock()
-	for _, c := range idle {
-		c.close()
+	if draining {
+		p.closeIdle()
 	}
 }
 

@@ -109,12 +109,13 @@ func startTracked(t *testing.T, name string) *trackedBackend {
 	return b
 }
 
-// routedToAll sends requests through g until every name has answered.
-func routedToAll(t *testing.T, g *gateway, names ...string) {
+// routedToAll sends requests for path through g until every name has
+// answered.
+func routedToAll(t *testing.T, g *gateway, path string, names ...string) {
 	t.Helper()
 	seen := map[string]bool{}
 	zktest.WaitFor(t, 10*time.Second, func() bool {
-		if code, body := get(t, g.proxy+"/echo/"); code == http.StatusOK {
+		if code, body := get(t, g.proxy+path); code == http.StatusOK {
 			seen[body] = true
 		}
 		for _, n := range names {
@@ -155,7 +156,7 @@ func TestDepartedMemberConnectionsClose(t *testing.T) {
 	a, b := startTracked(t, "a"), startTracked(t, "b")
 	nodeA := register(t, conn, "echo", hostPort(a.s))
 	register(t, conn, "echo", hostPort(b.s))
-	routedToAll(t, g, "a", "b")
+	routedToAll(t, g, "/echo/", "a", "b")
 	if a.open.Load() == 0 || b.open.Load() == 0 {
 		t.Fatalf("open connections a=%d b=%d, want the gateway's keep-alive connections to both", a.open.Load(), b.open.Load())
 	}
@@ -180,13 +181,7 @@ func TestDepartedMemberConnectionsClose(t *testing.T) {
 	for _, x := range h {
 		nodes = append(nodes, register(t, conn, "held", hostPort(x.s)))
 	}
-	seen := map[string]bool{}
-	zktest.WaitFor(t, 10*time.Second, func() bool {
-		if code, body := get(t, g.proxy+"/held/"); code == http.StatusOK {
-			seen[body] = true
-		}
-		return seen["h0"] && seen["h1"] && seen["h2"]
-	}, "all three held-service members answering")
+	routedToAll(t, g, "/held/", "h0", "h1", "h2")
 	// One transaction, so that the watch sees both go at once.
 	if _, err := conn.Multi(&zk.DeleteRequest{Path: nodes[0], Version: -1}, &zk.DeleteRequest{Path: nodes[1], Version: -1}); err != nil {
 		t.Fatal(err)
@@ -226,7 +221,7 @@ func TestDrainedMemberConnectionsClose(t *testing.T) {
 	a, b := startTracked(t, "a"), startTracked(t, "b")
 	register(t, conn, "echo", hostPort(a.s))
 	register(t, conn, "echo", hostPort(b.s))
-	routedToAll(t, g, "a", "b")
+	routedToAll(t, g, "/echo/", "a", "b")
 
 	admin := func(action string) {
 		t.Helper()
@@ -252,7 +247,7 @@ func TestDrainedMemberConnectionsClose(t *testing.T) {
 	}
 
 	admin("undrain")
-	routedToAll(t, g, "a")
+	routedToAll(t, g, "/echo/", "a")
 	dialed := a.dialed.Load()
 	for range 6 {
 		if code, _ := get(t, g.proxy+"/echo/"); code != http.StatusOK {
