@@ -12,14 +12,28 @@ import (
 // nothing sent then), clientGone, or a status to reject it with (a body
 // over the limits, malformed or too slow).
 func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
+	e, keep, verdict := c.prepare(n)
+	if e == nil {
+		return keep, verdict
+	}
+	return c.end(n, c.proxy(e, &c.ex)), serveFast
+}
+
+// prepare readies the exchange (c.ex) of the parsed request whose head is
+// the first n unread bytes, up to what goes upstream: its route, its body,
+// its admission by the route's policies and its outbound head. It returns
+// the route's entry when the request is to be proxied; otherwise nil, and
+// serveRequest's results: the request was answered here (no route, a
+// refused body, a policy's answer), or is not served here (verdict).
+func (c *fconn) prepare(n int) (e *entry, keep bool, verdict int) {
 	h := c.s.h
 	r := &c.req
 	path := bstr(r.path)
-	e := h.router.Load().find(hostOnly(bstr(r.host)), r.method, path, bstr(r.query), r)
+	e = h.router.Load().find(hostOnly(bstr(r.host)), r.method, path, bstr(r.query), r)
 	limit := c.s.cfg.MaxBodyBytes
 	if e != nil {
 		if !e.fast {
-			return false, handOff
+			return nil, false, handOff
 		}
 		if l := e.route.Upstream.MaxBodyBytes; l > 0 && l < limit {
 			limit = l
@@ -28,7 +42,7 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 			if _, raw := stripPrefix(path, bstr(r.rawPath), e.prefix); raw == "" {
 				// The escaped form does not survive the strip: the Handler
 				// sends the decoded rest in net/url's default escaping.
-				return false, handOff
+				return nil, false, handOff
 			}
 		}
 	}
@@ -38,12 +52,12 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 	start := c.now
 	if v := c.readBody(n, limit); v != serveFast {
 		if v > 0 && e != nil {
-			return c.refuse(e, start, v), serveFast
+			return nil, c.refuse(e, start, v), serveFast
 		}
-		return false, v
+		return nil, false, v
 	}
 	if e == nil {
-		return c.notFound(n), serveFast
+		return nil, c.notFound(n), serveFast
 	}
 	ex := &c.ex
 	c.begin(e, start)
@@ -57,7 +71,7 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 			// Refused, or a preflight answered: no endpoint is contacted,
 			// and the connection stays (its body, if any, was read).
 			c.writeBuffered(ex, w)
-			return c.end(n, true), serveFast
+			return nil, c.end(n, true), serveFast
 		}
 	}
 	up := e.route.Upstream
@@ -68,7 +82,7 @@ func (c *fconn) serveRequest(n int) (keep bool, verdict int) {
 		h.onFast(c.inWait)
 	}
 	c.buildOutbound(e, ex, path)
-	return c.end(n, c.proxy(e, ex)), serveFast
+	return e, false, serveFast
 }
 
 // refuse answers a request of route e whose body the fast path refuses —

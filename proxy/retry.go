@@ -47,10 +47,38 @@ const (
 // error when there was no endpoint to try. The deposit counts, and an
 // attempt starts, at *ex.clock when the path keeps one (else the deposit
 // at the request's start).
+//
+// The steps are startAttempts and endAttempt, so that an attempt begun by
+// one caller can be ended by another; attempts is the two in a loop.
 func (e *entry) attempts(ex *exchange, try func(ep balancer.Endpoint) (failKind, error), discard func()) (balancer.Endpoint, failKind, error) {
+	var run attemptRun
+	if err := e.startAttempts(ex, &run); err != nil {
+		return run.ep, failNoEndpoint, err
+	}
+	for {
+		kind, err := try(run.ep)
+		if !e.endAttempt(ex, &run, kind, discard) {
+			return run.ep, kind, err
+		}
+	}
+}
+
+// attemptRun is where a request's attempts stand: the endpoint of the
+// attempt under way, and when it began (zero when nobody observes
+// attempts and the path keeps no clock).
+type attemptRun struct {
+	ep    balancer.Endpoint
+	began time.Time
+}
+
+// startAttempts picks the request's first endpoint into run, deposits the
+// request in the retry budget and begins the first attempt. An error is
+// the balancer's: no endpoint to try (and no Done owed).
+func (e *entry) startAttempts(ex *exchange, run *attemptRun) error {
 	ep, err := e.route.Balancer.Pick(ex.hashKey)
+	run.ep = ep
 	if err != nil {
-		return ep, failNoEndpoint, err
+		return err
 	}
 	if pol := &e.route.Upstream.Retry; pol.Budget != nil && pol.Attempts > 1 {
 		at := ex.start
@@ -59,40 +87,54 @@ func (e *entry) attempts(ex *exchange, try func(ep balancer.Endpoint) (failKind,
 		}
 		pol.Budget.depositAt(at)
 	}
-	for attempt := 1; ; attempt++ {
-		ex.attempts = attempt
-		ex.addr = ep.Addr
-		ex.tried = append(ex.tried, ep.Addr)
-		obs := e.route.Upstream.Attempts
-		var began time.Time
-		switch {
-		case ex.clock == nil:
-			if obs != nil {
-				began = time.Now()
-			}
-		case attempt > 1:
-			*ex.clock = time.Now()
-			began = *ex.clock
-		default:
-			began = *ex.clock
+	e.beginAttempt(ex, run, 1)
+	return nil
+}
+
+// beginAttempt records the start of attempt number attempt, to run.ep.
+func (e *entry) beginAttempt(ex *exchange, run *attemptRun, attempt int) {
+	ex.attempts = attempt
+	ex.addr = run.ep.Addr
+	ex.tried = append(ex.tried, run.ep.Addr)
+	switch {
+	case ex.clock == nil:
+		run.began = time.Time{}
+		if e.route.Upstream.Attempts != nil {
+			run.began = time.Now()
 		}
-		kind, err := try(ep)
-		var took time.Duration
-		if obs != nil {
-			took = time.Since(began)
-		}
-		e.report(ep.Addr, kind)
-		next, ok := e.retry(ex, kind, attempt)
-		if o, has := outcome(kind); has && obs != nil {
-			obs.ObserveAttempt(Attempt{Addr: ep.Addr, Outcome: o, End: began.Add(took), Duration: took, Retried: ok})
-		}
-		if !ok {
-			return ep, kind, err
-		}
-		discard()
-		e.done(ep)
-		ep = next
+	case attempt > 1:
+		*ex.clock = time.Now()
+		run.began = *ex.clock
+	default:
+		run.began = *ex.clock
 	}
+}
+
+// endAttempt ends the attempt under way in run, which came to kind: it is
+// reported and observed, and the retry rules decide. It reports whether
+// another attempt follows; it has begun then, to the endpoint now in run,
+// after discard dropped the last attempt's answer and the last endpoint
+// got its Done. Otherwise run.ep's Done is the caller's.
+func (e *entry) endAttempt(ex *exchange, run *attemptRun, kind failKind, discard func()) bool {
+	obs := e.route.Upstream.Attempts
+	var took time.Duration
+	if obs != nil {
+		took = time.Since(run.began)
+	}
+	ep := run.ep
+	e.report(ep.Addr, kind)
+	next, ok := e.retry(ex, kind, ex.attempts)
+	if o, has := outcome(kind); has && obs != nil {
+		obs.ObserveAttempt(Attempt{Addr: ep.Addr, Outcome: o, End: run.began.Add(took), Duration: took, Retried: ok})
+	}
+	if !ok {
+		return false
+	}
+	discard()
+	e.done(ep)
+	run.ep = next
+	e.beginAttempt(ex, run, ex.attempts+1)
+	return true
 }
 
 // roundTrip makes the attempts of one forwarded request through the

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zkgate/zkgate/balancer"
 	"github.com/zkgate/zkgate/healthcheck"
 )
 
@@ -505,6 +506,112 @@ func TestAttemptObserver(t *testing.T) {
 			}
 			if slowSeen != 4 || deadSeen == 0 {
 				t.Errorf("observed %d attempts to the dead endpoint and %d to the slow one, want some and 4", deadSeen, slowSeen)
+			}
+		})
+	}
+}
+
+// pickLedger is a balancer that hands out endpoints from a script, in
+// turn, and counts the picks and Dones of each address.
+type pickLedger struct {
+	script []string
+	next   int
+	picks  map[string]int
+	dones  map[string]int
+}
+
+func (b *pickLedger) Pick(string) (balancer.Endpoint, error) {
+	if len(b.script) == 0 {
+		return balancer.Endpoint{}, balancer.ErrNoEndpoint
+	}
+	a := b.script[b.next%len(b.script)]
+	b.next++
+	b.picks[a]++
+	return balancer.Endpoint{Addr: a}, nil
+}
+
+func (b *pickLedger) Done(ep balancer.Endpoint) { b.dones[ep.Addr]++ }
+
+func (b *pickLedger) Update([]balancer.Endpoint) {}
+
+// TestAttemptsEveryPickDoneOnce runs entry.attempts through its retry and
+// failure cases with a scripted balancer and scripted outcomes: every
+// pick gets exactly one Done (the last attempt's by the caller, as the
+// request paths give it), each retried attempt's answer is discarded once,
+// and the attempts and endpoints tried are recorded in order.
+func TestAttemptsEveryPickDoneOnce(t *testing.T) {
+	emptyBudget, err := NewRetryBudget(RetryBudgetConfig{Percent: 0, MinPerSecond: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name       string
+		script     []string
+		pol        RetryPolicy
+		replayable bool
+		outcomes   []failKind
+		wantTried  []string
+		wantKind   failKind
+	}{
+		{name: "first attempt answers", script: []string{"a", "b"}, pol: RetryPolicy{Attempts: 3},
+			outcomes: []failKind{failNone}, wantTried: []string{"a"}, wantKind: failNone},
+		{name: "connect failure, then an answer", script: []string{"a", "b"}, pol: RetryPolicy{Attempts: 3},
+			outcomes: []failKind{failConnect, failNone}, wantTried: []string{"a", "b"}, wantKind: failNone},
+		{name: "every attempt fails", script: []string{"a", "b", "c"}, pol: RetryPolicy{Attempts: 3},
+			outcomes: []failKind{failConnect, failConnect, failConnect}, wantTried: []string{"a", "b", "c"}, wantKind: failConnect},
+		{name: "repicks of a tried endpoint are discarded", script: []string{"a", "a", "a", "b"}, pol: RetryPolicy{Attempts: 2},
+			outcomes: []failKind{failConnect, failNone}, wantTried: []string{"a", "b"}, wantKind: failNone},
+		{name: "no untried endpoint within maxRepicks", script: []string{"a"}, pol: RetryPolicy{Attempts: 3},
+			outcomes: []failKind{failConnect}, wantTried: []string{"a"}, wantKind: failConnect},
+		{name: "the retry budget refuses", script: []string{"a", "b"}, pol: RetryPolicy{Attempts: 3, Budget: emptyBudget},
+			outcomes: []failKind{failConnect}, wantTried: []string{"a"}, wantKind: failConnect},
+		{name: "a timeout is not retried for a request that may not be sent twice", script: []string{"a", "b"},
+			pol: RetryPolicy{Attempts: 3, OnTimeout: true}, outcomes: []failKind{failTimeout}, wantTried: []string{"a"}, wantKind: failTimeout},
+		{name: "a timeout retried for one that may", script: []string{"a", "b"}, replayable: true,
+			pol: RetryPolicy{Attempts: 3, OnTimeout: true}, outcomes: []failKind{failTimeout, failServerError},
+			wantTried: []string{"a", "b"}, wantKind: failServerError},
+		{name: "no endpoint", script: nil, pol: RetryPolicy{Attempts: 3}, wantKind: failNoEndpoint},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			lb := &pickLedger{script: tc.script, picks: map[string]int{}, dones: map[string]int{}}
+			up := &Upstream{Name: "svc", Retry: tc.pol}
+			e := &entry{route: &Route{Name: "r", Balancer: lb, Upstream: up}, track: lb}
+			ex := &exchange{start: time.Now(), replayable: tc.replayable}
+			var tries []string
+			discards := 0
+			try := func(ep balancer.Endpoint) (failKind, error) {
+				tries = append(tries, ep.Addr)
+				if ex.attempts != len(tries) {
+					t.Errorf("attempt %d recorded as %d", len(tries), ex.attempts)
+				}
+				if len(tries) > len(tc.outcomes) {
+					t.Fatalf("attempt %d to %s: none scripted", len(tries), ep.Addr)
+				}
+				return tc.outcomes[len(tries)-1], nil
+			}
+			ep, kind, _ := e.attempts(ex, try, func() { discards++ })
+			if kind != tc.wantKind {
+				t.Errorf("kind %d, want %d", kind, tc.wantKind)
+			}
+			if kind != failNoEndpoint {
+				e.done(ep) // the caller's, as every request path gives it
+			}
+			if !slices.Equal(tries, tc.wantTried) || !slices.Equal(ex.tried, tc.wantTried) {
+				t.Errorf("tried %v (recorded %v), want %v", tries, ex.tried, tc.wantTried)
+			}
+			if want := max(len(tries)-1, 0); discards != want {
+				t.Errorf("%d answers discarded, want %d", discards, want)
+			}
+			for a, n := range lb.picks {
+				if lb.dones[a] != n {
+					t.Errorf("%s: %d picks, %d Dones", a, n, lb.dones[a])
+				}
+			}
+			for a, n := range lb.dones {
+				if lb.picks[a] == 0 {
+					t.Errorf("%s: %d Dones without a pick", a, n)
+				}
 			}
 		})
 	}

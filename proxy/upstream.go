@@ -33,6 +33,15 @@ func (c *fconn) proxy(e *entry, ex *exchange) bool {
 		}
 	}
 	ep, kind, err := e.attempts(ex, try, discard)
+	return c.answer(e, ex, ep, uc, kind, err)
+}
+
+// answer ends the exchange whose attempts are over: the last one, to ep,
+// came to kind and err, and uc is its connection with the answer's head
+// parsed into c.res (nil when it failed). It relays the answer, or answers
+// the failure, and gives ep its Done. It reports whether the client
+// connection stays open.
+func (c *fconn) answer(e *entry, ex *exchange, ep balancer.Endpoint, uc *upConn, kind failKind, err error) bool {
 	if kind == failNoEndpoint {
 		return c.fail(ex, kind, err)
 	}
