@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +56,8 @@ func main() {
 		err = epollProxy(ctx, os.Args[2:])
 	case "hold":
 		err = hold(ctx, os.Args[2:])
+	case "nginxconf":
+		err = nginxConf(os.Args[2:])
 	case "grpcload":
 		err = benchkit.GRPCLoad(ctx, os.Args[2:], os.Stdout)
 	default:
@@ -71,7 +74,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench epollproxy --listen ADDR --upstream ADDR [--loops N] | zkbench hold --addr ADDR --kind idle|upgrade --conns N | zkbench grpcload --addr ADDR")
+	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench epollproxy --listen ADDR --upstream ADDR [--loops N] | zkbench hold --addr ADDR --kind idle|upgrade --conns N | zkbench grpcload --addr ADDR | zkbench nginxconf --dir DIR --port PORT --workers N --upstream ADDR")
 	os.Exit(2)
 }
 
@@ -263,4 +266,27 @@ func hold(ctx context.Context, args []string) error {
 	}
 	_, err := benchkit.Hold(ctx, o)
 	return err
+}
+
+// nginxConf writes DIR/nginx.conf, the configuration make bench runs nginx
+// with (benchkit.NginxConfig), and the directory for its temporary files,
+// for measurements made by hand (scripts/ab.sh).
+func nginxConf(args []string) error {
+	fs := flag.NewFlagSet("zkbench nginxconf", flag.ExitOnError)
+	dir := fs.String("dir", "", "directory for nginx.conf, the pid file, logs and temporary files")
+	port := fs.Int("port", 0, "port nginx listens on, on 127.0.0.1")
+	workers := fs.Int("workers", 1, "worker processes")
+	upstream := fs.String("upstream", "", "the backend's host:port")
+	_ = fs.Parse(args)
+	if *dir == "" || *port <= 0 || *upstream == "" {
+		return errors.New("nginxconf: --dir, --port and --upstream are required")
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(abs, "tmp"), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(abs, "nginx.conf"), []byte(benchkit.NginxConfig(abs, *port, *workers, []string{*upstream})), 0o644)
 }
