@@ -616,3 +616,51 @@ func TestAttemptsEveryPickDoneOnce(t *testing.T) {
 		})
 	}
 }
+
+// attemptLog is an AttemptObserver remembering every attempt.
+type attemptLog struct{ seen []Attempt }
+
+func (l *attemptLog) ObserveAttempt(a Attempt) { l.seen = append(l.seen, a) }
+
+// TestAttemptsObservedFromTheirOwnStart pins what an observer is told of
+// each attempt on the fast path's clock (ex.clock): an attempt starts at
+// the clock's reading when it begins — the request's for the first, read
+// again for a retry — and ends that long after, so that whoever ends an
+// attempt (endAttempt) reports the span its beginning recorded.
+func TestAttemptsObservedFromTheirOwnStart(t *testing.T) {
+	lb := &pickLedger{script: []string{"a", "b", "c"}, picks: map[string]int{}, dones: map[string]int{}}
+	obs := &attemptLog{}
+	up := &Upstream{Name: "svc", Retry: RetryPolicy{Attempts: 3}, Attempts: obs}
+	e := &entry{route: &Route{Name: "r", Balancer: lb, Upstream: up}, track: lb}
+	start := time.Now().Add(-time.Second) // the request arrived a while ago
+	clock := start
+	ex := &exchange{start: start, clock: &clock}
+	var began []time.Time
+	outcomes := []failKind{failConnect, failConnect, failNone}
+	try := func(balancer.Endpoint) (failKind, error) {
+		began = append(began, clock)
+		return outcomes[len(began)-1], nil
+	}
+	ep, kind, _ := e.attempts(ex, try, func() {})
+	e.done(ep)
+	if kind != failNone || len(obs.seen) != 3 {
+		t.Fatalf("kind %d, %d attempts observed; want an answer at the third", kind, len(obs.seen))
+	}
+	if !began[0].Equal(start) {
+		t.Errorf("the first attempt began at %v, not at the request's clock reading %v", began[0], start)
+	}
+	for i, a := range obs.seen {
+		if a.Addr != []string{"a", "b", "c"}[i] || a.Retried != (i < 2) {
+			t.Errorf("attempt %d observed as %+v", i+1, a)
+		}
+		if got := a.End.Add(-a.Duration); !got.Equal(began[i]) {
+			t.Errorf("attempt %d: End − Duration is %v, but it began at %v", i+1, got, began[i])
+		}
+		if a.Duration < 0 {
+			t.Errorf("attempt %d lasted %v", i+1, a.Duration)
+		}
+		if i > 0 && began[i].Before(obs.seen[i-1].End) {
+			t.Errorf("attempt %d began at %v, before attempt %d ended (%v)", i+1, began[i], i, obs.seen[i-1].End)
+		}
+	}
+}
