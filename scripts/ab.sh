@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ab.sh: CPU per request of two zkgate builds and nginx, side by side, in rotating rounds.
 #
-#   scripts/ab.sh [-n ROUNDS] [-d SECONDS] [-w NGINX_WORKERS] A_BIN B_BIN [NAME=VALUE ...]
+#   scripts/ab.sh [-n ROUNDS] [-d SECONDS] [-w NGINX_WORKERS] [-l] A_BIN B_BIN [NAME=VALUE ...]
 #
 # The by-hand measurement behind the figures in docs/design/loops.md. A_BIN and B_BIN are
 # zkgate binaries (the same one twice compares a setting: the NAME=VALUE pairs are B's
@@ -9,17 +9,19 @@
 # NGINX_WORKERS workers (make bench's configuration, `zkbench nginxconf`), in an order that
 # rotates, all in front of one zkbench backend answering 13 bytes; CPU is the utime + stime
 # of each proxy's processes over the run (nginx: master and workers), divided by the
-# requests. zkgate runs with static discovery, no access log, a route /echo with
+# requests. -l turns on every proxy's access log, written to a file (nginx: its combined
+# format, as make bench's log rows). zkgate runs with static discovery, a route /echo with
 # strip_prefix and one on "", round robin, as the issue 18 setup has them. Loopback only; everything it
 # starts is stopped by PID when it ends.
 set -euo pipefail
 
-rounds=9 secs=5 workers=2
-while getopts "n:d:w:" o; do
+rounds=9 secs=5 workers=2 log=false
+while getopts "n:d:w:l" o; do
 	case $o in
 	n) rounds=$OPTARG ;;
 	d) secs=$OPTARG ;;
 	w) workers=$OPTARG ;;
+	l) log=true ;;
 	*) sed -n '2,4p' "$0" >&2; exit 2 ;;
 	esac
 done
@@ -50,7 +52,7 @@ admin:
   address: "127.0.0.1:$2"
 log:
   access_log:
-    enabled: false
+    enabled: $log
 shutdown:
   drain_delay: 0s
   grace_timeout: 5s
@@ -79,7 +81,9 @@ EOF
 mkdir -p "$work/a" "$work/b"
 zkgate_config "$a_port" $((base + 5)) >"$work/a/gateway.yaml"
 zkgate_config "$b_port" $((base + 6)) >"$work/b/gateway.yaml"
-"$zkbench" nginxconf --dir "$work/nginx" --port "$ng_port" --workers "$workers" --upstream "$backend"
+ng_log=()
+if $log; then ng_log=(--access-log); fi
+"$zkbench" nginxconf --dir "$work/nginx" --port "$ng_port" --workers "$workers" --upstream "$backend" "${ng_log[@]}"
 
 pids=()
 stop() {
@@ -88,8 +92,9 @@ stop() {
 }
 trap stop EXIT
 "$zkbench" backend --listen "$backend" --id b1 >"$work/backend.log" 2>&1 & pids+=($!)
-"$a_bin" serve --config "$work/a/gateway.yaml" >"$work/a.log" 2>&1 & a_pid=$!; pids+=($a_pid)
-env "${b_env[@]}" "$b_bin" serve --config "$work/b/gateway.yaml" >"$work/b.log" 2>&1 & b_pid=$!; pids+=($b_pid)
+# zkgate writes its access log to standard output: a file here.
+"$a_bin" serve --config "$work/a/gateway.yaml" >"$work/a.log" 2>"$work/a.err" & a_pid=$!; pids+=($a_pid)
+env "${b_env[@]}" "$b_bin" serve --config "$work/b/gateway.yaml" >"$work/b.log" 2>"$work/b.err" & b_pid=$!; pids+=($b_pid)
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e stderr -g "daemon off;" >"$work/nginx.log" 2>&1 & ng_pid=$!; pids+=($ng_pid)
 
 ready=
@@ -116,7 +121,7 @@ run() { # name port pids...
 		'BEGIN{printf "%s %d %.2f\n", name, n, t / hz * 1e6 / n}'
 }
 for port in $a_port $b_port $ng_port; do wrk -t1 -c64 -d1s "http://127.0.0.1:$port/echo/" >/dev/null; done
-echo "# name requests cpu-us-per-request (rounds of ${secs}s, wrk -t1 -c64; B's environment: ${b_env[*]:-none})"
+echo "# name requests cpu-us-per-request (rounds of ${secs}s, wrk -t1 -c64, nginx workers $workers, access logs $log; B's environment: ${b_env[*]:-none})"
 for i in $(seq "$rounds"); do
 	case $((i % 3)) in
 	1) run A "$a_port" "$a_pid"; run B "$b_port" "$b_pid"; run nginx "$ng_port" $ng_pids ;;

@@ -74,7 +74,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench epollproxy --listen ADDR --upstream ADDR [--loops N] | zkbench hold --addr ADDR --kind idle|upgrade --conns N | zkbench grpcload --addr ADDR | zkbench nginxconf --dir DIR --port PORT --workers N --upstream ADDR")
+	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench epollproxy --listen ADDR --upstream ADDR [--loops N] | zkbench hold --addr ADDR --kind idle|upgrade --conns N | zkbench grpcload --addr ADDR | zkbench nginxconf --dir DIR --port PORT --workers N --upstream ADDR [--access-log]")
 	os.Exit(2)
 }
 
@@ -277,6 +277,7 @@ func nginxConf(args []string) error {
 	port := fs.Int("port", 0, "port nginx listens on, on 127.0.0.1")
 	workers := fs.Int("workers", 1, "worker processes")
 	upstream := fs.String("upstream", "", "the backend's host:port")
+	accessLog := fs.Bool("access-log", false, "log each request to DIR/access.log (benchkit.NginxLogConfig)")
 	_ = fs.Parse(args)
 	if *dir == "" || *port <= 0 || *upstream == "" {
 		return errors.New("nginxconf: --dir, --port and --upstream are required")
@@ -288,5 +289,9 @@ func nginxConf(args []string) error {
 	if err := os.MkdirAll(filepath.Join(abs, "tmp"), 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(abs, "nginx.conf"), []byte(benchkit.NginxConfig(abs, *port, *workers, []string{*upstream})), 0o644)
+	conf := benchkit.NginxConfig
+	if *accessLog {
+		conf = benchkit.NginxLogConfig
+	}
+	return os.WriteFile(filepath.Join(abs, "nginx.conf"), []byte(conf(abs, *port, *workers, []string{*upstream})), 0o644)
 }
