@@ -10,9 +10,9 @@
 # rotates, all in front of one zkbench backend answering 13 bytes; CPU is the utime + stime
 # of each proxy's processes over the run (nginx: master and workers), divided by the
 # requests. -l turns on every proxy's access log, written to a file (nginx: its combined
-# format, as make bench's log rows). zkgate runs with static discovery, a route /echo with
-# strip_prefix and one on "", round robin, as the issue 18 setup has them. Loopback only; everything it
-# starts is stopped by PID when it ends.
+# format, as make bench's log rows). zkgate runs make bench's configuration (a route /echo
+# with strip_prefix and one on "", round robin) with the backend given statically, not
+# through ZooKeeper. Loopback only; everything it starts is stopped by PID when it ends.
 set -euo pipefail
 
 rounds=9 secs=5 workers=2 log=false
@@ -43,47 +43,13 @@ zkbench=$work/zkbench
 base=$((21000 + ($$ % 400) * 10))
 backend=127.0.0.1:$base a_port=$((base + 1)) b_port=$((base + 2)) ng_port=$((base + 3))
 
-zkgate_config() { # web-port admin-port
-	cat <<EOF
-entry_points:
-  web:
-    address: "127.0.0.1:$1"
-admin:
-  address: "127.0.0.1:$2"
-log:
-  access_log:
-    enabled: $log
-shutdown:
-  drain_delay: 0s
-  grace_timeout: 5s
-routes:
-  - name: echo
-    match:
-      path_prefix: /echo
-    strip_prefix: true
-    service: bench
-    balancer: round_robin
-  - name: rest
-    match:
-      path_prefix: ""
-    service: bench
-    balancer: round_robin
-services:
-  bench:
-    discovery:
-      static: { endpoints: ["$backend"] }
-    health_check:
-      active: { type: http, path: /healthz, interval: 2s, timeout: 1s }
-      passive: { max_failures: 3, ejection: 10s }
-    retries: { attempts: 2, on: [connect_failure] }
-EOF
-}
+# make bench's configurations (zkgate's with the backend given statically, no ZooKeeper).
 mkdir -p "$work/a" "$work/b"
-zkgate_config "$a_port" $((base + 5)) >"$work/a/gateway.yaml"
-zkgate_config "$b_port" $((base + 6)) >"$work/b/gateway.yaml"
-ng_log=()
-if $log; then ng_log=(--access-log); fi
-"$zkbench" nginxconf --dir "$work/nginx" --port "$ng_port" --workers "$workers" --upstream "$backend" "${ng_log[@]}"
+with_log=()
+if $log; then with_log=(--access-log); fi
+"$zkbench" zkgateconf --port "$a_port" --admin-port $((base + 5)) --upstream "$backend" "${with_log[@]}" >"$work/a/gateway.yaml"
+"$zkbench" zkgateconf --port "$b_port" --admin-port $((base + 6)) --upstream "$backend" "${with_log[@]}" >"$work/b/gateway.yaml"
+"$zkbench" nginxconf --dir "$work/nginx" --port "$ng_port" --workers "$workers" --upstream "$backend" "${with_log[@]}"
 
 pids=()
 stop() {

@@ -403,7 +403,25 @@ services:
 // echoPolicies (YAML lines indented as route keys) on the RoutePrefix
 // route.
 func zkgateConfig(entryPoints string, adminPort, zkPort int, zkPath string, accessLog bool, echoPolicies string) string {
-	return zkgateHead(entryPoints, adminPort, zkPort, accessLog) + fmt.Sprintf(`routes:
+	return zkgateHead(entryPoints, adminPort, zkPort, accessLog) +
+		zkgateRoutes(fmt.Sprintf("      zookeeper:\n        path: %s\n", zkPath), echoPolicies)
+}
+
+// ZkgateStaticConfig is ZkgateConfig's gateway with the backend at
+// endpoint given statically rather than found in ZooKeeper, and no
+// ZooKeeper: for measurements made by hand without one (scripts/ab.sh).
+func ZkgateStaticConfig(webPort, adminPort int, endpoint string, accessLog bool) string {
+	web := fmt.Sprintf("  web:\n    address: \"127.0.0.1:%d\"\n", webPort)
+	return zkgateHead(web, adminPort, 0, accessLog) +
+		zkgateRoutes(fmt.Sprintf("      static: { endpoints: [%q] }\n", endpoint), "")
+}
+
+// zkgateRoutes is a zkgate configuration's routes and its one service,
+// whose discovery is the YAML lines given (indented as discovery keys),
+// with echoPolicies (YAML lines indented as route keys) on the
+// RoutePrefix route.
+func zkgateRoutes(discovery, echoPolicies string) string {
+	return fmt.Sprintf(`routes:
   - name: echo
     match:
       path_prefix: %s
@@ -418,9 +436,7 @@ func zkgateConfig(entryPoints string, adminPort, zkPort int, zkPath string, acce
 services:
   bench:
     discovery:
-      zookeeper:
-        path: %s
-    health_check:
+%s    health_check:
       active:
         type: http
         path: /healthz
@@ -432,13 +448,18 @@ services:
     retries:
       attempts: 2
       on: [connect_failure]
-`, RoutePrefix, echoPolicies, zkPath)
+`, RoutePrefix, echoPolicies, discovery)
 }
 
 // zkgateHead is a zkgate configuration's keys before its routes: the entry
 // points given (YAML lines indented as entry point names), the admin
-// listener, the access log on or off, no drain delay, and ZooKeeper.
+// listener, the access log on or off, no drain delay, and ZooKeeper
+// (none when zkPort is 0).
 func zkgateHead(entryPoints string, adminPort, zkPort int, accessLog bool) string {
+	zk := ""
+	if zkPort != 0 {
+		zk = fmt.Sprintf("zookeeper:\n  servers: [\"127.0.0.1:%d\"]\n", zkPort)
+	}
 	return fmt.Sprintf(`# written by zkbench (internal/benchkit)
 entry_points:
 %sadmin:
@@ -449,7 +470,5 @@ log:
 shutdown:
   drain_delay: 0s
   grace_timeout: 5s
-zookeeper:
-  servers: ["127.0.0.1:%d"]
-`, entryPoints, adminPort, accessLog, zkPort)
+%s`, entryPoints, adminPort, accessLog, zk)
 }

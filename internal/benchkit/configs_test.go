@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -155,6 +156,32 @@ func TestZkgateConfigLoads(t *testing.T) {
 		}
 		if zk := cfg.Services["bench"].Discovery.ZooKeeper; zk == nil || zk.Path != "/services/bench3" {
 			t.Errorf("bench discovery = %+v, want ZooKeeper at /services/bench3", cfg.Services["bench"].Discovery)
+		}
+	}
+}
+
+// TestZkgateStaticConfigLoads: the by-hand configuration (scripts/ab.sh)
+// is the bench's, with the backend named statically and no ZooKeeper.
+func TestZkgateStaticConfigLoads(t *testing.T) {
+	for _, accessLog := range []bool{true, false} {
+		text := ZkgateStaticConfig(19120, 19121, "127.0.0.1:19122", accessLog)
+		cfg, err := config.Parse([]byte(text), "zkgate by-hand config")
+		if err != nil {
+			t.Fatalf("the generated configuration does not load: %v\n%s", err, text)
+		}
+		if cfg.EntryPoints["web"].Address != "127.0.0.1:19120" || cfg.Admin.Address != "127.0.0.1:19121" || cfg.Log.AccessLog.Enabled != accessLog {
+			t.Errorf("web %q, admin %q, access log %v; want 127.0.0.1:19120, 127.0.0.1:19121, %v",
+				cfg.EntryPoints["web"].Address, cfg.Admin.Address, cfg.Log.AccessLog.Enabled, accessLog)
+		}
+		if strings.Contains(text, "zookeeper") {
+			t.Errorf("the configuration names ZooKeeper:\n%s", text)
+		}
+		d := cfg.Services["bench"].Discovery
+		if d.ZooKeeper != nil || d.Static == nil || !slices.Equal(d.Static.Endpoints, []string{"127.0.0.1:19122"}) {
+			t.Errorf("bench discovery = %+v, want the static endpoint 127.0.0.1:19122", d)
+		}
+		if len(cfg.Routes) != 2 || cfg.Routes[0].Match.PathPrefix != RoutePrefix || !cfg.Routes[0].StripPrefix {
+			t.Errorf("routes = %+v, want %s with strip_prefix, then the rest", cfg.Routes, RoutePrefix)
 		}
 	}
 }

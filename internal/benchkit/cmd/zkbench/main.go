@@ -58,6 +58,8 @@ func main() {
 		err = hold(ctx, os.Args[2:])
 	case "nginxconf":
 		err = nginxConf(os.Args[2:])
+	case "zkgateconf":
+		err = zkgateConf(os.Args[2:])
 	case "grpcload":
 		err = benchkit.GRPCLoad(ctx, os.Args[2:], os.Stdout)
 	default:
@@ -74,7 +76,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench epollproxy --listen ADDR --upstream ADDR [--loops N] | zkbench hold --addr ADDR --kind idle|upgrade --conns N | zkbench grpcload --addr ADDR | zkbench nginxconf --dir DIR --port PORT --workers N --upstream ADDR [--access-log]")
+	fmt.Fprintln(os.Stderr, "usage: zkbench run [flags] | zkbench backend --listen ADDR [--id ID] [--zookeeper SERVERS --path PATHS] | zkbench reverseproxy --listen ADDR --upstream ADDR | zkbench epollproxy --listen ADDR --upstream ADDR [--loops N] | zkbench hold --addr ADDR --kind idle|upgrade --conns N | zkbench grpcload --addr ADDR | zkbench nginxconf --dir DIR --port PORT --workers N --upstream ADDR [--access-log] | zkbench zkgateconf --port PORT --admin-port PORT --upstream ADDR [--access-log]")
 	os.Exit(2)
 }
 
@@ -294,4 +296,22 @@ func nginxConf(args []string) error {
 		conf = benchkit.NginxLogConfig
 	}
 	return os.WriteFile(filepath.Join(abs, "nginx.conf"), []byte(conf(abs, *port, *workers, []string{*upstream})), 0o644)
+}
+
+// zkgateConf prints the configuration make bench runs zkgate with, the
+// backend given statically instead of through ZooKeeper
+// (benchkit.ZkgateStaticConfig), for measurements made by hand
+// (scripts/ab.sh).
+func zkgateConf(args []string) error {
+	fs := flag.NewFlagSet("zkbench zkgateconf", flag.ExitOnError)
+	port := fs.Int("port", 0, "port the web entry point listens on, on 127.0.0.1")
+	admin := fs.Int("admin-port", 0, "port the admin API listens on, on 127.0.0.1")
+	upstream := fs.String("upstream", "", "the backend's host:port")
+	accessLog := fs.Bool("access-log", false, "log each request (to standard output)")
+	_ = fs.Parse(args)
+	if *port <= 0 || *admin <= 0 || *upstream == "" {
+		return errors.New("zkgateconf: --port, --admin-port and --upstream are required")
+	}
+	_, err := fmt.Print(benchkit.ZkgateStaticConfig(*port, *admin, *upstream, *accessLog))
+	return err
 }
