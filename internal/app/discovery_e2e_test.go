@@ -186,11 +186,8 @@ func TestDepartedMemberConnectionsClose(t *testing.T) {
 	if _, err := conn.Multi(&zk.DeleteRequest{Path: nodes[0], Version: -1}, &zk.DeleteRequest{Path: nodes[1], Version: -1}); err != nil {
 		t.Fatal(err)
 	}
-	zktest.WaitFor(t, 5*time.Second, func() bool {
-		_, body := get(t, g.admin+"/api/services/held")
-		var svc admin.ServiceInfo
-		return json.Unmarshal([]byte(body), &svc) == nil && svc.RemovalGuard.Held == 2
-	}, "the removal guard to hold the two")
+	zktest.WaitFor(t, 5*time.Second, func() bool { return serviceInfoOf(t, g, "held").RemovalGuard.Held == 2 },
+		"the removal guard to hold the two")
 	before := h[0].dialed.Load() + h[1].dialed.Load()
 	for range 6 {
 		if code, _ := get(t, g.proxy+"/held/"); code != http.StatusOK {
@@ -225,13 +222,9 @@ func TestDrainedMemberConnectionsClose(t *testing.T) {
 
 	admin := func(action string) {
 		t.Helper()
-		res, err := http.Post(g.admin+"/api/services/echo/endpoints/"+hostPort(a.s)+"/"+action, "application/json", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusNoContent {
-			t.Fatalf("%s: %d", action, res.StatusCode)
+		code, body, _ := adminDo(t, http.MethodPost, g.admin+"/api/services/echo/endpoints/"+hostPort(a.s)+"/"+action, "", "", "")
+		if code != http.StatusOK && code != http.StatusNoContent {
+			t.Fatalf("%s: %d %s", action, code, body)
 		}
 	}
 	admin("drain")

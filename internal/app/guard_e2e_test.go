@@ -51,10 +51,16 @@ func newCapacityBackend(t *testing.T, capacity int) *capacityBackend {
 // serviceInfo returns the admin API's view of the echo service.
 func serviceInfo(t *testing.T, g *gateway) admin.ServiceInfo {
 	t.Helper()
-	_, body := get(t, g.admin+"/api/services/echo")
+	return serviceInfoOf(t, g, "echo")
+}
+
+// serviceInfoOf returns the admin API's view of the named service.
+func serviceInfoOf(t *testing.T, g *gateway, name string) admin.ServiceInfo {
+	t.Helper()
+	_, body := get(t, g.admin+"/api/services/"+name)
 	var svc admin.ServiceInfo
 	if err := json.Unmarshal([]byte(body), &svc); err != nil {
-		t.Fatalf("admin /api/services/echo: %v in %s", err, body)
+		t.Fatalf("admin /api/services/%s: %v in %s", name, err, body)
 	}
 	return svc
 }

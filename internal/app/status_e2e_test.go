@@ -128,17 +128,6 @@ func waitMetric(t *testing.T, g *gateway, series string) {
 	}, "metric %s", series)
 }
 
-// echoInfo returns the admin API's view of the service echo.
-func echoInfo(t *testing.T, g *gateway) admin.ServiceInfo {
-	t.Helper()
-	_, body := get(t, g.admin+"/api/services/echo")
-	var svc admin.ServiceInfo
-	if err := json.Unmarshal([]byte(body), &svc); err != nil {
-		t.Fatalf("admin /api/services/echo: %v in %s", err, body)
-	}
-	return svc
-}
-
 // TestStatusShowsFailingBackend drives a real gateway over a real ZooKeeper
 // with one backend answering 500 to everything: the admin API and the
 // status page in headless Chromium show its error rate, its ejection and
@@ -165,7 +154,7 @@ func TestStatusShowsFailingBackend(t *testing.T) {
 	// every other request, three 500s in a row eject it.
 	badAddr := hostPort(bad)
 	stateOf := func() admin.EndpointInfo {
-		for _, e := range echoInfo(t, g).Endpoints {
+		for _, e := range serviceInfo(t, g).Endpoints {
 			if e.Addr == badAddr {
 				return e
 			}
@@ -179,7 +168,7 @@ func TestStatusShowsFailingBackend(t *testing.T) {
 
 	// The API: the endpoint's attempts all failed, it was ejected once,
 	// and since when is known; the service and the route count the 5xx.
-	svc := echoInfo(t, g)
+	svc := serviceInfo(t, g)
 	for _, e := range svc.Endpoints {
 		tr := e.Traffic
 		switch e.Addr {
