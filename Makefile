@@ -34,11 +34,15 @@ RACE_EXEMPT = ^TestFleetEnsembleLeaderKilled$$
 # The proxy package runs a second time without the race detector: under it the
 # fast path's raw socket calls go through syscall.Read/Write so that the
 # detector sees the I/O (proxy/sockio_race_linux.go); the build users run
-# makes the raw calls, and this run tests them.
+# makes the raw calls, and this run tests them. Then the proxy package runs
+# twice more with every Server on a loop (ZKGATE_TEST_LOOPS, proxy/loop_linux.go),
+# with the race detector and without.
 test: deps-test lint build
 	$(GO) test -race -count=1 -timeout 20m -skip '$(RACE_EXEMPT)' $(PKGS)
 	$(GO) test -count=1 -timeout 5m -run '$(RACE_EXEMPT)' ./internal/app/
 	$(GO) test -count=1 -timeout 10m ./proxy/
+	ZKGATE_TEST_LOOPS=1 $(GO) test -race -count=1 -timeout 10m ./proxy/
+	ZKGATE_TEST_LOOPS=1 $(GO) test -count=1 -timeout 10m ./proxy/
 	$(MAKE) --no-print-directory fuzz FUZZ_EXECS=$(FUZZ_SMOKE_EXECS)
 	$(MAKE) --no-print-directory compose-check
 	$(MAKE) --no-print-directory demo-smoke

@@ -31,6 +31,9 @@ const (
 	// which holds the socket's read lock: closing the socket waits for
 	// the request to end.
 	connInWait
+	// connLooped: between requests in a loop (loop_linux.go), with no
+	// goroutine and no buffer; only the loop closes it.
+	connLooped
 )
 
 // clientBufferSize is the size of a fast connection's write buffer.
@@ -99,10 +102,11 @@ type fconn struct {
 	watching bool // armWatch armed the watch of the current request
 	// inWait: the request is served inside the hot wait (waitserve.go),
 	// which holds the client socket's read lock; drainLater: lingerClose
-	// left the drain to be done once that wait has returned.
-	inWait, drainLater bool
-	gone               atomic.Bool
-	cur                atomic.Pointer[upConn]
+	// left the drain to be done once that wait has returned; inLoop: the
+	// request was read and begun by a loop (loop_linux.go).
+	inWait, drainLater, inLoop bool
+	gone                       atomic.Bool
+	cur                        atomic.Pointer[upConn]
 
 	req fastRequest
 	why string // what is wrong with a refused request head (reject)
@@ -152,7 +156,7 @@ func bindFconn(cc *cconn) *fconn {
 		c.in.bp = getInBuf(0)
 	}
 	var sock *sockIO
-	if _, plain := cc.nc.(*net.TCPConn); plain && cc.raw != nil {
+	if plainTCP(cc.nc) && cc.raw != nil {
 		// Made by the first wait between requests (cconn.makeRaw): a
 		// connection that closes after its first request is served
 		// through nc, and allocates no RawConn. A connection a listener

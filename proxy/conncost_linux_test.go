@@ -191,6 +191,9 @@ func TestSilentConnectionsParked(t *testing.T) {
 // succession wait for the next one with their goroutine (hot), and are
 // parked once quiet for hotIdle; each is served after.
 func TestQuickClientsParkedWhenQuiet(t *testing.T) {
+	if testLoops > 0 {
+		t.Skip("hot waits: a Server with loops has none (TestLoopConnectionsHoldNoGoroutine)")
+	}
 	wantParked(t, "quiet quick clients", func(c rawClient, buf []byte) error {
 		for range 3 {
 			if err := c.get(buf); err != nil {

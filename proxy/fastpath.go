@@ -79,7 +79,7 @@ func (c *fconn) prepare(n int) (e *entry, keep bool, verdict int) {
 	ex.bodyUnkept = r.clen > 0 && !(e.record && ex.replayable && r.clen <= up.Retry.BufferBodyBytes)
 	ex.hashKey = e.hash.key(r, path, ex.clientIP)
 	if h.onFast != nil {
-		h.onFast(c.inWait)
+		h.onFast(c.inWait || c.inLoop)
 	}
 	c.buildOutbound(e, ex, path)
 	return e, false, serveFast

@@ -172,7 +172,7 @@ func exchangeHead(uc *upConn, st *h2stream, req *http.Request, uri string, now, 
 	uc.begin(now, deadline)
 	uc.usedAt = now // pool.put takes it for the time the connection went idle
 	writeH1Head(uc.bw, req, uri)
-	if err := uc.flushRequest(); err != nil {
+	if err := uc.flushRequest(true); err != nil {
 		return err
 	}
 	for informational := 0; ; informational++ {

@@ -57,7 +57,8 @@ type Handler struct {
 	log     logrus.FieldLogger
 	// onForward and onFast, when set (by tests), are called for every
 	// request forwarded by ReverseProxy and by a Server's fast path (with
-	// whether it is served inside its connection's hot wait).
+	// whether it is served inside its connection's hot wait, or by a
+	// loop).
 	onForward func()
 	onFast    func(inWait bool)
 	onDirect  func() // forward.direct serves a request

@@ -221,8 +221,11 @@ func newCconn(s *Server, nc net.Conn) *cconn {
 // run serves cc on the calling goroutine until the connection closes, is
 // handed to net/http, or is parked. ready is whether bytes are known to be
 // waiting (the poller woke it).
-func (cc *cconn) run(ready bool) {
-	var next *fconn // bound by the last wait already
+func (cc *cconn) run(ready bool) { cc.runFrom(nil, ready) }
+
+// runFrom is run, going on with next (bound to cc, with what it has read)
+// when it is not nil.
+func (cc *cconn) runFrom(next *fconn, ready bool) {
 	for {
 		c := next
 		if c == nil {
@@ -233,6 +236,18 @@ func (cc *cconn) run(ready bool) {
 		}
 		next = nil
 		if !c.serve(ready) {
+			return
+		}
+		if cc.s.loops != nil && cc.loopable() {
+			// Between requests in a loop rather than hot or parked, its
+			// idle timeout counted from since as a parked one's.
+			if cc.served {
+				cc.since.Store(c.now.UnixNano())
+			}
+			c.recycle()
+			if !cc.takeLoop() {
+				cc.close()
+			}
 			return
 		}
 		if !cc.served || !cc.quick {
@@ -556,13 +571,28 @@ type ConnStats struct {
 	// Waiting: between requests with a goroutine and no buffer (a hot
 	// wait), or, not parkable, in a read with its buffers.
 	Waiting int
-	// Parked: between requests in the poller, with no goroutine.
+	// Parked: between requests in the poller or in a loop, with no
+	// goroutine.
 	Parked int
 	// Tunnels: WebSocket tunnels relayed by the poller (two sockets each).
 	Tunnels int
 	// NetHTTP: connections net/http's server holds (handed off; an
 	// upgraded one leaves its count when ReverseProxy hijacks it).
 	NetHTTP int
+}
+
+// LoopStats counts what a Server's loops did (ServerConfig.Loops).
+type LoopStats struct {
+	// Served: requests served in a loop from start to end, without a
+	// goroutine.
+	Served int64
+	// HandedOff: requests a loop gave to a goroutine before anything was
+	// sent (not whole, not served inline, an upgrade).
+	HandedOff int64
+	// Escalated: exchanges that left a loop with its goroutine, because
+	// something had to wait (a dial, a write not taken whole, a streamed
+	// body, a retry, a deadline).
+	Escalated int64
 }
 
 // ConnStats returns the Server's connection counts.
@@ -579,6 +609,8 @@ func (s *Server) ConnStats() ConnStats {
 			} else {
 				st.Waiting++
 			}
+		case connLooped:
+			st.Parked++
 		case connWaiting, connKicked:
 			st.Waiting++
 		}

@@ -65,6 +65,12 @@ type upConn struct {
 	// aborted: abort interrupted the connection's I/O (its deadlines are
 	// in the past): it is never pooled again.
 	aborted atomic.Bool
+	// lp is the loop whose pool the connection is of, while it is in a
+	// loop (loop_linux.go); waiter the loop's exchange awaiting its
+	// answer; marked, that an event came while it was idle there.
+	lp     *loop
+	waiter *lconn
+	marked bool
 	// dl is the deadline set on nc, for reads and writes alike (zero:
 	// none): the request's write is bounded as the wait for its answer
 	// is (what is written under it is a head, or a body held whole in
@@ -221,9 +227,11 @@ func (c *upConn) Write(p []byte) (int, error) {
 // larger than c.bw) may have its answer on the way, whose readiness the
 // wait would clear: it is read as usual. So is one without a read
 // deadline: bytes an endpoint sent unasked between the pool's peek and the
-// wait could leave the wait to the deadline, and there must be one.
-func (c *upConn) flushRequest() error {
-	c.await = c.awaits()
+// wait could leave the wait to the deadline, and there must be one. Nor is
+// one written with await false (a loop's, which waits in its own epoll
+// set).
+func (c *upConn) flushRequest(await bool) error {
+	c.await = await && c.awaits()
 	err := c.bw.Flush()
 	c.await = false
 	return err
@@ -235,18 +243,18 @@ func (c *upConn) flushRequest() error {
 func (c *upConn) awaits() bool { return c.nwritten == 0 && !c.dl.IsZero() }
 
 // sendRequest sends a request whose head and body are whole in memory, as
-// writing them to c.bw and flushRequest would, without copying them: on a
+// writing them to c.bw and flushRequest(await) would, without copying them: on a
 // TCP socket of its own, head and body go out in one system call from
 // where they are (followed by the wait for the answer, as flushRequest's).
-func (c *upConn) sendRequest(head, body []byte) error {
+func (c *upConn) sendRequest(head, body []byte, await bool) error {
 	if !c.sock.ok() || c.bw.Buffered() > 0 {
 		_, _ = c.bw.Write(head)
 		_, _ = c.bw.Write(body)
-		return c.flushRequest()
+		return c.flushRequest(await)
 	}
 	var n int
 	var err error
-	if c.awaits() {
+	if await && c.awaits() {
 		n, err = c.sock.writeAwait(head, body)
 	} else {
 		n, err = c.sock.writeTwo(head, body)
@@ -273,7 +281,29 @@ func (c *upConn) release(keep bool) {
 		c.close()
 		return
 	}
+	if c.lp != nil {
+		c.lp.putIdle(c)
+		return
+	}
 	c.pool.put(c)
+}
+
+// markIdle records when c went idle: usedAt when the fast path set it (the
+// idle timeout then counts a little early), else now.
+func (c *upConn) markIdle() {
+	if c.usedAt.IsZero() {
+		c.idleAt = time.Now()
+	} else {
+		c.idleAt, c.usedAt = c.usedAt, time.Time{}
+	}
+}
+
+// pooling reports whether p keeps idle connections: not once retired or
+// drained.
+func (p *hostPool) pooling() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.retired && !p.drained
 }
 
 // hostPool is the idle connections to one endpoint address, most recently
@@ -337,11 +367,7 @@ func (p *hostPool) pop(now time.Time) *upConn {
 
 // put returns c to the pool, or closes it when the pool is full.
 func (p *hostPool) put(c *upConn) {
-	if c.usedAt.IsZero() {
-		c.idleAt = time.Now()
-	} else {
-		c.idleAt, c.usedAt = c.usedAt, time.Time{}
-	}
+	c.markIdle()
 	p.mu.Lock()
 	if p.retired || p.drained || len(p.idle) >= p.t.cfg.MaxIdleConnsPerHost {
 		p.mu.Unlock()

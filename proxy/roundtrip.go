@@ -125,7 +125,7 @@ func (t *Transport) roundTripH1(req *http.Request, uri string) (*http.Response, 
 func exchangeH1(uc *upConn, req *http.Request, uri string, deadline time.Time, stop func() bool) (*http.Response, error) {
 	uc.begin(time.Now(), deadline)
 	writeH1Head(uc.bw, req, uri)
-	if err := uc.flushRequest(); err != nil {
+	if err := uc.flushRequest(true); err != nil {
 		return nil, err
 	}
 	var fr fastResponse

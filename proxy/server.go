@@ -57,6 +57,7 @@ type Server struct {
 	closing       atomic.Bool
 	closed        chan struct{} // closed with closing
 	kicking       atomic.Bool   // kickCold runs
+	loops         *loops        // nil without loops
 	handoffs      atomic.Bool   // hs.Serve is running
 	// netHTTPConns counts the connections net/http's server holds
 	// (ConnStats).
@@ -106,6 +107,12 @@ type ServerConfig struct {
 	BaseContext context.Context
 	// DisableFastPath hands every connection to net/http.
 	DisableFastPath bool
+	// Loops, when not 0, is how many event loops serve plain fast-path
+	// connections between requests and their simple exchanges, without a
+	// goroutine (loop_linux.go; Linux only, ignored elsewhere and with
+	// TLS). 0: every connection has a goroutine while it is served, and
+	// waits hot or parked between requests.
+	Loops int
 	// TLS makes the entry point HTTPS: every connection is a TLS server
 	// connection with this configuration. Once the handshake is done
 	// (within the head timeout), HTTP/1.1 is served by the fast path as a
@@ -195,6 +202,11 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 	return cfg
 }
 
+// testLoops is the loops a Server has when its configuration leaves them
+// out: set by the package's tests only (ZKGATE_TEST_LOOPS), to run every
+// test with loops.
+var testLoops int
+
 // NewServer returns a Server for h.
 func NewServer(h *Handler, cfg ServerConfig) *Server {
 	cfg = cfg.withDefaults()
@@ -208,6 +220,13 @@ func NewServer(h *Handler, cfg ServerConfig) *Server {
 		lns:     make(map[net.Listener]struct{}),
 	}
 	s.hl = newHandoffListener()
+	if cfg.Loops == 0 {
+		cfg.Loops = testLoops
+		s.cfg.Loops = testLoops
+	}
+	if cfg.Loops > 0 && cfg.fastPath() && cfg.TLS == nil {
+		s.loops = newLoops(s, cfg.Loops)
+	}
 	base := cfg.BaseContext
 	if base == nil {
 		base = context.Background()
@@ -327,6 +346,9 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // serveFast serves nc on the fast path, on a goroutine of its own.
 func (s *Server) serveFast(nc net.Conn) {
+	if s.loops != nil {
+		nc = loopConn(nc)
+	}
 	cc := newCconn(s, nc)
 	if !s.trackConn(cc, true) {
 		_ = nc.Close()
@@ -449,6 +471,9 @@ func (s *Server) beginClose() {
 	}
 	s.mu.Unlock()
 	s.hl.close()
+	if s.loops != nil {
+		s.loops.wake()
+	}
 }
 
 // closeIdle closes the fast connections waiting for a request and returns
@@ -477,7 +502,7 @@ func (s *Server) closeAll() {
 			continue
 		}
 		cc.closeIfIdle()
-		_ = cc.nc.Close()
+		closeConn(cc.nc)
 	}
 	for _, c := range s.h2List() {
 		c.kill()

@@ -281,7 +281,7 @@ func TestUpConnSplitRequestReadAsUsual(t *testing.T) {
 	// this provokes the lost wake-up; it does not order the test.
 	time.Sleep(20 * time.Millisecond)
 	uc.setDeadline(time.Now().Add(time.Second), 0, true)
-	if err := uc.flushRequest(); err != nil {
+	if err := uc.flushRequest(true); err != nil {
 		t.Fatalf("flushRequest: %v", err)
 	}
 	got := make([]byte, len(answer))
@@ -314,7 +314,7 @@ func TestUpConnWholeRequestAwaitsTheAnswer(t *testing.T) {
 	uc.nwritten = 0
 	uc.setDeadline(time.Now().Add(5*time.Second), 0, true)
 	_, _ = uc.bw.WriteString("ping")
-	if err := uc.flushRequest(); err != nil {
+	if err := uc.flushRequest(true); err != nil {
 		t.Fatalf("flushRequest: %v", err)
 	}
 	buf := make([]byte, 8)
@@ -326,7 +326,7 @@ func TestUpConnWholeRequestAwaitsTheAnswer(t *testing.T) {
 	uc.clearDeadline()
 	_, _ = uc.bw.WriteString("ping")
 	flushed := make(chan error, 1)
-	go func() { flushed <- uc.flushRequest() }()
+	go func() { flushed <- uc.flushRequest(true) }()
 	select {
 	case err := <-flushed:
 		if err != nil {

@@ -45,11 +45,11 @@ func (c *fconn) answer(e *entry, ex *exchange, ep balancer.Endpoint, uc *upConn,
 	if kind == failNoEndpoint {
 		return c.fail(ex, kind, err)
 	}
-	if !c.inWait || uc == nil {
-		// A request served inside its hot wait keeps its watch while its
-		// answer's body is relayed (relay ends it): nothing else sees
-		// its client go away, or the server close it, while an endpoint
-		// keeps a stream silent.
+	if !(c.inWait || c.inLoop) || uc == nil {
+		// A request served inside its hot wait, or begun by a loop,
+		// keeps its watch while its answer's body is relayed (relay ends
+		// it): nothing else sees its client go away, or the server close
+		// it, while an endpoint keeps a stream silent.
 		c.disarmWatch()
 	}
 	if uc == nil {
@@ -94,12 +94,28 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 			return nil, c.failure(err, deadline), err
 		}
 	}
+	return c.attemptOn(tr, p, uc, fresh, ep.Addr, deadline, false, nil)
+}
+
+// attemptOn is attempt on uc, a connection to p (fresh: dialed for it).
+// When written, the request was written on uc already (by a loop,
+// loop_linux.go), with werr the write's error: the attempt goes on from
+// there.
+func (c *fconn) attemptOn(tr *Transport, p *hostPool, uc *upConn, fresh bool, addr string, deadline time.Time, written bool, werr error) (*upConn, failKind, error) {
 	for {
 		if !c.watchUpstream(uc) {
 			uc.close()
 			return nil, failClientGone, errClientGone
 		}
-		err := c.roundTripHead(uc, ep.Addr, deadline)
+		var err error
+		if written {
+			written, err = false, werr
+			if err == nil {
+				err = c.awaitHead(uc)
+			}
+		} else {
+			err = c.roundTripHead(uc, addr, deadline)
+		}
 		if err == nil {
 			if c.res.status >= 500 {
 				return uc, failServerError, nil
@@ -130,19 +146,30 @@ func (c *fconn) attempt(tr *Transport, e *entry, ep balancer.Endpoint, deadline 
 // client.
 func (c *fconn) roundTripHead(uc *upConn, addr string, deadline time.Time) error {
 	uc.begin(c.now, deadline)
-	var err error
-	if c.hostAt < 0 {
-		err = uc.sendRequest(c.out, c.body)
-	} else {
-		_, _ = uc.bw.Write(c.out[:c.hostAt])
-		_, _ = uc.bw.WriteString(addr)
-		_, _ = uc.bw.Write(c.out[c.hostAt:])
-		_, _ = uc.bw.Write(c.body)
-		err = uc.flushRequest()
-	}
-	if err != nil {
+	if err := c.writeRequest(uc, addr, true); err != nil {
 		return err
 	}
+	return c.awaitHead(uc)
+}
+
+// writeRequest writes the request on uc, addr being its endpoint's address
+// (the Host value when c.out leaves it out). await is whether the write
+// may wait for the answer in the same system call's wait
+// (upConn.flushRequest): a loop waits for it in its own epoll set.
+func (c *fconn) writeRequest(uc *upConn, addr string, await bool) error {
+	if c.hostAt < 0 {
+		return uc.sendRequest(c.out, c.body, await)
+	}
+	_, _ = uc.bw.Write(c.out[:c.hostAt])
+	_, _ = uc.bw.WriteString(addr)
+	_, _ = uc.bw.Write(c.out[c.hostAt:])
+	_, _ = uc.bw.Write(c.body)
+	return uc.flushRequest(await)
+}
+
+// awaitHead reads the final response head of the request written on uc
+// into c.res, passing informational answers on to the client.
+func (c *fconn) awaitHead(uc *upConn) error {
 	for informational := 0; ; informational++ {
 		n, err := readResponseHead(uc.br)
 		if err == nil {

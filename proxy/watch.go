@@ -62,7 +62,7 @@ type clientWatch struct {
 	since  time.Time // the start of the request in flight (state watchArmed)
 	state  uint8
 	set    bool // the timer is set (and its function not yet past mu)
-	peek   bool // the request in flight is watched by peeking (fconn.inWait)
+	peek   bool // the request in flight is watched by peeking (fconn.inWait, fconn.inLoop)
 	peekN  int
 	peekE  syscall.Errno
 }
@@ -92,7 +92,7 @@ func (c *fconn) armWatch() {
 		c.w = w
 	}
 	w.mu.Lock()
-	w.state, w.since, w.peek = watchArmed, c.now, c.inWait
+	w.state, w.since, w.peek = watchArmed, c.now, c.inWait || c.inLoop
 	if !w.set {
 		w.set = true
 		if w.timer == nil {

@@ -328,6 +328,7 @@ func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.
 			MinBodyRate:       ep.MinBodyRate,
 			BaseContext:       baseCtx,
 			DisableFastPath:   !ep.FastPath,
+			Loops:             ep.Loops,
 			TLS:               tlsCfg,
 			HTTP2:             http2Mode(ep.HTTP2),
 			HTTP2Server:       http2Server(ep.HTTP2Server),

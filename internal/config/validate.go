@@ -70,6 +70,9 @@ func (c *Config) validateEntryPoints(p *problems) {
 		} else if !strings.HasSuffix(ep.Address, ":0") { // port 0: a free port each
 			byAddr[ep.Address] = name
 		}
+		if ep.Loops < 0 || ep.Loops > maxLoops {
+			p.addf(key+".loops", "%d: must be 0 (off) to %d", ep.Loops, maxLoops)
+		}
 		p.nonNegative(key+".read_header_timeout", int64(ep.ReadHeaderTimeout))
 		p.nonNegative(key+".read_timeout", int64(ep.ReadTimeout))
 		p.nonNegative(key+".write_timeout", int64(ep.WriteTimeout))
@@ -273,3 +276,7 @@ func sortedNames[V any](m map[string]V) []string {
 	slices.Sort(names)
 	return names
 }
+
+// maxLoops bounds entry_points.<name>.loops: a loop is a thread, and more
+// of them than processors only take turns.
+const maxLoops = 256
