@@ -238,19 +238,18 @@ func (cc *cconn) runFrom(next *fconn, ready bool) {
 		if !c.serve(ready) {
 			return
 		}
-		if cc.s.loops != nil && cc.loopable() {
+		quiet := !cc.served || !cc.quick
+		if cc.s.loops != nil && cc.loopable(quiet) {
 			// Between requests in a loop rather than hot or parked, its
 			// idle timeout counted from since as a parked one's.
 			if cc.served {
 				cc.since.Store(c.now.UnixNano())
 			}
 			c.recycle()
-			if !cc.takeLoop() {
-				cc.close()
-			}
+			cc.toLoop()
 			return
 		}
-		if !cc.served || !cc.quick {
+		if quiet {
 			// Silent for hotIdle before its first request (since is the
 			// wait's start), or not a quick client: parked at once.
 			if cc.served {
@@ -413,6 +412,10 @@ func (cc *cconn) kick(t int64) {
 // its idle timeout passes first. The idle timeout counts from the start of
 // the hot wait.
 func (cc *cconn) park() {
+	if cc.s.loops != nil && cc.loopable(true) {
+		cc.toLoop()
+		return
+	}
 	d := cc.idleTimeout()
 	var until int64
 	if d > 0 {
@@ -429,6 +432,14 @@ func (cc *cconn) park() {
 	putArmer(a)
 	if !ok {
 		cc.expire()
+	}
+}
+
+// toLoop moves the connection, between requests with nothing buffered, into
+// a loop, or closes it when it cannot.
+func (cc *cconn) toLoop() {
+	if !cc.takeLoop() {
+		cc.close()
 	}
 }
 

@@ -695,10 +695,12 @@ func (l *loop) drop(lc *lconn) {
 // request's head.
 func (l *loop) handOff(lc *lconn, c *fconn) bool {
 	l.s.loops.handedOff.Add(1)
+	lc.lf.sticky = true
 	l.cur = nil
 	l.drop(lc)
 	lc.lf.toRuntime()
 	lc.cc.state.Store(connActive)
+	lc.cc.quick = true
 	go lc.cc.runFrom(c, true)
 	return true
 }
@@ -715,6 +717,7 @@ func (l *loop) escalate(lf *loopFD) {
 	if lc := l.cur; lc != nil {
 		l.drop(lc)
 		lc.escalated = true
+		lc.lf.sticky = true
 		lc.lf.toRuntime()
 		if uc := lc.uc; uc != nil && uc.lp == l {
 			uc.waiter, uc.lp = nil, nil
@@ -788,6 +791,7 @@ func (lc *lconn) resume(c *fconn, keep bool) {
 		cc.close()
 		return
 	}
+	cc.quick = true // busy: it waits hot (sticky) for its next request
 	cc.runFrom(c, false)
 }
 

@@ -45,9 +45,11 @@ func TestLoopServesKeepAlive(t *testing.T) {
 	for range 20 {
 		getOK(t, c, "/x", "hello from b\n")
 	}
+	// (A request is counted once its answer is out.)
+	waitFor(t, "the 19 requests after the first served in the loop", func() bool { return fe.srv.LoopStats().Served == 19 })
 	waitFor(t, "the connection to wait in the loop", func() bool { return fe.srv.ConnStats().Parked == 1 })
-	if st := fe.srv.LoopStats(); st.Served < 19 || st.HandedOff != 0 {
-		t.Fatalf("loop stats %+v: want the 19 requests after the first served in the loop, none handed off", st)
+	if st := fe.srv.LoopStats(); st.HandedOff != 0 || st.Escalated != 0 {
+		t.Fatalf("loop stats %+v: want none handed off or escalated", st)
 	}
 	// Three requests in one write: answered in order, the connection kept.
 	c.send(t, strings.Repeat("GET /p HTTP/1.1\r\nHost: h\r\n\r\n", 3))
@@ -102,13 +104,16 @@ func TestLoopEscalatesLargeBody(t *testing.T) {
 	if st := fe.srv.LoopStats(); st.Escalated < 1 {
 		t.Fatalf("loop stats %+v: the large body was not relayed by an escalated exchange", st)
 	}
+	// It stays with goroutines while busy (it waits hot), and goes back
+	// into the loop once quiet (hotIdle).
 	served := fe.srv.LoopStats().Served
 	getOK(t, c, "/c", "small")
+	if st := fe.srv.ConnStats(); st.Waiting != 1 {
+		t.Fatalf("connections %+v: want the busy one waiting hot after an escalation", st)
+	}
 	waitFor(t, "the connection back in the loop", func() bool { return fe.srv.ConnStats().Parked == 1 })
 	getOK(t, c, "/d", "small")
-	if st := fe.srv.LoopStats(); st.Served <= served {
-		t.Fatalf("loop stats %+v: nothing served in the loop after the escalation", st)
-	}
+	waitFor(t, "a request served in the loop after the escalation", func() bool { return fe.srv.LoopStats().Served > served })
 }
 
 // TestLoopHandsOffSplitHead: a request whose head comes in two pieces goes

@@ -29,7 +29,7 @@ func plainTCP(nc net.Conn) bool {
 
 func closeConn(nc net.Conn) { _ = nc.Close() }
 
-func (*cconn) loopable() bool { return false }
+func (*cconn) loopable(bool) bool { return false }
 
 // LoopStats is zero: no loops here.
 func (s *Server) LoopStats() LoopStats { return LoopStats{} }

@@ -87,7 +87,7 @@ func TestServeInWait(t *testing.T) {
 	want("POST", "/chunked", false)
 	c.send(t, "POST /body2 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhoGET /after HTTP/1.1\r\nHost: h\r\n\r\n")
 	want("POST", "/body2", true, "ho")
-	want("GET", "/after", testLoops > 0) // a loop serves what follows in the buffer too
+	want("GET", "/after", false)
 
 	// /next arrives while /held is served inside the wait: it waits in
 	// the gateway's socket before /held is answered.
@@ -103,7 +103,7 @@ func TestServeInWait(t *testing.T) {
 	// left in the input buffer, outside.
 	c.send(t, "GET /p1 HTTP/1.1\r\nHost: h\r\n\r\nGET /p2 HTTP/1.1\r\nHost: h\r\n\r\n")
 	want("GET", "/p1", true)
-	want("GET", "/p2", testLoops > 0)
+	want("GET", "/p2", false)
 
 	get("/last")
 	want("GET", "/last", true)
