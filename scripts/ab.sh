@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # ab.sh: CPU per request of two zkgate builds and nginx, side by side, in rotating rounds.
 #
-#   scripts/ab.sh [-n ROUNDS] [-d SECONDS] [-w NGINX_WORKERS] [-l] A_BIN B_BIN [NAME=VALUE ...]
+#   scripts/ab.sh [-n ROUNDS] [-d SECONDS] [-w NGINX_WORKERS] [-c CONNECTIONS] [-l] A_BIN B_BIN [NAME=VALUE ...]
 #
 # The by-hand measurement behind the figures in docs/design/loops.md. A_BIN and B_BIN are
 # zkgate binaries (the same one twice compares a setting: the NAME=VALUE pairs are B's
-# environment). Each round runs `wrk -t1 -c64` for SECONDS against A, B and nginx with
+# environment). Each round runs `wrk -t1 -c64` (-c: CONNECTIONS) for SECONDS against A, B and nginx with
 # NGINX_WORKERS workers (make bench's configuration, `zkbench nginxconf`), in an order that
 # rotates, all in front of one zkbench backend answering 13 bytes; CPU is the utime + stime
 # of each proxy's processes over the run (nginx: master and workers), divided by the
@@ -15,12 +15,13 @@
 # through ZooKeeper. Loopback only; everything it starts is stopped by PID when it ends.
 set -euo pipefail
 
-rounds=9 secs=5 workers=2 log=false
-while getopts "n:d:w:l" o; do
+rounds=9 secs=5 workers=2 conns=64 log=false
+while getopts "n:d:w:c:l" o; do
 	case $o in
 	n) rounds=$OPTARG ;;
 	d) secs=$OPTARG ;;
 	w) workers=$OPTARG ;;
+	c) conns=$OPTARG ;;
 	l) log=true ;;
 	*) sed -n '2,4p' "$0" >&2; exit 2 ;;
 	esac
@@ -81,13 +82,13 @@ run() { # name port pids...
 	local name=$1 port=$2 before after n
 	shift 2
 	before=$(ticks "$@")
-	n=$(wrk -t1 -c64 -d"${secs}s" "http://127.0.0.1:$port/echo/" | awk '/requests in/{print $1}')
+	n=$(wrk -t1 -c"$conns" -d"${secs}s" "http://127.0.0.1:$port/echo/" | awk '/requests in/{print $1}')
 	after=$(ticks "$@")
 	awk -v name="$name" -v n="$n" -v t=$((after - before)) -v hz="$hz" \
 		'BEGIN{printf "%s %d %.2f\n", name, n, t / hz * 1e6 / n}'
 }
-for port in $a_port $b_port $ng_port; do wrk -t1 -c64 -d1s "http://127.0.0.1:$port/echo/" >/dev/null; done
-echo "# name requests cpu-us-per-request (rounds of ${secs}s, wrk -t1 -c64, nginx workers $workers, access logs $log; B's environment: ${b_env[*]:-none})"
+for port in $a_port $b_port $ng_port; do wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port/echo/" >/dev/null; done
+echo "# name requests cpu-us-per-request (rounds of ${secs}s, wrk -t1 -c$conns, nginx workers $workers, access logs $log; B's environment: ${b_env[*]:-none})"
 for i in $(seq "$rounds"); do
 	case $((i % 3)) in
 	1) run A "$a_port" "$a_pid"; run B "$b_port" "$b_pid"; run nginx "$ng_port" $ng_pids ;;

@@ -315,6 +315,7 @@ func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.
 		if ep.RedirectTo != "" {
 			redirect = redirectPort(listeners, ep.RedirectTo)
 		}
+		loops, _ := config.LoopCount(ep.Loops) // validated
 		srv := proxy.NewServer(g.handler, proxy.ServerConfig{
 			ReadHeaderTimeout: ep.ReadHeaderTimeout,
 			ReadTimeout:       ep.ReadTimeout,
@@ -328,7 +329,7 @@ func (g *Gateway) serveEntryPoints(cfg *config.Config, listeners map[string]net.
 			MinBodyRate:       ep.MinBodyRate,
 			BaseContext:       baseCtx,
 			DisableFastPath:   !ep.FastPath,
-			Loops:             ep.Loops,
+			Loops:             loops,
 			TLS:               tlsCfg,
 			HTTP2:             http2Mode(ep.HTTP2),
 			HTTP2Server:       http2Server(ep.HTTP2Server),

@@ -105,15 +105,17 @@ type EntryPoint struct {
 	// request of a connection hands it to Go's net/http. Default true;
 	// false serves every connection with net/http.
 	FastPath bool `mapstructure:"fast_path"`
-	// Loops, when not 0, is how many event loops (each a thread of its
-	// own, with an epoll set) serve this entry point's plain fast-path
-	// connections between requests, and their simple exchanges (the
-	// request whole in one read, the answer's Content-Length body up to
-	// 64 KiB), without a goroutine per connection; whatever must wait
-	// otherwise goes on on a goroutine as without loops. Linux only
-	// (ignored elsewhere and with tls). Default 0 (off): each connection
-	// keeps a goroutine while served, and waits hot or parked in between.
-	Loops int `mapstructure:"loops"`
+	// Loops is how many event loops (each a thread of its own, with an
+	// epoll set) serve this entry point's plain fast-path connections
+	// between requests, and their simple exchanges (the request whole in
+	// one read, the answer's Content-Length body up to 64 KiB), without a
+	// goroutine per connection; whatever must wait otherwise goes on on a
+	// goroutine as without loops. "auto" (the default): half the
+	// processors Go uses (GOMAXPROCS), at least 1; a number from 1 to 256;
+	// "off" (or 0): each connection keeps a goroutine while served, and
+	// waits hot or parked in between. Linux only (off elsewhere, and with
+	// tls).
+	Loops string `mapstructure:"loops"`
 	// TLS makes this an HTTPS entry point: the connections are TLS; after
 	// the handshake, HTTP/1.1 is served by the fast path (when fast_path is
 	// on) and HTTP/2, chosen by ALPN unless http2 is off, by Go's net/http.

@@ -62,6 +62,7 @@ func defaultEntryPoint() EntryPoint {
 		BodyTimeout:    proxy.DefaultBodyTimeout,
 		MinBodyRate:    proxy.DefaultMinBodyRate,
 		FastPath:       true,
+		Loops:          LoopsAuto,
 		HTTP2:          HTTP2Auto,
 		HTTP2Server:    HTTP2ServerZkgate,
 	}

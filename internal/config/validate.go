@@ -5,7 +5,9 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -70,8 +72,8 @@ func (c *Config) validateEntryPoints(p *problems) {
 		} else if !strings.HasSuffix(ep.Address, ":0") { // port 0: a free port each
 			byAddr[ep.Address] = name
 		}
-		if ep.Loops < 0 || ep.Loops > maxLoops {
-			p.addf(key+".loops", "%d: must be 0 (off) to %d", ep.Loops, maxLoops)
+		if _, err := LoopCount(ep.Loops); err != nil {
+			p.addf(key+".loops", "%v", err)
 		}
 		p.nonNegative(key+".read_header_timeout", int64(ep.ReadHeaderTimeout))
 		p.nonNegative(key+".read_timeout", int64(ep.ReadTimeout))
@@ -277,6 +279,29 @@ func sortedNames[V any](m map[string]V) []string {
 	return names
 }
 
+// Values of EntryPoint.Loops besides a number.
+const (
+	LoopsAuto = "auto"
+	LoopsOff  = "off"
+)
+
 // maxLoops bounds entry_points.<name>.loops: a loop is a thread, and more
 // of them than processors only take turns.
 const maxLoops = 256
+
+// LoopCount is how many loops v (EntryPoint.Loops) asks for: "auto" (or
+// empty) half of GOMAXPROCS, at least 1; "off" or "0" none; else the
+// number, 1 to 256.
+func LoopCount(v string) (int, error) {
+	switch strings.TrimSpace(v) {
+	case "", LoopsAuto:
+		return max(1, runtime.GOMAXPROCS(0)/2), nil
+	case LoopsOff, "0":
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 || n > maxLoops {
+		return 0, fmt.Errorf("%q: want auto, off, or a number of loops from 1 to %d", v, maxLoops)
+	}
+	return n, nil
+}
