@@ -207,10 +207,15 @@ const epollET = 1 << 31
 // readable, and the peer's hang-up.
 const loopInterest = syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET
 
-// wake interrupts the loop's wait.
+// wake interrupts the loop's wait, unless it has ended (its eventfd's
+// number may be another file's by then).
 func (l *loop) wake() {
-	one := uint64(1)
-	_, _ = syscall.Write(l.evfd, (*[8]byte)(unsafe.Pointer(&one))[:])
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.exited {
+		one := uint64(1)
+		_, _ = syscall.Write(l.evfd, (*[8]byte)(unsafe.Pointer(&one))[:])
+	}
 }
 
 // takeLoop moves cc, between requests with nothing buffered, into a loop,
@@ -349,6 +354,11 @@ func (l *loop) dispatch(fd int32, gen uint32, events uint32) bool {
 		return true // an earlier registration's
 	}
 	if uc := lf.uc; uc != nil {
+		if events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+			// The endpoint closed it: never pooled unpeeked, and an
+			// answer awaited whole from it comes no more.
+			uc.marked, uc.hup = true, true
+		}
 		if lc := uc.waiter; lc != nil {
 			return l.answer(lc)
 		}
@@ -549,7 +559,11 @@ func (l *loop) answer(lc *lconn) bool {
 		}
 		lc.headN = hn
 	}
-	switch bodyState(uc, &c.res, c.req.method) {
+	st := bodyState(uc, &c.res, c.req.method)
+	if st == bodyWait && uc.hup {
+		st = bodyStream // cut short: the relay finds where, as without loops
+	}
+	switch st {
 	case bodyWait:
 		l.cur = nil
 		return true
@@ -825,7 +839,7 @@ func (l *loop) popIdle(p *hostPool, now time.Time) *upConn {
 			continue
 		}
 		l.pools[p] = list
-		uc.reused, uc.marked = true, false
+		uc.reused, uc.marked, uc.hup = true, false, false
 		return uc
 	}
 	l.pools[p] = list
@@ -860,13 +874,21 @@ func (l *loop) adopt(uc *upConn) bool {
 		lf.dropRaw()
 		return false
 	}
-	uc.lp, uc.marked, uc.dl = l, false, time.Time{}
+	uc.lp, uc.marked, uc.hup, uc.dl = l, false, false, time.Time{}
 	return true
 }
 
 // putIdle keeps uc, released by an exchange of the loop, in the loop's
 // pool (hostPool.put's rules).
 func (l *loop) putIdle(uc *upConn) {
+	if lc := l.cur; lc != nil && lc.uc == uc {
+		lc.uc = nil // the exchange is done with it (an escalation leaves it)
+	}
+	if uc.sock.full {
+		// The last receive filled its buffer: bytes may wait behind the
+		// answer with no edge to come for them. Peeked before reuse.
+		uc.marked = true
+	}
 	uc.markIdle()
 	p := uc.pool
 	list := l.pools[p]

@@ -71,6 +71,7 @@ type upConn struct {
 	lp     *loop
 	waiter *lconn
 	marked bool
+	hup    bool // the loop saw the endpoint hang up
 	// dl is the deadline set on nc, for reads and writes alike (zero:
 	// none): the request's write is bounded as the wait for its answer
 	// is (what is written under it is a head, or a body held whole in

@@ -32,10 +32,13 @@ import (
 // response is read): each has its own fields.
 type sockIO struct {
 	raw syscall.RawConn
-	// The read's buffer, count and error.
-	rp []byte
-	rn int
-	re syscall.Errno
+	// The read's buffer, count and error; full, that the last receive
+	// filled its buffer (the socket may hold more: a loop, which learns of
+	// bytes from edges, cannot tell that they came).
+	rp   []byte
+	rn   int
+	re   syscall.Errno
+	full bool
 	// The write's.
 	iov [2]syscall.Iovec
 	msg syscall.Msghdr
@@ -111,7 +114,7 @@ func (s *sockIO) recv(fd uintptr) bool {
 	if e == syscall.EAGAIN {
 		return false
 	}
-	s.rn, s.re = n, e
+	s.rn, s.re, s.full = n, e, n == len(s.rp)
 	return true
 }
 
