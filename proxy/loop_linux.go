@@ -151,6 +151,7 @@ const (
 	todoRead   = iota // read the idle connection (moved in, or readable while busy)
 	todoExpire        // the answer's deadline passed
 	todoHup           // the client hung up while its answer is awaited, watchDelay ago
+	todoClose         // Server.Close closes it (closeOutside)
 )
 
 // An lconn is a client connection in a loop: between requests, or with
@@ -395,6 +396,14 @@ func (l *loop) do(t todo) bool {
 			p := lc.uc.pool
 			l.escalate(nil)
 			return lc.finish(p, lc.uc, true, nil)
+		}
+	case todoClose:
+		if lc.c == nil {
+			l.closeClient(lc, nil)
+			return true
+		}
+		if lc.pendAt >= 0 {
+			return l.abort(lc) // its answer awaited: ended as a client gone
 		}
 	case todoHup:
 		if lc.pendAt >= 0 {
@@ -993,20 +1002,8 @@ func (l *loop) mail() {
 			continue
 		}
 		if lc := lf.lc; lc != nil && lc.live {
-			if lc.c != nil {
-				l.abortClosed(lc)
-			} else {
-				l.closeClient(lc, nil)
-			}
+			l.todo = append(l.todo, todo{lc, todoClose})
 		}
-	}
-}
-
-// abortClosed ends the exchange of lc, which Server.Close closes, as
-// abort ends it; it cannot escalate (the client is gone).
-func (l *loop) abortClosed(lc *lconn) {
-	if !l.abort(lc) {
-		panic("proxy: a loop's abort escalated")
 	}
 }
 
