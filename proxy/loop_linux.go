@@ -213,6 +213,11 @@ const loopInterest = syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET
 func (l *loop) wake() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.wakeLocked()
+}
+
+// wakeLocked is wake, under l.mu.
+func (l *loop) wakeLocked() {
 	if !l.exited {
 		one := uint64(1)
 		_, _ = syscall.Write(l.evfd, (*[8]byte)(unsafe.Pointer(&one))[:])
@@ -247,12 +252,9 @@ func (cc *cconn) takeLoop() bool {
 	}
 	lf.gen = l.gen.Add(1)
 	ev := syscall.EpollEvent{Events: loopInterest, Fd: int32(lf.fd), Pad: int32(lf.gen)}
-	if syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, lf.fd, &ev) != nil {
-		lf.dropRaw()
-		return false
-	}
 	l.mu.Lock()
-	if l.exited {
+	// Under l.mu: a loop that has ended has closed its epoll set.
+	if l.exited || syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, lf.fd, &ev) != nil {
 		l.mu.Unlock()
 		lf.dropRaw()
 		return false
@@ -260,8 +262,8 @@ func (cc *cconn) takeLoop() bool {
 	// Registered before the loop knows of it: an event it takes first
 	// is dropped, and the loop reads the connection once it knows it.
 	l.adds = append(l.adds, lf)
+	l.wakeLocked()
 	l.mu.Unlock()
-	l.wake()
 	return true
 }
 
@@ -281,8 +283,8 @@ func (lf *loopFD) dropRaw() {
 func (l *loop) askClose(lf *loopFD) {
 	l.mu.Lock()
 	l.closes = append(l.closes, lf)
+	l.wakeLocked()
 	l.mu.Unlock()
-	l.wake()
 }
 
 // register adds lf, in l's mode, to the loop's table of sockets; add
@@ -672,6 +674,8 @@ func (l *loop) goOn(lc *lconn, c *fconn, keep bool) bool {
 		return false
 	}
 	l.s.loops.served.Add(1)
+	lc.cc.served = true // its idle timeout is IdleTimeout from now on
+	c.inLoop = false
 	l.cur = nil
 	if !keep {
 		l.closeClient(lc, c)
@@ -682,6 +686,11 @@ func (l *loop) goOn(lc *lconn, c *fconn, keep bool) bool {
 
 // idle makes lc wait in the loop for its next request.
 func (l *loop) idle(lc *lconn, c *fconn) bool {
+	if l.closing {
+		l.cur = nil
+		l.closeClient(lc, c)
+		return true
+	}
 	lc.idleSince = c.now
 	c.recycle()
 	lc.cc.state.Store(connLooped)
@@ -724,6 +733,7 @@ func (l *loop) handOff(lc *lconn, c *fconn) bool {
 	lc.lf.toRuntime()
 	lc.cc.state.Store(connActive)
 	lc.cc.quick = true
+	c.inLoop = false // served from its head again, by the goroutine
 	go lc.cc.runFrom(c, true)
 	return true
 }
@@ -815,6 +825,8 @@ func (lc *lconn) resume(c *fconn, keep bool) {
 		return
 	}
 	cc.quick = true // busy: it waits hot (sticky) for its next request
+	cc.served = true
+	c.inLoop = false
 	cc.runFrom(c, false)
 }
 
@@ -913,7 +925,7 @@ func (l *loop) putIdle(uc *upConn) {
 func (l *loop) turn() bool {
 	l.mail()
 	now := time.Now()
-	if !l.closing && l.s.closing.Load() {
+	if l.closing || l.s.closing.Load() {
 		l.closing = true
 		for lc := range l.clients {
 			if lc.c == nil {
@@ -926,10 +938,10 @@ func (l *loop) turn() bool {
 	}
 	if l.closing && len(l.clients) == 0 && len(l.todo) == 0 {
 		l.mu.Lock()
-		if len(l.adds) == 0 {
+		if len(l.adds) == 0 && len(l.closes) == 0 {
 			l.exited = true
+			l.exit() // under l.mu: takeLoop and wake check exited first
 			l.mu.Unlock()
-			l.exit()
 			return false
 		}
 		l.mu.Unlock()
@@ -956,6 +968,17 @@ func (l *loop) turn() bool {
 		return true
 	}
 	l.n, l.next = l.wait(wait), 0
+	// An idle upstream connection with an event in this batch is marked
+	// before any event is served: a request served first must not take
+	// it unpeeked.
+	for i := range l.events[:l.n] {
+		ev := &l.events[i]
+		if fd := int(ev.Fd); fd < len(l.regs) {
+			if lf := l.regs[fd]; lf != nil && lf.gen == uint32(ev.Pad) && lf.uc != nil && lf.uc.waiter == nil {
+				lf.uc.marked = true
+			}
+		}
+	}
 	return true
 }
 
@@ -989,8 +1012,17 @@ func (l *loop) mail() {
 		l.register(lf, false)
 		lc.live = true
 		l.clients[lc] = struct{}{}
-		l.todo = append(l.todo, todo{lc, todoRead})
 		adds[i] = nil
+		lf.mu.Lock()
+		asked := lf.closeAsked
+		lf.mu.Unlock()
+		if asked || l.closing {
+			// Server.Close asked before the loop knew of it, or the
+			// Server is closing: an idle connection closes.
+			l.closeClient(lc, nil)
+			continue
+		}
+		l.todo = append(l.todo, todo{lc, todoRead})
 	}
 	l.spare = adds[:0]
 	for _, lf := range closes {
@@ -1003,7 +1035,7 @@ func (l *loop) mail() {
 		}
 		if lc := lf.lc; lc != nil && lc.live {
 			l.todo = append(l.todo, todo{lc, todoClose})
-		}
+		} // else not registered yet: its add finds closeAsked
 	}
 }
 

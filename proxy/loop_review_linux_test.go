@@ -179,3 +179,30 @@ func TestLoopReviewWakeAfterExit(t *testing.T) {
 		t.Fatalf("Server.Close wrote %x into a pipe that took the ended loop's eventfd number", buf[:n])
 	}
 }
+
+// TestLoopReviewIdleTimeoutAfterLateFirstRequest: a connection silent for
+// hotIdle before its first request is kicked, parked into a loop, and has
+// its requests served there; the loop never sets cconn.served, so its
+// sweep keeps bounding the idle connection by ReadHeaderTimeout rather
+// than IdleTimeout (cconn.idleTimeout). Without loops it stays open.
+func TestLoopReviewIdleTimeoutAfterLateFirstRequest(t *testing.T) {
+	be := newScriptedBackend(t, "b", &requestLog{}, okResponder("b"))
+	rt, err := NewRouter([]*Route{testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := startFrontend(t, NewHandler(rt, Options{}), ServerConfig{Loops: 1, ReadHeaderTimeout: 1500 * time.Millisecond, IdleTimeout: 30 * time.Second})
+	// A warm upstream connection, so that the loop serves c's request
+	// inline (a dial would escalate it, and the goroutine sets served).
+	warm := dialServer(t, strings.TrimPrefix(fe.URL, "http://"))
+	getOK(t, warm, "/w", "hello from b\n")
+	c := dialServer(t, strings.TrimPrefix(fe.URL, "http://"))
+	waitFor(t, "the silent connection parked in the loop", func() bool { return fe.srv.ConnStats().Parked == 2 })
+	getOK(t, c, "/a", "hello from b\n")
+	waitFor(t, "its request served in the loop", func() bool { return fe.srv.LoopStats().Served == 1 })
+	time.Sleep(2 * time.Second) // the idle time under test: past ReadHeaderTimeout and a sweep, well within IdleTimeout
+	c.send(t, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, err := readMessage(c.br, true, "GET"); err != nil {
+		t.Fatalf("idle 2s with ReadHeaderTimeout 1.5s and IdleTimeout 30s: %v (closed at ReadHeaderTimeout)", err)
+	}
+}

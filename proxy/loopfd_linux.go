@@ -39,6 +39,8 @@ type loopFD struct {
 	mu     sync.Mutex
 	inLoop atomic.Bool
 	closed bool
+	// closeAsked: closeOutside asked the loop to close it (under mu).
+	closeAsked bool
 
 	// The runtime's mode.
 	tcp *net.TCPConn
@@ -264,7 +266,11 @@ func (lf *loopFD) closeOutside() {
 	switch {
 	case lf.closed:
 	case lf.inLoop.Load():
-		lf.l.askClose(lf)
+		lf.closeAsked = true
+		l := lf.l
+		lf.mu.Unlock()
+		l.askClose(lf) // (not under lf.mu: the loop takes it to look)
+		lf.mu.Lock()
 	default:
 		lf.closed = true
 		_ = lf.tcp.Close()
