@@ -117,6 +117,7 @@ type fzGateway struct {
 	addr       string
 	setBackend func(addr string) error
 	closeIdle  func()
+	srv        *Server // nil for the reference
 }
 
 // fzFastGateway serves a catch-all route on a Server with its fast path.
@@ -127,6 +128,13 @@ func fzFastGateway(f *testing.F) *fzGateway {
 // fzRouteGateway serves a catch-all route with policies (nil: none) on a
 // Server with its fast path on or off.
 func fzRouteGateway(f *testing.F, fast bool, policies *Policies) *fzGateway {
+	return fzServerGateway(f, ServerConfig{DisableFastPath: !fast}, policies)
+}
+
+// fzServerGateway serves a catch-all route with policies (nil: none) on a
+// Server with cfg.
+func fzServerGateway(f *testing.F, cfg ServerConfig, policies *Policies) *fzGateway {
+	fast := !cfg.DisableFastPath
 	tr := NewTransport(TransportConfig{DialTimeout: fzDeadline})
 	if !fast {
 		// net/http's transport pools a connection with an answer's
@@ -139,7 +147,7 @@ func fzRouteGateway(f *testing.F, fast bool, policies *Policies) *fzGateway {
 	}
 	up := &Upstream{Name: "svc", Transport: tr, PassHostHeader: true}
 	h := NewHandler(nil, Options{})
-	srv := NewServer(h, ServerConfig{DisableFastPath: !fast})
+	srv := NewServer(h, cfg)
 	ln := fzListen(f)
 	go func() { _ = srv.Serve(ln) }()
 	f.Cleanup(func() {
@@ -159,7 +167,7 @@ func fzRouteGateway(f *testing.F, fast bool, policies *Policies) *fzGateway {
 		h.SetRouter(rt)
 		return nil
 	}
-	return &fzGateway{addr: ln.Addr().String(), setBackend: setBackend, closeIdle: tr.CloseIdleConnections}
+	return &fzGateway{addr: ln.Addr().String(), setBackend: setBackend, closeIdle: tr.CloseIdleConnections, srv: srv}
 }
 
 // fzRefGateway is the reference: net/http.Server and a stock
