@@ -416,6 +416,11 @@ func (cc *cconn) park() {
 		cc.toLoop()
 		return
 	}
+	cc.parkPoller()
+}
+
+// parkPoller is park without loops.
+func (cc *cconn) parkPoller() {
 	d := cc.idleTimeout()
 	var until int64
 	if d > 0 {
@@ -436,10 +441,15 @@ func (cc *cconn) park() {
 }
 
 // toLoop moves the connection, between requests with nothing buffered, into
-// a loop, or closes it when it cannot.
+// a loop; when none takes it, it is parked as without loops (or closed,
+// when its socket was lost in the attempt).
 func (cc *cconn) toLoop() {
-	if !cc.takeLoop() {
+	switch moved, gone := cc.takeLoop(); {
+	case moved:
+	case gone:
 		cc.close()
+	default:
+		cc.parkPoller()
 	}
 }
 

@@ -64,14 +64,25 @@ const loopSweep = 250 * time.Millisecond
 // loops are a Server's event loops, started with its first connection
 // that moves into one.
 type loops struct {
-	s    *Server
-	n    int
-	once sync.Once
-	ls   []*loop
-	next atomic.Uint32
+	s *Server
+	n int
+	// newLoop makes a loop (newLoop; a test's may fail).
+	newLoop func(*Server) (*loop, error)
+
+	mu       sync.Mutex
+	ls       []*loop
+	started  atomic.Bool
+	stopped  bool      // the Server is closing: none start
+	failedAt time.Time // when the loops last failed to start
+	next     atomic.Uint32
 	// What the loops did (LoopStats).
 	served, handedOff, escalated atomic.Int64
 }
+
+// loopRetry is how long after loops failed to start (out of descriptors,
+// say) they are tried again; meanwhile connections wait as without
+// loops.
+const loopRetry = 10 * time.Second
 
 // LoopStats returns what the Server's loops did so far (zero without
 // loops).
@@ -83,34 +94,58 @@ func (s *Server) LoopStats() LoopStats {
 	return LoopStats{Served: ls.served.Load(), HandedOff: ls.handedOff.Load(), Escalated: ls.escalated.Load()}
 }
 
-func newLoops(s *Server, n int) *loops { return &loops{s: s, n: n} }
+func newLoops(s *Server, n int) *loops { return &loops{s: s, n: n, newLoop: newLoop} }
 
 // pick returns the loop a connection moves into, round robin; nil when
-// none could start.
+// none runs (the Server is closing, or they failed to start).
 func (ls *loops) pick() *loop {
-	ls.once.Do(func() {
-		for range ls.n {
-			l, err := newLoop(ls.s)
-			if err != nil {
-				break
-			}
-			ls.ls = append(ls.ls, l)
-			go l.run()
-		}
-	})
-	if len(ls.ls) == 0 {
+	if !ls.started.Load() && !ls.start() {
 		return nil
 	}
 	return ls.ls[int(ls.next.Add(1))%len(ls.ls)]
 }
 
-// wake wakes every loop (the Server is closing).
+// start starts the loops, unless they run, the Server is closing, or
+// they failed to start within loopRetry. It reports whether they run.
+func (ls *loops) start() bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.started.Load() {
+		return true
+	}
+	if ls.stopped || !ls.failedAt.IsZero() && time.Since(ls.failedAt) < loopRetry {
+		return false
+	}
+	var err error
+	for len(ls.ls) < ls.n {
+		var l *loop
+		if l, err = ls.newLoop(ls.s); err != nil {
+			break
+		}
+		ls.ls = append(ls.ls, l)
+		go l.run()
+	}
+	if len(ls.ls) == 0 {
+		ls.failedAt = time.Now()
+		if h := ls.s.h; h != nil && h.log != nil {
+			h.log.WithError(err).Warnf("event loops did not start: connections wait without them; tried again in %s", loopRetry)
+		}
+		return false
+	}
+	ls.started.Store(true) // (fewer than asked when some failed)
+	return true
+}
+
+// wake wakes every loop (the Server is closing); none starts after.
 func (ls *loops) wake() {
 	if ls == nil {
 		return
 	}
-	ls.once.Do(func() {}) // none start once closing
-	for _, l := range ls.ls {
+	ls.mu.Lock()
+	ls.stopped = true
+	loops := ls.ls
+	ls.mu.Unlock()
+	for _, l := range loops {
 		l.wake()
 	}
 }
@@ -135,6 +170,7 @@ type loop struct {
 	pending []*lconn // exchanges waiting for their answers
 	pools   map[*hostPool][]*upConn
 	todo    []todo
+	later   []todo // reads for the next turn, after the next epoll_wait
 	spare   []*loopFD
 	cur     *lconn // the exchange being served (escalate's)
 	sweepAt time.Time
@@ -152,6 +188,7 @@ const (
 	todoExpire        // the answer's deadline passed
 	todoHup           // the client hung up while its answer is awaited, watchDelay ago
 	todoClose         // Server.Close closes it (closeOutside)
+	todoStream        // its answer's body did not come whole within watchDelay
 )
 
 // An lconn is a client connection in a loop: between requests, or with
@@ -168,6 +205,7 @@ type lconn struct {
 	deadline time.Time // Route.Timeout's
 	n        int       // the request head's length
 	headN    int       // the answer head's length, once parsed
+	bodyAt   time.Time // when the loop began to await the answer's body whole
 	since    time.Time // when the request was sent upstream
 	pendAt   int       // its index in pending; -1: not awaiting
 	discard  func()    // lc.dropUp, bound once
@@ -225,16 +263,17 @@ func (l *loop) wakeLocked() {
 }
 
 // takeLoop moves cc, between requests with nothing buffered, into a loop,
-// with its idle timeout counted from cc.since. It reports false when it
-// cannot: the caller closes the connection.
-func (cc *cconn) takeLoop() bool {
+// with its idle timeout counted from cc.since. It reports whether it
+// moved; when not, gone says whether its socket was closed in the
+// attempt (the caller closes the connection), else it is as it was.
+func (cc *cconn) takeLoop() (moved, gone bool) {
 	lf, ok := cc.nc.(*loopFD)
-	if !ok {
-		return false
+	if !ok || cc.s.closing.Load() {
+		return false, false
 	}
 	l := cc.s.loops.pick()
-	if l == nil || cc.s.closing.Load() {
-		return false
+	if l == nil {
+		return false, false
 	}
 	lc := lf.lc
 	if lc == nil {
@@ -244,12 +283,12 @@ func (cc *cconn) takeLoop() bool {
 	}
 	lc.pendAt, lc.escalated, lc.readable, lc.hup = -1, false, false, false
 	lc.idleSince = time.Unix(0, cc.since.Load())
+	if !lf.toLoop(l) {
+		return false, lf.isClosed()
+	}
 	cc.readDeadline = 0 // the socket's deadlines stay behind
 	cc.raw = &lf.raw
 	cc.state.Store(connLooped)
-	if !lf.toLoop(l) {
-		return false
-	}
 	lf.gen = l.gen.Add(1)
 	ev := syscall.EpollEvent{Events: loopInterest, Fd: int32(lf.fd), Pad: int32(lf.gen)}
 	l.mu.Lock()
@@ -257,14 +296,14 @@ func (cc *cconn) takeLoop() bool {
 	if l.exited || syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, lf.fd, &ev) != nil {
 		l.mu.Unlock()
 		lf.dropRaw()
-		return false
+		return false, true
 	}
 	// Registered before the loop knows of it: an event it takes first
 	// is dropped, and the loop reads the connection once it knows it.
 	l.adds = append(l.adds, lf)
 	l.wakeLocked()
 	l.mu.Unlock()
-	return true
+	return true, false
 }
 
 // dropRaw closes the socket of a loopFD in a loop's mode that no loop
@@ -399,6 +438,15 @@ func (l *loop) do(t todo) bool {
 			l.escalate(nil)
 			return lc.finish(p, lc.uc, true, nil)
 		}
+	case todoStream:
+		if lc.pendAt >= 0 && lc.headN > 0 {
+			// Relayed as it comes, by a goroutine: a peer whose window
+			// does not take the body whole is not waited for.
+			l.cur = lc
+			l.unpend(lc)
+			l.escalate(nil)
+			return lc.after(lc.kind(), nil)
+		}
 	case todoClose:
 		if lc.c == nil {
 			l.closeClient(lc, nil)
@@ -483,7 +531,7 @@ func (l *loop) serveBuffered(lc *lconn, c *fconn) bool {
 // exchange proxies the prepared request of route e, whose head is n bytes.
 func (l *loop) exchange(lc *lconn, c *fconn, e *entry, n int) bool {
 	ex := &c.ex
-	lc.c, lc.e, lc.n, lc.headN, lc.uc, lc.hupLooked = c, e, n, 0, nil, false
+	lc.c, lc.e, lc.n, lc.headN, lc.uc, lc.hupLooked, lc.bodyAt = c, e, n, 0, nil, false, time.Time{}
 	if err := e.startAttempts(ex, &lc.run); err != nil {
 		return l.end(lc, c.answer(e, ex, lc.run.ep, nil, failNoEndpoint, err))
 	}
@@ -574,8 +622,14 @@ func (l *loop) answer(lc *lconn) bool {
 	if st == bodyWait && uc.hup {
 		st = bodyStream // cut short: the relay finds where, as without loops
 	}
+	if pol := lc.e.pol; pol != nil && pol.compress != nil && c.ex.enc != encNone {
+		st = bodyStream // compressing costs the loop too long: a goroutine's
+	}
 	switch st {
 	case bodyWait:
+		if lc.bodyAt.IsZero() {
+			lc.bodyAt = time.Now()
+		}
 		l.cur = nil
 		return true
 	case bodyStream:
@@ -586,6 +640,7 @@ func (l *loop) answer(lc *lconn) bool {
 	lc.headN = 0
 	kind := lc.kind()
 	if lc.e.endAttempt(&c.ex, &lc.run, kind, lc.discard) {
+		lc.bodyAt = time.Time{}
 		return l.send(lc) // a retry (its answer dropped)
 	}
 	return l.end(lc, c.answer(lc.e, &c.ex, lc.run.ep, uc, kind, nil))
@@ -634,14 +689,11 @@ func bodyState(uc *upConn, res *fastResponse, method string) int {
 
 // inQueue is how many bytes wait in uc's socket's receive queue.
 func inQueue(uc *upConn) int {
-	n := 0
-	_ = uc.raw.Control(func(fd uintptr) {
-		var v int32
-		if _, _, e := syscall.RawSyscall(syscall.SYS_IOCTL, fd, siocinq, uintptr(unsafe.Pointer(&v))); e == 0 {
-			n = int(v)
-		}
-	})
-	return n
+	var v int32
+	if _, _, e := syscall.RawSyscall(syscall.SYS_IOCTL, uintptr(uc.lf().fd), siocinq, uintptr(unsafe.Pointer(&v))); e != 0 {
+		return 0
+	}
+	return int(v)
 }
 
 // abort ends lc's exchange, whose client went away while its answer was
@@ -697,9 +749,12 @@ func (l *loop) idle(lc *lconn, c *fconn) bool {
 	l.cur = nil
 	if lc.readable || lc.hup {
 		// An edge that came while it was busy is spent; so is a
-		// hang-up's, which a read finds (the end of stream).
+		// hang-up's, which a read finds (the end of stream). It is read
+		// at the next turn, after the events that came meanwhile: one
+		// client that keeps its socket full (pipelined requests the loop
+		// answers itself) gets a read per turn, not the loop.
 		lc.readable = false
-		l.todo = append(l.todo, todo{lc, todoRead})
+		l.later = append(l.later, todo{lc, todoRead})
 	}
 	return true
 }
@@ -730,12 +785,20 @@ func (l *loop) handOff(lc *lconn, c *fconn) bool {
 	lc.lf.sticky = true
 	l.cur = nil
 	l.drop(lc)
-	lc.lf.toRuntime()
+	l.forget(lc.lf)
 	lc.cc.state.Store(connActive)
 	lc.cc.quick = true
 	c.inLoop = false // served from its head again, by the goroutine
-	go lc.cc.runFrom(c, true)
+	go lc.handedOff(c)
 	return true
+}
+
+// handedOff serves lc's connection, which a loop has let go of, on a
+// goroutine from c: its socket moves to the runtime's poller (off the
+// loop's thread), then its request is served from its head.
+func (lc *lconn) handedOff(c *fconn) {
+	lc.lf.toRuntime()
+	lc.cc.runFrom(c, true)
 }
 
 // escalate makes the exchange under way leave the loop with the calling
@@ -747,22 +810,31 @@ func (l *loop) handOff(lc *lconn, c *fconn) bool {
 // caller must not touch the loop.
 func (l *loop) escalate(lf *loopFD) {
 	l.s.loops.escalated.Add(1)
+	var moving [3]*loopFD
+	n := 0
 	if lc := l.cur; lc != nil {
 		l.drop(lc)
 		lc.escalated = true
 		lc.lf.sticky = true
-		lc.lf.toRuntime()
+		l.forget(lc.lf)
+		moving[n], n = lc.lf, n+1
 		if uc := lc.uc; uc != nil && uc.lp == l {
 			uc.waiter, uc.lp = nil, nil
-			uc.lf().toRuntime()
+			l.forget(uc.lf())
+			moving[n], n = uc.lf(), n+1
 		}
 	}
-	if lf != nil && lf.inLoop.Load() && lf.l == l {
-		lf.toRuntime() // (not the exchange's: never expected)
+	if lf != nil && lf != moving[0] && lf != moving[1] && lf.inLoop.Load() && lf.l == l {
+		l.forget(lf) // (not the exchange's: never expected)
+		moving[n], n = lf, n+1
 	}
 	l.cur = nil
 	go l.run()
 	runtime.UnlockOSThread()
+	// Off the loop's thread: a move costs tens of microseconds.
+	for _, m := range moving[:n] {
+		m.toRuntime()
+	}
 }
 
 // finish runs, on the goroutine that left the loop with lc's exchange,
@@ -936,7 +1008,7 @@ func (l *loop) turn() bool {
 	if !now.Before(l.sweepAt) {
 		l.sweep(now)
 	}
-	if l.closing && len(l.clients) == 0 && len(l.todo) == 0 {
+	if l.closing && len(l.clients) == 0 && len(l.todo) == 0 && len(l.later) == 0 {
 		l.mu.Lock()
 		if len(l.adds) == 0 && len(l.closes) == 0 {
 			l.exited = true
@@ -956,6 +1028,13 @@ func (l *loop) turn() bool {
 				wait = min(wait, d)
 			}
 		}
+		if lc.headN > 0 && !lc.bodyAt.IsZero() {
+			if d := lc.bodyAt.Add(watchDelay).Sub(now); d <= 0 {
+				l.todo = append(l.todo, todo{lc, todoStream})
+			} else {
+				wait = min(wait, d)
+			}
+		}
 		if lc.hup && !lc.hupLooked {
 			if d := lc.since.Add(watchDelay).Sub(now); d <= 0 {
 				l.todo = append(l.todo, todo{lc, todoHup})
@@ -967,7 +1046,16 @@ func (l *loop) turn() bool {
 	if len(l.todo) > 0 {
 		return true
 	}
+	if len(l.later) > 0 {
+		wait = 0 // events first, without blocking, then the reads put off
+	}
 	l.n, l.next = l.wait(wait), 0
+	// (run serves the events, then the todo list: the reads put off.)
+	for i := len(l.later) - 1; i >= 0; i-- {
+		l.todo = append(l.todo, l.later[i])
+	}
+	clear(l.later)
+	l.later = l.later[:0]
 	// An idle upstream connection with an event in this batch is marked
 	// before any event is served: a request served first must not take
 	// it unpeeked.

@@ -18,7 +18,7 @@ func (*loops) wake() {}
 
 func (*loop) putIdle(*upConn) {}
 
-func (*cconn) takeLoop() bool { return false }
+func (*cconn) takeLoop() (moved, gone bool) { return false, false }
 
 func loopConn(nc net.Conn) net.Conn { return nc }
 

@@ -206,3 +206,82 @@ func TestLoopReviewIdleTimeoutAfterLateFirstRequest(t *testing.T) {
 		t.Fatalf("idle 2s with ReadHeaderTimeout 1.5s and IdleTimeout 30s: %v (closed at ReadHeaderTimeout)", err)
 	}
 }
+
+// TestLoopReview2InlineFloodStarvesLoop: a client that keeps its socket's
+// receive queue at 4 KiB or more of whole requests the loop answers itself
+// (here 404s; a rate limit's 429s or a CORS preflight are the same) makes
+// every read full: idle() pushes todoRead, run() pops it at once (LIFO),
+// and turn() is never reached while the todo list is non-empty. No
+// epoll_wait, no mail, no sweep, no deadline: every other connection of the
+// loop waits as long as the flood lasts. On the goroutine path B's
+// goroutine is served on another processor.
+func TestLoopReview2InlineFloodStarvesLoop(t *testing.T) {
+	be := newScriptedBackend(t, "b", &requestLog{}, okResponder("b"))
+	r := testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr())
+	r.Hosts = []string{"h"} // Host "x" matches no route: 404 answered in the loop
+	fe, _ := loopFrontend(t, r)
+	addr := strings.TrimPrefix(fe.URL, "http://")
+
+	b := dialServer(t, addr)
+	getOK(t, b, "/b1", "hello from b\n")
+	waitFor(t, "B in the loop", func() bool { return fe.srv.ConnStats().Parked == 1 })
+
+	a := dialServer(t, addr)
+	req := "GET /ppppp HTTP/1.1\r\nHost: x\r\n\r\n"
+	if len(req) != 32 {
+		t.Fatal(len(req))
+	}
+	a.send(t, req)
+	if m := a.response(t, "GET"); m.statusCode() != 404 {
+		t.Fatalf("A: %q", m.start)
+	}
+	waitFor(t, "A in the loop", func() bool { return fe.srv.ConnStats().Parked == 2 })
+
+	// 4 KiB of whole requests per write: every 4 KiB read of the loop
+	// ends on a request's end (a cut one would be handed off).
+	// Several writers keep the socket's queue full (each write goes
+	// whole, one after the other).
+	chunk := strings.Repeat(req, 4096/len(req))
+	for range 4 {
+		go func() {
+			for {
+				if _, err := io.WriteString(a.Conn, chunk); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	go func() { _, _ = io.Copy(io.Discard, a.Conn) }() // A reads its answers
+	waitFor(t, "the flood under way", func() bool { return fe.srv.LoopStats().Served > 2000 })
+
+	_ = b.SetDeadline(time.Now().Add(2 * time.Second))
+	b.send(t, "GET /b2 HTTP/1.1\r\nHost: h\r\n\r\n")
+	m, err := readMessage(b.br, true, "GET")
+	if err != nil {
+		t.Fatalf("B's request while A floods the loop with inline-answered requests: %v (loop stats %+v)", err, fe.srv.LoopStats())
+	}
+	if m.statusCode() != 200 {
+		t.Fatalf("B: %q", m.start)
+	}
+}
+
+// TestLoopReview2NoLoopClosesKeepAlive: when no loop can start (newLoop
+// fails: out of descriptors, say), a connection that would wait in a loop
+// is parked in the poller as without loops, not closed: keep-alive stays.
+func TestLoopReview2NoLoopClosesKeepAlive(t *testing.T) {
+	be := newScriptedBackend(t, "b", &requestLog{}, okResponder("b"))
+	fe, _ := loopFrontend(t, testRoute(t, "r", "round_robin", testUpstream(t, "svc"), be.addr()))
+	fe.srv.loops.newLoop = func(*Server) (*loop, error) { return nil, errors.New("simulated: too many open files") }
+	c := dialServer(t, strings.TrimPrefix(fe.URL, "http://"))
+	getOK(t, c, "/a", "hello from b\n")
+	c.send(t, "GET /a2 HTTP/1.1\r\nHost: h\r\n\r\n") // (hot: the next wait is a park)
+	if _, err := readMessage(c.br, true, "GET"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the connection parked in the poller", func() bool { return fe.srv.ConnStats().Parked == 1 })
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	c.send(t, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, err := readMessage(c.br, true, "GET"); err != nil {
+		t.Fatalf("second request on a keep-alive connection with no loop running: %v (closed instead of parked)", err)
+	}
+}

@@ -106,16 +106,17 @@ func (lf *loopFD) toLoop(l *loop) bool {
 }
 
 // toRuntime moves the socket, in a loop's mode, back to the runtime's
-// poller; it runs on the loop's goroutine, which drops the socket from
-// its epoll set first (loop.forget). The deadlines set meanwhile are set
-// again. A socket that cannot move is closed (its I/O then fails).
+// poller, on the goroutine that takes it from the loop, once the loop has
+// dropped it from its epoll set (loop.forget) and let go of it. The
+// deadlines set meanwhile are set again. A socket that cannot move, or
+// that Server.Close asked to close meanwhile, is closed (its I/O then
+// fails).
 func (lf *loopFD) toRuntime() {
 	lf.mu.Lock()
 	defer lf.mu.Unlock()
 	if !lf.inLoop.Load() {
 		return
 	}
-	lf.l.forget(lf)
 	f := os.NewFile(uintptr(lf.fd), "")
 	nc, err := net.FileConn(f) // a duplicate, in the runtime's poller
 	_ = f.Close()
@@ -131,6 +132,11 @@ func (lf *loopFD) toRuntime() {
 	}
 	lf.tcp = tc
 	lf.rc, _ = tc.SyscallConn()
+	if lf.closeAsked {
+		lf.closed = true
+		_ = tc.Close()
+		return
+	}
 	if lf.rdl != 0 {
 		_ = tc.SetReadDeadline(time.Unix(0, lf.rdl))
 	}
@@ -403,4 +409,11 @@ func (cc *cconn) loopable(quiet bool) bool {
 	}
 	lf.sticky = false
 	return true
+}
+
+// isClosed reports whether the socket is closed.
+func (lf *loopFD) isClosed() bool {
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	return lf.closed
 }

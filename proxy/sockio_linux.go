@@ -112,6 +112,7 @@ func setLen[T ~uint32 | ~uint64](f *T, n int) { *f = T(n) }
 func (s *sockIO) recv(fd uintptr) bool {
 	n, e := recvRaw(fd, s.rp, recvFlags)
 	if e == syscall.EAGAIN {
+		s.full = false
 		return false
 	}
 	s.rn, s.re, s.full = n, e, n == len(s.rp)
