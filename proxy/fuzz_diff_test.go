@@ -1014,24 +1014,32 @@ func FuzzParseResponse(f *testing.F) {
 		}
 		wg.Wait()
 
-		var problems []string
-		if !fastA.same(refA) && fastA.status != http.StatusBadGateway {
-			what := "the answers to /a differ"
-			if refA.status == http.StatusBadGateway {
-				what = "the reference answered /a 502, the fast path did not (a leniency?)"
-			}
-			problems = append(problems, fmt.Sprintf("%s (- reference, + fast path):\n%s", what, lineDiff(refA.show(), fastA.show())))
-		}
-		if !fzIsMarker(fastB) {
-			problems = append(problems, "the fast path's answer to /b on a new connection is not the marker:\n"+fastB.show())
-		}
-		if !fzIsMarker(refB) {
-			problems = append(problems, "the reference's answer to /b is not the marker (harness?):\n"+refB.show())
-		}
-		if len(problems) > 0 {
-			t.Fatalf("backend answer %s\n%s\n%s", fzQuote(script), fzShowInput(script), strings.Join(problems, "\n"))
-		}
+		fzCompareAnswers(t, script, "the fast path", "/b on a new connection", fastA, fastB, refA, refB)
 	})
+}
+
+// fzCompareAnswers fails t when side's answer a to /a differs from the
+// reference's refA (a 502 of side's excepted), or when either answer to
+// /b (bWhat) is not the backend's marker, naming the backend's answer
+// script and any earlier problems.
+func fzCompareAnswers(t *testing.T, script []byte, side, bWhat string, a, b, refA, refB fzAnswer, problems ...string) {
+	t.Helper()
+	if !a.same(refA) && a.status != http.StatusBadGateway {
+		what := "the answers to /a differ"
+		if refA.status == http.StatusBadGateway {
+			what = "the reference answered /a 502, " + side + " did not (a leniency?)"
+		}
+		problems = append(problems, fmt.Sprintf("%s (- reference, + %s):\n%s", what, side, lineDiff(refA.show(), a.show())))
+	}
+	if !fzIsMarker(b) {
+		problems = append(problems, side+"'s answer to "+bWhat+" is not the marker:\n"+b.show())
+	}
+	if !fzIsMarker(refB) {
+		problems = append(problems, "the reference's answer to /b is not the marker (harness?):\n"+refB.show())
+	}
+	if len(problems) > 0 {
+		t.Fatalf("backend answer %s\n%s\n%s", fzQuote(script), fzShowInput(script), strings.Join(problems, "\n"))
+	}
 }
 
 func fzCut(err error) bool {

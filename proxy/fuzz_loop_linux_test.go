@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,22 +80,7 @@ func FuzzLoopResponse(f *testing.F) {
 		if after == before {
 			problems = append(problems, "the loop did not take /a (served, handed off or escalated)")
 		}
-		if !loopA.same(refA) && loopA.status != http.StatusBadGateway {
-			what := "the answers to /a differ"
-			if refA.status == http.StatusBadGateway {
-				what = "the reference answered /a 502, the loop did not (a leniency?)"
-			}
-			problems = append(problems, fmt.Sprintf("%s (- reference, + loop):\n%s", what, lineDiff(refA.show(), loopA.show())))
-		}
-		if !fzIsMarker(loopB) {
-			problems = append(problems, "the loop's answer to /b is not the marker:\n"+loopB.show())
-		}
-		if !fzIsMarker(refB) {
-			problems = append(problems, "the reference's answer to /b is not the marker (harness?):\n"+refB.show())
-		}
-		if len(problems) > 0 {
-			t.Fatalf("backend answer %s\n%s\n%s", fzQuote(script), fzShowInput(script), strings.Join(problems, "\n"))
-		}
+		fzCompareAnswers(t, script, "the loop", "/b", loopA, loopB, refA, refB, problems...)
 	})
 }
 
